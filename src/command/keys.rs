@@ -1,0 +1,344 @@
+//! Generic key commands: DEL, EXISTS, TYPE, TTLs, and the shard-side
+//! pieces of KEYS, SCAN, RANDOMKEY and RENAME (their cross-shard driver
+//! lives in `shard::fanout`).
+
+use super::Args;
+use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::{Resp, err};
+use crate::store::glob::glob_match;
+use crate::shard::Shard;
+use crate::store::{Db, Entry, Ttl};
+
+pub fn del(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let n = args.iter_from(1).filter(|k| db.delete(k)).count();
+    out.int(n as i64);
+}
+
+/// EXISTS and TOUCH: counts keys, a key named twice counts twice.
+pub fn exists(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let n = args.iter_from(1).filter(|k| db.contains(k)).count();
+    out.int(n as i64);
+}
+
+pub fn type_of(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let name = db.get(args.get(1)).map_or("none", |e| e.value.type_name());
+    out.simple(name);
+}
+
+/// EXPIRE family: `unit_ms` 1000 for seconds; `absolute` for *AT forms.
+fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, absolute: bool) {
+    let key = args.get(1);
+    let cmd = args.name_lossy();
+    let Some(n) = parse_i64(args.get(2)) else { return out.error(err::NOT_INTEGER) };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in args.iter_from(3) {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => return out.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return out.error("ERR GT and LT options at the same time are not compatible");
+    }
+    let invalid = || format!("ERR invalid expire time in '{cmd}' command");
+    let Some(mut at) = n.checked_mul(unit_ms) else { return out.error(&invalid()) };
+    if !absolute {
+        match at.checked_add(db.now_ms as i64) {
+            Some(v) => at = v,
+            None => return out.error(&invalid()),
+        }
+    }
+    let Some(current) = db.get_mut(key).map(|e| e.expire_at) else { return out.int(0) };
+    // No TTL behaves as an infinite one for GT/LT.
+    let current_inf = if current == 0 { i64::MAX } else { current as i64 };
+    if (nx && current != 0) || (xx && current == 0) || (gt && at <= current_inf) || (lt && at >= current_inf) {
+        return out.int(0);
+    }
+    if at <= db.now_ms as i64 {
+        db.remove(key);
+    } else {
+        db.set_expire(key, at as u64);
+    }
+    out.int(1);
+}
+
+pub fn expire(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expire_generic(db, args, out, 1000, false);
+}
+
+pub fn pexpire(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expire_generic(db, args, out, 1, false);
+}
+
+pub fn expireat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expire_generic(db, args, out, 1000, true);
+}
+
+pub fn pexpireat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expire_generic(db, args, out, 1, true);
+}
+
+/// -2 missing, -1 no TTL, else remaining time in `unit_ms` (rounded as
+/// Redis: TTL rounds to the nearest second).
+fn ttl_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: u64) {
+    let now = db.now_ms;
+    match db.get(args.get(1)).map(|e| e.expire_at) {
+        None => out.int(-2),
+        Some(0) => out.int(-1),
+        Some(at) => {
+            let left = at.saturating_sub(now);
+            out.int(((left + unit_ms / 2) / unit_ms) as i64)
+        }
+    }
+}
+
+pub fn ttl(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    ttl_generic(db, args, out, 1000);
+}
+
+pub fn pttl(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    ttl_generic(db, args, out, 1);
+}
+
+fn expiretime_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: u64) {
+    match db.get(args.get(1)).map(|e| e.expire_at) {
+        None => out.int(-2),
+        Some(0) => out.int(-1),
+        Some(at) => out.int((at / unit_ms) as i64),
+    }
+}
+
+pub fn expiretime(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expiretime_generic(db, args, out, 1000);
+}
+
+pub fn pexpiretime(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    expiretime_generic(db, args, out, 1);
+}
+
+pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    match db.get_mut(key).map(|e| e.expire_at) {
+        Some(at) if at != 0 => {
+            db.set_expire(key, 0);
+            out.int(1);
+        }
+        _ => out.int(0),
+    }
+}
+
+/// Shard side of KEYS: every live key matching `pattern`.
+pub fn matching_keys(db: &Db, pattern: &[u8]) -> Vec<Vec<u8>> {
+    let all = pattern == b"*";
+    db.iter()
+        .filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k)))
+        .map(|(k, _)| k.to_vec())
+        .collect()
+}
+
+/// Filters of a SCAN call.
+#[derive(Clone, Debug, Default)]
+pub struct ScanFilter {
+    pub pattern: Option<Vec<u8>>,
+    pub type_name: Option<String>,
+}
+
+impl ScanFilter {
+    pub fn accepts(&self, key: &[u8], entry: &Entry) -> bool {
+        self.pattern.as_deref().is_none_or(|p| glob_match(p, key))
+            && self.type_name.as_deref().is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()))
+    }
+}
+
+/// Shard side of SCAN: looks at `count` positions from `pos`; returns the
+/// next position (None when the shard is done) and the matching keys.
+pub fn scan_step(db: &Db, pos: usize, count: usize, filter: &ScanFilter) -> (Option<usize>, Vec<Vec<u8>>) {
+    let end = pos.saturating_add(count).min(db.len());
+    let keys = (pos..end)
+        .filter_map(|i| db.key_at(i))
+        .filter(|(k, e)| db.is_live(e) && filter.accepts(k, e))
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    (if end < db.len() { Some(end) } else { None }, keys)
+}
+
+/// Shard side of RANDOMKEY: a few tries to find a live key.
+pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
+    for _ in 0..16 {
+        if db.is_empty() {
+            return None;
+        }
+        let idx = db.random_index(db.len());
+        let (k, e) = db.key_at(idx)?;
+        if db.is_live(e) {
+            return Some(k.to_vec());
+        }
+    }
+    None
+}
+
+/// Shard side of a cross-shard RENAME: removes and returns the live entry.
+pub fn take(db: &mut Db, key: &[u8]) -> Option<Entry> {
+    if db.contains(key) { db.remove(key) } else { None }
+}
+
+/// Shard side of a cross-shard RENAME: installs the moved entry.
+pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
+    let ttl = if entry.expire_at == 0 { Ttl::Clear } else { Ttl::At(entry.expire_at) };
+    db.set(key, entry.value, ttl);
+}
+
+/// RENAME/RENAMENX when both keys live on one shard. Returns the reply.
+pub fn rename_local(db: &mut Db, src: &[u8], dst: &[u8], nx: bool, out: &mut Vec<u8>) {
+    if !db.contains(src) {
+        return out.error(err::NO_SUCH_KEY);
+    }
+    if nx && db.contains(dst) {
+        return out.int(0);
+    }
+    if src != dst {
+        let entry = db.remove(src).expect("checked live above");
+        put(db, dst, entry);
+    }
+    if nx { out.int(1) } else { out.ok() }
+}
+
+// ---- Connection-side drivers: these run on the client's core and reach
+// ---- other shards through `Shard::run_on`.
+
+/// KEYS: every shard's matches, concatenated.
+pub async fn keys_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let pattern = args.get(1).to_vec();
+    let per_shard = shard.run_on_all(move |s: &Shard| matching_keys(&s.db.borrow(), &pattern)).await;
+    out.array(per_shard.iter().map(Vec::len).sum());
+    for key in per_shard.iter().flatten() {
+        out.bulk(key);
+    }
+}
+
+/// Bits of a SCAN cursor that name the shard; the rest is the position
+/// inside that shard's table.
+const CURSOR_SHARD_BITS: u32 = 10;
+
+/// SCAN: the cursor walks shard 0's positions, then shard 1's, and so on,
+/// so every key present for the whole iteration is returned once.
+pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let Some(cursor) = std::str::from_utf8(args.get(1)).ok().and_then(|c| c.parse::<u64>().ok()) else {
+        return out.error("ERR invalid cursor");
+    };
+    let mut count = 10usize;
+    let mut filter = ScanFilter::default();
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return out.error(err::SYNTAX);
+        }
+        if args.is(i, "MATCH") {
+            filter.pattern = Some(args.get(i + 1).to_vec());
+        } else if args.is(i, "COUNT") {
+            match args.int(i + 1) {
+                Ok(n) if n >= 1 => count = n as usize,
+                Ok(_) => return out.error(err::SYNTAX),
+                Err(e) => return out.error(e),
+            }
+        } else if args.is(i, "TYPE") {
+            filter.type_name = Some(String::from_utf8_lossy(args.get(i + 1)).into_owned());
+        } else {
+            return out.error(err::SYNTAX);
+        }
+        i += 2;
+    }
+    let mut target = (cursor & ((1 << CURSOR_SHARD_BITS) - 1)) as usize;
+    let mut pos = (cursor >> CURSOR_SHARD_BITS) as usize;
+    let mut keys = Vec::new();
+    let mut next = 0u64;
+    while target < shard.nshards {
+        let f = filter.clone();
+        let (more, found) = shard
+            .run_on(target, move |s: &Shard| scan_step(&s.db.borrow(), pos, count, &f))
+            .await
+            .unwrap_or((None, Vec::new()));
+        keys.extend(found);
+        match more {
+            Some(p) => {
+                next = ((p as u64) << CURSOR_SHARD_BITS) | target as u64;
+                break;
+            }
+            None => {
+                target += 1;
+                pos = 0;
+                next = if target < shard.nshards { target as u64 } else { 0 };
+                if keys.len() >= count {
+                    break;
+                }
+            }
+        }
+    }
+    out.array(2);
+    out.bulk(next.to_string().as_bytes());
+    out.array(keys.len());
+    for key in &keys {
+        out.bulk(key);
+    }
+}
+
+pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
+    let sizes = shard.run_on_all(|s: &Shard| s.db.borrow().len()).await;
+    let total: usize = sizes.iter().sum();
+    if total > 0 {
+        // Pick a shard in proportion to its size, then a key inside it.
+        let mut pick = shard.db.borrow_mut().random_index(total);
+        for (target, &n) in sizes.iter().enumerate() {
+            if pick < n {
+                if let Some(Some(key)) = shard.run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut())).await {
+                    return out.bulk(&key);
+                }
+                break;
+            }
+            pick -= n;
+        }
+    }
+    out.nil();
+}
+
+/// RENAME / RENAMENX. When both keys share a shard it is one atomic step
+/// there; across shards the value is taken from the source shard and
+/// installed on the destination's.
+pub async fn rename_any(shard: &Shard, args: &Args<'_>, nx: bool, out: &mut Vec<u8>) {
+    let (src, dst) = (args.get(1).to_vec(), args.get(2).to_vec());
+    let (from, to) = (shard.owner(&src), shard.owner(&dst));
+    if from == to {
+        let reply = shard
+            .run_on(from, move |s: &Shard| {
+                let mut out = Vec::new();
+                let mut db = s.db.borrow_mut();
+                db.refresh_clock();
+                rename_local(&mut db, &src, &dst, nx, &mut out);
+                out
+            })
+            .await
+            .unwrap_or_default();
+        return out.extend_from_slice(&reply);
+    }
+    let probe = src.clone();
+    let src_exists = shard.run_on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe)).await.unwrap_or(false);
+    if !src_exists {
+        return out.error(err::NO_SUCH_KEY);
+    }
+    if nx {
+        let probe = dst.clone();
+        if shard.run_on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe)).await.unwrap_or(false) {
+            return out.int(0);
+        }
+    }
+    let taken = shard.run_on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &src)).await.flatten();
+    let Some(entry) = taken else { return out.error(err::NO_SUCH_KEY) };
+    shard.run_on(to, move |s: &Shard| put(&mut s.db.borrow_mut(), &dst, entry)).await;
+    if nx { out.int(1) } else { out.ok() }
+}

@@ -1,0 +1,527 @@
+//! Connection and server commands, run by the connection on its own core:
+//! PING, HELLO, SELECT, CLIENT, COMMAND, CONFIG, INFO, DBSIZE, FLUSH*,
+//! HOTKEYS, LATENCY, SHUTDOWN. Also the dispatcher for every
+//! connection-level command, whichever family it belongs to.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
+use super::{Args, keys, sets, strings, wrong_arity};
+use crate::metrics::ShardSnapshot;
+use crate::protocol::reply::{Resp, err};
+use crate::shard::Shard;
+use crate::shard::connection::{ClientState, Flow};
+use crate::store::glob::glob_match;
+
+/// The Redis version whose behaviour Kora follows (what clients see as
+/// `redis_version`).
+pub const REDIS_VERSION: &str = "7.2.4";
+pub const KORA_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub async fn run_conn(shard: &Shard, client: &mut ClientState, cmd: ConnCmd, args: &Args<'_>, out: &mut Vec<u8>) -> Flow {
+    match cmd {
+        ConnCmd::Ping => ping(args, out),
+        ConnCmd::Echo => out.bulk(args.get(1)),
+        ConnCmd::Hello => hello(shard, client, args, out),
+        ConnCmd::Auth => out.error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ),
+        ConnCmd::Select => match args.int(1) {
+            Ok(0) => out.ok(),
+            Ok(_) => out.error("ERR DB index is out of range"),
+            Err(e) => out.error(e),
+        },
+        ConnCmd::Command => command(args, out),
+        ConnCmd::Config => config(shard, args, out),
+        ConnCmd::Client => client_cmd(client, args, out),
+        ConnCmd::Quit => {
+            out.ok();
+            return Flow::Close;
+        }
+        ConnCmd::Shutdown => {
+            shard.shutdown_flag.store(true, Ordering::SeqCst);
+            return Flow::Close;
+        }
+        ConnCmd::Time => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            out.array(2);
+            out.bulk(now.as_secs().to_string().as_bytes());
+            out.bulk(now.subsec_micros().to_string().as_bytes());
+        }
+        ConnCmd::Dbsize => {
+            let sizes = shard.run_on_all(|s: &Shard| s.db.borrow().len()).await;
+            out.int(sizes.iter().sum::<usize>() as i64);
+        }
+        ConnCmd::Flush => {
+            if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
+                out.error(err::SYNTAX);
+            } else {
+                shard.run_on_all(|s: &Shard| s.db.borrow_mut().flush()).await;
+                out.ok();
+            }
+        }
+        ConnCmd::Info => info(shard, args, out).await,
+        ConnCmd::Keys => keys::keys_all(shard, args, out).await,
+        ConnCmd::Scan => keys::scan_all(shard, args, out).await,
+        ConnCmd::RandomKey => keys::random_key_any(shard, out).await,
+        ConnCmd::Rename => keys::rename_any(shard, args, false, out).await,
+        ConnCmd::RenameNx => keys::rename_any(shard, args, true, out).await,
+        ConnCmd::MsetNx => strings::msetnx_any(shard, args, out).await,
+        ConnCmd::SetAlgebra(op, store) => sets::algebra_any(shard, op, store, args, out).await,
+        ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
+        ConnCmd::Latency => latency(shard, args, out).await,
+    }
+    Flow::Continue
+}
+
+fn ping(args: &Args, out: &mut Vec<u8>) {
+    match args.len() {
+        1 => out.simple("PONG"),
+        2 => out.bulk(args.get(1)),
+        _ => wrong_arity(out, "ping"),
+    }
+}
+
+fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
+    if args.len() >= 2 {
+        match args.int(1) {
+            Ok(2) => {}
+            Ok(3) => return out.error("NOPROTO sorry, this protocol version is not supported."),
+            _ => return out.error("NOPROTO unsupported protocol version"),
+        }
+    }
+    let mut i = 2;
+    while i < args.len() {
+        if args.is(i, "AUTH") && i + 2 < args.len() {
+            i += 3;
+        } else if args.is(i, "SETNAME") && i + 1 < args.len() {
+            if let Err(e) = set_client_name(client, args.get(i + 1)) {
+                return out.error(e);
+            }
+            i += 2;
+        } else {
+            return out.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
+        }
+    }
+    out.array(14);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(2);
+    out.bulk(b"id");
+    out.int(client.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    let _ = shard;
+}
+
+fn set_client_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static str> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    client.name = if name.is_empty() { None } else { Some(name.to_vec()) };
+    Ok(())
+}
+
+fn client_cmd(client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
+    let sub = args.get(1).to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"ID", 2) => out.int(client.id as i64),
+        (b"SETNAME", 3) => match set_client_name(client, args.get(2)) {
+            Ok(()) => out.ok(),
+            Err(e) => out.error(e),
+        },
+        (b"GETNAME", 2) => match &client.name {
+            Some(n) => out.bulk(n),
+            None => out.nil(),
+        },
+        // Client libraries announce themselves (redis-py, redis-rs); we
+        // accept and ignore it, as Redis would store it.
+        (b"SETINFO", 4) => out.ok(),
+        (b"INFO", 2) => {
+            let name = client.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            out.bulk(format!("id={} addr={} name={} db=0\n", client.id, client.addr, name).as_bytes());
+        }
+        (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO", _) => {
+            out.error(&format!("ERR wrong number of arguments for 'client|{}' command", String::from_utf8_lossy(&sub).to_lowercase()))
+        }
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
+    }
+}
+
+fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {
+    out.array(10);
+    out.bulk(spec.name.as_bytes());
+    out.int(spec.arity as i64);
+    out.array(spec.flags.len());
+    for f in spec.flags {
+        out.simple(f);
+    }
+    out.int(spec.first_key as i64);
+    out.int(spec.last_key as i64);
+    out.int(spec.key_step as i64);
+    for _ in 0..4 {
+        out.array(0);
+    }
+}
+
+fn command(args: &Args, out: &mut Vec<u8>) {
+    let all = table::all();
+    if args.len() == 1 {
+        out.array(all.len());
+        for spec in all {
+            command_info(spec, out);
+        }
+        return;
+    }
+    let sub = args.get(1).to_ascii_uppercase();
+    match sub.as_slice() {
+        b"COUNT" => out.int(all.len() as i64),
+        b"LIST" => {
+            out.array(all.len());
+            for spec in all {
+                out.bulk(spec.name.as_bytes());
+            }
+        }
+        b"INFO" => {
+            out.array(args.len() - 2);
+            for name in args.iter_from(2) {
+                match table::lookup(name) {
+                    Some(spec) => command_info(spec, out),
+                    None => out.nil_array(),
+                }
+            }
+        }
+        // redis-cli asks for docs to show hints; having none is valid.
+        b"DOCS" => out.array(0),
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
+    }
+}
+
+/// Parameters CONFIG GET knows, with their current values.
+fn config_params(shard: &Shard) -> Vec<(&'static str, String)> {
+    let c = &shard.config;
+    vec![
+        ("bind", c.bind.clone()),
+        ("port", c.port.to_string()),
+        ("databases", "1".into()),
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("appendfsync", "everysec".into()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("maxclients", "10000".into()),
+        ("timeout", "0".into()),
+        ("tcp-keepalive", "300".into()),
+        ("proto-max-bulk-len", crate::protocol::parser::MAX_BULK_LEN.to_string()),
+        ("io-threads", c.workers.to_string()),
+        ("workers", c.workers.to_string()),
+        ("metrics-port", c.metrics_port.to_string()),
+        ("metrics-bind", c.metrics_bind.clone()),
+        ("hotkeys-decay-ms", c.hotkeys_decay_ms.to_string()),
+        ("hotkeys-top-k", c.hotkeys_top_k.to_string()),
+    ]
+}
+
+fn config(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
+    let sub = args.get(1).to_ascii_uppercase();
+    match sub.as_slice() {
+        b"GET" if args.len() >= 3 => {
+            let params = config_params(shard);
+            let mut hits: Vec<&(&str, String)> = Vec::new();
+            for pattern in args.iter_from(2) {
+                let pattern = pattern.to_ascii_lowercase();
+                for p in &params {
+                    if glob_match(&pattern, p.0.as_bytes()) && !hits.iter().any(|h| h.0 == p.0) {
+                        hits.push(p);
+                    }
+                }
+            }
+            out.array(hits.len() * 2);
+            for (name, value) in hits {
+                out.bulk(name.as_bytes());
+                out.bulk(value.as_bytes());
+            }
+        }
+        b"GET" => wrong_arity(out, "config|get"),
+        b"SET" => out.error(&format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(args.iter_from(2).next().unwrap_or_default())
+        )),
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
+    }
+}
+
+async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let mut count = 10usize;
+    match args.len() {
+        1 => {}
+        3 if args.is(1, "COUNT") => match args.int(2) {
+            Ok(n) if n > 0 => count = n as usize,
+            Ok(_) => return out.error(err::OUT_OF_RANGE_POSITIVE),
+            Err(e) => return out.error(e),
+        },
+        _ => return out.error(err::SYNTAX),
+    }
+    let per_shard = shard.run_on_all(|s: &Shard| s.db.borrow().hot.top()).await;
+    let mut all: Vec<(Vec<u8>, u64)> = per_shard.into_iter().flatten().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(count);
+    out.array(all.len());
+    for (key, n) in all {
+        out.array(2);
+        out.bulk(&key);
+        out.int(n as i64);
+    }
+}
+
+async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let sub = args.get(1).to_ascii_uppercase();
+    match sub.as_slice() {
+        b"HISTOGRAM" => {
+            let snap = shard.merged_snapshot().await;
+            let wanted: Vec<usize> = if args.len() > 2 {
+                args.iter_from(2)
+                    .filter_map(|name| {
+                        let name = String::from_utf8_lossy(name).to_lowercase();
+                        SLOT_NAMES.iter().position(|s| *s == name)
+                    })
+                    .collect()
+            } else {
+                (0..NUM_SLOTS).collect()
+            };
+            let present: Vec<usize> = wanted.into_iter().filter(|&s| snap.calls[s] > 0).collect();
+            out.array(present.len() * 2);
+            for slot in present {
+                out.bulk(SLOT_NAMES[slot].as_bytes());
+                out.array(4);
+                out.bulk(b"calls");
+                out.int(snap.calls[slot] as i64);
+                out.bulk(b"histogram_usec");
+                let buckets = snap.histogram(slot).map(power_of_two_buckets).unwrap_or_default();
+                out.array(buckets.len() * 2);
+                for (le_us, cumulative) in buckets {
+                    out.int(le_us as i64);
+                    out.int(cumulative as i64);
+                }
+            }
+        }
+        // The latency monitor is off (threshold 0, as Redis' default), so
+        // there are no spikes to report.
+        b"LATEST" if args.len() == 2 => out.array(0),
+        b"HISTORY" if args.len() == 3 => out.array(0),
+        b"RESET" => out.int(0),
+        _ => out.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try LATENCY HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
+    }
+}
+
+/// Redis 7's LATENCY HISTOGRAM buckets: powers of two in microseconds with
+/// cumulative counts, listing only buckets where the count grows.
+pub fn power_of_two_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let total = h.len();
+    let mut le_us = 1u64;
+    let mut last = 0;
+    while last < total && le_us <= 1 << 40 {
+        let cumulative = h.count_between(0, le_us * 1000);
+        if cumulative > last {
+            out.push((le_us, cumulative.min(total)));
+            last = cumulative;
+        }
+        le_us *= 2;
+    }
+    out
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{b}B") } else { format!("{v:.2}{}", UNITS[unit]) }
+}
+
+/// The process-wide run id, fixed for the life of the process.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let seed = ahash::RandomState::new();
+        (0..5).map(|i| format!("{:08x}", seed.hash_one(i) as u32)).collect()
+    })
+}
+
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+const ALL_SECTIONS: &[&str] = &[
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats", "latencystats",
+    "cluster", "keyspace",
+];
+
+async fn info(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let mut sections: Vec<&str> = Vec::new();
+    if args.len() == 1 {
+        sections.extend(DEFAULT_SECTIONS);
+    }
+    for arg in args.iter_from(1) {
+        let name = String::from_utf8_lossy(arg).to_lowercase();
+        match name.as_str() {
+            "default" => sections.extend(DEFAULT_SECTIONS),
+            "all" | "everything" => sections.extend(ALL_SECTIONS),
+            other => {
+                if let Some(s) = ALL_SECTIONS.iter().find(|s| **s == other) {
+                    sections.push(s);
+                }
+            }
+        }
+    }
+    let snap = shard.merged_snapshot().await;
+    let text = render_info(shard, &snap, &sections);
+    out.bulk(text.as_bytes());
+}
+
+pub fn render_info(shard: &Shard, snap: &ShardSnapshot, sections: &[&str]) -> String {
+    let mut s = String::with_capacity(4096);
+    let uptime = shard.started.elapsed().as_secs();
+    let wants = |name: &str| sections.contains(&name);
+    let section = |s: &mut String, title: &str| {
+        if !s.is_empty() {
+            s.push_str("\r\n");
+        }
+        let _ = write!(s, "# {title}\r\n");
+    };
+    if wants("server") {
+        section(&mut s, "Server");
+        let _ = write!(
+            s,
+            "redis_version:{REDIS_VERSION}\r\nkora_version:{KORA_VERSION}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nshards:{}\r\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            run_id(),
+            shard.config.port,
+            uptime / 86400,
+            shard.nshards,
+        );
+    }
+    if wants("clients") {
+        section(&mut s, "Clients");
+        let _ = write!(s, "connected_clients:{}\r\nblocked_clients:0\r\n", snap.connections_current);
+    }
+    if wants("memory") {
+        section(&mut s, "Memory");
+        let rss = rss_bytes();
+        let _ = write!(
+            s,
+            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
+            human_bytes(snap.memory_bytes),
+            human_bytes(rss),
+            m = snap.memory_bytes,
+        );
+    }
+    if wants("persistence") {
+        section(&mut s, "Persistence");
+        s.push_str("loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n");
+    }
+    if wants("stats") {
+        section(&mut s, "Stats");
+        let _ = write!(
+            s,
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+            snap.connections_accepted,
+            snap.total_calls(),
+            snap.ops_per_sec,
+            snap.bytes_in,
+            snap.bytes_out,
+            snap.expired_keys,
+            snap.evicted_keys,
+            snap.keyspace_hits,
+            snap.keyspace_misses,
+        );
+    }
+    if wants("replication") {
+        section(&mut s, "Replication");
+        s.push_str("role:master\r\nconnected_slaves:0\r\n");
+    }
+    if wants("cpu") {
+        section(&mut s, "CPU");
+        let (user, sys) = cpu_times();
+        let _ = write!(s, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
+    }
+    if wants("commandstats") {
+        section(&mut s, "Commandstats");
+        for slot in (0..NUM_SLOTS).filter(|&i| snap.calls[i] > 0) {
+            let usec = snap.nanos[slot] / 1000;
+            let _ = write!(
+                s,
+                "cmdstat_{}:calls={},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
+                SLOT_NAMES[slot],
+                snap.calls[slot],
+                usec as f64 / snap.calls[slot] as f64,
+                snap.failed[slot],
+            );
+        }
+    }
+    if wants("latencystats") {
+        section(&mut s, "Latencystats");
+        for (slot, h) in &snap.histograms {
+            let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            let _ = write!(
+                s,
+                "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                SLOT_NAMES[*slot as usize],
+                q(0.5),
+                q(0.99),
+                q(0.999),
+            );
+        }
+    }
+    if wants("cluster") {
+        section(&mut s, "Cluster");
+        s.push_str("cluster_enabled:0\r\n");
+    }
+    if wants("keyspace") {
+        section(&mut s, "Keyspace");
+        if snap.keys > 0 {
+            let _ = write!(s, "db0:keys={},expires={},avg_ttl={}\r\n", snap.keys, snap.expires, snap.avg_ttl_ms);
+        }
+    }
+    s
+}
+
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
+}

@@ -1,0 +1,448 @@
+//! String commands: GET, SET and friends, counters, ranges, MGET/MSET.
+
+use super::{Args, wrong_arity};
+use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::{Resp, err, format_f64, parse_f64};
+use crate::shard::Shard;
+use crate::store::{Db, Ttl, Value};
+
+/// Largest string Redis lets SETRANGE/APPEND build (proto-max-bulk-len).
+const MAX_STRING: usize = 512 * 1024 * 1024;
+
+/// Reads a string value: Ok(None) when missing, Err when another type.
+fn read_str<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str> {
+    match db.get(key).map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(err::WRONGTYPE),
+    }
+}
+
+pub fn get(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_str(db, args.get(1)) {
+        Ok(Some(v)) => out.bulk(v),
+        Ok(None) => out.nil(),
+        Err(e) => out.error(e),
+    }
+}
+
+/// One MGET key: a value, or nil for missing keys and other types.
+pub fn mget_one(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_str(db, args.get(1)) {
+        Ok(Some(v)) => out.bulk(v),
+        _ => out.nil(),
+    }
+}
+
+pub fn mget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    out.array(args.len() - 1);
+    for key in args.iter_from(1) {
+        match read_str(db, key) {
+            Ok(Some(v)) => out.bulk(v),
+            _ => out.nil(),
+        }
+    }
+}
+
+/// Converts a relative or absolute expiry argument to absolute unix ms.
+/// `unit_ms` is 1000 for seconds, 1 for milliseconds.
+pub fn expire_at_ms(db: &Db, raw: &[u8], unit_ms: i64, absolute: bool, cmd: &str) -> Result<u64, String> {
+    let invalid = || format!("ERR invalid expire time in '{cmd}' command");
+    let n = parse_i64(raw).ok_or_else(|| err::NOT_INTEGER.to_string())?;
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = n.checked_mul(unit_ms).ok_or_else(invalid)?;
+    let at = if absolute { ms } else { ms.checked_add(db.now_ms as i64).ok_or_else(invalid)? };
+    Ok(at as u64)
+}
+
+pub fn set(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let value = args.get(2);
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut ttl: Option<u64> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i);
+        let has_next = i + 1 < args.len();
+        let expiry = [("EX", 1000, false), ("PX", 1, false), ("EXAT", 1000, true), ("PXAT", 1, true)]
+            .into_iter()
+            .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
+        if let Some((_, unit, absolute)) = expiry {
+            if ttl.is_some() || keepttl || !has_next {
+                return out.error(err::SYNTAX);
+            }
+            match expire_at_ms(db, args.get(i + 1), unit, absolute, "set") {
+                Ok(at) => ttl = Some(at),
+                Err(e) => return out.error(&e),
+            }
+            i += 2;
+            continue;
+        }
+        if opt.eq_ignore_ascii_case(b"NX") && !xx {
+            nx = true;
+        } else if opt.eq_ignore_ascii_case(b"XX") && !nx {
+            xx = true;
+        } else if opt.eq_ignore_ascii_case(b"GET") {
+            get = true;
+        } else if opt.eq_ignore_ascii_case(b"KEEPTTL") && ttl.is_none() {
+            keepttl = true;
+        } else {
+            return out.error(err::SYNTAX);
+        }
+        i += 1;
+    }
+    if get {
+        match read_str(db, key) {
+            Ok(Some(old)) => out.bulk(old),
+            Ok(None) => out.nil(),
+            Err(e) => return out.error(e),
+        }
+    }
+    if nx || xx {
+        let exists = db.contains(key);
+        if (nx && exists) || (xx && !exists) {
+            if !get {
+                out.nil();
+            }
+            return;
+        }
+    }
+    let mode = match (ttl, keepttl) {
+        (Some(at), _) => Ttl::At(at),
+        (None, true) => Ttl::Keep,
+        (None, false) => Ttl::Clear,
+    };
+    db.set_string(key, value, mode);
+    if !get {
+        out.ok();
+    }
+}
+
+pub fn setnx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    if db.contains(args.get(1)) {
+        out.int(0);
+    } else {
+        db.set_string(args.get(1), args.get(2), Ttl::Clear);
+        out.int(1);
+    }
+}
+
+fn set_with_ttl(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, cmd: &str) {
+    match expire_at_ms(db, args.get(2), unit_ms, false, cmd) {
+        Ok(at) => {
+            db.set_string(args.get(1), args.get(3), Ttl::At(at));
+            out.ok();
+        }
+        Err(e) => out.error(&e),
+    }
+}
+
+pub fn setex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    set_with_ttl(db, args, out, 1000, "setex");
+}
+
+pub fn psetex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    set_with_ttl(db, args, out, 1, "psetex");
+}
+
+pub fn getset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_str(db, args.get(1)) {
+        Ok(Some(old)) => out.bulk(old),
+        Ok(None) => out.nil(),
+        Err(e) => return out.error(e),
+    }
+    db.set_string(args.get(1), args.get(2), Ttl::Clear);
+}
+
+pub fn getdel(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_str(db, args.get(1)) {
+        Ok(Some(v)) => {
+            out.bulk(v);
+            db.remove(args.get(1));
+        }
+        Ok(None) => out.nil(),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn getex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    // None: leave TTL alone; Some(0): PERSIST; Some(at): new deadline.
+    let mut change: Option<u64> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = args.get(i);
+        let expiry = [("EX", 1000, false), ("PX", 1, false), ("EXAT", 1000, true), ("PXAT", 1, true)]
+            .into_iter()
+            .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
+        if let Some((_, unit, absolute)) = expiry {
+            if change.is_some() || i + 1 >= args.len() {
+                return out.error(err::SYNTAX);
+            }
+            match expire_at_ms(db, args.get(i + 1), unit, absolute, "getex") {
+                Ok(at) => change = Some(at),
+                Err(e) => return out.error(&e),
+            }
+            i += 2;
+        } else if opt.eq_ignore_ascii_case(b"PERSIST") && change.is_none() {
+            change = Some(0);
+            i += 1;
+        } else {
+            return out.error(err::SYNTAX);
+        }
+    }
+    match read_str(db, key) {
+        Ok(Some(v)) => out.bulk(v),
+        Ok(None) => return out.nil(),
+        Err(e) => return out.error(e),
+    }
+    if let Some(at) = change {
+        db.set_expire(key, at);
+    }
+}
+
+pub fn append(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let (key, tail) = (args.get(1), args.get(2));
+    let len = match db.get_mut(key).map(|e| &mut e.value) {
+        None => {
+            db.set_string(key, tail, Ttl::Clear);
+            tail.len()
+        }
+        Some(Value::Str(s)) => {
+            if s.len() + tail.len() > MAX_STRING {
+                return out.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+            }
+            s.extend_from_slice(tail);
+            let len = s.len();
+            db.mem_grow(tail.len());
+            len
+        }
+        Some(_) => return out.error(err::WRONGTYPE),
+    };
+    out.int(len as i64);
+}
+
+pub fn strlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_str(db, args.get(1)) {
+        Ok(v) => out.int(v.map_or(0, |v| v.len()) as i64),
+        Err(e) => out.error(e),
+    }
+}
+
+/// Resolves Redis' inclusive, possibly negative range against `len`;
+/// None when empty.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { len + end } else { end.min(len - 1) };
+    if start > end || start >= len || end < 0 {
+        None
+    } else {
+        Some((start as usize, end as usize))
+    }
+}
+
+pub fn getrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let (start, end) = match (args.int(2), args.int(3)) {
+        (Ok(s), Ok(e)) => (s, e),
+        _ => return out.error(err::NOT_INTEGER),
+    };
+    match read_str(db, args.get(1)) {
+        Ok(Some(v)) => match clamp_range(start, end, v.len()) {
+            Some((s, e)) => out.bulk(&v[s..=e]),
+            None => out.bulk(b""),
+        },
+        Ok(None) => out.bulk(b""),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn setrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let patch = args.get(3);
+    let offset = match args.int(2) {
+        Ok(o) if o >= 0 => o as usize,
+        Ok(_) => return out.error("ERR offset is out of range"),
+        Err(e) => return out.error(e),
+    };
+    let result = match db.get_mut(key).map(|e| &mut e.value) {
+        Some(Value::Str(s)) => {
+            if patch.is_empty() {
+                Ok(s.len())
+            } else if offset + patch.len() > MAX_STRING {
+                Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+            } else {
+                let before = s.len();
+                if s.len() < offset + patch.len() {
+                    s.resize(offset + patch.len(), 0);
+                }
+                s[offset..offset + patch.len()].copy_from_slice(patch);
+                let after = s.len();
+                db.mem_grow(after - before);
+                Ok(after)
+            }
+        }
+        Some(_) => Err(err::WRONGTYPE),
+        None if patch.is_empty() => Ok(0),
+        None if offset + patch.len() > MAX_STRING => {
+            Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        }
+        None => {
+            let mut s = vec![0u8; offset + patch.len()];
+            s[offset..].copy_from_slice(patch);
+            let len = s.len();
+            db.set(key, Value::Str(s), Ttl::Clear);
+            Ok(len)
+        }
+    };
+    match result {
+        Ok(len) => out.int(len as i64),
+        Err(e) => out.error(e),
+    }
+}
+
+/// Adds `delta` to the integer stored at `key` (0 when missing).
+fn incr_by(db: &mut Db, key: &[u8], delta: i64, out: &mut Vec<u8>) {
+    let result = match db.get_mut(key).map(|e| &mut e.value) {
+        Some(Value::Str(s)) => match parse_i64(s) {
+            None => Err(err::NOT_INTEGER),
+            Some(cur) => match cur.checked_add(delta) {
+                None => Err(err::OVERFLOW),
+                Some(next) => {
+                    let before = s.len();
+                    s.clear();
+                    crate::protocol::reply::push_i64(s, next);
+                    let after = s.len();
+                    if after >= before { db.mem_grow(after - before) } else { db.mem_shrink(before - after) }
+                    Ok(next)
+                }
+            },
+        },
+        Some(_) => Err(err::WRONGTYPE),
+        None => {
+            let mut s = Vec::with_capacity(20);
+            crate::protocol::reply::push_i64(&mut s, delta);
+            db.set(key, Value::Str(s), Ttl::Clear);
+            Ok(delta)
+        }
+    };
+    match result {
+        Ok(n) => out.int(n),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn incr(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    incr_by(db, args.get(1), 1, out);
+}
+
+pub fn decr(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    incr_by(db, args.get(1), -1, out);
+}
+
+pub fn incrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match args.int(2) {
+        Ok(d) => incr_by(db, args.get(1), d, out),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn decrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match args.int(2) {
+        Ok(i64::MIN) => out.error("ERR decrement would overflow"),
+        Ok(d) => incr_by(db, args.get(1), -d, out),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let Some(delta) = parse_f64(args.get(2)) else { return out.error(err::NOT_FLOAT) };
+    let current = match read_str(db, key) {
+        Ok(Some(v)) => match parse_f64(v) {
+            Some(f) => f,
+            None => return out.error(err::NOT_FLOAT),
+        },
+        Ok(None) => 0.0,
+        Err(e) => return out.error(e),
+    };
+    let next = current + delta;
+    if !next.is_finite() {
+        return out.error(err::NAN_OR_INF);
+    }
+    let mut text = Vec::with_capacity(24);
+    format_f64(&mut text, next);
+    db.set_string(key, &text, Ttl::Keep);
+    out.bulk(&text);
+}
+
+pub fn mset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    if args.len() % 2 == 0 {
+        return wrong_arity(out, "mset");
+    }
+    for i in (1..args.len()).step_by(2) {
+        db.set_string(args.get(i), args.get(i + 1), Ttl::Clear);
+    }
+    out.ok();
+}
+
+/// MSETNX from the connection: atomic on the owning shard when every key
+/// lives on one shard; across shards, checks every shard and then sets.
+/// The cross-shard form is not isolated from concurrent writers (see
+/// README, "Cross-shard commands").
+pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    if args.len() % 2 == 0 {
+        return wrong_arity(out, "msetnx");
+    }
+    let mut by_shard: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); shard.nshards];
+    for i in (1..args.len()).step_by(2) {
+        by_shard[shard.owner(args.get(i))].push((args.get(i).to_vec(), args.get(i + 1).to_vec()));
+    }
+    let involved: Vec<usize> = (0..shard.nshards).filter(|&t| !by_shard[t].is_empty()).collect();
+    if let [only] = involved[..] {
+        let pairs = std::mem::take(&mut by_shard[only]);
+        let created = shard
+            .run_on(only, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                db.refresh_clock();
+                if pairs.iter().any(|(k, _)| db.contains(k)) {
+                    return false;
+                }
+                for (k, v) in &pairs {
+                    db.set_string(k, v, Ttl::Clear);
+                }
+                true
+            })
+            .await
+            .unwrap_or(false);
+        return out.int(created as i64);
+    }
+    for &t in &involved {
+        let keys: Vec<Vec<u8>> = by_shard[t].iter().map(|(k, _)| k.clone()).collect();
+        let any = shard
+            .run_on(t, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                db.refresh_clock();
+                keys.iter().any(|k| db.contains(k))
+            })
+            .await
+            .unwrap_or(false);
+        if any {
+            return out.int(0);
+        }
+    }
+    for t in involved {
+        let pairs = std::mem::take(&mut by_shard[t]);
+        shard
+            .run_on(t, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                for (k, v) in &pairs {
+                    db.set_string(k, v, Ttl::Clear);
+                }
+            })
+            .await;
+    }
+    out.int(1);
+}

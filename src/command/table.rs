@@ -1,0 +1,307 @@
+//! The command table: every command Kora knows, its arity, key positions,
+//! metrics slot and how it executes. This is the one place that names all
+//! commands.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::{Handler, hashes, keys, lists, sets, strings};
+
+/// Metric slots: each command counts under one of these names in
+/// `kora_commands_total{cmd=...}`, INFO commandstats and the latency
+/// histograms. The first 31 are what clients send most; the rest count
+/// under `other`.
+pub const SLOT_NAMES: [&str; NUM_SLOTS] = [
+    "get", "set", "del", "incr", "decr", "mget", "mset", "exists", "expire", "ttl", "lpush",
+    "rpush", "lpop", "rpop", "hset", "hget", "hgetall", "sadd", "srem", "ping", "info", "dbsize",
+    "flushdb", "scan", "setex", "lrange", "spop", "hdel", "smembers", "sismember", "hmget",
+    "other",
+];
+pub const NUM_SLOTS: usize = 32;
+pub const SLOT_OTHER: u8 = 31;
+
+const fn slot(name: &str) -> u8 {
+    let mut i = 0;
+    while i < NUM_SLOTS {
+        if const_eq(SLOT_NAMES[i], name) {
+            return i as u8;
+        }
+        i += 1;
+    }
+    SLOT_OTHER
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// How partial replies of a split multi-key command combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// One reply per key, wrapped in an array (MGET).
+    Array,
+    /// Integer replies added up (DEL, EXISTS).
+    SumInt,
+    /// Every part answered +OK (MSET).
+    AllOk,
+}
+
+/// Commands run by the connection itself: they touch connection state,
+/// fan out to every shard, or move values between shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnCmd {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Command,
+    Config,
+    Client,
+    Quit,
+    Shutdown,
+    Time,
+    Dbsize,
+    Flush,
+    Info,
+    Keys,
+    Scan,
+    RandomKey,
+    Rename,
+    RenameNx,
+    MsetNx,
+    SetAlgebra(sets::SetOp, bool),
+    Hotkeys,
+    Latency,
+}
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// Every key of the command is one key: run on the shard owning it.
+    Keyed(Handler),
+    /// Keys may live on several shards. When they all live on one shard the
+    /// command runs there whole; otherwise it is split into parts of `step`
+    /// arguments, each run with `part` on its key's shard, and merged.
+    Split { whole: Handler, part: Handler, step: usize, merge: Merge },
+    Conn(ConnCmd),
+}
+
+#[derive(Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis convention: N means exactly N arguments (name included), -N
+    /// means at least N.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub key_step: i32,
+    pub slot: u8,
+    pub kind: Kind,
+}
+
+impl CommandSpec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 { argc == self.arity } else { argc >= -self.arity }
+    }
+}
+
+const W: &[&str] = &["write"];
+const WF: &[&str] = &["write", "fast"];
+const R: &[&str] = &["readonly"];
+const RF: &[&str] = &["readonly", "fast"];
+const F: &[&str] = &["fast"];
+const A: &[&str] = &["admin"];
+const NONE: &[&str] = &[];
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            key_step: $step,
+            slot: slot($name),
+            kind: $kind,
+        }
+    };
+}
+
+use ConnCmd as C;
+use Kind::{Conn, Keyed};
+
+/// Key positions: (first, last, step) as in Redis' COMMAND reply; last -1
+/// means "to the end", (0, 0, 0) means no keys.
+pub static COMMANDS: &[CommandSpec] = &[
+    // Strings
+    cmd!("get", 2, RF, (1, 1, 1), Keyed(strings::get)),
+    cmd!("set", -3, W, (1, 1, 1), Keyed(strings::set)),
+    cmd!("setnx", 3, WF, (1, 1, 1), Keyed(strings::setnx)),
+    cmd!("setex", 4, W, (1, 1, 1), Keyed(strings::setex)),
+    cmd!("psetex", 4, W, (1, 1, 1), Keyed(strings::psetex)),
+    cmd!("getset", 3, WF, (1, 1, 1), Keyed(strings::getset)),
+    cmd!("getdel", 2, WF, (1, 1, 1), Keyed(strings::getdel)),
+    cmd!("getex", -2, WF, (1, 1, 1), Keyed(strings::getex)),
+    cmd!("append", 3, WF, (1, 1, 1), Keyed(strings::append)),
+    cmd!("strlen", 2, RF, (1, 1, 1), Keyed(strings::strlen)),
+    cmd!("getrange", 4, R, (1, 1, 1), Keyed(strings::getrange)),
+    cmd!("substr", 4, R, (1, 1, 1), Keyed(strings::getrange)),
+    cmd!("setrange", 4, W, (1, 1, 1), Keyed(strings::setrange)),
+    cmd!("incr", 2, WF, (1, 1, 1), Keyed(strings::incr)),
+    cmd!("decr", 2, WF, (1, 1, 1), Keyed(strings::decr)),
+    cmd!("incrby", 3, WF, (1, 1, 1), Keyed(strings::incrby)),
+    cmd!("decrby", 3, WF, (1, 1, 1), Keyed(strings::decrby)),
+    cmd!("incrbyfloat", 3, WF, (1, 1, 1), Keyed(strings::incrbyfloat)),
+    cmd!("mget", -2, RF, (1, -1, 1), Kind::Split { whole: strings::mget, part: strings::mget_one, step: 1, merge: Merge::Array }),
+    cmd!("mset", -3, W, (1, -1, 2), Kind::Split { whole: strings::mset, part: strings::mset, step: 2, merge: Merge::AllOk }),
+    cmd!("msetnx", -3, W, (1, -1, 2), Conn(C::MsetNx)),
+    // Keys
+    cmd!("del", -2, W, (1, -1, 1), Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }),
+    cmd!("unlink", -2, WF, (1, -1, 1), Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }),
+    cmd!("exists", -2, RF, (1, -1, 1), Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }),
+    cmd!("touch", -2, RF, (1, -1, 1), Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }),
+    cmd!("type", 2, RF, (1, 1, 1), Keyed(keys::type_of)),
+    cmd!("expire", -3, WF, (1, 1, 1), Keyed(keys::expire)),
+    cmd!("pexpire", -3, WF, (1, 1, 1), Keyed(keys::pexpire)),
+    cmd!("expireat", -3, WF, (1, 1, 1), Keyed(keys::expireat)),
+    cmd!("pexpireat", -3, WF, (1, 1, 1), Keyed(keys::pexpireat)),
+    cmd!("ttl", 2, RF, (1, 1, 1), Keyed(keys::ttl)),
+    cmd!("pttl", 2, RF, (1, 1, 1), Keyed(keys::pttl)),
+    cmd!("expiretime", 2, RF, (1, 1, 1), Keyed(keys::expiretime)),
+    cmd!("pexpiretime", 2, RF, (1, 1, 1), Keyed(keys::pexpiretime)),
+    cmd!("persist", 2, WF, (1, 1, 1), Keyed(keys::persist)),
+    cmd!("keys", 2, R, (0, 0, 0), Conn(C::Keys)),
+    cmd!("scan", -2, R, (0, 0, 0), Conn(C::Scan)),
+    cmd!("randomkey", 1, R, (0, 0, 0), Conn(C::RandomKey)),
+    cmd!("rename", 3, W, (1, 2, 1), Conn(C::Rename)),
+    cmd!("renamenx", 3, WF, (1, 2, 1), Conn(C::RenameNx)),
+    // Lists
+    cmd!("lpush", -3, WF, (1, 1, 1), Keyed(lists::lpush)),
+    cmd!("rpush", -3, WF, (1, 1, 1), Keyed(lists::rpush)),
+    cmd!("lpushx", -3, WF, (1, 1, 1), Keyed(lists::lpushx)),
+    cmd!("rpushx", -3, WF, (1, 1, 1), Keyed(lists::rpushx)),
+    cmd!("lpop", -2, WF, (1, 1, 1), Keyed(lists::lpop)),
+    cmd!("rpop", -2, WF, (1, 1, 1), Keyed(lists::rpop)),
+    cmd!("llen", 2, RF, (1, 1, 1), Keyed(lists::llen)),
+    cmd!("lrange", 4, R, (1, 1, 1), Keyed(lists::lrange)),
+    cmd!("lindex", 3, R, (1, 1, 1), Keyed(lists::lindex)),
+    cmd!("lset", 4, W, (1, 1, 1), Keyed(lists::lset)),
+    cmd!("lrem", 4, W, (1, 1, 1), Keyed(lists::lrem)),
+    cmd!("ltrim", 4, W, (1, 1, 1), Keyed(lists::ltrim)),
+    cmd!("linsert", 5, W, (1, 1, 1), Keyed(lists::linsert)),
+    cmd!("lpos", -3, R, (1, 1, 1), Keyed(lists::lpos)),
+    // Hashes
+    cmd!("hset", -4, WF, (1, 1, 1), Keyed(hashes::hset)),
+    cmd!("hmset", -4, WF, (1, 1, 1), Keyed(hashes::hmset)),
+    cmd!("hsetnx", 4, WF, (1, 1, 1), Keyed(hashes::hsetnx)),
+    cmd!("hget", 3, RF, (1, 1, 1), Keyed(hashes::hget)),
+    cmd!("hmget", -3, RF, (1, 1, 1), Keyed(hashes::hmget)),
+    cmd!("hgetall", 2, R, (1, 1, 1), Keyed(hashes::hgetall)),
+    cmd!("hdel", -3, WF, (1, 1, 1), Keyed(hashes::hdel)),
+    cmd!("hexists", 3, RF, (1, 1, 1), Keyed(hashes::hexists)),
+    cmd!("hlen", 2, RF, (1, 1, 1), Keyed(hashes::hlen)),
+    cmd!("hkeys", 2, R, (1, 1, 1), Keyed(hashes::hkeys)),
+    cmd!("hvals", 2, R, (1, 1, 1), Keyed(hashes::hvals)),
+    cmd!("hincrby", 4, WF, (1, 1, 1), Keyed(hashes::hincrby)),
+    cmd!("hincrbyfloat", 4, WF, (1, 1, 1), Keyed(hashes::hincrbyfloat)),
+    cmd!("hstrlen", 3, RF, (1, 1, 1), Keyed(hashes::hstrlen)),
+    cmd!("hscan", -3, R, (1, 1, 1), Keyed(hashes::hscan)),
+    // Sets
+    cmd!("sadd", -3, WF, (1, 1, 1), Keyed(sets::sadd)),
+    cmd!("srem", -3, WF, (1, 1, 1), Keyed(sets::srem)),
+    cmd!("smembers", 2, R, (1, 1, 1), Keyed(sets::smembers)),
+    cmd!("sismember", 3, RF, (1, 1, 1), Keyed(sets::sismember)),
+    cmd!("smismember", -3, RF, (1, 1, 1), Keyed(sets::smismember)),
+    cmd!("scard", 2, RF, (1, 1, 1), Keyed(sets::scard)),
+    cmd!("spop", -2, WF, (1, 1, 1), Keyed(sets::spop)),
+    cmd!("srandmember", -2, R, (1, 1, 1), Keyed(sets::srandmember)),
+    cmd!("sscan", -3, R, (1, 1, 1), Keyed(sets::sscan)),
+    cmd!("sinter", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Inter, false))),
+    cmd!("sunion", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Union, false))),
+    cmd!("sdiff", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Diff, false))),
+    cmd!("sinterstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Inter, true))),
+    cmd!("sunionstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Union, true))),
+    cmd!("sdiffstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Diff, true))),
+    // Connection and server
+    cmd!("ping", -1, F, (0, 0, 0), Conn(C::Ping)),
+    cmd!("echo", 2, F, (0, 0, 0), Conn(C::Echo)),
+    cmd!("hello", -1, F, (0, 0, 0), Conn(C::Hello)),
+    cmd!("auth", -2, F, (0, 0, 0), Conn(C::Auth)),
+    cmd!("select", 2, F, (0, 0, 0), Conn(C::Select)),
+    cmd!("command", -1, NONE, (0, 0, 0), Conn(C::Command)),
+    cmd!("config", -2, A, (0, 0, 0), Conn(C::Config)),
+    cmd!("client", -2, NONE, (0, 0, 0), Conn(C::Client)),
+    cmd!("quit", -1, F, (0, 0, 0), Conn(C::Quit)),
+    cmd!("shutdown", -1, A, (0, 0, 0), Conn(C::Shutdown)),
+    cmd!("time", 1, F, (0, 0, 0), Conn(C::Time)),
+    cmd!("dbsize", 1, RF, (0, 0, 0), Conn(C::Dbsize)),
+    cmd!("flushdb", -1, W, (0, 0, 0), Conn(C::Flush)),
+    cmd!("flushall", -1, W, (0, 0, 0), Conn(C::Flush)),
+    cmd!("info", -1, NONE, (0, 0, 0), Conn(C::Info)),
+    cmd!("hotkeys", -1, R, (0, 0, 0), Conn(C::Hotkeys)),
+    cmd!("latency", -2, NONE, (0, 0, 0), Conn(C::Latency)),
+];
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> =
+        OnceLock::new();
+    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
+    let mut lower = [0u8; 24];
+    let lower = lower.get_mut(..name.len())?;
+    for (dst, src) in lower.iter_mut().zip(name) {
+        *dst = src.to_ascii_lowercase();
+    }
+    index.get(&*lower).copied()
+}
+
+/// Kept out of the hot path: the server module answers COMMAND with this.
+pub fn all() -> &'static [CommandSpec] {
+    COMMANDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_unique() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+        let mut names: Vec<_> = COMMANDS.iter().map(|c| c.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn slots_cover_named_commands() {
+        assert_eq!(lookup(b"get").unwrap().slot, 0);
+        assert_eq!(SLOT_NAMES[lookup(b"hmget").unwrap().slot as usize], "hmget");
+        assert_eq!(lookup(b"append").unwrap().slot, SLOT_OTHER);
+        // flushall shares flushdb's slot? No: only names in SLOT_NAMES get one.
+        assert_eq!(lookup(b"flushall").unwrap().slot, SLOT_OTHER);
+    }
+
+    #[test]
+    fn every_slot_name_is_a_command_or_other() {
+        for name in &SLOT_NAMES[..NUM_SLOTS - 1] {
+            assert!(lookup(name.as_bytes()).is_some(), "{name}");
+        }
+    }
+}

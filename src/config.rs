@@ -1,0 +1,232 @@
+//! Server configuration: command-line flags layered over an optional
+//! `kora.toml`. Flags win over the file, the file wins over defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Everything the server needs to start. Built once in `main`, then cloned
+/// into every shard executor (it is plain data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub bind: String,
+    pub port: u16,
+    /// Number of shards, one pinned executor each.
+    pub workers: usize,
+    /// 0 disables the HTTP metrics endpoint.
+    pub metrics_port: u16,
+    pub metrics_bind: String,
+    pub hotkeys_decay_ms: u64,
+    pub hotkeys_top_k: usize,
+    /// Only for measuring the cost of observability: turns off timers,
+    /// histograms and the hot-key sketch on the data path.
+    pub instrumentation: bool,
+    /// Milliseconds between active-expiry cycles on each shard.
+    pub active_expire_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            workers: available_cores(),
+            metrics_port: 9090,
+            metrics_bind: "127.0.0.1".into(),
+            hotkeys_decay_ms: 10_000,
+            hotkeys_top_k: 32,
+            instrumentation: true,
+            active_expire_ms: 100,
+        }
+    }
+}
+
+pub fn available_cores() -> usize {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.len())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Command-line flags. Every field is optional so that we can tell "not
+/// given" from "given with the default value" when layering over the file.
+#[derive(Parser, Debug, Default)]
+#[command(name = "kora", version, about = "Redis-compatible thread-per-core cache server")]
+pub struct Cli {
+    /// Read settings from this TOML file (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for RESP clients.
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Port for RESP clients.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Number of shards (pinned executors); default: available cores.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Port for the Prometheus /metrics endpoint; 0 disables it.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+    /// Address for the /metrics endpoint.
+    #[arg(long)]
+    pub metrics_bind: Option<String>,
+    /// Interval after which every hot-key counter is halved.
+    #[arg(long)]
+    pub hotkeys_decay_ms: Option<u64>,
+    /// How many hot-key candidates each shard keeps.
+    #[arg(long)]
+    pub hotkeys_top_k: Option<usize>,
+    /// Turn the per-command instrumentation off (for overhead measurements).
+    #[arg(long)]
+    pub no_instrumentation: bool,
+}
+
+/// The keys `kora.toml` accepts; unknown keys are an error so typos are
+/// caught at startup rather than silently ignored.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    port: Option<u16>,
+    workers: Option<usize>,
+    metrics_port: Option<u16>,
+    metrics_bind: Option<String>,
+    hotkeys_decay_ms: Option<u64>,
+    hotkeys_top_k: Option<usize>,
+    instrumentation: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut cfg = Config::default();
+        macro_rules! layer {
+            ($field:ident) => {
+                if let Some(v) = cli.$field.clone().or(file.$field.clone()) {
+                    cfg.$field = v;
+                }
+            };
+        }
+        layer!(bind);
+        layer!(port);
+        layer!(workers);
+        layer!(metrics_port);
+        layer!(metrics_bind);
+        layer!(hotkeys_decay_ms);
+        layer!(hotkeys_top_k);
+        if let Some(on) = file.instrumentation {
+            cfg.instrumentation = on;
+        }
+        if cli.no_instrumentation {
+            cfg.instrumentation = false;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > 1024 {
+            return Err(ConfigError(format!(
+                "workers must be between 1 and 1024, got {}",
+                self.workers
+            )));
+        }
+        if self.hotkeys_top_k == 0 || self.hotkeys_top_k > 1024 {
+            return Err(ConfigError(format!(
+                "hotkeys_top_k must be between 1 and 1024, got {}",
+                self.hotkeys_top_k
+            )));
+        }
+        if self.hotkeys_decay_ms == 0 {
+            return Err(ConfigError("hotkeys_decay_ms must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// `host:port` for the RESP listener.
+    pub fn listen_addr(&self) -> String {
+        join_host_port(&self.bind, self.port)
+    }
+
+    pub fn metrics_addr(&self) -> String {
+        join_host_port(&self.metrics_bind, self.metrics_port)
+    }
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start].matches('\n').count() + 1)
+            .map_or(String::new(), |l| format!(" line {l}:"));
+        ConfigError(format!(
+            "bad config file {}:{line} {}",
+            path.display(),
+            e.message()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_tmp(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("kora-cfg-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let path = write_tmp("layer.toml", "port = 7000\nworkers = 3\nmetrics_port = 0\n");
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap(), "--port", "7001"]);
+        let cfg = Config::from_cli(&cli).unwrap();
+        assert_eq!(cfg.port, 7001);
+        assert_eq!(cfg.workers, 3);
+        assert_eq!(cfg.metrics_port, 0);
+        assert_eq!(cfg.bind, "127.0.0.1");
+    }
+
+    #[test]
+    fn bad_file_names_file_and_line() {
+        let path = write_tmp("bad.toml", "port = 7000\n\nnot_a_key = 1\n");
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
+        let err = Config::from_cli(&cli).unwrap_err().0;
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn zero_workers_rejected() {
+        let cli = Cli::parse_from(["kora", "--workers", "0"]);
+        assert!(Config::from_cli(&cli).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Kora: a Redis-compatible (RESP2), thread-per-core, shared-nothing cache
+//! server with always-on observability. See README.md for the architecture.
+
+pub mod collector;
+pub mod command;
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod shard;
+pub mod store;

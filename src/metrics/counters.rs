@@ -1,0 +1,59 @@
+//! Per-shard counters. Each shard owns one `ShardStats`; only that shard's
+//! thread writes it, so an increment is a Relaxed load plus a Relaxed store
+//! (a plain `add` in machine code, no locked instruction). Other threads
+//! never read it in place: they receive copies in snapshots over the mesh.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::command::NUM_SLOTS;
+
+/// A monotonically increasing per-shard counter.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A per-shard value that goes up and down (connected clients).
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.store(self.0.load(Relaxed).saturating_sub(1), Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Aligned to a cache line so two shards' stats never share one.
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct ShardStats {
+    pub cmd_calls: [Counter; NUM_SLOTS],
+    pub cmd_nanos: [Counter; NUM_SLOTS],
+    pub cmd_failed: [Counter; NUM_SLOTS],
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub connections_accepted: Counter,
+    pub connections_current: Gauge,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub expired_keys: Counter,
+    pub evicted_keys: Counter,
+}

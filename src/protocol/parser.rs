@@ -1,0 +1,267 @@
+//! Incremental RESP2 request parser.
+//!
+//! Requests are parsed in place: a parsed command is a list of byte ranges
+//! into the connection's read buffer, so arguments are never copied until a
+//! value has to be stored. When a frame is incomplete the parser reports how
+//! many bytes it needs at least, so a large bulk arriving in many reads is
+//! not re-scanned on every read.
+
+use memchr::memchr;
+
+/// Largest bulk string accepted, as Redis' `proto-max-bulk-len`.
+pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Largest argument count accepted, as Redis.
+pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
+/// Longest inline command (and longest `*`/`$` header line).
+pub const MAX_INLINE_LEN: usize = 64 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// One command occupying `consumed` bytes; its argument ranges were
+    /// pushed into the caller's vector. May be zero arguments (empty line).
+    Command { consumed: usize },
+    /// The buffer holds only part of a command; do not call again until at
+    /// least `need` bytes (counted from the same start) are buffered.
+    Incomplete { need: usize },
+}
+
+/// A protocol violation: the text is the `-ERR` reply, after which the
+/// connection must be closed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+/// Argument `i` of a command is `buf[start..end]`, absolute offsets into the
+/// read buffer.
+pub type ArgRange = (usize, usize);
+
+/// Parse one command starting at `buf[0]`. Ranges are pushed relative to
+/// `base` (the absolute offset of `buf[0]` in the read buffer).
+pub fn parse_command(
+    buf: &[u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
+    args.clear();
+    if buf.is_empty() {
+        return Ok(Parsed::Incomplete { need: 1 });
+    }
+    if buf[0] == b'*' {
+        parse_multibulk(buf, base, args)
+    } else {
+        parse_inline(buf, base, args)
+    }
+}
+
+fn parse_multibulk(
+    buf: &[u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
+    let Some((count, mut pos)) = read_header_line(buf, 0, "mbulk count")? else {
+        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+    };
+    if count > MAX_MULTIBULK_LEN as i64 {
+        return Err(ProtocolError("Protocol error: invalid multibulk length".into()));
+    }
+    if count <= 0 {
+        // `*0` and `*-1` are ignored by Redis: an empty command.
+        return Ok(Parsed::Command { consumed: pos });
+    }
+    let count = count as usize;
+    // Reserve only for what could plausibly be in the buffer: a hostile
+    // `*1000000` must not make us allocate before the bytes arrive.
+    args.reserve(count.min(buf.len() / 4 + 1));
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Ok(Parsed::Incomplete { need: pos + 1 });
+        }
+        if buf[pos] != b'$' {
+            return Err(ProtocolError(format!(
+                "Protocol error: expected '$', got '{}'",
+                printable(buf[pos])
+            )));
+        }
+        let Some((len, after)) = read_header_line(buf, pos, "bulk count")? else {
+            return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+        };
+        if len < 0 || len as usize > MAX_BULK_LEN {
+            return Err(ProtocolError("Protocol error: invalid bulk length".into()));
+        }
+        let len = len as usize;
+        let end = after + len;
+        if buf.len() < end + 2 {
+            return Ok(Parsed::Incomplete { need: end + 2 });
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(ProtocolError(
+                "Protocol error: bulk string not terminated by CRLF".into(),
+            ));
+        }
+        args.push((base + after, base + end));
+        pos = end + 2;
+    }
+    Ok(Parsed::Command { consumed: pos })
+}
+
+/// Reads a `*N\r\n` or `$N\r\n` line at `start`; returns the number and the
+/// offset after the CRLF, or None when the line is not complete yet.
+fn read_header_line(
+    buf: &[u8],
+    start: usize,
+    what: &str,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let window = &buf[start..buf.len().min(start + MAX_INLINE_LEN)];
+    let Some(nl) = memchr(b'\n', window) else {
+        if window.len() >= MAX_INLINE_LEN {
+            return Err(ProtocolError(format!("Protocol error: too big {what} string")));
+        }
+        return Ok(None);
+    };
+    let line = &window[1..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let invalid = || {
+        let kind = if what == "mbulk count" { "multibulk" } else { "bulk" };
+        ProtocolError(format!("Protocol error: invalid {kind} length"))
+    };
+    let n = parse_i64(line).ok_or_else(invalid)?;
+    Ok(Some((n, start + nl + 1)))
+}
+
+fn parse_inline(
+    buf: &[u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
+    let window = &buf[..buf.len().min(MAX_INLINE_LEN)];
+    let Some(nl) = memchr(b'\n', window) else {
+        if window.len() >= MAX_INLINE_LEN {
+            return Err(ProtocolError("Protocol error: too big inline request".into()));
+        }
+        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+    };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let mut i = 0;
+    while i < line_end {
+        while i < line_end && buf[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < line_end && !buf[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i > start {
+            args.push((base + start, base + i));
+        }
+    }
+    Ok(Parsed::Command { consumed: nl + 1 })
+}
+
+fn printable(b: u8) -> char {
+    if b.is_ascii_graphic() { b as char } else { '?' }
+}
+
+/// Strict decimal i64 as Redis' `string2ll`: optional '-', no '+', no
+/// spaces, no leading zeros except "0" itself.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(_) => (false, s),
+        None => return None,
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    if digits[0] == b'0' && (digits.len() > 1 || neg) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut args = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            match parse_command(&input[pos..], pos, &mut args)? {
+                Parsed::Command { consumed } => {
+                    out.push(args.iter().map(|&(s, e)| input[s..e].to_vec()).collect());
+                    pos += consumed;
+                }
+                Parsed::Incomplete { .. } => break,
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn pipelined_multibulk_and_inline() {
+        let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n  set a  b \n").unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0], vec![b"GET".to_vec(), b"k".to_vec()]);
+        assert_eq!(cmds[1], vec![b"PING".to_vec()]);
+        assert_eq!(cmds[2], vec![b"set".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn incomplete_reports_needed_bytes() {
+        let mut args = Vec::new();
+        let r = parse_command(b"*1\r\n$10\r\nabc", 0, &mut args).unwrap();
+        assert_eq!(r, Parsed::Incomplete { need: 21 });
+        let r = parse_command(b"*1\r\n$10\r\nabcdefghij\r\n", 0, &mut args).unwrap();
+        assert_eq!(r, Parsed::Command { consumed: 21 });
+    }
+
+    #[test]
+    fn binary_safe_bulk() {
+        let cmds = parse_all(b"*1\r\n$4\r\na\r\nb\r\n").unwrap();
+        assert_eq!(cmds[0][0], b"a\r\nb".to_vec());
+    }
+
+    #[test]
+    fn limits_and_garbage_are_errors() {
+        let mut args = Vec::new();
+        for bad in [
+            &b"*2\r\n$-5\r\n"[..],
+            b"*1\r\n$536870913\r\n",
+            b"*1048577\r\n",
+            b"*1\r\n:5\r\n",
+            b"*x\r\n",
+            b"*1\r\n$3\r\nabcXY",
+        ] {
+            assert!(parse_command(bad, 0, &mut args).is_err(), "{bad:?}");
+        }
+        let long = vec![b'a'; MAX_INLINE_LEN + 1];
+        assert!(parse_command(&long, 0, &mut args).is_err());
+    }
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b""), None);
+        assert_eq!(parse_i64(b"-0"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! RESP2 reply encoding straight into a reusable output buffer.
+
+/// Error texts shared by several command families, worded as Redis 7.
+pub mod err {
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+    pub const OUT_OF_RANGE_POSITIVE: &str = "ERR value is out of range, must be positive";
+    pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
+    pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+}
+
+/// Appends RESP2 replies to a byte buffer.
+pub trait Resp {
+    fn simple(&mut self, s: &str);
+    fn error(&mut self, s: &str);
+    fn int(&mut self, n: i64);
+    fn bulk(&mut self, b: &[u8]);
+    fn nil(&mut self);
+    fn nil_array(&mut self);
+    fn array(&mut self, len: usize);
+    fn ok(&mut self) {
+        self.simple("OK");
+    }
+    /// A float as Redis prints it in bulk replies (no exponent, no
+    /// trailing zeros).
+    fn bulk_f64(&mut self, v: f64);
+}
+
+impl Resp for Vec<u8> {
+    #[inline]
+    fn simple(&mut self, s: &str) {
+        self.push(b'+');
+        self.extend_from_slice(s.as_bytes());
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn error(&mut self, s: &str) {
+        self.push(b'-');
+        // An error line must not contain CR/LF or it would desync the client.
+        self.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        self.extend_from_slice(b"\r\n");
+    }
+
+    #[inline]
+    fn int(&mut self, n: i64) {
+        self.push(b':');
+        push_i64(self, n);
+        self.extend_from_slice(b"\r\n");
+    }
+
+    #[inline]
+    fn bulk(&mut self, b: &[u8]) {
+        self.push(b'$');
+        push_i64(self, b.len() as i64);
+        self.extend_from_slice(b"\r\n");
+        self.extend_from_slice(b);
+        self.extend_from_slice(b"\r\n");
+    }
+
+    #[inline]
+    fn nil(&mut self) {
+        self.extend_from_slice(b"$-1\r\n");
+    }
+
+    fn nil_array(&mut self) {
+        self.extend_from_slice(b"*-1\r\n");
+    }
+
+    #[inline]
+    fn array(&mut self, len: usize) {
+        self.push(b'*');
+        push_i64(self, len as i64);
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn bulk_f64(&mut self, v: f64) {
+        let mut tmp = Vec::with_capacity(32);
+        format_f64(&mut tmp, v);
+        self.bulk(&tmp);
+    }
+}
+
+/// Decimal text of `n` without going through `fmt`.
+#[inline]
+pub fn push_i64(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Redis prints floats in human form: fixed notation, shortest digits that
+/// round-trip, no trailing zeros ("3" rather than "3.0").
+pub fn format_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
+    } else if v == v.trunc() && v.abs() < 1e17 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Parses a float argument as Redis does: no spaces, no NaN.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?;
+    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => text.parse::<f64>().ok()?,
+    };
+    if v.is_nan() { None } else { Some(v) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_reply_type() {
+        let mut out = Vec::new();
+        out.ok();
+        out.error("ERR bad\r\nthing");
+        out.int(-42);
+        out.bulk(b"hi");
+        out.nil();
+        out.array(2);
+        out.bulk_f64(10.5);
+        out.bulk_f64(3.0);
+        assert_eq!(
+            out,
+            b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n"
+        );
+    }
+
+    #[test]
+    fn integer_extremes() {
+        let mut out = Vec::new();
+        push_i64(&mut out, i64::MIN);
+        assert_eq!(out, i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn floats_parse_like_redis() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"5e3"), Some(5000.0));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"abc"), None);
+    }
+}

@@ -1,0 +1,414 @@
+//! One client connection: read, parse every complete command, run local
+//! ones inline, send one batch per other shard over the mesh, reassemble
+//! replies in request order and write them with one write.
+
+use std::rc::Rc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use glommio::net::TcpStream;
+
+use super::Shard;
+use super::mesh::{OpBatch, ReplyBatch, Request, Response};
+use crate::command::{Args, CommandSpec, ConnCmd, Handler, Kind, Merge, lookup, server, wrong_arity};
+use crate::metrics::CommandTimer;
+use crate::protocol::parser::{ArgRange, Parsed, parse_command};
+use crate::protocol::reply::Resp;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written once this much has accumulated, so a huge pipeline
+/// does not buffer all of its replies.
+const WRITE_THRESHOLD: usize = 256 * 1024;
+
+/// Per-connection state that commands may read or change.
+pub struct ClientState {
+    pub id: u64,
+    pub name: Option<Vec<u8>>,
+    pub addr: String,
+}
+
+/// What the connection does after a command.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Flow {
+    Continue,
+    /// Write what is pending, then close (QUIT, protocol errors).
+    Close,
+}
+
+/// `Item::shard` of replies produced on the connection's own shard.
+const LOCAL: u16 = u16::MAX;
+
+/// Where one reply (or one part of a split command's reply) will come from.
+#[derive(Clone, Copy)]
+struct Item {
+    shard: u16,
+    index: u32,
+}
+
+enum Shape {
+    One(Item),
+    /// A split multi-key command: `count` items starting at `first` in the
+    /// plan's item list.
+    Merged { merge: Merge, first: u32, count: u32 },
+}
+
+struct Planned<'m> {
+    shape: Shape,
+    /// Present for commands whose reply is not ready yet (remote parts).
+    timer: Option<CommandTimer<'m>>,
+}
+
+/// The in-flight part of a pipeline: commands parsed but not yet answered.
+struct Pipeline<'m> {
+    local: ReplyBatch,
+    batches: Vec<OpBatch>,
+    plan: Vec<Planned<'m>>,
+    items: Vec<Item>,
+    remote_pending: bool,
+}
+
+impl<'m> Pipeline<'m> {
+    fn new(nshards: usize) -> Self {
+        Pipeline {
+            local: ReplyBatch::default(),
+            batches: (0..nshards).map(|_| OpBatch::default()).collect(),
+            plan: Vec::new(),
+            items: Vec::new(),
+            remote_pending: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.plan.is_empty()
+    }
+}
+
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let stats = shard.metrics.stats.clone();
+    stats.connections_accepted.add(1);
+    stats.connections_current.inc();
+    let _ = stream.set_nodelay(true);
+    let mut client = ClientState {
+        id: shard.next_client_id(),
+        name: None,
+        addr: stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+    };
+    let _ = run(&shard, &mut stream, &mut client).await;
+    stats.connections_current.dec();
+}
+
+async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState) -> std::io::Result<()> {
+    let metrics = &shard.metrics;
+    let mut rbuf: Vec<u8> = vec![0; READ_CHUNK];
+    let (mut start, mut end) = (0usize, 0usize);
+    // Do not re-parse until this many bytes from `start` are buffered.
+    let mut need = 1usize;
+    let mut argv: Vec<ArgRange> = Vec::with_capacity(16);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut pipe = Pipeline::new(shard.nshards);
+    loop {
+        // Make room: compact, then grow for a frame larger than the buffer.
+        if start > 0 && (start == end || rbuf.len() - end < READ_CHUNK / 2) {
+            rbuf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        let want = (start + need).max(end + READ_CHUNK / 2);
+        if want > rbuf.len() {
+            rbuf.resize(want.next_power_of_two(), 0);
+        }
+        let n = {
+            let read = stream.read(&mut rbuf[end..]);
+            let stop = async {
+                let _ = shard.shutdown.acquire(1).await;
+                Ok(0)
+            };
+            future::or(read, stop).await?
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        end += n;
+        metrics.stats.bytes_in.add(n as u64);
+        if end - start < need {
+            continue;
+        }
+        let mut flow = Flow::Continue;
+        while start < end {
+            match parse_command(&rbuf[start..end], start, &mut argv) {
+                Ok(Parsed::Incomplete { need: n }) => {
+                    need = n;
+                    break;
+                }
+                Ok(Parsed::Command { consumed }) => {
+                    need = 1;
+                    if !argv.is_empty() {
+                        let args = Args::new(&rbuf, &argv);
+                        flow = dispatch(shard, client, &args, &mut pipe, &mut out).await;
+                    }
+                    start += consumed;
+                    if flow == Flow::Close {
+                        break;
+                    }
+                    if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
+                        complete(shard, &mut pipe, &mut out).await;
+                        write_out(shard, stream, &mut out).await?;
+                    }
+                }
+                Err(e) => {
+                    complete(shard, &mut pipe, &mut out).await;
+                    out.error(&e.0);
+                    flow = Flow::Close;
+                    break;
+                }
+            }
+        }
+        complete(shard, &mut pipe, &mut out).await;
+        write_out(shard, stream, &mut out).await?;
+        if flow == Flow::Close || shard.shutting_down.get() {
+            return Ok(());
+        }
+    }
+}
+
+async fn write_out(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    shard.metrics.stats.bytes_out.add(out.len() as u64);
+    out.clear();
+    if out.capacity() > 4 * WRITE_THRESHOLD {
+        out.shrink_to(READ_CHUNK);
+    }
+    Ok(())
+}
+
+/// Routes one command: inline on this shard, into a batch for another
+/// shard, or (connection commands) run here after the pipeline drains.
+async fn dispatch<'m>(
+    shard: &'m Rc<Shard>,
+    client: &mut ClientState,
+    args: &Args<'_>,
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let metrics = &shard.metrics;
+    let Some(spec) = lookup(args.get(0)) else {
+        let timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
+        local_reply(pipe, timer, |buf| unknown_command(args, buf));
+        return Flow::Continue;
+    };
+    let timer = CommandTimer::start(metrics, spec.slot);
+    if !spec.arity_ok(args.len()) {
+        local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
+        return Flow::Continue;
+    }
+    match spec.kind {
+        Kind::Keyed(handler) => {
+            let target = shard.owner(args.get(spec.first_key as usize));
+            route(shard, pipe, timer, handler, target, args);
+        }
+        Kind::Split { whole, part, step, merge } => {
+            if (args.len() - 1) % step != 0 {
+                local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
+                return Flow::Continue;
+            }
+            match single_owner(shard, args, spec) {
+                Some(target) => route(shard, pipe, timer, whole, target, args),
+                None => split(shard, pipe, timer, args, part, step, merge),
+            }
+        }
+        Kind::Conn(cmd) => {
+            // Connection commands see every earlier command's effect.
+            complete(shard, pipe, out).await;
+            let mark = out.len();
+            let flow = server::run_conn(shard, client, cmd, args, out).await;
+            let mut timer = timer;
+            timer.set_failed(out.get(mark) == Some(&b'-'));
+            return flow;
+        }
+    }
+    if matches!(spec.kind, Kind::Conn(ConnCmd::Quit)) {
+        return Flow::Close;
+    }
+    Flow::Continue
+}
+
+fn unknown_command(args: &Args, out: &mut Vec<u8>) {
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)])
+    );
+    for arg in args.iter_from(1).take(16) {
+        text.push('\'');
+        text.push_str(&String::from_utf8_lossy(&arg[..arg.len().min(128)]));
+        text.push_str("' ");
+    }
+    out.error(&text);
+}
+
+/// The shard owning every key of `args`, if it is one shard.
+fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize> {
+    let step = spec.key_step.max(1) as usize;
+    let mut keys = (spec.first_key as usize..args.len()).step_by(step).map(|i| shard.owner(args.get(i)));
+    let first = keys.next()?;
+    keys.all(|s| s == first).then_some(first)
+}
+
+/// Records a reply produced right here (errors, inline commands).
+fn local_reply<'m>(pipe: &mut Pipeline<'m>, mut timer: CommandTimer<'m>, f: impl FnOnce(&mut Vec<u8>)) {
+    let mark = pipe.local.buf.len();
+    f(&mut pipe.local.buf);
+    timer.set_failed(pipe.local.buf.get(mark) == Some(&b'-'));
+    drop(timer);
+    let index = pipe.local.seal();
+    pipe.plan.push(Planned { shape: Shape::One(Item { shard: LOCAL, index }), timer: None });
+}
+
+/// Runs a single-shard command inline, or queues it for its shard.
+fn route<'m>(
+    shard: &'m Rc<Shard>,
+    pipe: &mut Pipeline<'m>,
+    mut timer: CommandTimer<'m>,
+    handler: Handler,
+    target: usize,
+    args: &Args,
+) {
+    let item = queue(shard, pipe, handler, target, args);
+    if item.shard == LOCAL {
+        timer.set_failed(pipe.local.get(item.index as usize).first() == Some(&b'-'));
+        drop(timer);
+        pipe.plan.push(Planned { shape: Shape::One(item), timer: None });
+    } else {
+        pipe.plan.push(Planned { shape: Shape::One(item), timer: Some(timer) });
+    }
+}
+
+/// Splits a multi-key command into one part per key (or key/value pair),
+/// each run on its key's shard; the reply is merged in argument order.
+fn split<'m>(
+    shard: &'m Rc<Shard>,
+    pipe: &mut Pipeline<'m>,
+    timer: CommandTimer<'m>,
+    args: &Args,
+    part: Handler,
+    step: usize,
+    merge: Merge,
+) {
+    let first = pipe.items.len() as u32;
+    let mut part_ranges: [ArgRange; 3] = [args.range(0); 3];
+    for i in (1..args.len()).step_by(step) {
+        for j in 0..step {
+            part_ranges[1 + j] = args.range(i + j);
+        }
+        let part_args = Args::new(args.buf(), &part_ranges[..1 + step]);
+        let target = shard.owner(args.get(i));
+        let item = queue(shard, pipe, part, target, &part_args);
+        pipe.items.push(item);
+    }
+    let count = pipe.items.len() as u32 - first;
+    pipe.plan.push(Planned { shape: Shape::Merged { merge, first, count }, timer: Some(timer) });
+}
+
+/// Executes one op inline when this shard owns it, else appends it to the
+/// owner's batch.
+fn queue(shard: &Shard, pipe: &mut Pipeline<'_>, handler: Handler, target: usize, args: &Args) -> Item {
+    if target == shard.id {
+        let mut db = shard.db.borrow_mut();
+        db.refresh_clock();
+        handler(&mut db, args, &mut pipe.local.buf);
+        Item { shard: LOCAL, index: pipe.local.seal() }
+    } else {
+        pipe.remote_pending = true;
+        let index = pipe.batches[target].push(handler, args.iter_from(0));
+        Item { shard: target as u16, index }
+    }
+}
+
+/// Sends the queued batches, waits for every reply, and appends all
+/// replies of the pipeline to `out` in request order.
+async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut Vec<u8>) {
+    if pipe.is_empty() {
+        return;
+    }
+    if !pipe.remote_pending {
+        // Everything ran inline, in order: the local replies are the output.
+        if out.is_empty() {
+            std::mem::swap(out, &mut pipe.local.buf);
+        } else {
+            out.extend_from_slice(&pipe.local.buf);
+        }
+        pipe.local.clear();
+        pipe.plan.clear();
+        pipe.items.clear();
+        return;
+    }
+    let mut waiting = Vec::new();
+    for (target, batch) in pipe.batches.iter_mut().enumerate() {
+        if !batch.is_empty() {
+            let batch = std::mem::take(batch);
+            waiting.push((target, shard.node.request(target, Request::Exec(batch))));
+        }
+    }
+    let mut remote: Vec<ReplyBatch> = (0..shard.nshards).map(|_| ReplyBatch::default()).collect();
+    for (target, fut) in waiting {
+        if let Response::Exec(replies) = fut.await {
+            remote[target] = replies;
+        }
+    }
+    let reply = |item: &Item| -> &[u8] {
+        let batch = if item.shard == LOCAL { &pipe.local } else { &remote[item.shard as usize] };
+        if (item.index as usize) < batch.ends.len() {
+            batch.get(item.index as usize)
+        } else {
+            b"-ERR shard unavailable\r\n"
+        }
+    };
+    for planned in pipe.plan.drain(..) {
+        let mark = out.len();
+        match planned.shape {
+            Shape::One(item) => out.extend_from_slice(reply(&item)),
+            Shape::Merged { merge, first, count } => {
+                let parts = &pipe.items[first as usize..(first + count) as usize];
+                merge_parts(merge, parts.iter().map(&reply), count as usize, out);
+            }
+        }
+        if let Some(mut timer) = planned.timer {
+            timer.set_failed(out.get(mark) == Some(&b'-'));
+        }
+    }
+    pipe.local.clear();
+    pipe.items.clear();
+    pipe.remote_pending = false;
+}
+
+fn merge_parts<'a>(merge: Merge, parts: impl Iterator<Item = &'a [u8]>, count: usize, out: &mut Vec<u8>) {
+    match merge {
+        Merge::Array => {
+            out.array(count);
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        }
+        Merge::SumInt => {
+            let mut sum = 0i64;
+            for p in parts {
+                if p.first() != Some(&b':') {
+                    out.extend_from_slice(p);
+                    return;
+                }
+                sum += crate::protocol::parser::parse_i64(&p[1..p.len() - 2]).unwrap_or(0);
+            }
+            out.int(sum);
+        }
+        Merge::AllOk => {
+            for p in parts {
+                if p.first() == Some(&b'-') {
+                    out.extend_from_slice(p);
+                    return;
+                }
+            }
+            out.ok();
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Messages between cores and the request/response plumbing over the
+//! glommio channel mesh.
+//!
+//! Every executor (each shard and the collector) is a [`Node`] of one full
+//! mesh. A request carries the sender's id and a request number; the
+//! receiver answers with a response carrying that number, which wakes the
+//! task waiting for it. Sends never block the caller: when a channel is
+//! full, messages wait in a per-peer local queue drained by one task, so a
+//! full channel cannot deadlock two shards answering each other.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::{GlommioError, ResourceType};
+
+use super::Shard;
+use crate::command::Handler;
+use crate::protocol::parser::ArgRange;
+
+/// Commands for one shard, cut from one connection's pipeline: argument
+/// bytes copied into one block, and per command its handler and argument
+/// ranges into that block.
+#[derive(Default)]
+pub struct OpBatch {
+    pub data: Vec<u8>,
+    pub ranges: Vec<ArgRange>,
+    /// (handler, first range, range count).
+    pub ops: Vec<(Handler, u32, u32)>,
+}
+
+impl OpBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn push<'a>(&mut self, handler: Handler, args: impl Iterator<Item = &'a [u8]>) -> u32 {
+        let first = self.ranges.len() as u32;
+        for arg in args {
+            let start = self.data.len();
+            self.data.extend_from_slice(arg);
+            self.ranges.push((start, self.data.len()));
+        }
+        self.ops.push((handler, first, self.ranges.len() as u32 - first));
+        self.ops.len() as u32 - 1
+    }
+}
+
+/// The replies to an `OpBatch`, concatenated; `ends[i]` is where reply `i`
+/// ends in `buf`.
+#[derive(Default, Debug)]
+pub struct ReplyBatch {
+    pub buf: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl ReplyBatch {
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    pub fn seal(&mut self) -> u32 {
+        self.ends.push(self.buf.len() as u32);
+        self.ends.len() as u32 - 1
+    }
+}
+
+pub type Call = Box<dyn FnOnce(&Shard) -> Box<dyn Any + Send> + Send>;
+
+pub enum Request {
+    Exec(OpBatch),
+    /// Any other work: a closure run on the target shard (fan-out commands,
+    /// snapshots, cross-shard moves). Rare, so the box is fine.
+    Call(Call),
+}
+
+pub enum Response {
+    Exec(ReplyBatch),
+    Call(Box<dyn Any + Send>),
+}
+
+pub enum Msg {
+    Request { from: usize, id: u32, req: Request },
+    Response { id: u32, resp: Response },
+}
+
+enum Slot {
+    Free,
+    Waiting(Option<Waker>),
+    Ready(Response),
+    /// The requester went away; free the slot when the answer comes.
+    Abandoned,
+}
+
+struct Outbox {
+    queue: LocalSender<Msg>,
+    /// Messages queued or being sent by the drain task. While non-zero,
+    /// new messages must queue too, to keep per-peer FIFO order.
+    backlog: Rc<Cell<usize>>,
+}
+
+pub struct Node {
+    pub id: usize,
+    senders: Rc<Senders<Msg>>,
+    outboxes: Vec<Outbox>,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+}
+
+impl Node {
+    /// Wraps this executor's end of the mesh and starts one drain task per
+    /// peer. Incoming messages are handed to `on_request`; responses wake
+    /// their waiters.
+    pub fn start(
+        senders: Senders<Msg>,
+        mut receivers: Receivers<Msg>,
+        on_request: Rc<dyn Fn(usize, u32, Request)>,
+    ) -> Rc<Node> {
+        let senders = Rc::new(senders);
+        let outboxes = (0..senders.nr_consumers())
+            .map(|peer| {
+                let (queue, rx) = local_channel::new_unbounded::<Msg>();
+                let backlog = Rc::new(Cell::new(0));
+                let (senders, drained) = (senders.clone(), backlog.clone());
+                glommio::spawn_local(async move {
+                    while let Some(msg) = rx.recv().await {
+                        let _ = senders.send_to(peer, msg).await;
+                        drained.set(drained.get() - 1);
+                    }
+                })
+                .detach();
+                Outbox { queue, backlog }
+            })
+            .collect();
+        let node = Rc::new(Node {
+            id: senders.peer_id(),
+            senders,
+            outboxes,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+        });
+        for (peer, rx) in receivers.streams() {
+            let node = node.clone();
+            let on_request = on_request.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Msg::Request { from, id, req } => on_request(from, id, req),
+                        Msg::Response { id, resp } => node.complete(id, resp),
+                    }
+                }
+                let _ = peer;
+            })
+            .detach();
+        }
+        node
+    }
+
+    pub fn peers(&self) -> usize {
+        self.senders.nr_consumers()
+    }
+
+    /// Queues `msg` for `peer` without ever waiting.
+    pub fn post(&self, peer: usize, msg: Msg) {
+        let outbox = &self.outboxes[peer];
+        let msg = if outbox.backlog.get() == 0 {
+            match self.senders.try_send_to(peer, msg) {
+                Ok(()) => return,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => msg,
+                // The peer is gone (shutdown): nobody will answer anyway.
+                Err(_) => return,
+            }
+        } else {
+            msg
+        };
+        outbox.backlog.set(outbox.backlog.get() + 1);
+        if outbox.queue.try_send(msg).is_err() {
+            outbox.backlog.set(outbox.backlog.get() - 1);
+        }
+    }
+
+    /// Sends a request and waits for its response; None if the peer is
+    /// gone.
+    pub fn request(self: &Rc<Self>, peer: usize, req: Request) -> ResponseFuture {
+        let id = {
+            let mut slots = self.slots.borrow_mut();
+            match self.free.borrow_mut().pop() {
+                Some(id) => {
+                    slots[id as usize] = Slot::Waiting(None);
+                    id
+                }
+                None => {
+                    slots.push(Slot::Waiting(None));
+                    slots.len() as u32 - 1
+                }
+            }
+        };
+        self.post(peer, Msg::Request { from: self.id, id, req });
+        ResponseFuture { node: self.clone(), id, done: false }
+    }
+
+    pub fn respond(&self, peer: usize, id: u32, resp: Response) {
+        self.post(peer, Msg::Response { id, resp });
+    }
+
+    fn complete(&self, id: u32, resp: Response) {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slot) = slots.get_mut(id as usize) else { return };
+        match std::mem::replace(slot, Slot::Free) {
+            Slot::Waiting(waker) => {
+                *slot = Slot::Ready(resp);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Slot::Abandoned => self.free.borrow_mut().push(id),
+            other => *slot = other,
+        }
+    }
+
+    /// Requests still waiting for an answer (for tests and shutdown).
+    pub fn in_flight(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| matches!(s, Slot::Waiting(_))).count()
+    }
+}
+
+pub struct ResponseFuture {
+    node: Rc<Node>,
+    id: u32,
+    done: bool,
+}
+
+impl Future for ResponseFuture {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let mut slots = self.node.slots.borrow_mut();
+        let slot = &mut slots[self.id as usize];
+        match std::mem::replace(slot, Slot::Free) {
+            Slot::Ready(resp) => {
+                drop(slots);
+                self.node.free.borrow_mut().push(self.id);
+                self.done = true;
+                Poll::Ready(resp)
+            }
+            Slot::Waiting(_) => {
+                *slot = Slot::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            other => {
+                *slot = other;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for ResponseFuture {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut slots = self.node.slots.borrow_mut();
+        let slot = &mut slots[self.id as usize];
+        match slot {
+            Slot::Ready(_) => {
+                *slot = Slot::Free;
+                drop(slots);
+                self.node.free.borrow_mut().push(self.id);
+            }
+            _ => *slot = Slot::Abandoned,
+        }
+    }
+}

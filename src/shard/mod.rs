@@ -1,0 +1,164 @@
+//! The per-core runtime: one `Shard` per pinned executor, owning its
+//! keyspace and instruments, reachable from other cores only through the
+//! channel mesh.
+
+pub mod connection;
+pub mod mesh;
+pub mod runtime;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use glommio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::metrics::{HotKeys, ShardMetrics, ShardSnapshot, ShardStats};
+use crate::store::Db;
+use mesh::{Node, OpBatch, ReplyBatch, Request, Response};
+
+/// Key → shard, identical on every core and every run: ahash with fixed
+/// seeds (distinct from the ones the per-shard maps use, so a shard's keys
+/// still spread over its whole table).
+#[inline]
+pub fn shard_of(key: &[u8], nshards: usize) -> usize {
+    if nshards == 1 {
+        return 0;
+    }
+    const ROUTING: ahash::RandomState =
+        ahash::RandomState::with_seeds(0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9, 0x94d0_49bb_1331_11eb, 0x2545_f491_4f6c_dd1d);
+    (ROUTING.hash_one(key) % nshards as u64) as usize
+}
+
+/// State shared by the tasks of one executor (connections, mesh receivers,
+/// timers). Never crosses threads.
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    pub config: Config,
+    pub db: RefCell<Db>,
+    pub metrics: ShardMetrics,
+    pub node: Rc<Node>,
+    pub started: Instant,
+    /// Set by SIGINT/SIGTERM or SHUTDOWN; polled by a timer on each shard.
+    pub shutdown_flag: Arc<AtomicBool>,
+    /// Closed when this shard starts shutting down: wakes idle readers.
+    pub shutdown: Semaphore,
+    pub shutting_down: Cell<bool>,
+    next_client: Cell<u64>,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: Config, node: Rc<Node>, shutdown_flag: Arc<AtomicBool>) -> Shard {
+        let stats = Rc::new(ShardStats::default());
+        let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
+        let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        Shard {
+            id,
+            nshards: config.workers,
+            metrics: ShardMetrics::new(stats, config.instrumentation),
+            config,
+            db: RefCell::new(db),
+            node,
+            started: Instant::now(),
+            shutdown_flag,
+            shutdown: Semaphore::new(0),
+            shutting_down: Cell::new(false),
+            next_client: Cell::new(0),
+        }
+    }
+
+    /// Client ids are unique across cores without shared state: each shard
+    /// hands out ids congruent to its own index.
+    pub fn next_client_id(&self) -> u64 {
+        let seq = self.next_client.get() + 1;
+        self.next_client.set(seq);
+        seq * self.nshards as u64 + self.id as u64
+    }
+
+    #[inline]
+    pub fn owner(&self, key: &[u8]) -> usize {
+        shard_of(key, self.nshards)
+    }
+
+    /// Runs a batch cut for this shard and collects its replies.
+    pub fn exec_batch(&self, batch: &OpBatch, replies: &mut ReplyBatch) {
+        let mut db = self.db.borrow_mut();
+        db.refresh_clock();
+        for &(handler, first, count) in &batch.ops {
+            let ranges = &batch.ranges[first as usize..(first + count) as usize];
+            handler(&mut db, &crate::command::Args::new(&batch.data, ranges), &mut replies.buf);
+            replies.seal();
+        }
+    }
+
+    pub fn handle_request(&self, from: usize, id: u32, req: Request) {
+        let resp = match req {
+            Request::Exec(batch) => {
+                let mut replies = ReplyBatch::default();
+                replies.buf.reserve(batch.ops.len() * 16);
+                self.exec_batch(&batch, &mut replies);
+                Response::Exec(replies)
+            }
+            Request::Call(f) => Response::Call(f(self)),
+        };
+        self.node.respond(from, id, resp);
+    }
+
+    /// Runs `f` on shard `target` (directly when it is this one) and
+    /// returns its result; None only if the target is gone.
+    pub async fn run_on<R, F>(&self, target: usize, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
+    {
+        if target == self.id {
+            return Some(f(self));
+        }
+        let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
+        match self.node.request(target, Request::Call(call)).await {
+            Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
+            Response::Exec(_) => None,
+        }
+    }
+
+    /// Runs `f` on every shard concurrently; results in shard order.
+    pub async fn run_on_all<R, F>(&self, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&Shard) -> R + Send + Clone + 'static,
+    {
+        let pending: Vec<_> = (0..self.nshards)
+            .filter(|&t| t != self.id)
+            .map(|t| {
+                let f = f.clone();
+                let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
+                (t, self.node.request(t, Request::Call(call)))
+            })
+            .collect();
+        let mine = f(self);
+        let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
+        out[self.id] = Some(mine);
+        for (t, fut) in pending {
+            if let Response::Call(any) = fut.await
+                && let Ok(r) = any.downcast::<R>()
+            {
+                out[t] = Some(*r);
+            }
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot::take(self.id, &self.metrics, &mut self.db.borrow_mut())
+    }
+
+    /// Snapshots of every shard, merged.
+    pub async fn merged_snapshot(&self) -> ShardSnapshot {
+        let all = self.run_on_all(|s: &Shard| s.snapshot()).await;
+        ShardSnapshot::merged(&all)
+    }
+}

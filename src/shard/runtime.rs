@@ -1,0 +1,199 @@
+//! Starting the executors: one pinned glommio executor per shard plus the
+//! collector, all joined into one channel mesh; and stopping them.
+
+use std::cell::OnceCell;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use super::Shard;
+use super::connection;
+use super::mesh::{Msg, Node};
+use crate::collector;
+use crate::config::Config;
+
+/// Messages queued per direction between two cores before senders wait.
+const MESH_CAPACITY: usize = 1024;
+/// We do no direct file I/O, so the executors need little registered
+/// memory; staying small keeps us under default memlock limits.
+const IO_MEMORY: usize = 512 * 1024;
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the server until SIGINT/SIGTERM or SHUTDOWN. Returns once every
+/// executor has stopped.
+pub fn run(config: Config) -> io::Result<()> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, shutdown.clone())?;
+    }
+    run_with_flag(config, shutdown)
+}
+
+pub fn run_with_flag(config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()> {
+    // Fail early and clearly if the port is taken by a process that did not
+    // set SO_REUSEPORT (e.g. redis-server).
+    let mut addrs = vec![config.listen_addr()];
+    if config.metrics_port != 0 {
+        addrs.push(config.metrics_addr());
+    }
+    for addr in addrs {
+        std::net::TcpListener::bind(&addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    }
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = config.workers;
+    let mesh = MeshBuilder::<Msg, _>::full(n + 1, MESH_CAPACITY);
+    let mut handles = Vec::with_capacity(n + 1);
+    // Executor ids, and so mesh peer ids, follow spawn order: shards first
+    // (peer i is shard i), the collector last (peer n).
+    for id in 0..n {
+        let placement = match cores.get(id % cores.len().max(1)) {
+            Some(core) => Placement::Fixed(core.id),
+            None => Placement::Unbound,
+        };
+        let (config, mesh, shutdown) = (config.clone(), mesh.clone(), shutdown.clone());
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("kora-shard-{id}"))
+            .io_memory(IO_MEMORY)
+            .spawn(move || shard_main(id, config, mesh, shutdown))
+            .map_err(|e| io::Error::other(format!("cannot start shard {id}: {e}")))?;
+        handles.push(handle);
+    }
+    // The collector gets a core of its own when one is free; on a small
+    // machine it shares and stays idle between scrapes.
+    let placement = match cores.get(n) {
+        Some(core) => Placement::Fixed(core.id),
+        None => Placement::Unbound,
+    };
+    let (c_config, c_mesh, c_shutdown) = (config.clone(), mesh.clone(), shutdown.clone());
+    handles.push(
+        LocalExecutorBuilder::new(placement)
+            .name("kora-collector")
+            .io_memory(IO_MEMORY)
+            .spawn(move || collector::collector_main(c_config, c_mesh, c_shutdown))
+            .map_err(|e| io::Error::other(format!("cannot start collector: {e}")))?,
+    );
+    let mut result = Ok(());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shutdown.store(true, Ordering::SeqCst);
+                result = Err(e);
+            }
+            Err(e) => {
+                shutdown.store(true, Ordering::SeqCst);
+                result = Err(io::Error::other(e.to_string()));
+            }
+        }
+    }
+    result
+}
+
+async fn shard_main(
+    id: usize,
+    config: Config,
+    mesh: MeshBuilder<Msg, glommio::channels::channel_mesh::Full>,
+    shutdown_flag: Arc<AtomicBool>,
+) -> io::Result<()> {
+    let (senders, receivers) =
+        mesh.join().await.map_err(|e| io::Error::other(format!("shard {id} cannot join the mesh: {e}")))?;
+    assert_eq!(senders.peer_id(), id, "mesh peer ids follow executor spawn order");
+    let cell: Rc<OnceCell<Rc<Shard>>> = Rc::new(OnceCell::new());
+    let for_requests = cell.clone();
+    let on_request = Rc::new(move |from: usize, req_id: u32, req| {
+        if let Some(shard) = for_requests.get() {
+            shard.handle_request(from, req_id, req);
+        }
+    });
+    let node = Node::start(senders, receivers, on_request);
+    let shard = Rc::new(Shard::new(id, config.clone(), node, shutdown_flag));
+    let _ = cell.set(shard.clone());
+
+    let listener = match TcpListener::bind(config.listen_addr()) {
+        Ok(l) => l,
+        Err(e) => {
+            shard.shutdown_flag.store(true, Ordering::SeqCst);
+            return Err(io::Error::other(format!("cannot listen on {}: {e}", config.listen_addr())));
+        }
+    };
+    spawn_housekeeping(&shard);
+
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            let _ = shard.shutdown.acquire(1).await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok(stream)) => {
+                glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
+            }
+            // Out of descriptors or similar: back off instead of spinning.
+            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(10)).await,
+            None => break,
+        }
+    }
+    drop(listener);
+    // Let connections finish the batch they are in, then leave.
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while shard.metrics.stats.connections_current.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // Peers may still ask us for their in-flight batches for a moment.
+    glommio::timer::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+/// Timers of a shard: shutdown polling, active expiry, hot-key decay.
+fn spawn_housekeeping(shard: &Rc<Shard>) {
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(SHUTDOWN_POLL).await;
+            if s.shutdown_flag.load(Ordering::Relaxed) {
+                s.shutting_down.set(true);
+                s.shutdown.close();
+                break;
+            }
+        }
+    })
+    .detach();
+
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutting_down.get() {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            s.metrics.ops_rate.sample(s.metrics.total_calls());
+        }
+    })
+    .detach();
+
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        let period = Duration::from_millis(s.config.active_expire_ms.max(1));
+        while !s.shutting_down.get() {
+            glommio::timer::sleep(period).await;
+            s.db.borrow_mut().active_expire(16);
+        }
+    })
+    .detach();
+
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutting_down.get() {
+            let period = Duration::from_millis(s.config.hotkeys_decay_ms.max(1));
+            glommio::timer::sleep(period).await;
+            s.db.borrow_mut().hot.decay();
+        }
+    })
+    .detach();
+}

@@ -1,0 +1,477 @@
+//! The shard-local keyspace: values, expiry and memory accounting.
+//!
+//! One `Db` per shard, owned by that shard's executor and never shared.
+//! Keys live in an insertion-indexed map so that random sampling (active
+//! expiry, RANDOMKEY) and SCAN cursors are positions, not table walks.
+
+pub mod glob;
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use indexmap::{IndexMap, IndexSet};
+
+use crate::metrics::{HotKeys, ShardStats};
+
+pub type Key = Box<[u8]>;
+pub type Hasher = ahash::RandomState;
+pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
+pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
+
+/// Aggregates are boxed so that the common case, a string, keeps entries
+/// small (an `Entry` is 40 bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Vec<u8>),
+    List(Box<VecDeque<Box<[u8]>>>),
+    Hash(Box<HashValue>),
+    Set(Box<SetValue>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+        }
+    }
+
+    pub fn new_list() -> Value {
+        Value::List(Box::default())
+    }
+
+    pub fn new_hash() -> Value {
+        Value::Hash(Box::new(HashValue::with_hasher(Hasher::new())))
+    }
+
+    pub fn new_set() -> Value {
+        Value::Set(Box::new(SetValue::with_hasher(Hasher::new())))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute unix time in ms; 0 means no expiry.
+    pub expire_at: u64,
+}
+
+/// The value under the key has another type than the command needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+/// Approximate heap cost of the pieces of the keyspace. The constants stand
+/// for allocator headers, hash-table slots and container headers so that
+/// the sum tracks process RSS growth; they were calibrated against RSS on
+/// 1M 100-byte strings (see README, "Memory accounting").
+pub mod cost {
+    /// Map slot (hash + key pointer + Entry) plus index table share.
+    pub const ENTRY: usize = 72;
+    /// Malloc header/rounding for one heap allocation.
+    pub const ALLOC: usize = 16;
+    /// Extra bookkeeping for a key with a TTL (its slot in the expiry index).
+    pub const EXPIRE: usize = 24;
+    /// One list element: the Box in the deque plus its allocation.
+    pub const LIST_ELEM: usize = 16 + ALLOC;
+    /// One hash field: bucket (hash + two boxes) + index slot + 2 allocations.
+    pub const HASH_FIELD: usize = 48 + 2 * ALLOC;
+    /// One set member: bucket (hash + box) + index slot + allocation.
+    pub const SET_MEMBER: usize = 32 + ALLOC;
+    /// Container header of an aggregate (boxed map/deque).
+    pub const CONTAINER: usize = 96;
+
+    pub fn bytes(len: usize) -> usize {
+        len + ALLOC
+    }
+}
+
+pub fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => cost::bytes(s.len()),
+        Value::List(l) => cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>(),
+        Value::Hash(h) => {
+            cost::CONTAINER + h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()).sum::<usize>()
+        }
+        Value::Set(s) => cost::CONTAINER + s.iter().map(|m| cost::SET_MEMBER + m.len()).sum::<usize>(),
+    }
+}
+
+pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
+    cost::ENTRY
+        + cost::bytes(key.len())
+        + value_size(&entry.value)
+        + if entry.expire_at != 0 { cost::EXPIRE } else { 0 }
+}
+
+/// How `Db::set` treats an existing TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// Drop any TTL (plain SET).
+    Clear,
+    /// Keep the TTL the key had (KEEPTTL, APPEND-like writes).
+    Keep,
+    /// Expire at this unix ms.
+    At(u64),
+}
+
+pub struct Db {
+    map: IndexMap<Key, Entry, Hasher>,
+    /// Map positions of keys that carry a TTL, for sampling in the active
+    /// expiry cycle without touching keys that cannot expire.
+    expiring: IndexSet<usize, Hasher>,
+    mem_used: usize,
+    /// Wall-clock ms, refreshed once per executed batch.
+    pub now_ms: u64,
+    pub stats: Rc<ShardStats>,
+    pub hot: HotKeys,
+    rng: u64,
+}
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Db {
+    pub fn new(stats: Rc<ShardStats>, hot: HotKeys, seed: u64) -> Db {
+        Db {
+            map: IndexMap::with_hasher(Hasher::new()),
+            expiring: IndexSet::with_hasher(Hasher::new()),
+            mem_used: 0,
+            now_ms: unix_ms(),
+            stats,
+            hot,
+            rng: seed | 1,
+        }
+    }
+
+    pub fn refresh_clock(&mut self) {
+        self.now_ms = unix_ms();
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn expires_count(&self) -> usize {
+        self.expiring.len()
+    }
+
+    pub fn mem_used(&self) -> usize {
+        self.mem_used
+    }
+
+    /// Applies a size change made in place by a command on an aggregate.
+    pub fn mem_grow(&mut self, bytes: usize) {
+        self.mem_used += bytes;
+    }
+
+    pub fn mem_shrink(&mut self, bytes: usize) {
+        self.mem_used = self.mem_used.saturating_sub(bytes);
+    }
+
+    fn is_expired(&self, entry: &Entry) -> bool {
+        entry.expire_at != 0 && entry.expire_at <= self.now_ms
+    }
+
+    /// Lazy expiry: removes `key` if its TTL has passed. Returns whether a
+    /// live entry remains.
+    fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        match self.map.get(key) {
+            None => false,
+            Some(e) if self.is_expired(e) => {
+                self.remove(key);
+                self.stats.expired_keys.add(1);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Read access: counts a keyspace hit or miss and a hot-key access.
+    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.hot.touch(key);
+        if self.expire_if_needed(key) {
+            self.stats.keyspace_hits.add(1);
+            self.map.get(key)
+        } else {
+            self.stats.keyspace_misses.add(1);
+            None
+        }
+    }
+
+    /// Write access to an existing live entry (no hit/miss accounting).
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.hot.touch(key);
+        if self.expire_if_needed(key) { self.map.get_mut(key) } else { None }
+    }
+
+    /// Existence check without hit/miss accounting (EXISTS, TYPE paths
+    /// that Redis does not count either way are still counted as reads).
+    pub fn contains(&mut self, key: &[u8]) -> bool {
+        self.hot.touch(key);
+        self.expire_if_needed(key)
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
+        self.hot.touch(key);
+        let now = self.now_ms;
+        match self.map.get_full_mut(key) {
+            Some((idx, k, entry)) => {
+                let old = entry_size(k, entry);
+                let expired = entry.expire_at != 0 && entry.expire_at <= now;
+                entry.value = value;
+                let expire_at = match ttl {
+                    Ttl::Clear => 0,
+                    Ttl::Keep if expired => 0,
+                    Ttl::Keep => entry.expire_at,
+                    Ttl::At(at) => at,
+                };
+                entry.expire_at = expire_at;
+                let new = entry_size(k, entry);
+                self.mem_used = (self.mem_used + new).saturating_sub(old);
+                self.track_expiring(idx, expire_at != 0);
+            }
+            None => {
+                let expire_at = match ttl {
+                    Ttl::At(at) => at,
+                    _ => 0,
+                };
+                let entry = Entry { value, expire_at };
+                self.mem_used += entry_size(key, &entry);
+                let (idx, _) = self.map.insert_full(key.into(), entry);
+                self.track_expiring(idx, expire_at != 0);
+            }
+        }
+    }
+
+    /// Overwrites a string value in place, reusing its buffer: the GET/SET
+    /// hot path allocates nothing when a key is rewritten.
+    pub fn set_string(&mut self, key: &[u8], bytes: &[u8], ttl: Ttl) {
+        let now = self.now_ms;
+        if let Some((idx, _, entry)) = self.map.get_full_mut(key)
+            && let Value::Str(s) = &mut entry.value
+        {
+            let old_len = s.len();
+            s.clear();
+            s.extend_from_slice(bytes);
+            let had_ttl = entry.expire_at != 0;
+            let live_ttl = had_ttl && entry.expire_at > now;
+            entry.expire_at = match ttl {
+                Ttl::Clear => 0,
+                Ttl::Keep if live_ttl => entry.expire_at,
+                Ttl::Keep => 0,
+                Ttl::At(at) => at,
+            };
+            let has_ttl = entry.expire_at != 0;
+            let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
+            self.mem_used = (self.mem_used + bytes.len() + ttl_cost(has_ttl))
+                .saturating_sub(old_len + ttl_cost(had_ttl));
+            self.hot.touch(key);
+            self.track_expiring(idx, has_ttl);
+            return;
+        }
+        self.set(key, Value::Str(bytes.to_vec()), ttl);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let last = self.map.len().checked_sub(1)?;
+        let (idx, k, entry) = self.map.swap_remove_full(key)?;
+        self.mem_used = self.mem_used.saturating_sub(entry_size(&k, &entry));
+        if entry.expire_at != 0 {
+            self.expiring.swap_remove(&idx);
+        }
+        // swap_remove moved the last entry into `idx`.
+        if idx != last && self.expiring.swap_remove(&last) {
+            self.expiring.insert(idx);
+        }
+        Some(entry)
+    }
+
+    /// Deletes a live key (expired keys count as absent).
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.expire_if_needed(key) && self.remove(key).is_some()
+    }
+
+    /// Sets or clears the TTL of an existing live key.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        if !self.expire_if_needed(key) {
+            return false;
+        }
+        let Some((idx, _, entry)) = self.map.get_full_mut(key) else { return false };
+        let had = entry.expire_at != 0;
+        entry.expire_at = expire_at;
+        match (had, expire_at != 0) {
+            (false, true) => self.mem_used += cost::EXPIRE,
+            (true, false) => self.mem_used = self.mem_used.saturating_sub(cost::EXPIRE),
+            _ => {}
+        }
+        self.track_expiring(idx, expire_at != 0);
+        true
+    }
+
+    fn track_expiring(&mut self, idx: usize, has_ttl: bool) {
+        if has_ttl {
+            self.expiring.insert(idx);
+        } else {
+            self.expiring.swap_remove(&idx);
+        }
+    }
+
+    /// Removes a key whose aggregate value became empty, as Redis does.
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
+        let empty = match self.map.get(key).map(|e| &e.value) {
+            Some(Value::List(l)) => l.is_empty(),
+            Some(Value::Hash(h)) => h.is_empty(),
+            Some(Value::Set(s)) => s.is_empty(),
+            _ => false,
+        };
+        if empty {
+            self.remove(key);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        self.map.clear();
+        self.map.shrink_to_fit();
+        self.expiring.clear();
+        self.expiring.shrink_to_fit();
+        self.mem_used = 0;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: plenty for sampling, and no shared RNG state.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn random_index(&mut self, len: usize) -> usize {
+        (self.next_random() % len as u64) as usize
+    }
+
+    /// One active-expiry cycle: sample keys with a TTL, delete the expired
+    /// ones, and go again while more than a quarter of a sample had expired,
+    /// within `max_rounds` so a tick stays short.
+    pub fn active_expire(&mut self, max_rounds: usize) -> usize {
+        const SAMPLE: usize = 20;
+        self.refresh_clock();
+        let mut removed = 0;
+        for _ in 0..max_rounds {
+            let n = self.expiring.len();
+            if n == 0 {
+                break;
+            }
+            let mut expired_in_round = 0;
+            for _ in 0..SAMPLE.min(n) {
+                if self.expiring.is_empty() {
+                    break;
+                }
+                let pick = self.random_index(self.expiring.len());
+                let idx = *self.expiring.get_index(pick).expect("sampled in range");
+                let (key, entry) = self.map.get_index(idx).expect("expiring tracks live positions");
+                if entry.expire_at <= self.now_ms {
+                    let key = key.clone();
+                    self.remove(&key);
+                    self.stats.expired_keys.add(1);
+                    expired_in_round += 1;
+                }
+            }
+            removed += expired_in_round;
+            if expired_in_round * 4 <= SAMPLE.min(n) {
+                break;
+            }
+        }
+        removed
+    }
+
+    /// Key at a map position (SCAN cursors and RANDOMKEY).
+    pub fn key_at(&self, idx: usize) -> Option<(&Key, &Entry)> {
+        self.map.get_index(idx)
+    }
+
+    pub fn is_live(&self, entry: &Entry) -> bool {
+        !self.is_expired(entry)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.map.iter()
+    }
+
+    /// Sum of every entry's size, recomputed by a full scan. Only for tests
+    /// that check the incremental accounting.
+    pub fn mem_recomputed(&self) -> usize {
+        self.map.iter().map(|(k, e)| entry_size(k, e)).sum()
+    }
+
+    /// Sum of the TTLs (ms from now) of live keys with expiry, for INFO's
+    /// avg_ttl; sampled so that INFO stays O(1).
+    pub fn avg_ttl_sample(&mut self) -> u64 {
+        let n = self.expiring.len();
+        if n == 0 {
+            return 0;
+        }
+        let samples = n.min(32);
+        let mut total = 0u64;
+        for _ in 0..samples {
+            let pick = self.random_index(n);
+            let idx = self.expiring[pick];
+            total += self.map[idx].expire_at.saturating_sub(self.now_ms);
+        }
+        total / samples as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Db {
+        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    #[test]
+    fn accounting_matches_full_recount_after_mixed_writes() {
+        let mut db = db();
+        for i in 0..200u32 {
+            let key = format!("k{}", i % 50);
+            match i % 5 {
+                0 => db.set(key.as_bytes(), Value::Str(vec![b'x'; i as usize]), Ttl::Clear),
+                1 => db.set_string(key.as_bytes(), &vec![b'y'; (i / 2) as usize], Ttl::Keep),
+                2 => {
+                    db.set_expire(key.as_bytes(), unix_ms() + 100_000);
+                }
+                3 => {
+                    db.remove(key.as_bytes());
+                }
+                _ => db.set(key.as_bytes(), Value::Str(b"v".to_vec()), Ttl::At(unix_ms() + 5000)),
+            }
+            assert_eq!(db.mem_used(), db.mem_recomputed(), "after op {i}");
+        }
+    }
+
+    #[test]
+    fn expiring_index_follows_swap_remove() {
+        let mut db = db();
+        db.set(b"a", Value::Str(b"1".to_vec()), Ttl::Clear);
+        db.set(b"b", Value::Str(b"1".to_vec()), Ttl::Clear);
+        db.set(b"c", Value::Str(b"1".to_vec()), Ttl::At(1));
+        // Removing "a" moves "c" (last) into position 0.
+        db.remove(b"a");
+        assert_eq!(db.expires_count(), 1);
+        assert_eq!(db.active_expire(4), 1);
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.expires_count(), 0);
+    }
+}

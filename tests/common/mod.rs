@@ -1,0 +1,202 @@
+//! Test harness: starts the real `kora` binary on free loopback ports and
+//! stops it when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    pub metrics_port: u16,
+    pub workers: usize,
+    child: Option<Child>,
+}
+
+/// A port nobody listens on right now. The server binds it a moment later;
+/// tests run in separate processes, so a collision is unlikely and shows up
+/// as a clear startup failure, not a wrong result.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    pub fn start(workers: usize) -> Server {
+        Server::start_with(workers, &[])
+    }
+
+    pub fn start_with(workers: usize, extra: &[&str]) -> Server {
+        for _attempt in 0..3 {
+            let port = free_port();
+            let metrics_port = free_port();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_kora"))
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--metrics-port", &metrics_port.to_string()])
+                .args(["--workers", &workers.to_string()])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start kora");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    if s.write_all(b"PING\r\n").is_ok() {
+                        let mut buf = [0u8; 7];
+                        if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                            return Server { port, metrics_port, workers, child: Some(child) };
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("kora did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_connection_with_timeout(Duration::from_secs(5)).unwrap()
+    }
+
+    /// A raw socket for byte-level protocol tests.
+    pub fn raw(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        wait_timeout(&mut child, Duration::from_secs(10)).expect("kora exits after SIGTERM")
+    }
+
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().unwrap();
+        let status = wait_timeout(&mut child, timeout);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
+    /// GET a path from the metrics endpoint; returns (status, headers, body).
+    pub fn http(&self, request: &str) -> (u16, String, Vec<u8>) {
+        http_request(self.metrics_port, request)
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, _, body) = self.http("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    }
+}
+
+pub fn http_request(port: u16, request: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    read_http_response(&mut reader, request.starts_with("HEAD"))
+}
+
+pub fn read_http_response(reader: &mut impl BufRead, head_only: bool) -> (u16, String, Vec<u8>) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut headers = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        headers.push_str(&line);
+    }
+    let mut body = vec![0u8; if head_only { 0 } else { length }];
+    reader.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The shard that owns `key` with `n` shards — the same function the
+/// server routes with.
+pub fn shard_of(key: &str, n: usize) -> usize {
+    kora::shard::shard_of(key.as_bytes(), n)
+}
+
+/// Keys with the given prefix, `count` of them on each of `n` shards.
+pub fn keys_on_each_shard(prefix: &str, n: usize, count: usize) -> Vec<Vec<String>> {
+    let mut per: Vec<Vec<String>> = vec![Vec::new(); n];
+    let mut i = 0;
+    while per.iter().any(|v| v.len() < count) {
+        let key = format!("{prefix}{i}");
+        let s = shard_of(&key, n);
+        if per[s].len() < count {
+            per[s].push(key);
+        }
+        i += 1;
+    }
+    per
+}
+
+/// Sends raw bytes and reads whatever arrives until the server stops
+/// sending for a moment or closes.
+pub fn raw_exchange(stream: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
+    stream.write_all(bytes).unwrap();
+    read_available(stream)
+}
+
+pub fn read_available(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
