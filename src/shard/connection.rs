@@ -156,7 +156,7 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
                 }
                 Err(e) => {
                     complete(shard, &mut pipe, &mut out).await;
-                    out.error(&e.0);
+                    out.error(&format!("ERR {}", e.0));
                     flow = Flow::Close;
                     break;
                 }
