@@ -168,7 +168,7 @@ fn metrics_match_a_known_workload_exactly() {
     assert_eq!(mem, per_shard);
     // 1,000 keys of ~8 bytes with 18-byte values: at least the payload, and
     // not absurdly more than the per-entry overhead allows.
-    assert!(mem >= 26_000.0 && mem <= 200_000.0, "memory {mem}");
+    assert!((26_000.0..=200_000.0).contains(&mem), "memory {mem}");
     assert!(m.value("kora_connected_clients", &[]) >= 4.0);
     assert!(m.text.contains("kora_build_info{"));
     assert!(m.value("kora_uptime_seconds", &[]) >= 0.0);

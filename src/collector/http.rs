@@ -117,7 +117,6 @@ async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
                 return;
             }
         };
-        drop(req);
         let ok = match wanted.status {
             200 => respond_metrics(&collector, &mut stream, &wanted).await,
             404 => respond_plain(&mut stream, 404, "Not Found", wanted.keep_alive).await,

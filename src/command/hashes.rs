@@ -1,66 +1,617 @@
 //! Hash commands.
+//!
+//! A hash is an insertion-indexed map so that HSCAN cursors are positions.
+//! Every in-place change reports its exact size change to the `Db`
+//! (`cost::HASH_FIELD + field + value` per field) so that `mem_used` stays
+//! equal to the sum of `entry_size`, and a hash that becomes empty is
+//! deleted, as in Redis.
 
-use super::Args;
-use crate::protocol::reply::Resp;
-use crate::store::Db;
+use super::{Args, wrong_arity};
+use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::{Resp, err, format_f64, parse_f64, push_i64};
+use crate::store::glob::glob_match;
+use crate::store::{Db, HashValue, Hasher, Ttl, Value, cost};
 
-pub fn hset(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+fn field_cost(field: &[u8], value: &[u8]) -> usize {
+    cost::HASH_FIELD + field.len() + value.len()
 }
 
-pub fn hmset(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Reads a hash: Ok(None) when missing, Err when another type.
+fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a HashValue>, &'static str> {
+    match db.get(key).map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Hash(h)) => Ok(Some(h)),
+        Some(_) => Err(err::WRONGTYPE),
+    }
 }
 
-pub fn hsetnx(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Write access to a hash, without counting a keyspace hit or miss.
+fn write_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a mut HashValue>, &'static str> {
+    match db.get_mut(key).map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::Hash(h)) => Ok(Some(h)),
+        Some(_) => Err(err::WRONGTYPE),
+    }
 }
 
-pub fn hget(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Stores field/value pairs, creating the hash when missing. Returns how
+/// many fields are new.
+fn store<'p>(
+    db: &mut Db,
+    key: &[u8],
+    pairs: impl ExactSizeIterator<Item = (&'p [u8], &'p [u8])>,
+) -> Result<usize, &'static str> {
+    let Some(hash) = write_hash(db, key)? else {
+        let mut hash = HashValue::with_capacity_and_hasher(pairs.len(), Hasher::new());
+        for (f, v) in pairs {
+            hash.insert(f.into(), v.into());
+        }
+        let created = hash.len();
+        db.set(key, Value::Hash(Box::new(hash)), Ttl::Keep);
+        return Ok(created);
+    };
+    let (mut created, mut grown, mut shrunk) = (0, 0, 0);
+    for (f, v) in pairs {
+        match hash.get_mut(f) {
+            Some(old) => {
+                grown += v.len();
+                shrunk += old.len();
+                if old.len() == v.len() {
+                    old.copy_from_slice(v);
+                } else {
+                    *old = v.into();
+                }
+            }
+            None => {
+                hash.insert(f.into(), v.into());
+                grown += field_cost(f, v);
+                created += 1;
+            }
+        }
+    }
+    db.mem_grow(grown);
+    db.mem_shrink(shrunk);
+    Ok(created)
 }
 
-pub fn hmget(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// HSET and HMSET: same write, different reply.
+fn hset_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, name: &str) -> Option<usize> {
+    if !args.len().is_multiple_of(2) {
+        wrong_arity(out, name);
+        return None;
+    }
+    let pairs = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.get(i), args.get(i + 1)));
+    match store(db, args.get(1), pairs) {
+        Ok(created) => Some(created),
+        Err(e) => {
+            out.error(e);
+            None
+        }
+    }
 }
 
-pub fn hgetall(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    if let Some(created) = hset_generic(db, args, out, "hset") {
+        out.int(created as i64);
+    }
 }
 
-pub fn hdel(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hmset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    if hset_generic(db, args, out, "hmset").is_some() {
+        out.ok();
+    }
 }
 
-pub fn hexists(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hsetnx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let (key, field) = (args.get(1), args.get(2));
+    let exists = match write_hash(db, key) {
+        Ok(hash) => hash.is_some_and(|h| h.contains_key(field)),
+        Err(e) => return out.error(e),
+    };
+    if exists {
+        return out.int(0);
+    }
+    match store(db, key, std::iter::once((field, args.get(3)))) {
+        Ok(_) => out.int(1),
+        Err(e) => out.error(e),
+    }
 }
 
-pub fn hlen(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_hash(db, args.get(1)) {
+        Ok(hash) => match hash.and_then(|h| h.get(args.get(2))) {
+            Some(v) => out.bulk(v),
+            None => out.nil(),
+        },
+        Err(e) => out.error(e),
+    }
 }
 
-pub fn hkeys(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hmget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let hash = match read_hash(db, args.get(1)) {
+        Ok(hash) => hash,
+        Err(e) => return out.error(e),
+    };
+    out.array(args.len() - 2);
+    for field in args.iter_from(2) {
+        match hash.and_then(|h| h.get(field)) {
+            Some(v) => out.bulk(v),
+            None => out.nil(),
+        }
+    }
 }
 
-pub fn hvals(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Shared body of HGETALL, HKEYS and HVALS.
+fn reply_all(db: &mut Db, args: &Args, out: &mut Vec<u8>, fields: bool, values: bool) {
+    let hash = match read_hash(db, args.get(1)) {
+        Ok(Some(hash)) => hash,
+        Ok(None) => return out.array(0),
+        Err(e) => return out.error(e),
+    };
+    out.array(hash.len() * (usize::from(fields) + usize::from(values)));
+    for (f, v) in hash {
+        if fields {
+            out.bulk(f);
+        }
+        if values {
+            out.bulk(v);
+        }
+    }
 }
 
-pub fn hincrby(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hgetall(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    reply_all(db, args, out, true, true);
 }
 
-pub fn hincrbyfloat(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hkeys(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    reply_all(db, args, out, true, false);
 }
 
-pub fn hstrlen(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hvals(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    reply_all(db, args, out, false, true);
 }
 
-pub fn hscan(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn hdel(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let hash = match write_hash(db, key) {
+        Ok(Some(hash)) => hash,
+        Ok(None) => return out.int(0),
+        Err(e) => return out.error(e),
+    };
+    let (mut removed, mut freed) = (0, 0);
+    for field in args.iter_from(2) {
+        // swap_remove is O(1); order only matters to HSCAN cursors, which
+        // already make no promise across deletions.
+        if let Some((f, v)) = hash.swap_remove_entry(field) {
+            freed += field_cost(&f, &v);
+            removed += 1;
+        }
+    }
+    db.mem_shrink(freed);
+    db.remove_if_empty(key);
+    out.int(removed);
 }
 
+pub fn hexists(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_hash(db, args.get(1)) {
+        Ok(hash) => out.int(hash.is_some_and(|h| h.contains_key(args.get(2))) as i64),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn hlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_hash(db, args.get(1)) {
+        Ok(hash) => out.int(hash.map_or(0, |h| h.len()) as i64),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn hstrlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_hash(db, args.get(1)) {
+        Ok(hash) => out.int(hash.and_then(|h| h.get(args.get(2))).map_or(0, |v| v.len()) as i64),
+        Err(e) => out.error(e),
+    }
+}
+
+/// The current value of a field for a read-modify-write: Ok(None) when the
+/// key or the field is missing.
+fn current_field<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    field: &[u8],
+) -> Result<Option<&'a [u8]>, &'static str> {
+    Ok(write_hash(db, key)?
+        .and_then(|h| h.get(field))
+        .map(|v| &v[..]))
+}
+
+pub fn hincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let (key, field) = (args.get(1), args.get(2));
+    let incr = match args.int(3) {
+        Ok(n) => n,
+        Err(e) => return out.error(e),
+    };
+    let current = match current_field(db, key, field) {
+        Ok(Some(v)) => match parse_i64(v) {
+            Some(n) => n,
+            None => return out.error("ERR hash value is not an integer"),
+        },
+        Ok(None) => 0,
+        Err(e) => return out.error(e),
+    };
+    let Some(next) = current.checked_add(incr) else {
+        return out.error(err::OVERFLOW);
+    };
+    let mut text = Vec::with_capacity(20);
+    push_i64(&mut text, next);
+    match store(db, key, std::iter::once((field, &text[..]))) {
+        Ok(_) => out.int(next),
+        Err(e) => out.error(e),
+    }
+}
+
+pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let (key, field) = (args.get(1), args.get(2));
+    let incr = match parse_f64(args.get(3)) {
+        Some(f) if f.is_finite() => f,
+        Some(_) => return out.error("ERR value is NaN or Infinity"),
+        None => return out.error(err::NOT_FLOAT),
+    };
+    let current = match current_field(db, key, field) {
+        Ok(Some(v)) => match parse_f64(v) {
+            Some(f) => f,
+            None => return out.error("ERR hash value is not a float"),
+        },
+        Ok(None) => 0.0,
+        Err(e) => return out.error(e),
+    };
+    let next = current + incr;
+    if !next.is_finite() {
+        return out.error(err::NAN_OR_INF);
+    }
+    let mut text = Vec::with_capacity(24);
+    format_f64(&mut text, next);
+    match store(db, key, std::iter::once((field, &text[..]))) {
+        Ok(_) => out.bulk(&text),
+        Err(e) => out.error(e),
+    }
+}
+
+/// A SCAN cursor: an unsigned decimal, nothing else.
+fn parse_cursor(raw: &[u8]) -> Option<usize> {
+    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let Some(cursor) = parse_cursor(args.get(2)) else {
+        return out.error("ERR invalid cursor");
+    };
+    // As in Redis, a missing key ends the scan before options are looked at.
+    let hash = match read_hash(db, args.get(1)) {
+        Ok(Some(hash)) => hash,
+        Ok(None) => {
+            out.array(2);
+            out.bulk(b"0");
+            return out.array(0);
+        }
+        Err(e) => return out.error(e),
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut novalues = false;
+    let mut i = 3;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if args.is(i, "COUNT") && has_value {
+            match args.int(i + 1) {
+                Ok(n) if n >= 1 => count = n as usize,
+                Ok(_) => return out.error(err::SYNTAX),
+                Err(e) => return out.error(e),
+            }
+            i += 2;
+        } else if args.is(i, "MATCH") && has_value {
+            // "*" matches everything; skip the matcher altogether.
+            pattern = Some(args.get(i + 1)).filter(|p| *p != b"*");
+            i += 2;
+        } else if args.is(i, "NOVALUES") {
+            novalues = true;
+            i += 1;
+        } else {
+            return out.error(err::SYNTAX);
+        }
+    }
+    let end = cursor.saturating_add(count).min(hash.len());
+    let start = cursor.min(end);
+    let found: Vec<(&[u8], &[u8])> = (start..end)
+        .filter_map(|idx| hash.get_index(idx))
+        .filter(|(f, _)| pattern.is_none_or(|p| glob_match(p, f)))
+        .map(|(f, v)| (&f[..], &v[..]))
+        .collect();
+    let next = if end < hash.len() { end } else { 0 };
+    out.array(2);
+    let mut digits = Vec::with_capacity(20);
+    push_i64(&mut digits, next as i64);
+    out.bulk(&digits);
+    out.array(found.len() * if novalues { 1 } else { 2 });
+    for (f, v) in found {
+        out.bulk(f);
+        if !novalues {
+            out.bulk(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::command::Handler;
+    use crate::metrics::{HotKeys, ShardStats};
+    use crate::store::unix_ms;
+
+    fn db() -> Db {
+        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    fn run(db: &mut Db, handler: Handler, parts: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for p in parts {
+            let start = buf.len();
+            buf.extend_from_slice(p);
+            ranges.push((start, buf.len()));
+        }
+        let mut out = Vec::new();
+        handler(db, &Args::new(&buf, &ranges), &mut out);
+        out
+    }
+
+    fn text(reply: Vec<u8>) -> String {
+        String::from_utf8(reply).unwrap()
+    }
+
+    #[test]
+    fn writes_and_counters_reply_as_redis() {
+        let mut db = db();
+        assert_eq!(
+            text(run(
+                &mut db,
+                hset,
+                &[b"hset", b"h", b"a", b"1", b"b", b"2", b"a", b"3"]
+            )),
+            ":2\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hget, &[b"hget", b"h", b"a"])),
+            "$1\r\n3\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hset, &[b"hset", b"h", b"a"])),
+            "-ERR wrong number of arguments for 'hset' command\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hmset, &[b"hmset", b"h", b"a", b"1", b"b"])),
+            "-ERR wrong number of arguments for 'hmset' command\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hincrby, &[b"hincrby", b"h", b"a", b"-5"])),
+            ":-2\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrby,
+                &[b"hincrby", b"h", b"a", b"-9223372036854775807"]
+            )),
+            format!("-{}\r\n", err::OVERFLOW)
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"1.5"]
+            )),
+            "$3\r\n1.5\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"1.5"]
+            )),
+            "$1\r\n3\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"inf"]
+            )),
+            "-ERR value is NaN or Infinity\r\n"
+        );
+        let huge: &[&[u8]] = &[b"hincrbyfloat", b"h", b"big", b"1.7e308"];
+        assert!(text(run(&mut db, hincrbyfloat, huge)).starts_with("$309\r\n17"));
+        assert_eq!(
+            text(run(&mut db, hincrbyfloat, huge)),
+            format!("-{}\r\n", err::NAN_OR_INF)
+        );
+        assert_eq!(
+            text(run(&mut db, hincrby, &[b"hincrby", b"h", b"big", b"1"])),
+            "-ERR hash value is not an integer\r\n"
+        );
+        run(&mut db, hset, &[b"hset", b"h", b"s", b"abc"]);
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"s", b"1"]
+            )),
+            "-ERR hash value is not a float\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hsetnx, &[b"hsetnx", b"h", b"s", b"x"])),
+            ":0\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hsetnx, &[b"hsetnx", b"h2", b"s", b"x"])),
+            ":1\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hdel, &[b"hdel", b"h2", b"s", b"s", b"nope"])),
+            ":1\r\n"
+        );
+        assert_eq!(db.len(), 1, "an emptied hash is deleted");
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+    }
+
+    #[test]
+    fn hscan_walks_positions_and_filters() {
+        let mut db = db();
+        let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
+        for i in 0..25 {
+            parts.push(format!("f{i}").into_bytes());
+            parts.push(format!("v{i}").into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        run(&mut db, hset, &refs);
+        let page = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"0", b"COUNT", b"10", b"NOVALUES"],
+        ));
+        assert!(
+            page.starts_with("*2\r\n$2\r\n10\r\n*10\r\n$2\r\nf0\r\n$2\r\nf1\r\n"),
+            "{page}"
+        );
+        let last = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"20", b"COUNT", b"10"],
+        ));
+        assert!(
+            last.starts_with("*2\r\n$1\r\n0\r\n*10\r\n$3\r\nf20\r\n$3\r\nv20\r\n"),
+            "{last}"
+        );
+        let matched = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"0", b"MATCH", b"f1?", b"COUNT", b"100"],
+        ));
+        assert!(
+            matched.starts_with("*2\r\n$1\r\n0\r\n*20\r\n$3\r\nf10\r\n"),
+            "{matched}"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"-1"])),
+            "-ERR invalid cursor\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"COUNT", b"0"])),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"BOGUS"])),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"nope", b"7"])),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"99"])),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+    }
+
+    /// Runs a random mix of every hash command (plus strings and TTLs to
+    /// exercise WRONGTYPE and expiry) and checks that the incremental
+    /// accounting matches a full recount after each one.
+    #[test]
+    fn memory_accounting_stays_exact_under_random_commands() {
+        let mut db = db();
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let fields: [&[u8]; 5] = [b"", b"a", b"bb", b"counter", b"a-much-longer-field-name"];
+        let values: [&[u8]; 7] = [
+            b"",
+            b"1",
+            b"-7",
+            b"2.5",
+            b"x",
+            b"9223372036854775807",
+            b"a longer value here",
+        ];
+        let keys: [&[u8]; 4] = [b"h0", b"h1", b"h2", b"str"];
+        const WRONG_TYPE_KIND: usize = 15;
+        let mut succeeded = [0usize; 17];
+        for step in 0..20_000 {
+            let key = keys[next(keys.len() as u64) as usize];
+            let f1 = fields[next(fields.len() as u64) as usize];
+            let f2 = fields[next(fields.len() as u64) as usize];
+            let v1 = values[next(values.len() as u64) as usize];
+            let v2 = values[next(values.len() as u64) as usize];
+            let kind = next(17) as usize;
+            let (handler, parts): (Handler, Vec<&[u8]>) = match kind {
+                0 => (hset, vec![b"hset", key, f1, v1, f2, v2]),
+                1 => (hset, vec![b"hset", key, f1, v1]),
+                2 => (hmset, vec![b"hmset", key, f2, v2]),
+                3 => (hsetnx, vec![b"hsetnx", key, f1, v1]),
+                4 => (hdel, vec![b"hdel", key, f1, f2]),
+                5 => (hincrby, vec![b"hincrby", key, f1, v1]),
+                6 => (hincrbyfloat, vec![b"hincrbyfloat", key, f1, v1]),
+                7 => (hget, vec![b"hget", key, f1]),
+                8 => (hmget, vec![b"hmget", key, f1, f2]),
+                9 => (hgetall, vec![b"hgetall", key]),
+                10 => (hkeys, vec![b"hkeys", key]),
+                11 => (hvals, vec![b"hvals", key]),
+                12 => (hexists, vec![b"hexists", key, f1]),
+                13 => (hstrlen, vec![b"hstrlen", key, f2]),
+                14 => (
+                    hscan,
+                    vec![b"hscan", key, b"1", b"COUNT", b"2", b"MATCH", b"*"],
+                ),
+                WRONG_TYPE_KIND => {
+                    db.set(b"str", Value::Str(v1.to_vec()), Ttl::Clear);
+                    (hset, vec![b"hset", b"str", f1, v1])
+                }
+                _ => {
+                    // Some keys expire mid-run so that lazy expiry and
+                    // writes to expired keys are part of the mix.
+                    let at = if next(2) == 0 { 1 } else { unix_ms() + 60_000 };
+                    db.set_expire(key, at);
+                    (hlen, vec![b"hlen", key])
+                }
+            };
+            let reply = run(&mut db, handler, &parts);
+            assert!(!reply.is_empty(), "every command replies");
+            if kind == WRONG_TYPE_KIND {
+                assert!(reply.starts_with(b"-WRONGTYPE"), "step {step}");
+            } else if reply[0] != b'-' {
+                succeeded[kind] += 1;
+            }
+            assert_eq!(db.mem_used(), db.mem_recomputed(), "step {step}: {parts:?}");
+            for (k, e) in db.iter() {
+                if let Value::Hash(h) = &e.value {
+                    assert!(!h.is_empty(), "empty hash left under {k:?}");
+                }
+            }
+        }
+        // Guards against a mix that only ever hits errors or missing keys.
+        let starved = succeeded
+            .iter()
+            .enumerate()
+            .any(|(k, &n)| k != WRONG_TYPE_KIND && n < 100);
+        assert!(!starved, "{succeeded:?}");
+    }
+}

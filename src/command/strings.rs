@@ -379,7 +379,7 @@ pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 pub fn mset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return wrong_arity(out, "mset");
     }
     for i in (1..args.len()).step_by(2) {
@@ -393,7 +393,7 @@ pub fn mset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// The cross-shard form is not isolated from concurrent writers (see
 /// README, "Cross-shard commands").
 pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return wrong_arity(out, "msetnx");
     }
     let mut by_shard: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); shard.nshards];

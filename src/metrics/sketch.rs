@@ -153,7 +153,7 @@ impl HotKeys {
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
         if self.top.len() > self.capacity {
-            self.top.sort_by(|a, b| b.count.cmp(&a.count));
+            self.top.sort_by_key(|c| std::cmp::Reverse(c.count));
             self.top.truncate(self.capacity);
         }
         self.floor = if self.top.len() == self.capacity {

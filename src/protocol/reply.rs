@@ -10,7 +10,6 @@ pub mod err {
     pub const NO_SUCH_KEY: &str = "ERR no such key";
     pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
     pub const OUT_OF_RANGE_POSITIVE: &str = "ERR value is out of range, must be positive";
-    pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
     pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
 }
 
@@ -114,7 +113,11 @@ pub fn format_f64(out: &mut Vec<u8>, v: f64) {
     } else if v == v.trunc() && v.abs() < 1e17 {
         let _ = write!(out, "{}", v as i64);
     } else {
-        let _ = write!(out, "{v}");
+        // Redis prints a long double with 17 digits, which hides the last
+        // binary digits of sums like 0.1 + 0.2; 15 digits of an f64 do the
+        // same.
+        let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+        let _ = write!(out, "{rounded}");
     }
 }
 
@@ -148,9 +151,10 @@ mod tests {
         out.array(2);
         out.bulk_f64(10.5);
         out.bulk_f64(3.0);
+        out.bulk_f64(0.1 + 0.2);
         assert_eq!(
             out,
-            b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n"
+            b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n$3\r\n0.3\r\n"
         );
     }
 

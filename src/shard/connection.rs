@@ -209,7 +209,7 @@ async fn dispatch<'m>(
             route(shard, pipe, timer, handler, target, args);
         }
         Kind::Split { whole, part, step, merge } => {
-            if (args.len() - 1) % step != 0 {
+            if !(args.len() - 1).is_multiple_of(step) {
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
             }

@@ -213,8 +213,8 @@ impl Db {
         if self.expire_if_needed(key) { self.map.get_mut(key) } else { None }
     }
 
-    /// Existence check without hit/miss accounting (EXISTS, TYPE paths
-    /// that Redis does not count either way are still counted as reads).
+    /// Existence check without hit/miss accounting, for write paths (NX/XX
+    /// checks) and internal probes, which Redis does not count either.
     pub fn contains(&mut self, key: &[u8]) -> bool {
         self.hot.touch(key);
         self.expire_if_needed(key)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs what the tests need on a
+# fresh Debian machine, then unit + integration tests, then the end-to-end
+# checks with real clients (redis-cli, redis-benchmark, redis-py, promtool).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+missing=()
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tools/test.sh: need ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'redis>=5' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'redis>=5'
+fi
+
+cargo build --release --bins
+cargo test --release
+# Benchmarks are compiled, not run, so they never rot.
+cargo bench --no-run --quiet
+tools/e2e.sh target/release/kora
