@@ -53,5 +53,48 @@ fn instrumentation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, instrumentation);
+/// The scrape path with every command slot in use on two shards: what a
+/// shard does (hand over its interval histograms, O(1) per slot), and what
+/// the collector does (add them to its totals, compute the view, render).
+fn scrape(c: &mut Criterion) {
+    use kora::collector::exposition::render;
+    use kora::metrics::histogram::{CommandHistograms, LatencyTotals};
+    use kora::metrics::{MetricsView, ShardSnapshot};
+    let fill = |h: &CommandHistograms| {
+        for slot in 0..32usize {
+            for i in 0..2_000u64 {
+                h.record(slot, 800 + (i * 7919 + slot as u64 * 31) % 400_000);
+            }
+        }
+    };
+    let shard = CommandHistograms::default();
+    let mut totals = LatencyTotals::default();
+    c.bench_function("shard: hand over 32 interval histograms", |b| {
+        b.iter_batched(
+            || fill(&shard),
+            |_| black_box(shard.take_interval()),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("collector: absorb 2 shards x 32 slots + view + render", |b| {
+        let shards = [CommandHistograms::default(), CommandHistograms::default()];
+        b.iter_batched(
+            || {
+                shards.iter().for_each(fill);
+            },
+            |_| {
+                for s in &shards {
+                    let spares = totals.absorb(s.take_interval());
+                    s.return_spares(spares);
+                }
+                let snaps = vec![Some(ShardSnapshot::default()), Some(ShardSnapshot::default())];
+                let view = MetricsView::build(snaps, vec![true, true], &totals);
+                black_box(render(&view).len())
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, instrumentation, scrape);
 criterion_main!(benches);

@@ -155,7 +155,7 @@ async fn respond_plain(stream: &mut TcpStream, status: u16, body: &str, keep_ali
     stream.flush().await
 }
 
-async fn respond_metrics(collector: &Collector, stream: &mut TcpStream, wanted: &Wanted) -> std::io::Result<()> {
+async fn respond_metrics(collector: &Rc<Collector>, stream: &mut TcpStream, wanted: &Wanted) -> std::io::Result<()> {
     let text = collector.render_metrics().await;
     let body = if wanted.gzip {
         let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4), flate2::Compression::fast());

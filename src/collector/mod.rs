@@ -1,10 +1,12 @@
-//! The collector: its own executor on the mesh. On each scrape it asks
-//! every shard for a snapshot, waits a bounded time, merges what came back
-//! and renders Prometheus text.
+//! The collector: its own executor on the mesh. Each round it asks every
+//! shard for a snapshot, waits a bounded time, adds the shards' interval
+//! histograms into its running totals, and builds the `MetricsView` that
+//! `/metrics`, INFO and LATENCY render.
 
 pub mod exposition;
 pub mod http;
 
+use std::cell::{OnceCell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -16,13 +18,13 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 
-use crate::command::server::{KORA_VERSION, REDIS_VERSION};
 use crate::config::Config;
-use crate::metrics::ShardSnapshot;
+use crate::metrics::histogram::LatencyTotals;
+use crate::metrics::{MetricsView, ShardSnapshot};
 use crate::shard::Shard;
 use crate::shard::mesh::{Call, Msg, Node, Request, Response};
 
-/// How long a scrape waits for a shard before reporting it down.
+/// How long a round waits for a shard before reporting it down.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub struct Collector {
@@ -31,45 +33,70 @@ pub struct Collector {
     pub started: Instant,
     pub start_time: SystemTime,
     pub shutdown: Semaphore,
+    totals: RefCell<LatencyTotals>,
+    /// Each shard's last answer (counters only). A shard that misses a
+    /// deadline keeps its last counters, so totals never go backwards.
+    last: RefCell<Vec<Option<ShardSnapshot>>>,
+}
+
+fn snapshot_call() -> Call {
+    Box::new(|s: &Shard| Box::new(s.snapshot()) as Box<dyn std::any::Any + Send>)
 }
 
 impl Collector {
-    /// Snapshots of every shard, None for shards that missed the deadline.
-    pub async fn gather(&self) -> Vec<Option<ShardSnapshot>> {
-        let pending: Vec<_> = (0..self.nshards)
-            .map(|t| {
-                let call: Call = Box::new(|s: &Shard| Box::new(s.snapshot()) as Box<dyn std::any::Any + Send>);
-                self.node.request(t, Request::Call(call))
+    /// Takes in one shard's answer: its interval histograms join the totals
+    /// and go back to it, cleared, as spares.
+    fn absorb(&self, shard: usize, mut snap: ShardSnapshot) {
+        let interval = std::mem::take(&mut snap.interval);
+        let spares = self.totals.borrow_mut().absorb(interval);
+        if !spares.is_empty() {
+            let give_back: Call = Box::new(move |s: &Shard| {
+                s.metrics.histograms.return_spares(spares);
+                Box::new(()) as Box<dyn std::any::Any + Send>
+            });
+            // Fire and forget: the answer is dropped when it arrives.
+            drop(self.node.request(shard, Request::Call(give_back)));
+        }
+        self.last.borrow_mut()[shard] = Some(snap);
+    }
+
+    /// One collection round. Answers that arrive after the deadline are
+    /// still absorbed (their histograms must not be lost); they only miss
+    /// this round's view.
+    pub async fn view(self: &Rc<Self>) -> MetricsView {
+        let arrivals: Vec<_> = (0..self.nshards)
+            .map(|shard| {
+                let me = self.clone();
+                let answer = self.node.request(shard, Request::Call(snapshot_call()));
+                glommio::spawn_local(async move {
+                    if let Response::Call(any) = answer.await
+                        && let Ok(snap) = any.downcast::<ShardSnapshot>()
+                    {
+                        me.absorb(shard, *snap);
+                    }
+                })
+                .detach()
             })
             .collect();
         let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
-        let mut out = Vec::with_capacity(self.nshards);
-        for fut in pending {
+        let mut up = Vec::with_capacity(self.nshards);
+        for arrival in arrivals {
             let left = deadline.saturating_duration_since(Instant::now());
-            let resp = future::or(async { Some(fut.await) }, async {
+            let arrived = future::or(async { arrival.await.is_some() }, async {
                 glommio::timer::sleep(left).await;
-                None
+                false
             })
             .await;
-            out.push(match resp {
-                Some(Response::Call(any)) => any.downcast::<ShardSnapshot>().ok().map(|b| *b),
-                _ => None,
-            });
+            up.push(arrived);
         }
-        out
+        let mut view = MetricsView::build(self.last.borrow().clone(), up, &self.totals.borrow());
+        view.uptime_seconds = self.started.elapsed().as_secs_f64();
+        view.start_time_seconds = self.start_time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        view
     }
 
-    pub async fn render_metrics(&self) -> String {
-        let shards = self.gather().await;
-        let merged = ShardSnapshot::merged(&shards.iter().flatten().cloned().collect::<Vec<_>>());
-        exposition::render(&exposition::Scrape {
-            shards: &shards,
-            merged: &merged,
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            start_time_seconds: self.start_time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
-            version: KORA_VERSION,
-            redis_version: REDIS_VERSION,
-        })
+    pub async fn render_metrics(self: &Rc<Self>) -> String {
+        exposition::render(&self.view().await)
     }
 }
 
@@ -77,15 +104,31 @@ pub async fn collector_main(config: Config, mesh: MeshBuilder<Msg, Full>, shutdo
     let (senders, receivers) =
         mesh.join().await.map_err(|e| io::Error::other(format!("collector cannot join the mesh: {e}")))?;
     assert_eq!(senders.peer_id(), config.workers, "the collector is the last mesh peer");
-    // Shards never send the collector requests, only answers.
-    let node = Node::start(senders, receivers, Rc::new(|_, _, _| {}));
+    let cell: Rc<OnceCell<Rc<Collector>>> = Rc::new(OnceCell::new());
+    let for_requests = cell.clone();
+    // Shards ask the collector for views (INFO, LATENCY); building one
+    // waits on every shard, so it runs as its own task.
+    let on_request = Rc::new(move |from: usize, id: u32, req: Request| {
+        if let (Some(collector), Request::View) = (for_requests.get(), req) {
+            let collector = collector.clone();
+            glommio::spawn_local(async move {
+                let view = collector.view().await;
+                collector.node.respond(from, id, Response::View(Box::new(view)));
+            })
+            .detach();
+        }
+    });
+    let node = Node::start(senders, receivers, on_request);
     let collector = Rc::new(Collector {
         node,
         nshards: config.workers,
         started: Instant::now(),
         start_time: SystemTime::now(),
         shutdown: Semaphore::new(0),
+        totals: RefCell::new(LatencyTotals::default()),
+        last: RefCell::new(vec![None; config.workers]),
     });
+    let _ = cell.set(collector.clone());
     if config.metrics_port != 0 {
         let listener = TcpListener::bind(config.metrics_addr()).map_err(|e| {
             shutdown_flag.store(true, Ordering::SeqCst);

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
 use super::{Args, keys, sets, strings, wrong_arity};
-use crate::metrics::ShardSnapshot;
+use crate::metrics::MetricsView;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
 use crate::shard::connection::{ClientState, Flow};
@@ -295,7 +295,7 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let sub = args.get(1).to_ascii_uppercase();
     match sub.as_slice() {
         b"HISTOGRAM" => {
-            let snap = shard.merged_snapshot().await;
+            let view = shard.metrics_view().await;
             let wanted: Vec<usize> = if args.len() > 2 {
                 args.iter_from(2)
                     .filter_map(|name| {
@@ -306,17 +306,17 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             } else {
                 (0..NUM_SLOTS).collect()
             };
-            let present: Vec<usize> = wanted.into_iter().filter(|&s| snap.calls[s] > 0).collect();
+            let present: Vec<usize> = wanted.into_iter().filter(|&s| view.merged.calls[s] > 0).collect();
             out.array(present.len() * 2);
             for slot in present {
                 out.bulk(SLOT_NAMES[slot].as_bytes());
                 out.array(4);
                 out.bulk(b"calls");
-                out.int(snap.calls[slot] as i64);
+                out.int(view.merged.calls[slot] as i64);
                 out.bulk(b"histogram_usec");
-                let buckets = snap.histogram(slot).map(power_of_two_buckets).unwrap_or_default();
+                let buckets = view.latency(slot).map_or(&[][..], |l| &l.power_of_two_us[..]);
                 out.array(buckets.len() * 2);
-                for (le_us, cumulative) in buckets {
+                for &(le_us, cumulative) in buckets {
                     out.int(le_us as i64);
                     out.int(cumulative as i64);
                 }
@@ -332,24 +332,6 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             String::from_utf8_lossy(args.get(1))
         )),
     }
-}
-
-/// Redis 7's LATENCY HISTOGRAM buckets: powers of two in microseconds with
-/// cumulative counts, listing only buckets where the count grows.
-pub fn power_of_two_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let total = h.len();
-    let mut le_us = 1u64;
-    let mut last = 0;
-    while last < total && le_us <= 1 << 40 {
-        let cumulative = h.count_between(0, le_us * 1000);
-        if cumulative > last {
-            out.push((le_us, cumulative.min(total)));
-            last = cumulative;
-        }
-        le_us *= 2;
-    }
-    out
 }
 
 fn rss_bytes() -> u64 {
@@ -402,12 +384,13 @@ async fn info(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-    let snap = shard.merged_snapshot().await;
-    let text = render_info(shard, &snap, &sections);
+    let view = shard.metrics_view().await;
+    let text = render_info(shard, &view, &sections);
     out.bulk(text.as_bytes());
 }
 
-pub fn render_info(shard: &Shard, snap: &ShardSnapshot, sections: &[&str]) -> String {
+pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> String {
+    let snap = &view.merged;
     let mut s = String::with_capacity(4096);
     let uptime = shard.started.elapsed().as_secs();
     let wants = |name: &str| sections.contains(&name);
@@ -491,15 +474,12 @@ pub fn render_info(shard: &Shard, snap: &ShardSnapshot, sections: &[&str]) -> St
     }
     if wants("latencystats") {
         section(&mut s, "Latencystats");
-        for (slot, h) in &snap.histograms {
-            let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        for lat in &view.latency {
+            let [p50, _, p99, p999] = lat.quantiles_ns.map(|ns| ns as f64 / 1000.0);
             let _ = write!(
                 s,
-                "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
-                SLOT_NAMES[*slot as usize],
-                q(0.5),
-                q(0.99),
-                q(0.999),
+                "latency_percentiles_usec_{}:p50={p50:.3},p99={p99:.3},p99.9={p999:.3}\r\n",
+                SLOT_NAMES[lat.slot as usize],
             );
         }
     }

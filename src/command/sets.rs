@@ -1,9 +1,12 @@
-//! Set commands.
+//! Set commands, and the cross-shard driver of SINTER/SUNION/SDIFF[STORE].
+
+use std::collections::HashMap;
 
 use super::Args;
-use crate::protocol::reply::Resp;
+use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
-use crate::store::Db;
+use crate::store::glob::glob_match;
+use crate::store::{Db, Hasher, SetValue, Ttl, Value, WrongType, cost};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOp {
@@ -12,42 +15,608 @@ pub enum SetOp {
     Diff,
 }
 
-pub async fn algebra_any(_shard: &Shard, _op: SetOp, _store: bool, _args: &Args<'_>, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
-}
-pub fn sadd(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Reply when a shard did not answer a cross-shard step (it is shutting
+/// down); anything else would pass a partial result off as the real one.
+const SHARD_GONE: &str = "ERR shard unavailable, try again";
+
+/// Read access: counts a keyspace hit or miss. Ok(None) when missing.
+fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a SetValue>, WrongType> {
+    match db.get(key).map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(WrongType),
+    }
 }
 
-pub fn srem(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+fn write_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a mut SetValue>, WrongType> {
+    match db.get_mut(key).map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(WrongType),
+    }
 }
 
-pub fn smembers(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+fn member_size(m: &[u8]) -> usize {
+    cost::SET_MEMBER + m.len()
 }
 
-pub fn sismember(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+fn reply_members<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &'a Box<[u8]>>) {
+    out.array(members.len());
+    for m in members {
+        out.bulk(m);
+    }
 }
 
-pub fn smismember(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+/// Random positions for one command. The shard's generator lives in `Db`,
+/// which cannot lend it while one of its values is borrowed, so a command
+/// draws one seed from it and continues with splitmix64.
+struct Picker(u64);
+
+impl Picker {
+    fn new(db: &mut Db) -> Picker {
+        Picker(db.random_index(usize::MAX) as u64)
+    }
+
+    /// Uniform enough in `0..n` for sampling (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z % n as u64) as usize
+    }
+
+    /// `count` distinct positions in `0..len` (count <= len): a Fisher-Yates
+    /// shuffle of a virtual `0..len` that records only the swapped slots,
+    /// so sampling a few members of a huge set costs O(count), not O(len).
+    fn distinct(&mut self, len: usize, count: usize) -> Vec<usize> {
+        let mut moved: HashMap<usize, usize, Hasher> = HashMap::with_capacity_and_hasher(count, Hasher::new());
+        (0..count)
+            .map(|k| {
+                let j = k + self.below(len - k);
+                let at_j = moved.get(&j).copied().unwrap_or(j);
+                let at_k = moved.get(&k).copied().unwrap_or(k);
+                moved.insert(j, at_k);
+                at_j
+            })
+            .collect()
+    }
 }
 
-pub fn scard(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn sadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let (added, grown) = match write_set(db, key) {
+        Ok(Some(set)) => {
+            let (mut added, mut grown) = (0, 0);
+            for m in args.iter_from(2) {
+                if set.insert(m.into()) {
+                    added += 1;
+                    grown += member_size(m);
+                }
+            }
+            (added, grown)
+        }
+        Ok(None) => {
+            let set: SetValue = args.iter_from(2).map(Box::from).collect();
+            let added = set.len();
+            // `set` accounts for the whole new entry.
+            db.set(key, Value::Set(Box::new(set)), Ttl::Clear);
+            (added, 0)
+        }
+        Err(WrongType) => return out.error(err::WRONGTYPE),
+    };
+    db.mem_grow(grown);
+    out.int(added as i64);
 }
 
-pub fn spop(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn srem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    let (removed, freed) = match write_set(db, key) {
+        Ok(Some(set)) => {
+            let (mut removed, mut freed) = (0, 0);
+            for m in args.iter_from(2) {
+                // swap_remove keeps SREM O(1); members move, which SSCAN
+                // tolerates as SCAN does for keys.
+                if set.swap_remove(m) {
+                    removed += 1;
+                    freed += member_size(m);
+                }
+            }
+            (removed, freed)
+        }
+        Ok(None) => (0, 0),
+        Err(WrongType) => return out.error(err::WRONGTYPE),
+    };
+    db.mem_shrink(freed);
+    db.remove_if_empty(key);
+    out.int(removed);
 }
 
-pub fn srandmember(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn smembers(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_set(db, args.get(1)) {
+        Ok(Some(set)) => reply_members(out, set.iter()),
+        Ok(None) => out.array(0),
+        Err(WrongType) => out.error(err::WRONGTYPE),
+    }
 }
 
-pub fn sscan(_db: &mut Db, _args: &Args, out: &mut Vec<u8>) {
-    out.error("ERR not implemented yet");
+pub fn sismember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_set(db, args.get(1)) {
+        Ok(set) => out.int(set.is_some_and(|s| s.contains(args.get(2))) as i64),
+        Err(WrongType) => out.error(err::WRONGTYPE),
+    }
 }
 
+pub fn smismember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_set(db, args.get(1)) {
+        Ok(set) => {
+            out.array(args.len() - 2);
+            for m in args.iter_from(2) {
+                out.int(set.is_some_and(|s| s.contains(m)) as i64);
+            }
+        }
+        Err(WrongType) => out.error(err::WRONGTYPE),
+    }
+}
+
+pub fn scard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    match read_set(db, args.get(1)) {
+        Ok(set) => out.int(set.map_or(0, |s| s.len()) as i64),
+        Err(WrongType) => out.error(err::WRONGTYPE),
+    }
+}
+
+pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let key = args.get(1);
+    // As Redis: the count is validated before the key is looked at.
+    let count = match args.len() {
+        2 => None,
+        3 => match args.int(2) {
+            Ok(n) if n >= 0 => Some(n as usize),
+            Ok(_) => return out.error(err::OUT_OF_RANGE_POSITIVE),
+            Err(e) => return out.error(e),
+        },
+        _ => return out.error(err::SYNTAX),
+    };
+    let mut rng = Picker::new(db);
+    let set = match write_set(db, key) {
+        Ok(Some(set)) => set,
+        Ok(None) if count.is_some() => return out.array(0),
+        Ok(None) => return out.nil(),
+        Err(WrongType) => return out.error(err::WRONGTYPE),
+    };
+    let freed = match count {
+        None => {
+            let m = set.swap_remove_index(rng.below(set.len())).expect("sets in the keyspace are never empty");
+            out.bulk(&m);
+            member_size(&m)
+        }
+        Some(n) if n >= set.len() => {
+            // Everything goes: hand the whole value over and drop the key,
+            // which also settles its memory.
+            let entry = db.remove(key).expect("looked up above");
+            if let Value::Set(all) = &entry.value {
+                reply_members(out, all.iter());
+            }
+            return;
+        }
+        Some(n) => {
+            out.array(n);
+            let mut freed = 0;
+            for _ in 0..n {
+                let m = set.swap_remove_index(rng.below(set.len())).expect("n < len");
+                out.bulk(&m);
+                freed += member_size(&m);
+            }
+            freed
+        }
+    };
+    db.mem_shrink(freed);
+    db.remove_if_empty(key);
+}
+
+pub fn srandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    // Positive: distinct members; negative: |count| picks that may repeat.
+    let count = match args.len() {
+        2 => None,
+        3 => match args.int(2) {
+            // Its absolute value would not fit, so Redis bounds the range.
+            Ok(i64::MIN) => {
+                return out.error(&format!(
+                    "ERR value is out of range, value must between {} and {}",
+                    -i64::MAX,
+                    i64::MAX
+                ));
+            }
+            Ok(n) => Some(n),
+            Err(e) => return out.error(e),
+        },
+        _ => return out.error(err::SYNTAX),
+    };
+    let mut rng = Picker::new(db);
+    let set = match read_set(db, args.get(1)) {
+        Ok(Some(set)) => set,
+        Ok(None) if count.is_some() => return out.array(0),
+        Ok(None) => return out.nil(),
+        Err(WrongType) => return out.error(err::WRONGTYPE),
+    };
+    let len = set.len();
+    match count {
+        None => out.bulk(&set[rng.below(len)]),
+        Some(n) if n < 0 => {
+            let n = n.unsigned_abs() as usize;
+            out.array(n);
+            for _ in 0..n {
+                out.bulk(&set[rng.below(len)]);
+            }
+        }
+        Some(n) if n as usize >= len => reply_members(out, set.iter()),
+        Some(n) => {
+            let picks = rng.distinct(len, n as usize);
+            reply_members(out, picks.iter().map(|&i| &set[i]));
+        }
+    }
+}
+
+/// SSCAN: the cursor is a position in the set's insertion order.
+pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let Some(cursor) = std::str::from_utf8(args.get(2)).ok().and_then(|c| c.parse::<u64>().ok()) else {
+        return out.error("ERR invalid cursor");
+    };
+    // As Redis: a missing key answers an empty scan before options are read.
+    let set = match read_set(db, args.get(1)) {
+        Ok(Some(set)) => set,
+        Ok(None) => {
+            out.array(2);
+            out.bulk(b"0");
+            return out.array(0);
+        }
+        Err(WrongType) => return out.error(err::WRONGTYPE),
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut i = 3;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return out.error(err::SYNTAX);
+        }
+        if args.is(i, "MATCH") {
+            pattern = Some(args.get(i + 1));
+        } else if args.is(i, "COUNT") {
+            match args.int(i + 1) {
+                Ok(n) if n >= 1 => count = n as usize,
+                Ok(_) => return out.error(err::SYNTAX),
+                Err(e) => return out.error(e),
+            }
+        } else {
+            return out.error(err::SYNTAX);
+        }
+        i += 2;
+    }
+    let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(set.len());
+    let end = start.saturating_add(count).min(set.len());
+    let found: Vec<&Box<[u8]>> =
+        (start..end).map(|i| &set[i]).filter(|m| pattern.is_none_or(|p| glob_match(p, m))).collect();
+    let next = if end < set.len() { end } else { 0 };
+    out.array(2);
+    out.bulk(next.to_string().as_bytes());
+    reply_members(out, found.into_iter());
+}
+
+/// Running result of SINTER/SUNION/SDIFF, fed the source sets one at a time
+/// in argument order (a missing key is an empty set). Feeding one set at a
+/// time lets the shard-local path borrow each set from the `Db` in turn
+/// instead of copying them all; the cross-shard path feeds fetched copies.
+struct Algebra {
+    op: SetOp,
+    /// None until the first set is fed.
+    acc: Option<SetValue>,
+}
+
+impl Algebra {
+    fn new(op: SetOp) -> Algebra {
+        Algebra { op, acc: None }
+    }
+
+    fn feed(&mut self, set: Option<&SetValue>) {
+        let Some(acc) = &mut self.acc else {
+            self.acc = Some(set.cloned().unwrap_or_default());
+            return;
+        };
+        let Some(set) = set else {
+            if self.op == SetOp::Inter {
+                acc.clear();
+            }
+            return;
+        };
+        match self.op {
+            SetOp::Union => {
+                for m in set {
+                    if !acc.contains(m) {
+                        acc.insert(m.clone());
+                    }
+                }
+            }
+            // Both walk the smaller side, so the cost is bounded by the
+            // running result rather than by a large source set.
+            SetOp::Inter if set.len() < acc.len() => {
+                *acc = set.iter().filter(|m| acc.contains(*m)).cloned().collect();
+            }
+            SetOp::Inter => acc.retain(|m| set.contains(m)),
+            SetOp::Diff if set.len() < acc.len() => {
+                for m in set {
+                    acc.swap_remove(m);
+                }
+            }
+            SetOp::Diff => acc.retain(|m| !set.contains(m)),
+        }
+    }
+
+    fn finish(self) -> SetValue {
+        self.acc.unwrap_or_default()
+    }
+}
+
+/// The set algebra over values already at hand.
+fn compute<'a>(op: SetOp, sets: impl IntoIterator<Item = Option<&'a SetValue>>) -> SetValue {
+    let mut algebra = Algebra::new(op);
+    for set in sets {
+        algebra.feed(set);
+    }
+    algebra.finish()
+}
+
+/// `op` over keys that all live in `db`, without copying the sources.
+fn compute_local(db: &mut Db, op: SetOp, keys: &[Vec<u8>]) -> Result<SetValue, WrongType> {
+    let mut algebra = Algebra::new(op);
+    for key in keys {
+        algebra.feed(read_set(db, key)?);
+    }
+    Ok(algebra.finish())
+}
+
+/// Shard side of the cross-shard path: copies of the sets under `keys`.
+fn copy_sets(db: &mut Db, keys: &[Vec<u8>]) -> Result<Vec<Option<SetValue>>, WrongType> {
+    keys.iter().map(|k| Ok(read_set(db, k)?.cloned())).collect()
+}
+
+/// The STORE half: replaces `dst` whatever it held, TTL included, and
+/// returns the cardinality. An empty result deletes `dst`, as in Redis.
+fn store_result(db: &mut Db, dst: &[u8], result: SetValue) -> usize {
+    let len = result.len();
+    if len == 0 {
+        db.delete(dst);
+    } else {
+        db.set(dst, Value::Set(Box::new(result)), Ttl::Clear);
+    }
+    len
+}
+
+fn reply_result(out: &mut Vec<u8>, result: Result<SetValue, WrongType>, dst: Option<&[u8]>, db: &mut Db) {
+    match (result, dst) {
+        (Err(WrongType), _) => out.error(err::WRONGTYPE),
+        (Ok(set), Some(dst)) => out.int(store_result(db, dst, set) as i64),
+        (Ok(set), None) => reply_members(out, set.iter()),
+    }
+}
+
+/// SINTER/SUNION/SDIFF and their STORE forms, from the connection. When
+/// every key (destination included) lives on one shard the whole command
+/// runs there in one step, atomically. Otherwise the sources are copied
+/// from their shards, combined here and the result installed on the
+/// destination's shard; like MSETNX across shards, that is not isolated
+/// from concurrent writers.
+pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>, out: &mut Vec<u8>) {
+    let dst = store.then(|| args.get(1).to_vec());
+    let keys: Vec<Vec<u8>> = args.iter_from(if store { 2 } else { 1 }).map(<[u8]>::to_vec).collect();
+    let owners: Vec<usize> = keys.iter().map(|k| shard.owner(k)).collect();
+    let home = dst.as_deref().map_or(owners[0], |d| shard.owner(d));
+
+    if owners.iter().all(|&o| o == home) {
+        let reply = shard
+            .run_on(home, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                db.refresh_clock();
+                let mut out = Vec::new();
+                let result = compute_local(&mut db, op, &keys);
+                reply_result(&mut out, result, dst.as_deref(), &mut db);
+                out
+            })
+            .await;
+        return match reply {
+            Some(reply) => out.extend_from_slice(&reply),
+            None => out.error(SHARD_GONE),
+        };
+    }
+
+    let mut sources: Vec<Option<SetValue>> = vec![None; keys.len()];
+    for target in 0..shard.nshards {
+        let positions: Vec<usize> = (0..keys.len()).filter(|&i| owners[i] == target).collect();
+        if positions.is_empty() {
+            continue;
+        }
+        let wanted: Vec<Vec<u8>> = positions.iter().map(|&i| keys[i].clone()).collect();
+        let fetched = shard
+            .run_on(target, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                db.refresh_clock();
+                copy_sets(&mut db, &wanted)
+            })
+            .await;
+        match fetched {
+            Some(Ok(sets)) => {
+                for (i, set) in positions.into_iter().zip(sets) {
+                    sources[i] = set;
+                }
+            }
+            Some(Err(WrongType)) => return out.error(err::WRONGTYPE),
+            None => return out.error(SHARD_GONE),
+        }
+    }
+    let result = compute(op, sources.iter().map(Option::as_ref));
+    let Some(dst) = dst else { return reply_members(out, result.iter()) };
+    let stored = shard
+        .run_on(home, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            db.refresh_clock();
+            store_result(&mut db, &dst, result)
+        })
+        .await;
+    match stored {
+        Some(len) => out.int(len as i64),
+        None => out.error(SHARD_GONE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::metrics::{HotKeys, ShardStats};
+    use crate::protocol::parser::ArgRange;
+
+    fn db() -> Db {
+        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    /// Runs one handler on `argv` and returns its raw reply.
+    fn run(db: &mut Db, handler: super::super::Handler, argv: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut ranges: Vec<ArgRange> = Vec::new();
+        for a in argv {
+            ranges.push((buf.len(), buf.len() + a.len()));
+            buf.extend_from_slice(a);
+        }
+        let mut out = Vec::new();
+        handler(db, &Args::new(&buf, &ranges), &mut out);
+        out
+    }
+
+    fn set_of(members: &[&str]) -> SetValue {
+        members.iter().map(|m| Box::from(m.as_bytes())).collect()
+    }
+
+    fn sorted(set: &SetValue) -> Vec<String> {
+        let mut v: Vec<String> = set.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn accounting_matches_full_recount_after_random_set_writes() {
+        let mut db = db();
+        let mut rng = Picker(42);
+        db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
+        for i in 0..3000 {
+            let key = format!("s{}", rng.below(4));
+            let members: Vec<String> = (0..1 + rng.below(6)).map(|_| "m".repeat(1 + rng.below(30))).collect();
+            let mut argv: Vec<&[u8]> = vec![b"op", key.as_bytes()];
+            let reply = match rng.below(6) {
+                0 | 1 => {
+                    argv.extend(members.iter().map(|m| m.as_bytes()));
+                    run(&mut db, sadd, &argv)
+                }
+                2 => {
+                    argv.extend(members.iter().map(|m| m.as_bytes()));
+                    run(&mut db, srem, &argv)
+                }
+                3 => run(&mut db, spop, &argv),
+                4 => {
+                    let n = rng.below(5).to_string();
+                    argv.push(n.as_bytes());
+                    run(&mut db, spop, &argv)
+                }
+                _ => {
+                    // A TTL must survive in-place edits and be accounted.
+                    db.set_expire(key.as_bytes(), unix_ms_later());
+                    Vec::new()
+                }
+            };
+            assert!(!reply.starts_with(b"-"), "op {i}: {}", String::from_utf8_lossy(&reply));
+            assert_eq!(db.mem_used(), db.mem_recomputed(), "after op {i}");
+        }
+        // Writes against another type are refused and change nothing.
+        let before = db.mem_used();
+        assert!(run(&mut db, sadd, &[b"sadd", b"str", b"a"]).starts_with(b"-WRONGTYPE"));
+        assert!(run(&mut db, srem, &[b"srem", b"str", b"a"]).starts_with(b"-WRONGTYPE"));
+        assert!(run(&mut db, spop, &[b"spop", b"str", b"2"]).starts_with(b"-WRONGTYPE"));
+        assert_eq!(db.mem_used(), before);
+    }
+
+    fn unix_ms_later() -> u64 {
+        crate::store::unix_ms() + 60_000
+    }
+
+    #[test]
+    fn emptied_sets_are_deleted() {
+        let mut db = db();
+        assert_eq!(run(&mut db, sadd, &[b"sadd", b"k", b"a", b"b", b"a"]), b":2\r\n");
+        assert_eq!(run(&mut db, srem, &[b"srem", b"k", b"a", b"b", b"c"]), b":2\r\n");
+        assert_eq!(db.len(), 0);
+        run(&mut db, sadd, &[b"sadd", b"k", b"a", b"b"]);
+        assert!(run(&mut db, spop, &[b"spop", b"k", b"5"]).starts_with(b"*2\r\n"));
+        assert_eq!(db.len(), 0);
+        run(&mut db, sadd, &[b"sadd", b"k", b"a"]);
+        assert_eq!(run(&mut db, spop, &[b"spop", b"k"]), b"$1\r\na\r\n");
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.mem_used(), 0);
+    }
+
+    #[test]
+    fn distinct_picks_are_distinct_and_in_range() {
+        let mut rng = Picker(3);
+        for (len, count) in [(1, 1), (10, 3), (10, 9), (1000, 17), (5, 5)] {
+            let mut picks = rng.distinct(len, count);
+            assert_eq!(picks.len(), count);
+            picks.sort();
+            picks.dedup();
+            assert_eq!(picks.len(), count);
+            assert!(picks.iter().all(|&p| p < len));
+        }
+    }
+
+    #[test]
+    fn algebra_follows_argument_order_and_treats_missing_as_empty() {
+        let a = set_of(&["a", "b", "c", "d"]);
+        let b = set_of(&["c", "d", "e"]);
+        let c = set_of(&["a", "c", "x", "y", "z"]);
+        let inter = compute(SetOp::Inter, [Some(&a), Some(&b), Some(&c)]);
+        assert_eq!(sorted(&inter), ["c"]);
+        assert_eq!(sorted(&compute(SetOp::Inter, [Some(&a), Some(&b)])), ["c", "d"]);
+        assert!(compute(SetOp::Inter, [Some(&a), None]).is_empty());
+        assert!(compute(SetOp::Inter, [None, Some(&a)]).is_empty());
+        let union = compute(SetOp::Union, [Some(&a), None, Some(&b)]);
+        assert_eq!(sorted(&union), ["a", "b", "c", "d", "e"]);
+        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&a), Some(&b)])), ["a", "b"]);
+        // The smaller-side walk of Diff must give the same answer.
+        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&c), Some(&a)])), ["x", "y", "z"]);
+        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&a), None, Some(&c)])), ["b", "d"]);
+        assert!(compute(SetOp::Diff, [None, Some(&a)]).is_empty());
+        assert_eq!(sorted(&compute(SetOp::Union, [Some(&a)])), ["a", "b", "c", "d"]);
+        // A key named twice is simply fed twice.
+        assert!(compute(SetOp::Diff, [Some(&a), Some(&a)]).is_empty());
+        assert_eq!(sorted(&compute(SetOp::Inter, [Some(&b), Some(&b)])), ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn local_algebra_and_store_keep_accounting_exact() {
+        let mut db = db();
+        run(&mut db, sadd, &[b"sadd", b"a", b"1", b"2", b"3"]);
+        run(&mut db, sadd, &[b"sadd", b"b", b"2", b"3", b"4"]);
+        db.set(b"dst", Value::Str(b"old".to_vec()), Ttl::At(unix_ms_later()));
+        let keys = [b"a".to_vec(), b"b".to_vec(), b"nope".to_vec()];
+        let union = compute_local(&mut db, SetOp::Union, &keys).unwrap();
+        assert_eq!(store_result(&mut db, b"dst", union), 4);
+        assert_eq!(db.expires_count(), 0);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        let inter = compute_local(&mut db, SetOp::Inter, &keys).unwrap();
+        assert_eq!(store_result(&mut db, b"dst", inter), 0);
+        assert!(!db.contains(b"dst"));
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
+        assert_eq!(compute_local(&mut db, SetOp::Union, &[b"a".to_vec(), b"str".to_vec()]), Err(WrongType));
+        assert_eq!(copy_sets(&mut db, &[b"nope".to_vec(), b"str".to_vec()]), Err(WrongType));
+    }
+}

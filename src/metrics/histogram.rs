@@ -1,5 +1,11 @@
-//! Per-shard, per-command-slot HDR latency histograms, allocated the first
-//! time a slot records a value.
+//! Per-shard, per-command-slot HDR latency histograms.
+//!
+//! A shard records into its own histograms and never copies them: a
+//! snapshot hands over the filled histograms of the interval since the last
+//! one (an O(1) move per slot) and puts empty spares in their place. The
+//! collector adds them into its running totals, clears them and sends them
+//! back as spares, so the zeroing and merging happen on the collector's
+//! core, not on the data path.
 
 use std::cell::RefCell;
 
@@ -14,29 +20,110 @@ pub const LOWEST_NS: u64 = 1;
 pub const HIGHEST_NS: u64 = 60_000_000_000;
 pub const SIGFIG: u8 = 3;
 
+pub type LatencyHistogram = Box<Histogram<u64>>;
+
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
 }
 
 #[derive(Default)]
 pub struct CommandHistograms {
-    slots: RefCell<[Option<Box<Histogram<u64>>>; NUM_SLOTS]>,
+    /// Latencies recorded since the last hand-over, allocated (or taken
+    /// from `spares`) the first time a slot records.
+    current: RefCell<[Option<LatencyHistogram>; NUM_SLOTS]>,
+    spares: RefCell<Vec<LatencyHistogram>>,
 }
 
 impl CommandHistograms {
     #[inline]
     pub fn record(&self, slot: usize, nanos: u64) {
-        let mut slots = self.slots.borrow_mut();
-        slots[slot].get_or_insert_with(|| Box::new(new_histogram())).saturating_record(nanos.clamp(LOWEST_NS, HIGHEST_NS));
+        let mut current = self.current.borrow_mut();
+        current[slot]
+            .get_or_insert_with(|| self.spares.borrow_mut().pop().unwrap_or_else(|| Box::new(new_histogram())))
+            .saturating_record(nanos.clamp(LOWEST_NS, HIGHEST_NS));
     }
 
-    /// Copies of the non-empty histograms, for a snapshot.
-    pub fn export(&self) -> Vec<(u8, Histogram<u64>)> {
-        self.slots
-            .borrow()
-            .iter()
+    /// Hands over this interval's non-empty histograms.
+    pub fn take_interval(&self) -> Vec<(u8, LatencyHistogram)> {
+        let mut current = self.current.borrow_mut();
+        current
+            .iter_mut()
             .enumerate()
-            .filter_map(|(slot, h)| h.as_ref().filter(|h| !h.is_empty()).map(|h| (slot as u8, (**h).clone())))
+            .filter(|(_, h)| h.as_ref().is_some_and(|h| !h.is_empty()))
+            .filter_map(|(slot, h)| h.take().map(|h| (slot as u8, h)))
             .collect()
+    }
+
+    /// Takes back cleared histograms for reuse.
+    pub fn return_spares(&self, spares: Vec<LatencyHistogram>) {
+        let mut pool = self.spares.borrow_mut();
+        // Keep at most one spare per slot; the rest are freed.
+        let room = NUM_SLOTS.saturating_sub(pool.len());
+        pool.extend(spares.into_iter().take(room));
+    }
+}
+
+/// The running, process-lifetime latency totals per slot, kept by the
+/// collector. Counts only grow.
+#[derive(Default)]
+pub struct LatencyTotals {
+    slots: Vec<Option<Histogram<u64>>>,
+}
+
+impl LatencyTotals {
+    /// Adds one shard's interval histograms and returns them cleared, ready
+    /// to go back to that shard.
+    pub fn absorb(&mut self, interval: Vec<(u8, LatencyHistogram)>) -> Vec<LatencyHistogram> {
+        if self.slots.is_empty() {
+            self.slots = (0..NUM_SLOTS).map(|_| None).collect();
+        }
+        interval
+            .into_iter()
+            .map(|(slot, mut h)| {
+                let total = self.slots[slot as usize].get_or_insert_with(new_histogram);
+                total.add(&*h).expect("histograms share bounds");
+                h.reset();
+                h
+            })
+            .collect()
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Histogram<u64>> {
+        self.slots.get(slot).and_then(Option::as_ref).filter(|h| !h.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_handover_loses_nothing_and_merges_exactly() {
+        let shard_a = CommandHistograms::default();
+        let shard_b = CommandHistograms::default();
+        let mut reference = new_histogram();
+        let mut totals = LatencyTotals::default();
+        for round in 0..3u64 {
+            for i in 0..5_000u64 {
+                let v = 1 + (i * 7919 + round * 13) % 5_000_000;
+                reference.record(v).unwrap();
+                if i % 3 == 0 { shard_a.record(4, v) } else { shard_b.record(4, v) }
+            }
+            for shard in [&shard_a, &shard_b] {
+                let spares = totals.absorb(shard.take_interval());
+                assert!(spares.iter().all(|h| h.is_empty()));
+                shard.return_spares(spares);
+            }
+        }
+        let merged = totals.get(4).unwrap();
+        assert_eq!(merged.len(), reference.len());
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(merged.value_at_quantile(q), reference.value_at_quantile(q));
+        }
+        let buckets = |h: &Histogram<u64>| {
+            h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect::<Vec<_>>()
+        };
+        assert_eq!(buckets(merged), buckets(&reference));
+        assert!(totals.get(5).is_none());
     }
 }

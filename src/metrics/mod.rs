@@ -6,6 +6,7 @@ pub mod histogram;
 pub mod sketch;
 pub mod snapshot;
 pub mod timer;
+pub mod view;
 
 use std::rc::Rc;
 
@@ -14,6 +15,7 @@ pub use histogram::CommandHistograms;
 pub use sketch::{CountMinSketch, HotKeys};
 pub use snapshot::ShardSnapshot;
 pub use timer::CommandTimer;
+pub use view::{MetricsView, SlotLatency};
 
 /// Everything a shard measures on its data path, owned by that shard.
 pub struct ShardMetrics {

@@ -1,9 +1,8 @@
 //! A shard's measurements as a plain value: built on the shard in
 //! O(histograms) (never O(keys)), sent over the mesh, merged elsewhere.
 
-use hdrhistogram::Histogram;
-
-use super::{ShardMetrics, histogram::new_histogram};
+use super::ShardMetrics;
+use super::histogram::LatencyHistogram;
 use crate::command::NUM_SLOTS;
 use crate::store::Db;
 
@@ -27,8 +26,9 @@ pub struct ShardSnapshot {
     /// Commands per second over the last couple of seconds.
     pub ops_per_sec: u64,
     pub memory_bytes: u64,
-    /// Non-empty latency histograms by command slot (nanoseconds).
-    pub histograms: Vec<(u8, Histogram<u64>)>,
+    /// Latency histograms (ns) of this shard's interval since its last
+    /// snapshot, by command slot; the collector adds them to its totals.
+    pub interval: Vec<(u8, LatencyHistogram)>,
     /// Hot-key candidates with their estimates, highest first.
     pub hotkeys: Vec<(Vec<u8>, u64)>,
 }
@@ -55,14 +55,14 @@ impl ShardSnapshot {
             avg_ttl_ms: db.avg_ttl_sample(),
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.mem_used() as u64,
-            histograms: metrics.histograms.export(),
+            interval: metrics.histograms.take_interval(),
             hotkeys: db.hot.top(),
         }
     }
 
-    /// Adds `other` into `self`: counters sum, histograms add bucket by
-    /// bucket, hot-key candidates are pooled (a key lives on one shard, so
-    /// no key appears twice).
+    /// Adds `other`'s counters into `self`; hot-key candidates are pooled (a
+    /// key lives on one shard, so no key appears twice). Histograms are not
+    /// merged here: they go to the collector's totals.
     pub fn merge(&mut self, other: &ShardSnapshot) {
         for i in 0..NUM_SLOTS {
             self.calls[i] += other.calls[i];
@@ -85,17 +85,6 @@ impl ShardSnapshot {
         self.keys += other.keys;
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
-        for (slot, h) in &other.histograms {
-            match self.histograms.iter_mut().find(|(s, _)| s == slot) {
-                Some((_, mine)) => mine.add(h).expect("histograms share bounds"),
-                None => {
-                    let mut mine = new_histogram();
-                    mine.add(h).expect("histograms share bounds");
-                    self.histograms.push((*slot, mine));
-                }
-            }
-        }
-        self.histograms.sort_by_key(|(slot, _)| *slot);
         self.hotkeys.extend(other.hotkeys.iter().cloned());
         self.hotkeys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     }
@@ -108,10 +97,6 @@ impl ShardSnapshot {
         total
     }
 
-    pub fn histogram(&self, slot: usize) -> Option<&Histogram<u64>> {
-        self.histograms.iter().find(|(s, _)| *s as usize == slot).map(|(_, h)| h)
-    }
-
     pub fn total_calls(&self) -> u64 {
         self.calls.iter().sum()
     }
@@ -122,29 +107,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merging_snapshots_equals_one_histogram() {
-        let mut a = ShardSnapshot::default();
-        let mut b = ShardSnapshot::default();
-        let mut all = new_histogram();
-        let mut ha = new_histogram();
-        let mut hb = new_histogram();
-        for i in 0..10_000u64 {
-            let v = 1_000 + (i * 7919) % 5_000_000;
-            all.record(v).unwrap();
-            if i % 3 == 0 { ha.record(v).unwrap() } else { hb.record(v).unwrap() }
-        }
-        a.histograms.push((0, ha));
-        b.histograms.push((0, hb));
+    fn merging_sums_counters_and_pools_hot_keys() {
+        let mut a = ShardSnapshot { keys: 3, memory_bytes: 100, expires: 1, avg_ttl_ms: 1000, ..Default::default() };
         a.calls[0] = 10;
+        a.hotkeys = vec![(b"x".to_vec(), 5)];
+        let mut b = ShardSnapshot { keys: 4, memory_bytes: 50, expires: 3, avg_ttl_ms: 3000, ..Default::default() };
         b.calls[0] = 5;
-        let merged = ShardSnapshot::merged(&[a, b]);
-        let h = merged.histogram(0).unwrap();
-        assert_eq!(h.len(), all.len());
-        for q in [0.5, 0.9, 0.99, 0.999] {
-            assert_eq!(h.value_at_quantile(q), all.value_at_quantile(q));
-        }
-        assert_eq!(h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect::<Vec<_>>(),
-            all.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect::<Vec<_>>());
-        assert_eq!(merged.calls[0], 15);
+        b.calls[7] = 1;
+        b.hotkeys = vec![(b"y".to_vec(), 9)];
+        let m = ShardSnapshot::merged(&[a, b]);
+        assert_eq!((m.calls[0], m.calls[7], m.total_calls()), (15, 1, 16));
+        assert_eq!((m.keys, m.memory_bytes, m.expires, m.avg_ttl_ms), (7, 150, 4, 2500));
+        assert_eq!(m.hotkeys, vec![(b"y".to_vec(), 9), (b"x".to_vec(), 5)]);
     }
 }

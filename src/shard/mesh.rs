@@ -21,6 +21,7 @@ use glommio::{GlommioError, ResourceType};
 
 use super::Shard;
 use crate::command::Handler;
+use crate::metrics::MetricsView;
 use crate::protocol::parser::ArgRange;
 
 /// Commands for one shard, cut from one connection's pipeline: argument
@@ -83,11 +84,14 @@ pub enum Request {
     /// Any other work: a closure run on the target shard (fan-out commands,
     /// snapshots, cross-shard moves). Rare, so the box is fine.
     Call(Call),
+    /// To the collector: the merged metrics of every shard.
+    View,
 }
 
 pub enum Response {
     Exec(ReplyBatch),
     Call(Box<dyn Any + Send>),
+    View(Box<MetricsView>),
 }
 
 pub enum Msg {

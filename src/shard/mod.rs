@@ -16,7 +16,7 @@ use std::time::Instant;
 use glommio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::metrics::{HotKeys, ShardMetrics, ShardSnapshot, ShardStats};
+use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardStats};
 use crate::store::Db;
 use mesh::{Node, OpBatch, ReplyBatch, Request, Response};
 
@@ -104,6 +104,9 @@ impl Shard {
                 Response::Exec(replies)
             }
             Request::Call(f) => Response::Call(f(self)),
+            // Only the collector serves views; answering keeps the asker
+            // from waiting forever on a misrouted request.
+            Request::View => Response::View(Box::default()),
         };
         self.node.respond(from, id, resp);
     }
@@ -121,7 +124,7 @@ impl Shard {
         let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
         match self.node.request(target, Request::Call(call)).await {
             Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
-            Response::Exec(_) => None,
+            _ => None,
         }
     }
 
@@ -156,9 +159,11 @@ impl Shard {
         ShardSnapshot::take(self.id, &self.metrics, &mut self.db.borrow_mut())
     }
 
-    /// Snapshots of every shard, merged.
-    pub async fn merged_snapshot(&self) -> ShardSnapshot {
-        let all = self.run_on_all(|s: &Shard| s.snapshot()).await;
-        ShardSnapshot::merged(&all)
+    /// The collector's merged view of every shard (INFO, LATENCY).
+    pub async fn metrics_view(&self) -> MetricsView {
+        match self.node.request(self.nshards, Request::View).await {
+            Response::View(view) => *view,
+            _ => MetricsView::default(),
+        }
     }
 }
