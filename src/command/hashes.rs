@@ -8,7 +8,7 @@
 
 use super::{Args, wrong_arity};
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::{Resp, err, format_f64, parse_f64, push_i64};
+use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64, push_i64};
 use crate::store::glob::glob_match;
 use crate::store::{Db, HashValue, Hasher, Ttl, Value, cost};
 
@@ -259,20 +259,19 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Some(_) => return out.error("ERR value is NaN or Infinity"),
         None => return out.error(err::NOT_FLOAT),
     };
-    let current = match current_field(db, key, field) {
+    let (current, current_text) = match current_field(db, key, field) {
         Ok(Some(v)) => match parse_f64(v) {
-            Some(f) => f,
+            Some(f) => (f, Some(v.to_vec())),
             None => return out.error("ERR hash value is not a float"),
         },
-        Ok(None) => 0.0,
+        Ok(None) => (0.0, None),
         Err(e) => return out.error(e),
     };
     let next = current + incr;
     if !next.is_finite() {
         return out.error(err::NAN_OR_INF);
     }
-    let mut text = Vec::with_capacity(24);
-    format_f64(&mut text, next);
+    let text = float_sum_text(current_text.as_deref(), args.get(3), next);
     match store(db, key, std::iter::once((field, &text[..]))) {
         Ok(_) => out.bulk(&text),
         Err(e) => out.error(e),

@@ -30,7 +30,6 @@ pub fn type_of(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, absolute: bool) {
     let key = args.get(1);
     let cmd = args.name_lossy();
-    let Some(n) = parse_i64(args.get(2)) else { return out.error(err::NOT_INTEGER) };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in args.iter_from(3) {
         match opt.to_ascii_uppercase().as_slice() {
@@ -47,6 +46,7 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
     if gt && lt {
         return out.error("ERR GT and LT options at the same time are not compatible");
     }
+    let Some(n) = parse_i64(args.get(2)) else { return out.error(err::NOT_INTEGER) };
     let invalid = || format!("ERR invalid expire time in '{cmd}' command");
     let Some(mut at) = n.checked_mul(unit_ms) else { return out.error(&invalid()) };
     if !absolute {
@@ -111,7 +111,7 @@ fn expiretime_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: u64)
     match db.get(args.get(1)).map(|e| e.expire_at) {
         None => out.int(-2),
         Some(0) => out.int(-1),
-        Some(at) => out.int((at / unit_ms) as i64),
+        Some(at) => out.int(((at + unit_ms / 2) / unit_ms) as i64),
     }
 }
 
@@ -169,17 +169,21 @@ pub fn scan_step(db: &Db, pos: usize, count: usize, filter: &ScanFilter) -> (Opt
     (if end < db.len() { Some(end) } else { None }, keys)
 }
 
-/// Shard side of RANDOMKEY: a few tries to find a live key.
+/// Shard side of RANDOMKEY: expired keys met on the way are deleted, as
+/// Redis does; the number of tries is bounded so a shard full of expired
+/// keys cannot stall.
 pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
-    for _ in 0..16 {
+    for _ in 0..100 {
         if db.is_empty() {
             return None;
         }
         let idx = db.random_index(db.len());
         let (k, e) = db.key_at(idx)?;
+        let key = k.to_vec();
         if db.is_live(e) {
-            return Some(k.to_vec());
+            return Some(key);
         }
+        db.expire_now(&key);
     }
     None
 }
@@ -293,16 +297,18 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
     let sizes = shard.run_on_all(|s: &Shard| s.db.borrow().len()).await;
     let total: usize = sizes.iter().sum();
     if total > 0 {
-        // Pick a shard in proportion to its size, then a key inside it.
+        // Start at a shard picked in proportion to its size; if it holds
+        // only expired keys, go on to the next ones.
         let mut pick = shard.db.borrow_mut().random_index(total);
-        for (target, &n) in sizes.iter().enumerate() {
-            if pick < n {
-                if let Some(Some(key)) = shard.run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut())).await {
-                    return out.bulk(&key);
-                }
-                break;
+        let first = sizes.iter().position(|&n| if pick < n { true } else { pick -= n; false }).unwrap_or(0);
+        for i in 0..shard.nshards {
+            let target = (first + i) % shard.nshards;
+            if sizes[target] == 0 {
+                continue;
             }
-            pick -= n;
+            if let Some(Some(key)) = shard.run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut())).await {
+                return out.bulk(&key);
+            }
         }
     }
     out.nil();

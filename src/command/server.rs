@@ -87,8 +87,8 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
     if args.len() >= 2 {
         match args.int(1) {
             Ok(2) => {}
-            Ok(3) => return out.error("NOPROTO sorry, this protocol version is not supported."),
-            _ => return out.error("NOPROTO unsupported protocol version"),
+            Ok(_) => return out.error("NOPROTO sorry, this protocol version is not supported."),
+            Err(_) => return out.error("ERR Protocol version is not an integer or out of range"),
         }
     }
     let mut i = 2;
@@ -198,7 +198,7 @@ fn command(args: &Args, out: &mut Vec<u8>) {
             for name in args.iter_from(2) {
                 match table::lookup(name) {
                     Some(spec) => command_info(spec, out),
-                    None => out.nil_array(),
+                    None => out.nil(),
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use super::{Args, wrong_arity};
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::{Resp, err, format_f64, parse_f64};
+use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64};
 use crate::shard::Shard;
 use crate::store::{Db, Ttl, Value};
 
@@ -244,13 +244,27 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// GETRANGE clamps differently from LRANGE: a negative end that falls
+/// before the string start becomes 0, so `GETRANGE k 0 -100` returns the
+/// first byte (Redis 7 behaviour, kept by Redis for compatibility).
+fn getrange_bounds(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = len as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    let end = end.min(len - 1);
+    if len == 0 || start > end { None } else { Some((start as usize, end as usize)) }
+}
+
 pub fn getrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (start, end) = match (args.int(2), args.int(3)) {
         (Ok(s), Ok(e)) => (s, e),
         _ => return out.error(err::NOT_INTEGER),
     };
     match read_str(db, args.get(1)) {
-        Ok(Some(v)) => match clamp_range(start, end, v.len()) {
+        Ok(Some(v)) => match getrange_bounds(start, end, v.len()) {
             Some((s, e)) => out.bulk(&v[s..=e]),
             None => out.bulk(b""),
         },
@@ -360,20 +374,19 @@ pub fn decrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let key = args.get(1);
     let Some(delta) = parse_f64(args.get(2)) else { return out.error(err::NOT_FLOAT) };
-    let current = match read_str(db, key) {
+    let (current, current_text) = match read_str(db, key) {
         Ok(Some(v)) => match parse_f64(v) {
-            Some(f) => f,
+            Some(f) => (f, Some(v.to_vec())),
             None => return out.error(err::NOT_FLOAT),
         },
-        Ok(None) => 0.0,
+        Ok(None) => (0.0, None),
         Err(e) => return out.error(e),
     };
     let next = current + delta;
     if !next.is_finite() {
         return out.error(err::NAN_OR_INF);
     }
-    let mut text = Vec::with_capacity(24);
-    format_f64(&mut text, next);
+    let text = float_sum_text(current_text.as_deref(), args.get(2), next);
     db.set_string(key, &text, Ttl::Keep);
     out.bulk(&text);
 }

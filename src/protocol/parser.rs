@@ -37,7 +37,7 @@ pub type ArgRange = (usize, usize);
 /// Parse one command starting at `buf[0]`. Ranges are pushed relative to
 /// `base` (the absolute offset of `buf[0]` in the read buffer).
 pub fn parse_command(
-    buf: &[u8],
+    buf: &mut [u8],
     base: usize,
     args: &mut Vec<ArgRange>,
 ) -> Result<Parsed, ProtocolError> {
@@ -127,11 +127,7 @@ fn read_header_line(
     Ok(Some((n, start + nl + 1)))
 }
 
-fn parse_inline(
-    buf: &[u8],
-    base: usize,
-    args: &mut Vec<ArgRange>,
-) -> Result<Parsed, ProtocolError> {
+fn parse_inline(buf: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
     let window = &buf[..buf.len().min(MAX_INLINE_LEN)];
     let Some(nl) = memchr(b'\n', window) else {
         if window.len() >= MAX_INLINE_LEN {
@@ -140,20 +136,84 @@ fn parse_inline(
         return Ok(Parsed::Incomplete { need: buf.len() + 1 });
     };
     let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-    let mut i = 0;
-    while i < line_end {
-        while i < line_end && buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while i < line_end && !buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i > start {
-            args.push((base + start, base + i));
-        }
-    }
+    split_inline_args(&mut buf[..line_end], base, args)?;
     Ok(Parsed::Command { consumed: nl + 1 })
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Splits an inline command line into arguments as Redis' `sdssplitargs`
+/// does: whitespace separates, "double quotes" take `\n \r \t \b \a \\ \"`
+/// and `\xHH` escapes, 'single quotes' take `\'`. Unescaping only ever
+/// shortens the text, so it is done in place and arguments stay slices.
+fn split_inline_args(line: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<(), ProtocolError> {
+    let unbalanced = || ProtocolError("Protocol error: unbalanced quotes in request".into());
+    let (mut r, mut w) = (0, 0);
+    while r < line.len() {
+        if is_space(line[r]) {
+            r += 1;
+            continue;
+        }
+        let start = w;
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            if in_double || in_single {
+                let Some(&c) = line.get(r) else { return Err(unbalanced()) };
+                let quote = if in_double { b'"' } else { b'\'' };
+                if c == quote {
+                    // A closing quote must end the argument.
+                    if line.get(r + 1).is_some_and(|&n| !is_space(n)) {
+                        return Err(unbalanced());
+                    }
+                    r += 1;
+                    break;
+                }
+                let (byte, used) = match (in_double, c, line.get(r + 1).copied()) {
+                    (true, b'\\', Some(b'x'))
+                        if line.len() > r + 3 && hex_value(line[r + 2]).is_some() && hex_value(line[r + 3]).is_some() =>
+                    {
+                        (hex_value(line[r + 2]).unwrap() * 16 + hex_value(line[r + 3]).unwrap(), 4)
+                    }
+                    (true, b'\\', Some(e)) => {
+                        let byte = match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        };
+                        (byte, 2)
+                    }
+                    (false, b'\\', Some(b'\'')) => (b'\'', 2),
+                    _ => (c, 1),
+                };
+                line[w] = byte;
+                w += 1;
+                r += used;
+            } else {
+                match line.get(r) {
+                    None => break,
+                    Some(&c) if is_space(c) => break,
+                    Some(b'"') => in_double = true,
+                    Some(b'\'') => in_single = true,
+                    Some(&c) => {
+                        line[w] = c;
+                        w += 1;
+                    }
+                }
+                r += 1;
+            }
+        }
+        args.push((base + start, base + w));
+    }
+    Ok(())
 }
 
 fn printable(b: u8) -> char {
@@ -197,11 +257,13 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+        let mut input = input.to_vec();
+        let input = &mut input[..];
         let mut out = Vec::new();
         let mut args = Vec::new();
         let mut pos = 0;
         while pos < input.len() {
-            match parse_command(&input[pos..], pos, &mut args)? {
+            match parse_command(&mut input[pos..], pos, &mut args)? {
                 Parsed::Command { consumed } => {
                     out.push(args.iter().map(|&(s, e)| input[s..e].to_vec()).collect());
                     pos += consumed;
@@ -215,6 +277,12 @@ mod tests {
     #[test]
     fn pipelined_multibulk_and_inline() {
         let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n  set a  b \n").unwrap();
+        let quoted = parse_all(b"SET \"a b\\x41\\n\" 'it\\'s' x\"y z\"\r\n").unwrap();
+        assert_eq!(quoted[0], vec![b"SET".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec(), b"xy z".to_vec()]);
+        let mut args = Vec::new();
+        for bad in [&b"SET \"abc\n"[..], b"SET \"a\"b\n", b"SET 'x\n"] {
+            assert!(parse_command(&mut bad.to_vec(), 0, &mut args).is_err(), "{bad:?}");
+        }
         assert_eq!(cmds.len(), 3);
         assert_eq!(cmds[0], vec![b"GET".to_vec(), b"k".to_vec()]);
         assert_eq!(cmds[1], vec![b"PING".to_vec()]);
@@ -224,9 +292,9 @@ mod tests {
     #[test]
     fn incomplete_reports_needed_bytes() {
         let mut args = Vec::new();
-        let r = parse_command(b"*1\r\n$10\r\nabc", 0, &mut args).unwrap();
+        let r = parse_command(&mut b"*1\r\n$10\r\nabc".to_vec(), 0, &mut args).unwrap();
         assert_eq!(r, Parsed::Incomplete { need: 21 });
-        let r = parse_command(b"*1\r\n$10\r\nabcdefghij\r\n", 0, &mut args).unwrap();
+        let r = parse_command(&mut b"*1\r\n$10\r\nabcdefghij\r\n".to_vec(), 0, &mut args).unwrap();
         assert_eq!(r, Parsed::Command { consumed: 21 });
     }
 
@@ -247,10 +315,10 @@ mod tests {
             b"*x\r\n",
             b"*1\r\n$3\r\nabcXY",
         ] {
-            assert!(parse_command(bad, 0, &mut args).is_err(), "{bad:?}");
+            assert!(parse_command(&mut bad.to_vec(), 0, &mut args).is_err(), "{bad:?}");
         }
-        let long = vec![b'a'; MAX_INLINE_LEN + 1];
-        assert!(parse_command(&long, 0, &mut args).is_err());
+        let mut long = vec![b'a'; MAX_INLINE_LEN + 1];
+        assert!(parse_command(&mut long, 0, &mut args).is_err());
     }
 
     #[test]

@@ -121,6 +121,61 @@ pub fn format_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
+/// The text INCRBYFLOAT/HINCRBYFLOAT store for `current + delta` (whose f64
+/// value is `sum`). Redis adds in long double and prints 17 digits, which
+/// for decimal inputs gives the exact decimal sum; we add decimal texts
+/// exactly when both are plain decimals, and fall back to the f64 sum
+/// otherwise (exponents, very long numbers).
+pub fn float_sum_text(current: Option<&[u8]>, delta: &[u8], sum: f64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    match add_decimals(current.unwrap_or(b"0"), delta) {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
+        None => format_f64(&mut out, sum),
+    }
+    out
+}
+
+/// `[-+]digits[.digits]` as (mantissa, digits after the point).
+fn parse_decimal(s: &[u8]) -> Option<(i128, u32)> {
+    let (neg, body) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = match body.iter().position(|&b| b == b'.') {
+        Some(dot) => (&body[..dot], &body[dot + 1..]),
+        None => (body, &body[..0]),
+    };
+    if int.len() + frac.len() == 0 || int.len() + frac.len() > 30 {
+        return None;
+    }
+    let mut mantissa: i128 = 0;
+    for &d in int.iter().chain(frac) {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        mantissa = mantissa * 10 + (d - b'0') as i128;
+    }
+    Some((if neg { -mantissa } else { mantissa }, frac.len() as u32))
+}
+
+fn add_decimals(a: &[u8], b: &[u8]) -> Option<String> {
+    let ((ma, sa), (mb, sb)) = (parse_decimal(a)?, parse_decimal(b)?);
+    let scale = sa.max(sb);
+    let sum = ma.checked_mul(10i128.checked_pow(scale - sa)?)?.checked_add(mb.checked_mul(10i128.checked_pow(scale - sb)?)?)?;
+    let digits = sum.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let (int, frac) = if digits.len() > scale {
+        (digits[..digits.len() - scale].to_string(), &digits[digits.len() - scale..])
+    } else {
+        ("0".to_string(), &digits[..])
+    };
+    let frac = format!("{frac:0>scale$}");
+    let frac = frac.trim_end_matches('0');
+    let sign = if sum < 0 { "-" } else { "" };
+    Some(if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
+}
+
 /// Parses a float argument as Redis does: no spaces, no NaN.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
@@ -163,6 +218,21 @@ mod tests {
         let mut out = Vec::new();
         push_i64(&mut out, i64::MIN);
         assert_eq!(out, i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn float_sums_are_exact_for_decimals() {
+        let text = |cur: Option<&str>, d: &str| {
+            let sum = cur.map_or(0.0, |c| c.parse::<f64>().unwrap()) + d.parse::<f64>().unwrap();
+            String::from_utf8(float_sum_text(cur.map(str::as_bytes), d.as_bytes(), sum)).unwrap()
+        };
+        assert_eq!(text(Some("0.1"), "0.2"), "0.3");
+        assert_eq!(text(Some("1"), "-1.1"), "-0.1");
+        assert_eq!(text(None, "0.1234567890123456"), "0.1234567890123456");
+        assert_eq!(text(Some("10.50"), "0.1"), "10.6");
+        assert_eq!(text(Some("5.0e3"), "200"), "5200");
+        assert_eq!(text(Some("-3"), "3"), "0");
+        assert_eq!(text(Some("0.5"), "-0.75"), "-0.25");
     }
 
     #[test]

@@ -134,7 +134,7 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
         }
         let mut flow = Flow::Continue;
         while start < end {
-            match parse_command(&rbuf[start..end], start, &mut argv) {
+            match parse_command(&mut rbuf[start..end], start, &mut argv) {
                 Ok(Parsed::Incomplete { need: n }) => {
                     need = n;
                     break;
@@ -239,9 +239,17 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
         "ERR unknown command '{}', with args beginning with: ",
         String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)])
     );
-    for arg in args.iter_from(1).take(16) {
+    // As Redis: quote arguments until the list reaches 128 characters,
+    // cutting the last one to what is left.
+    let mut listed = 0;
+    for arg in args.iter_from(1) {
+        if listed >= 128 {
+            break;
+        }
+        let shown = String::from_utf8_lossy(&arg[..arg.len().min(128 - listed)]);
+        listed += shown.len() + 3;
         text.push('\'');
-        text.push_str(&String::from_utf8_lossy(&arg[..arg.len().min(128)]));
+        text.push_str(&shown);
         text.push_str("' ");
     }
     out.error(&text);

@@ -103,7 +103,12 @@ impl Shard {
                 self.exec_batch(&batch, &mut replies);
                 Response::Exec(replies)
             }
-            Request::Call(f) => Response::Call(f(self)),
+            Request::Call(f) => {
+                // Expiry checks inside the closure must see the time now,
+                // not when this shard last ran a command.
+                self.db.borrow_mut().refresh_clock();
+                Response::Call(f(self))
+            }
             // Only the collector serves views; answering keeps the asker
             // from waiting forever on a misrouted request.
             Request::View => Response::View(Box::default()),
@@ -119,6 +124,7 @@ impl Shard {
         F: FnOnce(&Shard) -> R + Send + 'static,
     {
         if target == self.id {
+            self.db.borrow_mut().refresh_clock();
             return Some(f(self));
         }
         let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
@@ -142,6 +148,7 @@ impl Shard {
                 (t, self.node.request(t, Request::Call(call)))
             })
             .collect();
+        self.db.borrow_mut().refresh_clock();
         let mine = f(self);
         let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
         out[self.id] = Some(mine);

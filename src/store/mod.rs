@@ -187,11 +187,17 @@ impl Db {
         match self.map.get(key) {
             None => false,
             Some(e) if self.is_expired(e) => {
-                self.remove(key);
-                self.stats.expired_keys.add(1);
+                self.expire_now(key);
                 false
             }
             Some(_) => true,
+        }
+    }
+
+    /// Removes a key found expired outside the normal lookups.
+    pub fn expire_now(&mut self, key: &[u8]) {
+        if self.remove(key).is_some() {
+            self.stats.expired_keys.add(1);
         }
     }
 
@@ -383,8 +389,7 @@ impl Db {
                 let (key, entry) = self.map.get_index(idx).expect("expiring tracks live positions");
                 if entry.expire_at <= self.now_ms {
                     let key = key.clone();
-                    self.remove(&key);
-                    self.stats.expired_keys.add(1);
+                    self.expire_now(&key);
                     expired_in_round += 1;
                 }
             }
