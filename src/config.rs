@@ -25,6 +25,9 @@ pub struct Config {
     pub instrumentation: bool,
     /// Milliseconds between active-expiry cycles on each shard.
     pub active_expire_ms: u64,
+    /// Allows DEBUG (e.g. DEBUG SLEEP, which stalls a shard on purpose).
+    /// Off by default, as in Redis 7, because it lets a client block a core.
+    pub enable_debug_command: bool,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             hotkeys_top_k: 32,
             instrumentation: true,
             active_expire_ms: 100,
+            enable_debug_command: false,
         }
     }
 }
@@ -82,6 +86,9 @@ pub struct Cli {
     /// Turn the per-command instrumentation off (for overhead measurements).
     #[arg(long)]
     pub no_instrumentation: bool,
+    /// Allow the DEBUG command (for tests that stall a shard on purpose).
+    #[arg(long)]
+    pub enable_debug_command: bool,
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -97,6 +104,7 @@ struct FileConfig {
     hotkeys_decay_ms: Option<u64>,
     hotkeys_top_k: Option<usize>,
     instrumentation: Option<bool>,
+    enable_debug_command: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -137,6 +145,7 @@ impl Config {
         if cli.no_instrumentation {
             cfg.instrumentation = false;
         }
+        cfg.enable_debug_command = cli.enable_debug_command || file.enable_debug_command.unwrap_or(false);
         cfg.validate()?;
         Ok(cfg)
     }

@@ -329,3 +329,79 @@ fn metrics_port_zero_disables_the_endpoint() {
     assert!(up);
     assert_eq!(info.unwrap(), vec!["metrics-port".to_string(), "0".to_string()]);
 }
+
+/// The shard a connection is served by: client ids encode it.
+fn home_shard(c: &mut redis::Connection, nshards: u64) -> u64 {
+    let id: u64 = redis::cmd("CLIENT").arg("ID").query(c).unwrap();
+    id % nshards
+}
+
+#[test]
+fn a_stalled_shard_is_reported_down_and_blocks_nobody_else() {
+    let s = Server::start_with(2, &["--enable-debug-command"]);
+    let keys = keys_on_each_shard("stall:", 2, 1);
+    // One connection on each core.
+    let mut by_shard: Vec<Option<redis::Connection>> = vec![None, None];
+    while by_shard.iter().any(Option::is_none) {
+        let mut c = s.client();
+        let home = home_shard(&mut c, 2) as usize;
+        if by_shard[home].is_none() {
+            by_shard[home] = Some(c);
+        }
+    }
+    let mut healthy = by_shard[1].take().unwrap();
+    let _: () = redis::cmd("SET").arg(&keys[1][0]).arg("alive").query(&mut healthy).unwrap();
+    let mut staller = by_shard[0].take().unwrap();
+    let stall = std::thread::spawn(move || {
+        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("2.5").query(&mut staller).unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // Shard 1's own keys are served while shard 0's thread is stuck.
+    let t = std::time::Instant::now();
+    let v: String = redis::cmd("GET").arg(&keys[1][0]).query(&mut healthy).unwrap();
+    assert_eq!(v, "alive");
+    assert!(t.elapsed() < std::time::Duration::from_millis(500), "{:?}", t.elapsed());
+
+    // The scrape does not wait for the stuck shard beyond its deadline.
+    let t = std::time::Instant::now();
+    let m = Metrics::fetch(&s);
+    let took = t.elapsed();
+    assert!(took < std::time::Duration::from_millis(2_000), "scrape took {took:?}");
+    assert_eq!(m.value("kora_shard_up", &[("shard", "0")]), 0.0);
+    assert_eq!(m.value("kora_shard_up", &[("shard", "1")]), 1.0);
+    stall.join().unwrap();
+    let m = Metrics::fetch(&s);
+    assert_eq!(m.value("kora_shard_up", &[("shard", "0")]), 1.0);
+
+    let mut c = s.client();
+    let err = redis::cmd("DEBUG").arg("NOPE").query::<String>(&mut c).unwrap_err();
+    assert!(err.to_string().contains("unknown subcommand"), "{err}");
+}
+
+#[test]
+fn debug_is_refused_unless_enabled() {
+    let s = Server::start(1);
+    let mut c = s.client();
+    let err = redis::cmd("DEBUG").arg("SLEEP").arg("0").query::<String>(&mut c).unwrap_err();
+    assert!(err.to_string().contains("DEBUG command not allowed"), "{err}");
+}
+
+#[test]
+fn counters_never_go_backwards_across_scrapes() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let mut last = (0.0, 0.0);
+    for round in 0..5 {
+        for i in 0..200 {
+            let _: () = redis::cmd("SET").arg(format!("mono:{round}:{i}")).arg(i).query(&mut c).unwrap();
+        }
+        let m = Metrics::fetch(&s);
+        let now = (m.value("kora_commands_total", &[("cmd", "set")]), m.value("kora_bytes_in_total", &[]));
+        assert_eq!(now.0, 200.0 * (round + 1) as f64);
+        assert!(now.0 > last.0 && now.1 > last.1);
+        let count = m.line_value("kora_command_duration_seconds_count{cmd=\"set\"}");
+        assert_eq!(count, now.0, "histogram count follows the counter");
+        last = now;
+    }
+}

@@ -71,6 +71,7 @@ pub async fn run_conn(shard: &Shard, client: &mut ClientState, cmd: ConnCmd, arg
         ConnCmd::SetAlgebra(op, store) => sets::algebra_any(shard, op, store, args, out).await,
         ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
         ConnCmd::Latency => latency(shard, args, out).await,
+        ConnCmd::Debug => debug(shard, args, out),
     }
     Flow::Continue
 }
@@ -331,6 +332,27 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try LATENCY HELP.",
             String::from_utf8_lossy(args.get(1))
         )),
+    }
+}
+
+/// DEBUG SLEEP seconds: blocks this core's thread, as a stuck shard would
+/// (used to test that scrapes and other cores carry on).
+fn debug(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
+    if !shard.config.enable_debug_command {
+        return out.error(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you can change it with --enable-debug-command.",
+        );
+    }
+    if args.is(1, "SLEEP") && args.len() == 3 {
+        match crate::protocol::reply::parse_f64(args.get(2)) {
+            Some(secs) if (0.0..=3600.0).contains(&secs) => {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+                out.ok();
+            }
+            _ => out.error(err::NOT_FLOAT),
+        }
+    } else {
+        out.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(args.get(1))));
     }
 }
 

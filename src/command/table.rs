@@ -84,6 +84,7 @@ pub enum ConnCmd {
     SetAlgebra(sets::SetOp, bool),
     Hotkeys,
     Latency,
+    Debug,
 }
 
 #[derive(Clone, Copy)]
@@ -254,6 +255,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("info", -1, NONE, (0, 0, 0), Conn(C::Info)),
     cmd!("hotkeys", -1, R, (0, 0, 0), Conn(C::Hotkeys)),
     cmd!("latency", -2, NONE, (0, 0, 0), Conn(C::Latency)),
+    cmd!("debug", -2, A, (0, 0, 0), Conn(C::Debug)),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.
