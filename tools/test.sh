@@ -18,9 +18,11 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! python3 -c 'import redis' >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check 'redis>=5' \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'redis>=5'
+# redis-py 8 opens with HELLO 3 (RESP3), which Kora answers with -NOPROTO
+# like any RESP2-only server; redis-py 5-7 speak RESP2 by default.
+if ! python3 -c 'import redis, sys; sys.exit(not 5 <= int(redis.__version__.split(".")[0]) < 8)' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'redis>=5,<8' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'redis>=5,<8'
 fi
 
 cargo build --release --bins

@@ -7,6 +7,7 @@ port = int(sys.argv[1])
 r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
 
 assert r.ping() is True
+assert r.flushall() is True
 assert r.set("py:s", "v", ex=100) is True
 assert r.get("py:s") == "v"
 assert 0 < r.ttl("py:s") <= 100
