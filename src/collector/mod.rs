@@ -6,7 +6,7 @@
 pub mod exposition;
 pub mod http;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -104,21 +104,7 @@ pub async fn collector_main(config: Config, mesh: MeshBuilder<Msg, Full>, shutdo
     let (senders, receivers) =
         mesh.join().await.map_err(|e| io::Error::other(format!("collector cannot join the mesh: {e}")))?;
     assert_eq!(senders.peer_id(), config.workers, "the collector is the last mesh peer");
-    let cell: Rc<OnceCell<Rc<Collector>>> = Rc::new(OnceCell::new());
-    let for_requests = cell.clone();
-    // Shards ask the collector for views (INFO, LATENCY); building one
-    // waits on every shard, so it runs as its own task.
-    let on_request = Rc::new(move |from: usize, id: u32, req: Request| {
-        if let (Some(collector), Request::View) = (for_requests.get(), req) {
-            let collector = collector.clone();
-            glommio::spawn_local(async move {
-                let view = collector.view().await;
-                collector.node.respond(from, id, Response::View(Box::new(view)));
-            })
-            .detach();
-        }
-    });
-    let node = Node::start(senders, receivers, on_request);
+    let node = Node::new(senders);
     let collector = Rc::new(Collector {
         node,
         nshards: config.workers,
@@ -128,7 +114,22 @@ pub async fn collector_main(config: Config, mesh: MeshBuilder<Msg, Full>, shutdo
         totals: RefCell::new(LatencyTotals::default()),
         last: RefCell::new(vec![None; config.workers]),
     });
-    let _ = cell.set(collector.clone());
+    // Shards ask the collector for views (INFO, LATENCY); building one
+    // waits on every shard, so it runs as its own task.
+    let serving = collector.clone();
+    collector.node.listen(
+        receivers,
+        Rc::new(move |from, id, req| {
+            if let Request::View = req {
+                let collector = serving.clone();
+                glommio::spawn_local(async move {
+                    let view = collector.view().await;
+                    collector.node.respond(from, id, Response::View(Box::new(view)));
+                })
+                .detach();
+            }
+        }),
+    );
     if config.metrics_port != 0 {
         let listener = TcpListener::bind(config.metrics_addr()).map_err(|e| {
             shutdown_flag.store(true, Ordering::SeqCst);

@@ -217,6 +217,9 @@ pub fn rename_local(db: &mut Db, src: &[u8], dst: &[u8], nx: bool, out: &mut Vec
 // ---- Connection-side drivers: these run on the client's core and reach
 // ---- other shards through `Shard::run_on`.
 
+/// The reply when a shard could not be reached (only while shutting down).
+pub const SHARD_GONE: &str = "ERR shard unavailable";
+
 /// KEYS: every shard's matches, concatenated.
 pub async fn keys_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let pattern = args.get(1).to_vec();
@@ -325,13 +328,14 @@ pub async fn rename_any(shard: &Shard, args: &Args<'_>, nx: bool, out: &mut Vec<
             .run_on(from, move |s: &Shard| {
                 let mut out = Vec::new();
                 let mut db = s.db.borrow_mut();
-                db.refresh_clock();
                 rename_local(&mut db, &src, &dst, nx, &mut out);
                 out
             })
-            .await
-            .unwrap_or_default();
-        return out.extend_from_slice(&reply);
+            .await;
+        return match reply {
+            Some(reply) => out.extend_from_slice(&reply),
+            None => out.error(SHARD_GONE),
+        };
     }
     let probe = src.clone();
     let src_exists = shard.run_on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe)).await.unwrap_or(false);

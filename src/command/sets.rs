@@ -17,7 +17,7 @@ pub enum SetOp {
 
 /// Reply when a shard did not answer a cross-shard step (it is shutting
 /// down); anything else would pass a partial result off as the real one.
-const SHARD_GONE: &str = "ERR shard unavailable, try again";
+use super::keys::SHARD_GONE;
 
 /// Read access: counts a keyspace hit or miss. Ok(None) when missing.
 fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a SetValue>, WrongType> {
@@ -100,7 +100,7 @@ pub fn sadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(None) => {
             let set: SetValue = args.iter_from(2).map(Box::from).collect();
             let added = set.len();
-            // `set` accounts for the whole new entry.
+            // Db::set accounts for the whole entry, members included.
             db.set(key, Value::Set(Box::new(set)), Ttl::Clear);
             (added, 0)
         }
@@ -116,8 +116,9 @@ pub fn srem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(Some(set)) => {
             let (mut removed, mut freed) = (0, 0);
             for m in args.iter_from(2) {
-                // swap_remove keeps SREM O(1); members move, which SSCAN
-                // tolerates as SCAN does for keys.
+                // swap_remove keeps SREM O(1) but moves the last member into
+                // the hole, where an SSCAN in progress may miss it: the same
+                // trade-off SCAN makes for keys.
                 if set.swap_remove(m) {
                     removed += 1;
                     freed += member_size(m);
@@ -181,14 +182,14 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let mut rng = Picker::new(db);
     let set = match write_set(db, key) {
-        Ok(Some(set)) => set,
-        Ok(None) if count.is_some() => return out.array(0),
-        Ok(None) => return out.nil(),
+        Ok(Some(set)) if !set.is_empty() => set,
+        Ok(_) if count.is_some() => return out.array(0),
+        Ok(_) => return out.nil(),
         Err(WrongType) => return out.error(err::WRONGTYPE),
     };
     let freed = match count {
         None => {
-            let m = set.swap_remove_index(rng.below(set.len())).expect("sets in the keyspace are never empty");
+            let m = set.swap_remove_index(rng.below(set.len())).expect("checked non-empty");
             out.bulk(&m);
             member_size(&m)
         }
@@ -236,9 +237,9 @@ pub fn srandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let mut rng = Picker::new(db);
     let set = match read_set(db, args.get(1)) {
-        Ok(Some(set)) => set,
-        Ok(None) if count.is_some() => return out.array(0),
-        Ok(None) => return out.nil(),
+        Ok(Some(set)) if !set.is_empty() => set,
+        Ok(_) if count.is_some() => return out.array(0),
+        Ok(_) => return out.nil(),
         Err(WrongType) => return out.error(err::WRONGTYPE),
     };
     let len = set.len();
@@ -417,7 +418,6 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
         let reply = shard
             .run_on(home, move |s: &Shard| {
                 let mut db = s.db.borrow_mut();
-                db.refresh_clock();
                 let mut out = Vec::new();
                 let result = compute_local(&mut db, op, &keys);
                 reply_result(&mut out, result, dst.as_deref(), &mut db);
@@ -437,13 +437,7 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
             continue;
         }
         let wanted: Vec<Vec<u8>> = positions.iter().map(|&i| keys[i].clone()).collect();
-        let fetched = shard
-            .run_on(target, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                db.refresh_clock();
-                copy_sets(&mut db, &wanted)
-            })
-            .await;
+        let fetched = shard.run_on(target, move |s: &Shard| copy_sets(&mut s.db.borrow_mut(), &wanted)).await;
         match fetched {
             Some(Ok(sets)) => {
                 for (i, set) in positions.into_iter().zip(sets) {
@@ -456,13 +450,7 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
     }
     let result = compute(op, sources.iter().map(Option::as_ref));
     let Some(dst) = dst else { return reply_members(out, result.iter()) };
-    let stored = shard
-        .run_on(home, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
-            db.refresh_clock();
-            store_result(&mut db, &dst, result)
-        })
-        .await;
+    let stored = shard.run_on(home, move |s: &Shard| store_result(&mut s.db.borrow_mut(), &dst, result)).await;
     match stored {
         Some(len) => out.int(len as i64),
         None => out.error(SHARD_GONE),

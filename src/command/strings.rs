@@ -419,7 +419,6 @@ pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         let created = shard
             .run_on(only, move |s: &Shard| {
                 let mut db = s.db.borrow_mut();
-                db.refresh_clock();
                 if pairs.iter().any(|(k, _)| db.contains(k)) {
                     return false;
                 }
@@ -437,7 +436,6 @@ pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         let any = shard
             .run_on(t, move |s: &Shard| {
                 let mut db = s.db.borrow_mut();
-                db.refresh_clock();
                 keys.iter().any(|k| db.contains(k))
             })
             .await

@@ -18,6 +18,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Replies are written once this much has accumulated, so a huge pipeline
 /// does not buffer all of its replies.
 const WRITE_THRESHOLD: usize = 256 * 1024;
+/// During shutdown a connection closes after this long without input.
+const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Per-connection state that commands may read or change.
 pub struct ClientState {
@@ -118,11 +120,21 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
         }
         let n = {
             let read = stream.read(&mut rbuf[end..]);
-            let stop = async {
-                let _ = shard.shutdown.acquire(1).await;
-                Ok(0)
-            };
-            future::or(read, stop).await?
+            if shard.shutting_down.get() {
+                // Shutting down: answer what the client already sent, then
+                // close once it goes quiet.
+                future::or(read, async {
+                    glommio::timer::sleep(SHUTDOWN_DRAIN_IDLE).await;
+                    Ok(0)
+                })
+                .await?
+            } else {
+                let stop = async {
+                    let _ = shard.shutdown.acquire(1).await;
+                    Ok(0)
+                };
+                future::or(read, stop).await?
+            }
         };
         if n == 0 {
             return Ok(());
@@ -164,7 +176,7 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
         }
         complete(shard, &mut pipe, &mut out).await;
         write_out(shard, stream, &mut out).await?;
-        if flow == Flow::Close || shard.shutting_down.get() {
+        if flow == Flow::Close {
             return Ok(());
         }
     }
@@ -369,7 +381,7 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
         if (item.index as usize) < batch.ends.len() {
             batch.get(item.index as usize)
         } else {
-            b"-ERR shard unavailable\r\n"
+            b"-ERR shard unavailable\r\n" // keys::SHARD_GONE, as a reply line
         }
     };
     for planned in pipe.plan.drain(..) {

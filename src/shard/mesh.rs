@@ -12,7 +12,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -92,6 +92,8 @@ pub enum Response {
     Exec(ReplyBatch),
     Call(Box<dyn Any + Send>),
     View(Box<MetricsView>),
+    /// The peer could not be reached (it stopped).
+    Gone,
 }
 
 pub enum Msg {
@@ -123,39 +125,54 @@ pub struct Node {
 }
 
 impl Node {
-    /// Wraps this executor's end of the mesh and starts one drain task per
-    /// peer. Incoming messages are handed to `on_request`; responses wake
-    /// their waiters.
-    pub fn start(
-        senders: Senders<Msg>,
-        mut receivers: Receivers<Msg>,
-        on_request: Rc<dyn Fn(usize, u32, Request)>,
-    ) -> Rc<Node> {
+    /// Wraps this executor's sending end of the mesh and starts one drain
+    /// task per peer. Nothing is received until [`Node::listen`].
+    pub fn new(senders: Senders<Msg>) -> Rc<Node> {
         let senders = Rc::new(senders);
-        let outboxes = (0..senders.nr_consumers())
-            .map(|peer| {
-                let (queue, rx) = local_channel::new_unbounded::<Msg>();
-                let backlog = Rc::new(Cell::new(0));
-                let (senders, drained) = (senders.clone(), backlog.clone());
-                glommio::spawn_local(async move {
-                    while let Some(msg) = rx.recv().await {
-                        let _ = senders.send_to(peer, msg).await;
-                        drained.set(drained.get() - 1);
-                    }
+        Rc::new_cyclic(|me: &Weak<Node>| {
+            let outboxes = (0..senders.nr_consumers())
+                .map(|peer| {
+                    let (queue, rx) = local_channel::new_unbounded::<Msg>();
+                    let backlog = Rc::new(Cell::new(0));
+                    let (senders, drained, me) = (senders.clone(), backlog.clone(), me.clone());
+                    glommio::spawn_local(async move {
+                        while let Some(msg) = rx.recv().await {
+                            if let Err(GlommioError::Closed(ResourceType::Channel(msg))) = senders.send_to(peer, msg).await
+                                && let Some(node) = me.upgrade()
+                            {
+                                node.undeliverable(msg);
+                            }
+                            drained.set(drained.get() - 1);
+                        }
+                    })
+                    .detach();
+                    Outbox { queue, backlog }
                 })
-                .detach();
-                Outbox { queue, backlog }
-            })
-            .collect();
-        let node = Rc::new(Node {
-            id: senders.peer_id(),
-            senders,
-            outboxes,
-            slots: RefCell::new(Vec::new()),
-            free: RefCell::new(Vec::new()),
-        });
-        for (peer, rx) in receivers.streams() {
-            let node = node.clone();
+                .collect();
+            Node {
+                id: senders.peer_id(),
+                senders: senders.clone(),
+                outboxes,
+                slots: RefCell::new(Vec::new()),
+                free: RefCell::new(Vec::new()),
+            }
+        })
+    }
+
+    /// A message whose peer is gone (it stopped during shutdown): a request
+    /// is answered with `Response::Gone` so its waiter does not wait forever.
+    fn undeliverable(&self, msg: Msg) {
+        if let Msg::Request { id, .. } = msg {
+            self.complete(id, Response::Gone);
+        }
+    }
+
+    /// Starts receiving: requests go to `on_request`, responses wake their
+    /// waiters. Called once whatever serves requests exists, so that no
+    /// early request can find nobody to answer it.
+    pub fn listen(self: &Rc<Self>, mut receivers: Receivers<Msg>, on_request: Rc<dyn Fn(usize, u32, Request)>) {
+        for (_, rx) in receivers.streams() {
+            let node = self.clone();
             let on_request = on_request.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = rx.recv().await {
@@ -164,11 +181,9 @@ impl Node {
                         Msg::Response { id, resp } => node.complete(id, resp),
                     }
                 }
-                let _ = peer;
             })
             .detach();
         }
-        node
     }
 
     pub fn peers(&self) -> usize {
@@ -182,15 +197,16 @@ impl Node {
             match self.senders.try_send_to(peer, msg) {
                 Ok(()) => return,
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => msg,
-                // The peer is gone (shutdown): nobody will answer anyway.
+                Err(GlommioError::Closed(ResourceType::Channel(msg))) => return self.undeliverable(msg),
                 Err(_) => return,
             }
         } else {
             msg
         };
         outbox.backlog.set(outbox.backlog.get() + 1);
-        if outbox.queue.try_send(msg).is_err() {
+        if let Err(GlommioError::Closed(ResourceType::Channel(msg))) = outbox.queue.try_send(msg) {
             outbox.backlog.set(outbox.backlog.get() - 1);
+            self.undeliverable(msg);
         }
     }
 

@@ -1,7 +1,6 @@
 //! Starting the executors: one pinned glommio executor per shard plus the
 //! collector, all joined into one channel mesh; and stopping them.
 
-use std::cell::OnceCell;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -107,16 +106,10 @@ async fn shard_main(
     let (senders, receivers) =
         mesh.join().await.map_err(|e| io::Error::other(format!("shard {id} cannot join the mesh: {e}")))?;
     assert_eq!(senders.peer_id(), id, "mesh peer ids follow executor spawn order");
-    let cell: Rc<OnceCell<Rc<Shard>>> = Rc::new(OnceCell::new());
-    let for_requests = cell.clone();
-    let on_request = Rc::new(move |from: usize, req_id: u32, req| {
-        if let Some(shard) = for_requests.get() {
-            shard.handle_request(from, req_id, req);
-        }
-    });
-    let node = Node::start(senders, receivers, on_request);
-    let shard = Rc::new(Shard::new(id, config.clone(), node, shutdown_flag));
-    let _ = cell.set(shard.clone());
+    let node = Node::new(senders);
+    let shard = Rc::new(Shard::new(id, config.clone(), node.clone(), shutdown_flag));
+    let serving = shard.clone();
+    node.listen(receivers, Rc::new(move |from, req_id, req| serving.handle_request(from, req_id, req)));
 
     let listener = match TcpListener::bind(config.listen_addr()) {
         Ok(l) => l,

@@ -28,7 +28,7 @@ impl Server {
     }
 
     pub fn start_with(workers: usize, extra: &[&str]) -> Server {
-        for _attempt in 0..3 {
+        'attempts: for _attempt in 0..3 {
             let port = free_port();
             let metrics_port = free_port();
             let mut child = Command::new(env!("CARGO_BIN_EXE_kora"))
@@ -37,7 +37,7 @@ impl Server {
                 .args(["--workers", &workers.to_string()])
                 .args(extra)
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(Stdio::null())
                 .spawn()
                 .expect("start kora");
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -50,7 +50,14 @@ impl Server {
                     if s.write_all(b"PING\r\n").is_ok() {
                         let mut buf = [0u8; 7];
                         if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                            return Server { port, metrics_port, workers, child: Some(child) };
+                            let server = Server { port, metrics_port, workers, child: Some(child) };
+                            // SO_REUSEPORT would let a server another test started on the
+                            // same free port answer too: make sure it is ours.
+                            if server.owns_ports() {
+                                return server;
+                            }
+                            drop(server);
+                            continue 'attempts;
                         }
                     }
                 }
@@ -60,6 +67,18 @@ impl Server {
             let _ = child.wait();
         }
         panic!("kora did not start");
+    }
+
+    fn owns_ports(&self) -> bool {
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
+        let mut c = self.client();
+        let ours = (0..8).all(|_| {
+            let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap_or_default();
+            let fresh: String = redis::cmd("INFO").arg("server").query(&mut self.client()).unwrap_or_default();
+            [info, fresh].iter().all(|i| i.contains(&format!("process_id:{pid}\r\n")))
+        });
+        let metrics = std::panic::catch_unwind(|| self.metrics()).unwrap_or_default();
+        ours && metrics.contains("# TYPE kora_commands_total counter")
     }
 
     pub fn url(&self) -> String {
