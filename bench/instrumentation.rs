@@ -70,11 +70,7 @@ fn scrape(c: &mut Criterion) {
     let shard = CommandHistograms::default();
     let mut totals = LatencyTotals::default();
     c.bench_function("shard: hand over 32 interval histograms", |b| {
-        b.iter_batched(
-            || fill(&shard),
-            |_| black_box(shard.take_interval()),
-            criterion::BatchSize::SmallInput,
-        )
+        b.iter_batched(|| fill(&shard), |_| black_box(shard.take_interval()), criterion::BatchSize::SmallInput)
     });
     c.bench_function("collector: absorb 2 shards x 32 slots + view + render", |b| {
         let shards = [CommandHistograms::default(), CommandHistograms::default()];

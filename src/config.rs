@@ -152,16 +152,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 1024 {
-            return Err(ConfigError(format!(
-                "workers must be between 1 and 1024, got {}",
-                self.workers
-            )));
+            return Err(ConfigError(format!("workers must be between 1 and 1024, got {}", self.workers)));
         }
         if self.hotkeys_top_k == 0 || self.hotkeys_top_k > 1024 {
-            return Err(ConfigError(format!(
-                "hotkeys_top_k must be between 1 and 1024, got {}",
-                self.hotkeys_top_k
-            )));
+            return Err(ConfigError(format!("hotkeys_top_k must be between 1 and 1024, got {}", self.hotkeys_top_k)));
         }
         if self.hotkeys_decay_ms == 0 {
             return Err(ConfigError("hotkeys_decay_ms must be positive".into()));
@@ -180,11 +174,7 @@ impl Config {
 }
 
 fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -195,11 +185,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             .span()
             .map(|span| text[..span.start].matches('\n').count() + 1)
             .map_or(String::new(), |l| format!(" line {l}:"));
-        ConfigError(format!(
-            "bad config file {}:{line} {}",
-            path.display(),
-            e.message()
-        ))
+        ConfigError(format!("bad config file {}:{line} {}", path.display(), e.message()))
     })
 }
 

@@ -38,7 +38,9 @@ fn raw_pipeline_in_one_write_is_answered_in_order() {
     let mut cmds = Vec::new();
     let mut expected = Vec::new();
     for (i, key) in keys[0].iter().zip(&keys[1]).flat_map(|(a, b)| [a, b]).enumerate() {
-        cmds.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{i}\r\n", key.len(), i.to_string().len()).as_bytes());
+        cmds.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{i}\r\n", key.len(), i.to_string().len()).as_bytes(),
+        );
         cmds.extend_from_slice(format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
         expected.extend_from_slice(format!("+OK\r\n:{}\r\n", i + 1).as_bytes());
     }
@@ -104,13 +106,7 @@ fn expired_keys_vanish_on_access_and_by_active_cycle() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
-    let expired: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("expired_keys:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let expired: u64 = info.lines().find_map(|l| l.strip_prefix("expired_keys:")).unwrap().trim().parse().unwrap();
     assert!(expired >= 2_100, "INFO expired_keys = {expired}");
 }
 
@@ -213,9 +209,7 @@ fn sigterm_finishes_in_flight_replies_and_exits_zero() {
     let mut got = vec![0u8; 2_000 * 5];
     raw.read_exact(&mut got[..5]).unwrap();
     let status = {
-        let reader = std::thread::spawn(move || {
-            raw.read_exact(&mut got[5..]).map(|_| got)
-        });
+        let reader = std::thread::spawn(move || raw.read_exact(&mut got[5..]).map(|_| got));
         let status = s.terminate();
         let got = reader.join().unwrap().expect("all replies arrive");
         assert!(got.chunks(5).all(|r| r == b"+OK\r\n"));

@@ -71,7 +71,9 @@ impl Metrics {
             .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
             .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
         match &sample.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
             other => panic!("{name} is {other:?}"),
         }
     }
@@ -175,7 +177,9 @@ fn metrics_match_a_known_workload_exactly() {
         let name = line.split(['{', ' ']).next().unwrap();
         let family = ["_bucket", "_sum", "_count"]
             .iter()
-            .find_map(|suffix| name.strip_suffix(suffix).filter(|base| m.text.contains(&format!("# TYPE {base} histogram"))))
+            .find_map(|suffix| {
+                name.strip_suffix(suffix).filter(|base| m.text.contains(&format!("# TYPE {base} histogram")))
+            })
             .unwrap_or(name);
         assert!(m.text.contains(&format!("# HELP {family} ")), "no HELP for {family}");
         assert!(m.text.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");

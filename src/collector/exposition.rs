@@ -42,7 +42,11 @@ pub fn render(view: &MetricsView) -> String {
             let _ = writeln!(out, "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{bound}\"}} {count}");
         }
         let _ = writeln!(out, "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {}", lat.count);
-        let _ = writeln!(out, "kora_command_duration_seconds_sum{{cmd=\"{name}\"}} {}", seconds(m.nanos[lat.slot as usize]));
+        let _ = writeln!(
+            out,
+            "kora_command_duration_seconds_sum{{cmd=\"{name}\"}} {}",
+            seconds(m.nanos[lat.slot as usize])
+        );
         let _ = writeln!(out, "kora_command_duration_seconds_count{{cmd=\"{name}\"}} {}", lat.count);
     }
 
@@ -76,7 +80,9 @@ pub fn render(view: &MetricsView) -> String {
     type PerShard = fn(&ShardSnapshot) -> u64;
     let per_shard: [(&str, &str, &str, PerShard); 3] = [
         ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| s.keys),
-        ("kora_shard_memory_used_bytes", "gauge", "Approximate memory used by the shard's keyspace.", |s| s.memory_bytes),
+        ("kora_shard_memory_used_bytes", "gauge", "Approximate memory used by the shard's keyspace.", |s| {
+            s.memory_bytes
+        }),
         ("kora_shard_commands_total", "counter", "Commands received by connections on the shard's core.", |s| {
             s.total_calls()
         }),

@@ -100,7 +100,11 @@ impl Collector {
     }
 }
 
-pub async fn collector_main(config: Config, mesh: MeshBuilder<Msg, Full>, shutdown_flag: Arc<AtomicBool>) -> io::Result<()> {
+pub async fn collector_main(
+    config: Config,
+    mesh: MeshBuilder<Msg, Full>,
+    shutdown_flag: Arc<AtomicBool>,
+) -> io::Result<()> {
     let (senders, receivers) =
         mesh.join().await.map_err(|e| io::Error::other(format!("collector cannot join the mesh: {e}")))?;
     assert_eq!(senders.peer_id(), config.workers, "the collector is the last mesh peer");

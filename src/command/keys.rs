@@ -5,8 +5,8 @@
 use super::Args;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::store::glob::glob_match;
 use crate::shard::Shard;
+use crate::store::glob::glob_match;
 use crate::store::{Db, Entry, Ttl};
 
 pub fn del(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -137,10 +137,7 @@ pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// Shard side of KEYS: every live key matching `pattern`.
 pub fn matching_keys(db: &Db, pattern: &[u8]) -> Vec<Vec<u8>> {
     let all = pattern == b"*";
-    db.iter()
-        .filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k)))
-        .map(|(k, _)| k.to_vec())
-        .collect()
+    db.iter().filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k))).map(|(k, _)| k.to_vec()).collect()
 }
 
 /// Filters of a SCAN call.
@@ -303,7 +300,17 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
         // Start at a shard picked in proportion to its size; if it holds
         // only expired keys, go on to the next ones.
         let mut pick = shard.db.borrow_mut().random_index(total);
-        let first = sizes.iter().position(|&n| if pick < n { true } else { pick -= n; false }).unwrap_or(0);
+        let first = sizes
+            .iter()
+            .position(|&n| {
+                if pick < n {
+                    true
+                } else {
+                    pick -= n;
+                    false
+                }
+            })
+            .unwrap_or(0);
         for i in 0..shard.nshards {
             let target = (first + i) % shard.nshards;
             if sizes[target] == 0 {

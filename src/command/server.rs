@@ -19,7 +19,13 @@ use crate::store::glob::glob_match;
 pub const REDIS_VERSION: &str = "7.2.4";
 pub const KORA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub async fn run_conn(shard: &Shard, client: &mut ClientState, cmd: ConnCmd, args: &Args<'_>, out: &mut Vec<u8>) -> Flow {
+pub async fn run_conn(
+    shard: &Shard,
+    client: &mut ClientState,
+    cmd: ConnCmd,
+    args: &Args<'_>,
+    out: &mut Vec<u8>,
+) -> Flow {
     match cmd {
         ConnCmd::Ping => ping(args, out),
         ConnCmd::Echo => out.bulk(args.get(1)),
@@ -150,13 +156,11 @@ fn client_cmd(client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
             let name = client.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
             out.bulk(format!("id={} addr={} name={} db=0\n", client.id, client.addr, name).as_bytes());
         }
-        (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO", _) => {
-            out.error(&format!("ERR wrong number of arguments for 'client|{}' command", String::from_utf8_lossy(&sub).to_lowercase()))
-        }
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(args.get(1))
+        (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO", _) => out.error(&format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(&sub).to_lowercase()
         )),
+        _ => out.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(args.get(1)))),
     }
 }
 
@@ -205,10 +209,9 @@ fn command(args: &Args, out: &mut Vec<u8>) {
         }
         // redis-cli asks for docs to show hints; having none is valid.
         b"DOCS" => out.array(0),
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
+        _ => {
+            out.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(args.get(1))))
+        }
     }
 }
 
@@ -262,10 +265,7 @@ fn config(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
             String::from_utf8_lossy(args.iter_from(2).next().unwrap_or_default())
         )),
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
+        _ => out.error(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(args.get(1)))),
     }
 }
 
@@ -383,10 +383,20 @@ fn run_id() -> &'static str {
     })
 }
 
-const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
 const ALL_SECTIONS: &[&str] = &[
-    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats", "latencystats",
-    "cluster", "keyspace",
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
 ];
 
 async fn info(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {

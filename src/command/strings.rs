@@ -237,11 +237,7 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let start = if start < 0 { (len + start).max(0) } else { start };
     let end = if end < 0 { len + end } else { end.min(len - 1) };
-    if start > end || start >= len || end < 0 {
-        None
-    } else {
-        Some((start as usize, end as usize))
-    }
+    if start > end || start >= len || end < 0 { None } else { Some((start as usize, end as usize)) }
 }
 
 /// GETRANGE clamps differently from LRANGE: a negative end that falls
@@ -329,7 +325,11 @@ fn incr_by(db: &mut Db, key: &[u8], delta: i64, out: &mut Vec<u8>) {
                     s.clear();
                     crate::protocol::reply::push_i64(s, next);
                     let after = s.len();
-                    if after >= before { db.mem_grow(after - before) } else { db.mem_shrink(before - after) }
+                    if after >= before {
+                        db.mem_grow(after - before)
+                    } else {
+                        db.mem_shrink(before - after)
+                    }
                     Ok(next)
                 }
             },

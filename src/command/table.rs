@@ -12,9 +12,37 @@ use super::{Handler, hashes, keys, lists, sets, strings};
 /// histograms. The first 31 are what clients send most; the rest count
 /// under `other`.
 pub const SLOT_NAMES: [&str; NUM_SLOTS] = [
-    "get", "set", "del", "incr", "decr", "mget", "mset", "exists", "expire", "ttl", "lpush",
-    "rpush", "lpop", "rpop", "hset", "hget", "hgetall", "sadd", "srem", "ping", "info", "dbsize",
-    "flushdb", "scan", "setex", "lrange", "spop", "hdel", "smembers", "sismember", "hmget",
+    "get",
+    "set",
+    "del",
+    "incr",
+    "decr",
+    "mget",
+    "mset",
+    "exists",
+    "expire",
+    "ttl",
+    "lpush",
+    "rpush",
+    "lpop",
+    "rpop",
+    "hset",
+    "hget",
+    "hgetall",
+    "sadd",
+    "srem",
+    "ping",
+    "info",
+    "dbsize",
+    "flushdb",
+    "scan",
+    "setex",
+    "lrange",
+    "spop",
+    "hdel",
+    "smembers",
+    "sismember",
+    "hmget",
     "other",
 ];
 pub const NUM_SLOTS: usize = 32;
@@ -94,7 +122,12 @@ pub enum Kind {
     /// Keys may live on several shards. When they all live on one shard the
     /// command runs there whole; otherwise it is split into parts of `step`
     /// arguments, each run with `part` on its key's shard, and merged.
-    Split { whole: Handler, part: Handler, step: usize, merge: Merge },
+    Split {
+        whole: Handler,
+        part: Handler,
+        step: usize,
+        merge: Merge,
+    },
     Conn(ConnCmd),
 }
 
@@ -167,14 +200,44 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("incrby", 3, WF, (1, 1, 1), Keyed(strings::incrby)),
     cmd!("decrby", 3, WF, (1, 1, 1), Keyed(strings::decrby)),
     cmd!("incrbyfloat", 3, WF, (1, 1, 1), Keyed(strings::incrbyfloat)),
-    cmd!("mget", -2, RF, (1, -1, 1), Kind::Split { whole: strings::mget, part: strings::mget_one, step: 1, merge: Merge::Array }),
-    cmd!("mset", -3, W, (1, -1, 2), Kind::Split { whole: strings::mset, part: strings::mset, step: 2, merge: Merge::AllOk }),
+    cmd!(
+        "mget",
+        -2,
+        RF,
+        (1, -1, 1),
+        Kind::Split { whole: strings::mget, part: strings::mget_one, step: 1, merge: Merge::Array }
+    ),
+    cmd!(
+        "mset",
+        -3,
+        W,
+        (1, -1, 2),
+        Kind::Split { whole: strings::mset, part: strings::mset, step: 2, merge: Merge::AllOk }
+    ),
     cmd!("msetnx", -3, W, (1, -1, 2), Conn(C::MsetNx)),
     // Keys
     cmd!("del", -2, W, (1, -1, 1), Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }),
-    cmd!("unlink", -2, WF, (1, -1, 1), Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }),
-    cmd!("exists", -2, RF, (1, -1, 1), Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }),
-    cmd!("touch", -2, RF, (1, -1, 1), Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }),
+    cmd!(
+        "unlink",
+        -2,
+        WF,
+        (1, -1, 1),
+        Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }
+    ),
+    cmd!(
+        "exists",
+        -2,
+        RF,
+        (1, -1, 1),
+        Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }
+    ),
+    cmd!(
+        "touch",
+        -2,
+        RF,
+        (1, -1, 1),
+        Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }
+    ),
     cmd!("type", 2, RF, (1, 1, 1), Keyed(keys::type_of)),
     cmd!("expire", -3, WF, (1, 1, 1), Keyed(keys::expire)),
     cmd!("pexpire", -3, WF, (1, 1, 1), Keyed(keys::pexpire)),
@@ -260,8 +323,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> =
-        OnceLock::new();
+    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> = OnceLock::new();
     let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
     let mut lower = [0u8; 24];
     let lower = lower.get_mut(..name.len())?;

@@ -65,6 +65,12 @@ impl ShardMetrics {
     }
 
     pub fn new(stats: Rc<ShardStats>, enabled: bool) -> ShardMetrics {
-        ShardMetrics { stats, histograms: CommandHistograms::default(), clock: quanta::Clock::new(), enabled, ops_rate: OpsRate::default() }
+        ShardMetrics {
+            stats,
+            histograms: CommandHistograms::default(),
+            clock: quanta::Clock::new(),
+            enabled,
+            ops_rate: OpsRate::default(),
+        }
     }
 }

@@ -116,12 +116,8 @@ impl HotKeys {
         } else if self.top.len() < self.capacity {
             self.top.push(Candidate { hash, key: key.into(), count: estimate });
         } else {
-            let (weakest, _) = self
-                .top
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, c)| c.count)
-                .expect("top is full, so not empty");
+            let (weakest, _) =
+                self.top.iter().enumerate().min_by_key(|(_, c)| c.count).expect("top is full, so not empty");
             self.top[weakest] = Candidate { hash, key: key.into(), count: estimate };
         }
         if self.top.len() == self.capacity {
@@ -156,11 +152,8 @@ impl HotKeys {
             self.top.sort_by_key(|c| std::cmp::Reverse(c.count));
             self.top.truncate(self.capacity);
         }
-        self.floor = if self.top.len() == self.capacity {
-            self.top.iter().map(|c| c.count).min().unwrap_or(0)
-        } else {
-            0
-        };
+        self.floor =
+            if self.top.len() == self.capacity { self.top.iter().map(|c| c.count).min().unwrap_or(0) } else { 0 };
     }
 
     pub fn sketch(&self) -> &CountMinSketch {

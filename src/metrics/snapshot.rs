@@ -78,7 +78,9 @@ impl ShardSnapshot {
         self.expired_keys += other.expired_keys;
         self.evicted_keys += other.evicted_keys;
         let total_expires = self.expires + other.expires;
-        if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires).checked_div(total_expires) {
+        if let Some(avg) =
+            (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires).checked_div(total_expires)
+        {
             self.avg_ttl_ms = avg;
         }
         self.ops_per_sec += other.ops_per_sec;

@@ -36,27 +36,15 @@ pub type ArgRange = (usize, usize);
 
 /// Parse one command starting at `buf[0]`. Ranges are pushed relative to
 /// `base` (the absolute offset of `buf[0]` in the read buffer).
-pub fn parse_command(
-    buf: &mut [u8],
-    base: usize,
-    args: &mut Vec<ArgRange>,
-) -> Result<Parsed, ProtocolError> {
+pub fn parse_command(buf: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
     args.clear();
     if buf.is_empty() {
         return Ok(Parsed::Incomplete { need: 1 });
     }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, base, args)
-    } else {
-        parse_inline(buf, base, args)
-    }
+    if buf[0] == b'*' { parse_multibulk(buf, base, args) } else { parse_inline(buf, base, args) }
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    base: usize,
-    args: &mut Vec<ArgRange>,
-) -> Result<Parsed, ProtocolError> {
+fn parse_multibulk(buf: &[u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
     let Some((count, mut pos)) = read_header_line(buf, 0, "mbulk count")? else {
         return Ok(Parsed::Incomplete { need: buf.len() + 1 });
     };
@@ -76,10 +64,7 @@ fn parse_multibulk(
             return Ok(Parsed::Incomplete { need: pos + 1 });
         }
         if buf[pos] != b'$' {
-            return Err(ProtocolError(format!(
-                "Protocol error: expected '$', got '{}'",
-                printable(buf[pos])
-            )));
+            return Err(ProtocolError(format!("Protocol error: expected '$', got '{}'", printable(buf[pos]))));
         }
         let Some((len, after)) = read_header_line(buf, pos, "bulk count")? else {
             return Ok(Parsed::Incomplete { need: buf.len() + 1 });
@@ -93,9 +78,7 @@ fn parse_multibulk(
             return Ok(Parsed::Incomplete { need: end + 2 });
         }
         if &buf[end..end + 2] != b"\r\n" {
-            return Err(ProtocolError(
-                "Protocol error: bulk string not terminated by CRLF".into(),
-            ));
+            return Err(ProtocolError("Protocol error: bulk string not terminated by CRLF".into()));
         }
         args.push((base + after, base + end));
         pos = end + 2;
@@ -105,11 +88,7 @@ fn parse_multibulk(
 
 /// Reads a `*N\r\n` or `$N\r\n` line at `start`; returns the number and the
 /// offset after the CRLF, or None when the line is not complete yet.
-fn read_header_line(
-    buf: &[u8],
-    start: usize,
-    what: &str,
-) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn read_header_line(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[start..buf.len().min(start + MAX_INLINE_LEN)];
     let Some(nl) = memchr(b'\n', window) else {
         if window.len() >= MAX_INLINE_LEN {
@@ -176,7 +155,9 @@ fn split_inline_args(line: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> 
                 }
                 let (byte, used) = match (in_double, c, line.get(r + 1).copied()) {
                     (true, b'\\', Some(b'x'))
-                        if line.len() > r + 3 && hex_value(line[r + 2]).is_some() && hex_value(line[r + 3]).is_some() =>
+                        if line.len() > r + 3
+                            && hex_value(line[r + 2]).is_some()
+                            && hex_value(line[r + 3]).is_some() =>
                     {
                         (hex_value(line[r + 2]).unwrap() * 16 + hex_value(line[r + 3]).unwrap(), 4)
                     }
@@ -242,11 +223,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
     }
     if neg {
-        if v > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
+        if v > i64::MAX as u64 + 1 { None } else { Some((v as i64).wrapping_neg()) }
     } else {
         i64::try_from(v).ok()
     }

@@ -162,7 +162,9 @@ fn parse_decimal(s: &[u8]) -> Option<(i128, u32)> {
 fn add_decimals(a: &[u8], b: &[u8]) -> Option<String> {
     let ((ma, sa), (mb, sb)) = (parse_decimal(a)?, parse_decimal(b)?);
     let scale = sa.max(sb);
-    let sum = ma.checked_mul(10i128.checked_pow(scale - sa)?)?.checked_add(mb.checked_mul(10i128.checked_pow(scale - sb)?)?)?;
+    let sum = ma
+        .checked_mul(10i128.checked_pow(scale - sa)?)?
+        .checked_add(mb.checked_mul(10i128.checked_pow(scale - sb)?)?)?;
     let digits = sum.unsigned_abs().to_string();
     let scale = scale as usize;
     let (int, frac) = if digits.len() > scale {

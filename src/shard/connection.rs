@@ -50,7 +50,11 @@ enum Shape {
     One(Item),
     /// A split multi-key command: `count` items starting at `first` in the
     /// plan's item list.
-    Merged { merge: Merge, first: u32, count: u32 },
+    Merged {
+        merge: Merge,
+        first: u32,
+        count: u32,
+    },
 }
 
 struct Planned<'m> {

@@ -137,7 +137,8 @@ impl Node {
                     let (senders, drained, me) = (senders.clone(), backlog.clone(), me.clone());
                     glommio::spawn_local(async move {
                         while let Some(msg) = rx.recv().await {
-                            if let Err(GlommioError::Closed(ResourceType::Channel(msg))) = senders.send_to(peer, msg).await
+                            if let Err(GlommioError::Closed(ResourceType::Channel(msg))) =
+                                senders.send_to(peer, msg).await
                                 && let Some(node) = me.upgrade()
                             {
                                 node.undeliverable(msg);

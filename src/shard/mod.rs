@@ -28,8 +28,12 @@ pub fn shard_of(key: &[u8], nshards: usize) -> usize {
     if nshards == 1 {
         return 0;
     }
-    const ROUTING: ahash::RandomState =
-        ahash::RandomState::with_seeds(0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9, 0x94d0_49bb_1331_11eb, 0x2545_f491_4f6c_dd1d);
+    const ROUTING: ahash::RandomState = ahash::RandomState::with_seeds(
+        0x9e37_79b9_7f4a_7c15,
+        0xbf58_476d_1ce4_e5b9,
+        0x94d0_49bb_1331_11eb,
+        0x2545_f491_4f6c_dd1d,
+    );
     (ROUTING.hash_one(key) % nshards as u64) as usize
 }
 

@@ -91,9 +91,7 @@ pub fn value_size(value: &Value) -> usize {
     match value {
         Value::Str(s) => cost::bytes(s.len()),
         Value::List(l) => cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>(),
-        Value::Hash(h) => {
-            cost::CONTAINER + h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()).sum::<usize>()
-        }
+        Value::Hash(h) => cost::CONTAINER + h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()).sum::<usize>(),
         Value::Set(s) => cost::CONTAINER + s.iter().map(|m| cost::SET_MEMBER + m.len()).sum::<usize>(),
     }
 }
@@ -130,9 +128,7 @@ pub struct Db {
 }
 
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Db {
@@ -279,8 +275,8 @@ impl Db {
             };
             let has_ttl = entry.expire_at != 0;
             let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
-            self.mem_used = (self.mem_used + bytes.len() + ttl_cost(has_ttl))
-                .saturating_sub(old_len + ttl_cost(had_ttl));
+            self.mem_used =
+                (self.mem_used + bytes.len() + ttl_cost(has_ttl)).saturating_sub(old_len + ttl_cost(had_ttl));
             self.hot.touch(key);
             self.track_expiring(idx, has_ttl);
             return;
