@@ -6,7 +6,7 @@
 //! equal to the sum of `entry_size`, and a hash that becomes empty is
 //! deleted, as in Redis.
 
-use super::{Args, wrong_arity};
+use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, wrong_arity};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64, push_i64};
 use crate::store::glob::glob_match;
@@ -270,17 +270,10 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// A SCAN cursor: an unsigned decimal, nothing else.
-fn parse_cursor(raw: &[u8]) -> Option<usize> {
-    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(raw).ok()?.parse().ok()
-}
-
 pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let Some(cursor) = parse_cursor(args.get(2)) else {
-        return out.error("ERR invalid cursor");
+    let cursor = match parse_cursor(args.get(2)) {
+        Ok(c) => usize::try_from(c).unwrap_or(usize::MAX),
+        Err(e) => return out.error(e),
     };
     // As in Redis, a missing key ends the scan before options are looked at.
     let hash = match read_hash(db, args.get(1)) {
@@ -292,30 +285,10 @@ pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         }
         Err(e) => return out.error(e),
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut novalues = false;
-    let mut i = 3;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        if args.is(i, "COUNT") && has_value {
-            match args.int(i + 1) {
-                Ok(n) if n >= 1 => count = n as usize,
-                Ok(_) => return out.error(err::SYNTAX),
-                Err(e) => return out.error(e),
-            }
-            i += 2;
-        } else if args.is(i, "MATCH") && has_value {
-            // "*" matches everything; skip the matcher altogether.
-            pattern = Some(args.get(i + 1)).filter(|p| *p != b"*");
-            i += 2;
-        } else if args.is(i, "NOVALUES") {
-            novalues = true;
-            i += 1;
-        } else {
-            return out.error(err::SYNTAX);
-        }
-    }
+    let ScanOptions { count, pattern, novalues, .. } = match parse_scan_options(args, 3, ScanExtra::NoValues) {
+        Ok(opts) => opts,
+        Err(e) => return out.error(e),
+    };
     let end = cursor.saturating_add(count).min(hash.len());
     let start = cursor.min(end);
     let found: Vec<(&[u8], &[u8])> = (start..end)
@@ -339,33 +312,10 @@ pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use std::rc::Rc;
-
     use super::*;
     use crate::command::Handler;
-    use crate::metrics::{HotKeys, ShardStats};
+    use crate::command::testing::{db, run, text};
     use crate::store::unix_ms;
-
-    fn db() -> Db {
-        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
-    }
-
-    fn run(db: &mut Db, handler: Handler, parts: &[&[u8]]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut ranges = Vec::new();
-        for p in parts {
-            let start = buf.len();
-            buf.extend_from_slice(p);
-            ranges.push((start, buf.len()));
-        }
-        let mut out = Vec::new();
-        handler(db, &Args::new(&buf, &ranges), &mut out);
-        out
-    }
-
-    fn text(reply: Vec<u8>) -> String {
-        String::from_utf8(reply).unwrap()
-    }
 
     #[test]
     fn writes_and_counters_reply_as_redis() {

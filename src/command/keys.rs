@@ -2,7 +2,7 @@
 //! pieces of KEYS, SCAN, RANDOMKEY and RENAME (their cross-shard driver
 //! lives in `shard::fanout`).
 
-use super::Args;
+use super::{Args, ScanExtra, parse_cursor, parse_scan_options};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
@@ -234,31 +234,16 @@ const CURSOR_SHARD_BITS: u32 = 10;
 /// SCAN: the cursor walks shard 0's positions, then shard 1's, and so on,
 /// so every key present for the whole iteration is returned once.
 pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
-    let Some(cursor) = std::str::from_utf8(args.get(1)).ok().and_then(|c| c.parse::<u64>().ok()) else {
-        return out.error("ERR invalid cursor");
+    let (cursor, opts) =
+        match parse_cursor(args.get(1)).and_then(|c| Ok((c, parse_scan_options(args, 2, ScanExtra::Type)?))) {
+            Ok(parsed) => parsed,
+            Err(e) => return out.error(e),
+        };
+    let count = opts.count;
+    let filter = ScanFilter {
+        pattern: opts.pattern.map(<[u8]>::to_vec),
+        type_name: opts.type_name.map(|t| String::from_utf8_lossy(t).into_owned()),
     };
-    let mut count = 10usize;
-    let mut filter = ScanFilter::default();
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return out.error(err::SYNTAX);
-        }
-        if args.is(i, "MATCH") {
-            filter.pattern = Some(args.get(i + 1).to_vec());
-        } else if args.is(i, "COUNT") {
-            match args.int(i + 1) {
-                Ok(n) if n >= 1 => count = n as usize,
-                Ok(_) => return out.error(err::SYNTAX),
-                Err(e) => return out.error(e),
-            }
-        } else if args.is(i, "TYPE") {
-            filter.type_name = Some(String::from_utf8_lossy(args.get(i + 1)).into_owned());
-        } else {
-            return out.error(err::SYNTAX);
-        }
-        i += 2;
-    }
     let mut target = (cursor & ((1 << CURSOR_SHARD_BITS) - 1)) as usize;
     let mut pos = (cursor >> CURSOR_SHARD_BITS) as usize;
     let mut keys = Vec::new();

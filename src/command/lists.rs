@@ -395,33 +395,10 @@ pub fn lpos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use std::rc::Rc;
-
     use super::*;
     use crate::command::Handler;
-    use crate::metrics::{HotKeys, ShardStats};
+    use crate::command::testing::{db, run, text};
     use crate::store::unix_ms;
-
-    fn db() -> Db {
-        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
-    }
-
-    fn run(db: &mut Db, handler: Handler, parts: &[&[u8]]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut ranges = Vec::new();
-        for p in parts {
-            let start = buf.len();
-            buf.extend_from_slice(p);
-            ranges.push((start, buf.len()));
-        }
-        let mut out = Vec::new();
-        handler(db, &Args::new(&buf, &ranges), &mut out);
-        out
-    }
-
-    fn text(reply: Vec<u8>) -> String {
-        String::from_utf8(reply).unwrap()
-    }
 
     #[test]
     fn push_pop_and_ranges_reply_as_redis() {

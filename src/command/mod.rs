@@ -84,3 +84,92 @@ impl<'a> Args<'a> {
 pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     out.error(&format!("ERR wrong number of arguments for '{name}' command"));
 }
+
+/// A SCAN-family cursor: unsigned decimal digits and nothing else.
+pub fn parse_cursor(raw: &[u8]) -> Result<u64, &'static str> {
+    let invalid = "ERR invalid cursor";
+    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(invalid);
+    }
+    std::str::from_utf8(raw).ok().and_then(|c| c.parse().ok()).ok_or(invalid)
+}
+
+/// Options of SCAN, HSCAN and SSCAN after the cursor.
+#[derive(Debug, Default)]
+pub struct ScanOptions<'a> {
+    pub count: usize,
+    /// None also for "*", which matches everything.
+    pub pattern: Option<&'a [u8]>,
+    pub type_name: Option<&'a [u8]>,
+    pub novalues: bool,
+}
+
+/// Which options a SCAN variant accepts besides MATCH and COUNT.
+#[derive(Clone, Copy)]
+pub enum ScanExtra {
+    None,
+    /// SCAN's `TYPE name`.
+    Type,
+    /// HSCAN's `NOVALUES` flag.
+    NoValues,
+}
+
+pub fn parse_scan_options<'a>(args: &Args<'a>, from: usize, extra: ScanExtra) -> Result<ScanOptions<'a>, &'static str> {
+    let mut opts = ScanOptions { count: 10, ..Default::default() };
+    let mut i = from;
+    while i < args.len() {
+        if matches!(extra, ScanExtra::NoValues) && args.is(i, "NOVALUES") {
+            opts.novalues = true;
+            i += 1;
+            continue;
+        }
+        if i + 1 >= args.len() {
+            return Err(err::SYNTAX);
+        }
+        if args.is(i, "MATCH") {
+            opts.pattern = Some(args.get(i + 1)).filter(|p| *p != b"*");
+        } else if args.is(i, "COUNT") {
+            match args.int(i + 1)? {
+                n if n >= 1 => opts.count = n as usize,
+                _ => return Err(err::SYNTAX),
+            }
+        } else if matches!(extra, ScanExtra::Type) && args.is(i, "TYPE") {
+            opts.type_name = Some(args.get(i + 1));
+        } else {
+            return Err(err::SYNTAX);
+        }
+        i += 2;
+    }
+    Ok(opts)
+}
+
+/// Helpers for the handler unit tests of every family.
+#[cfg(test)]
+pub mod testing {
+    use std::rc::Rc;
+
+    use super::{Args, Handler};
+    use crate::metrics::{HotKeys, ShardStats};
+    use crate::store::Db;
+
+    pub fn db() -> Db {
+        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    /// Runs one handler on `argv` and returns its raw reply.
+    pub fn run(db: &mut Db, handler: Handler, argv: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for a in argv {
+            ranges.push((buf.len(), buf.len() + a.len()));
+            buf.extend_from_slice(a);
+        }
+        let mut out = Vec::new();
+        handler(db, &Args::new(&buf, &ranges), &mut out);
+        out
+    }
+
+    pub fn text(reply: Vec<u8>) -> String {
+        String::from_utf8(reply).unwrap()
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::Args;
+use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options};
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
 use crate::store::glob::glob_match;
@@ -262,8 +262,9 @@ pub fn srandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 /// SSCAN: the cursor is a position in the set's insertion order.
 pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let Some(cursor) = std::str::from_utf8(args.get(2)).ok().and_then(|c| c.parse::<u64>().ok()) else {
-        return out.error("ERR invalid cursor");
+    let cursor = match parse_cursor(args.get(2)) {
+        Ok(c) => c,
+        Err(e) => return out.error(e),
     };
     // As Redis: a missing key answers an empty scan before options are read.
     let set = match read_set(db, args.get(1)) {
@@ -275,26 +276,10 @@ pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         }
         Err(WrongType) => return out.error(err::WRONGTYPE),
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return out.error(err::SYNTAX);
-        }
-        if args.is(i, "MATCH") {
-            pattern = Some(args.get(i + 1));
-        } else if args.is(i, "COUNT") {
-            match args.int(i + 1) {
-                Ok(n) if n >= 1 => count = n as usize,
-                Ok(_) => return out.error(err::SYNTAX),
-                Err(e) => return out.error(e),
-            }
-        } else {
-            return out.error(err::SYNTAX);
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern, .. } = match parse_scan_options(args, 3, ScanExtra::None) {
+        Ok(opts) => opts,
+        Err(e) => return out.error(e),
+    };
     let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(set.len());
     let end = start.saturating_add(count).min(set.len());
     let found: Vec<&Box<[u8]>> =
@@ -459,28 +444,8 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
 
 #[cfg(test)]
 mod tests {
-    use std::rc::Rc;
-
     use super::*;
-    use crate::metrics::{HotKeys, ShardStats};
-    use crate::protocol::parser::ArgRange;
-
-    fn db() -> Db {
-        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
-    }
-
-    /// Runs one handler on `argv` and returns its raw reply.
-    fn run(db: &mut Db, handler: super::super::Handler, argv: &[&[u8]]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut ranges: Vec<ArgRange> = Vec::new();
-        for a in argv {
-            ranges.push((buf.len(), buf.len() + a.len()));
-            buf.extend_from_slice(a);
-        }
-        let mut out = Vec::new();
-        handler(db, &Args::new(&buf, &ranges), &mut out);
-        out
-    }
+    use crate::command::testing::{db, run};
 
     fn set_of(members: &[&str]) -> SetValue {
         members.iter().map(|m| Box::from(m.as_bytes())).collect()
