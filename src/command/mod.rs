@@ -172,4 +172,26 @@ pub mod testing {
     pub fn text(reply: Vec<u8>) -> String {
         String::from_utf8(reply).unwrap()
     }
+
+    /// The invariants the randomized handler tests check after every
+    /// command: one reply, WRONGTYPE where expected, memory accounting equal
+    /// to a full recount, and no empty aggregate left behind. Returns
+    /// whether the command succeeded.
+    pub fn check_step(db: &Db, reply: &[u8], expect_wrong_type: bool, what: &dyn std::fmt::Debug) -> bool {
+        assert!(!reply.is_empty(), "every command replies: {what:?}");
+        if expect_wrong_type {
+            assert!(reply.starts_with(b"-WRONGTYPE"), "{what:?}");
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed(), "{what:?}");
+        for (k, e) in db.iter() {
+            let empty = match &e.value {
+                crate::store::Value::List(l) => l.is_empty(),
+                crate::store::Value::Hash(h) => h.is_empty(),
+                crate::store::Value::Set(s) => s.is_empty(),
+                crate::store::Value::Str(_) => false,
+            };
+            assert!(!empty, "empty aggregate left under {k:?} after {what:?}");
+        }
+        !expect_wrong_type && reply[0] != b'-'
+    }
 }
