@@ -145,20 +145,6 @@ impl HotKeys {
     pub fn estimate(&self, key: &[u8]) -> u64 {
         self.sketch.estimate(key)
     }
-
-    pub fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity.max(1);
-        if self.top.len() > self.capacity {
-            self.top.sort_by_key(|c| std::cmp::Reverse(c.count));
-            self.top.truncate(self.capacity);
-        }
-        self.floor =
-            if self.top.len() == self.capacity { self.top.iter().map(|c| c.count).min().unwrap_or(0) } else { 0 };
-    }
-
-    pub fn sketch(&self) -> &CountMinSketch {
-        &self.sketch
-    }
 }
 
 #[cfg(test)]

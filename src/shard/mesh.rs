@@ -187,10 +187,6 @@ impl Node {
         }
     }
 
-    pub fn peers(&self) -> usize {
-        self.senders.nr_consumers()
-    }
-
     /// Queues `msg` for `peer` without ever waiting.
     pub fn post(&self, peer: usize, msg: Msg) {
         let outbox = &self.outboxes[peer];
@@ -248,11 +244,6 @@ impl Node {
             Slot::Abandoned => self.free.borrow_mut().push(id),
             other => *slot = other,
         }
-    }
-
-    /// Requests still waiting for an answer (for tests and shutdown).
-    pub fn in_flight(&self) -> usize {
-        self.slots.borrow().iter().filter(|s| matches!(s, Slot::Waiting(_))).count()
     }
 }
 

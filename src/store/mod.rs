@@ -37,18 +37,6 @@ impl Value {
             Value::Set(_) => "set",
         }
     }
-
-    pub fn new_list() -> Value {
-        Value::List(Box::default())
-    }
-
-    pub fn new_hash() -> Value {
-        Value::Hash(Box::new(HashValue::with_hasher(Hasher::new())))
-    }
-
-    pub fn new_set() -> Value {
-        Value::Set(Box::new(SetValue::with_hasher(Hasher::new())))
-    }
 }
 
 #[derive(Debug, Clone)]
