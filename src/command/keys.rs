@@ -29,15 +29,15 @@ pub fn type_of(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// EXPIRE family: `unit_ms` 1000 for seconds; `absolute` for *AT forms.
 fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, absolute: bool) {
     let key = args.get(1);
-    let cmd = args.name_lossy();
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in args.iter_from(3) {
-        match opt.to_ascii_uppercase().as_slice() {
-            b"NX" => nx = true,
-            b"XX" => xx = true,
-            b"GT" => gt = true,
-            b"LT" => lt = true,
-            _ => return out.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
+    for (i, opt) in args.iter_from(3).enumerate() {
+        let flag = [&mut nx, &mut xx, &mut gt, &mut lt]
+            .into_iter()
+            .zip(["NX", "XX", "GT", "LT"])
+            .find(|(_, name)| args.is(3 + i, name));
+        match flag {
+            Some((set, _)) => *set = true,
+            None => return out.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
         }
     }
     if nx && (xx || gt || lt) {
@@ -47,7 +47,7 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
         return out.error("ERR GT and LT options at the same time are not compatible");
     }
     let Some(n) = parse_i64(args.get(2)) else { return out.error(err::NOT_INTEGER) };
-    let invalid = || format!("ERR invalid expire time in '{cmd}' command");
+    let invalid = || format!("ERR invalid expire time in '{}' command", args.name_lossy());
     let Some(mut at) = n.checked_mul(unit_ms) else { return out.error(&invalid()) };
     if !absolute {
         match at.checked_add(db.now_ms as i64) {
