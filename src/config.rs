@@ -28,6 +28,9 @@ pub struct Config {
     /// Allows DEBUG (e.g. DEBUG SLEEP, which stalls a shard on purpose).
     /// Off by default, as in Redis 7, because it lets a client block a core.
     pub enable_debug_command: bool,
+    /// Largest single command a client may make us buffer, as Redis'
+    /// client-query-buffer-limit.
+    pub client_query_buffer_limit: usize,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             instrumentation: true,
             active_expire_ms: 100,
             enable_debug_command: false,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
         }
     }
 }
@@ -89,6 +93,9 @@ pub struct Cli {
     /// Allow the DEBUG command (for tests that stall a shard on purpose).
     #[arg(long)]
     pub enable_debug_command: bool,
+    /// Largest single command (bytes) a client may send; default 1 GiB.
+    #[arg(long)]
+    pub client_query_buffer_limit: Option<usize>,
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -105,6 +112,7 @@ struct FileConfig {
     hotkeys_top_k: Option<usize>,
     instrumentation: Option<bool>,
     enable_debug_command: Option<bool>,
+    client_query_buffer_limit: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -139,6 +147,7 @@ impl Config {
         layer!(metrics_bind);
         layer!(hotkeys_decay_ms);
         layer!(hotkeys_top_k);
+        layer!(client_query_buffer_limit);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }

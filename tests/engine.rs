@@ -275,3 +275,22 @@ fn config_file_is_honoured() {
     let _ = std::fs::remove_file(path);
     assert!(answered);
 }
+
+#[test]
+fn a_command_larger_than_the_query_buffer_limit_is_refused() {
+    let s = Server::start_with(2, &["--client-query-buffer-limit", "1000000"]);
+    let mut c = s.client();
+    let _: () = c.set("survivor", "intact").unwrap();
+    // Two 600 kB arguments: the second header pushes the command past the
+    // limit, and the server says so before the bytes arrive.
+    let mut raw = s.raw();
+    let mut frame = b"*3\r\n$3\r\nSET\r\n$600000\r\n".to_vec();
+    frame.extend(std::iter::repeat_n(b'k', 600_000));
+    frame.extend_from_slice(b"\r\n$600000\r\n");
+    let reply = raw_exchange(&mut raw, &frame);
+    assert_eq!(String::from_utf8_lossy(&reply), "-ERR Protocol error: query buffer limit exceeded\r\n");
+    // Just under the limit is fine.
+    let value = vec![b'v'; 400_000];
+    let _: () = c.set("big", value.as_slice()).unwrap();
+    assert_other_clients_unaffected(&s);
+}

@@ -151,6 +151,14 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
         let mut flow = Flow::Continue;
         while start < end {
             match parse_command(&mut rbuf[start..end], start, &mut argv) {
+                Ok(Parsed::Incomplete { need: n }) if n > shard.config.client_query_buffer_limit => {
+                    // One command may not make us buffer more than Redis'
+                    // client-query-buffer-limit, whatever its arguments say.
+                    complete(shard, &mut pipe, &mut out).await;
+                    out.error("ERR Protocol error: query buffer limit exceeded");
+                    flow = Flow::Close;
+                    break;
+                }
                 Ok(Parsed::Incomplete { need: n }) => {
                     need = n;
                     break;
