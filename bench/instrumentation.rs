@@ -70,26 +70,36 @@ fn scrape(c: &mut Criterion) {
     let shard = CommandHistograms::default();
     let mut totals = LatencyTotals::default();
     c.bench_function("shard: hand over 32 interval histograms", |b| {
-        b.iter_batched(|| fill(&shard), |_| black_box(shard.take_interval()), criterion::BatchSize::SmallInput)
-    });
-    c.bench_function("collector: absorb 2 shards x 32 slots + view + render", |b| {
-        let shards = [CommandHistograms::default(), CommandHistograms::default()];
         b.iter_batched(
-            || {
-                shards.iter().for_each(fill);
-            },
-            |_| {
-                for s in &shards {
-                    let spares = totals.absorb(s.take_interval());
-                    s.return_spares(spares);
-                }
-                let snaps = vec![Some(ShardSnapshot::default()), Some(ShardSnapshot::default())];
-                let view = MetricsView::build(snaps, vec![true, true], &totals);
-                black_box(render(&view).len())
-            },
+            || fill(&shard),
+            |_| black_box(shard.take_interval()),
             criterion::BatchSize::SmallInput,
         )
     });
+    c.bench_function(
+        "collector: absorb 2 shards x 32 slots + view + render",
+        |b| {
+            let shards = [CommandHistograms::default(), CommandHistograms::default()];
+            b.iter_batched(
+                || {
+                    shards.iter().for_each(fill);
+                },
+                |_| {
+                    for s in &shards {
+                        let spares = totals.absorb(s.take_interval());
+                        s.return_spares(spares);
+                    }
+                    let snaps = vec![
+                        Some(ShardSnapshot::default()),
+                        Some(ShardSnapshot::default()),
+                    ];
+                    let view = MetricsView::build(snaps, vec![true, true], &totals);
+                    black_box(render(&view).len())
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
 }
 
 criterion_group!(benches, instrumentation, scrape);

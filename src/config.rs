@@ -61,7 +61,11 @@ pub fn available_cores() -> usize {
 /// Command-line flags. Every field is optional so that we can tell "not
 /// given" from "given with the default value" when layering over the file.
 #[derive(Parser, Debug, Default)]
-#[command(name = "kora", version, about = "Redis-compatible thread-per-core cache server")]
+#[command(
+    name = "kora",
+    version,
+    about = "Redis-compatible thread-per-core cache server"
+)]
 pub struct Cli {
     /// Read settings from this TOML file (flags override it).
     #[arg(long, value_name = "FILE")]
@@ -154,17 +158,24 @@ impl Config {
         if cli.no_instrumentation {
             cfg.instrumentation = false;
         }
-        cfg.enable_debug_command = cli.enable_debug_command || file.enable_debug_command.unwrap_or(false);
+        cfg.enable_debug_command =
+            cli.enable_debug_command || file.enable_debug_command.unwrap_or(false);
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 1024 {
-            return Err(ConfigError(format!("workers must be between 1 and 1024, got {}", self.workers)));
+            return Err(ConfigError(format!(
+                "workers must be between 1 and 1024, got {}",
+                self.workers
+            )));
         }
         if self.hotkeys_top_k == 0 || self.hotkeys_top_k > 1024 {
-            return Err(ConfigError(format!("hotkeys_top_k must be between 1 and 1024, got {}", self.hotkeys_top_k)));
+            return Err(ConfigError(format!(
+                "hotkeys_top_k must be between 1 and 1024, got {}",
+                self.hotkeys_top_k
+            )));
         }
         if self.hotkeys_decay_ms == 0 {
             return Err(ConfigError("hotkeys_decay_ms must be positive".into()));
@@ -183,7 +194,11 @@ impl Config {
 }
 
 fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -194,7 +209,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             .span()
             .map(|span| text[..span.start].matches('\n').count() + 1)
             .map_or(String::new(), |l| format!(" line {l}:"));
-        ConfigError(format!("bad config file {}:{line} {}", path.display(), e.message()))
+        ConfigError(format!(
+            "bad config file {}:{line} {}",
+            path.display(),
+            e.message()
+        ))
     })
 }
 

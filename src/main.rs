@@ -25,7 +25,11 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         config.listen_addr(),
         config.workers,
-        if config.metrics_port == 0 { "(disabled)".to_string() } else { config.metrics_addr() },
+        if config.metrics_port == 0 {
+            "(disabled)".to_string()
+        } else {
+            config.metrics_addr()
+        },
     );
     match kora::shard::runtime::run(config) {
         Ok(()) => ExitCode::SUCCESS,

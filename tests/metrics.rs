@@ -60,8 +60,12 @@ struct Metrics {
 impl Metrics {
     fn fetch(s: &Server) -> Metrics {
         let text = s.metrics();
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-        Metrics { samples: scrape.samples, text }
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        Metrics {
+            samples: scrape.samples,
+            text,
+        }
     }
 
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -82,10 +86,14 @@ impl Metrics {
         let sample = self
             .samples
             .iter()
-            .find(|s| s.metric == "kora_command_duration_seconds" && s.labels.get("cmd") == Some(cmd))
+            .find(|s| {
+                s.metric == "kora_command_duration_seconds" && s.labels.get("cmd") == Some(cmd)
+            })
             .unwrap_or_else(|| panic!("no histogram for {cmd}"));
         match &sample.value {
-            prometheus_parse::Value::Histogram(b) => b.iter().map(|h| (h.less_than, h.count)).collect(),
+            prometheus_parse::Value::Histogram(b) => {
+                b.iter().map(|h| (h.less_than, h.count)).collect()
+            }
             other => panic!("not a histogram: {other:?}"),
         }
     }
@@ -94,7 +102,10 @@ impl Metrics {
     fn line_value(&self, prefix: &str) -> f64 {
         self.text
             .lines()
-            .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().parse::<f64>().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix(prefix)
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
             .unwrap_or_else(|| panic!("no line {prefix}"))
     }
 }
@@ -103,7 +114,11 @@ impl Metrics {
 fn metrics_match_a_known_workload_exactly() {
     let s = Server::start(2);
     let keys = keys_on_each_shard("m:", 2, 500);
-    let all_keys: Vec<&String> = keys[0].iter().zip(&keys[1]).flat_map(|(a, b)| [a, b]).collect();
+    let all_keys: Vec<&String> = keys[0]
+        .iter()
+        .zip(&keys[1])
+        .flat_map(|(a, b)| [a, b])
+        .collect();
     assert_eq!(all_keys.len(), 1_000);
 
     // Whatever the harness exchanged while checking the server was up.
@@ -112,9 +127,20 @@ fn metrics_match_a_known_workload_exactly() {
     let mut bytes_out = before.value("kora_bytes_out_total", &[]) as u64;
     // Several connections so both cores serve clients.
     let mut conns: Vec<TcpStream> = (0..4).map(|_| s.raw()).collect();
-    let sets: Vec<Vec<u8>> = all_keys.iter().map(|k| resp(&["SET", k, "value-64-bytes-ish"])).collect();
-    let gets: Vec<Vec<u8>> = all_keys.iter().take(700).map(|k| resp(&["GET", k])).collect();
-    let hgets: Vec<Vec<u8>> = all_keys.iter().take(50).map(|k| resp(&["HGET", k, "field"])).collect();
+    let sets: Vec<Vec<u8>> = all_keys
+        .iter()
+        .map(|k| resp(&["SET", k, "value-64-bytes-ish"]))
+        .collect();
+    let gets: Vec<Vec<u8>> = all_keys
+        .iter()
+        .take(700)
+        .map(|k| resp(&["GET", k]))
+        .collect();
+    let hgets: Vec<Vec<u8>> = all_keys
+        .iter()
+        .take(50)
+        .map(|k| resp(&["HGET", k, "field"]))
+        .collect();
     for (i, chunk) in sets.chunks(250).enumerate() {
         let (w, r) = run_pipeline(&mut conns[i % 4], chunk, chunk.len());
         bytes_in += w;
@@ -137,16 +163,30 @@ fn metrics_match_a_known_workload_exactly() {
     assert_eq!(m.value("kora_commands_total", &[("cmd", "set")]), 1000.0);
     assert_eq!(m.value("kora_commands_total", &[("cmd", "get")]), 700.0);
     assert_eq!(m.value("kora_commands_total", &[("cmd", "hget")]), 50.0);
-    assert_eq!(m.value("kora_command_failed_total", &[("cmd", "hget")]), 50.0);
+    assert_eq!(
+        m.value("kora_command_failed_total", &[("cmd", "hget")]),
+        50.0
+    );
     assert_eq!(m.value("kora_command_failed_total", &[("cmd", "set")]), 0.0);
     for (cmd, n) in [("set", 1000.0), ("get", 700.0), ("hget", 50.0)] {
         let buckets = m.buckets(cmd);
-        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{cmd} buckets decrease: {buckets:?}");
-        let inf = buckets.iter().find(|b| b.0.is_infinite()).expect("+Inf bucket").1;
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{cmd} buckets decrease: {buckets:?}"
+        );
+        let inf = buckets
+            .iter()
+            .find(|b| b.0.is_infinite())
+            .expect("+Inf bucket")
+            .1;
         assert_eq!(inf, n, "{cmd} +Inf");
-        let count = m.line_value(&format!("kora_command_duration_seconds_count{{cmd=\"{cmd}\"}}"));
+        let count = m.line_value(&format!(
+            "kora_command_duration_seconds_count{{cmd=\"{cmd}\"}}"
+        ));
         assert_eq!(count, n, "{cmd} _count");
-        let sum = m.line_value(&format!("kora_command_duration_seconds_sum{{cmd=\"{cmd}\"}}"));
+        let sum = m.line_value(&format!(
+            "kora_command_duration_seconds_sum{{cmd=\"{cmd}\"}}"
+        ));
         assert!(sum > 0.0 && sum < 10.0, "{cmd} _sum {sum}");
         // The bounds are real latencies (seconds), and a 10 s bucket holds
         // everything this quick workload did.
@@ -178,23 +218,36 @@ fn metrics_match_a_known_workload_exactly() {
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|suffix| {
-                name.strip_suffix(suffix).filter(|base| m.text.contains(&format!("# TYPE {base} histogram")))
+                name.strip_suffix(suffix)
+                    .filter(|base| m.text.contains(&format!("# TYPE {base} histogram")))
             })
             .unwrap_or(name);
-        assert!(m.text.contains(&format!("# HELP {family} ")), "no HELP for {family}");
-        assert!(m.text.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");
+        assert!(
+            m.text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}"
+        );
+        assert!(
+            m.text.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}"
+        );
     }
 
     // INFO agrees with /metrics.
     let mut c = s.client();
     let info: String = redis::cmd("INFO").arg("everything").query(&mut c).unwrap();
     assert!(info.contains("cmdstat_set:calls=1000,usec="), "{info}");
-    assert!(info.contains("cmdstat_hget:calls=50,") && info.contains(",rejected_calls=0,failed_calls=50"));
+    assert!(
+        info.contains("cmdstat_hget:calls=50,")
+            && info.contains(",rejected_calls=0,failed_calls=50")
+    );
     assert!(info.contains("latency_percentiles_usec_get:p50="));
     assert!(info.contains("db0:keys=1000,expires=0,avg_ttl=0"));
     assert!(info.contains("keyspace_hits:750"));
     assert!(info.contains("\r\n"), "INFO uses CRLF");
-    let stats: HashMap<&str, &str> = info.lines().filter_map(|l| l.trim_end().split_once(':')).collect();
+    let stats: HashMap<&str, &str> = info
+        .lines()
+        .filter_map(|l| l.trim_end().split_once(':'))
+        .collect();
     assert_eq!(stats["used_memory"].parse::<f64>().unwrap(), mem);
     assert!(stats["total_commands_processed"].parse::<u64>().unwrap() >= 1_751);
 }
@@ -204,22 +257,54 @@ fn latency_histogram_has_redis_shape_and_cumulative_counts() {
     let s = Server::start(2);
     let mut c = s.client();
     for i in 0..300 {
-        let _: () = redis::cmd("SET").arg(format!("lh:{i}")).arg(i).query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("lh:{i}"))
+            .arg(i)
+            .query(&mut c)
+            .unwrap();
     }
-    let reply: redis::Value = redis::cmd("LATENCY").arg("HISTOGRAM").arg("set").query(&mut c).unwrap();
-    let redis::Value::Array(top) = reply else { panic!("{reply:?}") };
+    let reply: redis::Value = redis::cmd("LATENCY")
+        .arg("HISTOGRAM")
+        .arg("set")
+        .query(&mut c)
+        .unwrap();
+    let redis::Value::Array(top) = reply else {
+        panic!("{reply:?}")
+    };
     assert_eq!(top.len(), 2);
     assert_eq!(top[0], redis::Value::BulkString(b"set".to_vec()));
-    let redis::Value::Array(body) = &top[1] else { panic!() };
+    let redis::Value::Array(body) = &top[1] else {
+        panic!()
+    };
     assert_eq!(body[0], redis::Value::BulkString(b"calls".to_vec()));
     assert_eq!(body[1], redis::Value::Int(300));
-    assert_eq!(body[2], redis::Value::BulkString(b"histogram_usec".to_vec()));
-    let redis::Value::Array(pairs) = &body[3] else { panic!() };
-    let nums: Vec<i64> = pairs.iter().map(|v| if let redis::Value::Int(n) = v { *n } else { panic!() }).collect();
+    assert_eq!(
+        body[2],
+        redis::Value::BulkString(b"histogram_usec".to_vec())
+    );
+    let redis::Value::Array(pairs) = &body[3] else {
+        panic!()
+    };
+    let nums: Vec<i64> = pairs
+        .iter()
+        .map(|v| {
+            if let redis::Value::Int(n) = v {
+                *n
+            } else {
+                panic!()
+            }
+        })
+        .collect();
     let counts: Vec<i64> = nums.chunks(2).map(|p| p[1]).collect();
     let bounds: Vec<i64> = nums.chunks(2).map(|p| p[0]).collect();
-    assert!(bounds.iter().all(|b| b.count_ones() == 1), "power-of-two bounds {bounds:?}");
-    assert!(counts.windows(2).all(|w| w[0] < w[1]), "cumulative {counts:?}");
+    assert!(
+        bounds.iter().all(|b| b.count_ones() == 1),
+        "power-of-two bounds {bounds:?}"
+    );
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "cumulative {counts:?}"
+    );
     assert_eq!(*counts.last().unwrap(), 300);
 }
 
@@ -238,12 +323,24 @@ fn hotkeys_puts_the_skewed_key_first() {
         let _ = round;
     }
     let _: () = pipe.query(&mut c).unwrap();
-    let top: Vec<(String, i64)> = redis::cmd("HOTKEYS").arg("COUNT").arg(5).query(&mut c).unwrap();
+    let top: Vec<(String, i64)> = redis::cmd("HOTKEYS")
+        .arg("COUNT")
+        .arg(5)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(top.len(), 5);
     assert_eq!(top[0].0, "hot:key");
-    assert!(top[0].1 >= 2000, "the sketch never undercounts: {}", top[0].1);
+    assert!(
+        top[0].1 >= 2000,
+        "the sketch never undercounts: {}",
+        top[0].1
+    );
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
-    let err = redis::cmd("HOTKEYS").arg("COUNT").arg(0).query::<redis::Value>(&mut c).unwrap_err();
+    let err = redis::cmd("HOTKEYS")
+        .arg("COUNT")
+        .arg(0)
+        .query::<redis::Value>(&mut c)
+        .unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
 }
 
@@ -266,41 +363,62 @@ fn hotkeys_decay_halves_counts() {
 #[test]
 fn http_endpoint_answers_like_an_http_server() {
     let s = Server::start(2);
-    let (status, headers, body) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, headers, body) =
+        s.http("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
-    assert!(headers.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4; charset=utf-8"));
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8")
+    );
     assert!(String::from_utf8_lossy(&body).contains("# TYPE kora_commands_total counter"));
 
     let (status, _, _) = s.http("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 404);
-    let (status, headers, _) = s.http("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let (status, headers, _) =
+        s.http("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(status, 405);
     assert!(headers.contains("Allow: GET, HEAD"));
     let (status, _, _) = s.http("GARBAGE\r\n\r\n");
     assert_eq!(status, 400);
-    let huge = format!("GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     let (status, _, _) = s.http(&huge);
     assert_eq!(status, 431);
 
-    let (status, headers, body) = s.http("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, headers, body) =
+        s.http("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
     assert!(body.is_empty());
     assert!(headers.to_ascii_lowercase().contains("content-length: "));
 
-    let (status, headers, body) =
-        s.http("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+    let (status, headers, body) = s.http(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status, 200);
-    assert!(headers.to_ascii_lowercase().contains("content-encoding: gzip"));
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-encoding: gzip")
+    );
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .unwrap();
     assert!(text.contains("# TYPE kora_command_duration_seconds histogram"));
 
     // Keep-alive: two scrapes on one connection.
     let mut stream = TcpStream::connect(("127.0.0.1", s.metrics_port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     for _ in 0..2 {
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let (status, _, body) = read_http_response(&mut reader, false);
         assert_eq!(status, 200);
         assert!(!body.is_empty());
@@ -311,7 +429,14 @@ fn http_endpoint_answers_like_an_http_server() {
 fn metrics_port_zero_disables_the_endpoint() {
     let port = common::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kora"))
-        .args(["--port", &port.to_string(), "--metrics-port", "0", "--workers", "1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--metrics-port",
+            "0",
+            "--workers",
+            "1",
+        ])
         .spawn()
         .unwrap();
     let mut up = false;
@@ -325,11 +450,19 @@ fn metrics_port_zero_disables_the_endpoint() {
     let info = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .unwrap()
         .get_connection()
-        .and_then(|mut c| redis::cmd("CONFIG").arg("GET").arg("metrics-port").query::<Vec<String>>(&mut c));
+        .and_then(|mut c| {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("metrics-port")
+                .query::<Vec<String>>(&mut c)
+        });
     let _ = child.kill();
     let _ = child.wait();
     assert!(up);
-    assert_eq!(info.unwrap(), vec!["metrics-port".to_string(), "0".to_string()]);
+    assert_eq!(
+        info.unwrap(),
+        vec!["metrics-port".to_string(), "0".to_string()]
+    );
 }
 
 /// The shard a connection is served by: client ids encode it.
@@ -352,24 +485,42 @@ fn a_stalled_shard_is_reported_down_and_blocks_nobody_else() {
         }
     }
     let mut healthy = by_shard[1].take().unwrap();
-    let _: () = redis::cmd("SET").arg(&keys[1][0]).arg("alive").query(&mut healthy).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&keys[1][0])
+        .arg("alive")
+        .query(&mut healthy)
+        .unwrap();
     let mut staller = by_shard[0].take().unwrap();
     let stall = std::thread::spawn(move || {
-        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("2.5").query(&mut staller).unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("2.5")
+            .query(&mut staller)
+            .unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
 
     // Shard 1's own keys are served while shard 0's thread is stuck.
     let t = std::time::Instant::now();
-    let v: String = redis::cmd("GET").arg(&keys[1][0]).query(&mut healthy).unwrap();
+    let v: String = redis::cmd("GET")
+        .arg(&keys[1][0])
+        .query(&mut healthy)
+        .unwrap();
     assert_eq!(v, "alive");
-    assert!(t.elapsed() < std::time::Duration::from_millis(500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
 
     // The scrape does not wait for the stuck shard beyond its deadline.
     let t = std::time::Instant::now();
     let m = Metrics::fetch(&s);
     let took = t.elapsed();
-    assert!(took < std::time::Duration::from_millis(2_000), "scrape took {took:?}");
+    assert!(
+        took < std::time::Duration::from_millis(2_000),
+        "scrape took {took:?}"
+    );
     assert_eq!(m.value("kora_shard_up", &[("shard", "0")]), 0.0);
     assert_eq!(m.value("kora_shard_up", &[("shard", "1")]), 1.0);
     stall.join().unwrap();
@@ -377,7 +528,10 @@ fn a_stalled_shard_is_reported_down_and_blocks_nobody_else() {
     assert_eq!(m.value("kora_shard_up", &[("shard", "0")]), 1.0);
 
     let mut c = s.client();
-    let err = redis::cmd("DEBUG").arg("NOPE").query::<String>(&mut c).unwrap_err();
+    let err = redis::cmd("DEBUG")
+        .arg("NOPE")
+        .query::<String>(&mut c)
+        .unwrap_err();
     assert!(err.to_string().contains("unknown subcommand"), "{err}");
 }
 
@@ -385,8 +539,15 @@ fn a_stalled_shard_is_reported_down_and_blocks_nobody_else() {
 fn debug_is_refused_unless_enabled() {
     let s = Server::start(1);
     let mut c = s.client();
-    let err = redis::cmd("DEBUG").arg("SLEEP").arg("0").query::<String>(&mut c).unwrap_err();
-    assert!(err.to_string().contains("DEBUG command not allowed"), "{err}");
+    let err = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0")
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("DEBUG command not allowed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -396,10 +557,17 @@ fn counters_never_go_backwards_across_scrapes() {
     let mut last = (0.0, 0.0);
     for round in 0..5 {
         for i in 0..200 {
-            let _: () = redis::cmd("SET").arg(format!("mono:{round}:{i}")).arg(i).query(&mut c).unwrap();
+            let _: () = redis::cmd("SET")
+                .arg(format!("mono:{round}:{i}"))
+                .arg(i)
+                .query(&mut c)
+                .unwrap();
         }
         let m = Metrics::fetch(&s);
-        let now = (m.value("kora_commands_total", &[("cmd", "set")]), m.value("kora_bytes_in_total", &[]));
+        let now = (
+            m.value("kora_commands_total", &[("cmd", "set")]),
+            m.value("kora_bytes_in_total", &[]),
+        );
         assert_eq!(now.0, 200.0 * (round + 1) as f64);
         assert!(now.0 > last.0 && now.1 > last.1);
         let count = m.line_value("kora_command_duration_seconds_count{cmd=\"set\"}");

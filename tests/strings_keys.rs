@@ -33,7 +33,9 @@ fn cmd(args: &[&str]) -> redis::Cmd {
 
 /// Runs a command that must succeed and converts its reply.
 fn q<T: FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    cmd(args).query(c).unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+    cmd(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
 }
 
 /// The raw reply of a command that must not fail.
@@ -72,7 +74,10 @@ fn pttl(c: &mut Connection, key: &str) -> i64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn bulk(s: &str) -> Value {
@@ -92,8 +97,11 @@ fn for_each_shard_count(f: impl Fn(&Server, &mut Connection)) {
 /// SADD or HSET the server implements; returns the command used, or None
 /// when none of them works yet (lists/sets/hashes are being rewritten).
 fn make_non_string(c: &mut Connection, key: &str) -> Option<&'static str> {
-    let tries: [(&'static str, Vec<&str>); 3] =
-        [("LPUSH", vec!["LPUSH", key, "x"]), ("SADD", vec!["SADD", key, "x"]), ("HSET", vec!["HSET", key, "f", "x"])];
+    let tries: [(&'static str, Vec<&str>); 3] = [
+        ("LPUSH", vec!["LPUSH", key, "x"]),
+        ("SADD", vec!["SADD", key, "x"]),
+        ("HSET", vec!["HSET", key, "f", "x"]),
+    ];
     for (name, args) in tries {
         if cmd(&args).query::<i64>(c).is_ok() {
             return Some(name);
@@ -126,7 +134,9 @@ struct Raw {
 
 impl Raw {
     fn new(s: &Server) -> Raw {
-        Raw { reader: BufReader::new(s.raw()) }
+        Raw {
+            reader: BufReader::new(s.raw()),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -153,9 +163,15 @@ impl Raw {
     fn read_one(&mut self, out: &mut Vec<u8>) {
         let mut line = Vec::new();
         self.reader.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "truncated reply line {:?}", String::from_utf8_lossy(&line));
+        assert!(
+            line.ends_with(b"\r\n"),
+            "truncated reply line {:?}",
+            String::from_utf8_lossy(&line)
+        );
         out.extend_from_slice(&line);
-        let n: i64 = String::from_utf8_lossy(&line[1..line.len() - 2]).parse().unwrap_or(-1);
+        let n: i64 = String::from_utf8_lossy(&line[1..line.len() - 2])
+            .parse()
+            .unwrap_or(-1);
         match line[0] {
             b'$' if n >= 0 => {
                 let mut body = vec![0u8; n as usize + 2];
@@ -193,8 +209,14 @@ fn get_set_basic_and_binary_safe() {
         // Lower/mixed case command names work.
         assert_eq!(v(c, &["sEt", "k", "lower"]), Value::Okay);
         assert_eq!(q::<String>(c, &["get", "k"]), "lower");
-        assert_eq!(e(c, &["GET"]), "ERR wrong number of arguments for 'get' command");
-        assert_eq!(e(c, &["GET", "a", "b"]), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(
+            e(c, &["GET"]),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            e(c, &["GET", "a", "b"]),
+            "ERR wrong number of arguments for 'get' command"
+        );
     });
 }
 
@@ -212,17 +234,26 @@ fn set_expiry_options() {
         assert_eq!(ttl(c, "px"), 50);
 
         let at = now_ms() / 1000 + 100;
-        assert_eq!(v(c, &["SET", "exat", "v", "EXAT", &at.to_string()]), Value::Okay);
+        assert_eq!(
+            v(c, &["SET", "exat", "v", "EXAT", &at.to_string()]),
+            Value::Okay
+        );
         assert_eq!(q::<u64>(c, &["EXPIRETIME", "exat"]), at);
         assert_eq!(q::<u64>(c, &["PEXPIRETIME", "exat"]), at * 1000);
         let t = ttl(c, "exat");
         assert!((98..=100).contains(&t), "TTL after EXAT now+100: {t}");
 
         let pat = now_ms() + 100_000;
-        assert_eq!(v(c, &["SET", "pxat", "v", "PXAT", &pat.to_string()]), Value::Okay);
+        assert_eq!(
+            v(c, &["SET", "pxat", "v", "PXAT", &pat.to_string()]),
+            Value::Okay
+        );
         assert_eq!(q::<u64>(c, &["PEXPIRETIME", "pxat"]), pat);
         let p = pttl(c, "pxat");
-        assert!((98_000..=100_000).contains(&p), "PTTL after PXAT now+100000: {p}");
+        assert!(
+            (98_000..=100_000).contains(&p),
+            "PTTL after PXAT now+100000: {p}"
+        );
 
         // Options are case-insensitive.
         assert_eq!(v(c, &["set", "lc", "v", "ex", "30"]), Value::Okay);
@@ -299,14 +330,26 @@ fn set_nx_xx_get_keepttl() {
 #[test]
 fn set_syntax_and_expire_errors() {
     for_each_shard_count(|_, c| {
-        assert_eq!(e(c, &["SET", "k"]), "ERR wrong number of arguments for 'set' command");
-        assert_eq!(e(c, &["SET"]), "ERR wrong number of arguments for 'set' command");
+        assert_eq!(
+            e(c, &["SET", "k"]),
+            "ERR wrong number of arguments for 'set' command"
+        );
+        assert_eq!(
+            e(c, &["SET"]),
+            "ERR wrong number of arguments for 'set' command"
+        );
         assert_eq!(e(c, &["SET", "k", "v", "EX", "10", "PX", "100"]), SYNTAX);
         assert_eq!(e(c, &["SET", "k", "v", "PX", "100", "EX", "10"]), SYNTAX);
-        assert_eq!(e(c, &["SET", "k", "v", "EX", "10", "EXAT", "99999999999"]), SYNTAX);
+        assert_eq!(
+            e(c, &["SET", "k", "v", "EX", "10", "EXAT", "99999999999"]),
+            SYNTAX
+        );
         assert_eq!(e(c, &["SET", "k", "v", "KEEPTTL", "EX", "10"]), SYNTAX);
         assert_eq!(e(c, &["SET", "k", "v", "EX", "10", "KEEPTTL"]), SYNTAX);
-        assert_eq!(e(c, &["SET", "k", "v", "PXAT", "99999999999999", "KEEPTTL"]), SYNTAX);
+        assert_eq!(
+            e(c, &["SET", "k", "v", "PXAT", "99999999999999", "KEEPTTL"]),
+            SYNTAX
+        );
         assert_eq!(e(c, &["SET", "k", "v", "NX", "XX"]), SYNTAX);
         assert_eq!(e(c, &["SET", "k", "v", "XX", "NX"]), SYNTAX);
         assert_eq!(e(c, &["SET", "k", "v", "EX"]), SYNTAX);
@@ -319,8 +362,14 @@ fn set_syntax_and_expire_errors() {
         assert_eq!(e(c, &["SET", "k", "v", "PX", "0"]), invalid);
         assert_eq!(e(c, &["SET", "k", "v", "EXAT", "0"]), invalid);
         assert_eq!(e(c, &["SET", "k", "v", "PXAT", "-5"]), invalid);
-        assert_eq!(e(c, &["SET", "k", "v", "EX", "9223372036854775807"]), invalid);
-        assert_eq!(e(c, &["SET", "k", "v", "PX", "9223372036854775807"]), invalid);
+        assert_eq!(
+            e(c, &["SET", "k", "v", "EX", "9223372036854775807"]),
+            invalid
+        );
+        assert_eq!(
+            e(c, &["SET", "k", "v", "PX", "9223372036854775807"]),
+            invalid
+        );
         // None of the failed SETs wrote anything.
         assert_eq!(q::<i64>(c, &["EXISTS", "k"]), 0);
     });
@@ -332,7 +381,10 @@ fn setnx_setex_psetex() {
         assert_eq!(q::<i64>(c, &["SETNX", "k", "1"]), 1);
         assert_eq!(q::<i64>(c, &["SETNX", "k", "2"]), 0);
         assert_eq!(get(c, "k"), Some("1".into()));
-        assert_eq!(e(c, &["SETNX", "k"]), "ERR wrong number of arguments for 'setnx' command");
+        assert_eq!(
+            e(c, &["SETNX", "k"]),
+            "ERR wrong number of arguments for 'setnx' command"
+        );
 
         assert_eq!(v(c, &["SETEX", "se", "100", "v"]), Value::Okay);
         assert_eq!(get(c, "se"), Some("v".into()));
@@ -340,17 +392,35 @@ fn setnx_setex_psetex() {
         assert_eq!(v(c, &["SETEX", "k", "10", "over"]), Value::Okay);
         assert_eq!(get(c, "k"), Some("over".into()));
         assert_eq!(ttl(c, "k"), 10);
-        assert_eq!(e(c, &["SETEX", "se", "0", "v"]), "ERR invalid expire time in 'setex' command");
-        assert_eq!(e(c, &["SETEX", "se", "-10", "v"]), "ERR invalid expire time in 'setex' command");
+        assert_eq!(
+            e(c, &["SETEX", "se", "0", "v"]),
+            "ERR invalid expire time in 'setex' command"
+        );
+        assert_eq!(
+            e(c, &["SETEX", "se", "-10", "v"]),
+            "ERR invalid expire time in 'setex' command"
+        );
         assert_eq!(e(c, &["SETEX", "se", "abc", "v"]), NOT_INTEGER);
-        assert_eq!(e(c, &["SETEX", "se", "10"]), "ERR wrong number of arguments for 'setex' command");
+        assert_eq!(
+            e(c, &["SETEX", "se", "10"]),
+            "ERR wrong number of arguments for 'setex' command"
+        );
 
         assert_eq!(v(c, &["PSETEX", "pe", "100000", "v"]), Value::Okay);
         assert_eq!(get(c, "pe"), Some("v".into()));
         let p = pttl(c, "pe");
-        assert!((99_000..=100_000).contains(&p), "PTTL after PSETEX 100000: {p}");
-        assert_eq!(e(c, &["PSETEX", "pe", "0", "v"]), "ERR invalid expire time in 'psetex' command");
-        assert_eq!(e(c, &["PSETEX", "pe", "-1", "v"]), "ERR invalid expire time in 'psetex' command");
+        assert!(
+            (99_000..=100_000).contains(&p),
+            "PTTL after PSETEX 100000: {p}"
+        );
+        assert_eq!(
+            e(c, &["PSETEX", "pe", "0", "v"]),
+            "ERR invalid expire time in 'psetex' command"
+        );
+        assert_eq!(
+            e(c, &["PSETEX", "pe", "-1", "v"]),
+            "ERR invalid expire time in 'psetex' command"
+        );
         assert_eq!(e(c, &["PSETEX", "pe", "x", "v"]), NOT_INTEGER);
         // The failed calls left the old values alone.
         assert_eq!(get(c, "se"), Some("v".into()));
@@ -374,7 +444,10 @@ fn getset_getdel() {
         assert_eq!(q::<i64>(c, &["EXISTS", "k"]), 0);
         assert_eq!(v(c, &["GETDEL", "k"]), Value::Nil);
         assert_eq!(v(c, &["GETDEL", "never"]), Value::Nil);
-        assert_eq!(e(c, &["GETDEL", "a", "b"]), "ERR wrong number of arguments for 'getdel' command");
+        assert_eq!(
+            e(c, &["GETDEL", "a", "b"]),
+            "ERR wrong number of arguments for 'getdel' command"
+        );
     });
 }
 
@@ -397,7 +470,10 @@ fn getex_options() {
 
         assert_eq!(v(c, &["GETEX", "k", "PX", "50000"]), bulk("v"));
         let p = pttl(c, "k");
-        assert!((49_000..=50_000).contains(&p), "PTTL after GETEX PX 50000: {p}");
+        assert!(
+            (49_000..=50_000).contains(&p),
+            "PTTL after GETEX PX 50000: {p}"
+        );
 
         let at = now_ms() / 1000 + 200;
         assert_eq!(v(c, &["GETEX", "k", "EXAT", &at.to_string()]), bulk("v"));
@@ -447,8 +523,14 @@ fn append_and_strlen() {
         assert_eq!(v(c, &["SET", "n", "10"]), Value::Okay);
         assert_eq!(q::<i64>(c, &["APPEND", "n", "5"]), 3);
         assert_eq!(q::<i64>(c, &["INCR", "n"]), 106);
-        assert_eq!(e(c, &["APPEND", "k"]), "ERR wrong number of arguments for 'append' command");
-        assert_eq!(e(c, &["STRLEN", "a", "b"]), "ERR wrong number of arguments for 'strlen' command");
+        assert_eq!(
+            e(c, &["APPEND", "k"]),
+            "ERR wrong number of arguments for 'append' command"
+        );
+        assert_eq!(
+            e(c, &["STRLEN", "a", "b"]),
+            "ERR wrong number of arguments for 'strlen' command"
+        );
     });
 }
 
@@ -482,7 +564,10 @@ fn getrange_indexes() {
         assert_eq!(v(c, &["GETRANGE", "empty", "-1", "-1"]), bulk(""));
         assert_eq!(e(c, &["GETRANGE", "k", "a", "1"]), NOT_INTEGER);
         assert_eq!(e(c, &["GETRANGE", "k", "0", "1.5"]), NOT_INTEGER);
-        assert_eq!(e(c, &["GETRANGE", "k", "0"]), "ERR wrong number of arguments for 'getrange' command");
+        assert_eq!(
+            e(c, &["GETRANGE", "k", "0"]),
+            "ERR wrong number of arguments for 'getrange' command"
+        );
     });
 }
 
@@ -494,9 +579,21 @@ fn getrange_negative_end_below_minus_len_returns_first_byte_like_redis7() {
     let s = Server::start(1);
     let mut c = s.client();
     assert_eq!(v(&mut c, &["SET", "r", "0123456789"]), Value::Okay);
-    assert_eq!(q::<String>(&mut c, &["GETRANGE", "r", "0", "-100"]), "0", "GETRANGE r 0 -100");
-    assert_eq!(q::<String>(&mut c, &["GETRANGE", "r", "-100", "-99"]), "0", "GETRANGE r -100 -99");
-    assert_eq!(q::<String>(&mut c, &["GETRANGE", "r", "-100", "-100"]), "0", "GETRANGE r -100 -100");
+    assert_eq!(
+        q::<String>(&mut c, &["GETRANGE", "r", "0", "-100"]),
+        "0",
+        "GETRANGE r 0 -100"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["GETRANGE", "r", "-100", "-99"]),
+        "0",
+        "GETRANGE r -100 -99"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["GETRANGE", "r", "-100", "-100"]),
+        "0",
+        "GETRANGE r -100 -100"
+    );
 }
 
 #[test]
@@ -524,12 +621,18 @@ fn setrange_patches_and_pads() {
         assert_eq!(get(c, "t"), Some("aXc".into()));
         assert_eq!(ttl(c, "t"), 100);
         // Errors
-        assert_eq!(e(c, &["SETRANGE", "k", "-1", "x"]), "ERR offset is out of range");
+        assert_eq!(
+            e(c, &["SETRANGE", "k", "-1", "x"]),
+            "ERR offset is out of range"
+        );
         assert_eq!(e(c, &["SETRANGE", "k", "abc", "x"]), NOT_INTEGER);
         assert_eq!(e(c, &["SETRANGE", "k", "536870911", "ab"]), TOO_BIG);
         assert_eq!(e(c, &["SETRANGE", "big", "536870912", "a"]), TOO_BIG);
         assert_eq!(q::<i64>(c, &["EXISTS", "big"]), 0);
-        assert_eq!(e(c, &["SETRANGE", "k", "0"]), "ERR wrong number of arguments for 'setrange' command");
+        assert_eq!(
+            e(c, &["SETRANGE", "k", "0"]),
+            "ERR wrong number of arguments for 'setrange' command"
+        );
     });
 }
 
@@ -555,11 +658,25 @@ fn incr_decr_family() {
         assert_eq!(ttl(c, "t"), 100);
 
         // Not integers
-        for bad in ["abc", "1.5", " 1", "1 ", "+1", "01", "", "99999999999999999999", "1e3"] {
+        for bad in [
+            "abc",
+            "1.5",
+            " 1",
+            "1 ",
+            "+1",
+            "01",
+            "",
+            "99999999999999999999",
+            "1e3",
+        ] {
             assert_eq!(v(c, &["SET", "bad", bad]), Value::Okay);
             assert_eq!(e(c, &["INCR", "bad"]), NOT_INTEGER, "INCR on {bad:?}");
             assert_eq!(e(c, &["DECR", "bad"]), NOT_INTEGER, "DECR on {bad:?}");
-            assert_eq!(e(c, &["INCRBY", "bad", "1"]), NOT_INTEGER, "INCRBY on {bad:?}");
+            assert_eq!(
+                e(c, &["INCRBY", "bad", "1"]),
+                NOT_INTEGER,
+                "INCRBY on {bad:?}"
+            );
             assert_eq!(get(c, "bad"), Some(bad.into()));
         }
         assert_eq!(e(c, &["INCRBY", "n", "abc"]), NOT_INTEGER);
@@ -583,12 +700,24 @@ fn incr_decr_family() {
         assert_eq!(get(c, "small"), Some(min.clone()));
         assert_eq!(v(c, &["SET", "one", "1"]), Value::Okay);
         assert_eq!(e(c, &["INCRBY", "one", &max]), OVERFLOW);
-        assert_eq!(q::<i64>(c, &["INCRBY", "one", &(i64::MAX - 1).to_string()]), i64::MAX);
+        assert_eq!(
+            q::<i64>(c, &["INCRBY", "one", &(i64::MAX - 1).to_string()]),
+            i64::MAX
+        );
         assert_eq!(q::<i64>(c, &["INCRBY", "zero", &min]), i64::MIN);
         // DECRBY i64::MIN cannot be negated.
-        assert_eq!(e(c, &["DECRBY", "one", &min]), "ERR decrement would overflow");
-        assert_eq!(e(c, &["INCR"]), "ERR wrong number of arguments for 'incr' command");
-        assert_eq!(e(c, &["INCRBY", "n"]), "ERR wrong number of arguments for 'incrby' command");
+        assert_eq!(
+            e(c, &["DECRBY", "one", &min]),
+            "ERR decrement would overflow"
+        );
+        assert_eq!(
+            e(c, &["INCR"]),
+            "ERR wrong number of arguments for 'incr' command"
+        );
+        assert_eq!(
+            e(c, &["INCRBY", "n"]),
+            "ERR wrong number of arguments for 'incrby' command"
+        );
     });
 }
 
@@ -623,9 +752,15 @@ fn incrbyfloat_values_and_errors() {
         assert_eq!(e(c, &["INCRBYFLOAT", "f", "nan"]), NOT_FLOAT);
         assert_eq!(v(c, &["SET", "sp", "1 "]), Value::Okay);
         assert_eq!(e(c, &["INCRBYFLOAT", "sp", "1"]), NOT_FLOAT);
-        assert_eq!(e(c, &["INCRBYFLOAT", "f", "+inf"]), "ERR increment would produce NaN or Infinity");
+        assert_eq!(
+            e(c, &["INCRBYFLOAT", "f", "+inf"]),
+            "ERR increment would produce NaN or Infinity"
+        );
         assert_eq!(get(c, "f"), Some("5.6".into()));
-        assert_eq!(e(c, &["INCRBYFLOAT", "f"]), "ERR wrong number of arguments for 'incrbyfloat' command");
+        assert_eq!(
+            e(c, &["INCRBYFLOAT", "f"]),
+            "ERR wrong number of arguments for 'incrbyfloat' command"
+        );
     });
 }
 
@@ -636,9 +771,17 @@ fn incrbyfloat_formats_decimal_sums_like_redis7() {
     let s = Server::start(1);
     let mut c = s.client();
     assert_eq!(v(&mut c, &["SET", "f", "0.1"]), Value::Okay);
-    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "0.2"]), "0.3", "INCRBYFLOAT 0.1 + 0.2");
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "f", "0.2"]),
+        "0.3",
+        "INCRBYFLOAT 0.1 + 0.2"
+    );
     assert_eq!(v(&mut c, &["SET", "g", "1"]), Value::Okay);
-    assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "g", "-1.1"]), "-0.1", "INCRBYFLOAT 1 + -1.1");
+    assert_eq!(
+        q::<String>(&mut c, &["INCRBYFLOAT", "g", "-1.1"]),
+        "-0.1",
+        "INCRBYFLOAT 1 + -1.1"
+    );
 }
 
 /// Redis prints the long double result with `%.17Lf` and trims trailing
@@ -674,7 +817,10 @@ fn mget_mset_msetnx() {
         assert_eq!(e(c, &["MSET", "a"]), arity);
         assert_eq!(e(c, &["MSET"]), arity);
         assert_eq!(get(c, "b"), Some("2".into()));
-        assert_eq!(e(c, &["MGET"]), "ERR wrong number of arguments for 'mget' command");
+        assert_eq!(
+            e(c, &["MGET"]),
+            "ERR wrong number of arguments for 'mget' command"
+        );
 
         // MSETNX: all or nothing.
         assert_eq!(q::<i64>(c, &["MSETNX", "n1", "1", "n2", "2"]), 1);
@@ -683,8 +829,14 @@ fn mget_mset_msetnx() {
         assert_eq!(q::<i64>(c, &["MSETNX", "n3", "3", "n1", "x", "n4", "4"]), 0);
         assert_eq!(q::<i64>(c, &["EXISTS", "n3", "n4"]), 0);
         assert_eq!(get(c, "n1"), Some("1".into()));
-        assert_eq!(e(c, &["MSETNX", "n5", "1", "n6"]), "ERR wrong number of arguments for 'msetnx' command");
-        assert_eq!(e(c, &["MSETNX", "n5"]), "ERR wrong number of arguments for 'msetnx' command");
+        assert_eq!(
+            e(c, &["MSETNX", "n5", "1", "n6"]),
+            "ERR wrong number of arguments for 'msetnx' command"
+        );
+        assert_eq!(
+            e(c, &["MSETNX", "n5"]),
+            "ERR wrong number of arguments for 'msetnx' command"
+        );
         assert_eq!(q::<i64>(c, &["EXISTS", "n5", "n6"]), 0);
     });
 }
@@ -696,11 +848,16 @@ fn wrongtype_errors_on_string_commands() {
             // LPUSH, SADD and HSET all answer "not implemented yet" in this
             // build (lists/sets/hashes are being rewritten): no key of another
             // type can be created, so the WRONGTYPE assertions are skipped.
-            eprintln!("SKIPPED wrongtype_errors_on_string_commands: no LPUSH/SADD/HSET implemented");
+            eprintln!(
+                "SKIPPED wrongtype_errors_on_string_commands: no LPUSH/SADD/HSET implemented"
+            );
             return;
         };
         let t: String = q(c, &["TYPE", "other"]);
-        assert!(["list", "set", "hash"].contains(&t.as_str()), "TYPE after {how}: {t}");
+        assert!(
+            ["list", "set", "hash"].contains(&t.as_str()),
+            "TYPE after {how}: {t}"
+        );
         for args in [
             vec!["GET", "other"],
             vec!["INCR", "other"],
@@ -725,7 +882,10 @@ fn wrongtype_errors_on_string_commands() {
         assert_eq!(ttl(c, "other"), -1);
         // MGET answers nil for other types.
         assert_eq!(v(c, &["SET", "s", "1"]), Value::Okay);
-        assert_eq!(v(c, &["MGET", "s", "other"]), Value::Array(vec![bulk("1"), Value::Nil]));
+        assert_eq!(
+            v(c, &["MGET", "s", "other"]),
+            Value::Array(vec![bulk("1"), Value::Nil])
+        );
         // SETNX/MSETNX see the key as existing.
         assert_eq!(q::<i64>(c, &["SETNX", "other", "x"]), 0);
         assert_eq!(q::<i64>(c, &["MSETNX", "fresh", "1", "other", "x"]), 0);
@@ -755,9 +915,18 @@ fn del_unlink_exists_touch_type() {
         assert_eq!(q::<i64>(c, &["EXISTS", "b", "c"]), 0);
         assert_eq!(q::<i64>(c, &["DEL", "missing"]), 0);
         assert_eq!(q::<i64>(c, &["DBSIZE"]), 0);
-        assert_eq!(e(c, &["DEL"]), "ERR wrong number of arguments for 'del' command");
-        assert_eq!(e(c, &["EXISTS"]), "ERR wrong number of arguments for 'exists' command");
-        assert_eq!(e(c, &["TYPE"]), "ERR wrong number of arguments for 'type' command");
+        assert_eq!(
+            e(c, &["DEL"]),
+            "ERR wrong number of arguments for 'del' command"
+        );
+        assert_eq!(
+            e(c, &["EXISTS"]),
+            "ERR wrong number of arguments for 'exists' command"
+        );
+        assert_eq!(
+            e(c, &["TYPE"]),
+            "ERR wrong number of arguments for 'type' command"
+        );
         // Expired keys do not exist.
         assert_eq!(v(c, &["SET", "gone", "v", "PX", "30"]), Value::Okay);
         std::thread::sleep(Duration::from_millis(60));
@@ -788,9 +957,15 @@ fn ttl_pttl_persist_expiretime() {
         assert!((99_000..=100_000).contains(&p), "PTTL: {p}");
         let t = q::<i64>(c, &["EXPIRETIME", "k"]);
         let now = (now_ms() / 1000) as i64;
-        assert!((now + 98..=now + 101).contains(&t), "EXPIRETIME {t} vs now {now}");
+        assert!(
+            (now + 98..=now + 101).contains(&t),
+            "EXPIRETIME {t} vs now {now}"
+        );
         let pt = q::<i64>(c, &["PEXPIRETIME", "k"]);
-        assert!((pt - t * 1000).abs() <= 1000, "PEXPIRETIME {pt} vs EXPIRETIME {t}");
+        assert!(
+            (pt - t * 1000).abs() <= 1000,
+            "PEXPIRETIME {pt} vs EXPIRETIME {t}"
+        );
 
         assert_eq!(q::<i64>(c, &["PERSIST", "k"]), 1);
         assert_eq!(ttl(c, "k"), -1);
@@ -809,8 +984,14 @@ fn ttl_pttl_persist_expiretime() {
         assert_eq!(q::<i64>(c, &["EXPIREAT", "k", "4102444801"]), 1);
         assert_eq!(q::<i64>(c, &["EXPIRETIME", "k"]), 4102444801);
         assert_eq!(q::<i64>(c, &["PEXPIRETIME", "k"]), 4102444801000);
-        assert_eq!(e(c, &["TTL"]), "ERR wrong number of arguments for 'ttl' command");
-        assert_eq!(e(c, &["PERSIST", "a", "b"]), "ERR wrong number of arguments for 'persist' command");
+        assert_eq!(
+            e(c, &["TTL"]),
+            "ERR wrong number of arguments for 'ttl' command"
+        );
+        assert_eq!(
+            e(c, &["PERSIST", "a", "b"]),
+            "ERR wrong number of arguments for 'persist' command"
+        );
     });
 }
 
@@ -821,7 +1002,11 @@ fn expiretime_rounds_to_nearest_second_like_redis7() {
     let mut c = s.client();
     assert_eq!(v(&mut c, &["SET", "k", "v"]), Value::Okay);
     assert_eq!(q::<i64>(&mut c, &["PEXPIREAT", "k", "4102444800600"]), 1);
-    assert_eq!(q::<i64>(&mut c, &["EXPIRETIME", "k"]), 4102444801, "EXPIRETIME after PEXPIREAT ...600");
+    assert_eq!(
+        q::<i64>(&mut c, &["EXPIRETIME", "k"]),
+        4102444801,
+        "EXPIRETIME after PEXPIREAT ...600"
+    );
 }
 
 #[test]
@@ -836,7 +1021,10 @@ fn expire_family_sets_and_removes() {
         assert_eq!(v(c, &["SET", "k", "v"]), Value::Okay);
         assert_eq!(q::<i64>(c, &["PEXPIRE", "k", "50000"]), 1);
         let p = pttl(c, "k");
-        assert!((49_000..=50_000).contains(&p), "PTTL after PEXPIRE 50000: {p}");
+        assert!(
+            (49_000..=50_000).contains(&p),
+            "PTTL after PEXPIRE 50000: {p}"
+        );
         let at = now_ms() / 1000 + 500;
         assert_eq!(q::<i64>(c, &["EXPIREAT", "k", &at.to_string()]), 1);
         assert_eq!(q::<u64>(c, &["EXPIRETIME", "k"]), at);
@@ -868,10 +1056,22 @@ fn expire_family_sets_and_removes() {
         assert_eq!(v(c, &["SET", "k", "v"]), Value::Okay);
         assert_eq!(e(c, &["EXPIRE", "k", "abc"]), NOT_INTEGER);
         assert_eq!(e(c, &["EXPIRE", "k", "1.5"]), NOT_INTEGER);
-        assert_eq!(e(c, &["EXPIRE", "k", "9223372036854775807"]), "ERR invalid expire time in 'expire' command");
-        assert_eq!(e(c, &["PEXPIRE", "k", "9223372036854775807"]), "ERR invalid expire time in 'pexpire' command");
-        assert_eq!(e(c, &["EXPIREAT", "k", "9223372036854775807"]), "ERR invalid expire time in 'expireat' command");
-        assert_eq!(e(c, &["EXPIRE", "k"]), "ERR wrong number of arguments for 'expire' command");
+        assert_eq!(
+            e(c, &["EXPIRE", "k", "9223372036854775807"]),
+            "ERR invalid expire time in 'expire' command"
+        );
+        assert_eq!(
+            e(c, &["PEXPIRE", "k", "9223372036854775807"]),
+            "ERR invalid expire time in 'pexpire' command"
+        );
+        assert_eq!(
+            e(c, &["EXPIREAT", "k", "9223372036854775807"]),
+            "ERR invalid expire time in 'expireat' command"
+        );
+        assert_eq!(
+            e(c, &["EXPIRE", "k"]),
+            "ERR wrong number of arguments for 'expire' command"
+        );
         assert_eq!(ttl(c, "k"), -1);
     });
 }
@@ -937,7 +1137,11 @@ fn expire_incompatible_options_errors() {
             assert_eq!(e(c, &[cmd_name, "k", t, "NX", "GT"]), nx, "{cmd_name}");
             assert_eq!(e(c, &[cmd_name, "k", t, "LT", "NX"]), nx, "{cmd_name}");
             assert_eq!(e(c, &[cmd_name, "k", t, "GT", "LT"]), gtlt, "{cmd_name}");
-            assert_eq!(e(c, &[cmd_name, "k", t, "FOO"]), "ERR Unsupported option FOO", "{cmd_name}");
+            assert_eq!(
+                e(c, &[cmd_name, "k", t, "FOO"]),
+                "ERR Unsupported option FOO",
+                "{cmd_name}"
+            );
         }
         // The key is untouched by failed calls.
         assert_eq!(ttl(c, "k"), -1);
@@ -951,7 +1155,10 @@ fn expire_reports_bad_option_before_bad_number_like_redis7() {
     let s = Server::start(1);
     let mut c = s.client();
     assert_eq!(v(&mut c, &["SET", "k", "v"]), Value::Okay);
-    assert_eq!(e(&mut c, &["EXPIRE", "k", "abc", "FOO"]), "ERR Unsupported option FOO");
+    assert_eq!(
+        e(&mut c, &["EXPIRE", "k", "abc", "FOO"]),
+        "ERR Unsupported option FOO"
+    );
     assert_eq!(
         e(&mut c, &["EXPIRE", "k", "abc", "NX", "XX"]),
         "ERR NX and XX, GT or LT options at the same time are not compatible"
@@ -961,7 +1168,9 @@ fn expire_reports_bad_option_before_bad_number_like_redis7() {
 #[test]
 fn keys_glob_patterns() {
     for_each_shard_count(|_, c| {
-        let all = ["hello", "hallo", "hxllo", "hllo", "heeeello", "hbllo", "hillo", "h*llo", "other"];
+        let all = [
+            "hello", "hallo", "hxllo", "hllo", "heeeello", "hbllo", "hillo", "h*llo", "other",
+        ];
         for k in all {
             assert_eq!(v(c, &["SET", k, "1"]), Value::Okay);
         }
@@ -976,20 +1185,31 @@ fn keys_glob_patterns() {
             v
         };
         assert_eq!(keys(c, "*"), sorted(&all));
-        assert_eq!(keys(c, "h?llo"), sorted(&["hello", "hallo", "hxllo", "hbllo", "hillo", "h*llo"]));
+        assert_eq!(
+            keys(c, "h?llo"),
+            sorted(&["hello", "hallo", "hxllo", "hbllo", "hillo", "h*llo"])
+        );
         assert_eq!(
             keys(c, "h*llo"),
-            sorted(&["hello", "hallo", "hxllo", "hllo", "heeeello", "hbllo", "hillo", "h*llo"])
+            sorted(&[
+                "hello", "hallo", "hxllo", "hllo", "heeeello", "hbllo", "hillo", "h*llo"
+            ])
         );
         assert_eq!(keys(c, "h[ae]llo"), sorted(&["hello", "hallo"]));
-        assert_eq!(keys(c, "h[^e]llo"), sorted(&["hallo", "hxllo", "hbllo", "hillo", "h*llo"]));
+        assert_eq!(
+            keys(c, "h[^e]llo"),
+            sorted(&["hallo", "hxllo", "hbllo", "hillo", "h*llo"])
+        );
         assert_eq!(keys(c, "h[a-b]llo"), sorted(&["hallo", "hbllo"]));
         assert_eq!(keys(c, "h\\*llo"), sorted(&["h*llo"]));
         assert_eq!(keys(c, "hello"), sorted(&["hello"]));
         assert_eq!(keys(c, "nomatch*"), Vec::<String>::new());
         assert_eq!(keys(c, "*o*"), sorted(&all));
         assert_eq!(keys(c, "o*"), sorted(&["other"]));
-        assert_eq!(e(c, &["KEYS"]), "ERR wrong number of arguments for 'keys' command");
+        assert_eq!(
+            e(c, &["KEYS"]),
+            "ERR wrong number of arguments for 'keys' command"
+        );
     });
 }
 
@@ -1001,15 +1221,34 @@ fn keys_scan_randomkey_skip_expired_keys() {
     for_each_shard_count(|_, c| {
         assert_eq!(v(c, &["SET", "live", "1"]), Value::Okay);
         for i in 0..20 {
-            assert_eq!(v(c, &["SET", &format!("dead:{i}"), "1", "PX", "20"]), Value::Okay);
+            assert_eq!(
+                v(c, &["SET", &format!("dead:{i}"), "1", "PX", "20"]),
+                Value::Okay
+            );
         }
         std::thread::sleep(Duration::from_millis(60));
         let keys: Vec<String> = q(c, &["KEYS", "*"]);
-        assert_eq!(keys, vec!["live".to_string()], "KEYS * after the TTLs passed");
-        assert_eq!(scan_all(c, &[]), vec!["live".to_string()], "SCAN after the TTLs passed");
-        assert_eq!(scan_all(c, &["MATCH", "dead:*"]), Vec::<String>::new(), "SCAN MATCH dead:*");
+        assert_eq!(
+            keys,
+            vec!["live".to_string()],
+            "KEYS * after the TTLs passed"
+        );
+        assert_eq!(
+            scan_all(c, &[]),
+            vec!["live".to_string()],
+            "SCAN after the TTLs passed"
+        );
+        assert_eq!(
+            scan_all(c, &["MATCH", "dead:*"]),
+            Vec::<String>::new(),
+            "SCAN MATCH dead:*"
+        );
         for _ in 0..20 {
-            assert_eq!(q::<String>(c, &["RANDOMKEY"]), "live", "RANDOMKEY returned an expired key");
+            assert_eq!(
+                q::<String>(c, &["RANDOMKEY"]),
+                "live",
+                "RANDOMKEY returned an expired key"
+            );
         }
     });
 }
@@ -1026,7 +1265,10 @@ fn randomkey_on_only_expired_keys_is_nil() {
 #[test]
 fn scan_match_count_type() {
     for_each_shard_count(|_, c| {
-        assert_eq!(v(c, &["SCAN", "0"]), Value::Array(vec![bulk("0"), Value::Array(vec![])]));
+        assert_eq!(
+            v(c, &["SCAN", "0"]),
+            Value::Array(vec![bulk("0"), Value::Array(vec![])])
+        );
         let mut expected: HashSet<String> = HashSet::new();
         for i in 0..60 {
             let k = format!("user:{i}");
@@ -1038,10 +1280,18 @@ fn scan_match_count_type() {
         }
         let got = scan_all(c, &[]);
         assert_eq!(got.len(), 75);
-        assert_eq!(got.iter().collect::<HashSet<_>>().len(), 75, "SCAN returned a key twice");
+        assert_eq!(
+            got.iter().collect::<HashSet<_>>().len(),
+            75,
+            "SCAN returned a key twice"
+        );
 
         let users = scan_all(c, &["MATCH", "user:*"]);
-        assert_eq!(users.len(), 60, "MATCH user:* returned duplicates or missed keys");
+        assert_eq!(
+            users.len(),
+            60,
+            "MATCH user:* returned duplicates or missed keys"
+        );
         assert_eq!(users.into_iter().collect::<HashSet<_>>(), expected);
 
         let users = scan_all(c, &["MATCH", "user:*", "COUNT", "3"]);
@@ -1052,13 +1302,19 @@ fn scan_match_count_type() {
 
         let strings = scan_all(c, &["TYPE", "string"]);
         assert_eq!(strings.len(), 75);
-        assert_eq!(scan_all(c, &["TYPE", "STRING", "MATCH", "other:*"]).len(), 15);
+        assert_eq!(
+            scan_all(c, &["TYPE", "STRING", "MATCH", "other:*"]).len(),
+            15
+        );
         assert!(scan_all(c, &["TYPE", "list"]).is_empty());
         assert!(scan_all(c, &["TYPE", "hash"]).is_empty());
         if make_non_string(c, "user:agg").is_some() {
             let t: String = q(c, &["TYPE", "user:agg"]);
             assert_eq!(scan_all(c, &["TYPE", &t]), vec!["user:agg".to_string()]);
-            assert_eq!(scan_all(c, &["TYPE", "string", "MATCH", "user:*"]).len(), 60);
+            assert_eq!(
+                scan_all(c, &["TYPE", "string", "MATCH", "user:*"]).len(),
+                60
+            );
         }
 
         assert_eq!(e(c, &["SCAN", "abc"]), "ERR invalid cursor");
@@ -1066,7 +1322,10 @@ fn scan_match_count_type() {
         assert_eq!(e(c, &["SCAN", "0", "COUNT", "x"]), NOT_INTEGER);
         assert_eq!(e(c, &["SCAN", "0", "MATCH"]), SYNTAX);
         assert_eq!(e(c, &["SCAN", "0", "FOO", "bar"]), SYNTAX);
-        assert_eq!(e(c, &["SCAN"]), "ERR wrong number of arguments for 'scan' command");
+        assert_eq!(
+            e(c, &["SCAN"]),
+            "ERR wrong number of arguments for 'scan' command"
+        );
     });
 }
 
@@ -1087,7 +1346,10 @@ fn randomkey_empty_and_filled() {
         assert!(seen.len() > 1, "RANDOMKEY always returned the same key");
         assert_eq!(v(c, &["FLUSHALL"]), Value::Okay);
         assert_eq!(v(c, &["RANDOMKEY"]), Value::Nil);
-        assert_eq!(e(c, &["RANDOMKEY", "x"]), "ERR wrong number of arguments for 'randomkey' command");
+        assert_eq!(
+            e(c, &["RANDOMKEY", "x"]),
+            "ERR wrong number of arguments for 'randomkey' command"
+        );
     });
 }
 
@@ -1133,7 +1395,10 @@ fn rename_and_renamenx_same_shard_semantics() {
         assert_eq!(v(c, &["SET", "g", "v", "PX", "30"]), Value::Okay);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(e(c, &["RENAME", "g", "h"]), NO_SUCH_KEY);
-        assert_eq!(e(c, &["RENAME", "a"]), "ERR wrong number of arguments for 'rename' command");
+        assert_eq!(
+            e(c, &["RENAME", "a"]),
+            "ERR wrong number of arguments for 'rename' command"
+        );
     });
 }
 
@@ -1160,17 +1425,30 @@ fn cross_shard_multi_key_commands() {
     let (a0, a1, a2) = (a[0].as_str(), a[1].as_str(), a[2].as_str());
     let (b0, b1, b2) = (b[0].as_str(), b[1].as_str(), b[2].as_str());
 
-    assert_eq!(v(c, &["MSET", a0, "1", b0, "2", a1, "3", b1, "4"]), Value::Okay);
+    assert_eq!(
+        v(c, &["MSET", a0, "1", b0, "2", a1, "3", b1, "4"]),
+        Value::Okay
+    );
     assert_eq!(
         v(c, &["MGET", b0, a0, "nope", b1, a1, b0]),
-        Value::Array(vec![bulk("2"), bulk("1"), Value::Nil, bulk("4"), bulk("3"), bulk("2")])
+        Value::Array(vec![
+            bulk("2"),
+            bulk("1"),
+            Value::Nil,
+            bulk("4"),
+            bulk("3"),
+            bulk("2")
+        ])
     );
     assert_eq!(q::<i64>(c, &["DBSIZE"]), 4);
     assert_eq!(q::<i64>(c, &["EXISTS", a0, b0, a0, b2, a2]), 3);
     assert_eq!(q::<i64>(c, &["TOUCH", a0, b0, b0, a2]), 3);
     // MSET with an odd count across shards is still an arity error and
     // writes nothing.
-    assert_eq!(e(c, &["MSET", a2, "x", b2]), "ERR wrong number of arguments for 'mset' command");
+    assert_eq!(
+        e(c, &["MSET", a2, "x", b2]),
+        "ERR wrong number of arguments for 'mset' command"
+    );
     assert_eq!(q::<i64>(c, &["EXISTS", a2, b2]), 0);
     // MSET across shards drops TTLs on both shards.
     assert_eq!(v(c, &["SET", a2, "t", "EX", "100"]), Value::Okay);
@@ -1183,7 +1461,10 @@ fn cross_shard_multi_key_commands() {
     assert_eq!(q::<i64>(c, &["UNLINK", b1, a1, a1, "nope"]), 2);
     assert_eq!(q::<i64>(c, &["DBSIZE"]), 0);
     assert_eq!(q::<i64>(c, &["EXISTS", a0, b0, a1, b1]), 0);
-    assert_eq!(v(c, &["MGET", a0, b0]), Value::Array(vec![Value::Nil, Value::Nil]));
+    assert_eq!(
+        v(c, &["MGET", a0, b0]),
+        Value::Array(vec![Value::Nil, Value::Nil])
+    );
 }
 
 #[test]
@@ -1251,8 +1532,16 @@ fn cross_shard_rename_of_expired_source_is_no_such_key() {
     for (src, dst) in [(&a[0], &b[0]), (&b[1], &a[1])] {
         assert_eq!(v(c, &["SET", src, "v", "PX", "20"]), Value::Okay);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(e(c, &["RENAME", src, dst]), NO_SUCH_KEY, "RENAME {src} -> {dst} after the TTL passed");
-        assert_eq!(q::<i64>(c, &["EXISTS", dst]), 0, "{dst} created from an expired key");
+        assert_eq!(
+            e(c, &["RENAME", src, dst]),
+            NO_SUCH_KEY,
+            "RENAME {src} -> {dst} after the TTL passed"
+        );
+        assert_eq!(
+            q::<i64>(c, &["EXISTS", dst]),
+            0,
+            "{dst} created from an expired key"
+        );
         assert_eq!(e(c, &["RENAMENX", src, dst]), NO_SUCH_KEY);
     }
 }
@@ -1267,19 +1556,34 @@ fn cross_shard_msetnx_is_all_or_nothing() {
     assert_eq!(get(c, &a[0]), Some("1".into()));
     assert_eq!(get(c, &b[0]), Some("2".into()));
     // One existing key on the other shard blocks every write.
-    assert_eq!(q::<i64>(c, &["MSETNX", &a[1], "x", &a[2], "y", &b[0], "z", &b[1], "w"]), 0);
+    assert_eq!(
+        q::<i64>(
+            c,
+            &["MSETNX", &a[1], "x", &a[2], "y", &b[0], "z", &b[1], "w"]
+        ),
+        0
+    );
     assert_eq!(q::<i64>(c, &["EXISTS", &a[1], &a[2], &b[1]]), 0);
     assert_eq!(get(c, &b[0]), Some("2".into()));
     assert_eq!(q::<i64>(c, &["MSETNX", &b[1], "x", &a[0], "y"]), 0);
     assert_eq!(q::<i64>(c, &["EXISTS", &b[1]]), 0);
     assert_eq!(get(c, &a[0]), Some("1".into()));
     // All new across both shards
-    assert_eq!(q::<i64>(c, &["MSETNX", &a[1], "x", &b[1], "y", &a[2], "z", &b[2], "w"]), 1);
+    assert_eq!(
+        q::<i64>(
+            c,
+            &["MSETNX", &a[1], "x", &b[1], "y", &a[2], "z", &b[2], "w"]
+        ),
+        1
+    );
     assert_eq!(
         v(c, &["MGET", &a[1], &b[1], &a[2], &b[2]]),
         Value::Array(vec![bulk("x"), bulk("y"), bulk("z"), bulk("w")])
     );
-    assert_eq!(e(c, &["MSETNX", &a[0], "1", &b[0]]), "ERR wrong number of arguments for 'msetnx' command");
+    assert_eq!(
+        e(c, &["MSETNX", &a[0], "1", &b[0]]),
+        "ERR wrong number of arguments for 'msetnx' command"
+    );
     assert_eq!(q::<i64>(c, &["DBSIZE"]), 6);
 }
 
@@ -1298,16 +1602,31 @@ fn cross_shard_scan_visits_every_key_once() {
     let () = pipe.query(c).unwrap();
     assert_eq!(q::<i64>(c, &["DBSIZE"]), 1000);
     let on0 = expected.iter().filter(|k| shard_of(k, 2) == 0).count();
-    assert!(on0 > 0 && on0 < 1000, "keys should spread over both shards ({on0} on shard 0)");
+    assert!(
+        on0 > 0 && on0 < 1000,
+        "keys should spread over both shards ({on0} on shard 0)"
+    );
 
-    for extra in [&[][..], &["COUNT", "7"][..], &["COUNT", "1"][..], &["COUNT", "5000"][..]] {
+    for extra in [
+        &[][..],
+        &["COUNT", "7"][..],
+        &["COUNT", "1"][..],
+        &["COUNT", "5000"][..],
+    ] {
         let got = scan_all(c, extra);
         let unique: HashSet<String> = got.iter().cloned().collect();
-        assert_eq!(got.len(), unique.len(), "SCAN {extra:?} returned duplicates");
+        assert_eq!(
+            got.len(),
+            unique.len(),
+            "SCAN {extra:?} returned duplicates"
+        );
         assert_eq!(unique, expected, "SCAN {extra:?} missed keys");
     }
     let tens = scan_all(c, &["MATCH", "scan:*0", "COUNT", "7"]);
-    let want: HashSet<String> = (0..1000).filter(|i| i % 10 == 0).map(|i| format!("scan:{i}")).collect();
+    let want: HashSet<String> = (0..1000)
+        .filter(|i| i % 10 == 0)
+        .map(|i| format!("scan:{i}"))
+        .collect();
     assert_eq!(tens.len(), want.len(), "SCAN MATCH returned duplicates");
     assert_eq!(tens.into_iter().collect::<HashSet<_>>(), want);
     // KEYS sees them all too.
@@ -1341,11 +1660,20 @@ fn ping_echo_select() {
     for_each_shard_count(|s, c| {
         assert_eq!(v(c, &["PING"]), Value::SimpleString("PONG".into()));
         assert_eq!(v(c, &["PING", "hello world"]), bulk("hello world"));
-        assert_eq!(e(c, &["PING", "a", "b"]), "ERR wrong number of arguments for 'ping' command");
+        assert_eq!(
+            e(c, &["PING", "a", "b"]),
+            "ERR wrong number of arguments for 'ping' command"
+        );
         assert_eq!(v(c, &["ECHO", "hi there"]), bulk("hi there"));
         assert_eq!(v(c, &["ECHO", ""]), bulk(""));
-        assert_eq!(e(c, &["ECHO"]), "ERR wrong number of arguments for 'echo' command");
-        assert_eq!(e(c, &["ECHO", "a", "b"]), "ERR wrong number of arguments for 'echo' command");
+        assert_eq!(
+            e(c, &["ECHO"]),
+            "ERR wrong number of arguments for 'echo' command"
+        );
+        assert_eq!(
+            e(c, &["ECHO", "a", "b"]),
+            "ERR wrong number of arguments for 'echo' command"
+        );
         assert_eq!(v(c, &["SELECT", "0"]), Value::Okay);
         assert_eq!(e(c, &["SELECT", "1"]), "ERR DB index is out of range");
         assert_eq!(e(c, &["SELECT", "-1"]), "ERR DB index is out of range");
@@ -1366,7 +1694,10 @@ fn hello_replies_resp2_only() {
             let reply: Vec<Value> = q(c, args);
             assert_eq!(reply.len(), 14, "{args:?}: {reply:?}");
             let field = |name: &str| -> Value {
-                let i = reply.iter().position(|x| *x == bulk(name)).unwrap_or_else(|| panic!("no {name} in {reply:?}"));
+                let i = reply
+                    .iter()
+                    .position(|x| *x == bulk(name))
+                    .unwrap_or_else(|| panic!("no {name} in {reply:?}"));
                 reply[i + 1].clone()
             };
             assert_eq!(field("server"), bulk("redis"));
@@ -1374,8 +1705,14 @@ fn hello_replies_resp2_only() {
             assert_eq!(field("mode"), bulk("standalone"));
             assert_eq!(field("role"), bulk("master"));
             assert_eq!(field("modules"), Value::Array(vec![]));
-            let Value::BulkString(version) = field("version") else { panic!("version not a bulk string") };
-            assert!(version.starts_with(b"7."), "version {:?}", String::from_utf8_lossy(&version));
+            let Value::BulkString(version) = field("version") else {
+                panic!("version not a bulk string")
+            };
+            assert!(
+                version.starts_with(b"7."),
+                "version {:?}",
+                String::from_utf8_lossy(&version)
+            );
             let id: i64 = q(c, &["CLIENT", "ID"]);
             assert_eq!(field("id"), Value::Int(id));
         }
@@ -1398,7 +1735,10 @@ fn hello_replies_resp2_only() {
 fn hello_non_numeric_version_error_like_redis7() {
     let s = Server::start(1);
     let mut c = s.client();
-    assert_eq!(e(&mut c, &["HELLO", "abc"]), "ERR Protocol version is not an integer or out of range");
+    assert_eq!(
+        e(&mut c, &["HELLO", "abc"]),
+        "ERR Protocol version is not an integer or out of range"
+    );
 }
 
 #[test]
@@ -1423,8 +1763,14 @@ fn client_id_setname_getname() {
         // An empty name clears it.
         assert_eq!(v(c, &["CLIENT", "SETNAME", ""]), Value::Okay);
         assert_eq!(v(c, &["CLIENT", "GETNAME"]), Value::Nil);
-        assert_eq!(e(c, &["CLIENT", "SETNAME"]), "ERR wrong number of arguments for 'client|setname' command");
-        assert_eq!(e(c, &["CLIENT"]), "ERR wrong number of arguments for 'client' command");
+        assert_eq!(
+            e(c, &["CLIENT", "SETNAME"]),
+            "ERR wrong number of arguments for 'client|setname' command"
+        );
+        assert_eq!(
+            e(c, &["CLIENT"]),
+            "ERR wrong number of arguments for 'client' command"
+        );
         let err = e(c, &["CLIENT", "NOSUCH"]);
         assert!(err.starts_with("ERR unknown subcommand 'NOSUCH'"), "{err}");
     });
@@ -1440,7 +1786,9 @@ fn command_count_info_docs() {
 
         let info: Vec<Value> = q(c, &["COMMAND", "INFO", "get"]);
         assert_eq!(info.len(), 1);
-        let Value::Array(get) = &info[0] else { panic!("COMMAND INFO get: {info:?}") };
+        let Value::Array(get) = &info[0] else {
+            panic!("COMMAND INFO get: {info:?}")
+        };
         assert_eq!(get.len(), 10, "{get:?}");
         assert_eq!(get[0], bulk("get"));
         assert_eq!(get[1], Value::Int(2));
@@ -1448,11 +1796,15 @@ fn command_count_info_docs() {
 
         let info: Vec<Value> = q(c, &["COMMAND", "INFO", "SET", "nosuchcmd", "mset"]);
         assert_eq!(info.len(), 3);
-        let Value::Array(set) = &info[0] else { panic!("{info:?}") };
+        let Value::Array(set) = &info[0] else {
+            panic!("{info:?}")
+        };
         assert_eq!(set[0], bulk("set"));
         assert_eq!(set[1], Value::Int(-3));
         assert_eq!(info[1], Value::Nil);
-        let Value::Array(mset) = &info[2] else { panic!("{info:?}") };
+        let Value::Array(mset) = &info[2] else {
+            panic!("{info:?}")
+        };
         assert_eq!(mset[0], bulk("mset"));
         assert_eq!(mset[1], Value::Int(-3));
         assert_eq!(&mset[3..6], &[Value::Int(1), Value::Int(-1), Value::Int(2)]);
@@ -1475,26 +1827,57 @@ fn config_get() {
         let save: Vec<String> = q(c, &["CONFIG", "GET", "save"]);
         assert_eq!(save.len(), 2, "{save:?}");
         assert_eq!(save[0], "save");
-        assert_eq!(q::<Vec<String>>(c, &["CONFIG", "GET", "maxmemory"]), vec!["maxmemory", "0"]);
-        assert_eq!(q::<Vec<String>>(c, &["config", "get", "MAXMEMORY"]), vec!["maxmemory", "0"]);
-        assert_eq!(q::<Vec<String>>(c, &["CONFIG", "GET", "port"]), vec!["port".to_string(), s.port.to_string()]);
-        assert_eq!(q::<Vec<String>>(c, &["CONFIG", "GET", "databases"]), vec!["databases", "1"]);
-        assert_eq!(q::<Vec<String>>(c, &["CONFIG", "GET", "no-such-param"]), Vec::<String>::new());
+        assert_eq!(
+            q::<Vec<String>>(c, &["CONFIG", "GET", "maxmemory"]),
+            vec!["maxmemory", "0"]
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["config", "get", "MAXMEMORY"]),
+            vec!["maxmemory", "0"]
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["CONFIG", "GET", "port"]),
+            vec!["port".to_string(), s.port.to_string()]
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["CONFIG", "GET", "databases"]),
+            vec!["databases", "1"]
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["CONFIG", "GET", "no-such-param"]),
+            Vec::<String>::new()
+        );
 
         let all: Vec<String> = q(c, &["CONFIG", "GET", "*"]);
-        assert!(all.len() >= 4 && all.len().is_multiple_of(2), "CONFIG GET * is not pairs: {all:?}");
+        assert!(
+            all.len() >= 4 && all.len().is_multiple_of(2),
+            "CONFIG GET * is not pairs: {all:?}"
+        );
         let names: Vec<&String> = all.iter().step_by(2).collect();
         let unique: HashSet<&&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "duplicate names in {all:?}");
         for want in ["save", "maxmemory", "appendonly", "databases"] {
-            assert!(names.iter().any(|n| *n == want), "CONFIG GET * lacks {want}: {all:?}");
+            assert!(
+                names.iter().any(|n| *n == want),
+                "CONFIG GET * lacks {want}: {all:?}"
+            );
         }
         // Several patterns, no duplicates.
         let two: Vec<String> = q(c, &["CONFIG", "GET", "maxmemory", "maxmemory*"]);
         assert_eq!(two.len() % 2, 0);
-        assert_eq!(two.iter().step_by(2).filter(|n| *n == "maxmemory").count(), 1, "{two:?}");
-        assert_eq!(e(c, &["CONFIG", "GET"]), "ERR wrong number of arguments for 'config|get' command");
-        assert_eq!(e(c, &["CONFIG"]), "ERR wrong number of arguments for 'config' command");
+        assert_eq!(
+            two.iter().step_by(2).filter(|n| *n == "maxmemory").count(),
+            1,
+            "{two:?}"
+        );
+        assert_eq!(
+            e(c, &["CONFIG", "GET"]),
+            "ERR wrong number of arguments for 'config|get' command"
+        );
+        assert_eq!(
+            e(c, &["CONFIG"]),
+            "ERR wrong number of arguments for 'config' command"
+        );
     });
 }
 
@@ -1520,7 +1903,10 @@ fn dbsize_flushdb_flushall() {
         assert_eq!(q::<i64>(c, &["DBSIZE"]), 0);
         assert_eq!(v(c, &["FLUSHALL", "SYNC"]), Value::Okay);
         assert_eq!(e(c, &["FLUSHDB", "FOO"]), SYNTAX);
-        assert_eq!(e(c, &["DBSIZE", "x"]), "ERR wrong number of arguments for 'dbsize' command");
+        assert_eq!(
+            e(c, &["DBSIZE", "x"]),
+            "ERR wrong number of arguments for 'dbsize' command"
+        );
     });
 }
 
@@ -1533,7 +1919,10 @@ fn time_reply() {
         let now = now_ms() / 1000;
         assert!(secs.abs_diff(now) <= 2, "TIME {secs} vs {now}");
         assert!(micros < 1_000_000);
-        assert_eq!(e(c, &["TIME", "x"]), "ERR wrong number of arguments for 'time' command");
+        assert_eq!(
+            e(c, &["TIME", "x"]),
+            "ERR wrong number of arguments for 'time' command"
+        );
     });
 }
 
@@ -1541,17 +1930,30 @@ fn time_reply() {
 fn info_sections() {
     for_each_shard_count(|s, c| {
         let info: String = q(c, &["INFO"]);
-        for want in ["# Server", "redis_version:", "# Clients", "# Memory", "# Stats", "# Keyspace"] {
+        for want in [
+            "# Server",
+            "redis_version:",
+            "# Clients",
+            "# Memory",
+            "# Stats",
+            "# Keyspace",
+        ] {
             assert!(info.contains(want), "INFO lacks {want:?}:\n{info}");
         }
         assert!(info.contains(&format!("tcp_port:{}\r\n", s.port)), "{info}");
         assert!(info.contains("\r\n"), "INFO lines should end in CRLF");
-        assert!(!info.contains("db0:"), "empty db listed in keyspace:\n{info}");
+        assert!(
+            !info.contains("db0:"),
+            "empty db listed in keyspace:\n{info}"
+        );
         assert_eq!(v(c, &["SET", "a", "1"]), Value::Okay);
         assert_eq!(v(c, &["SET", "b", "1", "EX", "100"]), Value::Okay);
         let info: String = q(c, &["INFO", "keyspace"]);
         assert!(info.starts_with("# Keyspace"), "{info}");
-        assert!(!info.contains("# Server"), "INFO keyspace returned other sections:\n{info}");
+        assert!(
+            !info.contains("# Server"),
+            "INFO keyspace returned other sections:\n{info}"
+        );
         assert!(info.contains("db0:keys=2,expires=1,avg_ttl="), "{info}");
         let server: String = q(c, &["INFO", "server"]);
         assert!(server.contains("redis_version:7."), "{server}");
@@ -1568,7 +1970,11 @@ fn quit_replies_ok_then_closes() {
         assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n");
         raw.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(raw.read(&mut buf).unwrap(), 0, "connection still open after QUIT");
+        assert_eq!(
+            raw.read(&mut buf).unwrap(),
+            0,
+            "connection still open after QUIT"
+        );
         // Inline QUIT as well.
         let mut raw = s.raw();
         let got = raw_exchange(&mut raw, b"QUIT\r\n");
@@ -1583,12 +1989,30 @@ fn quit_replies_ok_then_closes() {
 fn unknown_command_and_arity_errors_exact_bytes() {
     for_each_shard_count(|s, _| {
         let mut raw = Raw::new(s);
-        assert_eq!(raw.call(&["foo", "a", "b"]), "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n");
-        assert_eq!(raw.call(&["FOO"]), "-ERR unknown command 'FOO', with args beginning with: \r\n");
-        assert_eq!(raw.call(&["GET"]), "-ERR wrong number of arguments for 'get' command\r\n");
-        assert_eq!(raw.call(&["gEt"]), "-ERR wrong number of arguments for 'get' command\r\n");
-        assert_eq!(raw.call(&["SET", "k"]), "-ERR wrong number of arguments for 'set' command\r\n");
-        assert_eq!(raw.call(&["MSET", "a", "1", "b"]), "-ERR wrong number of arguments for 'mset' command\r\n");
+        assert_eq!(
+            raw.call(&["foo", "a", "b"]),
+            "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
+        );
+        assert_eq!(
+            raw.call(&["FOO"]),
+            "-ERR unknown command 'FOO', with args beginning with: \r\n"
+        );
+        assert_eq!(
+            raw.call(&["GET"]),
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        assert_eq!(
+            raw.call(&["gEt"]),
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        assert_eq!(
+            raw.call(&["SET", "k"]),
+            "-ERR wrong number of arguments for 'set' command\r\n"
+        );
+        assert_eq!(
+            raw.call(&["MSET", "a", "1", "b"]),
+            "-ERR wrong number of arguments for 'mset' command\r\n"
+        );
         // The connection is still usable.
         assert_eq!(raw.call(&["SET", "k", "v"]), "+OK\r\n");
         assert_eq!(raw.call(&["GET", "k"]), "$1\r\nv\r\n");
@@ -1596,10 +2020,16 @@ fn unknown_command_and_arity_errors_exact_bytes() {
         assert_eq!(raw.call(&["MGET", "k", "nope"]), "*2\r\n$1\r\nv\r\n$-1\r\n");
         assert_eq!(raw.call(&["INCR", "n"]), ":1\r\n");
         assert_eq!(raw.call(&["TYPE", "k"]), "+string\r\n");
-        assert_eq!(raw.call(&["SCAN", "0", "MATCH", "zzz*"]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(
+            raw.call(&["SCAN", "0", "MATCH", "zzz*"]),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
         // Through redis-rs the text is the same.
         let mut c = s.client();
-        assert_eq!(e(&mut c, &["foo", "a", "b"]), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(
+            e(&mut c, &["foo", "a", "b"]),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
     });
 }
 
@@ -1622,7 +2052,10 @@ fn unknown_command_lists_args_up_to_128_chars_like_redis7() {
     let mut call = vec!["nosuch"];
     call.extend(args.iter().map(String::as_str));
     let listed: String = args.iter().map(|a| format!("'{a}' ")).collect();
-    assert_eq!(raw.call(&call), format!("-ERR unknown command 'nosuch', with args beginning with: {listed}\r\n"));
+    assert_eq!(
+        raw.call(&call),
+        format!("-ERR unknown command 'nosuch', with args beginning with: {listed}\r\n")
+    );
 }
 
 #[test]
@@ -1649,9 +2082,15 @@ fn inline_commands() {
         assert_eq!(raw.reply(), "$1\r\nb\r\n");
         assert_eq!(raw.reply(), "$1\r\nd\r\n");
         raw.send(b"GET\r\n");
-        assert_eq!(raw.reply(), "-ERR wrong number of arguments for 'get' command\r\n");
+        assert_eq!(
+            raw.reply(),
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
         raw.send(b"foo bar\r\n");
-        assert_eq!(raw.reply(), "-ERR unknown command 'foo', with args beginning with: 'bar' \r\n");
+        assert_eq!(
+            raw.reply(),
+            "-ERR unknown command 'foo', with args beginning with: 'bar' \r\n"
+        );
     });
 }
 

@@ -20,14 +20,32 @@ pub fn render(view: &MetricsView) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let used: Vec<usize> = (0..NUM_SLOTS).filter(|&i| m.calls[i] > 0).collect();
 
-    family(&mut out, "kora_commands_total", "counter", "Commands processed, by command.");
+    family(
+        &mut out,
+        "kora_commands_total",
+        "counter",
+        "Commands processed, by command.",
+    );
     for &slot in &used {
-        let _ = writeln!(out, "kora_commands_total{{cmd=\"{}\"}} {}", SLOT_NAMES[slot], m.calls[slot]);
+        let _ = writeln!(
+            out,
+            "kora_commands_total{{cmd=\"{}\"}} {}",
+            SLOT_NAMES[slot], m.calls[slot]
+        );
     }
 
-    family(&mut out, "kora_command_failed_total", "counter", "Commands answered with an error, by command.");
+    family(
+        &mut out,
+        "kora_command_failed_total",
+        "counter",
+        "Commands answered with an error, by command.",
+    );
     for &slot in &used {
-        let _ = writeln!(out, "kora_command_failed_total{{cmd=\"{}\"}} {}", SLOT_NAMES[slot], m.failed[slot]);
+        let _ = writeln!(
+            out,
+            "kora_command_failed_total{{cmd=\"{}\"}} {}",
+            SLOT_NAMES[slot], m.failed[slot]
+        );
     }
 
     family(
@@ -39,53 +57,117 @@ pub fn render(view: &MetricsView) -> String {
     for lat in &view.latency {
         let name = SLOT_NAMES[lat.slot as usize];
         for (bound, count) in LE_BOUNDS_SECONDS.iter().zip(&lat.le_cumulative) {
-            let _ = writeln!(out, "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{bound}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{bound}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {}", lat.count);
+        let _ = writeln!(
+            out,
+            "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {}",
+            lat.count
+        );
         let _ = writeln!(
             out,
             "kora_command_duration_seconds_sum{{cmd=\"{name}\"}} {}",
             seconds(m.nanos[lat.slot as usize])
         );
-        let _ = writeln!(out, "kora_command_duration_seconds_count{{cmd=\"{name}\"}} {}", lat.count);
+        let _ = writeln!(
+            out,
+            "kora_command_duration_seconds_count{{cmd=\"{name}\"}} {}",
+            lat.count
+        );
     }
 
     let gauges: [(&str, &str, u64); 3] = [
-        ("kora_keys_total", "Current key count across all shards.", m.keys),
-        ("kora_memory_used_bytes", "Approximate memory used by keys, values and metadata.", m.memory_bytes),
-        ("kora_connected_clients", "Client connections currently open.", m.connections_current),
+        (
+            "kora_keys_total",
+            "Current key count across all shards.",
+            m.keys,
+        ),
+        (
+            "kora_memory_used_bytes",
+            "Approximate memory used by keys, values and metadata.",
+            m.memory_bytes,
+        ),
+        (
+            "kora_connected_clients",
+            "Client connections currently open.",
+            m.connections_current,
+        ),
     ];
     for (name, help, value) in gauges {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
     let counters: [(&str, &str, u64); 7] = [
-        ("kora_bytes_in_total", "Bytes received from clients.", m.bytes_in),
-        ("kora_bytes_out_total", "Bytes sent to clients.", m.bytes_out),
-        ("kora_connections_received_total", "Client connections accepted.", m.connections_accepted),
-        ("kora_keyspace_hits_total", "Key lookups that found a key.", m.keyspace_hits),
-        ("kora_keyspace_misses_total", "Key lookups that found no key.", m.keyspace_misses),
-        ("kora_expired_keys_total", "Keys removed because their TTL passed.", m.expired_keys),
-        ("kora_evicted_keys_total", "Keys evicted to stay under a memory limit.", m.evicted_keys),
+        (
+            "kora_bytes_in_total",
+            "Bytes received from clients.",
+            m.bytes_in,
+        ),
+        (
+            "kora_bytes_out_total",
+            "Bytes sent to clients.",
+            m.bytes_out,
+        ),
+        (
+            "kora_connections_received_total",
+            "Client connections accepted.",
+            m.connections_accepted,
+        ),
+        (
+            "kora_keyspace_hits_total",
+            "Key lookups that found a key.",
+            m.keyspace_hits,
+        ),
+        (
+            "kora_keyspace_misses_total",
+            "Key lookups that found no key.",
+            m.keyspace_misses,
+        ),
+        (
+            "kora_expired_keys_total",
+            "Keys removed because their TTL passed.",
+            m.expired_keys,
+        ),
+        (
+            "kora_evicted_keys_total",
+            "Keys evicted to stay under a memory limit.",
+            m.evicted_keys,
+        ),
     ];
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
 
-    family(&mut out, "kora_shard_up", "gauge", "1 if the shard answered the last scrape in time, else 0.");
+    family(
+        &mut out,
+        "kora_shard_up",
+        "gauge",
+        "1 if the shard answered the last scrape in time, else 0.",
+    );
     for (i, up) in view.up.iter().enumerate() {
         let _ = writeln!(out, "kora_shard_up{{shard=\"{i}\"}} {}", *up as u8);
     }
     type PerShard = fn(&ShardSnapshot) -> u64;
     let per_shard: [(&str, &str, &str, PerShard); 3] = [
-        ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| s.keys),
-        ("kora_shard_memory_used_bytes", "gauge", "Approximate memory used by the shard's keyspace.", |s| {
-            s.memory_bytes
+        ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| {
+            s.keys
         }),
-        ("kora_shard_commands_total", "counter", "Commands received by connections on the shard's core.", |s| {
-            s.total_calls()
-        }),
+        (
+            "kora_shard_memory_used_bytes",
+            "gauge",
+            "Approximate memory used by the shard's keyspace.",
+            |s| s.memory_bytes,
+        ),
+        (
+            "kora_shard_commands_total",
+            "counter",
+            "Commands received by connections on the shard's core.",
+            |s| s.total_calls(),
+        ),
     ];
     for (name, kind, help, get) in per_shard {
         family(&mut out, name, kind, help);
@@ -94,11 +176,30 @@ pub fn render(view: &MetricsView) -> String {
         }
     }
 
-    family(&mut out, "kora_uptime_seconds", "gauge", "Seconds since the server started.");
+    family(
+        &mut out,
+        "kora_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+    );
     let _ = writeln!(out, "kora_uptime_seconds {:.3}", view.uptime_seconds);
-    family(&mut out, "kora_start_time_seconds", "gauge", "Start time of the server since unix epoch in seconds.");
-    let _ = writeln!(out, "kora_start_time_seconds {:.3}", view.start_time_seconds);
-    family(&mut out, "kora_build_info", "gauge", "Build information; the value is always 1.");
+    family(
+        &mut out,
+        "kora_start_time_seconds",
+        "gauge",
+        "Start time of the server since unix epoch in seconds.",
+    );
+    let _ = writeln!(
+        out,
+        "kora_start_time_seconds {:.3}",
+        view.start_time_seconds
+    );
+    family(
+        &mut out,
+        "kora_build_info",
+        "gauge",
+        "Build information; the value is always 1.",
+    );
     let _ = writeln!(
         out,
         "kora_build_info{{version=\"{KORA_VERSION}\",redis_version=\"{REDIS_VERSION}\",shards=\"{}\"}} 1",

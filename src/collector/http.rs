@@ -67,7 +67,8 @@ pub fn decide(req: &httparse::Request) -> Wanted {
             name == "gzip" && !refused
         })
     });
-    let has_body = header("content-length").is_some_and(|v| v.trim() != "0") || header("transfer-encoding").is_some();
+    let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
+        || header("transfer-encoding").is_some();
     let status = match (method, path) {
         ("GET" | "HEAD", "/metrics") => 200,
         ("GET" | "HEAD", _) => 404,
@@ -95,10 +96,13 @@ async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
         let (wanted, consumed) = match parsed {
             Ok(httparse::Status::Complete(n)) => (decide(&req), n),
             Ok(httparse::Status::Partial) if filled < buf.len() => {
-                let read = future::or(async { Some(stream.read(&mut buf[filled..]).await) }, async {
-                    glommio::timer::sleep(IDLE_TIMEOUT).await;
-                    None
-                })
+                let read = future::or(
+                    async { Some(stream.read(&mut buf[filled..]).await) },
+                    async {
+                        glommio::timer::sleep(IDLE_TIMEOUT).await;
+                        None
+                    },
+                )
                 .await;
                 match read {
                     Some(Ok(n)) if n > 0 => {
@@ -109,7 +113,8 @@ async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
                 }
             }
             Ok(httparse::Status::Partial) => {
-                let _ = respond_plain(&mut stream, 431, "Request Header Fields Too Large", false).await;
+                let _ =
+                    respond_plain(&mut stream, 431, "Request Header Fields Too Large", false).await;
                 return;
             }
             Err(_) => {
@@ -141,9 +146,18 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn respond_plain(stream: &mut TcpStream, status: u16, body: &str, keep_alive: bool) -> std::io::Result<()> {
+async fn respond_plain(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let body = format!("{body}\n");
-    let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
+    let allow = if status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
     let head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{allow}Connection: {}\r\n\r\n",
         reason(status),
@@ -155,10 +169,17 @@ async fn respond_plain(stream: &mut TcpStream, status: u16, body: &str, keep_ali
     stream.flush().await
 }
 
-async fn respond_metrics(collector: &Rc<Collector>, stream: &mut TcpStream, wanted: &Wanted) -> std::io::Result<()> {
+async fn respond_metrics(
+    collector: &Rc<Collector>,
+    stream: &mut TcpStream,
+    wanted: &Wanted,
+) -> std::io::Result<()> {
     let text = collector.render_metrics().await;
     let body = if wanted.gzip {
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(text.len() / 4),
+            flate2::Compression::fast(),
+        );
         enc.write_all(text.as_bytes())?;
         enc.finish()?
     } else {
@@ -167,8 +188,16 @@ async fn respond_metrics(collector: &Rc<Collector>, stream: &mut TcpStream, want
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n{}Vary: Accept-Encoding\r\nConnection: {}\r\n\r\n",
         body.len(),
-        if wanted.gzip { "Content-Encoding: gzip\r\n" } else { "" },
-        if wanted.keep_alive { "keep-alive" } else { "close" },
+        if wanted.gzip {
+            "Content-Encoding: gzip\r\n"
+        } else {
+            ""
+        },
+        if wanted.keep_alive {
+            "keep-alive"
+        } else {
+            "close"
+        },
     );
     stream.write_all(head.as_bytes()).await?;
     if !wanted.head_only {
@@ -190,10 +219,28 @@ mod tests {
 
     #[test]
     fn routes_methods_and_encodings() {
-        let w = decide_raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n");
-        assert_eq!(w, Wanted { head_only: false, gzip: true, keep_alive: true, status: 200 });
+        let w = decide_raw(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+        );
+        assert_eq!(
+            w,
+            Wanted {
+                head_only: false,
+                gzip: true,
+                keep_alive: true,
+                status: 200
+            }
+        );
         let w = decide_raw(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n");
-        assert_eq!(w, Wanted { head_only: true, gzip: false, keep_alive: false, status: 200 });
+        assert_eq!(
+            w,
+            Wanted {
+                head_only: true,
+                gzip: false,
+                keep_alive: false,
+                status: 200
+            }
+        );
         assert_eq!(decide_raw(b"GET /nope HTTP/1.1\r\n\r\n").status, 404);
         let w = decide_raw(b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n");
         assert_eq!((w.status, w.keep_alive), (405, false));

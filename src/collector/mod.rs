@@ -91,7 +91,11 @@ impl Collector {
         }
         let mut view = MetricsView::build(self.last.borrow().clone(), up, &self.totals.borrow());
         view.uptime_seconds = self.started.elapsed().as_secs_f64();
-        view.start_time_seconds = self.start_time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        view.start_time_seconds = self
+            .start_time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         view
     }
 
@@ -105,9 +109,15 @@ pub async fn collector_main(
     mesh: MeshBuilder<Msg, Full>,
     shutdown_flag: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let (senders, receivers) =
-        mesh.join().await.map_err(|e| io::Error::other(format!("collector cannot join the mesh: {e}")))?;
-    assert_eq!(senders.peer_id(), config.workers, "the collector is the last mesh peer");
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|e| io::Error::other(format!("collector cannot join the mesh: {e}")))?;
+    assert_eq!(
+        senders.peer_id(),
+        config.workers,
+        "the collector is the last mesh peer"
+    );
     let node = Node::new(senders);
     let collector = Rc::new(Collector {
         node,
@@ -128,7 +138,9 @@ pub async fn collector_main(
                 let collector = serving.clone();
                 glommio::spawn_local(async move {
                     let view = collector.view().await;
-                    collector.node.respond(from, id, Response::View(Box::new(view)));
+                    collector
+                        .node
+                        .respond(from, id, Response::View(Box::new(view)));
                 })
                 .detach();
             }
@@ -137,7 +149,10 @@ pub async fn collector_main(
     if config.metrics_port != 0 {
         let listener = TcpListener::bind(config.metrics_addr()).map_err(|e| {
             shutdown_flag.store(true, Ordering::SeqCst);
-            io::Error::other(format!("cannot serve metrics on {}: {e}", config.metrics_addr()))
+            io::Error::other(format!(
+                "cannot serve metrics on {}: {e}",
+                config.metrics_addr()
+            ))
         })?;
         glommio::spawn_local(http::serve(collector.clone(), listener)).detach();
     }

@@ -80,7 +80,9 @@ fn hset_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, name: &str) -> Opti
         wrong_arity(out, name);
         return None;
     }
-    let pairs = (2..args.len()).step_by(2).map(|i| (args.get(i), args.get(i + 1)));
+    let pairs = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.get(i), args.get(i + 1)));
     match store(db, args.get(1), pairs) {
         Ok(created) => Some(created),
         Err(e) => {
@@ -215,8 +217,14 @@ pub fn hstrlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 /// The current value of a field for a read-modify-write: Ok(None) when the
 /// key or the field is missing.
-fn current_field<'a>(db: &'a mut Db, key: &[u8], field: &[u8]) -> Result<Option<&'a [u8]>, &'static str> {
-    Ok(write_hash(db, key)?.and_then(|h| h.get(field)).map(|v| &v[..]))
+fn current_field<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    field: &[u8],
+) -> Result<Option<&'a [u8]>, &'static str> {
+    Ok(write_hash(db, key)?
+        .and_then(|h| h.get(field))
+        .map(|v| &v[..]))
 }
 
 pub fn hincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -285,7 +293,12 @@ pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         }
         Err(e) => return out.error(e),
     };
-    let ScanOptions { count, pattern, novalues, .. } = match parse_scan_options(args, 3, ScanExtra::NoValues) {
+    let ScanOptions {
+        count,
+        pattern,
+        novalues,
+        ..
+    } = match parse_scan_options(args, 3, ScanExtra::NoValues) {
         Ok(opts) => opts,
         Err(e) => return out.error(e),
     };
@@ -320,8 +333,18 @@ mod tests {
     #[test]
     fn writes_and_counters_reply_as_redis() {
         let mut db = db();
-        assert_eq!(text(run(&mut db, hset, &[b"hset", b"h", b"a", b"1", b"b", b"2", b"a", b"3"])), ":2\r\n");
-        assert_eq!(text(run(&mut db, hget, &[b"hget", b"h", b"a"])), "$1\r\n3\r\n");
+        assert_eq!(
+            text(run(
+                &mut db,
+                hset,
+                &[b"hset", b"h", b"a", b"1", b"b", b"2", b"a", b"3"]
+            )),
+            ":2\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hget, &[b"hget", b"h", b"a"])),
+            "$1\r\n3\r\n"
+        );
         assert_eq!(
             text(run(&mut db, hset, &[b"hset", b"h", b"a"])),
             "-ERR wrong number of arguments for 'hset' command\r\n"
@@ -330,32 +353,73 @@ mod tests {
             text(run(&mut db, hmset, &[b"hmset", b"h", b"a", b"1", b"b"])),
             "-ERR wrong number of arguments for 'hmset' command\r\n"
         );
-        assert_eq!(text(run(&mut db, hincrby, &[b"hincrby", b"h", b"a", b"-5"])), ":-2\r\n");
         assert_eq!(
-            text(run(&mut db, hincrby, &[b"hincrby", b"h", b"a", b"-9223372036854775807"])),
+            text(run(&mut db, hincrby, &[b"hincrby", b"h", b"a", b"-5"])),
+            ":-2\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrby,
+                &[b"hincrby", b"h", b"a", b"-9223372036854775807"]
+            )),
             format!("-{}\r\n", err::OVERFLOW)
         );
-        assert_eq!(text(run(&mut db, hincrbyfloat, &[b"hincrbyfloat", b"h", b"f", b"1.5"])), "$3\r\n1.5\r\n");
-        assert_eq!(text(run(&mut db, hincrbyfloat, &[b"hincrbyfloat", b"h", b"f", b"1.5"])), "$1\r\n3\r\n");
         assert_eq!(
-            text(run(&mut db, hincrbyfloat, &[b"hincrbyfloat", b"h", b"f", b"inf"])),
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"1.5"]
+            )),
+            "$3\r\n1.5\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"1.5"]
+            )),
+            "$1\r\n3\r\n"
+        );
+        assert_eq!(
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"f", b"inf"]
+            )),
             "-ERR value is NaN or Infinity\r\n"
         );
         let huge: &[&[u8]] = &[b"hincrbyfloat", b"h", b"big", b"1.7e308"];
         assert!(text(run(&mut db, hincrbyfloat, huge)).starts_with("$309\r\n17"));
-        assert_eq!(text(run(&mut db, hincrbyfloat, huge)), format!("-{}\r\n", err::NAN_OR_INF));
+        assert_eq!(
+            text(run(&mut db, hincrbyfloat, huge)),
+            format!("-{}\r\n", err::NAN_OR_INF)
+        );
         assert_eq!(
             text(run(&mut db, hincrby, &[b"hincrby", b"h", b"big", b"1"])),
             "-ERR hash value is not an integer\r\n"
         );
         run(&mut db, hset, &[b"hset", b"h", b"s", b"abc"]);
         assert_eq!(
-            text(run(&mut db, hincrbyfloat, &[b"hincrbyfloat", b"h", b"s", b"1"])),
+            text(run(
+                &mut db,
+                hincrbyfloat,
+                &[b"hincrbyfloat", b"h", b"s", b"1"]
+            )),
             "-ERR hash value is not a float\r\n"
         );
-        assert_eq!(text(run(&mut db, hsetnx, &[b"hsetnx", b"h", b"s", b"x"])), ":0\r\n");
-        assert_eq!(text(run(&mut db, hsetnx, &[b"hsetnx", b"h2", b"s", b"x"])), ":1\r\n");
-        assert_eq!(text(run(&mut db, hdel, &[b"hdel", b"h2", b"s", b"s", b"nope"])), ":1\r\n");
+        assert_eq!(
+            text(run(&mut db, hsetnx, &[b"hsetnx", b"h", b"s", b"x"])),
+            ":0\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hsetnx, &[b"hsetnx", b"h2", b"s", b"x"])),
+            ":1\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hdel, &[b"hdel", b"h2", b"s", b"s", b"nope"])),
+            ":1\r\n"
+        );
         assert_eq!(db.len(), 1, "an emptied hash is deleted");
         assert_eq!(db.mem_used(), db.mem_recomputed());
     }
@@ -370,17 +434,53 @@ mod tests {
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         run(&mut db, hset, &refs);
-        let page = text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"COUNT", b"10", b"NOVALUES"]));
-        assert!(page.starts_with("*2\r\n$2\r\n10\r\n*10\r\n$2\r\nf0\r\n$2\r\nf1\r\n"), "{page}");
-        let last = text(run(&mut db, hscan, &[b"hscan", b"h", b"20", b"COUNT", b"10"]));
-        assert!(last.starts_with("*2\r\n$1\r\n0\r\n*10\r\n$3\r\nf20\r\n$3\r\nv20\r\n"), "{last}");
-        let matched = text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"MATCH", b"f1?", b"COUNT", b"100"]));
-        assert!(matched.starts_with("*2\r\n$1\r\n0\r\n*20\r\n$3\r\nf10\r\n"), "{matched}");
-        assert_eq!(text(run(&mut db, hscan, &[b"hscan", b"h", b"-1"])), "-ERR invalid cursor\r\n");
-        assert_eq!(text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"COUNT", b"0"])), "-ERR syntax error\r\n");
-        assert_eq!(text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"BOGUS"])), "-ERR syntax error\r\n");
-        assert_eq!(text(run(&mut db, hscan, &[b"hscan", b"nope", b"7"])), "*2\r\n$1\r\n0\r\n*0\r\n");
-        assert_eq!(text(run(&mut db, hscan, &[b"hscan", b"h", b"99"])), "*2\r\n$1\r\n0\r\n*0\r\n");
+        let page = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"0", b"COUNT", b"10", b"NOVALUES"],
+        ));
+        assert!(
+            page.starts_with("*2\r\n$2\r\n10\r\n*10\r\n$2\r\nf0\r\n$2\r\nf1\r\n"),
+            "{page}"
+        );
+        let last = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"20", b"COUNT", b"10"],
+        ));
+        assert!(
+            last.starts_with("*2\r\n$1\r\n0\r\n*10\r\n$3\r\nf20\r\n$3\r\nv20\r\n"),
+            "{last}"
+        );
+        let matched = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"0", b"MATCH", b"f1?", b"COUNT", b"100"],
+        ));
+        assert!(
+            matched.starts_with("*2\r\n$1\r\n0\r\n*20\r\n$3\r\nf10\r\n"),
+            "{matched}"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"-1"])),
+            "-ERR invalid cursor\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"COUNT", b"0"])),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"0", b"BOGUS"])),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"nope", b"7"])),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, hscan, &[b"hscan", b"h", b"99"])),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
     }
 
     /// Runs a random mix of every hash command (plus strings and TTLs to
@@ -397,7 +497,15 @@ mod tests {
             rng % n
         };
         let fields: [&[u8]; 5] = [b"", b"a", b"bb", b"counter", b"a-much-longer-field-name"];
-        let values: [&[u8]; 7] = [b"", b"1", b"-7", b"2.5", b"x", b"9223372036854775807", b"a longer value here"];
+        let values: [&[u8]; 7] = [
+            b"",
+            b"1",
+            b"-7",
+            b"2.5",
+            b"x",
+            b"9223372036854775807",
+            b"a longer value here",
+        ];
         let keys: [&[u8]; 4] = [b"h0", b"h1", b"h2", b"str"];
         const WRONG_TYPE_KIND: usize = 15;
         let mut succeeded = [0usize; 17];
@@ -423,7 +531,10 @@ mod tests {
                 11 => (hvals, vec![b"hvals", key]),
                 12 => (hexists, vec![b"hexists", key, f1]),
                 13 => (hstrlen, vec![b"hstrlen", key, f2]),
-                14 => (hscan, vec![b"hscan", key, b"1", b"COUNT", b"2", b"MATCH", b"*"]),
+                14 => (
+                    hscan,
+                    vec![b"hscan", key, b"1", b"COUNT", b"2", b"MATCH", b"*"],
+                ),
                 WRONG_TYPE_KIND => {
                     db.set(b"str", Value::Str(v1.to_vec()), Ttl::Clear);
                     (hset, vec![b"hset", b"str", f1, v1])
@@ -442,7 +553,10 @@ mod tests {
             }
         }
         // Guards against a mix that only ever hits errors or missing keys.
-        let starved = succeeded.iter().enumerate().any(|(k, &n)| k != WRONG_TYPE_KIND && n < 100);
+        let starved = succeeded
+            .iter()
+            .enumerate()
+            .any(|(k, &n)| k != WRONG_TYPE_KIND && n < 100);
         assert!(!starved, "{succeeded:?}");
     }
 }

@@ -37,7 +37,12 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
             .find(|(_, name)| args.is(3 + i, name));
         match flag {
             Some((set, _)) => *set = true,
-            None => return out.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))),
+            None => {
+                return out.error(&format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                ));
+            }
         }
     }
     if nx && (xx || gt || lt) {
@@ -46,19 +51,33 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
     if gt && lt {
         return out.error("ERR GT and LT options at the same time are not compatible");
     }
-    let Some(n) = parse_i64(args.get(2)) else { return out.error(err::NOT_INTEGER) };
+    let Some(n) = parse_i64(args.get(2)) else {
+        return out.error(err::NOT_INTEGER);
+    };
     let invalid = || format!("ERR invalid expire time in '{}' command", args.name_lossy());
-    let Some(mut at) = n.checked_mul(unit_ms) else { return out.error(&invalid()) };
+    let Some(mut at) = n.checked_mul(unit_ms) else {
+        return out.error(&invalid());
+    };
     if !absolute {
         match at.checked_add(db.now_ms as i64) {
             Some(v) => at = v,
             None => return out.error(&invalid()),
         }
     }
-    let Some(current) = db.get_mut(key).map(|e| e.expire_at) else { return out.int(0) };
+    let Some(current) = db.get_mut(key).map(|e| e.expire_at) else {
+        return out.int(0);
+    };
     // No TTL behaves as an infinite one for GT/LT.
-    let current_inf = if current == 0 { i64::MAX } else { current as i64 };
-    if (nx && current != 0) || (xx && current == 0) || (gt && at <= current_inf) || (lt && at >= current_inf) {
+    let current_inf = if current == 0 {
+        i64::MAX
+    } else {
+        current as i64
+    };
+    if (nx && current != 0)
+        || (xx && current == 0)
+        || (gt && at <= current_inf)
+        || (lt && at >= current_inf)
+    {
         return out.int(0);
     }
     if at <= db.now_ms as i64 {
@@ -137,7 +156,10 @@ pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// Shard side of KEYS: every live key matching `pattern`.
 pub fn matching_keys(db: &Db, pattern: &[u8]) -> Vec<Vec<u8>> {
     let all = pattern == b"*";
-    db.iter().filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k))).map(|(k, _)| k.to_vec()).collect()
+    db.iter()
+        .filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k)))
+        .map(|(k, _)| k.to_vec())
+        .collect()
 }
 
 /// Filters of a SCAN call.
@@ -150,13 +172,21 @@ pub struct ScanFilter {
 impl ScanFilter {
     pub fn accepts(&self, key: &[u8], entry: &Entry) -> bool {
         self.pattern.as_deref().is_none_or(|p| glob_match(p, key))
-            && self.type_name.as_deref().is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()))
+            && self
+                .type_name
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()))
     }
 }
 
 /// Shard side of SCAN: looks at `count` positions from `pos`; returns the
 /// next position (None when the shard is done) and the matching keys.
-pub fn scan_step(db: &Db, pos: usize, count: usize, filter: &ScanFilter) -> (Option<usize>, Vec<Vec<u8>>) {
+pub fn scan_step(
+    db: &Db,
+    pos: usize,
+    count: usize,
+    filter: &ScanFilter,
+) -> (Option<usize>, Vec<Vec<u8>>) {
     let end = pos.saturating_add(count).min(db.len());
     let keys = (pos..end)
         .filter_map(|i| db.key_at(i))
@@ -187,12 +217,20 @@ pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
 
 /// Shard side of a cross-shard RENAME: removes and returns the live entry.
 pub fn take(db: &mut Db, key: &[u8]) -> Option<Entry> {
-    if db.contains(key) { db.remove(key) } else { None }
+    if db.contains(key) {
+        db.remove(key)
+    } else {
+        None
+    }
 }
 
 /// Shard side of a cross-shard RENAME: installs the moved entry.
 pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
-    let ttl = if entry.expire_at == 0 { Ttl::Clear } else { Ttl::At(entry.expire_at) };
+    let ttl = if entry.expire_at == 0 {
+        Ttl::Clear
+    } else {
+        Ttl::At(entry.expire_at)
+    };
     db.set(key, entry.value, ttl);
 }
 
@@ -220,7 +258,9 @@ pub const SHARD_GONE: &str = "ERR shard unavailable";
 /// KEYS: every shard's matches, concatenated.
 pub async fn keys_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let pattern = args.get(1).to_vec();
-    let per_shard = shard.run_on_all(move |s: &Shard| matching_keys(&s.db.borrow(), &pattern)).await;
+    let per_shard = shard
+        .run_on_all(move |s: &Shard| matching_keys(&s.db.borrow(), &pattern))
+        .await;
     out.array(per_shard.iter().map(Vec::len).sum());
     for key in per_shard.iter().flatten() {
         out.bulk(key);
@@ -234,15 +274,18 @@ const CURSOR_SHARD_BITS: u32 = 10;
 /// SCAN: the cursor walks shard 0's positions, then shard 1's, and so on,
 /// so every key present for the whole iteration is returned once.
 pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
-    let (cursor, opts) =
-        match parse_cursor(args.get(1)).and_then(|c| Ok((c, parse_scan_options(args, 2, ScanExtra::Type)?))) {
-            Ok(parsed) => parsed,
-            Err(e) => return out.error(e),
-        };
+    let (cursor, opts) = match parse_cursor(args.get(1))
+        .and_then(|c| Ok((c, parse_scan_options(args, 2, ScanExtra::Type)?)))
+    {
+        Ok(parsed) => parsed,
+        Err(e) => return out.error(e),
+    };
     let count = opts.count;
     let filter = ScanFilter {
         pattern: opts.pattern.map(<[u8]>::to_vec),
-        type_name: opts.type_name.map(|t| String::from_utf8_lossy(t).into_owned()),
+        type_name: opts
+            .type_name
+            .map(|t| String::from_utf8_lossy(t).into_owned()),
     };
     let mut target = (cursor & ((1 << CURSOR_SHARD_BITS) - 1)) as usize;
     let mut pos = (cursor >> CURSOR_SHARD_BITS) as usize;
@@ -251,7 +294,9 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     while target < shard.nshards {
         let f = filter.clone();
         let (more, found) = shard
-            .run_on(target, move |s: &Shard| scan_step(&s.db.borrow(), pos, count, &f))
+            .run_on(target, move |s: &Shard| {
+                scan_step(&s.db.borrow(), pos, count, &f)
+            })
             .await
             .unwrap_or((None, Vec::new()));
         keys.extend(found);
@@ -263,7 +308,11 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             None => {
                 target += 1;
                 pos = 0;
-                next = if target < shard.nshards { target as u64 } else { 0 };
+                next = if target < shard.nshards {
+                    target as u64
+                } else {
+                    0
+                };
                 if keys.len() >= count {
                     break;
                 }
@@ -301,7 +350,10 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
             if sizes[target] == 0 {
                 continue;
             }
-            if let Some(Some(key)) = shard.run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut())).await {
+            if let Some(Some(key)) = shard
+                .run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut()))
+                .await
+            {
                 return out.bulk(&key);
             }
         }
@@ -330,18 +382,34 @@ pub async fn rename_any(shard: &Shard, args: &Args<'_>, nx: bool, out: &mut Vec<
         };
     }
     let probe = src.clone();
-    let src_exists = shard.run_on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe)).await.unwrap_or(false);
+    let src_exists = shard
+        .run_on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+        .await
+        .unwrap_or(false);
     if !src_exists {
         return out.error(err::NO_SUCH_KEY);
     }
     if nx {
         let probe = dst.clone();
-        if shard.run_on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe)).await.unwrap_or(false) {
+        if shard
+            .run_on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+            .await
+            .unwrap_or(false)
+        {
             return out.int(0);
         }
     }
-    let taken = shard.run_on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &src)).await.flatten();
-    let Some(entry) = taken else { return out.error(err::NO_SUCH_KEY) };
-    shard.run_on(to, move |s: &Shard| put(&mut s.db.borrow_mut(), &dst, entry)).await;
+    let taken = shard
+        .run_on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &src))
+        .await
+        .flatten();
+    let Some(entry) = taken else {
+        return out.error(err::NO_SUCH_KEY);
+    };
+    shard
+        .run_on(to, move |s: &Shard| {
+            put(&mut s.db.borrow_mut(), &dst, entry)
+        })
+        .await;
     if nx { out.int(1) } else { out.ok() }
 }

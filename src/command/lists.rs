@@ -130,7 +130,11 @@ fn pop(db: &mut Db, args: &Args, out: &mut Vec<u8>, front: bool) {
         Ok(Some(list)) => list,
     };
     let take = |list: &mut List| {
-        if front { list.pop_front() } else { list.pop_back() }
+        if front {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        }
     };
     let mut freed = 0;
     match count {
@@ -246,10 +250,21 @@ pub fn lrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(None) => return out.int(0),
         Err(e) => return out.error(e),
     };
-    let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count.unsigned_abs() as usize
+    };
     // `retain` walks from the head; removing the last `limit` matches means
     // keeping the ones before them.
-    let mut skip = if count < 0 { list.iter().filter(|e| e[..] == *elem).count().saturating_sub(limit) } else { 0 };
+    let mut skip = if count < 0 {
+        list.iter()
+            .filter(|e| e[..] == *elem)
+            .count()
+            .saturating_sub(limit)
+    } else {
+        0
+    };
     let mut removed = 0;
     list.retain(|e| {
         if e[..] != *elem || removed == limit {
@@ -282,7 +297,11 @@ pub fn ltrim(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Some((s, e)) => (s, e + 1),
         None => (0, 0),
     };
-    let freed: usize = list.range(keep_to..).chain(list.range(..keep_from)).map(|e| elem_cost(e)).sum();
+    let freed: usize = list
+        .range(keep_to..)
+        .chain(list.range(..keep_from))
+        .map(|e| elem_cost(e))
+        .sum();
     list.truncate(keep_to);
     list.drain(..keep_from);
     db.mem_shrink(freed);
@@ -320,7 +339,11 @@ fn positions<'a>(
     skip: usize,
     take: usize,
 ) -> Vec<usize> {
-    scan.filter(|(_, e)| e[..] == *elem).skip(skip).take(take).map(|(i, _)| i).collect()
+    scan.filter(|(_, e)| e[..] == *elem)
+        .skip(skip)
+        .take(take)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 pub fn lpos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -365,7 +388,11 @@ pub fn lpos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(None) => return out.nil(),
         Err(e) => return out.error(e),
     };
-    let scan_len = if maxlen == 0 { list.len() } else { maxlen.min(list.len()) };
+    let scan_len = if maxlen == 0 {
+        list.len()
+    } else {
+        maxlen.min(list.len())
+    };
     let skip = (rank.unsigned_abs() - 1) as usize;
     // COUNT 0 asks for every match; without COUNT only the first is wanted.
     let take = match count {
@@ -403,21 +430,36 @@ mod tests {
     #[test]
     fn push_pop_and_ranges_reply_as_redis() {
         let mut db = db();
-        assert_eq!(text(run(&mut db, lpush, &[b"lpush", b"l", b"a", b"b", b"c"])), ":3\r\n");
+        assert_eq!(
+            text(run(&mut db, lpush, &[b"lpush", b"l", b"a", b"b", b"c"])),
+            ":3\r\n"
+        );
         assert_eq!(text(run(&mut db, rpush, &[b"rpush", b"l", b"d"])), ":4\r\n");
         assert_eq!(
             text(run(&mut db, lrange, &[b"lrange", b"l", b"0", b"-1"])),
             "*4\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n$1\r\nd\r\n"
         );
         assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l", b"0"])), "*0\r\n");
-        assert_eq!(text(run(&mut db, rpop, &[b"rpop", b"l", b"2"])), "*2\r\n$1\r\nd\r\n$1\r\na\r\n");
-        assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l", b"-1"])), format!("-{}\r\n", err::OUT_OF_RANGE_POSITIVE));
-        assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l", b"x"])), format!("-{}\r\n", err::OUT_OF_RANGE_POSITIVE));
+        assert_eq!(
+            text(run(&mut db, rpop, &[b"rpop", b"l", b"2"])),
+            "*2\r\n$1\r\nd\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, lpop, &[b"lpop", b"l", b"-1"])),
+            format!("-{}\r\n", err::OUT_OF_RANGE_POSITIVE)
+        );
+        assert_eq!(
+            text(run(&mut db, lpop, &[b"lpop", b"l", b"x"])),
+            format!("-{}\r\n", err::OUT_OF_RANGE_POSITIVE)
+        );
         assert_eq!(
             text(run(&mut db, lpop, &[b"lpop", b"l", b"1", b"2"])),
             "-ERR wrong number of arguments for 'lpop' command\r\n"
         );
-        assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l", b"5"])), "*2\r\n$1\r\nc\r\n$1\r\nb\r\n");
+        assert_eq!(
+            text(run(&mut db, lpop, &[b"lpop", b"l", b"5"])),
+            "*2\r\n$1\r\nc\r\n$1\r\nb\r\n"
+        );
         assert!(db.is_empty(), "an emptied list is deleted");
         assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l", b"5"])), "*-1\r\n");
         assert_eq!(text(run(&mut db, lpop, &[b"lpop", b"l"])), "$-1\r\n");
@@ -429,13 +471,22 @@ mod tests {
         let mut db = db();
         let seed: &[&[u8]] = &[b"rpush", b"l", b"x", b"a", b"x", b"b", b"x", b"c", b"x"];
         run(&mut db, rpush, seed);
-        assert_eq!(text(run(&mut db, lrem, &[b"lrem", b"l", b"-2", b"x"])), ":2\r\n");
+        assert_eq!(
+            text(run(&mut db, lrem, &[b"lrem", b"l", b"-2", b"x"])),
+            ":2\r\n"
+        );
         assert_eq!(
             text(run(&mut db, lrange, &[b"lrange", b"l", b"0", b"-1"])),
             "*5\r\n$1\r\nx\r\n$1\r\na\r\n$1\r\nx\r\n$1\r\nb\r\n$1\r\nc\r\n"
         );
-        assert_eq!(text(run(&mut db, lrem, &[b"lrem", b"l", b"1", b"x"])), ":1\r\n");
-        assert_eq!(text(run(&mut db, lrem, &[b"lrem", b"l", b"0", b"x"])), ":1\r\n");
+        assert_eq!(
+            text(run(&mut db, lrem, &[b"lrem", b"l", b"1", b"x"])),
+            ":1\r\n"
+        );
+        assert_eq!(
+            text(run(&mut db, lrem, &[b"lrem", b"l", b"0", b"x"])),
+            ":1\r\n"
+        );
         assert_eq!(
             text(run(&mut db, lrange, &[b"lrange", b"l", b"0", b"-1"])),
             "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
@@ -446,7 +497,13 @@ mod tests {
     #[test]
     fn lpos_follows_rank_count_and_maxlen() {
         let mut db = db();
-        run(&mut db, rpush, &[b"rpush", b"l", b"a", b"b", b"c", b"1", b"2", b"3", b"c", b"c"]);
+        run(
+            &mut db,
+            rpush,
+            &[
+                b"rpush", b"l", b"a", b"b", b"c", b"1", b"2", b"3", b"c", b"c",
+            ],
+        );
         let lpos_of = |db: &mut Db, extra: &[&[u8]]| {
             let mut parts: Vec<&[u8]> = vec![b"lpos", b"l", b"c"];
             parts.extend_from_slice(extra);
@@ -456,16 +513,34 @@ mod tests {
         assert_eq!(lpos_of(&mut db, &[b"RANK", b"2"]), ":6\r\n");
         assert_eq!(lpos_of(&mut db, &[b"RANK", b"-1"]), ":7\r\n");
         assert_eq!(lpos_of(&mut db, &[b"COUNT", b"2"]), "*2\r\n:2\r\n:6\r\n");
-        assert_eq!(lpos_of(&mut db, &[b"COUNT", b"0", b"RANK", b"-2"]), "*2\r\n:6\r\n:2\r\n");
-        assert_eq!(lpos_of(&mut db, &[b"COUNT", b"0", b"MAXLEN", b"7"]), "*2\r\n:2\r\n:6\r\n");
-        assert_eq!(lpos_of(&mut db, &[b"RANK", b"-1", b"MAXLEN", b"1"]), ":7\r\n");
+        assert_eq!(
+            lpos_of(&mut db, &[b"COUNT", b"0", b"RANK", b"-2"]),
+            "*2\r\n:6\r\n:2\r\n"
+        );
+        assert_eq!(
+            lpos_of(&mut db, &[b"COUNT", b"0", b"MAXLEN", b"7"]),
+            "*2\r\n:2\r\n:6\r\n"
+        );
+        assert_eq!(
+            lpos_of(&mut db, &[b"RANK", b"-1", b"MAXLEN", b"1"]),
+            ":7\r\n"
+        );
         assert_eq!(lpos_of(&mut db, &[b"RANK", b"4"]), "$-1\r\n");
         assert_eq!(lpos_of(&mut db, &[b"RANK", b"4", b"COUNT", b"1"]), "*0\r\n");
         assert!(lpos_of(&mut db, &[b"RANK", b"0"]).starts_with("-ERR RANK can't be zero"));
-        assert_eq!(lpos_of(&mut db, &[b"COUNT", b"-1"]), "-ERR COUNT can't be negative\r\n");
-        assert_eq!(lpos_of(&mut db, &[b"MAXLEN", b"x"]), "-ERR MAXLEN can't be negative\r\n");
+        assert_eq!(
+            lpos_of(&mut db, &[b"COUNT", b"-1"]),
+            "-ERR COUNT can't be negative\r\n"
+        );
+        assert_eq!(
+            lpos_of(&mut db, &[b"MAXLEN", b"x"]),
+            "-ERR MAXLEN can't be negative\r\n"
+        );
         assert_eq!(lpos_of(&mut db, &[b"RANK"]), "-ERR syntax error\r\n");
-        assert_eq!(lpos_of(&mut db, &[b"RANK", b"-9223372036854775808"]), format!("-{NOT_NEGATABLE}\r\n"));
+        assert_eq!(
+            lpos_of(&mut db, &[b"RANK", b"-9223372036854775808"]),
+            format!("-{NOT_NEGATABLE}\r\n")
+        );
     }
 
     /// Runs a random mix of every list command (plus strings and TTLs to
@@ -503,7 +578,20 @@ mod tests {
                 6 => (lset, vec![b"lset", key, n1, e1]),
                 7 => (lrem, vec![b"lrem", key, n1, e1]),
                 8 => (ltrim, vec![b"ltrim", key, n1, n2]),
-                9 => (linsert, vec![b"linsert", key, if next(2) == 0 { &b"BEFORE"[..] } else { b"after" }, e1, e2]),
+                9 => (
+                    linsert,
+                    vec![
+                        b"linsert",
+                        key,
+                        if next(2) == 0 {
+                            &b"BEFORE"[..]
+                        } else {
+                            b"after"
+                        },
+                        e1,
+                        e2,
+                    ],
+                ),
                 10 => (lrange, vec![b"lrange", key, n1, n2]),
                 11 => (lindex, vec![b"lindex", key, n1]),
                 12 => (lpos, vec![b"lpos", key, e1, b"RANK", n1, b"COUNT", n2]),
@@ -526,7 +614,10 @@ mod tests {
             }
         }
         // Guards against a mix that only ever hits errors or missing keys.
-        let starved = succeeded.iter().enumerate().any(|(k, &n)| k != WRONG_TYPE_KIND && n < 100);
+        let starved = succeeded
+            .iter()
+            .enumerate()
+            .any(|(k, &n)| k != WRONG_TYPE_KIND && n < 100);
         assert!(!starved, "{succeeded:?}");
     }
 }

@@ -62,7 +62,9 @@ impl<'a> Args<'a> {
 
     /// Arguments from `from` on.
     pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.ranges[from.min(self.ranges.len())..].iter().map(|&(s, e)| &self.buf[s..e])
+        self.ranges[from.min(self.ranges.len())..]
+            .iter()
+            .map(|&(s, e)| &self.buf[s..e])
     }
 
     /// Case-insensitive comparison of argument `i` with an ASCII keyword.
@@ -82,7 +84,9 @@ impl<'a> Args<'a> {
 
 /// `-ERR wrong number of arguments for 'xxx' command`.
 pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
-    out.error(&format!("ERR wrong number of arguments for '{name}' command"));
+    out.error(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ));
 }
 
 /// A SCAN-family cursor: unsigned decimal digits and nothing else.
@@ -91,7 +95,10 @@ pub fn parse_cursor(raw: &[u8]) -> Result<u64, &'static str> {
     if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
         return Err(invalid);
     }
-    std::str::from_utf8(raw).ok().and_then(|c| c.parse().ok()).ok_or(invalid)
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .ok_or(invalid)
 }
 
 /// Options of SCAN, HSCAN and SSCAN after the cursor.
@@ -114,8 +121,15 @@ pub enum ScanExtra {
     NoValues,
 }
 
-pub fn parse_scan_options<'a>(args: &Args<'a>, from: usize, extra: ScanExtra) -> Result<ScanOptions<'a>, &'static str> {
-    let mut opts = ScanOptions { count: 10, ..Default::default() };
+pub fn parse_scan_options<'a>(
+    args: &Args<'a>,
+    from: usize,
+    extra: ScanExtra,
+) -> Result<ScanOptions<'a>, &'static str> {
+    let mut opts = ScanOptions {
+        count: 10,
+        ..Default::default()
+    };
     let mut i = from;
     while i < args.len() {
         if matches!(extra, ScanExtra::NoValues) && args.is(i, "NOVALUES") {
@@ -177,7 +191,12 @@ pub mod testing {
     /// command: one reply, WRONGTYPE where expected, memory accounting equal
     /// to a full recount, and no empty aggregate left behind. Returns
     /// whether the command succeeded.
-    pub fn check_step(db: &Db, reply: &[u8], expect_wrong_type: bool, what: &dyn std::fmt::Debug) -> bool {
+    pub fn check_step(
+        db: &Db,
+        reply: &[u8],
+        expect_wrong_type: bool,
+        what: &dyn std::fmt::Debug,
+    ) -> bool {
         assert!(!reply.is_empty(), "every command replies: {what:?}");
         if expect_wrong_type {
             assert!(reply.starts_with(b"-WRONGTYPE"), "{what:?}");

@@ -108,7 +108,10 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
             }
             i += 2;
         } else {
-            return out.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
+            return out.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(args.get(i))
+            ));
         }
     }
     out.array(14);
@@ -133,7 +136,11 @@ fn set_client_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
         return Err("ERR Client names cannot contain spaces, newlines or special characters.");
     }
-    client.name = if name.is_empty() { None } else { Some(name.to_vec()) };
+    client.name = if name.is_empty() {
+        None
+    } else {
+        Some(name.to_vec())
+    };
     Ok(())
 }
 
@@ -153,14 +160,23 @@ fn client_cmd(client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
         // accept and ignore it, as Redis would store it.
         (b"SETINFO", 4) => out.ok(),
         (b"INFO", 2) => {
-            let name = client.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            out.bulk(format!("id={} addr={} name={} db=0\n", client.id, client.addr, name).as_bytes());
+            let name = client
+                .name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            out.bulk(
+                format!("id={} addr={} name={} db=0\n", client.id, client.addr, name).as_bytes(),
+            );
         }
         (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO", _) => out.error(&format!(
             "ERR wrong number of arguments for 'client|{}' command",
             String::from_utf8_lossy(&sub).to_lowercase()
         )),
-        _ => out.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(args.get(1)))),
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
     }
 }
 
@@ -209,9 +225,10 @@ fn command(args: &Args, out: &mut Vec<u8>) {
         }
         // redis-cli asks for docs to show hints; having none is valid.
         b"DOCS" => out.array(0),
-        _ => {
-            out.error(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(args.get(1))))
-        }
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
     }
 }
 
@@ -230,7 +247,10 @@ fn config_params(shard: &Shard) -> Vec<(&'static str, String)> {
         ("maxclients", "10000".into()),
         ("timeout", "0".into()),
         ("tcp-keepalive", "300".into()),
-        ("proto-max-bulk-len", crate::protocol::parser::MAX_BULK_LEN.to_string()),
+        (
+            "proto-max-bulk-len",
+            crate::protocol::parser::MAX_BULK_LEN.to_string(),
+        ),
         ("io-threads", c.workers.to_string()),
         ("workers", c.workers.to_string()),
         ("metrics-port", c.metrics_port.to_string()),
@@ -265,7 +285,10 @@ fn config(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
             String::from_utf8_lossy(args.iter_from(2).next().unwrap_or_default())
         )),
-        _ => out.error(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(args.get(1)))),
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )),
     }
 }
 
@@ -307,7 +330,10 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             } else {
                 (0..NUM_SLOTS).collect()
             };
-            let present: Vec<usize> = wanted.into_iter().filter(|&s| view.merged.calls[s] > 0).collect();
+            let present: Vec<usize> = wanted
+                .into_iter()
+                .filter(|&s| view.merged.calls[s] > 0)
+                .collect();
             out.array(present.len() * 2);
             for slot in present {
                 out.bulk(SLOT_NAMES[slot].as_bytes());
@@ -315,7 +341,9 @@ async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
                 out.bulk(b"calls");
                 out.int(view.merged.calls[slot] as i64);
                 out.bulk(b"histogram_usec");
-                let buckets = view.latency(slot).map_or(&[][..], |l| &l.power_of_two_us[..]);
+                let buckets = view
+                    .latency(slot)
+                    .map_or(&[][..], |l| &l.power_of_two_us[..]);
                 out.array(buckets.len() * 2);
                 for &(le_us, cumulative) in buckets {
                     out.int(le_us as i64);
@@ -352,14 +380,21 @@ fn debug(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
             _ => out.error(err::NOT_FLOAT),
         }
     } else {
-        out.error(&format!("ERR unknown subcommand '{}'. Try DEBUG HELP.", String::from_utf8_lossy(args.get(1))));
+        out.error(&format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(args.get(1))
+        ));
     }
 }
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -371,7 +406,11 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{b}B") } else { format!("{v:.2}{}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
 }
 
 /// The process-wide run id, fixed for the life of the process.
@@ -379,12 +418,23 @@ fn run_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         let seed = ahash::RandomState::new();
-        (0..5).map(|i| format!("{:08x}", seed.hash_one(i) as u32)).collect()
+        (0..5)
+            .map(|i| format!("{:08x}", seed.hash_one(i) as u32))
+            .collect()
     })
 }
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+];
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -448,7 +498,11 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     }
     if wants("clients") {
         section(&mut s, "Clients");
-        let _ = write!(s, "connected_clients:{}\r\nblocked_clients:0\r\n", snap.connections_current);
+        let _ = write!(
+            s,
+            "connected_clients:{}\r\nblocked_clients:0\r\n",
+            snap.connections_current
+        );
     }
     if wants("memory") {
         section(&mut s, "Memory");
@@ -522,7 +576,11 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     if wants("keyspace") {
         section(&mut s, "Keyspace");
         if snap.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires={},avg_ttl={}\r\n", snap.keys, snap.expires, snap.avg_ttl_ms);
+            let _ = write!(
+                s,
+                "db0:keys={},expires={},avg_ttl={}\r\n",
+                snap.keys, snap.expires, snap.avg_ttl_ms
+            );
         }
     }
     s

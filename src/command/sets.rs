@@ -71,7 +71,8 @@ impl Picker {
     /// shuffle of a virtual `0..len` that records only the swapped slots,
     /// so sampling a few members of a huge set costs O(count), not O(len).
     fn distinct(&mut self, len: usize, count: usize) -> Vec<usize> {
-        let mut moved: HashMap<usize, usize, Hasher> = HashMap::with_capacity_and_hasher(count, Hasher::new());
+        let mut moved: HashMap<usize, usize, Hasher> =
+            HashMap::with_capacity_and_hasher(count, Hasher::new());
         (0..count)
             .map(|k| {
                 let j = k + self.below(len - k);
@@ -189,7 +190,9 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let freed = match count {
         None => {
-            let m = set.swap_remove_index(rng.below(set.len())).expect("checked non-empty");
+            let m = set
+                .swap_remove_index(rng.below(set.len()))
+                .expect("checked non-empty");
             out.bulk(&m);
             member_size(&m)
         }
@@ -206,7 +209,9 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
             out.array(n);
             let mut freed = 0;
             for _ in 0..n {
-                let m = set.swap_remove_index(rng.below(set.len())).expect("n < len");
+                let m = set
+                    .swap_remove_index(rng.below(set.len()))
+                    .expect("n < len");
                 out.bulk(&m);
                 freed += member_size(&m);
             }
@@ -282,8 +287,10 @@ pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(set.len());
     let end = start.saturating_add(count).min(set.len());
-    let found: Vec<&Box<[u8]>> =
-        (start..end).map(|i| &set[i]).filter(|m| pattern.is_none_or(|p| glob_match(p, m))).collect();
+    let found: Vec<&Box<[u8]>> = (start..end)
+        .map(|i| &set[i])
+        .filter(|m| pattern.is_none_or(|p| glob_match(p, m)))
+        .collect();
     let next = if end < set.len() { end } else { 0 };
     out.array(2);
     out.bulk(next.to_string().as_bytes());
@@ -379,7 +386,12 @@ fn store_result(db: &mut Db, dst: &[u8], result: SetValue) -> usize {
     len
 }
 
-fn reply_result(out: &mut Vec<u8>, result: Result<SetValue, WrongType>, dst: Option<&[u8]>, db: &mut Db) {
+fn reply_result(
+    out: &mut Vec<u8>,
+    result: Result<SetValue, WrongType>,
+    dst: Option<&[u8]>,
+    db: &mut Db,
+) {
     match (result, dst) {
         (Err(WrongType), _) => out.error(err::WRONGTYPE),
         (Ok(set), Some(dst)) => out.int(store_result(db, dst, set) as i64),
@@ -393,9 +405,18 @@ fn reply_result(out: &mut Vec<u8>, result: Result<SetValue, WrongType>, dst: Opt
 /// from their shards, combined here and the result installed on the
 /// destination's shard; like MSETNX across shards, that is not isolated
 /// from concurrent writers.
-pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>, out: &mut Vec<u8>) {
+pub async fn algebra_any(
+    shard: &Shard,
+    op: SetOp,
+    store: bool,
+    args: &Args<'_>,
+    out: &mut Vec<u8>,
+) {
     let dst = store.then(|| args.get(1).to_vec());
-    let keys: Vec<Vec<u8>> = args.iter_from(if store { 2 } else { 1 }).map(<[u8]>::to_vec).collect();
+    let keys: Vec<Vec<u8>> = args
+        .iter_from(if store { 2 } else { 1 })
+        .map(<[u8]>::to_vec)
+        .collect();
     let owners: Vec<usize> = keys.iter().map(|k| shard.owner(k)).collect();
     let home = dst.as_deref().map_or(owners[0], |d| shard.owner(d));
 
@@ -422,7 +443,11 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
             continue;
         }
         let wanted: Vec<Vec<u8>> = positions.iter().map(|&i| keys[i].clone()).collect();
-        let fetched = shard.run_on(target, move |s: &Shard| copy_sets(&mut s.db.borrow_mut(), &wanted)).await;
+        let fetched = shard
+            .run_on(target, move |s: &Shard| {
+                copy_sets(&mut s.db.borrow_mut(), &wanted)
+            })
+            .await;
         match fetched {
             Some(Ok(sets)) => {
                 for (i, set) in positions.into_iter().zip(sets) {
@@ -434,8 +459,14 @@ pub async fn algebra_any(shard: &Shard, op: SetOp, store: bool, args: &Args<'_>,
         }
     }
     let result = compute(op, sources.iter().map(Option::as_ref));
-    let Some(dst) = dst else { return reply_members(out, result.iter()) };
-    let stored = shard.run_on(home, move |s: &Shard| store_result(&mut s.db.borrow_mut(), &dst, result)).await;
+    let Some(dst) = dst else {
+        return reply_members(out, result.iter());
+    };
+    let stored = shard
+        .run_on(home, move |s: &Shard| {
+            store_result(&mut s.db.borrow_mut(), &dst, result)
+        })
+        .await;
     match stored {
         Some(len) => out.int(len as i64),
         None => out.error(SHARD_GONE),
@@ -452,7 +483,10 @@ mod tests {
     }
 
     fn sorted(set: &SetValue) -> Vec<String> {
-        let mut v: Vec<String> = set.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+        let mut v: Vec<String> = set
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -464,7 +498,9 @@ mod tests {
         db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
         for i in 0..3000 {
             let key = format!("s{}", rng.below(4));
-            let members: Vec<String> = (0..1 + rng.below(6)).map(|_| "m".repeat(1 + rng.below(30))).collect();
+            let members: Vec<String> = (0..1 + rng.below(6))
+                .map(|_| "m".repeat(1 + rng.below(30)))
+                .collect();
             let mut argv: Vec<&[u8]> = vec![b"op", key.as_bytes()];
             let reply = match rng.below(6) {
                 0 | 1 => {
@@ -487,7 +523,11 @@ mod tests {
                     Vec::new()
                 }
             };
-            assert!(!reply.starts_with(b"-"), "op {i}: {}", String::from_utf8_lossy(&reply));
+            assert!(
+                !reply.starts_with(b"-"),
+                "op {i}: {}",
+                String::from_utf8_lossy(&reply)
+            );
             assert_eq!(db.mem_used(), db.mem_recomputed(), "after op {i}");
         }
         // Writes against another type are refused and change nothing.
@@ -505,8 +545,14 @@ mod tests {
     #[test]
     fn emptied_sets_are_deleted() {
         let mut db = db();
-        assert_eq!(run(&mut db, sadd, &[b"sadd", b"k", b"a", b"b", b"a"]), b":2\r\n");
-        assert_eq!(run(&mut db, srem, &[b"srem", b"k", b"a", b"b", b"c"]), b":2\r\n");
+        assert_eq!(
+            run(&mut db, sadd, &[b"sadd", b"k", b"a", b"b", b"a"]),
+            b":2\r\n"
+        );
+        assert_eq!(
+            run(&mut db, srem, &[b"srem", b"k", b"a", b"b", b"c"]),
+            b":2\r\n"
+        );
         assert_eq!(db.len(), 0);
         run(&mut db, sadd, &[b"sadd", b"k", b"a", b"b"]);
         assert!(run(&mut db, spop, &[b"spop", b"k", b"5"]).starts_with(b"*2\r\n"));
@@ -537,20 +583,38 @@ mod tests {
         let c = set_of(&["a", "c", "x", "y", "z"]);
         let inter = compute(SetOp::Inter, [Some(&a), Some(&b), Some(&c)]);
         assert_eq!(sorted(&inter), ["c"]);
-        assert_eq!(sorted(&compute(SetOp::Inter, [Some(&a), Some(&b)])), ["c", "d"]);
+        assert_eq!(
+            sorted(&compute(SetOp::Inter, [Some(&a), Some(&b)])),
+            ["c", "d"]
+        );
         assert!(compute(SetOp::Inter, [Some(&a), None]).is_empty());
         assert!(compute(SetOp::Inter, [None, Some(&a)]).is_empty());
         let union = compute(SetOp::Union, [Some(&a), None, Some(&b)]);
         assert_eq!(sorted(&union), ["a", "b", "c", "d", "e"]);
-        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&a), Some(&b)])), ["a", "b"]);
+        assert_eq!(
+            sorted(&compute(SetOp::Diff, [Some(&a), Some(&b)])),
+            ["a", "b"]
+        );
         // The smaller-side walk of Diff must give the same answer.
-        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&c), Some(&a)])), ["x", "y", "z"]);
-        assert_eq!(sorted(&compute(SetOp::Diff, [Some(&a), None, Some(&c)])), ["b", "d"]);
+        assert_eq!(
+            sorted(&compute(SetOp::Diff, [Some(&c), Some(&a)])),
+            ["x", "y", "z"]
+        );
+        assert_eq!(
+            sorted(&compute(SetOp::Diff, [Some(&a), None, Some(&c)])),
+            ["b", "d"]
+        );
         assert!(compute(SetOp::Diff, [None, Some(&a)]).is_empty());
-        assert_eq!(sorted(&compute(SetOp::Union, [Some(&a)])), ["a", "b", "c", "d"]);
+        assert_eq!(
+            sorted(&compute(SetOp::Union, [Some(&a)])),
+            ["a", "b", "c", "d"]
+        );
         // A key named twice is simply fed twice.
         assert!(compute(SetOp::Diff, [Some(&a), Some(&a)]).is_empty());
-        assert_eq!(sorted(&compute(SetOp::Inter, [Some(&b), Some(&b)])), ["c", "d", "e"]);
+        assert_eq!(
+            sorted(&compute(SetOp::Inter, [Some(&b), Some(&b)])),
+            ["c", "d", "e"]
+        );
     }
 
     #[test]
@@ -558,7 +622,11 @@ mod tests {
         let mut db = db();
         run(&mut db, sadd, &[b"sadd", b"a", b"1", b"2", b"3"]);
         run(&mut db, sadd, &[b"sadd", b"b", b"2", b"3", b"4"]);
-        db.set(b"dst", Value::Str(b"old".to_vec()), Ttl::At(unix_ms_later()));
+        db.set(
+            b"dst",
+            Value::Str(b"old".to_vec()),
+            Ttl::At(unix_ms_later()),
+        );
         let keys = [b"a".to_vec(), b"b".to_vec(), b"nope".to_vec()];
         let union = compute_local(&mut db, SetOp::Union, &keys).unwrap();
         assert_eq!(store_result(&mut db, b"dst", union), 4);
@@ -569,7 +637,13 @@ mod tests {
         assert!(!db.contains(b"dst"));
         assert_eq!(db.mem_used(), db.mem_recomputed());
         db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
-        assert_eq!(compute_local(&mut db, SetOp::Union, &[b"a".to_vec(), b"str".to_vec()]), Err(WrongType));
-        assert_eq!(copy_sets(&mut db, &[b"nope".to_vec(), b"str".to_vec()]), Err(WrongType));
+        assert_eq!(
+            compute_local(&mut db, SetOp::Union, &[b"a".to_vec(), b"str".to_vec()]),
+            Err(WrongType)
+        );
+        assert_eq!(
+            copy_sets(&mut db, &[b"nope".to_vec(), b"str".to_vec()]),
+            Err(WrongType)
+        );
     }
 }

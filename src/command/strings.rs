@@ -46,14 +46,24 @@ pub fn mget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 /// Converts a relative or absolute expiry argument to absolute unix ms.
 /// `unit_ms` is 1000 for seconds, 1 for milliseconds.
-pub fn expire_at_ms(db: &Db, raw: &[u8], unit_ms: i64, absolute: bool, cmd: &str) -> Result<u64, String> {
+pub fn expire_at_ms(
+    db: &Db,
+    raw: &[u8],
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &str,
+) -> Result<u64, String> {
     let invalid = || format!("ERR invalid expire time in '{cmd}' command");
     let n = parse_i64(raw).ok_or_else(|| err::NOT_INTEGER.to_string())?;
     if n <= 0 {
         return Err(invalid());
     }
     let ms = n.checked_mul(unit_ms).ok_or_else(invalid)?;
-    let at = if absolute { ms } else { ms.checked_add(db.now_ms as i64).ok_or_else(invalid)? };
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(db.now_ms as i64).ok_or_else(invalid)?
+    };
     Ok(at as u64)
 }
 
@@ -66,9 +76,14 @@ pub fn set(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     while i < args.len() {
         let opt = args.get(i);
         let has_next = i + 1 < args.len();
-        let expiry = [("EX", 1000, false), ("PX", 1, false), ("EXAT", 1000, true), ("PXAT", 1, true)]
-            .into_iter()
-            .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
+        let expiry = [
+            ("EX", 1000, false),
+            ("PX", 1, false),
+            ("EXAT", 1000, true),
+            ("PXAT", 1, true),
+        ]
+        .into_iter()
+        .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
         if let Some((_, unit, absolute)) = expiry {
             if ttl.is_some() || keepttl || !has_next {
                 return out.error(err::SYNTAX);
@@ -174,9 +189,14 @@ pub fn getex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i);
-        let expiry = [("EX", 1000, false), ("PX", 1, false), ("EXAT", 1000, true), ("PXAT", 1, true)]
-            .into_iter()
-            .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
+        let expiry = [
+            ("EX", 1000, false),
+            ("PX", 1, false),
+            ("EXAT", 1000, true),
+            ("PXAT", 1, true),
+        ]
+        .into_iter()
+        .find(|(name, _, _)| opt.eq_ignore_ascii_case(name.as_bytes()));
         if let Some((_, unit, absolute)) = expiry {
             if change.is_some() || i + 1 >= args.len() {
                 return out.error(err::SYNTAX);
@@ -235,9 +255,17 @@ pub fn strlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// None when empty.
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let start = if start < 0 { (len + start).max(0) } else { start };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { len + end } else { end.min(len - 1) };
-    if start > end || start >= len || end < 0 { None } else { Some((start as usize, end as usize)) }
+    if start > end || start >= len || end < 0 {
+        None
+    } else {
+        Some((start as usize, end as usize))
+    }
 }
 
 /// GETRANGE clamps differently from LRANGE: a negative end that falls
@@ -248,10 +276,18 @@ fn getrange_bounds(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
         return None;
     }
     let len = len as i64;
-    let start = if start < 0 { (len + start).max(0) } else { start };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { (len + end).max(0) } else { end };
     let end = end.min(len - 1);
-    if len == 0 || start > end { None } else { Some((start as usize, end as usize)) }
+    if len == 0 || start > end {
+        None
+    } else {
+        Some((start as usize, end as usize))
+    }
 }
 
 pub fn getrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -373,7 +409,9 @@ pub fn decrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let key = args.get(1);
-    let Some(delta) = parse_f64(args.get(2)) else { return out.error(err::NOT_FLOAT) };
+    let Some(delta) = parse_f64(args.get(2)) else {
+        return out.error(err::NOT_FLOAT);
+    };
     let (current, current_text) = match read_str(db, key) {
         Ok(Some(v)) => match parse_f64(v) {
             Some(f) => (f, Some(v.to_vec())),
@@ -413,7 +451,9 @@ pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     for i in (1..args.len()).step_by(2) {
         by_shard[shard.owner(args.get(i))].push((args.get(i).to_vec(), args.get(i + 1).to_vec()));
     }
-    let involved: Vec<usize> = (0..shard.nshards).filter(|&t| !by_shard[t].is_empty()).collect();
+    let involved: Vec<usize> = (0..shard.nshards)
+        .filter(|&t| !by_shard[t].is_empty())
+        .collect();
     if let [only] = involved[..] {
         let pairs = std::mem::take(&mut by_shard[only]);
         let created = shard

@@ -148,7 +148,11 @@ pub struct CommandSpec {
 impl CommandSpec {
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i32;
-        if self.arity >= 0 { argc == self.arity } else { argc >= -self.arity }
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
     }
 }
 
@@ -205,38 +209,74 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split { whole: strings::mget, part: strings::mget_one, step: 1, merge: Merge::Array }
+        Kind::Split {
+            whole: strings::mget,
+            part: strings::mget_one,
+            step: 1,
+            merge: Merge::Array
+        }
     ),
     cmd!(
         "mset",
         -3,
         W,
         (1, -1, 2),
-        Kind::Split { whole: strings::mset, part: strings::mset, step: 2, merge: Merge::AllOk }
+        Kind::Split {
+            whole: strings::mset,
+            part: strings::mset,
+            step: 2,
+            merge: Merge::AllOk
+        }
     ),
     cmd!("msetnx", -3, W, (1, -1, 2), Conn(C::MsetNx)),
     // Keys
-    cmd!("del", -2, W, (1, -1, 1), Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }),
+    cmd!(
+        "del",
+        -2,
+        W,
+        (1, -1, 1),
+        Kind::Split {
+            whole: keys::del,
+            part: keys::del,
+            step: 1,
+            merge: Merge::SumInt
+        }
+    ),
     cmd!(
         "unlink",
         -2,
         WF,
         (1, -1, 1),
-        Kind::Split { whole: keys::del, part: keys::del, step: 1, merge: Merge::SumInt }
+        Kind::Split {
+            whole: keys::del,
+            part: keys::del,
+            step: 1,
+            merge: Merge::SumInt
+        }
     ),
     cmd!(
         "exists",
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }
+        Kind::Split {
+            whole: keys::exists,
+            part: keys::exists,
+            step: 1,
+            merge: Merge::SumInt
+        }
     ),
     cmd!(
         "touch",
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split { whole: keys::exists, part: keys::exists, step: 1, merge: Merge::SumInt }
+        Kind::Split {
+            whole: keys::exists,
+            part: keys::exists,
+            step: 1,
+            merge: Merge::SumInt
+        }
     ),
     cmd!("type", 2, RF, (1, 1, 1), Keyed(keys::type_of)),
     cmd!("expire", -3, WF, (1, 1, 1), Keyed(keys::expire)),
@@ -281,7 +321,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hkeys", 2, R, (1, 1, 1), Keyed(hashes::hkeys)),
     cmd!("hvals", 2, R, (1, 1, 1), Keyed(hashes::hvals)),
     cmd!("hincrby", 4, WF, (1, 1, 1), Keyed(hashes::hincrby)),
-    cmd!("hincrbyfloat", 4, WF, (1, 1, 1), Keyed(hashes::hincrbyfloat)),
+    cmd!(
+        "hincrbyfloat",
+        4,
+        WF,
+        (1, 1, 1),
+        Keyed(hashes::hincrbyfloat)
+    ),
     cmd!("hstrlen", 3, RF, (1, 1, 1), Keyed(hashes::hstrlen)),
     cmd!("hscan", -3, R, (1, 1, 1), Keyed(hashes::hscan)),
     // Sets
@@ -294,12 +340,48 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("spop", -2, WF, (1, 1, 1), Keyed(sets::spop)),
     cmd!("srandmember", -2, R, (1, 1, 1), Keyed(sets::srandmember)),
     cmd!("sscan", -3, R, (1, 1, 1), Keyed(sets::sscan)),
-    cmd!("sinter", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Inter, false))),
-    cmd!("sunion", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Union, false))),
-    cmd!("sdiff", -2, R, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Diff, false))),
-    cmd!("sinterstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Inter, true))),
-    cmd!("sunionstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Union, true))),
-    cmd!("sdiffstore", -3, W, (1, -1, 1), Conn(C::SetAlgebra(sets::SetOp::Diff, true))),
+    cmd!(
+        "sinter",
+        -2,
+        R,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Inter, false))
+    ),
+    cmd!(
+        "sunion",
+        -2,
+        R,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Union, false))
+    ),
+    cmd!(
+        "sdiff",
+        -2,
+        R,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Diff, false))
+    ),
+    cmd!(
+        "sinterstore",
+        -3,
+        W,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Inter, true))
+    ),
+    cmd!(
+        "sunionstore",
+        -3,
+        W,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Union, true))
+    ),
+    cmd!(
+        "sdiffstore",
+        -3,
+        W,
+        (1, -1, 1),
+        Conn(C::SetAlgebra(sets::SetOp::Diff, true))
+    ),
     // Connection and server
     cmd!("ping", -1, F, (0, 0, 0), Conn(C::Ping)),
     cmd!("echo", 2, F, (0, 0, 0), Conn(C::Echo)),
@@ -323,7 +405,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> = OnceLock::new();
+    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> =
+        OnceLock::new();
     let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
     let mut lower = [0u8; 24];
     let lower = lower.get_mut(..name.len())?;

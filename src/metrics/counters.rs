@@ -33,7 +33,8 @@ impl Gauge {
     }
 
     pub fn dec(&self) {
-        self.0.store(self.0.load(Relaxed).saturating_sub(1), Relaxed);
+        self.0
+            .store(self.0.load(Relaxed).saturating_sub(1), Relaxed);
     }
 
     pub fn get(&self) -> u64 {

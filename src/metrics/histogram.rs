@@ -39,7 +39,12 @@ impl CommandHistograms {
     pub fn record(&self, slot: usize, nanos: u64) {
         let mut current = self.current.borrow_mut();
         current[slot]
-            .get_or_insert_with(|| self.spares.borrow_mut().pop().unwrap_or_else(|| Box::new(new_histogram())))
+            .get_or_insert_with(|| {
+                self.spares
+                    .borrow_mut()
+                    .pop()
+                    .unwrap_or_else(|| Box::new(new_histogram()))
+            })
             .saturating_record(nanos.clamp(LOWEST_NS, HIGHEST_NS));
     }
 
@@ -89,7 +94,10 @@ impl LatencyTotals {
     }
 
     pub fn get(&self, slot: usize) -> Option<&Histogram<u64>> {
-        self.slots.get(slot).and_then(Option::as_ref).filter(|h| !h.is_empty())
+        self.slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .filter(|h| !h.is_empty())
     }
 }
 
@@ -107,7 +115,11 @@ mod tests {
             for i in 0..5_000u64 {
                 let v = 1 + (i * 7919 + round * 13) % 5_000_000;
                 reference.record(v).unwrap();
-                if i % 3 == 0 { shard_a.record(4, v) } else { shard_b.record(4, v) }
+                if i % 3 == 0 {
+                    shard_a.record(4, v)
+                } else {
+                    shard_b.record(4, v)
+                }
             }
             for shard in [&shard_a, &shard_b] {
                 let spares = totals.absorb(shard.take_interval());
@@ -121,7 +133,9 @@ mod tests {
             assert_eq!(merged.value_at_quantile(q), reference.value_at_quantile(q));
         }
         let buckets = |h: &Histogram<u64>| {
-            h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect::<Vec<_>>()
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>()
         };
         assert_eq!(buckets(merged), buckets(&reference));
         assert!(totals.get(5).is_none());

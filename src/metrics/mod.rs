@@ -55,7 +55,11 @@ impl OpsRate {
     pub fn rate(&self) -> u64 {
         let s = self.samples.borrow();
         let n = s.1.min(16);
-        if n == 0 { 0 } else { s.0[..n].iter().sum::<u64>() / n as u64 }
+        if n == 0 {
+            0
+        } else {
+            s.0[..n].iter().sum::<u64>() / n as u64
+        }
     }
 }
 

@@ -21,7 +21,9 @@ pub struct CountMinSketch {
 
 impl Default for CountMinSketch {
     fn default() -> Self {
-        CountMinSketch { cells: [[0; COLUMNS]; ROWS] }
+        CountMinSketch {
+            cells: [[0; COLUMNS]; ROWS],
+        }
     }
 }
 
@@ -49,7 +51,10 @@ impl CountMinSketch {
     }
 
     pub fn estimate_hash(&self, hash: u64) -> u64 {
-        (0..ROWS).map(|row| self.cells[row][Self::column(hash, row)]).min().unwrap_or(0)
+        (0..ROWS)
+            .map(|row| self.cells[row][Self::column(hash, row)])
+            .min()
+            .unwrap_or(0)
     }
 
     pub fn estimate(&self, key: &[u8]) -> u64 {
@@ -111,14 +116,30 @@ impl HotKeys {
     }
 
     fn offer(&mut self, hash: u64, key: &[u8], estimate: u64) {
-        if let Some(c) = self.top.iter_mut().find(|c| c.hash == hash && &*c.key == key) {
+        if let Some(c) = self
+            .top
+            .iter_mut()
+            .find(|c| c.hash == hash && &*c.key == key)
+        {
             c.count = estimate;
         } else if self.top.len() < self.capacity {
-            self.top.push(Candidate { hash, key: key.into(), count: estimate });
+            self.top.push(Candidate {
+                hash,
+                key: key.into(),
+                count: estimate,
+            });
         } else {
-            let (weakest, _) =
-                self.top.iter().enumerate().min_by_key(|(_, c)| c.count).expect("top is full, so not empty");
-            self.top[weakest] = Candidate { hash, key: key.into(), count: estimate };
+            let (weakest, _) = self
+                .top
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| c.count)
+                .expect("top is full, so not empty");
+            self.top[weakest] = Candidate {
+                hash,
+                key: key.into(),
+                count: estimate,
+            };
         }
         if self.top.len() == self.capacity {
             self.floor = self.top.iter().map(|c| c.count).min().unwrap_or(0);
@@ -136,8 +157,11 @@ impl HotKeys {
 
     /// Candidates with their current estimates, highest first.
     pub fn top(&self) -> Vec<(Vec<u8>, u64)> {
-        let mut out: Vec<(Vec<u8>, u64)> =
-            self.top.iter().map(|c| (c.key.to_vec(), self.sketch.estimate_hash(c.hash))).collect();
+        let mut out: Vec<(Vec<u8>, u64)> = self
+            .top
+            .iter()
+            .map(|c| (c.key.to_vec(), self.sketch.estimate_hash(c.hash)))
+            .collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
     }

@@ -78,8 +78,8 @@ impl ShardSnapshot {
         self.expired_keys += other.expired_keys;
         self.evicted_keys += other.evicted_keys;
         let total_expires = self.expires + other.expires;
-        if let Some(avg) =
-            (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires).checked_div(total_expires)
+        if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
+            .checked_div(total_expires)
         {
             self.avg_ttl_ms = avg;
         }
@@ -88,7 +88,8 @@ impl ShardSnapshot {
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
         self.hotkeys.extend(other.hotkeys.iter().cloned());
-        self.hotkeys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.hotkeys
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     }
 
     pub fn merged(snapshots: &[ShardSnapshot]) -> ShardSnapshot {
@@ -110,16 +111,31 @@ mod tests {
 
     #[test]
     fn merging_sums_counters_and_pools_hot_keys() {
-        let mut a = ShardSnapshot { keys: 3, memory_bytes: 100, expires: 1, avg_ttl_ms: 1000, ..Default::default() };
+        let mut a = ShardSnapshot {
+            keys: 3,
+            memory_bytes: 100,
+            expires: 1,
+            avg_ttl_ms: 1000,
+            ..Default::default()
+        };
         a.calls[0] = 10;
         a.hotkeys = vec![(b"x".to_vec(), 5)];
-        let mut b = ShardSnapshot { keys: 4, memory_bytes: 50, expires: 3, avg_ttl_ms: 3000, ..Default::default() };
+        let mut b = ShardSnapshot {
+            keys: 4,
+            memory_bytes: 50,
+            expires: 3,
+            avg_ttl_ms: 3000,
+            ..Default::default()
+        };
         b.calls[0] = 5;
         b.calls[7] = 1;
         b.hotkeys = vec![(b"y".to_vec(), 9)];
         let m = ShardSnapshot::merged(&[a, b]);
         assert_eq!((m.calls[0], m.calls[7], m.total_calls()), (15, 1, 16));
-        assert_eq!((m.keys, m.memory_bytes, m.expires, m.avg_ttl_ms), (7, 150, 4, 2500));
+        assert_eq!(
+            (m.keys, m.memory_bytes, m.expires, m.avg_ttl_ms),
+            (7, 150, 4, 2500)
+        );
         assert_eq!(m.hotkeys, vec![(b"y".to_vec(), 9), (b"x".to_vec(), 5)]);
     }
 }

@@ -13,8 +13,17 @@ pub struct CommandTimer<'a> {
 impl<'a> CommandTimer<'a> {
     #[inline]
     pub fn start(metrics: &'a ShardMetrics, slot: u8) -> CommandTimer<'a> {
-        let start = if metrics.enabled { metrics.clock.raw() } else { 0 };
-        CommandTimer { metrics, slot, start, failed: false }
+        let start = if metrics.enabled {
+            metrics.clock.raw()
+        } else {
+            0
+        };
+        CommandTimer {
+            metrics,
+            slot,
+            start,
+            failed: false,
+        }
     }
 
     /// Marks the command as answered with an error (INFO's failed_calls).

@@ -11,8 +11,8 @@ use crate::command::NUM_SLOTS;
 /// Upper bounds (seconds) of the `le` buckets of
 /// `kora_command_duration_seconds`.
 pub const LE_BOUNDS_SECONDS: [f64; 20] = [
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Percentiles reported by INFO latencystats and friends.
@@ -44,7 +44,10 @@ pub fn cumulative_buckets(h: &Histogram<u64>) -> Vec<u64> {
 /// Redis 7 LATENCY HISTOGRAM buckets: power-of-two microsecond bounds with
 /// cumulative counts, listing only bounds where the count grows.
 pub fn power_of_two_buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
-    let bounds_us: Vec<u64> = (0..).map(|k| 1u64 << k).take_while(|us| us * 1000 <= HIGHEST_NS * 2).collect();
+    let bounds_us: Vec<u64> = (0..)
+        .map(|k| 1u64 << k)
+        .take_while(|us| us * 1000 <= HIGHEST_NS * 2)
+        .collect();
     let counts = cumulative_counts(h, bounds_us.iter().map(|us| us * 1000));
     let mut last = 0;
     let mut out = Vec::new();
@@ -97,12 +100,27 @@ pub struct MetricsView {
 }
 
 impl MetricsView {
-    pub fn build(shards: Vec<Option<ShardSnapshot>>, up: Vec<bool>, totals: &LatencyTotals) -> MetricsView {
+    pub fn build(
+        shards: Vec<Option<ShardSnapshot>>,
+        up: Vec<bool>,
+        totals: &LatencyTotals,
+    ) -> MetricsView {
         let merged = ShardSnapshot::merged(&shards.iter().flatten().cloned().collect::<Vec<_>>());
         let latency = (0..NUM_SLOTS as u8)
-            .filter_map(|slot| totals.get(slot as usize).map(|h| SlotLatency::from_histogram(slot, h)))
+            .filter_map(|slot| {
+                totals
+                    .get(slot as usize)
+                    .map(|h| SlotLatency::from_histogram(slot, h))
+            })
             .collect();
-        MetricsView { shards, up, merged, latency, uptime_seconds: 0.0, start_time_seconds: 0.0 }
+        MetricsView {
+            shards,
+            up,
+            merged,
+            latency,
+            uptime_seconds: 0.0,
+            start_time_seconds: 0.0,
+        }
     }
 
     pub fn latency(&self, slot: usize) -> Option<&SlotLatency> {
@@ -148,8 +166,14 @@ mod tests {
             // Within HDR resolution: everything truly <= bound is counted,
             // and nothing beyond the bound's own bucket.
             let exact = values.iter().filter(|&&v| v <= *bound).count() as u64;
-            let upper = values.iter().filter(|&&v| v <= h.highest_equivalent(*bound)).count() as u64;
-            assert!(count >= exact && count <= upper, "bound {bound}: {count} not in {exact}..={upper}");
+            let upper = values
+                .iter()
+                .filter(|&&v| v <= h.highest_equivalent(*bound))
+                .count() as u64;
+            assert!(
+                count >= exact && count <= upper,
+                "bound {bound}: {count} not in {exact}..={upper}"
+            );
         }
     }
 

@@ -36,20 +36,36 @@ pub type ArgRange = (usize, usize);
 
 /// Parse one command starting at `buf[0]`. Ranges are pushed relative to
 /// `base` (the absolute offset of `buf[0]` in the read buffer).
-pub fn parse_command(buf: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
+pub fn parse_command(
+    buf: &mut [u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
     args.clear();
     if buf.is_empty() {
         return Ok(Parsed::Incomplete { need: 1 });
     }
-    if buf[0] == b'*' { parse_multibulk(buf, base, args) } else { parse_inline(buf, base, args) }
+    if buf[0] == b'*' {
+        parse_multibulk(buf, base, args)
+    } else {
+        parse_inline(buf, base, args)
+    }
 }
 
-fn parse_multibulk(buf: &[u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
+fn parse_multibulk(
+    buf: &[u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
     let Some((count, mut pos)) = read_header_line(buf, 0, "mbulk count")? else {
-        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+        return Ok(Parsed::Incomplete {
+            need: buf.len() + 1,
+        });
     };
     if count > MAX_MULTIBULK_LEN as i64 {
-        return Err(ProtocolError("Protocol error: invalid multibulk length".into()));
+        return Err(ProtocolError(
+            "Protocol error: invalid multibulk length".into(),
+        ));
     }
     if count <= 0 {
         // `*0` and `*-1` are ignored by Redis: an empty command.
@@ -64,10 +80,15 @@ fn parse_multibulk(buf: &[u8], base: usize, args: &mut Vec<ArgRange>) -> Result<
             return Ok(Parsed::Incomplete { need: pos + 1 });
         }
         if buf[pos] != b'$' {
-            return Err(ProtocolError(format!("Protocol error: expected '$', got '{}'", printable(buf[pos]))));
+            return Err(ProtocolError(format!(
+                "Protocol error: expected '$', got '{}'",
+                printable(buf[pos])
+            )));
         }
         let Some((len, after)) = read_header_line(buf, pos, "bulk count")? else {
-            return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+            return Ok(Parsed::Incomplete {
+                need: buf.len() + 1,
+            });
         };
         if len < 0 || len as usize > MAX_BULK_LEN {
             return Err(ProtocolError("Protocol error: invalid bulk length".into()));
@@ -78,7 +99,9 @@ fn parse_multibulk(buf: &[u8], base: usize, args: &mut Vec<ArgRange>) -> Result<
             return Ok(Parsed::Incomplete { need: end + 2 });
         }
         if &buf[end..end + 2] != b"\r\n" {
-            return Err(ProtocolError("Protocol error: bulk string not terminated by CRLF".into()));
+            return Err(ProtocolError(
+                "Protocol error: bulk string not terminated by CRLF".into(),
+            ));
         }
         args.push((base + after, base + end));
         pos = end + 2;
@@ -88,33 +111,55 @@ fn parse_multibulk(buf: &[u8], base: usize, args: &mut Vec<ArgRange>) -> Result<
 
 /// Reads a `*N\r\n` or `$N\r\n` line at `start`; returns the number and the
 /// offset after the CRLF, or None when the line is not complete yet.
-fn read_header_line(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn read_header_line(
+    buf: &[u8],
+    start: usize,
+    what: &str,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[start..buf.len().min(start + MAX_INLINE_LEN)];
     let Some(nl) = memchr(b'\n', window) else {
         if window.len() >= MAX_INLINE_LEN {
-            return Err(ProtocolError(format!("Protocol error: too big {what} string")));
+            return Err(ProtocolError(format!(
+                "Protocol error: too big {what} string"
+            )));
         }
         return Ok(None);
     };
     let line = &window[1..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let invalid = || {
-        let kind = if what == "mbulk count" { "multibulk" } else { "bulk" };
+        let kind = if what == "mbulk count" {
+            "multibulk"
+        } else {
+            "bulk"
+        };
         ProtocolError(format!("Protocol error: invalid {kind} length"))
     };
     let n = parse_i64(line).ok_or_else(invalid)?;
     Ok(Some((n, start + nl + 1)))
 }
 
-fn parse_inline(buf: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<Parsed, ProtocolError> {
+fn parse_inline(
+    buf: &mut [u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<Parsed, ProtocolError> {
     let window = &buf[..buf.len().min(MAX_INLINE_LEN)];
     let Some(nl) = memchr(b'\n', window) else {
         if window.len() >= MAX_INLINE_LEN {
-            return Err(ProtocolError("Protocol error: too big inline request".into()));
+            return Err(ProtocolError(
+                "Protocol error: too big inline request".into(),
+            ));
         }
-        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+        return Ok(Parsed::Incomplete {
+            need: buf.len() + 1,
+        });
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     split_inline_args(&mut buf[..line_end], base, args)?;
     Ok(Parsed::Command { consumed: nl + 1 })
 }
@@ -131,7 +176,11 @@ fn hex_value(b: u8) -> Option<u8> {
 /// does: whitespace separates, "double quotes" take `\n \r \t \b \a \\ \"`
 /// and `\xHH` escapes, 'single quotes' take `\'`. Unescaping only ever
 /// shortens the text, so it is done in place and arguments stay slices.
-fn split_inline_args(line: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> Result<(), ProtocolError> {
+fn split_inline_args(
+    line: &mut [u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+) -> Result<(), ProtocolError> {
     let unbalanced = || ProtocolError("Protocol error: unbalanced quotes in request".into());
     let (mut r, mut w) = (0, 0);
     while r < line.len() {
@@ -143,7 +192,9 @@ fn split_inline_args(line: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> 
         let (mut in_double, mut in_single) = (false, false);
         loop {
             if in_double || in_single {
-                let Some(&c) = line.get(r) else { return Err(unbalanced()) };
+                let Some(&c) = line.get(r) else {
+                    return Err(unbalanced());
+                };
                 let quote = if in_double { b'"' } else { b'\'' };
                 if c == quote {
                     // A closing quote must end the argument.
@@ -159,7 +210,10 @@ fn split_inline_args(line: &mut [u8], base: usize, args: &mut Vec<ArgRange>) -> 
                             && hex_value(line[r + 2]).is_some()
                             && hex_value(line[r + 3]).is_some() =>
                     {
-                        (hex_value(line[r + 2]).unwrap() * 16 + hex_value(line[r + 3]).unwrap(), 4)
+                        (
+                            hex_value(line[r + 2]).unwrap() * 16 + hex_value(line[r + 3]).unwrap(),
+                            4,
+                        )
                     }
                     (true, b'\\', Some(e)) => {
                         let byte = match e {
@@ -223,7 +277,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
     }
     if neg {
-        if v > i64::MAX as u64 + 1 { None } else { Some((v as i64).wrapping_neg()) }
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
     } else {
         i64::try_from(v).ok()
     }
@@ -255,10 +313,21 @@ mod tests {
     fn pipelined_multibulk_and_inline() {
         let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n  set a  b \n").unwrap();
         let quoted = parse_all(b"SET \"a b\\x41\\n\" 'it\\'s' x\"y z\"\r\n").unwrap();
-        assert_eq!(quoted[0], vec![b"SET".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec(), b"xy z".to_vec()]);
+        assert_eq!(
+            quoted[0],
+            vec![
+                b"SET".to_vec(),
+                b"a bA\n".to_vec(),
+                b"it's".to_vec(),
+                b"xy z".to_vec()
+            ]
+        );
         let mut args = Vec::new();
         for bad in [&b"SET \"abc\n"[..], b"SET \"a\"b\n", b"SET 'x\n"] {
-            assert!(parse_command(&mut bad.to_vec(), 0, &mut args).is_err(), "{bad:?}");
+            assert!(
+                parse_command(&mut bad.to_vec(), 0, &mut args).is_err(),
+                "{bad:?}"
+            );
         }
         assert_eq!(cmds.len(), 3);
         assert_eq!(cmds[0], vec![b"GET".to_vec(), b"k".to_vec()]);
@@ -292,7 +361,10 @@ mod tests {
             b"*x\r\n",
             b"*1\r\n$3\r\nabcXY",
         ] {
-            assert!(parse_command(&mut bad.to_vec(), 0, &mut args).is_err(), "{bad:?}");
+            assert!(
+                parse_command(&mut bad.to_vec(), 0, &mut args).is_err(),
+                "{bad:?}"
+            );
         }
         let mut long = vec![b'a'; MAX_INLINE_LEN + 1];
         assert!(parse_command(&mut long, 0, &mut args).is_err());

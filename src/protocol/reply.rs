@@ -41,7 +41,10 @@ impl Resp for Vec<u8> {
     fn error(&mut self, s: &str) {
         self.push(b'-');
         // An error line must not contain CR/LF or it would desync the client.
-        self.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        self.extend(
+            s.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         self.extend_from_slice(b"\r\n");
     }
 
@@ -168,20 +171,30 @@ fn add_decimals(a: &[u8], b: &[u8]) -> Option<String> {
     let digits = sum.unsigned_abs().to_string();
     let scale = scale as usize;
     let (int, frac) = if digits.len() > scale {
-        (digits[..digits.len() - scale].to_string(), &digits[digits.len() - scale..])
+        (
+            digits[..digits.len() - scale].to_string(),
+            &digits[digits.len() - scale..],
+        )
     } else {
         ("0".to_string(), &digits[..])
     };
     let frac = format!("{frac:0>scale$}");
     let frac = frac.trim_end_matches('0');
     let sign = if sum < 0 { "-" } else { "" };
-    Some(if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })
+    Some(if frac.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    })
 }
 
 /// Parses a float argument as Redis does: no spaces, no NaN.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
+    {
         return None;
     }
     let lower = text.to_ascii_lowercase();

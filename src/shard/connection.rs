@@ -9,7 +9,9 @@ use glommio::net::TcpStream;
 
 use super::Shard;
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
-use crate::command::{Args, CommandSpec, ConnCmd, Handler, Kind, Merge, lookup, server, wrong_arity};
+use crate::command::{
+    Args, CommandSpec, ConnCmd, Handler, Kind, Merge, lookup, server, wrong_arity,
+};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
 use crate::protocol::reply::Resp;
@@ -96,13 +98,20 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let mut client = ClientState {
         id: shard.next_client_id(),
         name: None,
-        addr: stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        addr: stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     };
     let _ = run(&shard, &mut stream, &mut client).await;
     stats.connections_current.dec();
 }
 
-async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState) -> std::io::Result<()> {
+async fn run(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+) -> std::io::Result<()> {
     let metrics = &shard.metrics;
     let mut rbuf: Vec<u8> = vec![0; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
@@ -151,7 +160,9 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
         let mut flow = Flow::Continue;
         while start < end {
             match parse_command(&mut rbuf[start..end], start, &mut argv) {
-                Ok(Parsed::Incomplete { need: n }) if n > shard.config.client_query_buffer_limit => {
+                Ok(Parsed::Incomplete { need: n })
+                    if n > shard.config.client_query_buffer_limit =>
+                {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
                     complete(shard, &mut pipe, &mut out).await;
@@ -194,7 +205,11 @@ async fn run(shard: &Rc<Shard>, stream: &mut TcpStream, client: &mut ClientState
     }
 }
 
-async fn write_out(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+async fn write_out(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
@@ -232,7 +247,12 @@ async fn dispatch<'m>(
             let target = shard.owner(args.get(spec.first_key as usize));
             route(shard, pipe, timer, handler, target, args);
         }
-        Kind::Split { whole, part, step, merge } => {
+        Kind::Split {
+            whole,
+            part,
+            step,
+            merge,
+        } => {
             if !(args.len() - 1).is_multiple_of(step) {
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
@@ -282,19 +302,31 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
 /// The shard owning every key of `args`, if it is one shard.
 fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize> {
     let step = spec.key_step.max(1) as usize;
-    let mut keys = (spec.first_key as usize..args.len()).step_by(step).map(|i| shard.owner(args.get(i)));
+    let mut keys = (spec.first_key as usize..args.len())
+        .step_by(step)
+        .map(|i| shard.owner(args.get(i)));
     let first = keys.next()?;
     keys.all(|s| s == first).then_some(first)
 }
 
 /// Records a reply produced right here (errors, inline commands).
-fn local_reply<'m>(pipe: &mut Pipeline<'m>, mut timer: CommandTimer<'m>, f: impl FnOnce(&mut Vec<u8>)) {
+fn local_reply<'m>(
+    pipe: &mut Pipeline<'m>,
+    mut timer: CommandTimer<'m>,
+    f: impl FnOnce(&mut Vec<u8>),
+) {
     let mark = pipe.local.buf.len();
     f(&mut pipe.local.buf);
     timer.set_failed(pipe.local.buf.get(mark) == Some(&b'-'));
     drop(timer);
     let index = pipe.local.seal();
-    pipe.plan.push(Planned { shape: Shape::One(Item { shard: LOCAL, index }), timer: None });
+    pipe.plan.push(Planned {
+        shape: Shape::One(Item {
+            shard: LOCAL,
+            index,
+        }),
+        timer: None,
+    });
 }
 
 /// Runs a single-shard command inline, or queues it for its shard.
@@ -310,9 +342,15 @@ fn route<'m>(
     if item.shard == LOCAL {
         timer.set_failed(pipe.local.get(item.index as usize).first() == Some(&b'-'));
         drop(timer);
-        pipe.plan.push(Planned { shape: Shape::One(item), timer: None });
+        pipe.plan.push(Planned {
+            shape: Shape::One(item),
+            timer: None,
+        });
     } else {
-        pipe.plan.push(Planned { shape: Shape::One(item), timer: Some(timer) });
+        pipe.plan.push(Planned {
+            shape: Shape::One(item),
+            timer: Some(timer),
+        });
     }
 }
 
@@ -339,21 +377,40 @@ fn split<'m>(
         pipe.items.push(item);
     }
     let count = pipe.items.len() as u32 - first;
-    pipe.plan.push(Planned { shape: Shape::Merged { merge, first, count }, timer: Some(timer) });
+    pipe.plan.push(Planned {
+        shape: Shape::Merged {
+            merge,
+            first,
+            count,
+        },
+        timer: Some(timer),
+    });
 }
 
 /// Executes one op inline when this shard owns it, else appends it to the
 /// owner's batch.
-fn queue(shard: &Shard, pipe: &mut Pipeline<'_>, handler: Handler, target: usize, args: &Args) -> Item {
+fn queue(
+    shard: &Shard,
+    pipe: &mut Pipeline<'_>,
+    handler: Handler,
+    target: usize,
+    args: &Args,
+) -> Item {
     if target == shard.id {
         let mut db = shard.db.borrow_mut();
         db.refresh_clock();
         handler(&mut db, args, &mut pipe.local.buf);
-        Item { shard: LOCAL, index: pipe.local.seal() }
+        Item {
+            shard: LOCAL,
+            index: pipe.local.seal(),
+        }
     } else {
         pipe.remote_pending = true;
         let index = pipe.batches[target].push(handler, args.iter_from(0));
-        Item { shard: target as u16, index }
+        Item {
+            shard: target as u16,
+            index,
+        }
     }
 }
 
@@ -389,7 +446,11 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
         }
     }
     let reply = |item: &Item| -> &[u8] {
-        let batch = if item.shard == LOCAL { &pipe.local } else { &remote[item.shard as usize] };
+        let batch = if item.shard == LOCAL {
+            &pipe.local
+        } else {
+            &remote[item.shard as usize]
+        };
         if (item.index as usize) < batch.ends.len() {
             batch.get(item.index as usize)
         } else {
@@ -400,7 +461,11 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
         let mark = out.len();
         match planned.shape {
             Shape::One(item) => out.extend_from_slice(reply(&item)),
-            Shape::Merged { merge, first, count } => {
+            Shape::Merged {
+                merge,
+                first,
+                count,
+            } => {
                 let parts = &pipe.items[first as usize..(first + count) as usize];
                 merge_parts(merge, parts.iter().map(&reply), count as usize, out);
             }
@@ -414,7 +479,12 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
     pipe.remote_pending = false;
 }
 
-fn merge_parts<'a>(merge: Merge, parts: impl Iterator<Item = &'a [u8]>, count: usize, out: &mut Vec<u8>) {
+fn merge_parts<'a>(
+    merge: Merge,
+    parts: impl Iterator<Item = &'a [u8]>,
+    count: usize,
+    out: &mut Vec<u8>,
+) {
     match merge {
         Merge::Array => {
             out.array(count);

@@ -47,7 +47,8 @@ impl OpBatch {
             self.data.extend_from_slice(arg);
             self.ranges.push((start, self.data.len()));
         }
-        self.ops.push((handler, first, self.ranges.len() as u32 - first));
+        self.ops
+            .push((handler, first, self.ranges.len() as u32 - first));
         self.ops.len() as u32 - 1
     }
 }
@@ -171,7 +172,11 @@ impl Node {
     /// Starts receiving: requests go to `on_request`, responses wake their
     /// waiters. Called once whatever serves requests exists, so that no
     /// early request can find nobody to answer it.
-    pub fn listen(self: &Rc<Self>, mut receivers: Receivers<Msg>, on_request: Rc<dyn Fn(usize, u32, Request)>) {
+    pub fn listen(
+        self: &Rc<Self>,
+        mut receivers: Receivers<Msg>,
+        on_request: Rc<dyn Fn(usize, u32, Request)>,
+    ) {
         for (_, rx) in receivers.streams() {
             let node = self.clone();
             let on_request = on_request.clone();
@@ -194,7 +199,9 @@ impl Node {
             match self.senders.try_send_to(peer, msg) {
                 Ok(()) => return,
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => msg,
-                Err(GlommioError::Closed(ResourceType::Channel(msg))) => return self.undeliverable(msg),
+                Err(GlommioError::Closed(ResourceType::Channel(msg))) => {
+                    return self.undeliverable(msg);
+                }
                 Err(_) => return,
             }
         } else {
@@ -223,8 +230,19 @@ impl Node {
                 }
             }
         };
-        self.post(peer, Msg::Request { from: self.id, id, req });
-        ResponseFuture { node: self.clone(), id, done: false }
+        self.post(
+            peer,
+            Msg::Request {
+                from: self.id,
+                id,
+                req,
+            },
+        );
+        ResponseFuture {
+            node: self.clone(),
+            id,
+            done: false,
+        }
     }
 
     pub fn respond(&self, peer: usize, id: u32, resp: Response) {
@@ -233,7 +251,9 @@ impl Node {
 
     fn complete(&self, id: u32, resp: Response) {
         let mut slots = self.slots.borrow_mut();
-        let Some(slot) = slots.get_mut(id as usize) else { return };
+        let Some(slot) = slots.get_mut(id as usize) else {
+            return;
+        };
         match std::mem::replace(slot, Slot::Free) {
             Slot::Waiting(waker) => {
                 *slot = Slot::Ready(resp);

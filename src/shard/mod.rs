@@ -94,7 +94,11 @@ impl Shard {
         db.refresh_clock();
         for &(handler, first, count) in &batch.ops {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
-            handler(&mut db, &crate::command::Args::new(&batch.data, ranges), &mut replies.buf);
+            handler(
+                &mut db,
+                &crate::command::Args::new(&batch.data, ranges),
+                &mut replies.buf,
+            );
             replies.seal();
         }
     }

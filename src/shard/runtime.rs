@@ -103,19 +103,31 @@ async fn shard_main(
     mesh: MeshBuilder<Msg, glommio::channels::channel_mesh::Full>,
     shutdown_flag: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let (senders, receivers) =
-        mesh.join().await.map_err(|e| io::Error::other(format!("shard {id} cannot join the mesh: {e}")))?;
-    assert_eq!(senders.peer_id(), id, "mesh peer ids follow executor spawn order");
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|e| io::Error::other(format!("shard {id} cannot join the mesh: {e}")))?;
+    assert_eq!(
+        senders.peer_id(),
+        id,
+        "mesh peer ids follow executor spawn order"
+    );
     let node = Node::new(senders);
     let shard = Rc::new(Shard::new(id, config.clone(), node.clone(), shutdown_flag));
     let serving = shard.clone();
-    node.listen(receivers, Rc::new(move |from, req_id, req| serving.handle_request(from, req_id, req)));
+    node.listen(
+        receivers,
+        Rc::new(move |from, req_id, req| serving.handle_request(from, req_id, req)),
+    );
 
     let listener = match TcpListener::bind(config.listen_addr()) {
         Ok(l) => l,
         Err(e) => {
             shard.shutdown_flag.store(true, Ordering::SeqCst);
-            return Err(io::Error::other(format!("cannot listen on {}: {e}", config.listen_addr())));
+            return Err(io::Error::other(format!(
+                "cannot listen on {}: {e}",
+                config.listen_addr()
+            )));
         }
     };
     spawn_housekeeping(&shard);
@@ -138,7 +150,8 @@ async fn shard_main(
     drop(listener);
     // Let connections finish the batch they are in, then leave.
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while shard.metrics.stats.connections_current.get() > 0 && std::time::Instant::now() < deadline {
+    while shard.metrics.stats.connections_current.get() > 0 && std::time::Instant::now() < deadline
+    {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     // Peers may still ask us for their in-flight batches for a moment.

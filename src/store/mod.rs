@@ -78,9 +78,18 @@ pub mod cost {
 pub fn value_size(value: &Value) -> usize {
     match value {
         Value::Str(s) => cost::bytes(s.len()),
-        Value::List(l) => cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>(),
-        Value::Hash(h) => cost::CONTAINER + h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()).sum::<usize>(),
-        Value::Set(s) => cost::CONTAINER + s.iter().map(|m| cost::SET_MEMBER + m.len()).sum::<usize>(),
+        Value::List(l) => {
+            cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>()
+        }
+        Value::Hash(h) => {
+            cost::CONTAINER
+                + h.iter()
+                    .map(|(f, v)| cost::HASH_FIELD + f.len() + v.len())
+                    .sum::<usize>()
+        }
+        Value::Set(s) => {
+            cost::CONTAINER + s.iter().map(|m| cost::SET_MEMBER + m.len()).sum::<usize>()
+        }
     }
 }
 
@@ -88,7 +97,11 @@ pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
     cost::ENTRY
         + cost::bytes(key.len())
         + value_size(&entry.value)
-        + if entry.expire_at != 0 { cost::EXPIRE } else { 0 }
+        + if entry.expire_at != 0 {
+            cost::EXPIRE
+        } else {
+            0
+        }
 }
 
 /// How `Db::set` treats an existing TTL.
@@ -116,7 +129,9 @@ pub struct Db {
 }
 
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Db {
@@ -200,7 +215,11 @@ impl Db {
     /// Write access to an existing live entry (no hit/miss accounting).
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.hot.touch(key);
-        if self.expire_if_needed(key) { self.map.get_mut(key) } else { None }
+        if self.expire_if_needed(key) {
+            self.map.get_mut(key)
+        } else {
+            None
+        }
     }
 
     /// Existence check without hit/miss accounting, for write paths (NX/XX
@@ -263,8 +282,8 @@ impl Db {
             };
             let has_ttl = entry.expire_at != 0;
             let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
-            self.mem_used =
-                (self.mem_used + bytes.len() + ttl_cost(has_ttl)).saturating_sub(old_len + ttl_cost(had_ttl));
+            self.mem_used = (self.mem_used + bytes.len() + ttl_cost(has_ttl))
+                .saturating_sub(old_len + ttl_cost(had_ttl));
             self.hot.touch(key);
             self.track_expiring(idx, has_ttl);
             return;
@@ -296,7 +315,9 @@ impl Db {
         if !self.expire_if_needed(key) {
             return false;
         }
-        let Some((idx, _, entry)) = self.map.get_full_mut(key) else { return false };
+        let Some((idx, _, entry)) = self.map.get_full_mut(key) else {
+            return false;
+        };
         let had = entry.expire_at != 0;
         entry.expire_at = expire_at;
         match (had, expire_at != 0) {
@@ -370,7 +391,10 @@ impl Db {
                 }
                 let pick = self.random_index(self.expiring.len());
                 let idx = *self.expiring.get_index(pick).expect("sampled in range");
-                let (key, entry) = self.map.get_index(idx).expect("expiring tracks live positions");
+                let (key, entry) = self
+                    .map
+                    .get_index(idx)
+                    .expect("expiring tracks live positions");
                 if entry.expire_at <= self.now_ms {
                     let key = key.clone();
                     self.expire_now(&key);
@@ -436,7 +460,11 @@ mod tests {
         for i in 0..200u32 {
             let key = format!("k{}", i % 50);
             match i % 5 {
-                0 => db.set(key.as_bytes(), Value::Str(vec![b'x'; i as usize]), Ttl::Clear),
+                0 => db.set(
+                    key.as_bytes(),
+                    Value::Str(vec![b'x'; i as usize]),
+                    Ttl::Clear,
+                ),
                 1 => db.set_string(key.as_bytes(), &vec![b'y'; (i / 2) as usize], Ttl::Keep),
                 2 => {
                     db.set_expire(key.as_bytes(), unix_ms() + 100_000);
@@ -444,7 +472,11 @@ mod tests {
                 3 => {
                     db.remove(key.as_bytes());
                 }
-                _ => db.set(key.as_bytes(), Value::Str(b"v".to_vec()), Ttl::At(unix_ms() + 5000)),
+                _ => db.set(
+                    key.as_bytes(),
+                    Value::Str(b"v".to_vec()),
+                    Ttl::At(unix_ms() + 5000),
+                ),
             }
             assert_eq!(db.mem_used(), db.mem_recomputed(), "after op {i}");
         }

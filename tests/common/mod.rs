@@ -19,7 +19,11 @@ pub struct Server {
 /// tests run in separate processes, so a collision is unlikely and shows up
 /// as a clear startup failure, not a wrong result.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -50,7 +54,12 @@ impl Server {
                     if s.write_all(b"PING\r\n").is_ok() {
                         let mut buf = [0u8; 7];
                         if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                            let server = Server { port, metrics_port, workers, child: Some(child) };
+                            let server = Server {
+                                port,
+                                metrics_port,
+                                workers,
+                                child: Some(child),
+                            };
                             // SO_REUSEPORT would let a server another test started on the
                             // same free port answer too: make sure it is ours.
                             if server.owns_ports() {
@@ -73,9 +82,17 @@ impl Server {
         let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
         let mut c = self.client();
         let ours = (0..8).all(|_| {
-            let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap_or_default();
-            let fresh: String = redis::cmd("INFO").arg("server").query(&mut self.client()).unwrap_or_default();
-            [info, fresh].iter().all(|i| i.contains(&format!("process_id:{pid}\r\n")))
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query(&mut c)
+                .unwrap_or_default();
+            let fresh: String = redis::cmd("INFO")
+                .arg("server")
+                .query(&mut self.client())
+                .unwrap_or_default();
+            [info, fresh]
+                .iter()
+                .all(|i| i.contains(&format!("process_id:{pid}\r\n")))
         });
         let metrics = std::panic::catch_unwind(|| self.metrics()).unwrap_or_default();
         ours && metrics.contains("# TYPE kora_commands_total counter")
@@ -87,7 +104,9 @@ impl Server {
 
     pub fn client(&self) -> redis::Connection {
         let client = redis::Client::open(self.url()).unwrap();
-        client.get_connection_with_timeout(Duration::from_secs(5)).unwrap()
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap()
     }
 
     /// A raw socket for byte-level protocol tests.
@@ -122,7 +141,8 @@ impl Server {
     }
 
     pub fn metrics(&self) -> String {
-        let (status, _, body) = self.http("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (status, _, body) =
+            self.http("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         assert_eq!(status, 200);
         String::from_utf8(body).unwrap()
     }
@@ -139,7 +159,12 @@ pub fn http_request(port: u16, request: &str) -> (u16, String, Vec<u8>) {
 pub fn read_http_response(reader: &mut impl BufRead, head_only: bool) -> (u16, String, Vec<u8>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
-    let status: u16 = status_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut headers = String::new();
     let mut length = 0usize;
     loop {
@@ -207,7 +232,9 @@ pub fn raw_exchange(stream: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
 }
 
 pub fn read_available(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
