@@ -35,6 +35,18 @@ fn instrumentation(c: &mut Criterion) {
     c.bench_function("whole per-command instrumentation", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
+            // A command after an await: two clock reads.
+            metrics.forget_stamp();
+            let timer = CommandTimer::start(&metrics, black_box(0));
+            hot.touch(black_box(&keys[i]));
+            drop(timer);
+        })
+    });
+
+    c.bench_function("whole per-command instrumentation, pipelined", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            // Back to back in a pipeline: the previous end is this start.
             let timer = CommandTimer::start(&metrics, black_box(0));
             hot.touch(black_box(&keys[i]));
             drop(timer);

@@ -26,6 +26,9 @@ pub struct ShardMetrics {
     /// call counters stay on either way so INFO keeps working.
     pub enabled: bool,
     pub ops_rate: OpsRate,
+    /// End time of the command that finished last on this core, while no
+    /// task switch has happened since (0 when unknown); see `start_stamp`.
+    pub chained_stamp: std::cell::Cell<u64>,
 }
 
 /// Instantaneous ops/sec as Redis computes it: the command count sampled
@@ -64,6 +67,23 @@ impl OpsRate {
 }
 
 impl ShardMetrics {
+    /// Start time of a command: the end of the previous one when it was
+    /// just dispatched back to back (saving a clock read), else now.
+    #[inline]
+    pub fn start_stamp(&self) -> u64 {
+        match self.chained_stamp.replace(0) {
+            0 => self.clock.raw(),
+            stamp => stamp,
+        }
+    }
+
+    /// Called by a connection after every await: time spent waiting is not
+    /// the next command's.
+    #[inline]
+    pub fn forget_stamp(&self) {
+        self.chained_stamp.set(0);
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.stats.cmd_calls.iter().map(|c| c.get()).sum()
     }
@@ -75,6 +95,7 @@ impl ShardMetrics {
             clock: quanta::Clock::new(),
             enabled,
             ops_rate: OpsRate::default(),
+            chained_stamp: std::cell::Cell::new(0),
         }
     }
 }

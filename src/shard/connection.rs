@@ -152,6 +152,7 @@ async fn run(
         if n == 0 {
             return Ok(());
         }
+        metrics.forget_stamp();
         end += n;
         metrics.stats.bytes_in.add(n as u64);
         if end - start < need {
@@ -187,6 +188,7 @@ async fn run(
                     if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
                         complete(shard, &mut pipe, &mut out).await;
                         write_out(shard, stream, &mut out).await?;
+                        metrics.forget_stamp();
                     }
                 }
                 Err(e) => {
