@@ -206,11 +206,10 @@ pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
         }
         let idx = db.random_index(db.len());
         let (k, e) = db.key_at(idx)?;
-        let key = k.to_vec();
         if db.is_live(e) {
-            return Some(key);
+            return Some(k.to_vec());
         }
-        db.expire_now(&key);
+        db.expire_at_index(idx);
     }
     None
 }

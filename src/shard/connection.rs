@@ -9,9 +9,7 @@ use glommio::net::TcpStream;
 
 use super::Shard;
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
-use crate::command::{
-    Args, CommandSpec, ConnCmd, Handler, Kind, Merge, lookup, server, wrong_arity,
-};
+use crate::command::{Args, CommandSpec, Handler, Kind, Merge, lookup, server, wrong_arity};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
 use crate::protocol::reply::Resp;
@@ -152,6 +150,10 @@ async fn run(
         if n == 0 {
             return Ok(());
         }
+        // Time is read once per batch of input, as Redis caches it per
+        // event-loop turn: expiry needs milliseconds, not a clock read per
+        // command.
+        shard.db.borrow_mut().refresh_clock();
         metrics.forget_stamp();
         end += n;
         metrics.stats.bytes_in.add(n as u64);
@@ -188,6 +190,7 @@ async fn run(
                     if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
                         complete(shard, &mut pipe, &mut out).await;
                         write_out(shard, stream, &mut out).await?;
+                        shard.db.borrow_mut().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
@@ -269,13 +272,13 @@ async fn dispatch<'m>(
             complete(shard, pipe, out).await;
             let mark = out.len();
             let flow = server::run_conn(shard, client, cmd, args, out).await;
+            // It may have waited on other shards: later commands of this
+            // batch must not expire keys by a stale clock.
+            shard.db.borrow_mut().refresh_clock();
             let mut timer = timer;
             timer.set_failed(out.get(mark) == Some(&b'-'));
             return flow;
         }
-    }
-    if matches!(spec.kind, Kind::Conn(ConnCmd::Quit)) {
-        return Flow::Close;
     }
     Flow::Continue
 }
@@ -399,9 +402,7 @@ fn queue(
     args: &Args,
 ) -> Item {
     if target == shard.id {
-        let mut db = shard.db.borrow_mut();
-        db.refresh_clock();
-        handler(&mut db, args, &mut pipe.local.buf);
+        handler(&mut shard.db.borrow_mut(), args, &mut pipe.local.buf);
         Item {
             shard: LOCAL,
             index: pipe.local.seal(),

@@ -180,53 +180,51 @@ impl Db {
         entry.expire_at != 0 && entry.expire_at <= self.now_ms
     }
 
-    /// Lazy expiry: removes `key` if its TTL has passed. Returns whether a
-    /// live entry remains.
-    fn expire_if_needed(&mut self, key: &[u8]) -> bool {
-        match self.map.get(key) {
-            None => false,
-            Some(e) if self.is_expired(e) => {
-                self.expire_now(key);
-                false
-            }
-            Some(_) => true,
+    /// The position of `key` if it is live. Lazy expiry: a key whose TTL
+    /// has passed is removed here. One hash lookup; callers then index by
+    /// position instead of hashing the key again.
+    fn live_index(&mut self, key: &[u8]) -> Option<usize> {
+        let idx = self.map.get_index_of(key)?;
+        if self.is_expired(&self.map[idx]) {
+            self.expire_at_index(idx);
+            return None;
         }
+        Some(idx)
     }
 
-    /// Removes a key found expired outside the normal lookups.
-    pub fn expire_now(&mut self, key: &[u8]) {
-        if self.remove(key).is_some() {
-            self.stats.expired_keys.add(1);
-        }
+    /// Removes the expired key at map position `idx`.
+    pub fn expire_at_index(&mut self, idx: usize) {
+        self.remove_at(idx);
+        self.stats.expired_keys.add(1);
     }
 
     /// Read access: counts a keyspace hit or miss and a hot-key access.
     pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
         self.hot.touch(key);
-        if self.expire_if_needed(key) {
-            self.stats.keyspace_hits.add(1);
-            self.map.get(key)
-        } else {
-            self.stats.keyspace_misses.add(1);
-            None
+        match self.live_index(key) {
+            Some(idx) => {
+                self.stats.keyspace_hits.add(1);
+                Some(&self.map[idx])
+            }
+            None => {
+                self.stats.keyspace_misses.add(1);
+                None
+            }
         }
     }
 
     /// Write access to an existing live entry (no hit/miss accounting).
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.hot.touch(key);
-        if self.expire_if_needed(key) {
-            self.map.get_mut(key)
-        } else {
-            None
-        }
+        let idx = self.live_index(key)?;
+        Some(&mut self.map[idx])
     }
 
     /// Existence check without hit/miss accounting, for write paths (NX/XX
     /// checks) and internal probes, which Redis does not count either.
     pub fn contains(&mut self, key: &[u8]) -> bool {
         self.hot.touch(key);
-        self.expire_if_needed(key)
+        self.live_index(key).is_some()
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -292,8 +290,16 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let last = self.map.len().checked_sub(1)?;
-        let (idx, k, entry) = self.map.swap_remove_full(key)?;
+        let idx = self.map.get_index_of(key)?;
+        Some(self.remove_at(idx))
+    }
+
+    fn remove_at(&mut self, idx: usize) -> Entry {
+        let last = self.map.len() - 1;
+        let (k, entry) = self
+            .map
+            .swap_remove_index(idx)
+            .expect("index of a present key");
         self.mem_used = self.mem_used.saturating_sub(entry_size(&k, &entry));
         if entry.expire_at != 0 {
             self.expiring.swap_remove(&idx);
@@ -302,22 +308,26 @@ impl Db {
         if idx != last && self.expiring.swap_remove(&last) {
             self.expiring.insert(idx);
         }
-        Some(entry)
+        entry
     }
 
     /// Deletes a live key (expired keys count as absent).
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        self.expire_if_needed(key) && self.remove(key).is_some()
+        match self.live_index(key) {
+            Some(idx) => {
+                self.remove_at(idx);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets or clears the TTL of an existing live key.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        if !self.expire_if_needed(key) {
-            return false;
-        }
-        let Some((idx, _, entry)) = self.map.get_full_mut(key) else {
+        let Some(idx) = self.live_index(key) else {
             return false;
         };
+        let entry = &mut self.map[idx];
         let had = entry.expire_at != 0;
         entry.expire_at = expire_at;
         match (had, expire_at != 0) {
@@ -391,13 +401,8 @@ impl Db {
                 }
                 let pick = self.random_index(self.expiring.len());
                 let idx = *self.expiring.get_index(pick).expect("sampled in range");
-                let (key, entry) = self
-                    .map
-                    .get_index(idx)
-                    .expect("expiring tracks live positions");
-                if entry.expire_at <= self.now_ms {
-                    let key = key.clone();
-                    self.expire_now(&key);
+                if self.map[idx].expire_at <= self.now_ms {
+                    self.expire_at_index(idx);
                     expired_in_round += 1;
                 }
             }

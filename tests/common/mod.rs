@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct Server {
@@ -15,15 +16,20 @@ pub struct Server {
     child: Option<Child>,
 }
 
-/// A port nobody listens on right now. The server binds it a moment later;
-/// tests run in separate processes, so a collision is unlikely and shows up
-/// as a clear startup failure, not a wrong result.
+/// A port nobody listens on right now, never handed out twice in this
+/// process: the kernel may give a just-released port to the next bind(0),
+/// and with SO_REUSEPORT two servers of parallel tests would then share it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Server {
