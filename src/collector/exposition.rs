@@ -144,6 +144,19 @@ pub fn render(view: &MetricsView) -> String {
 
     family(
         &mut out,
+        "kora_transactions_total",
+        "counter",
+        "MULTI blocks by outcome: exec (ran), discard (DISCARD or EXECABORT), watch_abort (a WATCHed key changed).",
+    );
+    for (result, n) in ["exec", "discard", "watch_abort"]
+        .iter()
+        .zip(m.transactions)
+    {
+        let _ = writeln!(out, "kora_transactions_total{{result=\"{result}\"}} {n}");
+    }
+
+    family(
+        &mut out,
         "kora_shard_up",
         "gauge",
         "1 if the shard answered the last scrape in time, else 0.",

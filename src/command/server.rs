@@ -78,6 +78,10 @@ pub async fn run_conn(
         ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
         ConnCmd::Latency => latency(shard, args, out).await,
         ConnCmd::Debug => debug(shard, args, out),
+        // The connection runs these itself (src/shard/transaction.rs).
+        ConnCmd::Multi | ConnCmd::Exec | ConnCmd::Discard | ConnCmd::Watch | ConnCmd::Unwatch => {
+            out.error("ERR transaction command reached the wrong handler")
+        }
     }
     Flow::Continue
 }

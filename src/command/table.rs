@@ -113,6 +113,12 @@ pub enum ConnCmd {
     Hotkeys,
     Latency,
     Debug,
+    // Transactions: run by the connection (src/shard/transaction.rs).
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 #[derive(Clone, Copy)]
@@ -401,6 +407,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hotkeys", -1, R, (0, 0, 0), Conn(C::Hotkeys)),
     cmd!("latency", -2, NONE, (0, 0, 0), Conn(C::Latency)),
     cmd!("debug", -2, A, (0, 0, 0), Conn(C::Debug)),
+    // Transactions
+    cmd!("multi", 1, F, (0, 0, 0), Conn(C::Multi)),
+    cmd!("exec", 1, NONE, (0, 0, 0), Conn(C::Exec)),
+    cmd!("discard", 1, F, (0, 0, 0), Conn(C::Discard)),
+    cmd!("watch", -2, F, (1, -1, 1), Conn(C::Watch)),
+    cmd!("unwatch", 1, F, (0, 0, 0), Conn(C::Unwatch)),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.

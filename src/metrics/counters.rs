@@ -57,4 +57,9 @@ pub struct ShardStats {
     pub keyspace_misses: Counter,
     pub expired_keys: Counter,
     pub evicted_keys: Counter,
+    /// Transactions by outcome (kora_transactions_total{result}); counted
+    /// on the core of the connection that ran EXEC or DISCARD.
+    pub tx_executed: Counter,
+    pub tx_discarded: Counter,
+    pub tx_watch_aborted: Counter,
 }

@@ -20,6 +20,8 @@ pub struct ShardSnapshot {
     pub keyspace_misses: u64,
     pub expired_keys: u64,
     pub evicted_keys: u64,
+    /// Transactions by outcome: executed, discarded, aborted by WATCH.
+    pub transactions: [u64; 3],
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -50,6 +52,11 @@ impl ShardSnapshot {
             keyspace_misses: s.keyspace_misses.get(),
             expired_keys: s.expired_keys.get(),
             evicted_keys: s.evicted_keys.get(),
+            transactions: [
+                s.tx_executed.get(),
+                s.tx_discarded.get(),
+                s.tx_watch_aborted.get(),
+            ],
             keys: db.len() as u64,
             expires: db.expires_count() as u64,
             avg_ttl_ms: db.avg_ttl_sample(),
@@ -77,6 +84,9 @@ impl ShardSnapshot {
         self.keyspace_misses += other.keyspace_misses;
         self.expired_keys += other.expired_keys;
         self.evicted_keys += other.evicted_keys;
+        for (mine, theirs) in self.transactions.iter_mut().zip(other.transactions) {
+            *mine += theirs;
+        }
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)

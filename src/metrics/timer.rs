@@ -31,6 +31,12 @@ impl<'a> CommandTimer<'a> {
     pub fn set_failed(&mut self, failed: bool) {
         self.failed = failed;
     }
+
+    /// For a command that never ran (its transaction was aborted): nothing
+    /// is recorded.
+    pub fn cancel(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for CommandTimer<'_> {

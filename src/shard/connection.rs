@@ -7,8 +7,8 @@ use std::rc::Rc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 
-use super::Shard;
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
+use super::{Shard, transaction};
 use crate::command::{Args, CommandSpec, Handler, Kind, Merge, lookup, server, wrong_arity};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
@@ -26,6 +26,9 @@ pub struct ClientState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
     pub addr: String,
+    /// Commands queued since MULTI.
+    pub multi: Option<Box<transaction::Queued>>,
+    pub watched: Vec<transaction::Watched>,
 }
 
 /// What the connection does after a command.
@@ -34,6 +37,9 @@ pub enum Flow {
     Continue,
     /// Write what is pending, then close (QUIT, protocol errors).
     Close,
+    /// Run EXEC: the connection replays the queued commands (kept out of
+    /// `dispatch` so that EXEC's use of dispatch is not recursive).
+    Exec,
 }
 
 /// `Item::shard` of replies produced on the connection's own shard.
@@ -64,7 +70,7 @@ struct Planned<'m> {
 }
 
 /// The in-flight part of a pipeline: commands parsed but not yet answered.
-struct Pipeline<'m> {
+pub struct Pipeline<'m> {
     local: ReplyBatch,
     batches: Vec<OpBatch>,
     plan: Vec<Planned<'m>>,
@@ -100,8 +106,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
+        multi: None,
+        watched: Vec::new(),
     };
     let _ = run(&shard, &mut stream, &mut client).await;
+    transaction::unwatch_all(&shard, &mut client).await;
     stats.connections_current.dec();
 }
 
@@ -182,6 +191,10 @@ async fn run(
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
                         flow = dispatch(shard, client, &args, &mut pipe, &mut out).await;
+                        if flow == Flow::Exec {
+                            transaction::exec(shard, client, &mut pipe, &mut out).await;
+                            flow = Flow::Continue;
+                        }
                     }
                     start += consumed;
                     if flow == Flow::Close {
@@ -229,7 +242,7 @@ async fn write_out(
 
 /// Routes one command: inline on this shard, into a batch for another
 /// shard, or (connection commands) run here after the pipeline drains.
-async fn dispatch<'m>(
+pub async fn dispatch<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
     args: &Args<'_>,
@@ -237,6 +250,19 @@ async fn dispatch<'m>(
     out: &mut Vec<u8>,
 ) -> Flow {
     let metrics = &shard.metrics;
+    if client.multi.is_some()
+        && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
+    {
+        let index = pipe.local.seal();
+        pipe.plan.push(Planned {
+            shape: Shape::One(Item {
+                shard: LOCAL,
+                index,
+            }),
+            timer: None,
+        });
+        return Flow::Continue;
+    }
     let Some(spec) = lookup(args.get(0)) else {
         let timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
         local_reply(pipe, timer, |buf| unknown_command(args, buf));
@@ -250,6 +276,9 @@ async fn dispatch<'m>(
     match spec.kind {
         Kind::Keyed(handler) => {
             let target = shard.owner(args.get(spec.first_key as usize));
+            if target == shard.id && shard.tx.blocks_current() {
+                shard.tx.unblocked().await;
+            }
             route(shard, pipe, timer, handler, target, args);
         }
         Kind::Split {
@@ -262,16 +291,44 @@ async fn dispatch<'m>(
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
             }
+            // A transaction holding this shard: wait before running a part
+            // here (never while holding anything, so no cycle).
+            if shard.tx.blocks_current() && touches(shard, args, spec, shard.id) {
+                shard.tx.unblocked().await;
+            }
             match single_owner(shard, args, spec) {
                 Some(target) => route(shard, pipe, timer, whole, target, args),
                 None => split(shard, pipe, timer, args, part, step, merge),
             }
         }
         Kind::Conn(cmd) => {
+            use crate::command::ConnCmd as C;
+            if cmd == C::Exec {
+                timer.cancel(); // EXEC times itself
+                return Flow::Exec;
+            }
             // Connection commands see every earlier command's effect.
             complete(shard, pipe, out).await;
             let mark = out.len();
-            let flow = server::run_conn(shard, client, cmd, args, out).await;
+            let flow = match cmd {
+                C::Multi => {
+                    transaction::multi(client, out);
+                    Flow::Continue
+                }
+                C::Discard => {
+                    transaction::discard(shard, client, out).await;
+                    Flow::Continue
+                }
+                C::Watch => {
+                    transaction::watch(shard, client, args, out).await;
+                    Flow::Continue
+                }
+                C::Unwatch => {
+                    transaction::unwatch(shard, client, out).await;
+                    Flow::Continue
+                }
+                _ => server::run_conn(shard, client, cmd, args, out).await,
+            };
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
             shard.db.borrow_mut().refresh_clock();
@@ -302,6 +359,14 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
         text.push_str("' ");
     }
     out.error(&text);
+}
+
+/// Whether any key of `args` lives on shard `target`.
+fn touches(shard: &Shard, args: &Args, spec: &CommandSpec, target: usize) -> bool {
+    let step = spec.key_step.max(1) as usize;
+    (spec.first_key as usize..args.len())
+        .step_by(step)
+        .any(|i| shard.owner(args.get(i)) == target)
 }
 
 /// The shard owning every key of `args`, if it is one shard.
@@ -419,7 +484,7 @@ fn queue(
 
 /// Sends the queued batches, waits for every reply, and appends all
 /// replies of the pipeline to `out` in request order.
-async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut Vec<u8>) {
+pub async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut Vec<u8>) {
     if pipe.is_empty() {
         return;
     }
@@ -439,7 +504,11 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
     for (target, batch) in pipe.batches.iter_mut().enumerate() {
         if !batch.is_empty() {
             let batch = std::mem::take(batch);
-            waiting.push((target, shard.node.request(target, Request::Exec(batch))));
+            let req = match shard.tx.current() {
+                Some(tx) => Request::TxExec(tx, batch),
+                None => Request::Exec(batch),
+            };
+            waiting.push((target, shard.node.request(target, req)));
         }
     }
     let mut remote: Vec<ReplyBatch> = (0..shard.nshards).map(|_| ReplyBatch::default()).collect();

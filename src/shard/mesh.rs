@@ -87,12 +87,20 @@ pub enum Request {
     Call(Call),
     /// To the collector: the merged metrics of every shard.
     View,
+    /// MULTI/EXEC across shards: take this shard's lock for a transaction
+    /// (answered with `Locked` once granted), release it, and run work for
+    /// the holder while other requests wait.
+    Lock(u64),
+    Unlock(u64),
+    TxExec(u64, OpBatch),
+    TxCall(u64, Call),
 }
 
 pub enum Response {
     Exec(ReplyBatch),
     Call(Box<dyn Any + Send>),
     View(Box<MetricsView>),
+    Locked,
     /// The peer could not be reached (it stopped).
     Gone,
 }

@@ -5,6 +5,8 @@
 pub mod connection;
 pub mod mesh;
 pub mod runtime;
+pub mod transaction;
+pub mod txlock;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -53,6 +55,7 @@ pub struct Shard {
     pub shutdown: Semaphore,
     pub shutting_down: Cell<bool>,
     next_client: Cell<u64>,
+    pub tx: txlock::TxLock,
 }
 
 impl Shard {
@@ -72,6 +75,7 @@ impl Shard {
             shutdown: Semaphore::new(0),
             shutting_down: Cell::new(false),
             next_client: Cell::new(0),
+            tx: txlock::TxLock::default(),
         }
     }
 
@@ -105,13 +109,13 @@ impl Shard {
 
     pub fn handle_request(&self, from: usize, id: u32, req: Request) {
         let resp = match req {
-            Request::Exec(batch) => {
+            Request::Exec(batch) | Request::TxExec(_, batch) => {
                 let mut replies = ReplyBatch::default();
                 replies.buf.reserve(batch.ops.len() * 16);
                 self.exec_batch(&batch, &mut replies);
                 Response::Exec(replies)
             }
-            Request::Call(f) => {
+            Request::Call(f) | Request::TxCall(_, f) => {
                 // Expiry checks inside the closure must see the time now,
                 // not when this shard last ran a command.
                 self.db.borrow_mut().refresh_clock();
@@ -120,6 +124,8 @@ impl Shard {
             // Only the collector serves views; answering keeps the asker
             // from waiting forever on a misrouted request.
             Request::View => Response::View(Box::default()),
+            // Taken by `admit_request` before they get here.
+            Request::Lock(_) | Request::Unlock(_) => Response::Locked,
         };
         self.node.respond(from, id, resp);
     }
@@ -132,11 +138,12 @@ impl Shard {
         F: FnOnce(&Shard) -> R + Send + 'static,
     {
         if target == self.id {
+            self.tx.unblocked().await;
             self.db.borrow_mut().refresh_clock();
             return Some(f(self));
         }
         let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-        match self.node.request(target, Request::Call(call)).await {
+        match self.node.request(target, self.tagged_call(call)).await {
             Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
             _ => None,
         }
@@ -153,9 +160,10 @@ impl Shard {
             .map(|t| {
                 let f = f.clone();
                 let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-                (t, self.node.request(t, Request::Call(call)))
+                (t, self.node.request(t, self.tagged_call(call)))
             })
             .collect();
+        self.tx.unblocked().await;
         self.db.borrow_mut().refresh_clock();
         let mine = f(self);
         let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
@@ -168,6 +176,15 @@ impl Shard {
             }
         }
         out.into_iter().flatten().collect()
+    }
+
+    /// A call on behalf of the running transaction passes that
+    /// transaction's locks; any other call waits for them.
+    fn tagged_call(&self, call: mesh::Call) -> Request {
+        match self.tx.current() {
+            Some(tx) => Request::TxCall(tx, call),
+            None => Request::Call(call),
+        }
     }
 
     pub fn snapshot(&self) -> ShardSnapshot {

@@ -117,7 +117,7 @@ async fn shard_main(
     let serving = shard.clone();
     node.listen(
         receivers,
-        Rc::new(move |from, req_id, req| serving.handle_request(from, req_id, req)),
+        Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
     );
 
     let listener = match TcpListener::bind(config.listen_addr()) {
@@ -188,7 +188,11 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
         let period = Duration::from_millis(s.config.active_expire_ms.max(1));
         while !s.shutting_down.get() {
             glommio::timer::sleep(period).await;
-            s.db.borrow_mut().active_expire(16);
+            // A transaction holding this shard sees its keys as of its
+            // start: no expiry cycle in between.
+            if !s.tx.blocks_current() {
+                s.db.borrow_mut().active_expire(16);
+            }
         }
     })
     .detach();

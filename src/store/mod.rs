@@ -6,7 +6,7 @@
 
 pub mod glob;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use indexmap::{IndexMap, IndexSet};
@@ -126,6 +126,25 @@ pub struct Db {
     pub stats: Rc<ShardStats>,
     pub hot: HotKeys,
     rng: u64,
+    /// Keys some client WATCHes: a modification count and how many clients
+    /// watch it. Empty unless transactions use WATCH, so writes pay one
+    /// branch.
+    watched: HashMap<Key, WatchedKey, Hasher>,
+}
+
+struct WatchedKey {
+    version: u64,
+    watchers: u32,
+}
+
+/// Counts a modification of `key` if a client watches it.
+#[inline]
+fn touch_watched(watched: &mut HashMap<Key, WatchedKey, Hasher>, key: &[u8]) {
+    if !watched.is_empty()
+        && let Some(w) = watched.get_mut(key)
+    {
+        w.version += 1;
+    }
 }
 
 pub fn unix_ms() -> u64 {
@@ -144,6 +163,7 @@ impl Db {
             stats,
             hot,
             rng: seed | 1,
+            watched: HashMap::with_hasher(Hasher::new()),
         }
     }
 
@@ -217,6 +237,7 @@ impl Db {
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.hot.touch(key);
         let idx = self.live_index(key)?;
+        touch_watched(&mut self.watched, key);
         Some(&mut self.map[idx])
     }
 
@@ -230,6 +251,7 @@ impl Db {
     /// Stores `value` under `key`, replacing any previous value.
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         self.hot.touch(key);
+        touch_watched(&mut self.watched, key);
         let now = self.now_ms;
         match self.map.get_full_mut(key) {
             Some((idx, k, entry)) => {
@@ -283,6 +305,7 @@ impl Db {
             self.mem_used = (self.mem_used + bytes.len() + ttl_cost(has_ttl))
                 .saturating_sub(old_len + ttl_cost(had_ttl));
             self.hot.touch(key);
+            touch_watched(&mut self.watched, key);
             self.track_expiring(idx, has_ttl);
             return;
         }
@@ -301,6 +324,7 @@ impl Db {
             .swap_remove_index(idx)
             .expect("index of a present key");
         self.mem_used = self.mem_used.saturating_sub(entry_size(&k, &entry));
+        touch_watched(&mut self.watched, &k);
         if entry.expire_at != 0 {
             self.expiring.swap_remove(&idx);
         }
@@ -327,6 +351,7 @@ impl Db {
         let Some(idx) = self.live_index(key) else {
             return false;
         };
+        touch_watched(&mut self.watched, key);
         let entry = &mut self.map[idx];
         let had = entry.expire_at != 0;
         entry.expire_at = expire_at;
@@ -361,6 +386,13 @@ impl Db {
     }
 
     pub fn flush(&mut self) {
+        // As Redis: a flush modifies the watched keys that existed.
+        let map = &self.map;
+        for (key, w) in self.watched.iter_mut() {
+            if map.contains_key(key) {
+                w.version += 1;
+            }
+        }
         self.map.clear();
         self.map.shrink_to_fit();
         self.expiring.clear();
@@ -412,6 +444,35 @@ impl Db {
             }
         }
         removed
+    }
+
+    /// Starts watching `key` for one client; returns the modification count
+    /// that EXEC compares against. A key that already expired is removed
+    /// first, so its expiry is not mistaken for a later change.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        self.live_index(key);
+        let w = self.watched.entry(key.into()).or_insert(WatchedKey {
+            version: 0,
+            watchers: 0,
+        });
+        w.watchers += 1;
+        w.version
+    }
+
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.watchers -= 1;
+            if w.watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// True if `key` is unchanged since WATCH returned `version`. A key
+    /// whose TTL passed since then counts as changed, as in Redis 7.
+    pub fn watch_intact(&mut self, key: &[u8], version: u64) -> bool {
+        self.live_index(key);
+        self.watched.get(key).is_some_and(|w| w.version == version)
     }
 
     /// Key at a map position (SCAN cursors and RANDOMKEY).

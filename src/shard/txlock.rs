@@ -1,0 +1,228 @@
+//! Shard locks for MULTI/EXEC across shards.
+//!
+//! A transaction that touches several shards takes each shard's lock in
+//! ascending shard id (so two transactions can never wait on each other in
+//! a cycle), runs its commands, and releases them. While a shard is held,
+//! every other request for it (other connections' batches, fan-out calls,
+//! snapshots) waits in arrival order in `deferred`, and local connections
+//! wait before running a command inline; only messages tagged with the
+//! holder's id pass. A transaction on one shard takes no lock: its commands
+//! run in one synchronous step there, which nothing can interleave with.
+//!
+//! Which transaction the running code belongs to is known without task-local
+//! storage: [`WithTx`] sets `current` only while it polls the transaction's
+//! future. Code that sends a mesh request or runs inline reads `current`
+//! synchronously, so another task on the same core, polled in between,
+//! never sees the transaction's id.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use super::Shard;
+use super::mesh::{Request, Response};
+
+/// A transaction's id: the client id of the connection running EXEC,
+/// unique across cores.
+pub type TxId = u64;
+
+enum Deferred {
+    /// A request that arrived while another transaction held the shard.
+    Request { from: usize, id: u32, req: Request },
+    /// A remote transaction waiting for this shard.
+    Lock { from: usize, id: u32, tx: TxId },
+    /// A transaction of this core waiting for this shard.
+    LocalLock(TxId),
+}
+
+#[derive(Default)]
+pub struct TxLock {
+    holder: Cell<Option<TxId>>,
+    deferred: RefCell<VecDeque<Deferred>>,
+    waiters: RefCell<Vec<Waker>>,
+    /// The transaction whose future is being polled on this core right now.
+    current: Cell<Option<TxId>>,
+}
+
+impl TxLock {
+    /// The transaction the running code belongs to, if any.
+    pub fn current(&self) -> Option<TxId> {
+        self.current.get()
+    }
+
+    /// Whether code running now must wait before touching this shard.
+    #[inline]
+    pub fn blocks_current(&self) -> bool {
+        match self.holder.get() {
+            None => false,
+            Some(h) => self.current.get() != Some(h),
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until running code may touch this shard.
+    pub fn unblocked(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.blocks_current() {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+    }
+}
+
+/// Tags every poll of `fut` with transaction `tx` (see the module docs).
+pub struct WithTx<'a, F> {
+    lock: &'a TxLock,
+    tx: TxId,
+    fut: Pin<&'a mut F>,
+}
+
+impl<'a, F: Future> WithTx<'a, F> {
+    pub fn new(lock: &'a TxLock, tx: TxId, fut: Pin<&'a mut F>) -> Self {
+        WithTx { lock, tx, fut }
+    }
+}
+
+impl<F: Future> Future for WithTx<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let previous = self.lock.current.replace(Some(self.tx));
+        let result = self.fut.as_mut().poll(cx);
+        self.lock.current.set(previous);
+        result
+    }
+}
+
+impl Shard {
+    /// Mesh requests pass through here: while another transaction holds the
+    /// shard, they wait their turn.
+    pub fn admit_request(&self, from: usize, id: u32, req: Request) {
+        let lock = &self.tx;
+        match req {
+            Request::Lock(tx) => {
+                if lock.holder.get().is_none() {
+                    lock.holder.set(Some(tx));
+                    self.node.respond(from, id, Response::Locked);
+                } else {
+                    lock.deferred
+                        .borrow_mut()
+                        .push_back(Deferred::Lock { from, id, tx });
+                }
+            }
+            Request::Unlock(tx) => {
+                if lock.holder.get() == Some(tx) {
+                    self.release();
+                }
+                self.node.respond(from, id, Response::Locked);
+            }
+            Request::TxExec(tx, _) | Request::TxCall(tx, _) if lock.holder.get() == Some(tx) => {
+                self.handle_request(from, id, req)
+            }
+            req if lock.holder.get().is_some() => {
+                lock.deferred
+                    .borrow_mut()
+                    .push_back(Deferred::Request { from, id, req });
+            }
+            req => self.handle_request(from, id, req),
+        }
+    }
+
+    /// Takes this shard's lock for transaction `tx` of this core, waiting
+    /// behind earlier holders and waiters.
+    pub async fn lock_local(&self, tx: TxId) {
+        let lock = &self.tx;
+        if lock.holder.get().is_none() {
+            lock.holder.set(Some(tx));
+            return;
+        }
+        lock.deferred
+            .borrow_mut()
+            .push_back(Deferred::LocalLock(tx));
+        std::future::poll_fn(|cx| {
+            if lock.holder.get() == Some(tx) {
+                Poll::Ready(())
+            } else {
+                lock.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    pub fn unlock_local(&self, tx: TxId) {
+        if self.tx.holder.get() == Some(tx) {
+            self.release();
+        }
+    }
+
+    /// Lets the held-back requests run in arrival order, up to the next
+    /// transaction waiting for the lock, which gets it.
+    fn release(&self) {
+        let lock = &self.tx;
+        lock.holder.set(None);
+        loop {
+            let next = lock.deferred.borrow_mut().pop_front();
+            match next {
+                None => break,
+                Some(Deferred::Request { from, id, req }) => self.handle_request(from, id, req),
+                Some(Deferred::Lock { from, id, tx }) => {
+                    lock.holder.set(Some(tx));
+                    self.node.respond(from, id, Response::Locked);
+                    break;
+                }
+                Some(Deferred::LocalLock(tx)) => {
+                    lock.holder.set(Some(tx));
+                    break;
+                }
+            }
+        }
+        lock.wake_all();
+    }
+
+    /// Takes the locks of `shards` (ascending, deduplicated) for `tx`.
+    /// False if a shard is gone; the locks taken are then released.
+    pub async fn lock_shards(self: &Rc<Self>, tx: TxId, shards: &[usize]) -> bool {
+        for (taken, &s) in shards.iter().enumerate() {
+            let ok = if s == self.id {
+                self.lock_local(tx).await;
+                true
+            } else {
+                matches!(
+                    self.node.request(s, Request::Lock(tx)).await,
+                    Response::Locked
+                )
+            };
+            if !ok {
+                self.unlock_shards(tx, &shards[..taken]).await;
+                return false;
+            }
+        }
+        true
+    }
+
+    pub async fn unlock_shards(self: &Rc<Self>, tx: TxId, shards: &[usize]) {
+        let mut pending = Vec::with_capacity(shards.len());
+        for &s in shards {
+            if s == self.id {
+                self.unlock_local(tx);
+            } else {
+                pending.push(self.node.request(s, Request::Unlock(tx)));
+            }
+        }
+        for p in pending {
+            p.await;
+        }
+    }
+}
