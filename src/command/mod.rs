@@ -7,6 +7,7 @@
 //! (fan-out, cross-shard, connection state) are [`ConnCmd`]s, run by the
 //! connection in `shard::connection`.
 
+pub mod client;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

@@ -40,7 +40,7 @@ pub async fn run_conn(
         },
         ConnCmd::Command => command(args, out),
         ConnCmd::Config => config(shard, args, out),
-        ConnCmd::Client => client_cmd(client, args, out),
+        ConnCmd::Client => super::client::client(shard, client, args, out).await,
         ConnCmd::Quit => {
             out.ok();
             return Flow::Close;
@@ -107,7 +107,7 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
         if args.is(i, "AUTH") && i + 2 < args.len() {
             i += 3;
         } else if args.is(i, "SETNAME") && i + 1 < args.len() {
-            if let Err(e) = set_client_name(client, args.get(i + 1)) {
+            if let Err(e) = super::client::set_name(client, args.get(i + 1)) {
                 return out.error(e);
             }
             i += 2;
@@ -134,54 +134,6 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
     out.bulk(b"modules");
     out.array(0);
     let _ = shard;
-}
-
-fn set_client_name(client: &mut ClientState, name: &[u8]) -> Result<(), &'static str> {
-    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    client.name = if name.is_empty() {
-        None
-    } else {
-        Some(name.to_vec())
-    };
-    Ok(())
-}
-
-fn client_cmd(client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
-    let sub = args.get(1).to_ascii_uppercase();
-    match (sub.as_slice(), args.len()) {
-        (b"ID", 2) => out.int(client.id as i64),
-        (b"SETNAME", 3) => match set_client_name(client, args.get(2)) {
-            Ok(()) => out.ok(),
-            Err(e) => out.error(e),
-        },
-        (b"GETNAME", 2) => match &client.name {
-            Some(n) => out.bulk(n),
-            None => out.nil(),
-        },
-        // Client libraries announce themselves (redis-py, redis-rs); we
-        // accept and ignore it, as Redis would store it.
-        (b"SETINFO", 4) => out.ok(),
-        (b"INFO", 2) => {
-            let name = client
-                .name
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            out.bulk(
-                format!("id={} addr={} name={} db=0\n", client.id, client.addr, name).as_bytes(),
-            );
-        }
-        (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO", _) => out.error(&format!(
-            "ERR wrong number of arguments for 'client|{}' command",
-            String::from_utf8_lossy(&sub).to_lowercase()
-        )),
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
-    }
 }
 
 fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {

@@ -9,6 +9,7 @@ use glommio::net::TcpStream;
 
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
 use super::{Shard, transaction};
+use crate::command::client::ClientInfo;
 use crate::command::{Args, CommandSpec, Handler, Kind, Merge, lookup, server, wrong_arity};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
@@ -24,8 +25,8 @@ const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_milli
 /// Per-connection state that commands may read or change.
 pub struct ClientState {
     pub id: u64,
-    pub name: Option<Vec<u8>>,
-    pub addr: String,
+    /// What CLIENT LIST shows; also in this core's registry.
+    pub info: Rc<ClientInfo>,
     /// Commands queued since MULTI.
     pub multi: Option<Box<transaction::Queued>>,
     pub watched: Vec<transaction::Watched>,
@@ -99,18 +100,28 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     stats.connections_accepted.add(1);
     stats.connections_current.inc();
     let _ = stream.set_nodelay(true);
-    let mut client = ClientState {
-        id: shard.next_client_id(),
-        name: None,
-        addr: stream
+    let id = shard.next_client_id();
+    let info = Rc::new(ClientInfo::new(
+        id,
+        stream
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
+        stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    ));
+    shard.clients.borrow_mut().insert(id, info.clone());
+    let mut client = ClientState {
+        id,
+        info,
         multi: None,
         watched: Vec::new(),
     };
     let _ = run(&shard, &mut stream, &mut client).await;
     transaction::unwatch_all(&shard, &mut client).await;
+    shard.clients.borrow_mut().remove(&id);
     stats.connections_current.dec();
 }
 
@@ -149,10 +160,17 @@ async fn run(
                 })
                 .await?
             } else {
-                let stop = async {
-                    let _ = shard.shutdown.acquire(1).await;
-                    Ok(0)
-                };
+                // Shutdown or CLIENT KILL: end as if the client had left.
+                let stop = future::or(
+                    async {
+                        let _ = shard.shutdown.acquire(1).await;
+                        Ok(0)
+                    },
+                    async {
+                        let _ = client.info.kill.acquire(1).await;
+                        Ok(0)
+                    },
+                );
                 future::or(read, stop).await?
             }
         };
@@ -166,6 +184,9 @@ async fn run(
         metrics.forget_stamp();
         end += n;
         metrics.stats.bytes_in.add(n as u64);
+        let info = &client.info;
+        info.net_in.set(info.net_in.get() + n as u64);
+        info.last_active.set(std::time::Instant::now());
         if end - start < need {
             continue;
         }
@@ -202,7 +223,7 @@ async fn run(
                     }
                     if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
                         complete(shard, &mut pipe, &mut out).await;
-                        write_out(shard, stream, &mut out).await?;
+                        write_out(shard, &client.info, stream, &mut out).await?;
                         shard.db.borrow_mut().refresh_clock();
                         metrics.forget_stamp();
                     }
@@ -216,8 +237,10 @@ async fn run(
             }
         }
         complete(shard, &mut pipe, &mut out).await;
-        write_out(shard, stream, &mut out).await?;
-        if flow == Flow::Close {
+        write_out(shard, &client.info, stream, &mut out).await?;
+        client.info.qbuf.set(end - start);
+        client.info.qbuf_cap.set(rbuf.len());
+        if flow == Flow::Close || client.info.killed.get() {
             return Ok(());
         }
     }
@@ -225,6 +248,7 @@ async fn run(
 
 async fn write_out(
     shard: &Shard,
+    info: &ClientInfo,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> std::io::Result<()> {
@@ -233,6 +257,7 @@ async fn write_out(
     }
     stream.write_all(out).await?;
     shard.metrics.stats.bytes_out.add(out.len() as u64);
+    info.net_out.set(info.net_out.get() + out.len() as u64);
     out.clear();
     if out.capacity() > 4 * WRITE_THRESHOLD {
         out.shrink_to(READ_CHUNK);
@@ -269,6 +294,9 @@ pub async fn dispatch<'m>(
         return Flow::Continue;
     };
     let timer = CommandTimer::start(metrics, spec.slot);
+    let info = &client.info;
+    info.last_cmd.set(spec.name);
+    info.commands.set(info.commands.get() + 1);
     if !spec.arity_ok(args.len()) {
         local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
         return Flow::Continue;

@@ -10,6 +10,7 @@ pub mod txlock;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 use glommio::sync::Semaphore;
 
+use crate::command::client::ClientInfo;
 use crate::config::Config;
 use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardStats};
 use crate::store::Db;
@@ -56,6 +58,8 @@ pub struct Shard {
     pub shutting_down: Cell<bool>,
     next_client: Cell<u64>,
     pub tx: txlock::TxLock,
+    /// This core's connections, for CLIENT LIST / KILL.
+    pub clients: RefCell<HashMap<u64, Rc<ClientInfo>>>,
 }
 
 impl Shard {
@@ -76,6 +80,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             next_client: Cell::new(0),
             tx: txlock::TxLock::default(),
+            clients: RefCell::new(HashMap::new()),
         }
     }
 

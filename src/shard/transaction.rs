@@ -101,6 +101,7 @@ pub fn queue_if_multi(
         return true;
     }
     queued.push(args);
+    client.info.multi.set(queued.len() as i64);
     out.simple("QUEUED");
     true
 }
@@ -110,6 +111,7 @@ pub fn multi(client: &mut ClientState, out: &mut Vec<u8>) {
         out.error("ERR MULTI calls can not be nested");
     } else {
         client.multi = Some(Box::default());
+        client.info.multi.set(0);
         out.ok();
     }
 }
@@ -119,6 +121,7 @@ pub async fn discard(shard: &Rc<Shard>, client: &mut ClientState, out: &mut Vec<
         out.error("ERR DISCARD without MULTI");
         return;
     }
+    client.info.multi.set(-1);
     unwatch_all(shard, client).await;
     shard.metrics.stats.tx_discarded.add(1);
     out.ok();
@@ -169,6 +172,7 @@ pub async fn watch(
             });
         }
     }
+    client.info.watching.set(client.watched.len());
     out.ok();
 }
 
@@ -183,6 +187,7 @@ pub async fn unwatch_all(shard: &Rc<Shard>, client: &mut ClientState) {
         return;
     }
     let watched = std::mem::take(&mut client.watched);
+    client.info.watching.set(0);
     for target in 0..shard.nshards {
         let keys: Vec<Box<[u8]>> = watched
             .iter()
@@ -227,6 +232,7 @@ pub async fn exec<'m>(
     let mut timer = CommandTimer::start(&shard.metrics, crate::command::SLOT_OTHER);
     let mark = out.len();
     let stats = &shard.metrics.stats;
+    client.info.multi.set(-1);
     match client.multi.take() {
         None => out.error("ERR EXEC without MULTI"),
         Some(queued) if queued.failed => {
