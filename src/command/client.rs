@@ -6,7 +6,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use glommio::sync::Semaphore;
 
@@ -21,13 +20,14 @@ pub struct ClientInfo {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
-    pub created: Instant,
+    /// Unix ms, from the shard's cached clock.
+    pub created_ms: u64,
     pub name: RefCell<Option<Box<[u8]>>>,
     pub lib_name: RefCell<Option<Box<[u8]>>>,
     pub lib_ver: RefCell<Option<Box<[u8]>>>,
     /// The last command's name (`cmd=` in CLIENT LIST).
     pub last_cmd: Cell<&'static str>,
-    pub last_active: Cell<Instant>,
+    pub last_active_ms: Cell<u64>,
     pub net_in: Cell<u64>,
     pub net_out: Cell<u64>,
     pub commands: Cell<u64>,
@@ -43,18 +43,17 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn new(id: u64, addr: String, laddr: String) -> ClientInfo {
-        let now = Instant::now();
+    pub fn new(id: u64, addr: String, laddr: String, now_ms: u64) -> ClientInfo {
         ClientInfo {
             id,
             addr,
             laddr,
-            created: now,
+            created_ms: now_ms,
             name: RefCell::new(None),
             lib_name: RefCell::new(None),
             lib_ver: RefCell::new(None),
             last_cmd: Cell::new("NULL"),
-            last_active: Cell::new(now),
+            last_active_ms: Cell::new(now_ms),
             net_in: Cell::new(0),
             net_out: Cell::new(0),
             commands: Cell::new(0),
@@ -68,7 +67,7 @@ impl ClientInfo {
     }
 
     /// One CLIENT LIST line, Redis 7 field order.
-    fn line(&self, now: Instant, out: &mut String) {
+    fn line(&self, now_ms: u64, out: &mut String) {
         let text = |c: &RefCell<Option<Box<[u8]>>>| {
             c.borrow()
                 .as_deref()
@@ -88,8 +87,8 @@ impl ClientInfo {
             self.addr,
             self.laddr,
             text(&self.name),
-            now.duration_since(self.created).as_secs(),
-            now.duration_since(self.last_active.get()).as_secs(),
+            now_ms.saturating_sub(self.created_ms) / 1000,
+            now_ms.saturating_sub(self.last_active_ms.get()) / 1000,
             flags,
             multi,
             self.watching.get(),
@@ -119,13 +118,13 @@ struct KillFilter {
 }
 
 impl KillFilter {
-    fn matches(&self, c: &ClientInfo, now: Instant) -> bool {
+    fn matches(&self, c: &ClientInfo, now_ms: u64) -> bool {
         self.id.is_none_or(|id| id == c.id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)
             && self
                 .max_age
-                .is_none_or(|age| now.duration_since(c.created).as_secs() >= age)
+                .is_none_or(|age| now_ms.saturating_sub(c.created_ms) / 1000 >= age)
             && self.skip != Some(c.id)
     }
 }
@@ -197,7 +196,7 @@ pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, ou
         }
         (b"INFO", 2) => {
             let mut line = String::new();
-            client.info.line(Instant::now(), &mut line);
+            client.info.line(crate::store::unix_ms(), &mut line);
             out.bulk(line.as_bytes());
         }
         (b"LIST", _) => list(shard, args, out).await,
@@ -288,7 +287,7 @@ fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> 
 async fn kill(shard: &Shard, filter: KillFilter) -> usize {
     shard
         .run_on_all(move |s: &Shard| {
-            let now = Instant::now();
+            let now = crate::store::unix_ms();
             let clients = s.clients.borrow();
             let mut killed = 0;
             for c in clients.values().filter(|c| filter.matches(c, now)) {
@@ -334,7 +333,7 @@ async fn list(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let parts = shard
         .run_on_all(move |s: &Shard| {
-            let now = Instant::now();
+            let now = crate::store::unix_ms();
             let clients = s.clients.borrow();
             let mut mine: Vec<&ClientInfo> = clients
                 .values()

@@ -111,6 +111,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
+        crate::store::unix_ms(),
     ));
     shard.clients.borrow_mut().insert(id, info.clone());
     let mut client = ClientState {
@@ -186,7 +187,7 @@ async fn run(
         metrics.stats.bytes_in.add(n as u64);
         let info = &client.info;
         info.net_in.set(info.net_in.get() + n as u64);
-        info.last_active.set(std::time::Instant::now());
+        info.last_active_ms.set(shard.db.borrow().now_ms);
         if end - start < need {
             continue;
         }
