@@ -196,6 +196,8 @@ pub fn format_bytes(bytes: f64) -> String {
 }
 
 pub fn format_rate(per_sec: f64) -> String {
+    // An empty f64 sum is -0.0, which would print as "-0".
+    let per_sec = per_sec + 0.0;
     if per_sec >= 100.0 || per_sec == 0.0 {
         format!("{per_sec:.0}")
     } else {
@@ -515,6 +517,7 @@ mod tests {
         assert_eq!(format_bytes(512.0), "512 B");
         assert_eq!(format_bytes(1536.0), "1.5 KiB");
         assert_eq!(format_rate(12.34), "12.3");
+        assert_eq!(format_rate([0.0f64; 0].iter().sum()), "0");
         assert_eq!(format_rate(1234.4), "1234");
         assert_eq!(format_uptime(3725.0), "1h02m");
     }
