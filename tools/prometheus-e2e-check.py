@@ -299,12 +299,10 @@ def check_expr(name, prom, expr, ctx, served):
         bad(name, f"{expr}\n          query failed: {e}")
         return None
     problems = judge(expr, series, ctx)
-    unserved = sorted(m for m in referenced_metrics(expr) if m not in served)
-    if problems == ["no data"] and unserved:
-        # Only for metrics this build does not export at all; every
-        # expression on metrics it exports must return data.
-        print(f"n/a  {name}: {expr}\n       -> not exported by this server build: {', '.join(unserved)}")
-        return series
+    if problems == ["no data"]:
+        unserved = sorted(m for m in referenced_metrics(expr) if m not in served)
+        if unserved:
+            problems.append(f"not in this server's /metrics: {', '.join(unserved)}")
     if problems:
         bad(name, f"{expr}\n          {summarize(series)}\n          " + "; ".join(problems))
     else:
