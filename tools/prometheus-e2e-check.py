@@ -46,9 +46,13 @@ def get_json(url):
         return json.load(r)
 
 
-def query(prom, expr):
-    """Instant query; returns [(labels, value)] or raises on an API error."""
-    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+def query(prom, expr, at=None):
+    """Instant query (at `at`, default now); returns [(labels, value)] or
+    raises on an API error."""
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode(params)
     try:
         body = get_json(url)
     except urllib.error.HTTPError as e:
@@ -294,7 +298,7 @@ def judge(expr, series, ctx):
 
 def check_expr(name, prom, expr, ctx, served):
     try:
-        series = query(prom, expr)
+        series = query(prom, expr, ctx["at"])
     except (RuntimeError, OSError) as e:
         bad(name, f"{expr}\n          query failed: {e}")
         return None
@@ -326,8 +330,10 @@ def alerting_rules(prom):
 
 
 def healthy(args):
+    # One evaluation time for every query, so that pairs like p50/p99 and
+    # an alert and its measured sides see the same samples.
     ctx = {"ran": set(args.ran.split(",")), "failed": set(args.failed.split(",")),
-           "shards": args.shards, "dbsize": args.dbsize}
+           "shards": args.shards, "dbsize": args.dbsize, "at": time.time()}
     served = served_metrics(args.metrics_url)
     _, targets = dashboard_targets(args.dashboard)
     answers = {}
@@ -363,7 +369,7 @@ def healthy(args):
         else:
             bad(f"alert {name}: evaluated by Prometheus without error", f"health={rule['health']} {rule.get('lastError', '')}")
         try:
-            firing = query(args.prometheus, expr)
+            firing = query(args.prometheus, expr, ctx["at"])
         except (RuntimeError, OSError) as e:
             bad(f"alert {name}: query", str(e))
             continue

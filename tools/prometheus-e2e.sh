@@ -147,8 +147,8 @@ ran=get,set,incr,lpush,lpop,sadd,hset,mset
 bench() { timeout 60 redis-benchmark -p "$port" "$@" >"$tmp/bench.out" 2>&1; }
 redis-cli -p "$port" set hot:item hello >/dev/null
 for round in 1 2; do
-  bench -c 20 -n 20000 -r 10000 -P 4 -q -t "$ran" && ok "round $round: redis-benchmark -n 20000 -r 10000 -t $ran" || bad "redis-benchmark $ran" "$(tail -5 "$tmp/bench.out")"
-  bench -c 10 -n 80000 -P 8 -q get hot:item && ok "round $round: redis-benchmark, 80000 GETs of one hot key" || bad "hot-key load" "$(tail -5 "$tmp/bench.out")"
+  bench -c 8 -n 20000 -r 10000 -P 2 -q -t "$ran" && ok "round $round: redis-benchmark -n 20000 -r 10000 -t $ran" || bad "redis-benchmark $ran" "$(tail -5 "$tmp/bench.out")"
+  bench -c 4 -n 80000 -P 8 -q get hot:item && ok "round $round: redis-benchmark, 80000 GETs of one hot key" || bad "hot-key load" "$(tail -5 "$tmp/bench.out")"
   [ $round == 1 ] && sleep 3
 done
 errors=$(for _ in $(seq 200); do echo "lpush hot:item x"; done | redis-cli -p "$port" | grep -c WRONGTYPE)

@@ -3,7 +3,7 @@
 //! without bound.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 const MAX_BULK_BYTES: usize = 16 * 1024 * 1024;
@@ -26,11 +26,7 @@ pub struct RespClient {
 
 impl RespClient {
     pub fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<RespClient> {
-        let target = format!("{}:{port}", super::scrape::bracket_ipv6(host));
-        let addr = target.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {target}"))
-        })?;
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        let stream = super::scrape::connect(host, port, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;

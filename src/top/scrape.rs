@@ -3,7 +3,7 @@
 //! families the view shows.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -201,12 +201,7 @@ fn parse_float(s: &str) -> Option<f64> {
 /// `GET /metrics` on `host:port` and returns the body.
 pub fn fetch_metrics(host: &str, port: u16, timeout: Duration) -> Result<String, String> {
     let target = format!("{}:{port}", bracket_ipv6(host));
-    let addr = target
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {target}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+    let mut stream = connect(host, port, timeout)
         .map_err(|e| format!("cannot reach metrics at {target}: {e}"))?;
     stream.set_read_timeout(Some(timeout)).ok();
     stream.set_write_timeout(Some(timeout)).ok();
@@ -243,6 +238,20 @@ pub fn fetch_metrics(host: &str, port: u16, timeout: Duration) -> Result<String,
         body = &body[..length.min(body.len())];
     }
     Ok(String::from_utf8_lossy(body).into_owned())
+}
+
+/// Connects to the first address of `host` that answers: "localhost" may
+/// resolve to ::1 first while the server listens on 127.0.0.1 only.
+pub fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address")))
 }
 
 pub fn bracket_ipv6(host: &str) -> String {
