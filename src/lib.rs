@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod protocol;
 pub mod shard;
 pub mod store;
+pub mod top;

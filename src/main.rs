@@ -1,10 +1,20 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use kora::config::{Cli, Config};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // `kora top` is the operator's live view, not a server option.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "top") {
+        return kora::top::main(std::env::args_os().skip(2));
+    }
+    let command = Cli::command().after_help(
+        "Live view of a running server: kora top [--host H] [--port P] [--metrics-port M] (kora top --help)",
+    );
+    let cli = match command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.

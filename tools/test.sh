@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs what the tests need on a
 # fresh Debian machine, then unit + integration tests, then the end-to-end
-# checks with real clients (redis-cli, redis-benchmark, redis-py, promtool).
+# checks with real clients (redis-cli, redis-benchmark, redis-py, promtool)
+# and the operator kit with a real Prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -10,6 +11,7 @@ missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tools/test.sh: need ${missing[*]} (run as root, or apt-get install them)" >&2
@@ -30,3 +32,4 @@ cargo test --release
 # Benchmarks are compiled, not run, so they never rot.
 cargo bench --no-run --quiet
 tools/e2e.sh target/release/kora
+tools/prometheus-e2e.sh target/release/kora
