@@ -113,6 +113,10 @@ pub enum ConnCmd {
     Hotkeys,
     Latency,
     Debug,
+    Slowlog,
+    Memory,
+    Object,
+    Scripting,
 }
 
 #[derive(Clone, Copy)]
@@ -401,6 +405,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hotkeys", -1, R, (0, 0, 0), Conn(C::Hotkeys)),
     cmd!("latency", -2, NONE, (0, 0, 0), Conn(C::Latency)),
     cmd!("debug", -2, A, (0, 0, 0), Conn(C::Debug)),
+    // Introspection
+    cmd!("slowlog", -2, A, (0, 0, 0), Conn(C::Slowlog)),
+    cmd!("memory", -2, R, (0, 0, 0), Conn(C::Memory)),
+    cmd!("object", -2, R, (0, 0, 0), Conn(C::Object)),
+    // Scripting: not supported, answered with a clear error.
+    cmd!("eval", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("evalsha", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("eval_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("evalsha_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("fcall", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("fcall_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("script", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("function", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.

@@ -9,7 +9,9 @@ use glommio::net::TcpStream;
 
 use super::Shard;
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
-use crate::command::{Args, CommandSpec, Handler, Kind, Merge, lookup, server, wrong_arity};
+use crate::command::{
+    Args, CommandSpec, Handler, Kind, Merge, lookup, server, slowlog, wrong_arity,
+};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
 use crate::protocol::reply::Resp;
@@ -61,6 +63,9 @@ struct Planned<'m> {
     shape: Shape,
     /// Present for commands whose reply is not ready yet (remote parts).
     timer: Option<CommandTimer<'m>>,
+    /// With a timer: where the command's argument ranges are in
+    /// `Pipeline::argv`, for the slow log.
+    argv: (u32, u32),
 }
 
 /// The in-flight part of a pipeline: commands parsed but not yet answered.
@@ -69,6 +74,10 @@ struct Pipeline<'m> {
     batches: Vec<OpBatch>,
     plan: Vec<Planned<'m>>,
     items: Vec<Item>,
+    /// Argument ranges (into the read buffer) of the commands waiting for
+    /// remote replies: the slow log needs a command's arguments when its
+    /// timer ends. Reused, so it costs no allocation per command.
+    argv: Vec<ArgRange>,
     remote_pending: bool,
 }
 
@@ -79,12 +88,19 @@ impl<'m> Pipeline<'m> {
             batches: (0..nshards).map(|_| OpBatch::default()).collect(),
             plan: Vec::new(),
             items: Vec::new(),
+            argv: Vec::new(),
             remote_pending: false,
         }
     }
 
     fn is_empty(&self) -> bool {
         self.plan.is_empty()
+    }
+
+    fn keep_argv(&mut self, args: &Args) -> (u32, u32) {
+        let first = self.argv.len() as u32;
+        self.argv.extend_from_slice(args.ranges());
+        (first, args.len() as u32)
     }
 }
 
@@ -168,7 +184,7 @@ async fn run(
                 {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
-                    complete(shard, &mut pipe, &mut out).await;
+                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                     out.error("ERR Protocol error: query buffer limit exceeded");
                     flow = Flow::Close;
                     break;
@@ -182,27 +198,28 @@ async fn run(
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
                         flow = dispatch(shard, client, &args, &mut pipe, &mut out).await;
+                        note_slow(shard, client, &args);
                     }
                     start += consumed;
                     if flow == Flow::Close {
                         break;
                     }
                     if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
-                        complete(shard, &mut pipe, &mut out).await;
+                        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                         write_out(shard, stream, &mut out).await?;
                         shard.db.borrow_mut().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
                 Err(e) => {
-                    complete(shard, &mut pipe, &mut out).await;
+                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                     out.error(&format!("ERR {}", e.0));
                     flow = Flow::Close;
                     break;
                 }
             }
         }
-        complete(shard, &mut pipe, &mut out).await;
+        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
         write_out(shard, stream, &mut out).await?;
         if flow == Flow::Close {
             return Ok(());
@@ -269,14 +286,14 @@ async fn dispatch<'m>(
         }
         Kind::Conn(cmd) => {
             // Connection commands see every earlier command's effect.
-            complete(shard, pipe, out).await;
+            complete(shard, client, args.buf(), pipe, out).await;
             let mark = out.len();
             let flow = server::run_conn(shard, client, cmd, args, out).await;
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
             shard.db.borrow_mut().refresh_clock();
             let mut timer = timer;
-            timer.set_failed(out.get(mark) == Some(&b'-'));
+            timer.set_reply(&out[mark..]);
             return flow;
         }
     }
@@ -314,7 +331,8 @@ fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize>
     keys.all(|s| s == first).then_some(first)
 }
 
-/// Records a reply produced right here (errors, inline commands).
+/// Records the reply to a command refused before running (unknown
+/// command, wrong arity).
 fn local_reply<'m>(
     pipe: &mut Pipeline<'m>,
     mut timer: CommandTimer<'m>,
@@ -322,7 +340,8 @@ fn local_reply<'m>(
 ) {
     let mark = pipe.local.buf.len();
     f(&mut pipe.local.buf);
-    timer.set_failed(pipe.local.buf.get(mark) == Some(&b'-'));
+    timer.set_reply(&pipe.local.buf[mark..]);
+    timer.set_rejected();
     drop(timer);
     let index = pipe.local.seal();
     pipe.plan.push(Planned {
@@ -331,6 +350,7 @@ fn local_reply<'m>(
             index,
         }),
         timer: None,
+        argv: (0, 0),
     });
 }
 
@@ -345,16 +365,19 @@ fn route<'m>(
 ) {
     let item = queue(shard, pipe, handler, target, args);
     if item.shard == LOCAL {
-        timer.set_failed(pipe.local.get(item.index as usize).first() == Some(&b'-'));
+        timer.set_reply(pipe.local.get(item.index as usize));
         drop(timer);
         pipe.plan.push(Planned {
             shape: Shape::One(item),
             timer: None,
+            argv: (0, 0),
         });
     } else {
+        let argv = pipe.keep_argv(args);
         pipe.plan.push(Planned {
             shape: Shape::One(item),
             timer: Some(timer),
+            argv,
         });
     }
 }
@@ -382,6 +405,7 @@ fn split<'m>(
         pipe.items.push(item);
     }
     let count = pipe.items.len() as u32 - first;
+    let argv = pipe.keep_argv(args);
     pipe.plan.push(Planned {
         shape: Shape::Merged {
             merge,
@@ -389,6 +413,7 @@ fn split<'m>(
             count,
         },
         timer: Some(timer),
+        argv,
     });
 }
 
@@ -418,8 +443,15 @@ fn queue(
 }
 
 /// Sends the queued batches, waits for every reply, and appends all
-/// replies of the pipeline to `out` in request order.
-async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut Vec<u8>) {
+/// replies of the pipeline to `out` in request order. `buf` is the read
+/// buffer the pipeline's argument ranges point into.
+async fn complete<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) {
     if pipe.is_empty() {
         return;
     }
@@ -474,12 +506,39 @@ async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut V
             }
         }
         if let Some(mut timer) = planned.timer {
-            timer.set_failed(out.get(mark) == Some(&b'-'));
+            timer.set_reply(&out[mark..]);
+            drop(timer);
+            let (first, count) = planned.argv;
+            let ranges = &pipe.argv[first as usize..(first + count) as usize];
+            // Ranges from another buffer than `buf` would be a bug; the
+            // slow log then shows no arguments rather than wrong ones.
+            let argv = if ranges.iter().all(|&(s, e)| s <= e && e <= buf.len()) {
+                ranges
+            } else {
+                &[]
+            };
+            note_slow(shard, client, &Args::new(buf, argv));
         }
     }
     pipe.local.clear();
     pipe.items.clear();
+    pipe.argv.clear();
     pipe.remote_pending = false;
+}
+
+/// Slow-log and latency-monitor bookkeeping for the command whose timer
+/// just ended: one Cell read when it was not slow.
+#[inline]
+fn note_slow(shard: &Shard, client: &ClientState, args: &Args) {
+    if let Some(nanos) = shard.metrics.take_slow() {
+        slowlog::log_slow(
+            shard,
+            args,
+            &client.addr,
+            client.name.as_deref().unwrap_or_default(),
+            nanos,
+        );
+    }
 }
 
 fn merge_parts<'a>(

@@ -85,8 +85,12 @@ pub enum Request {
     /// Any other work: a closure run on the target shard (fan-out commands,
     /// snapshots, cross-shard moves). Rare, so the box is fine.
     Call(Call),
-    /// To the collector: the merged metrics of every shard.
+    /// To the collector: the merged metrics of every shard, as INFO and
+    /// LATENCY show them (counters since the last CONFIG RESETSTAT).
     View,
+    /// To the collector: CONFIG RESETSTAT. What INFO and LATENCY HISTOGRAM
+    /// show starts again from zero; `/metrics` is not affected.
+    ResetStats,
 }
 
 pub enum Response {
