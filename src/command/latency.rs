@@ -186,13 +186,13 @@ fn doctor(shard: &Shard, events: &[(&'static str, EventSeries)]) -> String {
             let _ = writeln!(
                 report,
                 "- The slow log is off. Turn it on with 'CONFIG SET slowlog-log-slower-than {}' to see which commands are slow.",
-                threshold * 1000
+                threshold.saturating_mul(1000)
             );
         } else if slowlog_us as u64 / 1000 > threshold {
             let _ = writeln!(
                 report,
                 "- The slow log only records commands slower than {slowlog_us} us, above the monitor's threshold: 'CONFIG SET slowlog-log-slower-than {}' records every spike.",
-                threshold * 1000
+                threshold.saturating_mul(1000)
             );
         }
         report.push_str(

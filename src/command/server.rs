@@ -426,7 +426,8 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n",
             snap.connections_accepted,
             // As Redis: commands refused before running are not processed.
-            snap.total_calls() - snap.rejected.iter().sum::<u64>(),
+            snap.total_calls()
+                .saturating_sub(snap.rejected.iter().sum::<u64>()),
             snap.ops_per_sec,
             snap.bytes_in,
             snap.bytes_out,
@@ -452,7 +453,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             let usec = snap.nanos[slot] / 1000;
             // Redis' calls and failed_calls leave out rejected commands.
             let rejected = snap.rejected[slot];
-            let calls = snap.calls[slot] - rejected;
+            let calls = snap.calls[slot].saturating_sub(rejected);
             let _ = write!(
                 s,
                 "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
@@ -462,7 +463,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
                 } else {
                     usec as f64 / calls as f64
                 },
-                snap.failed[slot] - rejected,
+                snap.failed[slot].saturating_sub(rejected),
             );
         }
     }

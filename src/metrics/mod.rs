@@ -112,9 +112,12 @@ impl ShardMetrics {
     /// for the slow log or the latency monitor.
     #[inline]
     pub fn take_slow(&self) -> Option<u64> {
-        match self.slow_pending.replace(0) {
+        match self.slow_pending.get() {
             0 => None,
-            nanos => Some(nanos),
+            nanos => {
+                self.slow_pending.set(0);
+                Some(nanos)
+            }
         }
     }
 

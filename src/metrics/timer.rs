@@ -37,8 +37,8 @@ impl<'a> CommandTimer<'a> {
         self.error = error_kind(reply).map_or(0, |kind| kind + 1);
     }
 
-    /// The command was refused before it ran (unknown, wrong arity):
-    /// Redis' rejected_calls rather than failed_calls.
+    /// The command is refused before it runs (unknown, wrong arity): an
+    /// error reply then counts as Redis' rejected_calls, not failed_calls.
     #[inline]
     pub fn set_rejected(&mut self) {
         self.rejected = true;

@@ -255,12 +255,14 @@ async fn dispatch<'m>(
 ) -> Flow {
     let metrics = &shard.metrics;
     let Some(spec) = lookup(args.get(0)) else {
-        let timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
+        let mut timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
+        timer.set_rejected();
         local_reply(pipe, timer, |buf| unknown_command(args, buf));
         return Flow::Continue;
     };
-    let timer = CommandTimer::start(metrics, spec.slot);
+    let mut timer = CommandTimer::start(metrics, spec.slot);
     if !spec.arity_ok(args.len()) {
+        timer.set_rejected();
         local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
         return Flow::Continue;
     }
@@ -276,6 +278,7 @@ async fn dispatch<'m>(
             merge,
         } => {
             if !(args.len() - 1).is_multiple_of(step) {
+                timer.set_rejected();
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
             }
@@ -331,8 +334,7 @@ fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize>
     keys.all(|s| s == first).then_some(first)
 }
 
-/// Records the reply to a command refused before running (unknown
-/// command, wrong arity).
+/// Records a reply produced right here (errors, inline commands).
 fn local_reply<'m>(
     pipe: &mut Pipeline<'m>,
     mut timer: CommandTimer<'m>,
@@ -341,7 +343,6 @@ fn local_reply<'m>(
     let mark = pipe.local.buf.len();
     f(&mut pipe.local.buf);
     timer.set_reply(&pipe.local.buf[mark..]);
-    timer.set_rejected();
     drop(timer);
     let index = pipe.local.seal();
     pipe.plan.push(Planned {
@@ -465,6 +466,7 @@ async fn complete<'m>(
         pipe.local.clear();
         pipe.plan.clear();
         pipe.items.clear();
+        pipe.argv.clear();
         return;
     }
     let mut waiting = Vec::new();
@@ -508,16 +510,18 @@ async fn complete<'m>(
         if let Some(mut timer) = planned.timer {
             timer.set_reply(&out[mark..]);
             drop(timer);
-            let (first, count) = planned.argv;
-            let ranges = &pipe.argv[first as usize..(first + count) as usize];
-            // Ranges from another buffer than `buf` would be a bug; the
-            // slow log then shows no arguments rather than wrong ones.
-            let argv = if ranges.iter().all(|&(s, e)| s <= e && e <= buf.len()) {
-                ranges
-            } else {
-                &[]
-            };
-            note_slow(shard, client, &Args::new(buf, argv));
+            if let Some(nanos) = shard.metrics.take_slow() {
+                let (first, count) = planned.argv;
+                let ranges = &pipe.argv[first as usize..(first + count) as usize];
+                // Ranges from another buffer than `buf` would be a bug; the
+                // slow log then shows no arguments rather than wrong ones.
+                let argv = if ranges.iter().all(|&(s, e)| s <= e && e <= buf.len()) {
+                    ranges
+                } else {
+                    &[]
+                };
+                log_slow(shard, client, &Args::new(buf, argv), nanos);
+            }
         }
     }
     pipe.local.clear();
@@ -531,14 +535,14 @@ async fn complete<'m>(
 #[inline]
 fn note_slow(shard: &Shard, client: &ClientState, args: &Args) {
     if let Some(nanos) = shard.metrics.take_slow() {
-        slowlog::log_slow(
-            shard,
-            args,
-            &client.addr,
-            client.name.as_deref().unwrap_or_default(),
-            nanos,
-        );
+        log_slow(shard, client, args, nanos);
     }
+}
+
+#[cold]
+fn log_slow(shard: &Shard, client: &ClientState, args: &Args, nanos: u64) {
+    let name = client.name.as_deref().unwrap_or_default();
+    slowlog::log_slow(shard, args, &client.addr, name, nanos);
 }
 
 fn merge_parts<'a>(
