@@ -31,6 +31,11 @@ pub struct Config {
     /// Largest single command a client may make us buffer, as Redis'
     /// client-query-buffer-limit.
     pub client_query_buffer_limit: usize,
+    /// Initial values of the runtime knobs CONFIG SET changes; same names,
+    /// units and defaults as Redis.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    pub latency_monitor_threshold: u64,
 }
 
 impl Default for Config {
@@ -47,6 +52,9 @@ impl Default for Config {
             active_expire_ms: 100,
             enable_debug_command: false,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            slowlog_log_slower_than: crate::metrics::slowlog::DEFAULT_SLOWER_THAN_US,
+            slowlog_max_len: crate::metrics::slowlog::DEFAULT_MAX_LEN,
+            latency_monitor_threshold: 0,
         }
     }
 }
@@ -100,6 +108,15 @@ pub struct Cli {
     /// Largest single command (bytes) a client may send; default 1 GiB.
     #[arg(long)]
     pub client_query_buffer_limit: Option<usize>,
+    /// Log commands at least this slow (µs) in SLOWLOG; negative disables.
+    #[arg(long, allow_negative_numbers = true)]
+    pub slowlog_log_slower_than: Option<i64>,
+    /// Entries the slow log keeps.
+    #[arg(long)]
+    pub slowlog_max_len: Option<u64>,
+    /// Latency monitor threshold in ms; 0 turns it off.
+    #[arg(long)]
+    pub latency_monitor_threshold: Option<u64>,
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -117,6 +134,9 @@ struct FileConfig {
     instrumentation: Option<bool>,
     enable_debug_command: Option<bool>,
     client_query_buffer_limit: Option<usize>,
+    slowlog_log_slower_than: Option<i64>,
+    slowlog_max_len: Option<u64>,
+    latency_monitor_threshold: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -152,6 +172,9 @@ impl Config {
         layer!(hotkeys_decay_ms);
         layer!(hotkeys_top_k);
         layer!(client_query_buffer_limit);
+        layer!(slowlog_log_slower_than);
+        layer!(slowlog_max_len);
+        layer!(latency_monitor_threshold);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -179,6 +202,20 @@ impl Config {
         }
         if self.hotkeys_decay_ms == 0 {
             return Err(ConfigError("hotkeys_decay_ms must be positive".into()));
+        }
+        if self.slowlog_log_slower_than < -1 {
+            return Err(ConfigError(format!(
+                "slowlog_log_slower_than must be -1 or more, got {}",
+                self.slowlog_log_slower_than
+            )));
+        }
+        if self.slowlog_max_len > i64::MAX as u64
+            || self.latency_monitor_threshold > i64::MAX as u64
+        {
+            return Err(ConfigError(
+                "slowlog_max_len and latency_monitor_threshold must fit in a signed 64-bit integer"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -506,3 +506,73 @@ fn no_other_client_sees_a_transaction_half_done() {
         );
     }
 }
+
+fn slowlog_argvs(c: &mut redis::Connection) -> Vec<Vec<String>> {
+    let entries: Vec<Value> = redis::cmd("SLOWLOG").arg("GET").arg(100).query(c).unwrap();
+    entries
+        .into_iter()
+        .map(|e| {
+            let Value::Array(fields) = e else {
+                panic!("entry {e:?}")
+            };
+            redis::from_redis_value::<Vec<String>>(fields[3].clone()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn commands_inside_exec_reach_the_slowlog_and_errorstats_as_themselves() {
+    let s = Server::start(2);
+    let keys = keys_on_each_shard("sl:", 2, 2);
+    let mut c = s.client();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    // One shard only (the one-step path), then both shards (locks).
+    for (tag, (a, b)) in [
+        ("one", (&keys[0][0], &keys[0][1])),
+        ("two", (&keys[0][0], &keys[1][0])),
+    ] {
+        let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
+        let _: Value = redis::pipe()
+            .atomic()
+            .set(a, tag)
+            .get(b)
+            .query(&mut c)
+            .unwrap();
+        let logged = slowlog_argvs(&mut c);
+        assert!(
+            logged.contains(&vec!["SET".to_string(), a.clone(), tag.to_string()])
+                || logged.contains(&vec!["set".to_string(), a.clone(), tag.to_string()]),
+            "{tag}: {logged:?}"
+        );
+        assert!(
+            logged.iter().any(|argv| argv.len() == 2
+                && argv[0].eq_ignore_ascii_case("get")
+                && argv[1] == *b),
+            "{tag}: {logged:?}"
+        );
+        assert!(
+            !logged
+                .iter()
+                .any(|argv| argv[0].eq_ignore_ascii_case("exec")),
+            "EXEC is logged as its commands: {logged:?}"
+        );
+    }
+    // EXECABORT and a WRONGTYPE inside EXEC count in errorstats.
+    let mut r = s.raw();
+    common::raw_exchange(&mut r, b"MULTI\r\nNOPE\r\nEXEC\r\n");
+    let _: () = c.set(&keys[1][1], "s").unwrap();
+    let _: Value = redis::pipe()
+        .atomic()
+        .lpush(&keys[1][1], "x")
+        .ignore_errors()
+        .query(&mut c)
+        .unwrap_or(Value::Nil);
+    let info: String = redis::cmd("INFO").arg("errorstats").query(&mut c).unwrap();
+    assert!(info.contains("errorstat_EXECABORT:count=1"), "{info}");
+    assert!(info.contains("errorstat_WRONGTYPE:count=1"), "{info}");
+}

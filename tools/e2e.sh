@@ -42,6 +42,16 @@ info=$(cli info keyspace | tr -d '\r')
 expect "inline command over a raw socket" "+PONG" "$(printf 'PING\r\n' | python3 -c '
 import socket,sys
 s=socket.create_connection(("127.0.0.1",'"$port"')); s.sendall(sys.stdin.buffer.read()); print(s.recv(100).decode().strip())')"
+# Introspection as an operator uses it.
+expect "redis-cli CONFIG SET slowlog-log-slower-than" "OK" "$(cli config set slowlog-log-slower-than 0)"
+cli get greeting >/dev/null
+expect "redis-cli SLOWLOG GET shows the last command" $'get\ngreeting' "$(cli slowlog get 1 | sed -n 4,5p)"
+cli config set slowlog-log-slower-than 10000 >/dev/null
+expect "redis-cli OBJECT ENCODING" "int" "$(cli object encoding answer)"
+usage=$(cli memory usage greeting)
+[ "$usage" -gt 5 ] 2>/dev/null && ok "redis-cli MEMORY USAGE ($usage)" || bad "redis-cli MEMORY USAGE" "$usage"
+errs=$(cli info errorstats | tr -d '\r')
+[[ "$errs" == *"errorstat_WRONGTYPE:count=1"* ]] && ok "redis-cli INFO errorstats" || bad "redis-cli INFO errorstats" "$errs"
 cli flushall >/dev/null
 
 # redis-benchmark: every test it runs must complete without errors.

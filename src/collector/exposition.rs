@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::command::server::{KORA_VERSION, REDIS_VERSION};
 use crate::command::{NUM_SLOTS, SLOT_NAMES};
 use crate::metrics::ShardSnapshot;
+use crate::metrics::errors::ERROR_KINDS;
 use crate::metrics::view::{LE_BOUNDS_SECONDS, MetricsView};
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -50,6 +51,16 @@ pub fn render(view: &MetricsView) -> String {
 
     family(
         &mut out,
+        "kora_errors_total",
+        "counter",
+        "Error replies by error kind (the reply's first word).",
+    );
+    for (kind, count) in ERROR_KINDS.iter().zip(&m.errors) {
+        let _ = writeln!(out, "kora_errors_total{{kind=\"{kind}\"}} {count}");
+    }
+
+    family(
+        &mut out,
         "kora_command_duration_seconds",
         "histogram",
         "Command latency from dispatch to reply ready on the client's core, by command.",
@@ -79,7 +90,7 @@ pub fn render(view: &MetricsView) -> String {
         );
     }
 
-    let gauges: [(&str, &str, u64); 3] = [
+    let gauges: [(&str, &str, u64); 4] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -94,6 +105,11 @@ pub fn render(view: &MetricsView) -> String {
             "kora_connected_clients",
             "Client connections currently open.",
             m.connections_current,
+        ),
+        (
+            "kora_slowlog_length",
+            "Entries in the slow log (what SLOWLOG LEN answers).",
+            m.slowlog_len,
         ),
     ];
     for (name, help, value) in gauges {

@@ -6,7 +6,7 @@
 pub mod exposition;
 pub mod http;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -37,6 +37,13 @@ pub struct Collector {
     /// Each shard's last answer (counters only). A shard that misses a
     /// deadline keeps its last counters, so totals never go backwards.
     last: RefCell<Vec<Option<ShardSnapshot>>>,
+    /// What INFO and LATENCY HISTOGRAM show starts from the last CONFIG
+    /// RESETSTAT: the merged counters at that moment (subtracted for
+    /// INFO only), and latency totals kept from then on. None until the
+    /// first reset, so the common case keeps one set of totals.
+    info_base: RefCell<Option<ShardSnapshot>>,
+    since_reset: RefCell<Option<LatencyTotals>>,
+    peak_memory: Cell<u64>,
 }
 
 fn snapshot_call() -> Call {
@@ -48,6 +55,9 @@ impl Collector {
     /// and go back to it, cleared, as spares.
     fn absorb(&self, shard: usize, mut snap: ShardSnapshot) {
         let interval = std::mem::take(&mut snap.interval);
+        if let Some(since_reset) = &mut *self.since_reset.borrow_mut() {
+            since_reset.add(&interval);
+        }
         let spares = self.totals.borrow_mut().absorb(interval);
         if !spares.is_empty() {
             let give_back: Call = Box::new(move |s: &Shard| {
@@ -90,6 +100,9 @@ impl Collector {
             up.push(arrived);
         }
         let mut view = MetricsView::build(self.last.borrow().clone(), up, &self.totals.borrow());
+        self.peak_memory
+            .set(self.peak_memory.get().max(view.merged.memory_bytes));
+        view.peak_memory_bytes = self.peak_memory.get();
         view.uptime_seconds = self.started.elapsed().as_secs_f64();
         view.start_time_seconds = self
             .start_time
@@ -101,6 +114,29 @@ impl Collector {
 
     pub async fn render_metrics(self: &Rc<Self>) -> String {
         exposition::render(&self.view().await)
+    }
+
+    /// The view INFO and LATENCY render: counters and latency since the
+    /// last CONFIG RESETSTAT.
+    pub async fn info_view(self: &Rc<Self>) -> MetricsView {
+        let mut view = self.view().await;
+        if let Some(base) = &*self.info_base.borrow() {
+            view.merged = view.merged.since(base);
+        }
+        if let Some(since_reset) = &*self.since_reset.borrow() {
+            view.latency = MetricsView::latency_of(since_reset);
+        }
+        view
+    }
+
+    /// CONFIG RESETSTAT: one round first, so that everything recorded
+    /// before the reset is in the base and nothing after it is.
+    pub async fn reset_info_stats(self: &Rc<Self>) {
+        let view = self.view().await;
+        let mut base = view.merged;
+        base.hotkeys.clear();
+        *self.info_base.borrow_mut() = Some(base);
+        *self.since_reset.borrow_mut() = Some(LatencyTotals::default());
     }
 }
 
@@ -127,6 +163,9 @@ pub async fn collector_main(
         shutdown: Semaphore::new(0),
         totals: RefCell::new(LatencyTotals::default()),
         last: RefCell::new(vec![None; config.workers]),
+        info_base: RefCell::new(None),
+        since_reset: RefCell::new(None),
+        peak_memory: Cell::new(0),
     });
     // Shards ask the collector for views (INFO, LATENCY); building one
     // waits on every shard, so it runs as its own task.
@@ -134,15 +173,28 @@ pub async fn collector_main(
     collector.node.listen(
         receivers,
         Rc::new(move |from, id, req| {
-            if let Request::View = req {
-                let collector = serving.clone();
-                glommio::spawn_local(async move {
-                    let view = collector.view().await;
-                    collector
-                        .node
-                        .respond(from, id, Response::View(Box::new(view)));
-                })
-                .detach();
+            let collector = serving.clone();
+            match req {
+                Request::View => {
+                    glommio::spawn_local(async move {
+                        let view = collector.info_view().await;
+                        collector
+                            .node
+                            .respond(from, id, Response::View(Box::new(view)));
+                    })
+                    .detach();
+                }
+                Request::ResetStats => {
+                    glommio::spawn_local(async move {
+                        collector.reset_info_stats().await;
+                        collector
+                            .node
+                            .respond(from, id, Response::View(Box::default()));
+                    })
+                    .detach();
+                }
+                // Shards' work is not ours; answer so nobody waits forever.
+                _ => collector.node.respond(from, id, Response::Gone),
             }
         }),
     );

@@ -8,11 +8,17 @@
 //! connection in `shard::connection`.
 
 pub mod client;
+pub mod config;
 pub mod hashes;
 pub mod keys;
+pub mod latency;
 pub mod lists;
+pub mod memory;
+pub mod object;
+pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod slowlog;
 pub mod strings;
 pub mod table;
 
@@ -61,6 +67,10 @@ impl<'a> Args<'a> {
         self.ranges[i]
     }
 
+    pub fn ranges(&self) -> &'a [ArgRange] {
+        self.ranges
+    }
+
     /// Arguments from `from` on.
     pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.ranges[from.min(self.ranges.len())..]
@@ -88,6 +98,37 @@ pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     out.error(&format!(
         "ERR wrong number of arguments for '{name}' command"
     ));
+}
+
+/// `-ERR unknown subcommand 'x'. Try CMD HELP.` for a container command
+/// (CONFIG, SLOWLOG, …) named `cmd` in upper case.
+pub fn unknown_subcommand(out: &mut Vec<u8>, cmd: &str, sub: &[u8]) {
+    out.error(&format!(
+        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)])
+    ));
+}
+
+/// `-ERR wrong number of arguments for 'cmd|sub' command`, Redis 7's text
+/// for a known subcommand with the wrong argument count.
+pub fn subcommand_arity(out: &mut Vec<u8>, cmd: &str, sub: &[u8]) {
+    wrong_arity(
+        out,
+        &format!("{cmd}|{}", String::from_utf8_lossy(sub).to_lowercase()),
+    );
+}
+
+/// Redis' reply to `CMD HELP`: status lines, a header and a footer.
+pub fn help_reply(out: &mut Vec<u8>, cmd: &str, lines: &[&str]) {
+    out.array(lines.len() + 3);
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for line in lines {
+        out.simple(line);
+    }
+    out.simple("HELP");
+    out.simple("    Print this help.");
 }
 
 /// A SCAN-family cursor: unsigned decimal digits and nothing else.

@@ -1,7 +1,7 @@
 //! Connection and server commands, run by the connection on its own core:
-//! PING, HELLO, SELECT, CLIENT, COMMAND, CONFIG, INFO, DBSIZE, FLUSH*,
-//! HOTKEYS, LATENCY, SHUTDOWN. Also the dispatcher for every
-//! connection-level command, whichever family it belongs to.
+//! PING, HELLO, SELECT, CLIENT, COMMAND, INFO, DBSIZE, FLUSH*, HOTKEYS,
+//! SHUTDOWN, DEBUG. Also the dispatcher for every connection-level
+//! command, whichever family it belongs to.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -9,10 +9,10 @@ use std::sync::atomic::Ordering;
 use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
 use super::{Args, keys, sets, strings, wrong_arity};
 use crate::metrics::MetricsView;
+use crate::metrics::errors::ERROR_KINDS;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
 use crate::shard::connection::{ClientState, Flow};
-use crate::store::glob::glob_match;
 
 /// The Redis version whose behaviour Kora follows (what clients see as
 /// `redis_version`).
@@ -39,7 +39,7 @@ pub async fn run_conn(
             Err(e) => out.error(e),
         },
         ConnCmd::Command => command(args, out),
-        ConnCmd::Config => config(shard, args, out),
+        ConnCmd::Config => super::config::config(shard, args, out).await,
         ConnCmd::Client => super::client::client(shard, client, args, out).await,
         ConnCmd::Quit => {
             out.ok();
@@ -76,12 +76,16 @@ pub async fn run_conn(
         ConnCmd::MsetNx => strings::msetnx_any(shard, args, out).await,
         ConnCmd::SetAlgebra(op, store) => sets::algebra_any(shard, op, store, args, out).await,
         ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
-        ConnCmd::Latency => latency(shard, args, out).await,
+        ConnCmd::Latency => super::latency::latency(shard, args, out).await,
         ConnCmd::Debug => debug(shard, args, out),
         // The connection runs these itself (src/shard/transaction.rs).
         ConnCmd::Multi | ConnCmd::Exec | ConnCmd::Discard | ConnCmd::Watch | ConnCmd::Unwatch => {
             out.error("ERR transaction command reached the wrong handler")
         }
+        ConnCmd::Slowlog => super::slowlog::slowlog(shard, args, out).await,
+        ConnCmd::Memory => super::memory::memory(shard, args, out).await,
+        ConnCmd::Object => super::object::object(shard, args, out).await,
+        ConnCmd::Scripting => super::scripting::scripting(args, out),
     }
     Flow::Continue
 }
@@ -188,66 +192,6 @@ fn command(args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// Parameters CONFIG GET knows, with their current values.
-fn config_params(shard: &Shard) -> Vec<(&'static str, String)> {
-    let c = &shard.config;
-    vec![
-        ("bind", c.bind.clone()),
-        ("port", c.port.to_string()),
-        ("databases", "1".into()),
-        ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("appendfsync", "everysec".into()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
-        ("maxclients", "10000".into()),
-        ("timeout", "0".into()),
-        ("tcp-keepalive", "300".into()),
-        (
-            "proto-max-bulk-len",
-            crate::protocol::parser::MAX_BULK_LEN.to_string(),
-        ),
-        ("io-threads", c.workers.to_string()),
-        ("workers", c.workers.to_string()),
-        ("metrics-port", c.metrics_port.to_string()),
-        ("metrics-bind", c.metrics_bind.clone()),
-        ("hotkeys-decay-ms", c.hotkeys_decay_ms.to_string()),
-        ("hotkeys-top-k", c.hotkeys_top_k.to_string()),
-    ]
-}
-
-fn config(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
-    let sub = args.get(1).to_ascii_uppercase();
-    match sub.as_slice() {
-        b"GET" if args.len() >= 3 => {
-            let params = config_params(shard);
-            let mut hits: Vec<&(&str, String)> = Vec::new();
-            for pattern in args.iter_from(2) {
-                let pattern = pattern.to_ascii_lowercase();
-                for p in &params {
-                    if glob_match(&pattern, p.0.as_bytes()) && !hits.iter().any(|h| h.0 == p.0) {
-                        hits.push(p);
-                    }
-                }
-            }
-            out.array(hits.len() * 2);
-            for (name, value) in hits {
-                out.bulk(name.as_bytes());
-                out.bulk(value.as_bytes());
-            }
-        }
-        b"GET" => wrong_arity(out, "config|get"),
-        b"SET" => out.error(&format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(args.iter_from(2).next().unwrap_or_default())
-        )),
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
-    }
-}
-
 async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let mut count = 10usize;
     match args.len() {
@@ -268,54 +212,6 @@ async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         out.array(2);
         out.bulk(&key);
         out.int(n as i64);
-    }
-}
-
-async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
-    let sub = args.get(1).to_ascii_uppercase();
-    match sub.as_slice() {
-        b"HISTOGRAM" => {
-            let view = shard.metrics_view().await;
-            let wanted: Vec<usize> = if args.len() > 2 {
-                args.iter_from(2)
-                    .filter_map(|name| {
-                        let name = String::from_utf8_lossy(name).to_lowercase();
-                        SLOT_NAMES.iter().position(|s| *s == name)
-                    })
-                    .collect()
-            } else {
-                (0..NUM_SLOTS).collect()
-            };
-            let present: Vec<usize> = wanted
-                .into_iter()
-                .filter(|&s| view.merged.calls[s] > 0)
-                .collect();
-            out.array(present.len() * 2);
-            for slot in present {
-                out.bulk(SLOT_NAMES[slot].as_bytes());
-                out.array(4);
-                out.bulk(b"calls");
-                out.int(view.merged.calls[slot] as i64);
-                out.bulk(b"histogram_usec");
-                let buckets = view
-                    .latency(slot)
-                    .map_or(&[][..], |l| &l.power_of_two_us[..]);
-                out.array(buckets.len() * 2);
-                for &(le_us, cumulative) in buckets {
-                    out.int(le_us as i64);
-                    out.int(cumulative as i64);
-                }
-            }
-        }
-        // The latency monitor is off (threshold 0, as Redis' default), so
-        // there are no spikes to report.
-        b"LATEST" if args.len() == 2 => out.array(0),
-        b"HISTORY" if args.len() == 3 => out.array(0),
-        b"RESET" => out.int(0),
-        _ => out.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try LATENCY HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
     }
 }
 
@@ -343,7 +239,7 @@ fn debug(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -388,6 +284,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "errorstats",
     "cluster",
     "keyspace",
 ];
@@ -400,6 +297,7 @@ const ALL_SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "commandstats",
+    "errorstats",
     "latencystats",
     "cluster",
     "keyspace",
@@ -463,11 +361,13 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     if wants("memory") {
         section(&mut s, "Memory");
         let rss = rss_bytes();
+        let peak = view.peak_memory_bytes.max(snap.memory_bytes);
         let _ = write!(
             s,
-            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
+            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
             human_bytes(snap.memory_bytes),
             human_bytes(rss),
+            human_bytes(peak),
             m = snap.memory_bytes,
         );
     }
@@ -479,9 +379,11 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Stats");
         let _ = write!(
             s,
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n",
             snap.connections_accepted,
-            snap.total_calls(),
+            // As Redis: commands refused before running are not processed.
+            snap.total_calls()
+                .saturating_sub(snap.rejected.iter().sum::<u64>()),
             snap.ops_per_sec,
             snap.bytes_in,
             snap.bytes_out,
@@ -489,6 +391,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             snap.evicted_keys,
             snap.keyspace_hits,
             snap.keyspace_misses,
+            snap.total_errors(),
         );
     }
     if wants("replication") {
@@ -504,14 +407,28 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Commandstats");
         for slot in (0..NUM_SLOTS).filter(|&i| snap.calls[i] > 0) {
             let usec = snap.nanos[slot] / 1000;
+            // Redis' calls and failed_calls leave out rejected commands.
+            let rejected = snap.rejected[slot];
+            let calls = snap.calls[slot].saturating_sub(rejected);
             let _ = write!(
                 s,
-                "cmdstat_{}:calls={},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
                 SLOT_NAMES[slot],
-                snap.calls[slot],
-                usec as f64 / snap.calls[slot] as f64,
-                snap.failed[slot],
+                if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                },
+                snap.failed[slot].saturating_sub(rejected),
             );
+        }
+    }
+    if wants("errorstats") {
+        section(&mut s, "Errorstats");
+        for (kind, count) in ERROR_KINDS.iter().zip(&snap.errors) {
+            if *count > 0 {
+                let _ = write!(s, "errorstat_{kind}:count={count}\r\n");
+            }
         }
     }
     if wants("latencystats") {

@@ -119,6 +119,10 @@ pub enum ConnCmd {
     Discard,
     Watch,
     Unwatch,
+    Slowlog,
+    Memory,
+    Object,
+    Scripting,
 }
 
 #[derive(Clone, Copy)]
@@ -413,6 +417,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("discard", 1, F, (0, 0, 0), Conn(C::Discard)),
     cmd!("watch", -2, F, (1, -1, 1), Conn(C::Watch)),
     cmd!("unwatch", 1, F, (0, 0, 0), Conn(C::Unwatch)),
+    // Introspection
+    cmd!("slowlog", -2, A, (0, 0, 0), Conn(C::Slowlog)),
+    cmd!("memory", -2, R, (0, 0, 0), Conn(C::Memory)),
+    cmd!("object", -2, R, (0, 0, 0), Conn(C::Object)),
+    // Scripting: not supported, answered with a clear error.
+    cmd!("eval", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("evalsha", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("eval_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("evalsha_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("fcall", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("fcall_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("script", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("function", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::errors::NUM_ERROR_KINDS;
 use crate::command::NUM_SLOTS;
 
 /// A monotonically increasing per-shard counter.
@@ -48,7 +49,13 @@ impl Gauge {
 pub struct ShardStats {
     pub cmd_calls: [Counter; NUM_SLOTS],
     pub cmd_nanos: [Counter; NUM_SLOTS],
+    /// Commands answered with an error, whatever the reason.
     pub cmd_failed: [Counter; NUM_SLOTS],
+    /// The part of `cmd_failed` refused before running (unknown command,
+    /// wrong arity), Redis' rejected_calls.
+    pub cmd_rejected: [Counter; NUM_SLOTS],
+    /// Error replies by kind (`errors::ERROR_KINDS`).
+    pub errors: [Counter; NUM_ERROR_KINDS],
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub connections_accepted: Counter,

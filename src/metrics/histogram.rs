@@ -79,18 +79,25 @@ impl LatencyTotals {
     /// Adds one shard's interval histograms and returns them cleared, ready
     /// to go back to that shard.
     pub fn absorb(&mut self, interval: Vec<(u8, LatencyHistogram)>) -> Vec<LatencyHistogram> {
-        if self.slots.is_empty() {
-            self.slots = (0..NUM_SLOTS).map(|_| None).collect();
-        }
+        self.add(&interval);
         interval
             .into_iter()
-            .map(|(slot, mut h)| {
-                let total = self.slots[slot as usize].get_or_insert_with(new_histogram);
-                total.add(&*h).expect("histograms share bounds");
+            .map(|(_, mut h)| {
                 h.reset();
                 h
             })
             .collect()
+    }
+
+    /// Adds interval histograms without taking them.
+    pub fn add(&mut self, interval: &[(u8, LatencyHistogram)]) {
+        if self.slots.is_empty() {
+            self.slots = (0..NUM_SLOTS).map(|_| None).collect();
+        }
+        for (slot, h) in interval {
+            let total = self.slots[*slot as usize].get_or_insert_with(new_histogram);
+            total.add(&**h).expect("histograms share bounds");
+        }
     }
 
     pub fn get(&self, slot: usize) -> Option<&Histogram<u64>> {

@@ -2,8 +2,11 @@
 //! and the snapshots that carry copies of them to the collector.
 
 pub mod counters;
+pub mod errors;
 pub mod histogram;
+pub mod latency_monitor;
 pub mod sketch;
+pub mod slowlog;
 pub mod snapshot;
 pub mod timer;
 pub mod view;
@@ -12,7 +15,9 @@ use std::rc::Rc;
 
 pub use counters::{Counter, Gauge, ShardStats};
 pub use histogram::CommandHistograms;
+pub use latency_monitor::LatencyMonitor;
 pub use sketch::{CountMinSketch, HotKeys};
+pub use slowlog::SlowLog;
 pub use snapshot::ShardSnapshot;
 pub use timer::CommandTimer;
 pub use view::{MetricsView, SlotLatency};
@@ -29,6 +34,16 @@ pub struct ShardMetrics {
     /// End time of the command that finished last on this core, while no
     /// task switch has happened since (0 when unknown); see `start_stamp`.
     pub chained_stamp: std::cell::Cell<u64>,
+    pub slowlog: SlowLog,
+    pub latency_monitor: LatencyMonitor,
+    /// The smaller of the slow-log and latency-monitor thresholds in ns
+    /// (u64::MAX when both are off): one compare per command decides
+    /// whether anything more happens.
+    slow_ns: std::cell::Cell<u64>,
+    /// Latency (ns) of the command whose timer just ended if it reached
+    /// `slow_ns`, else 0; the connection takes it right after the timer
+    /// ends and logs the command with its arguments.
+    slow_pending: std::cell::Cell<u64>,
 }
 
 /// Instantaneous ops/sec as Redis computes it: the command count sampled
@@ -84,6 +99,49 @@ impl ShardMetrics {
         self.chained_stamp.set(0);
     }
 
+    /// Called when a timer ends: remembers a slow command for the
+    /// connection to log.
+    #[inline]
+    pub fn note_latency(&self, nanos: u64) {
+        if nanos >= self.slow_ns.get() {
+            self.slow_pending.set(nanos.max(1));
+        }
+    }
+
+    /// The latency of the command that just ended, if it was slow enough
+    /// for the slow log or the latency monitor.
+    #[inline]
+    pub fn take_slow(&self) -> Option<u64> {
+        match self.slow_pending.get() {
+            0 => None,
+            nanos => {
+                self.slow_pending.set(0);
+                Some(nanos)
+            }
+        }
+    }
+
+    pub fn set_slowlog_slower_than_us(&self, us: i64) {
+        self.slowlog.set_slower_than_us(us);
+        self.update_slow_threshold();
+    }
+
+    pub fn set_slowlog_max_len(&self, len: u64) {
+        self.slowlog.set_max_len(len);
+        self.update_slow_threshold();
+    }
+
+    pub fn set_latency_threshold_ms(&self, ms: u64) {
+        self.latency_monitor.set_threshold_ms(ms);
+        self.update_slow_threshold();
+    }
+
+    fn update_slow_threshold(&self) {
+        let slowlog = self.slowlog.threshold_ns().unwrap_or(u64::MAX);
+        let monitor = self.latency_monitor.threshold_ns().unwrap_or(u64::MAX);
+        self.slow_ns.set(slowlog.min(monitor));
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.stats.cmd_calls.iter().map(|c| c.get()).sum()
     }
@@ -96,6 +154,10 @@ impl ShardMetrics {
             enabled,
             ops_rate: OpsRate::default(),
             chained_stamp: std::cell::Cell::new(0),
+            slowlog: SlowLog::default(),
+            latency_monitor: LatencyMonitor::default(),
+            slow_ns: std::cell::Cell::new(slowlog::DEFAULT_SLOWER_THAN_US as u64 * 1000),
+            slow_pending: std::cell::Cell::new(0),
         }
     }
 }

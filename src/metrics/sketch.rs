@@ -169,6 +169,25 @@ impl HotKeys {
     pub fn estimate(&self, key: &[u8]) -> u64 {
         self.sketch.estimate(key)
     }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes how many candidates are kept; a smaller K drops the
+    /// weakest ones.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        if self.top.len() > self.capacity {
+            self.top.sort_by_key(|c| std::cmp::Reverse(c.count));
+            self.top.truncate(self.capacity);
+        }
+        self.floor = if self.top.len() == self.capacity {
+            self.top.iter().map(|c| c.count).min().unwrap_or(0)
+        } else {
+            0
+        };
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +243,13 @@ mod tests {
         assert!(top[0].1 >= 1000);
         hot.decay();
         assert!(hot.top()[0].1 >= 500);
+        hot.set_capacity(1);
+        assert_eq!(hot.top().len(), 1);
+        assert_eq!(hot.top()[0].0, b"hot".to_vec(), "the strongest stays");
+        hot.set_capacity(3);
+        for k in 0..5u32 {
+            hot.touch(format!("new:{k}").as_bytes());
+        }
+        assert_eq!(hot.top().len(), 3);
     }
 }

@@ -2,6 +2,7 @@
 //! O(histograms) (never O(keys)), sent over the mesh, merged elsewhere.
 
 use super::ShardMetrics;
+use super::errors::NUM_ERROR_KINDS;
 use super::histogram::LatencyHistogram;
 use crate::command::NUM_SLOTS;
 use crate::store::Db;
@@ -12,6 +13,8 @@ pub struct ShardSnapshot {
     pub calls: [u64; NUM_SLOTS],
     pub nanos: [u64; NUM_SLOTS],
     pub failed: [u64; NUM_SLOTS],
+    pub rejected: [u64; NUM_SLOTS],
+    pub errors: [u64; NUM_ERROR_KINDS],
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub connections_accepted: u64,
@@ -28,6 +31,9 @@ pub struct ShardSnapshot {
     /// Commands per second over the last couple of seconds.
     pub ops_per_sec: u64,
     pub memory_bytes: u64,
+    pub slowlog_len: u64,
+    /// The slow log's bound; the merged log is cut to it too.
+    pub slowlog_max_len: u64,
     /// Latency histograms (ns) of this shard's interval since its last
     /// snapshot, by command slot; the collector adds them to its totals.
     pub interval: Vec<(u8, LatencyHistogram)>,
@@ -44,6 +50,8 @@ impl ShardSnapshot {
             calls: read(&s.cmd_calls),
             nanos: read(&s.cmd_nanos),
             failed: read(&s.cmd_failed),
+            rejected: read(&s.cmd_rejected),
+            errors: std::array::from_fn(|i| s.errors[i].get()),
             bytes_in: s.bytes_in.get(),
             bytes_out: s.bytes_out.get(),
             connections_accepted: s.connections_accepted.get(),
@@ -62,6 +70,8 @@ impl ShardSnapshot {
             avg_ttl_ms: db.avg_ttl_sample(),
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.mem_used() as u64,
+            slowlog_len: metrics.slowlog.len() as u64,
+            slowlog_max_len: metrics.slowlog.max_len(),
             interval: metrics.histograms.take_interval(),
             hotkeys: db.hot.top(),
         }
@@ -75,6 +85,10 @@ impl ShardSnapshot {
             self.calls[i] += other.calls[i];
             self.nanos[i] += other.nanos[i];
             self.failed[i] += other.failed[i];
+            self.rejected[i] += other.rejected[i];
+        }
+        for i in 0..NUM_ERROR_KINDS {
+            self.errors[i] += other.errors[i];
         }
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
@@ -97,6 +111,9 @@ impl ShardSnapshot {
         self.keys += other.keys;
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
+        // SLOWLOG shows the newest max-len entries of all shards.
+        self.slowlog_max_len = self.slowlog_max_len.max(other.slowlog_max_len);
+        self.slowlog_len = (self.slowlog_len + other.slowlog_len).min(self.slowlog_max_len);
         self.hotkeys.extend(other.hotkeys.iter().cloned());
         self.hotkeys
             .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -112,6 +129,41 @@ impl ShardSnapshot {
 
     pub fn total_calls(&self) -> u64 {
         self.calls.iter().sum()
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// The counters accumulated since `base` was taken (CONFIG RESETSTAT),
+    /// for INFO; gauges (keys, memory, clients…) stay as they are. Call it
+    /// on merged snapshots, whose interval histograms are already gone.
+    pub fn since(&self, base: &ShardSnapshot) -> ShardSnapshot {
+        let mut out = self.clone();
+        for i in 0..NUM_SLOTS {
+            out.calls[i] = out.calls[i].saturating_sub(base.calls[i]);
+            out.nanos[i] = out.nanos[i].saturating_sub(base.nanos[i]);
+            out.failed[i] = out.failed[i].saturating_sub(base.failed[i]);
+            out.rejected[i] = out.rejected[i].saturating_sub(base.rejected[i]);
+        }
+        for i in 0..NUM_ERROR_KINDS {
+            out.errors[i] = out.errors[i].saturating_sub(base.errors[i]);
+        }
+        macro_rules! since_base {
+            ($($field:ident),*) => {
+                $(out.$field = out.$field.saturating_sub(base.$field);)*
+            };
+        }
+        since_base!(
+            bytes_in,
+            bytes_out,
+            connections_accepted,
+            keyspace_hits,
+            keyspace_misses,
+            expired_keys,
+            evicted_keys
+        );
+        out
     }
 }
 

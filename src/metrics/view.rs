@@ -97,6 +97,8 @@ pub struct MetricsView {
     pub latency: Vec<SlotLatency>,
     pub uptime_seconds: f64,
     pub start_time_seconds: f64,
+    /// The largest merged memory seen at a collection round.
+    pub peak_memory_bytes: u64,
 }
 
 impl MetricsView {
@@ -106,21 +108,26 @@ impl MetricsView {
         totals: &LatencyTotals,
     ) -> MetricsView {
         let merged = ShardSnapshot::merged(&shards.iter().flatten().cloned().collect::<Vec<_>>());
-        let latency = (0..NUM_SLOTS as u8)
+        MetricsView {
+            shards,
+            up,
+            merged,
+            latency: Self::latency_of(totals),
+            uptime_seconds: 0.0,
+            start_time_seconds: 0.0,
+            peak_memory_bytes: 0,
+        }
+    }
+
+    /// Per-slot latency summaries of `totals`.
+    pub fn latency_of(totals: &LatencyTotals) -> Vec<SlotLatency> {
+        (0..NUM_SLOTS as u8)
             .filter_map(|slot| {
                 totals
                     .get(slot as usize)
                     .map(|h| SlotLatency::from_histogram(slot, h))
             })
-            .collect();
-        MetricsView {
-            shards,
-            up,
-            merged,
-            latency,
-            uptime_seconds: 0.0,
-            start_time_seconds: 0.0,
-        }
+            .collect()
     }
 
     pub fn latency(&self, slot: usize) -> Option<&SlotLatency> {

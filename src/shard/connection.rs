@@ -10,7 +10,9 @@ use glommio::net::TcpStream;
 use super::mesh::{OpBatch, ReplyBatch, Request, Response};
 use super::{Shard, transaction};
 use crate::command::client::ClientInfo;
-use crate::command::{Args, CommandSpec, Handler, Kind, Merge, lookup, server, wrong_arity};
+use crate::command::{
+    Args, CommandSpec, Handler, Kind, Merge, lookup, server, slowlog, wrong_arity,
+};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
 use crate::protocol::reply::Resp;
@@ -68,6 +70,9 @@ struct Planned<'m> {
     shape: Shape,
     /// Present for commands whose reply is not ready yet (remote parts).
     timer: Option<CommandTimer<'m>>,
+    /// With a timer: where the command's argument ranges are in
+    /// `Pipeline::argv`, for the slow log.
+    argv: (u32, u32),
 }
 
 /// The in-flight part of a pipeline: commands parsed but not yet answered.
@@ -76,6 +81,10 @@ pub struct Pipeline<'m> {
     batches: Vec<OpBatch>,
     plan: Vec<Planned<'m>>,
     items: Vec<Item>,
+    /// Argument ranges (into the read buffer) of the commands waiting for
+    /// remote replies: the slow log needs a command's arguments when its
+    /// timer ends. Reused, so it costs no allocation per command.
+    argv: Vec<ArgRange>,
     remote_pending: bool,
 }
 
@@ -86,12 +95,19 @@ impl<'m> Pipeline<'m> {
             batches: (0..nshards).map(|_| OpBatch::default()).collect(),
             plan: Vec::new(),
             items: Vec::new(),
+            argv: Vec::new(),
             remote_pending: false,
         }
     }
 
     fn is_empty(&self) -> bool {
         self.plan.is_empty()
+    }
+
+    fn keep_argv(&mut self, args: &Args) -> (u32, u32) {
+        let first = self.argv.len() as u32;
+        self.argv.extend_from_slice(args.ranges());
+        (first, args.len() as u32)
     }
 }
 
@@ -199,7 +215,7 @@ async fn run(
                 {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
-                    complete(shard, &mut pipe, &mut out).await;
+                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                     out.error("ERR Protocol error: query buffer limit exceeded");
                     flow = Flow::Close;
                     break;
@@ -213,8 +229,10 @@ async fn run(
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
                         flow = dispatch(shard, client, &args, &mut pipe, &mut out).await;
+                        note_slow(shard, client, &args);
                         if flow == Flow::Exec {
-                            transaction::exec(shard, client, &mut pipe, &mut out).await;
+                            transaction::exec(shard, client, &rbuf, &mut pipe, &mut out).await;
+                            note_slow(shard, client, &args);
                             flow = Flow::Continue;
                         }
                     }
@@ -223,21 +241,21 @@ async fn run(
                         break;
                     }
                     if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
-                        complete(shard, &mut pipe, &mut out).await;
+                        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                         write_out(shard, &client.info, stream, &mut out).await?;
                         shard.db.borrow_mut().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
                 Err(e) => {
-                    complete(shard, &mut pipe, &mut out).await;
+                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
                     out.error(&format!("ERR {}", e.0));
                     flow = Flow::Close;
                     break;
                 }
             }
         }
-        complete(shard, &mut pipe, &mut out).await;
+        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
         write_out(shard, &client.info, stream, &mut out).await?;
         client.info.qbuf.set(end - start);
         client.info.qbuf_cap.set(rbuf.len());
@@ -286,19 +304,22 @@ pub async fn dispatch<'m>(
                 index,
             }),
             timer: None,
+            argv: (0, 0),
         });
         return Flow::Continue;
     }
     let Some(spec) = lookup(args.get(0)) else {
-        let timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
+        let mut timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
+        timer.set_rejected();
         local_reply(pipe, timer, |buf| unknown_command(args, buf));
         return Flow::Continue;
     };
-    let timer = CommandTimer::start(metrics, spec.slot);
+    let mut timer = CommandTimer::start(metrics, spec.slot);
     let info = &client.info;
     info.last_cmd.set(spec.name);
     info.commands.set(info.commands.get() + 1);
     if !spec.arity_ok(args.len()) {
+        timer.set_rejected();
         local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
         return Flow::Continue;
     }
@@ -317,6 +338,7 @@ pub async fn dispatch<'m>(
             merge,
         } => {
             if !(args.len() - 1).is_multiple_of(step) {
+                timer.set_rejected();
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
             }
@@ -337,7 +359,7 @@ pub async fn dispatch<'m>(
                 return Flow::Exec;
             }
             // Connection commands see every earlier command's effect.
-            complete(shard, pipe, out).await;
+            complete(shard, client, args.buf(), pipe, out).await;
             let mark = out.len();
             let flow = match cmd {
                 C::Multi => {
@@ -362,7 +384,7 @@ pub async fn dispatch<'m>(
             // batch must not expire keys by a stale clock.
             shard.db.borrow_mut().refresh_clock();
             let mut timer = timer;
-            timer.set_failed(out.get(mark) == Some(&b'-'));
+            timer.set_reply(&out[mark..]);
             return flow;
         }
     }
@@ -416,7 +438,7 @@ fn local_reply<'m>(
 ) {
     let mark = pipe.local.buf.len();
     f(&mut pipe.local.buf);
-    timer.set_failed(pipe.local.buf.get(mark) == Some(&b'-'));
+    timer.set_reply(&pipe.local.buf[mark..]);
     drop(timer);
     let index = pipe.local.seal();
     pipe.plan.push(Planned {
@@ -425,6 +447,7 @@ fn local_reply<'m>(
             index,
         }),
         timer: None,
+        argv: (0, 0),
     });
 }
 
@@ -439,16 +462,19 @@ fn route<'m>(
 ) {
     let item = queue(shard, pipe, handler, target, args);
     if item.shard == LOCAL {
-        timer.set_failed(pipe.local.get(item.index as usize).first() == Some(&b'-'));
+        timer.set_reply(pipe.local.get(item.index as usize));
         drop(timer);
         pipe.plan.push(Planned {
             shape: Shape::One(item),
             timer: None,
+            argv: (0, 0),
         });
     } else {
+        let argv = pipe.keep_argv(args);
         pipe.plan.push(Planned {
             shape: Shape::One(item),
             timer: Some(timer),
+            argv,
         });
     }
 }
@@ -476,6 +502,7 @@ fn split<'m>(
         pipe.items.push(item);
     }
     let count = pipe.items.len() as u32 - first;
+    let argv = pipe.keep_argv(args);
     pipe.plan.push(Planned {
         shape: Shape::Merged {
             merge,
@@ -483,6 +510,7 @@ fn split<'m>(
             count,
         },
         timer: Some(timer),
+        argv,
     });
 }
 
@@ -512,8 +540,15 @@ fn queue(
 }
 
 /// Sends the queued batches, waits for every reply, and appends all
-/// replies of the pipeline to `out` in request order.
-pub async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &mut Vec<u8>) {
+/// replies of the pipeline to `out` in request order. `buf` is the read
+/// buffer the pipeline's argument ranges point into.
+pub async fn complete<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) {
     if pipe.is_empty() {
         return;
     }
@@ -527,6 +562,7 @@ pub async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &m
         pipe.local.clear();
         pipe.plan.clear();
         pipe.items.clear();
+        pipe.argv.clear();
         return;
     }
     let mut waiting = Vec::new();
@@ -572,12 +608,47 @@ pub async fn complete<'m>(shard: &'m Rc<Shard>, pipe: &mut Pipeline<'m>, out: &m
             }
         }
         if let Some(mut timer) = planned.timer {
-            timer.set_failed(out.get(mark) == Some(&b'-'));
+            timer.set_reply(&out[mark..]);
+            drop(timer);
+            if let Some(nanos) = shard.metrics.take_slow() {
+                let (first, count) = planned.argv;
+                let ranges = &pipe.argv[first as usize..(first + count) as usize];
+                // Ranges from another buffer than `buf` would be a bug; the
+                // slow log then shows no arguments rather than wrong ones.
+                let argv = if ranges.iter().all(|&(s, e)| s <= e && e <= buf.len()) {
+                    ranges
+                } else {
+                    &[]
+                };
+                log_slow(shard, client, &Args::new(buf, argv), nanos);
+            }
         }
     }
     pipe.local.clear();
     pipe.items.clear();
+    pipe.argv.clear();
     pipe.remote_pending = false;
+}
+
+/// Slow-log and latency-monitor bookkeeping for the command whose timer
+/// just ended: one Cell read when it was not slow.
+#[inline]
+pub fn note_slow(shard: &Shard, client: &ClientState, args: &Args) {
+    if let Some(nanos) = shard.metrics.take_slow() {
+        log_slow(shard, client, args, nanos);
+    }
+}
+
+#[cold]
+fn log_slow(shard: &Shard, client: &ClientState, args: &Args, nanos: u64) {
+    let name = client.info.name.borrow();
+    slowlog::log_slow(
+        shard,
+        args,
+        &client.info.addr,
+        name.as_deref().unwrap_or_default(),
+        nanos,
+    );
 }
 
 fn merge_parts<'a>(

@@ -85,7 +85,8 @@ pub enum Request {
     /// Any other work: a closure run on the target shard (fan-out commands,
     /// snapshots, cross-shard moves). Rare, so the box is fine.
     Call(Call),
-    /// To the collector: the merged metrics of every shard.
+    /// To the collector: the merged metrics of every shard, as INFO and
+    /// LATENCY show them (counters since the last CONFIG RESETSTAT).
     View,
     /// MULTI/EXEC across shards: take this shard's lock for a transaction
     /// (answered with `Locked` once granted), release it, and run work for
@@ -94,6 +95,9 @@ pub enum Request {
     Unlock(u64),
     TxExec(u64, OpBatch),
     TxCall(u64, Call),
+    /// To the collector: CONFIG RESETSTAT. What INFO and LATENCY HISTOGRAM
+    /// show starts again from zero; `/metrics` is not affected.
+    ResetStats,
 }
 
 pub enum Response {

@@ -60,6 +60,9 @@ pub struct Shard {
     pub tx: txlock::TxLock,
     /// This core's connections, for CLIENT LIST / KILL.
     pub clients: RefCell<HashMap<u64, Rc<ClientInfo>>>,
+    /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
+    /// shard).
+    pub hotkeys_decay_ms: Cell<u64>,
 }
 
 impl Shard {
@@ -67,10 +70,16 @@ impl Shard {
         let stats = Rc::new(ShardStats::default());
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
         let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        let metrics = ShardMetrics::new(stats, config.instrumentation);
+        metrics.slowlog.set_origin(id, config.workers);
+        metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
+        metrics.set_slowlog_max_len(config.slowlog_max_len);
+        metrics.set_latency_threshold_ms(config.latency_monitor_threshold);
         Shard {
             id,
             nshards: config.workers,
-            metrics: ShardMetrics::new(stats, config.instrumentation),
+            metrics,
+            hotkeys_decay_ms: Cell::new(config.hotkeys_decay_ms),
             config,
             db: RefCell::new(db),
             node,
@@ -128,7 +137,7 @@ impl Shard {
             }
             // Only the collector serves views; answering keeps the asker
             // from waiting forever on a misrouted request.
-            Request::View => Response::View(Box::default()),
+            Request::View | Request::ResetStats => Response::View(Box::default()),
             // Taken by `admit_request` before they get here.
             Request::Lock(_) | Request::Unlock(_) => Response::Locked,
         };
@@ -202,5 +211,11 @@ impl Shard {
             Response::View(view) => *view,
             _ => MetricsView::default(),
         }
+    }
+
+    /// CONFIG RESETSTAT: the collector starts INFO's counters and latency
+    /// histograms again from zero (the Prometheus totals keep going).
+    pub async fn reset_info_stats(&self) {
+        let _ = self.node.request(self.nshards, Request::ResetStats).await;
     }
 }

@@ -199,10 +199,16 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
 
     let s = shard.clone();
     glommio::spawn_local(async move {
+        // Short ticks so that a CONFIG SET of the interval applies within
+        // 100 ms instead of after the old interval.
+        let mut last_decay = std::time::Instant::now();
         while !s.shutting_down.get() {
-            let period = Duration::from_millis(s.config.hotkeys_decay_ms.max(1));
-            glommio::timer::sleep(period).await;
-            s.db.borrow_mut().hot.decay();
+            let period = Duration::from_millis(s.hotkeys_decay_ms.get().max(1));
+            glommio::timer::sleep(period.min(Duration::from_millis(100))).await;
+            if last_decay.elapsed() >= period {
+                s.db.borrow_mut().hot.decay();
+                last_decay = std::time::Instant::now();
+            }
         }
     })
     .detach();

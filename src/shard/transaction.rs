@@ -13,10 +13,10 @@
 use std::rc::Rc;
 
 use super::Shard;
-use super::connection::{ClientState, Pipeline, complete, dispatch};
+use super::connection::{ClientState, Pipeline, complete, dispatch, note_slow};
 use super::mesh::{OpBatch, ReplyBatch};
 use super::txlock::WithTx;
-use crate::command::{Args, Kind, lookup, wrong_arity};
+use crate::command::{Args, Kind, lookup};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::ArgRange;
 use crate::protocol::reply::Resp;
@@ -90,8 +90,7 @@ pub fn queue_if_multi(
     }
     if !spec.arity_ok(args.len()) {
         queued.failed = true;
-        wrong_arity(out, spec.name);
-        return true;
+        return false; // the connection answers (and counts) the arity error
     }
     if queued.data.len() + args.iter_from(0).map(<[u8]>::len).sum::<usize>()
         > shard.config.client_query_buffer_limit
@@ -222,13 +221,15 @@ fn watched_on(client: &ClientState, target: usize) -> Vec<(Box<[u8]>, u64)> {
 
 /// EXEC: runs the queued commands atomically and appends the array of
 /// their replies (nil if a watched key changed).
+/// `buf` is the read buffer the commands before EXEC came from.
 pub async fn exec<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
+    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) {
-    complete(shard, pipe, out).await;
+    complete(shard, client, buf, pipe, out).await;
     let mut timer = CommandTimer::start(&shard.metrics, crate::command::SLOT_OTHER);
     let mark = out.len();
     let stats = &shard.metrics.stats;
@@ -253,7 +254,7 @@ pub async fn exec<'m>(
             }
         }
     }
-    timer.set_failed(out.get(mark) == Some(&b'-'));
+    timer.set_reply(&out[mark..]);
 }
 
 /// The one shard a transaction touches, if it touches only one and needs
@@ -345,7 +346,9 @@ async fn exec_on_one(
             out.array(timers.len());
             for (i, mut timer) in timers.into_iter().enumerate() {
                 let reply = replies.get(i);
-                timer.set_failed(reply.first() == Some(&b'-'));
+                timer.set_reply(reply);
+                drop(timer);
+                note_slow(shard, client, &queued.args(i));
                 out.extend_from_slice(reply);
             }
             true
@@ -424,8 +427,9 @@ async fn exec_locked<'m>(
                 // QUIT and friends were not queued; a queued command never
                 // closes the connection.
                 let _ = dispatch(shard, client, &args, pipe, out).await;
+                note_slow(shard, client, &args);
             }
-            complete(shard, pipe, out).await;
+            complete(shard, client, &queued.data, pipe, out).await;
         } else {
             out.nil_array();
         }

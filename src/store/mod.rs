@@ -19,7 +19,7 @@ pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
 pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
 
 /// Aggregates are boxed so that the common case, a string, keeps entries
-/// small (an `Entry` is 40 bytes).
+/// small (a `Value` is 24 bytes, an `Entry` 40).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Vec<u8>),
@@ -44,6 +44,10 @@ pub struct Entry {
     pub value: Value,
     /// Absolute unix time in ms; 0 means no expiry.
     pub expire_at: u64,
+    /// Unix seconds of the last command that touched the key (OBJECT
+    /// IDLETIME): one-second resolution like Redis' LRU clock, and 4 bytes
+    /// (the Entry grows from 32 to 40 with alignment).
+    pub accessed: u32,
 }
 
 /// The value under the key has another type than the command needs.
@@ -55,8 +59,9 @@ pub struct WrongType;
 /// the sum tracks process RSS growth; they were calibrated against RSS on
 /// 1M 100-byte strings (see README, "Memory accounting").
 pub mod cost {
-    /// Map slot (hash + key pointer + Entry) plus index table share.
-    pub const ENTRY: usize = 72;
+    /// Map slot (hash + key pointer + 40-byte Entry) plus index table
+    /// share.
+    pub const ENTRY: usize = 80;
     /// Malloc header/rounding for one heap allocation.
     pub const ALLOC: usize = 16;
     /// Extra bookkeeping for a key with a TTL (its slot in the expiry index).
@@ -93,15 +98,48 @@ pub fn value_size(value: &Value) -> usize {
     }
 }
 
-pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
+/// What MEMORY USAGE reports: `entry_size`, except that an aggregate
+/// with more than `samples` elements (0 = all) is estimated from its first
+/// `samples` elements, as Redis samples rather than walking a large value.
+pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
+    fn estimate(len: usize, samples: usize, sampled: impl Iterator<Item = usize>) -> usize {
+        let total: usize = sampled.take(samples).sum();
+        cost::CONTAINER + (total as f64 * len as f64 / samples as f64).round() as usize
+    }
+    let value = match &entry.value {
+        Value::List(l) if samples > 0 && l.len() > samples => estimate(
+            l.len(),
+            samples,
+            l.iter().map(|e| cost::LIST_ELEM + e.len()),
+        ),
+        Value::Hash(h) if samples > 0 && h.len() > samples => estimate(
+            h.len(),
+            samples,
+            h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()),
+        ),
+        Value::Set(s) if samples > 0 && s.len() > samples => estimate(
+            s.len(),
+            samples,
+            s.iter().map(|m| cost::SET_MEMBER + m.len()),
+        ),
+        other => value_size(other),
+    };
+    entry_overhead(key, entry) + value
+}
+
+/// The part of an entry's size that is not its value.
+fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
     cost::ENTRY
         + cost::bytes(key.len())
-        + value_size(&entry.value)
         + if entry.expire_at != 0 {
             cost::EXPIRE
         } else {
             0
         }
+}
+
+pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
+    entry_overhead(key, entry) + value_size(&entry.value)
 }
 
 /// How `Db::set` treats an existing TTL.
@@ -123,6 +161,8 @@ pub struct Db {
     mem_used: usize,
     /// Wall-clock ms, refreshed once per executed batch.
     pub now_ms: u64,
+    /// `now_ms` in whole seconds, what entries are stamped with on access.
+    now_secs: u32,
     pub stats: Rc<ShardStats>,
     pub hot: HotKeys,
     rng: u64,
@@ -160,6 +200,7 @@ impl Db {
             expiring: IndexSet::with_hasher(Hasher::new()),
             mem_used: 0,
             now_ms: unix_ms(),
+            now_secs: (unix_ms() / 1000) as u32,
             stats,
             hot,
             rng: seed | 1,
@@ -169,6 +210,12 @@ impl Db {
 
     pub fn refresh_clock(&mut self) {
         self.now_ms = unix_ms();
+        self.now_secs = (self.now_ms / 1000) as u32;
+    }
+
+    /// The clock entries are stamped with on access (`Entry::accessed`).
+    pub fn now_secs(&self) -> u32 {
+        self.now_secs
     }
 
     pub fn len(&self) -> usize {
@@ -204,12 +251,27 @@ impl Db {
     /// has passed is removed here. One hash lookup; callers then index by
     /// position instead of hashing the key again.
     fn live_index(&mut self, key: &[u8]) -> Option<usize> {
+        let idx = self.peek_index(key)?;
+        self.map[idx].accessed = self.now_secs;
+        Some(idx)
+    }
+
+    /// `live_index` without counting as an access.
+    fn peek_index(&mut self, key: &[u8]) -> Option<usize> {
         let idx = self.map.get_index_of(key)?;
         if self.is_expired(&self.map[idx]) {
             self.expire_at_index(idx);
             return None;
         }
         Some(idx)
+    }
+
+    /// Looks at a live entry without it counting as an access: no hit/miss,
+    /// no hot-key count, no access time (OBJECT, MEMORY USAGE, as Redis'
+    /// LOOKUP_NOTOUCH).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        let idx = self.peek_index(key)?;
+        Some(&self.map[idx])
     }
 
     /// Removes the expired key at map position `idx`.
@@ -258,6 +320,7 @@ impl Db {
                 let old = entry_size(k, entry);
                 let expired = entry.expire_at != 0 && entry.expire_at <= now;
                 entry.value = value;
+                entry.accessed = self.now_secs;
                 let expire_at = match ttl {
                     Ttl::Clear => 0,
                     Ttl::Keep if expired => 0,
@@ -274,7 +337,11 @@ impl Db {
                     Ttl::At(at) => at,
                     _ => 0,
                 };
-                let entry = Entry { value, expire_at };
+                let entry = Entry {
+                    value,
+                    expire_at,
+                    accessed: self.now_secs,
+                };
                 self.mem_used += entry_size(key, &entry);
                 let (idx, _) = self.map.insert_full(key.into(), entry);
                 self.track_expiring(idx, expire_at != 0);
@@ -292,6 +359,7 @@ impl Db {
             let old_len = s.len();
             s.clear();
             s.extend_from_slice(bytes);
+            entry.accessed = self.now_secs;
             let had_ttl = entry.expire_at != 0;
             let live_ttl = had_ttl && entry.expire_at > now;
             entry.expire_at = match ttl {

@@ -1,0 +1,266 @@
+//! CONFIG GET | SET | RESETSTAT | REWRITE | HELP.
+//!
+//! Parameters use Redis' names where Redis has the same knob, Kora's own
+//! names (as in `kora.toml`, with dashes) otherwise. The ones that can
+//! change at runtime are applied on every shard over the mesh: shards
+//! share nothing, each keeps its own copy.
+
+use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
+use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::{Resp, err};
+use crate::shard::Shard;
+use crate::store::glob::glob_match;
+
+/// A knob CONFIG SET can change, with the values it accepts (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Knob {
+    SlowlogSlowerThan,
+    SlowlogMaxLen,
+    LatencyThreshold,
+    HotkeysDecayMs,
+    HotkeysTopK,
+}
+
+impl Knob {
+    fn range(self) -> (i64, i64) {
+        match self {
+            Knob::SlowlogSlowerThan => (-1, i64::MAX),
+            Knob::SlowlogMaxLen | Knob::LatencyThreshold => (0, i64::MAX),
+            Knob::HotkeysDecayMs => (1, i64::MAX),
+            Knob::HotkeysTopK => (1, 1024),
+        }
+    }
+
+    /// Sets the knob on one shard.
+    fn apply(self, shard: &Shard, value: i64) {
+        let m = &shard.metrics;
+        match self {
+            Knob::SlowlogSlowerThan => m.set_slowlog_slower_than_us(value),
+            Knob::SlowlogMaxLen => m.set_slowlog_max_len(value as u64),
+            Knob::LatencyThreshold => m.set_latency_threshold_ms(value as u64),
+            Knob::HotkeysDecayMs => shard.hotkeys_decay_ms.set(value as u64),
+            Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
+        }
+    }
+}
+
+/// Every parameter that exists: its name and, if CONFIG SET may change it,
+/// its knob.
+const PARAMS: &[(&str, Option<Knob>)] = &[
+    ("bind", None),
+    ("port", None),
+    ("databases", None),
+    ("save", None),
+    ("appendonly", None),
+    ("appendfsync", None),
+    ("maxmemory", None),
+    ("maxmemory-policy", None),
+    ("maxclients", None),
+    ("timeout", None),
+    ("tcp-keepalive", None),
+    ("proto-max-bulk-len", None),
+    ("client-query-buffer-limit", None),
+    ("io-threads", None),
+    ("enable-debug-command", None),
+    ("slowlog-log-slower-than", Some(Knob::SlowlogSlowerThan)),
+    ("slowlog-max-len", Some(Knob::SlowlogMaxLen)),
+    ("latency-monitor-threshold", Some(Knob::LatencyThreshold)),
+    ("latency-tracking", None),
+    ("latency-tracking-info-percentiles", None),
+    // The thresholds OBJECT ENCODING reports by (Redis 7.2 defaults).
+    ("hash-max-listpack-entries", None),
+    ("hash-max-listpack-value", None),
+    ("set-max-intset-entries", None),
+    ("set-max-listpack-entries", None),
+    ("set-max-listpack-value", None),
+    ("list-max-listpack-size", None),
+    // Kora's own.
+    ("workers", None),
+    ("metrics-port", None),
+    ("metrics-bind", None),
+    ("instrumentation", None),
+    ("hotkeys-decay-ms", Some(Knob::HotkeysDecayMs)),
+    ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
+];
+
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.into()
+}
+
+/// The current value of parameter `name` (one of `PARAMS`) on this shard;
+/// runtime knobs hold the same value on every shard.
+fn value(shard: &Shard, name: &str) -> String {
+    let c = &shard.config;
+    let m = &shard.metrics;
+    match name {
+        "bind" => c.bind.clone(),
+        "port" => c.port.to_string(),
+        "databases" => "1".into(),
+        "save" => String::new(),
+        "appendonly" => "no".into(),
+        "appendfsync" => "everysec".into(),
+        "maxmemory" => "0".into(),
+        "maxmemory-policy" => "noeviction".into(),
+        "maxclients" => "10000".into(),
+        "timeout" => "0".into(),
+        "tcp-keepalive" => "300".into(),
+        "proto-max-bulk-len" => crate::protocol::parser::MAX_BULK_LEN.to_string(),
+        "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
+        "io-threads" | "workers" => c.workers.to_string(),
+        "enable-debug-command" => yes_no(c.enable_debug_command),
+        "slowlog-log-slower-than" => m.slowlog.slower_than_us().to_string(),
+        "slowlog-max-len" => m.slowlog.max_len().to_string(),
+        "latency-monitor-threshold" => m.latency_monitor.threshold_ms().to_string(),
+        "latency-tracking" => yes_no(c.instrumentation),
+        "latency-tracking-info-percentiles" => "50 99 99.9".into(),
+        "hash-max-listpack-entries" => super::object::HASH_MAX_LISTPACK_ENTRIES.to_string(),
+        "hash-max-listpack-value" => super::object::HASH_MAX_LISTPACK_VALUE.to_string(),
+        "set-max-intset-entries" => super::object::SET_MAX_INTSET_ENTRIES.to_string(),
+        "set-max-listpack-entries" => super::object::SET_MAX_LISTPACK_ENTRIES.to_string(),
+        "set-max-listpack-value" => super::object::SET_MAX_LISTPACK_VALUE.to_string(),
+        "list-max-listpack-size" => "-2".into(),
+        "metrics-port" => c.metrics_port.to_string(),
+        "metrics-bind" => c.metrics_bind.clone(),
+        "instrumentation" => yes_no(c.instrumentation),
+        "hotkeys-decay-ms" => shard.hotkeys_decay_ms.get().to_string(),
+        "hotkeys-top-k" => shard.db.borrow().hot.capacity().to_string(),
+        _ => String::new(),
+    }
+}
+
+fn find(name: &[u8]) -> Option<&'static (&'static str, Option<Knob>)> {
+    PARAMS
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+}
+
+pub async fn config(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    let sub = args.get(1).to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"GET", 3..) => get(shard, args, out),
+        (b"SET", 4..) => set(shard, args, out).await,
+        (b"RESETSTAT", 2) => {
+            shard.reset_info_stats().await;
+            out.ok();
+        }
+        (b"REWRITE", 2) => out.error(
+            "ERR CONFIG REWRITE is not supported: Kora never writes its configuration file; \
+             put the setting in kora.toml or on the command line",
+        ),
+        (b"HELP", 2) => help_reply(
+            out,
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Not supported: Kora does not rewrite its configuration file.",
+            ],
+        ),
+        (b"GET" | b"SET" | b"RESETSTAT" | b"REWRITE" | b"HELP", _) => {
+            subcommand_arity(out, "config", &sub)
+        }
+        _ => unknown_subcommand(out, "CONFIG", args.get(1)),
+    }
+}
+
+fn get(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
+    let mut hits: Vec<&str> = Vec::new();
+    for pattern in args.iter_from(2) {
+        let pattern = pattern.to_ascii_lowercase();
+        for (name, _) in PARAMS {
+            if glob_match(&pattern, name.as_bytes()) && !hits.contains(name) {
+                hits.push(name);
+            }
+        }
+    }
+    out.array(hits.len() * 2);
+    for name in hits {
+        out.bulk(name.as_bytes());
+        out.bulk(value(shard, name).as_bytes());
+    }
+}
+
+/// CONFIG SET name value [name value ...]: all or nothing, with Redis 7's
+/// error texts and precedence (an unknown name first, then immutable or
+/// duplicate names, then bad values).
+async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    if !args.len().is_multiple_of(2) {
+        return out.error(err::SYNTAX);
+    }
+    let pairs: Vec<(&[u8], &[u8])> = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.get(i), args.get(i + 1)))
+        .collect();
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| find(name).is_none()) {
+        return out.error(&format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    let failed = |name: &[u8], why: &str| {
+        format!(
+            "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+            String::from_utf8_lossy(name)
+        )
+    };
+    let mut knobs: Vec<(Knob, &[u8], &[u8])> = Vec::with_capacity(pairs.len());
+    for (name, raw) in &pairs {
+        let Some((_, Some(knob))) = find(name) else {
+            return out.error(&failed(name, "can't set immutable config"));
+        };
+        if knobs.iter().any(|(k, _, _)| k == knob) {
+            return out.error(&failed(name, "duplicate parameter"));
+        }
+        knobs.push((*knob, name, raw));
+    }
+    let mut values: Vec<(Knob, i64)> = Vec::with_capacity(knobs.len());
+    for (knob, name, raw) in knobs {
+        let Some(v) = parse_i64(raw) else {
+            return out.error(&failed(name, "argument couldn't be parsed into an integer"));
+        };
+        let (low, high) = knob.range();
+        if !(low..=high).contains(&v) {
+            return out.error(&failed(
+                name,
+                &format!("argument must be between {low} and {high} inclusive"),
+            ));
+        }
+        values.push((knob, v));
+    }
+    shard
+        .run_on_all(move |s: &Shard| {
+            for &(knob, v) in &values {
+                knob.apply(s, v);
+            }
+        })
+        .await;
+    out.ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_knob_has_a_parameter_and_sane_range() {
+        for (name, knob) in PARAMS {
+            assert_eq!(*name, name.to_ascii_lowercase());
+            if let Some(k) = knob {
+                let (low, high) = k.range();
+                assert!(low <= high, "{name}");
+            }
+        }
+        let names: Vec<&str> = PARAMS.iter().map(|p| p.0).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        assert!(find(b"SLOWLOG-MAX-LEN").is_some());
+        assert!(find(b"nope").is_none());
+    }
+}
