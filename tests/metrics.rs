@@ -575,3 +575,32 @@ fn counters_never_go_backwards_across_scrapes() {
         last = now;
     }
 }
+
+#[test]
+fn every_command_slot_is_exported_from_zero_so_the_first_burst_counts() {
+    let s = Server::start(1);
+    let before = s.metrics();
+    for line in [
+        "kora_commands_total{cmd=\"hgetall\"} 0",
+        "kora_command_failed_total{cmd=\"hgetall\"} 0",
+        "kora_command_duration_seconds_bucket{cmd=\"hgetall\",le=\"+Inf\"} 0",
+        "kora_command_duration_seconds_count{cmd=\"hgetall\"} 0",
+        "kora_command_duration_seconds_sum{cmd=\"hgetall\"} 0",
+    ] {
+        assert!(before.lines().any(|l| l == line), "missing {line}");
+    }
+    let mut c = s.client();
+    let _: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg("h").query(&mut c).unwrap();
+    let after = s.metrics();
+    assert!(
+        after
+            .lines()
+            .any(|l| l == "kora_commands_total{cmd=\"hgetall\"} 1")
+    );
+    assert!(
+        after
+            .lines()
+            .any(|l| l == "kora_command_duration_seconds_bucket{cmd=\"hgetall\",le=\"+Inf\"} 1")
+    );
+}

@@ -140,9 +140,8 @@ else
 fi
 
 # --- A bounded workload: spread keys, one hot key, errors, expiring keys --
-# Two rounds, a few scrapes apart: Kora exports a command's series from its
-# first call on, so calls made before Prometheus' first sample of a series
-# never show in rate(); the second round's do.
+# Two rounds, a few scrapes apart, so rates and quantiles cover more than
+# one burst.
 ran=get,set,incr,lpush,lpop,sadd,hset,mset
 bench() { timeout 60 redis-benchmark -p "$port" "$@" >"$tmp/bench.out" 2>&1; }
 redis-cli -p "$port" set hot:item hello >/dev/null

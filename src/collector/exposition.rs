@@ -19,7 +19,10 @@ fn seconds(ns: u64) -> f64 {
 pub fn render(view: &MetricsView) -> String {
     let m = &view.merged;
     let mut out = String::with_capacity(16 * 1024);
-    let used: Vec<usize> = (0..NUM_SLOTS).filter(|&i| m.calls[i] > 0).collect();
+    // Every slot is exported from the start, zeros included: a series that
+    // appears only with its first command would hide that first burst from
+    // rate() and increase(), which need two samples.
+    let used = 0..NUM_SLOTS;
 
     family(
         &mut out,
@@ -27,7 +30,7 @@ pub fn render(view: &MetricsView) -> String {
         "counter",
         "Commands processed, by command.",
     );
-    for &slot in &used {
+    for slot in used.clone() {
         let _ = writeln!(
             out,
             "kora_commands_total{{cmd=\"{}\"}} {}",
@@ -41,7 +44,7 @@ pub fn render(view: &MetricsView) -> String {
         "counter",
         "Commands answered with an error, by command.",
     );
-    for &slot in &used {
+    for slot in used {
         let _ = writeln!(
             out,
             "kora_command_failed_total{{cmd=\"{}\"}} {}",
@@ -65,28 +68,31 @@ pub fn render(view: &MetricsView) -> String {
         "histogram",
         "Command latency from dispatch to reply ready on the client's core, by command.",
     );
-    for lat in &view.latency {
-        let name = SLOT_NAMES[lat.slot as usize];
-        for (bound, count) in LE_BOUNDS_SECONDS.iter().zip(&lat.le_cumulative) {
+    let no_buckets = [0u64; LE_BOUNDS_SECONDS.len()];
+    for (slot, name) in SLOT_NAMES.iter().enumerate() {
+        let lat = view.latency.iter().find(|l| l.slot as usize == slot);
+        let (buckets, count) = match lat {
+            Some(l) => (&l.le_cumulative[..], l.count),
+            None => (&no_buckets[..], 0),
+        };
+        for (bound, n) in LE_BOUNDS_SECONDS.iter().zip(buckets) {
             let _ = writeln!(
                 out,
-                "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{bound}\"}} {count}"
+                "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"{bound}\"}} {n}"
             );
         }
         let _ = writeln!(
             out,
-            "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {}",
-            lat.count
+            "kora_command_duration_seconds_bucket{{cmd=\"{name}\",le=\"+Inf\"}} {count}"
         );
         let _ = writeln!(
             out,
             "kora_command_duration_seconds_sum{{cmd=\"{name}\"}} {}",
-            seconds(m.nanos[lat.slot as usize])
+            seconds(m.nanos[slot])
         );
         let _ = writeln!(
             out,
-            "kora_command_duration_seconds_count{{cmd=\"{name}\"}} {}",
-            lat.count
+            "kora_command_duration_seconds_count{{cmd=\"{name}\"}} {count}"
         );
     }
 
