@@ -19,6 +19,7 @@ import argparse
 import atexit
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -92,6 +93,57 @@ def wait_ready(port, proc, what):
     sys.exit(f"compare: {what} did not answer PING on port {port}")
 
 
+def server_cpu_seconds(pid):
+    """user + system CPU the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def commands_processed(port):
+    """INFO stats total_commands_processed: what the server itself counted."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            header, crlf, body = data.partition(b"\r\n")
+            if crlf and len(body) >= int(header[1:]) + 2:
+                break
+    for line in data.decode().splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":")[1])
+    sys.exit(f"compare: no total_commands_processed in INFO stats from port {port}")
+
+
+class Measured:
+    """CPU per command of the server and of the client over one client run:
+    less sensitive to other load on the machine than ops/s."""
+
+    def __init__(self, port, proc):
+        self.port, self.proc = port, proc
+
+    def __enter__(self):
+        self.commands = commands_processed(self.port)
+        self.server_cpu = server_cpu_seconds(self.proc.pid)
+        self.client_cpu = children_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            n = max(1, commands_processed(self.port) - self.commands - 1)
+            self.server_us = (server_cpu_seconds(self.proc.pid) - self.server_cpu) / n * 1e6
+            self.client_us = (children_cpu_seconds() - self.client_cpu) / n * 1e6
+
+
 class Server:
     def __init__(self, key, name, argv):
         self.key, self.name, self.argv = key, name, argv
@@ -120,14 +172,21 @@ def servers(cores):
     ]
 
 
-def kora_bench(port, pipeline, extra, preload, args):
+def preload(port):
+    """Writes every key once, outside the measured (and CPU-counted) run."""
+    argv = [KORA_BENCH, "--port", str(port), "--keyspace", str(KEYSPACE), "--value-size", str(VALUE_SIZE),
+            "--preload", "--requests", "1", "--ratio", "1:0", "--clients", str(CLIENTS)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        sys.exit(f"compare: preload failed ({out.returncode}): {out.stderr.strip()}")
+
+
+def kora_bench(port, pipeline, extra, args):
     argv = [KORA_BENCH, "--port", str(port), "--clients", str(CLIENTS), "--pipeline", str(pipeline),
             "--keyspace", str(KEYSPACE), "--value-size", str(VALUE_SIZE),
             "--duration", str(args.seconds), "--warmup", str(args.warmup), "--json"]
     if args.client_threads:
         argv += ["--threads", str(args.client_threads)]
-    if preload:
-        argv.append("--preload")
     argv += extra
     out = subprocess.run(argv, capture_output=True, text=True,
                          timeout=args.seconds + args.warmup + 60)
@@ -195,12 +254,16 @@ def main():
           f"{args.warmup:g} s warmup + {args.seconds:g} s per run, median of {args.rounds}", flush=True)
 
     results = {}  # (workload index, server key) -> [runs]
-    for i, (label, pipeline, extra, preload) in enumerate(WORKLOADS):
+    for i, (label, pipeline, extra, needs_keys) in enumerate(WORKLOADS):
         for _ in range(args.rounds):
             for server in all_servers:
                 port, proc = server.start()
                 try:
-                    run = kora_bench(port, pipeline, extra, preload, args)
+                    if needs_keys:
+                        preload(port)
+                    with Measured(port, proc) as cpu:
+                        run = kora_bench(port, pipeline, extra, args)
+                    run["server_us"], run["client_us"] = cpu.server_us, cpu.client_us
                 finally:
                     stop(proc)
                 results.setdefault((i, server.key), []).append(run)
@@ -212,7 +275,9 @@ def main():
             port, proc = server.start()
             try:
                 n = args.rb_requests * (5 if pipeline == 16 else 1)
-                rb[(server.key, pipeline)] = redis_benchmark(port, pipeline, n)
+                with Measured(port, proc) as cpu:
+                    rb[(server.key, pipeline)] = redis_benchmark(port, pipeline, n)
+                rb[(server.key, pipeline)]["client_us"] = cpu.client_us
             finally:
                 stop(proc)
     print("#   done: redis-benchmark", file=sys.stderr, flush=True)
@@ -220,27 +285,30 @@ def main():
 
     # Table 1: kora-bench, every workload against every server.
     print()
-    print("| workload | P | server | ops/s | p50 ms | p99 ms | vs Redis |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workload | P | server | ops/s | p50 ms | p99 ms | vs Redis | server CPU µs/op |")
+    print("|---|---|---|---|---|---|---|---|")
     errors = 0
     for i, (label, pipeline, _, _) in enumerate(WORKLOADS):
         redis = median_run(results[(i, "redis")])
         for server in all_servers[:3]:
             r = median_run(results[(i, server.key)])
             errors += sum(run["errors"] for run in results[(i, server.key)])
+            cpu = statistics.median(run["server_us"] for run in results[(i, server.key)])
             print(f"| {label} | {pipeline} | {server.name} | {fmt_ops(r['ops'])} | {r['p50']:.3f} | "
-                  f"{r['p99']:.3f} | {r['ops'] / redis['ops']:.2f} |")
+                  f"{r['p99']:.3f} | {r['ops'] / redis['ops']:.2f} | {cpu:.2f} |")
 
     # Table 2: the cost of observability, same workloads, same run.
     on_key, off_key = all_servers[2].key, all_servers[3].key
     print()
     print(f"| workload | P | kora --workers {cores} ops/s | with --no-instrumentation | on/off | "
-          f"p99 ms on | p99 ms off |")
-    print("|---|---|---|---|---|---|---|")
+          f"p99 ms on | p99 ms off | server CPU µs/op on | off |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for i, (label, pipeline, _, _) in enumerate(WORKLOADS):
         on, off = median_run(results[(i, on_key)]), median_run(results[(i, off_key)])
+        cpu_on = statistics.median(run["server_us"] for run in results[(i, on_key)])
+        cpu_off = statistics.median(run["server_us"] for run in results[(i, off_key)])
         print(f"| {label} | {pipeline} | {fmt_ops(on['ops'])} | {fmt_ops(off['ops'])} | "
-              f"{on['ops'] / off['ops']:.2f} | {on['p99']:.3f} | {off['p99']:.3f} |")
+              f"{on['ops'] / off['ops']:.2f} | {on['p99']:.3f} | {off['p99']:.3f} | {cpu_on:.2f} | {cpu_off:.2f} |")
 
     # Table 3: redis-benchmark's opinion on the same three servers.
     print()
@@ -256,12 +324,15 @@ def main():
 
     # Table 4: is kora-bench a fast enough client? Both tools against redis-server.
     print()
-    print("| client check, against redis-server | P | kora-bench ops/s | redis-benchmark ops/s | ratio |")
-    print("|---|---|---|---|---|")
+    print("| client check, against redis-server | P | kora-bench ops/s | redis-benchmark ops/s | ratio | "
+          "client CPU µs/op: kora-bench | redis-benchmark (SET+GET) |")
+    print("|---|---|---|---|---|---|---|")
     for i, (label, pipeline, _, _) in enumerate(WORKLOADS[:4]):
         ours = median_run(results[(i, "redis")])["ops"]
+        ours_cpu = statistics.median(run["client_us"] for run in results[(i, "redis")])
         theirs = rb[("redis", pipeline)][label]["ops"]
-        print(f"| {label} | {pipeline} | {fmt_ops(ours)} | {fmt_ops(theirs)} | {ours / theirs:.2f} |")
+        print(f"| {label} | {pipeline} | {fmt_ops(ours)} | {fmt_ops(theirs)} | {ours / theirs:.2f} | "
+              f"{ours_cpu:.2f} | {rb[('redis', pipeline)]['client_us']:.2f} |")
 
     print()
     print(f"# {time.monotonic() - started:.0f} s; load average before {' '.join(load_before)}, "
