@@ -49,7 +49,7 @@ struct Cli {
     #[arg(short = 'n', long, conflicts_with = "duration")]
     requests: Option<u64>,
     /// Seconds of measured load.
-    #[arg(short, long)]
+    #[arg(long)]
     duration: Option<f64>,
     /// Seconds of unmeasured load before measuring.
     #[arg(long, default_value_t = 0.0)]
@@ -62,15 +62,15 @@ struct Cli {
     /// hset hget sadd mget.
     #[arg(long)]
     commands: Option<String>,
-    /// Number of distinct keys (per data type).
-    #[arg(short, long, default_value_t = 100_000)]
+    /// Number of distinct keys (per data type); redis-benchmark's -r.
+    #[arg(short = 'r', long, default_value_t = 100_000)]
     keyspace: u64,
     /// Key distribution: "uniform", or "zipf:S" (rank k drawn with
     /// probability ∝ 1/k^S, e.g. zipf:0.99; key 0 is the hottest).
     #[arg(long, default_value = "uniform")]
     distribution: String,
-    /// Bytes per value (SET, LPUSH, HSET).
-    #[arg(long, default_value_t = 64)]
+    /// Bytes per value (SET, LPUSH, HSET); redis-benchmark's -d.
+    #[arg(short = 'd', long, default_value_t = 64)]
     value_size: usize,
     /// Keys per MGET.
     #[arg(long, default_value_t = 10)]
