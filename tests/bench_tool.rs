@@ -176,7 +176,8 @@ fn every_supported_command_runs_clean_with_preload_warmup_and_duration() {
 
 #[test]
 fn zipf_keys_make_key_zero_the_hot_key() {
-    let server = Server::start(2);
+    // No decay during the test: the counts below are absolute.
+    let server = Server::start_with(2, &["--hotkeys-decay-ms", "600000"]);
     let (json, code) = bench_json(
         server.port,
         &[
