@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Measures the cost of Kora's observability on this machine:
-#   1. end-to-end overhead: the same redis-benchmark workload with
-#      instrumentation on and off (alternating runs, same binary);
-#   2. scrape cost: /metrics latency with all 32 command slots active and
+# Measures the cost of Kora's observability on this machine (the
+# throughput cost, instrumentation on vs off, is a table of
+# bench/compare.sh):
+#   1. scrape cost: /metrics latency with all 32 command slots active and
 #      1M keys loaded, while redis-benchmark runs, and the benchmark's p99
 #      with and without a scraper hammering /metrics;
-#   3. memory accuracy: kora_memory_used_bytes against RSS growth after
+#   2. memory accuracy: kora_memory_used_bytes against RSS growth after
 #      loading 1M keys with 100-byte values.
 # Usage: bench/observability.sh [workers] (needs redis-tools, python3)
 set -euo pipefail
@@ -26,21 +26,8 @@ start() { # extra flags...; sets $port $mport $pid
   echo "server did not start" >&2; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-rps() { redis-benchmark -p "$port" "$@" --csv 2>/dev/null | awk -F'","' 'NR>1 {gsub(/"/,"",$2); s+=$2; n++} END {printf "%.0f", s/n}'; }
 
-if [ "${SKIP_OVERHEAD:-}" = "" ]; then
-echo "== 1. instrumentation overhead (redis-benchmark -c 50 -n 300000 -r 100000 -d 64 -t set,get, workers=$workers)"
-for P in 1 16; do
-  on=0; off=0
-  for round in 1 2 3; do
-    start; on=$((on + $(rps -c 50 -n 300000 -r 100000 -d 64 -t set,get -P $P))); stop
-    start --no-instrumentation; off=$((off + $(rps -c 50 -n 300000 -r 100000 -d 64 -t set,get -P $P))); stop
-  done
-  python3 -c "on=$on/3; off=$off/3; print(f'P={$P}: on {on:,.0f} ops/s, off {off:,.0f} ops/s, loss {100*(off-on)/off:+.2f}%')"
-done
-
-fi
-echo "== 2. scrape cost (1M keys, all 32 slots active, redis-benchmark running)"
+echo "== 1. scrape cost (1M keys, all 32 slots active, redis-benchmark running)"
 start
 python3 - "$port" <<'PY'
 import socket, sys
@@ -88,7 +75,7 @@ echo -n "under load: "; scrape_ms
 kill "$bench" 2>/dev/null || true
 stop
 
-echo "== 3. memory accounting vs RSS (1M keys, 100-byte values)"
+echo "== 2. memory accounting vs RSS (1M keys, 100-byte values)"
 start
 rss() { awk '/VmRSS/ {print $2 * 1024}' /proc/"$pid"/status; }
 before=$(rss)
