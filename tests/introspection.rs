@@ -9,37 +9,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Server, keys_on_each_shard};
+use common::{Server, e, keys_on_each_shard, q};
 use redis::{Connection, FromRedisValue, Value};
 
 // ---------------------------------------------------------------- helpers
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs a command that must succeed and converts its reply.
-fn q<T: FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    cmd(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-/// The full error line (without the leading '-') of a command that must fail.
-fn e(c: &mut Connection, args: &[&str]) -> String {
-    match cmd(args).query::<Value>(c) {
-        Ok(reply) => panic!("{args:?}: expected an error, got {reply:?}"),
-        Err(err) => match (err.code(), err.detail()) {
-            (Some(code), Some(detail)) => format!("{code} {detail}"),
-            (Some(code), None) => code.to_string(),
-            _ => err.to_string(),
-        },
-    }
-}
 
 fn ok(c: &mut Connection, args: &[&str]) {
     assert_eq!(q::<Value>(c, args), Value::Okay, "{args:?}");

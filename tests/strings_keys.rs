@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Server, keys_on_each_shard, raw_exchange, shard_of};
-use redis::{Connection, FromRedisValue, Value};
+use common::{Server, cmd, e, keys_on_each_shard, q, raw_exchange, shard_of};
+use redis::{Connection, Value};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -23,42 +23,9 @@ const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-l
 
 // ---------------------------------------------------------------- helpers
 
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs a command that must succeed and converts its reply.
-fn q<T: FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    cmd(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
 /// The raw reply of a command that must not fail.
 fn v(c: &mut Connection, args: &[&str]) -> Value {
     q(c, args)
-}
-
-/// The full error line (without the leading '-') of a command that must fail.
-fn e(c: &mut Connection, args: &[&str]) -> String {
-    match cmd(args).query::<Value>(c) {
-        Ok(reply) => panic!("{args:?}: expected an error, got {reply:?}"),
-        Err(err) => error_text(&err),
-    }
-}
-
-/// Rebuilds the server's error line from what redis-rs split into code and
-/// detail ("ERR" + "syntax error").
-fn error_text(err: &redis::RedisError) -> String {
-    match (err.code(), err.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_string(),
-        _ => err.to_string(),
-    }
 }
 
 fn get(c: &mut Connection, key: &str) -> Option<String> {

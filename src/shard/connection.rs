@@ -297,15 +297,7 @@ pub async fn dispatch<'m>(
     if client.multi.is_some()
         && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {
-        let index = pipe.local.seal();
-        pipe.plan.push(Planned {
-            shape: Shape::One(Item {
-                shard: LOCAL,
-                index,
-            }),
-            timer: None,
-            argv: (0, 0),
-        });
+        plan_local_reply(pipe);
         return Flow::Continue;
     }
     let Some(spec) = lookup(args.get(0)) else {
@@ -440,6 +432,12 @@ fn local_reply<'m>(
     f(&mut pipe.local.buf);
     timer.set_reply(&pipe.local.buf[mark..]);
     drop(timer);
+    plan_local_reply(pipe);
+}
+
+/// Seals the reply just written to the local buffer as the next one of the
+/// pipeline.
+fn plan_local_reply(pipe: &mut Pipeline<'_>) {
     let index = pipe.local.seal();
     pipe.plan.push(Planned {
         shape: Shape::One(Item {

@@ -252,3 +252,37 @@ pub fn read_available(stream: &mut TcpStream) -> Vec<u8> {
     }
     out
 }
+
+/// A command from its words.
+pub fn cmd(args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c
+}
+
+/// Runs a command that must succeed and converts its reply.
+pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    cmd(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// The full error line (without the leading '-') of a command that must fail.
+pub fn e(c: &mut redis::Connection, args: &[&str]) -> String {
+    match cmd(args).query::<redis::Value>(c) {
+        Ok(reply) => panic!("{args:?}: expected an error, got {reply:?}"),
+        Err(err) => error_text(&err),
+    }
+}
+
+/// Rebuilds the server's error line from what redis-rs split into code and
+/// detail ("ERR" + "syntax error").
+pub fn error_text(err: &redis::RedisError) -> String {
+    match (err.code(), err.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => err.to_string(),
+    }
+}
