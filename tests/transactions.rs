@@ -576,3 +576,38 @@ fn commands_inside_exec_reach_the_slowlog_and_errorstats_as_themselves() {
     assert!(info.contains("errorstat_EXECABORT:count=1"), "{info}");
     assert!(info.contains("errorstat_WRONGTYPE:count=1"), "{info}");
 }
+
+#[test]
+fn connection_only_commands_in_a_transaction_lock_nothing_extra() {
+    // PING/ECHO/TIME need no shard: alone they lock nothing, beside keyed
+    // commands EXEC locks only those keys' shards.
+    let s = Server::start_with(2, &["--enable-debug-command"]);
+    let keys = keys_on_each_shard("lo:", 2, 1);
+    let mut c = s.client();
+    let only_ping: Value = redis::pipe()
+        .atomic()
+        .cmd("PING")
+        .cmd("ECHO")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        only_ping,
+        Value::Array(vec![Value::SimpleString("PONG".into()), bulk("x")])
+    );
+    let mixed: Value = redis::pipe()
+        .atomic()
+        .set(&keys[0][0], 1)
+        .cmd("PING")
+        .incr(&keys[1][0], 2)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        mixed,
+        Value::Array(vec![
+            Value::Okay,
+            Value::SimpleString("PONG".into()),
+            Value::Int(2)
+        ])
+    );
+}

@@ -125,6 +125,23 @@ pub enum ConnCmd {
     Scripting,
 }
 
+impl ConnCmd {
+    /// Answered from the connection alone: no keyspace, no other core. A
+    /// transaction need not lock any shard for these.
+    pub fn is_local_only(self) -> bool {
+        matches!(
+            self,
+            ConnCmd::Ping
+                | ConnCmd::Echo
+                | ConnCmd::Hello
+                | ConnCmd::Auth
+                | ConnCmd::Select
+                | ConnCmd::Command
+                | ConnCmd::Time
+        )
+    }
+}
+
 #[derive(Clone, Copy)]
 pub enum Kind {
     /// Every key of the command is one key: run on the shard owning it.

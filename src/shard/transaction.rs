@@ -367,11 +367,12 @@ async fn exec_locked<'m>(
     out: &mut Vec<u8>,
 ) -> bool {
     let tx = client.id;
-    // Connection commands may reach any shard: lock them all then.
+    // Connection commands may reach any shard: lock them all then (all but
+    // the few answered by the connection alone).
     let all = (0..queued.len()).any(|i| {
         matches!(
             lookup(queued.args(i).get(0)).map(|s| s.kind),
-            Some(Kind::Conn(_))
+            Some(Kind::Conn(c)) if !c.is_local_only()
         )
     });
     let mut shards: Vec<usize> = if all {
