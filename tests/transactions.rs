@@ -611,3 +611,23 @@ fn connection_only_commands_in_a_transaction_lock_nothing_extra() {
         ])
     );
 }
+
+#[test]
+fn info_inside_a_transaction_sees_its_own_writes_on_every_shard() {
+    // INFO asks the collector, which asks every shard for a snapshot while
+    // this transaction holds them: snapshots must not wait for the locks
+    // (they would miss the 1 s deadline and report stale counts).
+    let s = Server::start(2);
+    let keys = keys_on_each_shard("inf:", 2, 2);
+    let mut c = s.client();
+    let (_, _, _, info): ((), (), (), String) = redis::pipe()
+        .atomic()
+        .set(&keys[0][0], 1)
+        .set(&keys[1][0], 1)
+        .set(&keys[1][1], 1)
+        .cmd("INFO")
+        .arg("keyspace")
+        .query(&mut c)
+        .unwrap();
+    assert!(info.contains("db0:keys=3,"), "{info}");
+}

@@ -3,8 +3,9 @@
 //! A transaction that touches several shards takes each shard's lock in
 //! ascending shard id (so two transactions can never wait on each other in
 //! a cycle), runs its commands, and releases them. While a shard is held,
-//! every other request for it (other connections' batches, fan-out calls,
-//! snapshots) waits in arrival order in `deferred`, and local connections
+//! every other request for it (other connections' batches, fan-out calls)
+//! waits in arrival order in `deferred`, except the collector's metric
+//! snapshots, which touch no data; local connections
 //! wait before running a command inline; only messages tagged with the
 //! holder's id pass. A transaction on one shard takes no lock: its commands
 //! run in one synchronous step there, which nothing can interleave with.
@@ -130,7 +131,10 @@ impl Shard {
             Request::TxExec(tx, _) | Request::TxCall(tx, _) if lock.holder.get() == Some(tx) => {
                 self.handle_request(from, id, req)
             }
-            req if lock.holder.get().is_some() => {
+            // The collector only reads metrics (snapshots, returned
+            // histograms): it never waits, so scrapes and INFO (even inside
+            // a transaction) are not held up by a held shard.
+            req if lock.holder.get().is_some() && from != self.nshards => {
                 lock.deferred
                     .borrow_mut()
                     .push_back(Deferred::Request { from, id, req });
