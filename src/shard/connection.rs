@@ -7,7 +7,7 @@ use std::rc::Rc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 
-use super::mesh::{OpBatch, ReplyBatch, Request, Response};
+use super::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use super::{Shard, transaction};
 use crate::command::client::ClientInfo;
 use crate::command::{
@@ -85,6 +85,8 @@ pub struct Pipeline<'m> {
     /// remote replies: the slow log needs a command's arguments when its
     /// timer ends. Reused, so it costs no allocation per command.
     argv: Vec<ArgRange>,
+    /// Batches sent and not yet answered (reused between pipelines).
+    waiting: Vec<(usize, ResponseFuture)>,
     remote_pending: bool,
 }
 
@@ -96,6 +98,7 @@ impl<'m> Pipeline<'m> {
             plan: Vec::new(),
             items: Vec::new(),
             argv: Vec::new(),
+            waiting: Vec::new(),
             remote_pending: false,
         }
     }
@@ -563,7 +566,6 @@ pub async fn complete<'m>(
         pipe.argv.clear();
         return;
     }
-    let mut waiting = Vec::new();
     for (target, batch) in pipe.batches.iter_mut().enumerate() {
         if !batch.is_empty() {
             let batch = std::mem::take(batch);
@@ -571,20 +573,19 @@ pub async fn complete<'m>(
                 Some(tx) => Request::TxExec(tx, batch),
                 None => Request::Exec(batch),
             };
-            waiting.push((target, shard.node.request(target, req)));
+            pipe.waiting.push((target, shard.node.request(target, req)));
         }
     }
-    let mut remote: Vec<ReplyBatch> = (0..shard.nshards).map(|_| ReplyBatch::default()).collect();
-    for (target, fut) in waiting {
-        if let Response::Exec(replies) = fut.await {
-            remote[target] = replies;
+    for (target, fut) in pipe.waiting.drain(..) {
+        if let Response::Exec(batch) = fut.await {
+            pipe.batches[target] = batch;
         }
     }
     let reply = |item: &Item| -> &[u8] {
         let batch = if item.shard == LOCAL {
             &pipe.local
         } else {
-            &remote[item.shard as usize]
+            &pipe.batches[item.shard as usize].replies
         };
         if (item.index as usize) < batch.ends.len() {
             batch.get(item.index as usize)
@@ -626,6 +627,10 @@ pub async fn complete<'m>(
     pipe.items.clear();
     pipe.argv.clear();
     pipe.remote_pending = false;
+    for batch in &mut pipe.batches {
+        batch.replies.clear();
+        batch.trim();
+    }
 }
 
 /// Slow-log and latency-monitor bookkeeping for the command whose timer

@@ -27,17 +27,42 @@ use crate::protocol::parser::ArgRange;
 /// Commands for one shard, cut from one connection's pipeline: argument
 /// bytes copied into one block, and per command its handler and argument
 /// ranges into that block.
+///
+/// A batch travels to its shard and back: the shard writes its replies
+/// into `replies`, clears the commands and answers with the same batch.
+/// So the connection reuses one batch per peer, and every buffer is
+/// allocated and freed on the connection's own core — no malloc per
+/// message, and no memory freed on a core that did not allocate it.
 #[derive(Default)]
 pub struct OpBatch {
     pub data: Vec<u8>,
     pub ranges: Vec<ArgRange>,
     /// (handler, first range, range count).
     pub ops: Vec<(Handler, u32, u32)>,
+    pub replies: ReplyBatch,
 }
+
+/// A batch whose buffers grew past this (one huge pipeline) is not kept
+/// for reuse, so an idle connection does not hold on to it.
+const KEEP_CAPACITY: usize = 1 << 20;
 
 impl OpBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Forgets the commands, keeping the buffers (and the replies).
+    pub fn clear_commands(&mut self) {
+        self.data.clear();
+        self.ranges.clear();
+        self.ops.clear();
+    }
+
+    /// Gives large buffers back after a pipeline that needed them.
+    pub fn trim(&mut self) {
+        if self.data.capacity() > KEEP_CAPACITY || self.replies.buf.capacity() > KEEP_CAPACITY {
+            *self = OpBatch::default();
+        }
     }
 
     pub fn push<'a>(&mut self, handler: Handler, args: impl Iterator<Item = &'a [u8]>) -> u32 {
@@ -101,7 +126,8 @@ pub enum Request {
 }
 
 pub enum Response {
-    Exec(ReplyBatch),
+    /// The batch back, its commands cleared and `replies` filled.
+    Exec(OpBatch),
     Call(Box<dyn Any + Send>),
     View(Box<MetricsView>),
     Locked,

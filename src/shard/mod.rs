@@ -123,11 +123,14 @@ impl Shard {
 
     pub fn handle_request(&self, from: usize, id: u32, req: Request) {
         let resp = match req {
-            Request::Exec(batch) | Request::TxExec(_, batch) => {
-                let mut replies = ReplyBatch::default();
+            Request::Exec(mut batch) | Request::TxExec(_, mut batch) => {
+                let mut replies = std::mem::take(&mut batch.replies);
+                replies.clear();
                 replies.buf.reserve(batch.ops.len() * 16);
                 self.exec_batch(&batch, &mut replies);
-                Response::Exec(replies)
+                batch.clear_commands();
+                batch.replies = replies;
+                Response::Exec(batch)
             }
             Request::Call(f) | Request::TxCall(_, f) => {
                 // Expiry checks inside the closure must see the time now,
