@@ -332,6 +332,10 @@ fn info_has_the_fields_tools_read() {
     assert_eq!(fields["role"], "master");
     assert_eq!(fields["cluster_enabled"], "0");
     assert_eq!(fields["run_id"].len(), 40);
+    // Kernel name, release and architecture, as Redis prints them.
+    let os: Vec<&str> = fields["os"].split(' ').collect();
+    assert_eq!(os.len(), 3, "{}", fields["os"]);
+    assert_eq!(os[2], std::env::consts::ARCH);
     assert!(fields["redis_version"].starts_with("7."));
     assert!(fields["connected_clients"].parse::<u64>().unwrap() >= 1);
     assert!(

@@ -266,6 +266,28 @@ fn human_bytes(b: u64) -> String {
 }
 
 /// The process-wide run id, fixed for the life of the process.
+/// Kernel name and release as Redis prints them (`Linux 6.1.0-18-amd64`).
+fn os_name() -> &'static str {
+    static OS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OS.get_or_init(|| {
+        // SAFETY: uname fills the zeroed struct; its fields are
+        // NUL-terminated C strings.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        if unsafe { libc::uname(&mut u) } != 0 {
+            return std::env::consts::OS.to_string();
+        }
+        let field = |f: &[libc::c_char]| {
+            let bytes: Vec<u8> = f
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        format!("{} {}", field(&u.sysname), field(&u.release))
+    })
+}
+
 fn run_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
@@ -341,7 +363,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         let _ = write!(
             s,
             "redis_version:{REDIS_VERSION}\r\nkora_version:{KORA_VERSION}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nshards:{}\r\n",
-            std::env::consts::OS,
+            os_name(),
             std::env::consts::ARCH,
             std::process::id(),
             run_id(),
