@@ -286,3 +286,24 @@ fn client_names_and_errors() {
     let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
     assert!(info.contains(" lib-name=mylib "), "{info}");
 }
+
+#[test]
+fn a_client_that_kills_itself_runs_nothing_it_sent_after() {
+    let s = Server::start(1);
+    let mut me = s.raw();
+    let got = common::raw_exchange(&mut me, b"CLIENT ID\r\n");
+    let id = String::from_utf8_lossy(&got[1..got.len() - 2]).to_string();
+    let kill = format!("CLIENT KILL ID {id} SKIPME no\r\nSET after-kill 1\r\n");
+    let got = common::raw_exchange(&mut me, kill.as_bytes());
+    assert_eq!(got, b":1\r\n", "only the KILL is answered, then the close");
+    let mut c = s.client();
+    let exists: bool = c.exists("after-kill").unwrap();
+    assert!(!exists, "a command after the kill ran");
+    let err = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(0)
+        .query::<i64>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("greater than 0"), "{err}");
+}

@@ -249,11 +249,10 @@ fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> 
                 .map_err(|_| "ERR syntax error".to_string())
         };
         if args.is(i, "ID") {
-            filter.id = Some(
-                value
-                    .parse()
-                    .map_err(|_| "ERR client-id should be greater than 0".to_string())?,
-            );
+            match value.parse::<u64>() {
+                Ok(id) if id > 0 => filter.id = Some(id),
+                _ => return Err("ERR client-id should be greater than 0".into()),
+            }
         } else if args.is(i, "ADDR") {
             filter.addr = Some(value);
         } else if args.is(i, "LADDR") {

@@ -240,6 +240,11 @@ async fn run(
                         }
                     }
                     start += consumed;
+                    // Killed (by itself or another client): nothing more it
+                    // sent runs, as in Redis.
+                    if client.info.killed.get() {
+                        flow = Flow::Close;
+                    }
                     if flow == Flow::Close {
                         break;
                     }

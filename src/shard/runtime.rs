@@ -174,6 +174,16 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
     })
     .detach();
 
+    // Transaction locks: requests queued behind a released lock run once
+    // this core's own waiting connections had their turn.
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while s.tx.drain_later.acquire(1).await.is_ok() {
+            s.drain_deferred();
+        }
+    })
+    .detach();
+
     let s = shard.clone();
     glommio::spawn_local(async move {
         while !s.shutting_down.get() {

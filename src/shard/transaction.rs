@@ -138,7 +138,7 @@ pub async fn watch(
         return;
     }
     for target in 0..shard.nshards {
-        let keys: Vec<Box<[u8]>> = args
+        let mut keys: Vec<Box<[u8]>> = args
             .iter_from(1)
             .filter(|k| shard.owner(k) == target)
             .filter(|k| {
@@ -149,6 +149,9 @@ pub async fn watch(
             })
             .map(Box::from)
             .collect();
+        // `WATCH k k` watches k once.
+        keys.sort_unstable();
+        keys.dedup();
         if keys.is_empty() {
             continue;
         }

@@ -23,6 +23,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use glommio::sync::Semaphore;
+
 use super::Shard;
 use super::mesh::{Request, Response};
 
@@ -39,16 +41,36 @@ enum Deferred {
     LocalLock(TxId),
 }
 
-#[derive(Default)]
 pub struct TxLock {
     holder: Cell<Option<TxId>>,
     deferred: RefCell<VecDeque<Deferred>>,
     waiters: RefCell<Vec<Waker>>,
     /// The transaction whose future is being polled on this core right now.
     current: Cell<Option<TxId>>,
+    /// Signalled when a release left queued work for after the local
+    /// waiters' turn; the shard's drain task then goes on.
+    pub drain_later: Semaphore,
+}
+
+impl Default for TxLock {
+    fn default() -> Self {
+        TxLock {
+            holder: Cell::new(None),
+            deferred: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(Vec::new()),
+            current: Cell::new(None),
+            drain_later: Semaphore::new(0),
+        }
+    }
 }
 
 impl TxLock {
+    /// Held, or with queued work still to run: newcomers from other cores
+    /// and new transactions queue behind it.
+    fn busy(&self) -> bool {
+        self.holder.get().is_some() || !self.deferred.borrow().is_empty()
+    }
+
     /// The transaction the running code belongs to, if any.
     pub fn current(&self) -> Option<TxId> {
         self.current.get()
@@ -113,7 +135,7 @@ impl Shard {
         let lock = &self.tx;
         match req {
             Request::Lock(tx) => {
-                if lock.holder.get().is_none() {
+                if !lock.busy() {
                     lock.holder.set(Some(tx));
                     self.node.respond(from, id, Response::Locked);
                 } else {
@@ -134,7 +156,7 @@ impl Shard {
             // The collector only reads metrics (snapshots, returned
             // histograms): it never waits, so scrapes and INFO (even inside
             // a transaction) are not held up by a held shard.
-            req if lock.holder.get().is_some() && from != self.nshards => {
+            req if lock.busy() && from != self.nshards => {
                 lock.deferred
                     .borrow_mut()
                     .push_back(Deferred::Request { from, id, req });
@@ -147,7 +169,7 @@ impl Shard {
     /// behind earlier holders and waiters.
     pub async fn lock_local(&self, tx: TxId) {
         let lock = &self.tx;
-        if lock.holder.get().is_none() {
+        if !lock.busy() {
             lock.holder.set(Some(tx));
             return;
         }
@@ -171,11 +193,30 @@ impl Shard {
         }
     }
 
-    /// Lets the held-back requests run in arrival order, up to the next
-    /// transaction waiting for the lock, which gets it.
+    /// Frees the shard. Local code waiting for it (this core's connections)
+    /// gets a turn first: otherwise, with a transaction from another core
+    /// always queued, the lock would pass from holder to holder and this
+    /// core's own clients would never run. The queue goes on right after
+    /// them, from the drain task.
     fn release(&self) {
         let lock = &self.tx;
         lock.holder.set(None);
+        let local_waiting = !lock.waiters.borrow().is_empty();
+        if local_waiting && !lock.deferred.borrow().is_empty() {
+            lock.wake_all();
+            lock.drain_later.signal(1);
+            return;
+        }
+        self.drain_deferred();
+    }
+
+    /// Lets the held-back requests run in arrival order, up to the next
+    /// transaction waiting for the lock, which gets it.
+    pub fn drain_deferred(&self) {
+        let lock = &self.tx;
+        if lock.holder.get().is_some() {
+            return;
+        }
         loop {
             let next = lock.deferred.borrow_mut().pop_front();
             match next {
