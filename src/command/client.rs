@@ -164,7 +164,7 @@ pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, ou
     let sub = args.get(1).to_ascii_uppercase();
     let argc = args.len();
     match (sub.as_slice(), argc) {
-        (b"ID", 2) => out.int(client.id as i64),
+        (b"ID", 2) => out.int(client.info.id as i64),
         (b"SETNAME", 3) => match set_name(client, args.get(2)) {
             Ok(()) => out.ok(),
             Err(e) => out.error(e),
@@ -236,7 +236,7 @@ pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, ou
 
 fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> {
     let mut filter = KillFilter {
-        skip: Some(client.id),
+        skip: Some(client.info.id),
         ..KillFilter::default()
     };
     let text = |i: usize| String::from_utf8_lossy(args.get(i)).into_owned();
@@ -261,7 +261,7 @@ fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> 
             filter.max_age = Some(number()?);
         } else if args.is(i, "SKIPME") {
             filter.skip = match value.to_ascii_lowercase().as_str() {
-                "yes" => Some(client.id),
+                "yes" => Some(client.info.id),
                 "no" => None,
                 _ => return Err("ERR syntax error".into()),
             };

@@ -130,7 +130,7 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
     out.bulk(b"proto");
     out.int(2);
     out.bulk(b"id");
-    out.int(client.id as i64);
+    out.int(client.info.id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");

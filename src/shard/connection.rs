@@ -26,8 +26,8 @@ const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_milli
 
 /// Per-connection state that commands may read or change.
 pub struct ClientState {
-    pub id: u64,
-    /// What CLIENT LIST shows; also in this core's registry.
+    /// What CLIENT LIST shows (id, name, counters); also in this core's
+    /// registry.
     pub info: Rc<ClientInfo>,
     /// Commands queued since MULTI.
     pub multi: Option<Box<transaction::Queued>>,
@@ -134,7 +134,6 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     ));
     shard.clients.borrow_mut().insert(id, info.clone());
     let mut client = ClientState {
-        id,
         info,
         multi: None,
         watched: Vec::new(),
@@ -414,20 +413,14 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
 
 /// Whether any key of `args` lives on shard `target`.
 fn touches(shard: &Shard, args: &Args, spec: &CommandSpec, target: usize) -> bool {
-    let step = spec.key_step.max(1) as usize;
-    (spec.first_key as usize..args.len())
-        .step_by(step)
-        .any(|i| shard.owner(args.get(i)) == target)
+    shard.key_owners(spec, args).any(|s| s == target)
 }
 
 /// The shard owning every key of `args`, if it is one shard.
 fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize> {
-    let step = spec.key_step.max(1) as usize;
-    let mut keys = (spec.first_key as usize..args.len())
-        .step_by(step)
-        .map(|i| shard.owner(args.get(i)));
-    let first = keys.next()?;
-    keys.all(|s| s == first).then_some(first)
+    let mut owners = shard.key_owners(spec, args);
+    let first = owners.next()?;
+    owners.all(|s| s == first).then_some(first)
 }
 
 /// Records a reply produced right here (errors, inline commands).

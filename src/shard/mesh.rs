@@ -60,7 +60,13 @@ impl OpBatch {
 
     /// Gives large buffers back after a pipeline that needed them.
     pub fn trim(&mut self) {
-        if self.data.capacity() > KEEP_CAPACITY || self.replies.buf.capacity() > KEEP_CAPACITY {
+        use std::mem::size_of;
+        let held = self.data.capacity()
+            + self.ranges.capacity() * size_of::<ArgRange>()
+            + self.ops.capacity() * size_of::<(Handler, u32, u32)>()
+            + self.replies.buf.capacity()
+            + self.replies.ends.capacity() * size_of::<u32>();
+        if held > KEEP_CAPACITY {
             *self = OpBatch::default();
         }
     }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use glommio::sync::Semaphore;
 
 use crate::command::client::ClientInfo;
+use crate::command::{Args, CommandSpec};
 use crate::config::Config;
 use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardStats};
 use crate::store::Db;
@@ -104,6 +105,24 @@ impl Shard {
     #[inline]
     pub fn owner(&self, key: &[u8]) -> usize {
         shard_of(key, self.nshards)
+    }
+
+    /// The owning shard of each key of a command, in argument order, from
+    /// the command table's key positions (none for keyless commands).
+    pub fn key_owners<'a>(
+        &'a self,
+        spec: &CommandSpec,
+        args: &'a Args<'_>,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let first = spec.first_key.max(0) as usize;
+        let end = match spec.last_key {
+            _ if first == 0 => 0,
+            last if last < 0 => args.len(),
+            last => (last as usize + 1).min(args.len()),
+        };
+        (first..end)
+            .step_by(spec.key_step.max(1) as usize)
+            .map(|i| self.owner(args.get(i)))
     }
 
     /// Runs a batch cut for this shard and collects its replies.

@@ -279,21 +279,8 @@ fn involved_shards(shard: &Shard, client: &ClientState, queued: &Queued) -> Opti
     for i in 0..queued.len() {
         let args = queued.args(i);
         let spec = lookup(args.get(0))?;
-        match spec.kind {
-            Kind::Keyed(_) => {
-                if !same(shard.owner(args.get(spec.first_key as usize))) {
-                    return None;
-                }
-            }
-            Kind::Split { .. } => {
-                let step = spec.key_step.max(1) as usize;
-                for k in (spec.first_key as usize..args.len()).step_by(step) {
-                    if !same(shard.owner(args.get(k))) {
-                        return None;
-                    }
-                }
-            }
-            Kind::Conn(_) => return None,
+        if matches!(spec.kind, Kind::Conn(_)) || !shard.key_owners(spec, &args).all(&mut same) {
+            return None;
         }
     }
     Some(only.unwrap_or(shard.id))
@@ -369,7 +356,7 @@ async fn exec_locked<'m>(
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> bool {
-    let tx = client.id;
+    let tx = client.info.id;
     // Connection commands may reach any shard: lock them all then (all but
     // the few answered by the connection alone).
     let all = (0..queued.len()).any(|i| {
@@ -384,20 +371,8 @@ async fn exec_locked<'m>(
         let mut v: Vec<usize> = client.watched.iter().map(|w| w.shard).collect();
         for i in 0..queued.len() {
             let args = queued.args(i);
-            if let Some(spec) = lookup(args.get(0))
-                && spec.first_key > 0
-            {
-                let step = spec.key_step.max(1) as usize;
-                let last = if spec.last_key < 0 {
-                    args.len() - 1
-                } else {
-                    (spec.last_key as usize).min(args.len() - 1)
-                };
-                v.extend(
-                    (spec.first_key as usize..=last)
-                        .step_by(step)
-                        .map(|k| shard.owner(args.get(k))),
-                );
+            if let Some(spec) = lookup(args.get(0)) {
+                v.extend(shard.key_owners(spec, &args));
             }
         }
         v
