@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::thread;
 use std::time::Duration;
 
@@ -30,24 +30,29 @@ fn id_of(c: &mut redis::Connection) -> u64 {
 #[test]
 fn client_list_shows_every_connection_on_every_core_with_redis_fields() {
     let s = Server::start(2);
-    let mut conns: Vec<redis::Connection> = (0..8).map(|_| s.client()).collect();
+    let mut conns: Vec<redis::Connection> = Vec::new();
     let mut ids = Vec::new();
-    for (i, c) in conns.iter_mut().enumerate() {
+    // At least 8, and more until both cores hold some (SO_REUSEPORT spreads
+    // them at random; ids are congruent to their core).
+    while conns.len() < 8 || !(ids.iter().any(|id| id % 2 == 0) && ids.iter().any(|id| id % 2 == 1))
+    {
+        assert!(conns.len() < 64, "every connection landed on one core");
+        let i = conns.len();
+        let mut c = s.client();
         let _: () = redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg(format!("worker-{i}"))
-            .query(c)
+            .query(&mut c)
             .unwrap();
         let _: () = c.set(format!("k{i}"), "v".repeat(100)).unwrap();
-        ids.push(id_of(c));
+        ids.push(id_of(&mut c));
+        conns.push(c);
     }
-    // Both cores hold some of them (ids are congruent to their core).
-    assert!(ids.iter().any(|id| id % 2 == 0) && ids.iter().any(|id| id % 2 == 1));
 
     let mut me = s.client();
     let my_id = id_of(&mut me);
     let rows = list(&mut me);
-    assert_eq!(rows.len(), 9, "{rows:?}");
+    assert_eq!(rows.len(), conns.len() + 1, "{rows:?}");
     let listed: Vec<u64> = rows.iter().map(|r| r["id"].parse().unwrap()).collect();
     let mut sorted = listed.clone();
     sorted.sort();
@@ -149,15 +154,35 @@ fn client_list_shows_a_transaction_in_progress() {
 #[test]
 fn client_kill_by_id_and_addr_closes_connections_on_any_core() {
     let s = Server::start(2);
-    let mut victims: Vec<std::net::TcpStream> = (0..6).map(|_| s.raw()).collect();
+    // A victim is served (so registered) once it has its PONG.
+    let victim = || {
+        let mut v = s.raw();
+        v.write_all(b"PING\r\n").unwrap();
+        let mut pong = [0u8; 7];
+        v.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"+PONG\r\n");
+        v
+    };
+    let mut victims: Vec<std::net::TcpStream> = (0..6).map(|_| victim()).collect();
     let mut killer = s.client();
     let killer_id = id_of(&mut killer);
-    let rows = list(&mut killer);
+    // SO_REUSEPORT spreads connections at random: add victims until both
+    // cores have at least one (client ids are congruent to their core).
+    let mut rows = list(&mut killer);
+    while [0, 1].iter().any(|core| {
+        !rows.iter().any(|r| {
+            r["id"] != killer_id.to_string() && r["id"].parse::<u64>().unwrap() % 2 == *core
+        })
+    }) {
+        assert!(victims.len() < 64, "every connection landed on one core");
+        victims.push(victim());
+        rows = list(&mut killer);
+    }
     let others: Vec<&HashMap<String, String>> = rows
         .iter()
         .filter(|r| r["id"] != killer_id.to_string())
         .collect();
-    assert_eq!(others.len(), 6);
+    assert_eq!(others.len(), victims.len());
 
     // By id: one on each core.
     let mut killed_ids = Vec::new();
@@ -218,7 +243,11 @@ fn client_kill_by_id_and_addr_closes_connections_on_any_core() {
         }
     }
     let rows = list(&mut killer);
-    assert_eq!(rows.len(), 3, "killer + 2 survivors: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1 + victims.len() - 4,
+        "killer + survivors: {rows:?}"
+    );
 
     // No match: old form errors, new form counts 0; SKIPME protects self.
     let err = redis::cmd("CLIENT")
