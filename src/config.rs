@@ -36,6 +36,122 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
     pub latency_monitor_threshold: u64,
+    /// Most client connections at once over all shards (Redis'
+    /// `maxclients`); lowered at start to what the open-files limit allows.
+    pub maxclients: u64,
+    /// Redis' `client-output-buffer-limit`, per client class.
+    pub client_output_buffer_limit: OutputBufferLimits,
+    /// Seconds a shutdown may take before the process exits even though a
+    /// core has not stopped (Redis' `shutdown-timeout`).
+    pub shutdown_timeout: u64,
+    /// Most /metrics connections at once; more are closed on accept.
+    pub metrics_max_connections: usize,
+    /// Seconds a /metrics client has to send a whole request head,
+    /// counted from its first byte (and from the connection's start).
+    pub metrics_request_timeout: u64,
+}
+
+/// One client class' output buffer limit, as Redis: close the connection
+/// when its unwritten replies reach `hard` bytes, or stay at or above
+/// `soft` bytes for `soft_seconds`. Zero turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+/// Redis' `client-output-buffer-limit`: normal clients, replicas (Kora has
+/// none; kept so Redis configurations and CONFIG GET read the same) and
+/// pub/sub subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBufferLimits {
+    pub normal: BufferLimit,
+    pub replica: BufferLimit,
+    pub pubsub: BufferLimit,
+}
+
+impl Default for OutputBufferLimits {
+    /// Redis 7's defaults: `normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60`.
+    fn default() -> Self {
+        OutputBufferLimits {
+            normal: BufferLimit::default(),
+            replica: BufferLimit {
+                hard: 256 << 20,
+                soft: 64 << 20,
+                soft_seconds: 60,
+            },
+            pubsub: BufferLimit {
+                hard: 32 << 20,
+                soft: 8 << 20,
+                soft_seconds: 60,
+            },
+        }
+    }
+}
+
+impl OutputBufferLimits {
+    /// Applies `class hard soft seconds` groups (Redis' syntax, memory in
+    /// Redis' units) over `self`; the error text is Redis'.
+    pub fn parse_over(mut self, text: &str) -> Result<OutputBufferLimits, &'static str> {
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        if !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.");
+        }
+        for group in words.chunks(4) {
+            let class = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => &mut self.normal,
+                "slave" | "replica" => &mut self.replica,
+                "pubsub" => &mut self.pubsub,
+                _ => return Err("Invalid client class specified in buffer limit configuration."),
+            };
+            let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            let hard = parse_memory(group[1]).ok_or(bad)?;
+            let soft = parse_memory(group[2]).ok_or(bad)?;
+            let soft_seconds = group[3].parse::<u64>().map_err(|_| bad)?;
+            *class = BufferLimit {
+                hard,
+                soft,
+                soft_seconds,
+            };
+        }
+        Ok(self)
+    }
+
+    /// CONFIG GET's form: bytes, Redis' class names and order.
+    pub fn render(&self) -> String {
+        let one = |name: &str, l: &BufferLimit| {
+            format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds)
+        };
+        format!(
+            "{} {} {}",
+            one("normal", &self.normal),
+            one("slave", &self.replica),
+            one("pubsub", &self.pubsub)
+        )
+    }
+}
+
+/// A memory amount as Redis' `memtoull`: digits with an optional unit,
+/// `k`/`m`/`g` for powers of 1000 and `kb`/`mb`/`gb` for powers of 1024,
+/// case-insensitive.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let multiple: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(multiple)
 }
 
 impl Default for Config {
@@ -55,6 +171,11 @@ impl Default for Config {
             slowlog_log_slower_than: crate::metrics::slowlog::DEFAULT_SLOWER_THAN_US,
             slowlog_max_len: crate::metrics::slowlog::DEFAULT_MAX_LEN,
             latency_monitor_threshold: 0,
+            maxclients: 10_000,
+            client_output_buffer_limit: OutputBufferLimits::default(),
+            shutdown_timeout: 10,
+            metrics_max_connections: 16,
+            metrics_request_timeout: 30,
         }
     }
 }
@@ -117,6 +238,21 @@ pub struct Cli {
     /// Latency monitor threshold in ms; 0 turns it off.
     #[arg(long)]
     pub latency_monitor_threshold: Option<u64>,
+    /// Most client connections at once (default 10000).
+    #[arg(long)]
+    pub maxclients: Option<u64>,
+    /// Output buffer limits as Redis: "normal 0 0 0 pubsub 32mb 8mb 60".
+    #[arg(long, value_name = "CLASS HARD SOFT SECONDS ...")]
+    pub client_output_buffer_limit: Option<String>,
+    /// Seconds a shutdown may take before the process exits anyway (default 10).
+    #[arg(long)]
+    pub shutdown_timeout: Option<u64>,
+    /// Most /metrics connections at once (default 16).
+    #[arg(long)]
+    pub metrics_max_connections: Option<usize>,
+    /// Seconds a /metrics client has to send a request (default 30).
+    #[arg(long)]
+    pub metrics_request_timeout: Option<u64>,
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -137,6 +273,11 @@ struct FileConfig {
     slowlog_log_slower_than: Option<i64>,
     slowlog_max_len: Option<u64>,
     latency_monitor_threshold: Option<u64>,
+    maxclients: Option<u64>,
+    client_output_buffer_limit: Option<String>,
+    shutdown_timeout: Option<u64>,
+    metrics_max_connections: Option<usize>,
+    metrics_request_timeout: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -175,6 +316,20 @@ impl Config {
         layer!(slowlog_log_slower_than);
         layer!(slowlog_max_len);
         layer!(latency_monitor_threshold);
+        layer!(maxclients);
+        layer!(shutdown_timeout);
+        layer!(metrics_max_connections);
+        layer!(metrics_request_timeout);
+        if let Some(text) = cli
+            .client_output_buffer_limit
+            .as_ref()
+            .or(file.client_output_buffer_limit.as_ref())
+        {
+            cfg.client_output_buffer_limit = cfg
+                .client_output_buffer_limit
+                .parse_over(text)
+                .map_err(|e| ConfigError(format!("client_output_buffer_limit: {e}")))?;
+        }
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -208,6 +363,17 @@ impl Config {
                 "slowlog_log_slower_than must be -1 or more, got {}",
                 self.slowlog_log_slower_than
             )));
+        }
+        if self.maxclients == 0 || self.maxclients > 1_000_000 {
+            return Err(ConfigError(format!(
+                "maxclients must be between 1 and 1000000, got {}",
+                self.maxclients
+            )));
+        }
+        if self.metrics_max_connections == 0 || self.metrics_request_timeout == 0 {
+            return Err(ConfigError(
+                "metrics_max_connections and metrics_request_timeout must be positive".into(),
+            ));
         }
         if self.slowlog_max_len > i64::MAX as u64
             || self.latency_monitor_threshold > i64::MAX as u64
@@ -282,6 +448,38 @@ mod tests {
         let err = Config::from_cli(&cli).unwrap_err().0;
         assert!(err.contains(path.to_str().unwrap()), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn memory_units_and_buffer_limits_as_redis() {
+        assert_eq!(parse_memory("0"), Some(0));
+        assert_eq!(parse_memory("32mb"), Some(32 << 20));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("2GB"), Some(2 << 30));
+        assert_eq!(parse_memory("1tb"), None);
+        assert_eq!(parse_memory("-1"), None);
+        assert_eq!(parse_memory(""), None);
+        let limits = OutputBufferLimits::default();
+        assert_eq!(
+            limits.render(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        let set = limits
+            .parse_over("normal 1mb 512kb 10 PUBSUB 0 0 0")
+            .unwrap();
+        assert_eq!(
+            set.normal,
+            BufferLimit {
+                hard: 1 << 20,
+                soft: 512 << 10,
+                soft_seconds: 10
+            }
+        );
+        assert_eq!(set.pubsub, BufferLimit::default());
+        assert_eq!(set.replica, limits.replica);
+        assert!(limits.parse_over("normal 1 2").is_err());
+        assert!(limits.parse_over("master 1 2 3").is_err());
+        assert!(limits.parse_over("normal x 2 3").is_err());
     }
 
     #[test]

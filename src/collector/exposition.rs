@@ -122,7 +122,7 @@ pub fn render(view: &MetricsView) -> String {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let counters: [(&str, &str, u64); 7] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "kora_bytes_in_total",
             "Bytes received from clients.",
@@ -137,6 +137,16 @@ pub fn render(view: &MetricsView) -> String {
             "kora_connections_received_total",
             "Client connections accepted.",
             m.connections_accepted,
+        ),
+        (
+            "kora_rejected_connections_total",
+            "Client connections refused because maxclients were connected.",
+            m.rejected_connections,
+        ),
+        (
+            "kora_client_output_buffer_limit_disconnections_total",
+            "Client connections closed for passing client-output-buffer-limit.",
+            m.output_limit_disconnections,
         ),
         (
             "kora_keyspace_hits_total",

@@ -1,10 +1,13 @@
 //! A small HTTP/1.1 server for the collector: `GET`/`HEAD /metrics`,
-//! keep-alive, gzip on request, bounded requests and idle timeout.
+//! keep-alive, gzip on request, bounded requests, a bounded number of
+//! connections, and an absolute deadline for each request head (a client
+//! trickling one byte at a time cannot hold a connection open).
 //! Header parsing is httparse's; this file only decides what to answer.
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::{TcpListener, TcpStream};
@@ -14,10 +17,20 @@ use super::Collector;
 /// Largest request head accepted; scrapers send a few hundred bytes.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub async fn serve(collector: Rc<Collector>, listener: TcpListener) {
+/// The endpoint's limits (`metrics-max-connections`,
+/// `metrics-request-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// From a request's first byte (or the connection's start, or the end
+    /// of the previous response) to its complete head.
+    pub request_timeout: Duration,
+}
+
+pub async fn serve(collector: Rc<Collector>, listener: TcpListener, limits: Limits) {
+    let open = Rc::new(Cell::new(0usize));
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             let _ = collector.shutdown.acquire(1).await;
@@ -25,8 +38,28 @@ pub async fn serve(collector: Rc<Collector>, listener: TcpListener) {
         })
         .await;
         match accepted {
+            Some(Ok(mut stream)) if open.get() >= limits.max_connections => {
+                // Full: say so and close, never waiting on this client.
+                glommio::spawn_local(async move {
+                    let _ = future::or(
+                        respond_plain(&mut stream, 503, "Too many connections", false),
+                        async {
+                            glommio::timer::sleep(Duration::from_millis(100)).await;
+                            Ok(())
+                        },
+                    )
+                    .await;
+                })
+                .detach();
+            }
             Some(Ok(stream)) => {
-                glommio::spawn_local(connection(collector.clone(), stream)).detach();
+                let (collector, open) = (collector.clone(), open.clone());
+                open.set(open.get() + 1);
+                glommio::spawn_local(async move {
+                    connection(collector, stream, limits.request_timeout).await;
+                    open.set(open.get() - 1);
+                })
+                .detach();
             }
             Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(10)).await,
             None => return,
@@ -84,9 +117,12 @@ pub fn decide(req: &httparse::Request) -> Wanted {
     }
 }
 
-async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
+async fn connection(collector: Rc<Collector>, mut stream: TcpStream, timeout: Duration) {
     let mut buf = vec![0u8; MAX_REQUEST_BYTES];
     let mut filled = 0usize;
+    // Each request head must be complete by this instant, however its
+    // bytes trickle in; reset only after a response.
+    let mut deadline = Instant::now() + timeout;
     loop {
         // Parse whatever is buffered; read more only when it is not a
         // whole request head yet.
@@ -99,7 +135,8 @@ async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
                 let read = future::or(
                     async { Some(stream.read(&mut buf[filled..]).await) },
                     async {
-                        glommio::timer::sleep(IDLE_TIMEOUT).await;
+                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()))
+                            .await;
                         None
                     },
                 )
@@ -132,6 +169,7 @@ async fn connection(collector: Rc<Collector>, mut stream: TcpStream) {
         }
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
+        deadline = Instant::now() + timeout;
     }
 }
 
@@ -141,6 +179,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        503 => "Service Unavailable",
         431 => "Request Header Fields Too Large",
         _ => "Error",
     }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
-use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 
 use crate::config::Config;
@@ -199,14 +198,18 @@ pub async fn collector_main(
         }),
     );
     if config.metrics_port != 0 {
-        let listener = TcpListener::bind(config.metrics_addr()).map_err(|e| {
+        let listener = crate::shard::runtime::listen(&config.metrics_addr()).map_err(|e| {
             shutdown_flag.store(true, Ordering::SeqCst);
             io::Error::other(format!(
                 "cannot serve metrics on {}: {e}",
                 config.metrics_addr()
             ))
         })?;
-        glommio::spawn_local(http::serve(collector.clone(), listener)).detach();
+        let limits = http::Limits {
+            max_connections: config.metrics_max_connections,
+            request_timeout: Duration::from_secs(config.metrics_request_timeout),
+        };
+        glommio::spawn_local(http::serve(collector.clone(), listener, limits)).detach();
     }
     while !shutdown_flag.load(Ordering::Relaxed) {
         glommio::timer::sleep(Duration::from_millis(50)).await;

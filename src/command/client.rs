@@ -34,6 +34,10 @@ pub struct ClientInfo {
     /// Unparsed input bytes and the read buffer's size.
     pub qbuf: Cell<usize>,
     pub qbuf_cap: Cell<usize>,
+    /// Reply bytes held for the client and not written yet (`omem`).
+    pub omem: Cell<usize>,
+    /// Since when `omem` has been at or above the soft output limit.
+    pub soft_limit_since: Cell<Option<std::time::Instant>>,
     /// Queued commands since MULTI, or -1 outside MULTI.
     pub multi: Cell<i64>,
     pub watching: Cell<usize>,
@@ -59,6 +63,8 @@ impl ClientInfo {
             commands: Cell::new(0),
             qbuf: Cell::new(0),
             qbuf_cap: Cell::new(0),
+            omem: Cell::new(0),
+            soft_limit_since: Cell::new(None),
             multi: Cell::new(-1),
             watching: Cell::new(0),
             kill: Semaphore::new(0),
@@ -80,7 +86,7 @@ impl ClientInfo {
         let _ = writeln!(
             out,
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 \
-             multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 \
+             multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem={} \
              tot-mem={} events=r cmd={} user=default redir=-1 resp=2 lib-name={} lib-ver={} \
              tot-net-in={} tot-net-out={} tot-cmds={}",
             self.id,
@@ -95,7 +101,8 @@ impl ClientInfo {
             qbuf,
             self.qbuf_cap.get().saturating_sub(qbuf),
             self.qbuf_cap.get(),
-            self.qbuf_cap.get(),
+            self.omem.get(),
+            self.qbuf_cap.get() + self.omem.get(),
             self.last_cmd.get(),
             text(&self.lib_name),
             text(&self.lib_ver),

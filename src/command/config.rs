@@ -6,6 +6,7 @@
 //! share nothing, each keeps its own copy.
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
+use crate::config::OutputBufferLimits;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
@@ -19,27 +20,71 @@ enum Knob {
     LatencyThreshold,
     HotkeysDecayMs,
     HotkeysTopK,
+    MaxClients,
+    OutputBufferLimit,
+}
+
+/// A validated value for a knob, ready to apply on every shard.
+#[derive(Clone, Copy, Debug)]
+enum Setting {
+    Int(i64),
+    OutputLimits(OutputBufferLimits),
 }
 
 impl Knob {
+    /// The integers an integer knob accepts (inclusive).
     fn range(self) -> (i64, i64) {
         match self {
             Knob::SlowlogSlowerThan => (-1, i64::MAX),
             Knob::SlowlogMaxLen | Knob::LatencyThreshold => (0, i64::MAX),
             Knob::HotkeysDecayMs => (1, i64::MAX),
             Knob::HotkeysTopK => (1, 1024),
+            Knob::MaxClients => (1, 1_000_000),
+            Knob::OutputBufferLimit => (0, 0),
         }
     }
 
+    /// Checks `raw` on the shard that received CONFIG SET; the error is
+    /// the part of Redis' text after "- ".
+    fn parse(self, shard: &Shard, raw: &[u8]) -> Result<Setting, String> {
+        if self == Knob::OutputBufferLimit {
+            let text = std::str::from_utf8(raw).map_err(|_| {
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .to_string()
+            })?;
+            return shard
+                .output_limits
+                .get()
+                .parse_over(text)
+                .map(Setting::OutputLimits)
+                .map_err(str::to_string);
+        }
+        let v = parse_i64(raw).ok_or("argument couldn't be parsed into an integer")?;
+        let (low, high) = self.range();
+        if !(low..=high).contains(&v) {
+            return Err(format!(
+                "argument must be between {low} and {high} inclusive"
+            ));
+        }
+        Ok(Setting::Int(v))
+    }
+
     /// Sets the knob on one shard.
-    fn apply(self, shard: &Shard, value: i64) {
+    fn apply(self, shard: &Shard, setting: Setting) {
         let m = &shard.metrics;
+        let value = match setting {
+            Setting::Int(v) => v,
+            Setting::OutputLimits(limits) => return shard.output_limits.set(limits),
+        };
         match self {
             Knob::SlowlogSlowerThan => m.set_slowlog_slower_than_us(value),
             Knob::SlowlogMaxLen => m.set_slowlog_max_len(value as u64),
             Knob::LatencyThreshold => m.set_latency_threshold_ms(value as u64),
             Knob::HotkeysDecayMs => shard.hotkeys_decay_ms.set(value as u64),
             Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
+            // One shared place; every shard storing the same value is fine.
+            Knob::MaxClients => shard.admission.set_max(value as usize),
+            Knob::OutputBufferLimit => {}
         }
     }
 }
@@ -55,7 +100,9 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("appendfsync", None),
     ("maxmemory", None),
     ("maxmemory-policy", None),
-    ("maxclients", None),
+    ("maxclients", Some(Knob::MaxClients)),
+    ("client-output-buffer-limit", Some(Knob::OutputBufferLimit)),
+    ("shutdown-timeout", None),
     ("timeout", None),
     ("tcp-keepalive", None),
     ("proto-max-bulk-len", None),
@@ -78,6 +125,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("workers", None),
     ("metrics-port", None),
     ("metrics-bind", None),
+    ("metrics-max-connections", None),
+    ("metrics-request-timeout", None),
     ("instrumentation", None),
     ("hotkeys-decay-ms", Some(Knob::HotkeysDecayMs)),
     ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
@@ -101,7 +150,11 @@ fn value(shard: &Shard, name: &str) -> String {
         "appendfsync" => "everysec".into(),
         "maxmemory" => "0".into(),
         "maxmemory-policy" => "noeviction".into(),
-        "maxclients" => "10000".into(),
+        "maxclients" => shard.admission.max().to_string(),
+        "client-output-buffer-limit" => shard.output_limits.get().render(),
+        "shutdown-timeout" => c.shutdown_timeout.to_string(),
+        "metrics-max-connections" => c.metrics_max_connections.to_string(),
+        "metrics-request-timeout" => c.metrics_request_timeout.to_string(),
         "timeout" => "0".into(),
         "tcp-keepalive" => "300".into(),
         "proto-max-bulk-len" => crate::protocol::parser::MAX_BULK_LEN.to_string(),
@@ -218,19 +271,12 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         }
         knobs.push((*knob, name, raw));
     }
-    let mut values: Vec<(Knob, i64)> = Vec::with_capacity(knobs.len());
+    let mut values: Vec<(Knob, Setting)> = Vec::with_capacity(knobs.len());
     for (knob, name, raw) in knobs {
-        let Some(v) = parse_i64(raw) else {
-            return out.error(&failed(name, "argument couldn't be parsed into an integer"));
-        };
-        let (low, high) = knob.range();
-        if !(low..=high).contains(&v) {
-            return out.error(&failed(
-                name,
-                &format!("argument must be between {low} and {high} inclusive"),
-            ));
+        match knob.parse(shard, raw) {
+            Ok(setting) => values.push((knob, setting)),
+            Err(why) => return out.error(&failed(name, &why)),
         }
-        values.push((knob, v));
     }
     shard
         .run_on_all(move |s: &Shard| {

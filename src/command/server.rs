@@ -376,8 +376,9 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Clients");
         let _ = write!(
             s,
-            "connected_clients:{}\r\nblocked_clients:0\r\n",
-            snap.connections_current
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+            snap.connections_current,
+            shard.admission.max()
         );
     }
     if wants("memory") {
@@ -401,7 +402,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Stats");
         let _ = write!(
             s,
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n",
             snap.connections_accepted,
             // As Redis: commands refused before running are not processed.
             snap.total_calls()
@@ -409,11 +410,17 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             snap.ops_per_sec,
             snap.bytes_in,
             snap.bytes_out,
+            snap.rejected_connections,
             snap.expired_keys,
             snap.evicted_keys,
             snap.keyspace_hits,
             snap.keyspace_misses,
             snap.total_errors(),
+        );
+        let _ = write!(
+            s,
+            "client_output_buffer_limit_disconnections:{}\r\n",
+            snap.output_limit_disconnections
         );
     }
     if wants("replication") {

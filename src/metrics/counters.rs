@@ -60,6 +60,10 @@ pub struct ShardStats {
     pub bytes_out: Counter,
     pub connections_accepted: Counter,
     pub connections_current: Gauge,
+    /// Connections refused because `maxclients` were connected.
+    pub rejected_connections: Counter,
+    /// Connections closed for passing `client-output-buffer-limit`.
+    pub output_limit_disconnections: Counter,
     pub keyspace_hits: Counter,
     pub keyspace_misses: Counter,
     pub expired_keys: Counter,

@@ -19,6 +19,8 @@ pub struct ShardSnapshot {
     pub bytes_out: u64,
     pub connections_accepted: u64,
     pub connections_current: u64,
+    pub rejected_connections: u64,
+    pub output_limit_disconnections: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
@@ -56,6 +58,8 @@ impl ShardSnapshot {
             bytes_out: s.bytes_out.get(),
             connections_accepted: s.connections_accepted.get(),
             connections_current: s.connections_current.get(),
+            rejected_connections: s.rejected_connections.get(),
+            output_limit_disconnections: s.output_limit_disconnections.get(),
             keyspace_hits: s.keyspace_hits.get(),
             keyspace_misses: s.keyspace_misses.get(),
             expired_keys: s.expired_keys.get(),
@@ -94,6 +98,8 @@ impl ShardSnapshot {
         self.bytes_out += other.bytes_out;
         self.connections_accepted += other.connections_accepted;
         self.connections_current += other.connections_current;
+        self.rejected_connections += other.rejected_connections;
+        self.output_limit_disconnections += other.output_limit_disconnections;
         self.keyspace_hits += other.keyspace_hits;
         self.keyspace_misses += other.keyspace_misses;
         self.expired_keys += other.expired_keys;

@@ -17,12 +17,24 @@ use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command};
 use crate::protocol::reply::Resp;
 
+/// The read buffer's usual size, and the most read at once while it is
+/// small. A command larger than the buffer grows it only as its bytes
+/// arrive (see `run`).
 const READ_CHUNK: usize = 16 * 1024;
+/// How far ahead of the bytes that have arrived the read buffer grows for
+/// a large command: a 32-byte header declaring a 512 MB argument costs
+/// this much, not 512 MB.
+const READ_AHEAD: usize = 1 << 20;
+/// A read buffer grown past this for a large command is given back once
+/// that command has run.
+const READ_KEEP: usize = 256 * 1024;
 /// Replies are written once this much has accumulated, so a huge pipeline
 /// does not buffer all of its replies.
 const WRITE_THRESHOLD: usize = 256 * 1024;
 /// During shutdown a connection closes after this long without input.
 const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// Redis' reply to a client over `maxclients`, written before closing.
+pub const MAXCLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// Per-connection state that commands may read or change.
 pub struct ClientState {
@@ -45,8 +57,22 @@ pub enum Flow {
     Exec,
 }
 
+/// How far [`complete`] got.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Progress {
+    /// Every reply of the pipeline is in `out`.
+    Done,
+    /// A shard handed back a batch before running all of it (its replies
+    /// reached the budget): `out` holds the replies that are ready, in
+    /// order; write them, then call `complete` again for the rest.
+    Partial,
+}
+
 /// `Item::shard` of replies produced on the connection's own shard.
 const LOCAL: u16 = u16::MAX;
+
+/// The reply of a command whose shard stopped answering.
+const GONE_REPLY: &[u8] = b"-ERR shard unavailable\r\n"; // keys::SHARD_GONE, as a reply line
 
 /// Where one reply (or one part of a split command's reply) will come from.
 #[derive(Clone, Copy)]
@@ -79,6 +105,9 @@ struct Planned<'m> {
 pub struct Pipeline<'m> {
     local: ReplyBatch,
     batches: Vec<OpBatch>,
+    /// Per peer: its last answer was not a batch (the shard stopped), so
+    /// its commands are answered with an error.
+    gone: Vec<bool>,
     plan: Vec<Planned<'m>>,
     items: Vec<Item>,
     /// Argument ranges (into the read buffer) of the commands waiting for
@@ -95,6 +124,7 @@ impl<'m> Pipeline<'m> {
         Pipeline {
             local: ReplyBatch::default(),
             batches: (0..nshards).map(|_| OpBatch::default()).collect(),
+            gone: vec![false; nshards],
             plan: Vec::new(),
             items: Vec::new(),
             argv: Vec::new(),
@@ -112,11 +142,70 @@ impl<'m> Pipeline<'m> {
         self.argv.extend_from_slice(args.ranges());
         (first, args.len() as u32)
     }
+
+    /// Reply bytes held for commands not written out yet (`omem`).
+    fn held(&self) -> usize {
+        self.local.held() + self.batches.iter().map(|b| b.replies.held()).sum::<usize>()
+    }
+}
+
+/// Where replies come from while a pipeline completes (the parts of
+/// `Pipeline` that `complete` reads while it walks the plan).
+struct Replies<'p> {
+    local: &'p ReplyBatch,
+    batches: &'p [OpBatch],
+    gone: &'p [bool],
+}
+
+impl Replies<'_> {
+    /// The reply of `item`, if it has arrived.
+    fn ready(&self, item: &Item) -> Option<&[u8]> {
+        if item.shard == LOCAL {
+            return Some(self.local.get(item.index as usize));
+        }
+        let batch = &self.batches[item.shard as usize];
+        if batch.has_reply(item.index) {
+            Some(batch.reply(item.index))
+        } else if self.gone[item.shard as usize] {
+            Some(GONE_REPLY)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a connection ended other than by the client leaving or asking.
+#[derive(Debug)]
+enum Closed {
+    /// The socket failed (the client reset it, most often): nothing to
+    /// report.
+    Io,
+    /// Its unwritten replies passed `client-output-buffer-limit`.
+    OutputLimit,
+    /// CLIENT KILL, or the server shutting down, while a write was blocked.
+    Killed,
+}
+
+impl From<std::io::Error> for Closed {
+    fn from(_: std::io::Error) -> Self {
+        Closed::Io
+    }
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let stats = shard.metrics.stats.clone();
     stats.connections_accepted.add(1);
+    let Some(_place) = shard.admission.admit() else {
+        // As Redis: tell the client why, then close. The write is one
+        // small segment into an empty socket buffer; never wait on it long.
+        stats.rejected_connections.add(1);
+        let _ = future::or(stream.write_all(MAXCLIENTS_REPLY), async {
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            Ok(())
+        })
+        .await;
+        return;
+    };
     stats.connections_current.inc();
     let _ = stream.set_nodelay(true);
     let id = shard.next_client_id();
@@ -138,7 +227,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         multi: None,
         watched: Vec::new(),
     };
-    let _ = run(&shard, &mut stream, &mut client).await;
+    if let Err(Closed::OutputLimit) = run(&shard, &mut stream, &mut client).await {
+        eprintln!(
+            "kora: client id={} addr={} closed for overcoming of output buffer limits",
+            client.info.id, client.info.addr
+        );
+    }
     transaction::unwatch_all(&shard, &mut client).await;
     shard.clients.borrow_mut().remove(&id);
     stats.connections_current.dec();
@@ -148,7 +242,7 @@ async fn run(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
     client: &mut ClientState,
-) -> std::io::Result<()> {
+) -> Result<(), Closed> {
     let metrics = &shard.metrics;
     let mut rbuf: Vec<u8> = vec![0; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
@@ -158,15 +252,21 @@ async fn run(
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut pipe = Pipeline::new(shard.nshards);
     loop {
-        // Make room: compact, then grow for a frame larger than the buffer.
+        // Make room: compact, then grow for a frame larger than the buffer,
+        // but only READ_AHEAD past what has arrived: the buffer follows the
+        // bytes, never a length a header merely declares.
         if start > 0 && (start == end || rbuf.len() - end < READ_CHUNK / 2) {
             rbuf.copy_within(start..end, 0);
             end -= start;
             start = 0;
         }
-        let want = (start + need).max(end + READ_CHUNK / 2);
+        let missing = (start + need).saturating_sub(end);
+        let want = end + missing.clamp(READ_CHUNK / 2, READ_AHEAD);
         if want > rbuf.len() {
-            rbuf.resize(want.next_power_of_two(), 0);
+            // Only the new part is zeroed (at most READ_AHEAD); `Vec`'s
+            // doubling reserves address space, which costs no memory
+            // until the bytes arrive.
+            rbuf.resize(want, 0);
         }
         let n = {
             let read = stream.read(&mut rbuf[end..]);
@@ -180,17 +280,11 @@ async fn run(
                 .await?
             } else {
                 // Shutdown or CLIENT KILL: end as if the client had left.
-                let stop = future::or(
-                    async {
-                        let _ = shard.shutdown.acquire(1).await;
-                        Ok(0)
-                    },
-                    async {
-                        let _ = client.info.kill.acquire(1).await;
-                        Ok(0)
-                    },
-                );
-                future::or(read, stop).await?
+                future::or(read, async {
+                    stopped(shard, &client.info).await;
+                    Ok(0)
+                })
+                .await?
             }
         };
         if n == 0 {
@@ -217,7 +311,7 @@ async fn run(
                 {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
-                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
+                    flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                     out.error("ERR Protocol error: query buffer limit exceeded");
                     flow = Flow::Close;
                     break;
@@ -230,7 +324,16 @@ async fn run(
                     need = 1;
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
-                        flow = dispatch(shard, client, &args, &mut pipe, &mut out).await;
+                        let spec = lookup(args.get(0));
+                        // A connection command waits for every reply
+                        // before it; write them as they come rather than
+                        // gathering them all.
+                        if pipe.remote_pending
+                            && spec.is_some_and(|s| matches!(s.kind, Kind::Conn(_)))
+                        {
+                            flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                        }
+                        flow = dispatch(shard, client, &args, spec, &mut pipe, &mut out).await;
                         note_slow(shard, client, &args);
                         if flow == Flow::Exec {
                             transaction::exec(shard, client, &rbuf, &mut pipe, &mut out).await;
@@ -247,23 +350,27 @@ async fn run(
                     if flow == Flow::Close {
                         break;
                     }
-                    if out.len() + pipe.local.buf.len() >= WRITE_THRESHOLD {
-                        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
-                        write_out(shard, &client.info, stream, &mut out).await?;
+                    if out.len() + pipe.local.held() >= WRITE_THRESHOLD {
+                        flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                         shard.db.borrow_mut().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
                 Err(e) => {
-                    complete(shard, client, &rbuf, &mut pipe, &mut out).await;
+                    flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                     out.error(&format!("ERR {}", e.0));
                     flow = Flow::Close;
                     break;
                 }
             }
         }
-        complete(shard, client, &rbuf, &mut pipe, &mut out).await;
-        write_out(shard, &client.info, stream, &mut out).await?;
+        flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+        if start == end && rbuf.len() > READ_KEEP {
+            // A large command has run: give its buffer back rather than
+            // keep it for the life of the connection.
+            rbuf = vec![0; READ_CHUNK];
+            (start, end) = (0, 0);
+        }
         client.info.qbuf.set(end - start);
         client.info.qbuf_cap.set(rbuf.len());
         if flow == Flow::Close || client.info.killed.get() {
@@ -272,23 +379,107 @@ async fn run(
     }
 }
 
+/// Resolves when the connection must end: CLIENT KILL or shutdown.
+async fn stopped(shard: &Shard, info: &ClientInfo) {
+    future::or(
+        async {
+            let _ = shard.shutdown.acquire(1).await;
+        },
+        async {
+            let _ = info.kill.acquire(1).await;
+        },
+    )
+    .await
+}
+
+/// Completes the pipeline and writes its replies, a budget at a time when
+/// shards hand back partial batches.
+async fn flush<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    stream: &mut TcpStream,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> Result<(), Closed> {
+    loop {
+        let progress = complete(shard, client, buf, pipe, out).await;
+        write_out(shard, &client.info, stream, out, pipe.held()).await?;
+        if progress == Progress::Done {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes `out` to the client. Enforces `client-output-buffer-limit`
+/// against everything the connection holds for the client (`out` plus
+/// `held` bytes of replies not in `out` yet), and ends the connection
+/// when it is killed or the soft limit's time runs out while the client
+/// does not read.
 async fn write_out(
     shard: &Shard,
     info: &ClientInfo,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
-) -> std::io::Result<()> {
+    held: usize,
+) -> Result<(), Closed> {
     if out.is_empty() {
+        info.omem.set(held);
         return Ok(());
     }
-    stream.write_all(out).await?;
+    let total = (out.len() + held) as u64;
+    info.omem.set(total as usize);
+    let limit = shard.output_limits.get().normal;
+    if limit.hard > 0 && total >= limit.hard {
+        return Err(over_limit(shard));
+    }
+    let soft_deadline = if limit.soft > 0 && total >= limit.soft {
+        let since = info.soft_limit_since.get().unwrap_or_else(|| {
+            let now = std::time::Instant::now();
+            info.soft_limit_since.set(Some(now));
+            now
+        });
+        Some(since + std::time::Duration::from_secs(limit.soft_seconds))
+    } else {
+        info.soft_limit_since.set(None);
+        None
+    };
+    let written = future::or(async { Some(stream.write_all(out).await) }, async {
+        match soft_deadline {
+            Some(at) => {
+                future::or(stopped(shard, info), async {
+                    glommio::timer::sleep(at.saturating_duration_since(std::time::Instant::now()))
+                        .await
+                })
+                .await
+            }
+            None => stopped(shard, info).await,
+        }
+        None
+    })
+    .await;
+    match written {
+        Some(result) => result?,
+        None if info.killed.get() || shard.shutting_down.get() => return Err(Closed::Killed),
+        None => return Err(over_limit(shard)),
+    }
     shard.metrics.stats.bytes_out.add(out.len() as u64);
     info.net_out.set(info.net_out.get() + out.len() as u64);
     out.clear();
     if out.capacity() > 4 * WRITE_THRESHOLD {
         out.shrink_to(READ_CHUNK);
     }
+    info.omem.set(held);
+    if (held as u64) < limit.soft {
+        info.soft_limit_since.set(None);
+    }
     Ok(())
+}
+
+#[cold]
+fn over_limit(shard: &Shard) -> Closed {
+    shard.metrics.stats.output_limit_disconnections.add(1);
+    Closed::OutputLimit
 }
 
 /// Routes one command: inline on this shard, into a batch for another
@@ -297,6 +488,7 @@ pub async fn dispatch<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
     args: &Args<'_>,
+    spec: Option<&'static CommandSpec>,
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Flow {
@@ -307,7 +499,7 @@ pub async fn dispatch<'m>(
         plan_local_reply(pipe);
         return Flow::Continue;
     }
-    let Some(spec) = lookup(args.get(0)) else {
+    let Some(spec) = spec else {
         let mut timer = CommandTimer::start(metrics, crate::command::SLOT_OTHER);
         timer.set_rejected();
         local_reply(pipe, timer, |buf| unknown_command(args, buf));
@@ -358,7 +550,7 @@ pub async fn dispatch<'m>(
                 return Flow::Exec;
             }
             // Connection commands see every earlier command's effect.
-            complete(shard, client, args.buf(), pipe, out).await;
+            complete_all(shard, client, args.buf(), pipe, out).await;
             let mark = out.len();
             let flow = match cmd {
                 C::Multi => {
@@ -538,18 +730,31 @@ fn queue(
     }
 }
 
-/// Sends the queued batches, waits for every reply, and appends all
-/// replies of the pipeline to `out` in request order. `buf` is the read
-/// buffer the pipeline's argument ranges point into.
-pub async fn complete<'m>(
+/// Every reply of the pipeline into `out`, in request order, without
+/// writing any: for EXEC and the commands that must see everything before
+/// them.
+pub async fn complete_all<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
     buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) {
+    while complete(shard, client, buf, pipe, out).await == Progress::Partial {}
+}
+
+/// Sends the batches that have commands left, waits for their answers,
+/// and appends to `out`, in request order, every reply that is ready.
+/// `buf` is the read buffer the pipeline's argument ranges point into.
+pub async fn complete<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> Progress {
     if pipe.is_empty() {
-        return;
+        return Progress::Done;
     }
     if !pipe.remote_pending {
         // Everything ran inline, in order: the local replies are the output.
@@ -562,10 +767,12 @@ pub async fn complete<'m>(
         pipe.plan.clear();
         pipe.items.clear();
         pipe.argv.clear();
-        return;
+        return Progress::Done;
     }
+    // A batch goes (again) once every reply it brought was written: so
+    // each shard holds at most one budget of this client's replies.
     for (target, batch) in pipe.batches.iter_mut().enumerate() {
-        if !batch.is_empty() {
+        if batch.unfinished() && batch.replies.ends.is_empty() && !pipe.gone[target] {
             let batch = std::mem::take(batch);
             let req = match shard.tx.current() {
                 Some(tx) => Request::TxExec(tx, batch),
@@ -575,36 +782,49 @@ pub async fn complete<'m>(
         }
     }
     for (target, fut) in pipe.waiting.drain(..) {
-        if let Response::Exec(batch) = fut.await {
-            pipe.batches[target] = batch;
+        match fut.await {
+            Response::Exec(batch) => pipe.batches[target] = batch,
+            _ => pipe.gone[target] = true,
         }
     }
-    let reply = |item: &Item| -> &[u8] {
-        let batch = if item.shard == LOCAL {
-            &pipe.local
-        } else {
-            &pipe.batches[item.shard as usize].replies
-        };
-        if (item.index as usize) < batch.ends.len() {
-            batch.get(item.index as usize)
-        } else {
-            b"-ERR shard unavailable\r\n" // keys::SHARD_GONE, as a reply line
-        }
+    let replies = Replies {
+        local: &pipe.local,
+        batches: &pipe.batches,
+        gone: &pipe.gone,
     };
-    for planned in pipe.plan.drain(..) {
+    let mut emitted = 0;
+    for planned in pipe.plan.iter_mut() {
+        let ready = match &planned.shape {
+            Shape::One(item) => replies.ready(item).is_some(),
+            Shape::Merged { first, count, .. } => pipe.items
+                [*first as usize..(*first + *count) as usize]
+                .iter()
+                .all(|item| replies.ready(item).is_some()),
+        };
+        if !ready {
+            break;
+        }
+        emitted += 1;
         let mark = out.len();
         match planned.shape {
-            Shape::One(item) => out.extend_from_slice(reply(&item)),
+            Shape::One(item) => out.extend_from_slice(replies.ready(&item).unwrap_or(GONE_REPLY)),
             Shape::Merged {
                 merge,
                 first,
                 count,
             } => {
                 let parts = &pipe.items[first as usize..(first + count) as usize];
-                merge_parts(merge, parts.iter().map(&reply), count as usize, out);
+                merge_parts(
+                    merge,
+                    parts
+                        .iter()
+                        .map(|item| replies.ready(item).unwrap_or(GONE_REPLY)),
+                    count as usize,
+                    out,
+                );
             }
         }
-        if let Some(mut timer) = planned.timer {
+        if let Some(mut timer) = planned.timer.take() {
             timer.set_reply(&out[mark..]);
             drop(timer);
             if let Some(nanos) = shard.metrics.take_slow() {
@@ -621,13 +841,49 @@ pub async fn complete<'m>(
             }
         }
     }
+    if emitted < pipe.plan.len() {
+        forget_written(pipe, emitted);
+        return Progress::Partial;
+    }
+    pipe.plan.clear();
     pipe.local.clear();
     pipe.items.clear();
     pipe.argv.clear();
     pipe.remote_pending = false;
+    pipe.gone.fill(false);
     for batch in &mut pipe.batches {
+        batch.clear_commands();
         batch.replies.clear();
         batch.trim();
+    }
+    Progress::Done
+}
+
+/// After a partial round: drops the first `emitted` plan entries and the
+/// remote replies they used. Each batch's items appear in the plan in
+/// command order, so a batch's first item still planned is where its
+/// unwritten replies start.
+#[cold]
+fn forget_written(pipe: &mut Pipeline<'_>, emitted: usize) {
+    pipe.plan.drain(..emitted);
+    let mut first_left: Vec<Option<u32>> = vec![None; pipe.batches.len()];
+    let mut note = |item: &Item| {
+        if item.shard != LOCAL && first_left[item.shard as usize].is_none() {
+            first_left[item.shard as usize] = Some(item.index);
+        }
+    };
+    for planned in &pipe.plan {
+        match planned.shape {
+            Shape::One(item) => note(&item),
+            Shape::Merged { first, count, .. } => pipe.items
+                [first as usize..(first + count) as usize]
+                .iter()
+                .for_each(&mut note),
+        }
+    }
+    for (batch, first) in pipe.batches.iter_mut().zip(first_left) {
+        let written = first.unwrap_or(batch.next);
+        batch.forget_replies_before(written);
     }
 }
 

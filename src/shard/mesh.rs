@@ -33,14 +33,30 @@ use crate::protocol::parser::ArgRange;
 /// So the connection reuses one batch per peer, and every buffer is
 /// allocated and freed on the connection's own core — no malloc per
 /// message, and no memory freed on a core that did not allocate it.
+///
+/// A shard runs a batch only until its replies pass [`REPLY_BUDGET`]
+/// (always at least one command), then sends it back with `next` saying
+/// how far it got. The connection writes what is ready to its client and
+/// sends the batch again for the rest, so a client that pipelines large
+/// reads without reading its replies holds about one budget per shard,
+/// not the replies of its whole pipeline.
 #[derive(Default)]
 pub struct OpBatch {
     pub data: Vec<u8>,
     pub ranges: Vec<ArgRange>,
     /// (handler, first range, range count).
     pub ops: Vec<(Handler, u32, u32)>,
+    /// Commands run so far; the next run starts here.
+    pub next: u32,
+    /// The connection's bookkeeping: the index of the command whose reply
+    /// is first in `replies` (earlier ones were written out already).
+    pub base: u32,
     pub replies: ReplyBatch,
 }
+
+/// How many reply bytes a shard produces for one batch before handing it
+/// back to the connection (see [`OpBatch`]).
+pub const REPLY_BUDGET: usize = 256 * 1024;
 
 /// A batch whose buffers grew past this (one huge pipeline) is not kept
 /// for reuse, so an idle connection does not hold on to it.
@@ -51,11 +67,39 @@ impl OpBatch {
         self.ops.is_empty()
     }
 
+    /// Whether some commands have not run yet.
+    pub fn unfinished(&self) -> bool {
+        (self.next as usize) < self.ops.len()
+    }
+
+    /// Whether the reply of command `index` is in `replies`.
+    pub fn has_reply(&self, index: u32) -> bool {
+        index >= self.base && ((index - self.base) as usize) < self.replies.ends.len()
+    }
+
+    /// The reply of command `index` (see [`OpBatch::has_reply`]).
+    pub fn reply(&self, index: u32) -> &[u8] {
+        self.replies.get((index - self.base) as usize)
+    }
+
+    /// Drops the replies of the commands before `index`, which have been
+    /// written out.
+    pub fn forget_replies_before(&mut self, index: u32) {
+        let n = index.saturating_sub(self.base) as usize;
+        if n == 0 {
+            return;
+        }
+        self.replies.drop_first(n);
+        self.base += n as u32;
+    }
+
     /// Forgets the commands, keeping the buffers (and the replies).
     pub fn clear_commands(&mut self) {
         self.data.clear();
         self.ranges.clear();
         self.ops.clear();
+        self.next = 0;
+        self.base = 0;
     }
 
     /// Gives large buffers back after a pipeline that needed them.
@@ -103,6 +147,21 @@ impl ReplyBatch {
         self.ends.clear();
     }
 
+    /// Removes the first `n` replies (`n <= ends.len()`).
+    pub fn drop_first(&mut self, n: usize) {
+        let cut = self.ends[n - 1] as usize;
+        self.buf.drain(..cut);
+        self.ends.drain(..n);
+        for end in &mut self.ends {
+            *end -= cut as u32;
+        }
+    }
+
+    /// Bytes held (what CLIENT LIST counts in `omem`).
+    pub fn held(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn seal(&mut self) -> u32 {
         self.ends.push(self.buf.len() as u32);
         self.ends.len() as u32 - 1
@@ -132,7 +191,7 @@ pub enum Request {
 }
 
 pub enum Response {
-    /// The batch back, its commands cleared and `replies` filled.
+    /// The batch back, `replies` filled for the commands it ran.
     Exec(OpBatch),
     Call(Box<dyn Any + Send>),
     View(Box<MetricsView>),

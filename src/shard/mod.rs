@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use glommio::sync::Semaphore;
@@ -64,10 +64,66 @@ pub struct Shard {
     /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
     /// shard).
     pub hotkeys_decay_ms: Cell<u64>,
+    /// Runtime value of `client-output-buffer-limit`.
+    pub output_limits: Cell<crate::config::OutputBufferLimits>,
+    /// Connection admission over all shards (`maxclients`).
+    pub admission: Arc<Admission>,
+}
+
+/// The one piece of state every shard shares: how many clients are
+/// connected in all, against `maxclients`. A global limit needs a global
+/// count; it is touched once when a connection opens and once when it
+/// closes, never per command, so the data path stays free of shared
+/// atomics.
+#[derive(Debug)]
+pub struct Admission {
+    connected: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// Holds one admitted connection's place; gives it back when dropped.
+pub struct Admitted<'a>(&'a Admission);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Admission {
+    pub fn new(max: usize) -> Admission {
+        Admission {
+            connected: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+        }
+    }
+
+    /// A place for one more client, or None when `maxclients` are connected.
+    pub fn admit(&self) -> Option<Admitted<'_>> {
+        let before = self.connected.fetch_add(1, Ordering::Relaxed);
+        let admitted = Admitted(self);
+        (before < self.max.load(Ordering::Relaxed)).then_some(admitted)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET maxclients: connections above a lowered limit stay, as
+    /// in Redis; new ones are refused until enough have left.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Config, node: Rc<Node>, shutdown_flag: Arc<AtomicBool>) -> Shard {
+    pub fn new(
+        id: usize,
+        config: Config,
+        node: Rc<Node>,
+        shutdown_flag: Arc<AtomicBool>,
+        admission: Arc<Admission>,
+    ) -> Shard {
         let stats = Rc::new(ShardStats::default());
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
         let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
@@ -81,6 +137,8 @@ impl Shard {
             nshards: config.workers,
             metrics,
             hotkeys_decay_ms: Cell::new(config.hotkeys_decay_ms),
+            output_limits: Cell::new(config.client_output_buffer_limit),
+            admission,
             config,
             db: RefCell::new(db),
             node,
@@ -125,11 +183,26 @@ impl Shard {
             .map(|i| self.owner(args.get(i)))
     }
 
-    /// Runs a batch cut for this shard and collects its replies.
+    /// Runs a whole batch cut for this shard (one transaction's step) and
+    /// collects its replies.
     pub fn exec_batch(&self, batch: &OpBatch, replies: &mut ReplyBatch) {
+        self.exec_ops(batch, 0, usize::MAX, replies);
+    }
+
+    /// Runs `batch`'s commands from `from` on until their replies reach
+    /// `budget` bytes (at least one command runs); returns where it stopped.
+    fn exec_ops(
+        &self,
+        batch: &OpBatch,
+        from: usize,
+        budget: usize,
+        replies: &mut ReplyBatch,
+    ) -> usize {
         let mut db = self.db.borrow_mut();
         db.refresh_clock();
-        for &(handler, first, count) in &batch.ops {
+        let start = replies.buf.len();
+        let mut next = from;
+        for &(handler, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
             handler(
                 &mut db,
@@ -137,17 +210,23 @@ impl Shard {
                 &mut replies.buf,
             );
             replies.seal();
+            next += 1;
+            if replies.buf.len() - start >= budget {
+                break;
+            }
         }
+        next
     }
 
     pub fn handle_request(&self, from: usize, id: u32, req: Request) {
         let resp = match req {
             Request::Exec(mut batch) | Request::TxExec(_, mut batch) => {
+                // The replies of earlier runs that the connection has not
+                // written yet stay in front of the new ones.
                 let mut replies = std::mem::take(&mut batch.replies);
-                replies.clear();
-                replies.buf.reserve(batch.ops.len() * 16);
-                self.exec_batch(&batch, &mut replies);
-                batch.clear_commands();
+                let from = batch.next as usize;
+                replies.buf.reserve((batch.ops.len() - from) * 16);
+                batch.next = self.exec_ops(&batch, from, mesh::REPLY_BUDGET, &mut replies) as u32;
                 batch.replies = replies;
                 Response::Exec(batch)
             }

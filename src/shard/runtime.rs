@@ -12,9 +12,9 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use super::Shard;
 use super::connection;
 use super::mesh::{Msg, Node};
+use super::{Admission, Shard};
 use crate::collector;
 use crate::config::Config;
 
@@ -26,6 +26,32 @@ const IO_MEMORY: usize = 512 * 1024;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// A listening socket on `addr` for this executor: SO_REUSEPORT so every
+/// shard can listen on the same port (the kernel spreads connections), and
+/// SO_REUSEADDR so a restart right after a shutdown with clients connected
+/// does not fail with "Address already in use" while the old connections
+/// sit in TIME_WAIT (glommio's own `bind` sets only SO_REUSEPORT).
+pub(crate) fn listen(addr: &str) -> io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    use std::os::fd::IntoRawFd;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty address"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket we own and
+    // hand over whole.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// Runs the server until SIGINT/SIGTERM or SHUTDOWN. Returns once every
 /// executor has stopped.
 pub fn run(config: Config) -> io::Result<()> {
@@ -36,7 +62,7 @@ pub fn run(config: Config) -> io::Result<()> {
     run_with_flag(config, shutdown)
 }
 
-pub fn run_with_flag(config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()> {
+pub fn run_with_flag(mut config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()> {
     // Fail early and clearly if the port is taken by a process that did not
     // set SO_REUSEPORT (e.g. redis-server).
     let mut addrs = vec![config.listen_addr()];
@@ -47,6 +73,8 @@ pub fn run_with_flag(config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()
         std::net::TcpListener::bind(&addr)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     }
+    config.maxclients = fit_open_files(&config)?;
+    let admission = Arc::new(Admission::new(config.maxclients as usize));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = config.workers;
     let mesh = MeshBuilder::<Msg, _>::full(n + 1, MESH_CAPACITY);
@@ -58,13 +86,18 @@ pub fn run_with_flag(config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()
             Some(core) => Placement::Fixed(core.id),
             None => Placement::Unbound,
         };
-        let (config, mesh, shutdown) = (config.clone(), mesh.clone(), shutdown.clone());
+        let (config, mesh, shutdown, admission) = (
+            config.clone(),
+            mesh.clone(),
+            shutdown.clone(),
+            admission.clone(),
+        );
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("kora-shard-{id}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || shard_main(id, config, mesh, shutdown))
+            .spawn(move || shard_main(id, config, mesh, shutdown, admission))
             .map_err(|e| io::Error::other(format!("cannot start shard {id}: {e}")))?;
-        handles.push(handle);
+        handles.push((format!("shard {id}"), handle));
     }
     // The collector gets a core of its own when one is free; on a small
     // machine it shares and stays idle between scrapes.
@@ -73,28 +106,137 @@ pub fn run_with_flag(config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()
         None => Placement::Unbound,
     };
     let (c_config, c_mesh, c_shutdown) = (config.clone(), mesh.clone(), shutdown.clone());
-    handles.push(
+    handles.push((
+        "the collector".to_string(),
         LocalExecutorBuilder::new(placement)
             .name("kora-collector")
             .io_memory(IO_MEMORY)
             .spawn(move || collector::collector_main(c_config, c_mesh, c_shutdown))
             .map_err(|e| io::Error::other(format!("cannot start collector: {e}")))?,
-    );
+    ));
+    join_all(
+        handles,
+        &shutdown,
+        Duration::from_secs(config.shutdown_timeout),
+    )
+}
+
+/// Waits for every executor to stop. Once shutdown has begun, waits at
+/// most `timeout`: a core stuck in a long command must not keep the
+/// process (and its port) alive, so past the deadline this returns an
+/// error naming the cores that did not stop; leaving `main` ends their
+/// threads.
+fn join_all(
+    handles: Vec<(String, glommio::ExecutorJoinHandle<io::Result<()>>)>,
+    shutdown: &AtomicBool,
+    timeout: Duration,
+) -> io::Result<()> {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let names: Vec<String> = handles.iter().map(|(name, _)| name.clone()).collect();
+    for (i, (_, handle)) in handles.into_iter().enumerate() {
+        let done = done_tx.clone();
+        std::thread::spawn(move || {
+            let result = match handle.join() {
+                Ok(r) => r,
+                Err(e) => Err(io::Error::other(e.to_string())),
+            };
+            let _ = done.send((i, result));
+        });
+    }
+    let mut running: Vec<bool> = vec![true; names.len()];
     let mut result = Ok(());
-    for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                shutdown.store(true, Ordering::SeqCst);
-                result = Err(e);
+    let mut deadline: Option<std::time::Instant> = None;
+    while running.iter().any(|r| *r) {
+        if deadline.is_none() && shutdown.load(Ordering::SeqCst) {
+            deadline = Some(std::time::Instant::now() + timeout);
+        }
+        let wait = match deadline {
+            Some(at) => at.saturating_duration_since(std::time::Instant::now()),
+            None => SHUTDOWN_POLL,
+        };
+        match done_rx.recv_timeout(wait.min(SHUTDOWN_POLL)) {
+            Ok((i, r)) => {
+                running[i] = false;
+                if let Err(e) = r {
+                    // One executor failing stops the others.
+                    shutdown.store(true, Ordering::SeqCst);
+                    result = Err(e);
+                }
             }
-            Err(e) => {
-                shutdown.store(true, Ordering::SeqCst);
-                result = Err(io::Error::other(e.to_string()));
+            Err(_) if deadline.is_some_and(|at| std::time::Instant::now() >= at) => {
+                let stuck: Vec<&str> = names
+                    .iter()
+                    .zip(&running)
+                    .filter(|(_, r)| **r)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                // `main` logs it and exits non-zero.
+                return Err(io::Error::other(format!(
+                    "{} did not stop within shutdown-timeout ({} s); exiting anyway",
+                    stuck.join(", "),
+                    timeout.as_secs()
+                )));
             }
+            Err(_) => {}
         }
     }
     result
+}
+
+/// File descriptors Kora needs besides client connections: each executor's
+/// rings and event fds, listeners, /metrics connections, and Redis' margin
+/// of 32 for the unexpected.
+fn reserved_fds(config: &Config) -> u64 {
+    32 + 8 * (config.workers as u64 + 1) + config.metrics_max_connections as u64
+}
+
+/// Raises the open-files soft limit to the hard limit and returns the
+/// `maxclients` that fits in it, as Redis does at start: a server at its
+/// descriptor limit cannot even accept a connection to refuse it, so the
+/// clients it admits must leave room for everything else.
+fn fit_open_files(config: &Config) -> io::Result<u64> {
+    let reserved = reserved_fds(config);
+    let wanted = config.maxclients + reserved;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(config.maxclients);
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < wanted && lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max.min(wanted.max(lim.rlim_cur)),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = raised.rlim_cur;
+            eprintln!(
+                "kora: open files limit raised from {before} to {}",
+                lim.rlim_cur
+            );
+        }
+    }
+    let limit = lim.rlim_cur;
+    if limit >= wanted {
+        return Ok(config.maxclients);
+    }
+    if limit <= reserved {
+        return Err(io::Error::other(format!(
+            "the open files limit ({limit}) is too low to start: need more than {reserved} \
+             (raise it with `ulimit -n` or LimitNOFILE=)"
+        )));
+    }
+    let fitted = limit - reserved;
+    eprintln!(
+        "kora: maxclients {} needs {wanted} open files but the limit is {limit}; \
+         maxclients lowered to {fitted}",
+        config.maxclients
+    );
+    Ok(fitted)
 }
 
 async fn shard_main(
@@ -102,6 +244,7 @@ async fn shard_main(
     config: Config,
     mesh: MeshBuilder<Msg, glommio::channels::channel_mesh::Full>,
     shutdown_flag: Arc<AtomicBool>,
+    admission: Arc<Admission>,
 ) -> io::Result<()> {
     let (senders, receivers) = mesh
         .join()
@@ -113,14 +256,20 @@ async fn shard_main(
         "mesh peer ids follow executor spawn order"
     );
     let node = Node::new(senders);
-    let shard = Rc::new(Shard::new(id, config.clone(), node.clone(), shutdown_flag));
+    let shard = Rc::new(Shard::new(
+        id,
+        config.clone(),
+        node.clone(),
+        shutdown_flag,
+        admission,
+    ));
     let serving = shard.clone();
     node.listen(
         receivers,
         Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
     );
 
-    let listener = match TcpListener::bind(config.listen_addr()) {
+    let listener = match listen(&config.listen_addr()) {
         Ok(l) => l,
         Err(e) => {
             shard.shutdown_flag.store(true, Ordering::SeqCst);

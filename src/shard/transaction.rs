@@ -13,7 +13,7 @@
 use std::rc::Rc;
 
 use super::Shard;
-use super::connection::{ClientState, Pipeline, complete, dispatch, note_slow};
+use super::connection::{ClientState, Pipeline, complete_all, dispatch, note_slow};
 use super::mesh::{OpBatch, ReplyBatch};
 use super::txlock::WithTx;
 use crate::command::{Args, Kind, lookup};
@@ -232,7 +232,7 @@ pub async fn exec<'m>(
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) {
-    complete(shard, client, buf, pipe, out).await;
+    complete_all(shard, client, buf, pipe, out).await;
     let mut timer = CommandTimer::start(&shard.metrics, crate::command::SLOT_OTHER);
     let mark = out.len();
     let stats = &shard.metrics.stats;
@@ -405,10 +405,10 @@ async fn exec_locked<'m>(
                 let args = queued.args(i);
                 // QUIT and friends were not queued; a queued command never
                 // closes the connection.
-                let _ = dispatch(shard, client, &args, pipe, out).await;
+                let _ = dispatch(shard, client, &args, lookup(args.get(0)), pipe, out).await;
                 note_slow(shard, client, &args);
             }
-            complete(shard, client, &queued.data, pipe, out).await;
+            complete_all(shard, client, &queued.data, pipe, out).await;
         } else {
             out.nil_array();
         }
