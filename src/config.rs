@@ -36,6 +36,11 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
     pub latency_monitor_threshold: u64,
+    /// The default user's password (`requirepass`); empty means none.
+    pub requirepass: String,
+    /// Redis' protected mode: with no password, only loopback clients may
+    /// connect.
+    pub protected_mode: bool,
 }
 
 impl Default for Config {
@@ -55,6 +60,8 @@ impl Default for Config {
             slowlog_log_slower_than: crate::metrics::slowlog::DEFAULT_SLOWER_THAN_US,
             slowlog_max_len: crate::metrics::slowlog::DEFAULT_MAX_LEN,
             latency_monitor_threshold: 0,
+            requirepass: String::new(),
+            protected_mode: true,
         }
     }
 }
@@ -117,6 +124,20 @@ pub struct Cli {
     /// Latency monitor threshold in ms; 0 turns it off.
     #[arg(long)]
     pub latency_monitor_threshold: Option<u64>,
+    /// Password clients must give with AUTH (or HELLO AUTH) first.
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// With no password, accept only loopback clients (yes|no; default yes).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub protected_mode: Option<bool>,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("expected yes or no".into()),
+    }
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -137,6 +158,8 @@ struct FileConfig {
     slowlog_log_slower_than: Option<i64>,
     slowlog_max_len: Option<u64>,
     latency_monitor_threshold: Option<u64>,
+    requirepass: Option<String>,
+    protected_mode: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -175,6 +198,8 @@ impl Config {
         layer!(slowlog_log_slower_than);
         layer!(slowlog_max_len);
         layer!(latency_monitor_threshold);
+        layer!(requirepass);
+        layer!(protected_mode);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -282,6 +307,38 @@ mod tests {
         let err = Config::from_cli(&cli).unwrap_err().0;
         assert!(err.contains(path.to_str().unwrap()), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn auth_settings_from_file_and_flags() {
+        let defaults = Config::default();
+        assert!(defaults.protected_mode);
+        assert!(defaults.requirepass.is_empty());
+        let path = write_tmp(
+            "auth.toml",
+            "requirepass = \"s3cret\"\nprotected_mode = false\n",
+        );
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
+        let cfg = Config::from_cli(&cli).unwrap();
+        assert_eq!(
+            (cfg.requirepass.as_str(), cfg.protected_mode),
+            ("s3cret", false)
+        );
+        let cli = Cli::parse_from([
+            "kora",
+            "--config",
+            path.to_str().unwrap(),
+            "--requirepass",
+            "other",
+            "--protected-mode",
+            "yes",
+        ]);
+        let cfg = Config::from_cli(&cli).unwrap();
+        assert_eq!(
+            (cfg.requirepass.as_str(), cfg.protected_mode),
+            ("other", true)
+        );
+        assert!(Cli::try_parse_from(["kora", "--protected-mode", "maybe"]).is_err());
     }
 
     #[test]

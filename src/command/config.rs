@@ -19,6 +19,10 @@ enum Knob {
     LatencyThreshold,
     HotkeysDecayMs,
     HotkeysTopK,
+    /// `requirepass`: any bytes; empty removes the password.
+    RequirePass,
+    /// `protected-mode`: yes or no.
+    ProtectedMode,
 }
 
 impl Knob {
@@ -28,6 +32,8 @@ impl Knob {
             Knob::SlowlogMaxLen | Knob::LatencyThreshold => (0, i64::MAX),
             Knob::HotkeysDecayMs => (1, i64::MAX),
             Knob::HotkeysTopK => (1, 1024),
+            // Not integers: parsed on their own in `set`.
+            Knob::RequirePass | Knob::ProtectedMode => (0, 1),
         }
     }
 
@@ -40,6 +46,9 @@ impl Knob {
             Knob::LatencyThreshold => m.set_latency_threshold_ms(value as u64),
             Knob::HotkeysDecayMs => shard.hotkeys_decay_ms.set(value as u64),
             Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
+            Knob::ProtectedMode => shard.auth.set_protected_mode(value != 0),
+            // Carried as bytes, applied in `set`.
+            Knob::RequirePass => {}
         }
     }
 }
@@ -81,6 +90,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("instrumentation", None),
     ("hotkeys-decay-ms", Some(Knob::HotkeysDecayMs)),
     ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
+    ("requirepass", Some(Knob::RequirePass)),
+    ("protected-mode", Some(Knob::ProtectedMode)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -124,6 +135,10 @@ fn value(shard: &Shard, name: &str) -> String {
         "instrumentation" => yes_no(c.instrumentation),
         "hotkeys-decay-ms" => shard.hotkeys_decay_ms.get().to_string(),
         "hotkeys-top-k" => shard.db.borrow().hot.capacity().to_string(),
+        // As Redis, CONFIG GET shows the password to a client that may
+        // run CONFIG (it could set a new one anyway).
+        "requirepass" => shard.auth.password_lossy(),
+        "protected-mode" => yes_no(shard.auth.protected_mode()),
         _ => String::new(),
     }
 }
@@ -219,7 +234,23 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         knobs.push((*knob, name, raw));
     }
     let mut values: Vec<(Knob, i64)> = Vec::with_capacity(knobs.len());
+    let mut password: Option<Vec<u8>> = None;
     for (knob, name, raw) in knobs {
+        match knob {
+            Knob::RequirePass => {
+                password = Some(raw.to_vec());
+                continue;
+            }
+            Knob::ProtectedMode => {
+                match raw.to_ascii_lowercase().as_slice() {
+                    b"yes" => values.push((knob, 1)),
+                    b"no" => values.push((knob, 0)),
+                    _ => return out.error(&failed(name, "argument must be 'yes' or 'no'")),
+                }
+                continue;
+            }
+            _ => {}
+        }
         let Some(v) = parse_i64(raw) else {
             return out.error(&failed(name, "argument couldn't be parsed into an integer"));
         };
@@ -236,6 +267,9 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         .run_on_all(move |s: &Shard| {
             for &(knob, v) in &values {
                 knob.apply(s, v);
+            }
+            if let Some(p) = &password {
+                s.auth.set_password(p);
             }
         })
         .await;

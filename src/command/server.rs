@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
-use super::{Args, keys, sets, strings, wrong_arity};
+use super::{Args, auth, keys, sets, strings, wrong_arity};
 use crate::metrics::MetricsView;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::protocol::reply::{Resp, err};
@@ -30,9 +30,7 @@ pub async fn run_conn(
         ConnCmd::Ping => ping(args, out),
         ConnCmd::Echo => out.bulk(args.get(1)),
         ConnCmd::Hello => hello(shard, client, args, out),
-        ConnCmd::Auth => out.error(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
+        ConnCmd::Auth => super::auth::auth(shard, client, args, out),
         ConnCmd::Select => match args.int(1) {
             Ok(0) => out.ok(),
             Ok(_) => out.error("ERR DB index is out of range"),
@@ -50,7 +48,9 @@ pub async fn run_conn(
             return Flow::Close;
         }
         ConnCmd::Time => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             out.array(2);
             out.bulk(now.as_secs().to_string().as_bytes());
             out.bulk(now.subsec_micros().to_string().as_bytes());
@@ -63,7 +63,9 @@ pub async fn run_conn(
             if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
                 out.error(err::SYNTAX);
             } else {
-                shard.run_on_all(|s: &Shard| s.db.borrow_mut().flush()).await;
+                shard
+                    .run_on_all(|s: &Shard| s.db.borrow_mut().flush())
+                    .await;
                 out.ok();
             }
         }
@@ -106,14 +108,16 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
             Err(_) => return out.error("ERR Protocol version is not an integer or out of range"),
         }
     }
+    // As Redis: parse every option, then authenticate, then refuse an
+    // unauthenticated client, and only then set the name.
+    let (mut credentials, mut name) = (None, None);
     let mut i = 2;
     while i < args.len() {
         if args.is(i, "AUTH") && i + 2 < args.len() {
+            credentials = Some((args.get(i + 1), args.get(i + 2)));
             i += 3;
         } else if args.is(i, "SETNAME") && i + 1 < args.len() {
-            if let Err(e) = super::client::set_name(client, args.get(i + 1)) {
-                return out.error(e);
-            }
+            name = Some(args.get(i + 1));
             i += 2;
         } else {
             return out.error(&format!(
@@ -121,6 +125,19 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
                 String::from_utf8_lossy(args.get(i))
             ));
         }
+    }
+    if let Some((username, password)) = credentials
+        && !auth::authenticate(shard, client, username, password)
+    {
+        return out.error(auth::WRONGPASS);
+    }
+    if auth::auth_required(shard, client) {
+        return out.error(auth::HELLO_NOAUTH);
+    }
+    if let Some(name) = name
+        && let Err(e) = super::client::set_name(client, name)
+    {
+        return out.error(e);
     }
     out.array(14);
     out.bulk(b"server");
@@ -137,7 +154,6 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
     out.bulk(b"master");
     out.bulk(b"modules");
     out.array(0);
-    let _ = shard;
 }
 
 fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {
@@ -415,6 +431,8 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             snap.keyspace_misses,
             snap.total_errors(),
         );
+        // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
+        let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);
     }
     if wants("replication") {
         section(&mut s, "Replication");

@@ -64,6 +64,9 @@ pub struct Shard {
     /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
     /// shard).
     pub hotkeys_decay_ms: Cell<u64>,
+    /// Runtime `requirepass` and `protected-mode` (CONFIG SET changes them
+    /// on every shard).
+    pub auth: crate::command::auth::AuthSettings,
 }
 
 impl Shard {
@@ -81,6 +84,7 @@ impl Shard {
             nshards: config.workers,
             metrics,
             hotkeys_decay_ms: Cell::new(config.hotkeys_decay_ms),
+            auth: crate::command::auth::AuthSettings::new(&config),
             config,
             db: RefCell::new(db),
             node,
