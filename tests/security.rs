@@ -562,3 +562,40 @@ fn protected_mode_denies_non_loopback_clients_without_password() {
     let (reply, closed) = admin(b"PING\r\n");
     assert!(closed && text(reply).starts_with("-DENIED"));
 }
+
+#[test]
+fn hello_options_take_effect_in_order_as_redis_7_0() {
+    let s = Server::start(1);
+    let mut c = s.client();
+    assert_eq!(
+        q::<String>(&mut c, &["CONFIG", "SET", "requirepass", "pw"]),
+        "OK"
+    );
+    let cases: [(&[u8], String); 4] = [
+        // The name is set although HELLO then refuses the client.
+        (
+            b"HELLO 2 SETNAME early\r\nAUTH pw\r\nCLIENT GETNAME\r\n",
+            format!("{HELLO_NOAUTH}+OK\r\n$5\r\nearly\r\n"),
+        ),
+        // AUTH took effect before the bad option.
+        (
+            b"HELLO 2 AUTH default pw FOO\r\nPING\r\n",
+            "-ERR Syntax error in HELLO option 'FOO'\r\n+PONG\r\n".into(),
+        ),
+        // The first AUTH fails: the second is never tried.
+        (
+            b"HELLO 2 AUTH default wrong AUTH default pw\r\nPING\r\n",
+            format!("{WRONGPASS}{NOAUTH}"),
+        ),
+        (
+            b"HELLO 2 SETNAME \"a b\" AUTH default pw\r\nPING\r\n",
+            format!(
+                "-ERR Client names cannot contain spaces, newlines or special characters.\r\n{NOAUTH}"
+            ),
+        ),
+    ];
+    for (input, expected) in cases {
+        let reply = text(raw_exchange(&mut s.raw(), input));
+        assert_eq!(reply, expected, "{:?}", String::from_utf8_lossy(input));
+    }
+}

@@ -108,16 +108,20 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
             Err(_) => return out.error("ERR Protocol version is not an integer or out of range"),
         }
     }
-    // As Redis: parse every option, then authenticate, then refuse an
-    // unauthenticated client, and only then set the name.
-    let (mut credentials, mut name) = (None, None);
+    // As Redis 7.0: options take effect in order as they are read (a name
+    // is set even if a later option fails or the client is not
+    // authenticated), then an unauthenticated client is refused.
     let mut i = 2;
     while i < args.len() {
         if args.is(i, "AUTH") && i + 2 < args.len() {
-            credentials = Some((args.get(i + 1), args.get(i + 2)));
+            if !auth::authenticate(shard, client, args.get(i + 1), args.get(i + 2)) {
+                return out.error(auth::WRONGPASS);
+            }
             i += 3;
         } else if args.is(i, "SETNAME") && i + 1 < args.len() {
-            name = Some(args.get(i + 1));
+            if let Err(e) = super::client::set_name(client, args.get(i + 1)) {
+                return out.error(e);
+            }
             i += 2;
         } else {
             return out.error(&format!(
@@ -126,18 +130,8 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
             ));
         }
     }
-    if let Some((username, password)) = credentials
-        && !auth::authenticate(shard, client, username, password)
-    {
-        return out.error(auth::WRONGPASS);
-    }
     if auth::auth_required(shard, client) {
         return out.error(auth::HELLO_NOAUTH);
-    }
-    if let Some(name) = name
-        && let Err(e) = super::client::set_name(client, name)
-    {
-        return out.error(e);
     }
     out.array(14);
     out.bulk(b"server");
