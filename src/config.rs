@@ -36,6 +36,11 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
     pub latency_monitor_threshold: u64,
+    /// The default user's password (`requirepass`); empty means none.
+    pub requirepass: String,
+    /// Redis' protected mode: with no password, only loopback clients may
+    /// connect.
+    pub protected_mode: bool,
     /// Most client connections at once over all shards (Redis'
     /// `maxclients`); lowered at start to what the open-files limit allows.
     pub maxclients: u64,
@@ -176,6 +181,8 @@ impl Default for Config {
             shutdown_timeout: 10,
             metrics_max_connections: 16,
             metrics_request_timeout: 30,
+            requirepass: String::new(),
+            protected_mode: true,
         }
     }
 }
@@ -253,6 +260,20 @@ pub struct Cli {
     /// Seconds a /metrics client has to send a request (default 30).
     #[arg(long)]
     pub metrics_request_timeout: Option<u64>,
+    /// Password clients must give with AUTH (or HELLO AUTH) first.
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// With no password, accept only loopback clients (yes|no; default yes).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub protected_mode: Option<bool>,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("expected yes or no".into()),
+    }
 }
 
 /// The keys `kora.toml` accepts; unknown keys are an error so typos are
@@ -278,6 +299,8 @@ struct FileConfig {
     shutdown_timeout: Option<u64>,
     metrics_max_connections: Option<usize>,
     metrics_request_timeout: Option<u64>,
+    requirepass: Option<String>,
+    protected_mode: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -330,6 +353,8 @@ impl Config {
                 .parse_over(text)
                 .map_err(|e| ConfigError(format!("client_output_buffer_limit: {e}")))?;
         }
+        layer!(requirepass);
+        layer!(protected_mode);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -480,6 +505,38 @@ mod tests {
         assert!(limits.parse_over("normal 1 2").is_err());
         assert!(limits.parse_over("master 1 2 3").is_err());
         assert!(limits.parse_over("normal x 2 3").is_err());
+    }
+
+    #[test]
+    fn auth_settings_from_file_and_flags() {
+        let defaults = Config::default();
+        assert!(defaults.protected_mode);
+        assert!(defaults.requirepass.is_empty());
+        let path = write_tmp(
+            "auth.toml",
+            "requirepass = \"s3cret\"\nprotected_mode = false\n",
+        );
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
+        let cfg = Config::from_cli(&cli).unwrap();
+        assert_eq!(
+            (cfg.requirepass.as_str(), cfg.protected_mode),
+            ("s3cret", false)
+        );
+        let cli = Cli::parse_from([
+            "kora",
+            "--config",
+            path.to_str().unwrap(),
+            "--requirepass",
+            "other",
+            "--protected-mode",
+            "yes",
+        ]);
+        let cfg = Config::from_cli(&cli).unwrap();
+        assert_eq!(
+            (cfg.requirepass.as_str(), cfg.protected_mode),
+            ("other", true)
+        );
+        assert!(Cli::try_parse_from(["kora", "--protected-mode", "maybe"]).is_err());
     }
 
     #[test]

@@ -41,6 +41,9 @@ fn main() -> ExitCode {
             config.metrics_addr()
         },
     );
+    for warning in kora::command::auth::startup_warnings(&config) {
+        eprintln!("kora: {warning}");
+    }
     match kora::shard::runtime::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -187,6 +187,29 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "kora_transactions_total{{result=\"{result}\"}} {n}");
     }
 
+    // Access control (src/command/auth.rs).
+    let security: [(&str, &str, u64); 3] = [
+        (
+            "kora_auth_failures_total",
+            "AUTH and HELLO AUTH attempts with a wrong user or password.",
+            m.auth_failures,
+        ),
+        (
+            "kora_security_attacks_total",
+            "Connections closed for sending POST or Host: to the RESP port (cross-protocol scripting).",
+            m.security_attacks,
+        ),
+        (
+            "kora_protected_mode_denied_total",
+            "Connections from non-loopback addresses refused by protected mode.",
+            m.protected_mode_denied,
+        ),
+    ];
+    for (name, help, value) in security {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+
     family(
         &mut out,
         "kora_shard_up",

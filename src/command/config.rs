@@ -22,13 +22,19 @@ enum Knob {
     HotkeysTopK,
     MaxClients,
     OutputBufferLimit,
+    /// `requirepass`: any bytes; empty removes the password.
+    RequirePass,
+    /// `protected-mode`: yes or no.
+    ProtectedMode,
 }
 
 /// A validated value for a knob, ready to apply on every shard.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Setting {
     Int(i64),
     OutputLimits(OutputBufferLimits),
+    Bytes(Vec<u8>),
+    Flag(bool),
 }
 
 impl Knob {
@@ -40,13 +46,25 @@ impl Knob {
             Knob::HotkeysDecayMs => (1, i64::MAX),
             Knob::HotkeysTopK => (1, 1024),
             Knob::MaxClients => (1, 1_000_000),
-            Knob::OutputBufferLimit => (0, 0),
+            // Not integers: parsed on their own in `parse`.
+            Knob::OutputBufferLimit | Knob::RequirePass | Knob::ProtectedMode => (0, 0),
         }
     }
 
     /// Checks `raw` on the shard that received CONFIG SET; the error is
     /// the part of Redis' text after "- ".
     fn parse(self, shard: &Shard, raw: &[u8]) -> Result<Setting, String> {
+        match self {
+            Knob::RequirePass => return Ok(Setting::Bytes(raw.to_vec())),
+            Knob::ProtectedMode => {
+                return match raw.to_ascii_lowercase().as_slice() {
+                    b"yes" => Ok(Setting::Flag(true)),
+                    b"no" => Ok(Setting::Flag(false)),
+                    _ => Err("argument must be 'yes' or 'no'".into()),
+                };
+            }
+            _ => {}
+        }
         if self == Knob::OutputBufferLimit {
             let text = std::str::from_utf8(raw).map_err(|_| {
                 "Error in hard, soft or soft_seconds setting in buffer limit configuration."
@@ -70,11 +88,13 @@ impl Knob {
     }
 
     /// Sets the knob on one shard.
-    fn apply(self, shard: &Shard, setting: Setting) {
+    fn apply(self, shard: &Shard, setting: &Setting) {
         let m = &shard.metrics;
         let value = match setting {
-            Setting::Int(v) => v,
-            Setting::OutputLimits(limits) => return shard.output_limits.set(limits),
+            Setting::Int(v) => *v,
+            Setting::OutputLimits(limits) => return shard.output_limits.set(*limits),
+            Setting::Bytes(password) => return shard.auth.set_password(password),
+            Setting::Flag(on) => return shard.auth.set_protected_mode(*on),
         };
         match self {
             Knob::SlowlogSlowerThan => m.set_slowlog_slower_than_us(value),
@@ -84,7 +104,7 @@ impl Knob {
             Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
             // One shared place; every shard storing the same value is fine.
             Knob::MaxClients => shard.admission.set_max(value as usize),
-            Knob::OutputBufferLimit => {}
+            Knob::OutputBufferLimit | Knob::RequirePass | Knob::ProtectedMode => {}
         }
     }
 }
@@ -130,6 +150,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("instrumentation", None),
     ("hotkeys-decay-ms", Some(Knob::HotkeysDecayMs)),
     ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
+    ("requirepass", Some(Knob::RequirePass)),
+    ("protected-mode", Some(Knob::ProtectedMode)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -177,6 +199,10 @@ fn value(shard: &Shard, name: &str) -> String {
         "instrumentation" => yes_no(c.instrumentation),
         "hotkeys-decay-ms" => shard.hotkeys_decay_ms.get().to_string(),
         "hotkeys-top-k" => shard.db.borrow().hot.capacity().to_string(),
+        // As Redis, CONFIG GET shows the password to a client that may
+        // run CONFIG (it could set a new one anyway).
+        "requirepass" => shard.auth.password_lossy(),
+        "protected-mode" => yes_no(shard.auth.protected_mode()),
         _ => String::new(),
     }
 }
@@ -280,8 +306,8 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     shard
         .run_on_all(move |s: &Shard| {
-            for &(knob, v) in &values {
-                knob.apply(s, v);
+            for (knob, setting) in &values {
+                knob.apply(s, setting);
             }
         })
         .await;

@@ -7,6 +7,7 @@
 //! (fan-out, cross-shard, connection state) are [`ConnCmd`]s, run by the
 //! connection in `shard::connection`.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod hashes;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
-use super::{Args, keys, sets, strings, wrong_arity};
+use super::{Args, auth, keys, sets, strings, wrong_arity};
 use crate::metrics::MetricsView;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::protocol::reply::{Resp, err};
@@ -30,9 +30,7 @@ pub async fn run_conn(
         ConnCmd::Ping => ping(args, out),
         ConnCmd::Echo => out.bulk(args.get(1)),
         ConnCmd::Hello => hello(shard, client, args, out),
-        ConnCmd::Auth => out.error(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
+        ConnCmd::Auth => super::auth::auth(shard, client, args, out),
         ConnCmd::Select => match args.int(1) {
             Ok(0) => out.ok(),
             Ok(_) => out.error("ERR DB index is out of range"),
@@ -50,7 +48,9 @@ pub async fn run_conn(
             return Flow::Close;
         }
         ConnCmd::Time => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             out.array(2);
             out.bulk(now.as_secs().to_string().as_bytes());
             out.bulk(now.subsec_micros().to_string().as_bytes());
@@ -63,7 +63,9 @@ pub async fn run_conn(
             if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
                 out.error(err::SYNTAX);
             } else {
-                shard.run_on_all(|s: &Shard| s.db.borrow_mut().flush()).await;
+                shard
+                    .run_on_all(|s: &Shard| s.db.borrow_mut().flush())
+                    .await;
                 out.ok();
             }
         }
@@ -106,9 +108,15 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
             Err(_) => return out.error("ERR Protocol version is not an integer or out of range"),
         }
     }
+    // As Redis 7.0: options take effect in order as they are read (a name
+    // is set even if a later option fails or the client is not
+    // authenticated), then an unauthenticated client is refused.
     let mut i = 2;
     while i < args.len() {
         if args.is(i, "AUTH") && i + 2 < args.len() {
+            if !auth::authenticate(shard, client, args.get(i + 1), args.get(i + 2)) {
+                return out.error(auth::WRONGPASS);
+            }
             i += 3;
         } else if args.is(i, "SETNAME") && i + 1 < args.len() {
             if let Err(e) = super::client::set_name(client, args.get(i + 1)) {
@@ -121,6 +129,9 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
                 String::from_utf8_lossy(args.get(i))
             ));
         }
+    }
+    if auth::auth_required(shard, client) {
+        return out.error(auth::HELLO_NOAUTH);
     }
     out.array(14);
     out.bulk(b"server");
@@ -137,7 +148,6 @@ fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>
     out.bulk(b"master");
     out.bulk(b"modules");
     out.array(0);
-    let _ = shard;
 }
 
 fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {
@@ -422,6 +432,8 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             "client_output_buffer_limit_disconnections:{}\r\n",
             snap.output_limit_disconnections
         );
+        // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
+        let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);
     }
     if wants("replication") {
         section(&mut s, "Replication");

@@ -73,4 +73,11 @@ pub struct ShardStats {
     pub tx_executed: Counter,
     pub tx_discarded: Counter,
     pub tx_watch_aborted: Counter,
+    /// Failed AUTH / HELLO AUTH attempts (INFO acl_access_denied_auth).
+    pub auth_failures: Counter,
+    /// Connections closed for sending `POST` or `Host:` (cross-protocol
+    /// scripting from a browser).
+    pub security_attacks: Counter,
+    /// Connections refused by protected mode.
+    pub protected_mode_denied: Counter,
 }

@@ -27,6 +27,11 @@ pub struct ShardSnapshot {
     pub evicted_keys: u64,
     /// Transactions by outcome: executed, discarded, aborted by WATCH.
     pub transactions: [u64; 3],
+    /// Failed AUTH attempts, cross-protocol attempts, connections refused by
+    /// protected mode.
+    pub auth_failures: u64,
+    pub security_attacks: u64,
+    pub protected_mode_denied: u64,
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -69,6 +74,9 @@ impl ShardSnapshot {
                 s.tx_discarded.get(),
                 s.tx_watch_aborted.get(),
             ],
+            auth_failures: s.auth_failures.get(),
+            security_attacks: s.security_attacks.get(),
+            protected_mode_denied: s.protected_mode_denied.get(),
             keys: db.len() as u64,
             expires: db.expires_count() as u64,
             avg_ttl_ms: db.avg_ttl_sample(),
@@ -107,6 +115,9 @@ impl ShardSnapshot {
         for (mine, theirs) in self.transactions.iter_mut().zip(other.transactions) {
             *mine += theirs;
         }
+        self.auth_failures += other.auth_failures;
+        self.security_attacks += other.security_attacks;
+        self.protected_mode_denied += other.protected_mode_denied;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)
@@ -167,7 +178,8 @@ impl ShardSnapshot {
             keyspace_hits,
             keyspace_misses,
             expired_keys,
-            evicted_keys
+            evicted_keys,
+            auth_failures
         );
         out
     }

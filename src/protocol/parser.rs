@@ -14,6 +14,11 @@ pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
 /// Longest inline command (and longest `*`/`$` header line).
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
+/// Largest argument count from a client that still has to authenticate
+/// (Redis' fixed limit): a stranger cannot make us buffer much.
+pub const UNAUTH_MAX_MULTIBULK_LEN: i64 = 10;
+/// Largest bulk string from a client that still has to authenticate.
+pub const UNAUTH_MAX_BULK_LEN: i64 = 16 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -41,12 +46,26 @@ pub fn parse_command(
     base: usize,
     args: &mut Vec<ArgRange>,
 ) -> Result<Parsed, ProtocolError> {
+    parse_command_with(buf, base, args, false)
+}
+
+/// As [`parse_command`]; with `unauthenticated` (a password is set and the
+/// client has not given it yet) a multibulk header above
+/// [`UNAUTH_MAX_MULTIBULK_LEN`] arguments or a bulk above
+/// [`UNAUTH_MAX_BULK_LEN`] bytes is a protocol error, as in Redis.
+#[inline]
+pub fn parse_command_with(
+    buf: &mut [u8],
+    base: usize,
+    args: &mut Vec<ArgRange>,
+    unauthenticated: bool,
+) -> Result<Parsed, ProtocolError> {
     args.clear();
     if buf.is_empty() {
         return Ok(Parsed::Incomplete { need: 1 });
     }
     if buf[0] == b'*' {
-        parse_multibulk(buf, base, args)
+        parse_multibulk(buf, base, args, unauthenticated)
     } else {
         parse_inline(buf, base, args)
     }
@@ -56,6 +75,7 @@ fn parse_multibulk(
     buf: &[u8],
     base: usize,
     args: &mut Vec<ArgRange>,
+    unauthenticated: bool,
 ) -> Result<Parsed, ProtocolError> {
     let Some((count, mut pos)) = read_header_line(buf, 0, "mbulk count")? else {
         return Ok(Parsed::Incomplete {
@@ -65,6 +85,11 @@ fn parse_multibulk(
     if count > MAX_MULTIBULK_LEN as i64 {
         return Err(ProtocolError(
             "Protocol error: invalid multibulk length".into(),
+        ));
+    }
+    if unauthenticated && count > UNAUTH_MAX_MULTIBULK_LEN {
+        return Err(ProtocolError(
+            "Protocol error: unauthenticated multibulk length".into(),
         ));
     }
     if count <= 0 {
@@ -92,6 +117,11 @@ fn parse_multibulk(
         };
         if len < 0 || len as usize > MAX_BULK_LEN {
             return Err(ProtocolError("Protocol error: invalid bulk length".into()));
+        }
+        if unauthenticated && len > UNAUTH_MAX_BULK_LEN {
+            return Err(ProtocolError(
+                "Protocol error: unauthenticated bulk length".into(),
+            ));
         }
         let len = len as usize;
         let end = after + len;
@@ -368,6 +398,42 @@ mod tests {
         }
         let mut long = vec![b'a'; MAX_INLINE_LEN + 1];
         assert!(parse_command(&mut long, 0, &mut args).is_err());
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let mut args = Vec::new();
+        let mut parse = |input: &[u8], unauth: bool| {
+            parse_command_with(&mut input.to_vec(), 0, &mut args, unauth)
+        };
+        // At the limits: accepted (or waiting for more bytes).
+        let ten = b"*10\r\n$1\r\na\r\n";
+        assert!(matches!(parse(ten, true), Ok(Parsed::Incomplete { .. })));
+        assert!(matches!(
+            parse(b"*1\r\n$16384\r\n", true),
+            Ok(Parsed::Incomplete { .. })
+        ));
+        // Above them: errors at the header, before the bytes arrive.
+        assert_eq!(
+            parse(b"*11\r\n", true).unwrap_err().0,
+            "Protocol error: unauthenticated multibulk length"
+        );
+        assert_eq!(
+            parse(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", true)
+                .unwrap_err()
+                .0,
+            "Protocol error: unauthenticated bulk length"
+        );
+        // The general limits still come first.
+        assert_eq!(
+            parse(b"*1048577\r\n", true).unwrap_err().0,
+            "Protocol error: invalid multibulk length"
+        );
+        // Authenticated (or no password): no such limits.
+        assert!(parse(b"*11\r\n", false).is_ok());
+        assert!(parse(b"*1\r\n$16385\r\n", false).is_ok());
+        // Inline commands are bounded by MAX_INLINE_LEN alone, as in Redis.
+        assert!(parse(b"AUTH a b c d e f g h i j k l\r\n", true).is_ok());
     }
 
     #[test]

@@ -11,10 +11,10 @@ use super::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use super::{Shard, transaction};
 use crate::command::client::ClientInfo;
 use crate::command::{
-    Args, CommandSpec, Handler, Kind, Merge, lookup, server, slowlog, wrong_arity,
+    Args, CommandSpec, Handler, Kind, Merge, auth, lookup, server, slowlog, wrong_arity,
 };
 use crate::metrics::CommandTimer;
-use crate::protocol::parser::{ArgRange, Parsed, parse_command};
+use crate::protocol::parser::{ArgRange, Parsed, parse_command_with};
 use crate::protocol::reply::Resp;
 
 /// The read buffer's usual size, and the most read at once while it is
@@ -44,6 +44,9 @@ pub struct ClientState {
     /// Commands queued since MULTI.
     pub multi: Option<Box<transaction::Queued>>,
     pub watched: Vec<transaction::Watched>,
+    /// Passed AUTH, or connected while no password was set
+    /// (src/command/auth.rs).
+    pub authenticated: bool,
 }
 
 /// What the connection does after a command.
@@ -206,6 +209,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         .await;
         return;
     };
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    if auth::protected_mode_denies(shard.auth.protected_mode(), shard.auth.has_password(), peer) {
+        stats.protected_mode_denied.add(1);
+        let _ = stream.write_all(auth::DENIED).await;
+        return;
+    }
     stats.connections_current.inc();
     let _ = stream.set_nodelay(true);
     let id = shard.next_client_id();
@@ -226,6 +235,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         info,
         multi: None,
         watched: Vec::new(),
+        authenticated: auth::authenticated_at_connect(&shard),
     };
     if let Err(Closed::OutputLimit) = run(&shard, &mut stream, &mut client).await {
         eprintln!(
@@ -305,7 +315,8 @@ async fn run(
         }
         let mut flow = Flow::Continue;
         while start < end {
-            match parse_command(&mut rbuf[start..end], start, &mut argv) {
+            let unauthenticated = auth::auth_required(shard, client);
+            match parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated) {
                 Ok(Parsed::Incomplete { need: n })
                     if n > shard.config.client_query_buffer_limit =>
                 {
@@ -493,6 +504,14 @@ pub async fn dispatch<'m>(
     out: &mut Vec<u8>,
 ) -> Flow {
     let metrics = &shard.metrics;
+    if auth::is_cross_protocol(args.get(0)) {
+        // An HTTP request sent to the RESP port: run nothing more, answer
+        // nothing (not even the pipeline's earlier replies), close.
+        complete_all(shard, client, args.buf(), pipe, out).await;
+        out.clear();
+        auth::note_cross_protocol(shard);
+        return Flow::Close;
+    }
     if client.multi.is_some()
         && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {
@@ -512,6 +531,14 @@ pub async fn dispatch<'m>(
     if !spec.arity_ok(args.len()) {
         timer.set_rejected();
         local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
+        return Flow::Continue;
+    }
+    // After the unknown-command and arity checks, as in Redis.
+    if auth::auth_required(shard, client)
+        && !matches!(spec.kind, Kind::Conn(c) if auth::allowed_before_auth(c))
+    {
+        timer.set_rejected();
+        local_reply(pipe, timer, |buf| buf.error(auth::NOAUTH));
         return Flow::Continue;
     }
     match spec.kind {

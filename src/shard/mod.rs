@@ -64,6 +64,9 @@ pub struct Shard {
     /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
     /// shard).
     pub hotkeys_decay_ms: Cell<u64>,
+    /// Runtime `requirepass` and `protected-mode` (CONFIG SET changes them
+    /// on every shard).
+    pub auth: crate::command::auth::AuthSettings,
     /// Runtime value of `client-output-buffer-limit`.
     pub output_limits: Cell<crate::config::OutputBufferLimits>,
     /// Connection admission over all shards (`maxclients`).
@@ -139,6 +142,7 @@ impl Shard {
             hotkeys_decay_ms: Cell::new(config.hotkeys_decay_ms),
             output_limits: Cell::new(config.client_output_buffer_limit),
             admission,
+            auth: crate::command::auth::AuthSettings::new(&config),
             config,
             db: RefCell::new(db),
             node,
