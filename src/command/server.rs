@@ -420,7 +420,8 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             snap.ops_per_sec,
             snap.bytes_in,
             snap.bytes_out,
-            snap.rejected_connections,
+            // As Redis, protected-mode refusals count here too.
+            snap.rejected_connections + snap.protected_mode_denied,
             snap.expired_keys,
             snap.evicted_keys,
             snap.keyspace_hits,
