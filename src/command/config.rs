@@ -19,6 +19,8 @@ enum Knob {
     LatencyThreshold,
     HotkeysDecayMs,
     HotkeysTopK,
+    LazyUserDel,
+    LazyUserFlush,
 }
 
 impl Knob {
@@ -28,7 +30,13 @@ impl Knob {
             Knob::SlowlogMaxLen | Knob::LatencyThreshold => (0, i64::MAX),
             Knob::HotkeysDecayMs => (1, i64::MAX),
             Knob::HotkeysTopK => (1, 1024),
+            Knob::LazyUserDel | Knob::LazyUserFlush => (0, 1),
         }
+    }
+
+    /// A yes/no parameter (its value is 1 or 0).
+    fn is_bool(self) -> bool {
+        matches!(self, Knob::LazyUserDel | Knob::LazyUserFlush)
     }
 
     /// Sets the knob on one shard.
@@ -40,6 +48,8 @@ impl Knob {
             Knob::LatencyThreshold => m.set_latency_threshold_ms(value as u64),
             Knob::HotkeysDecayMs => shard.hotkeys_decay_ms.set(value as u64),
             Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
+            Knob::LazyUserDel => shard.db.borrow_mut().lazy_user_del = value != 0,
+            Knob::LazyUserFlush => shard.db.borrow_mut().lazy_user_flush = value != 0,
         }
     }
 }
@@ -81,6 +91,10 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("instrumentation", None),
     ("hotkeys-decay-ms", Some(Knob::HotkeysDecayMs)),
     ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
+    // Redis 7 names and defaults: DEL and FLUSHALL/FLUSHDB without a mode
+    // free synchronously unless these say otherwise.
+    ("lazyfree-lazy-user-del", Some(Knob::LazyUserDel)),
+    ("lazyfree-lazy-user-flush", Some(Knob::LazyUserFlush)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -124,6 +138,8 @@ fn value(shard: &Shard, name: &str) -> String {
         "instrumentation" => yes_no(c.instrumentation),
         "hotkeys-decay-ms" => shard.hotkeys_decay_ms.get().to_string(),
         "hotkeys-top-k" => shard.db.borrow().hot.capacity().to_string(),
+        "lazyfree-lazy-user-del" => yes_no(shard.db.borrow().lazy_user_del),
+        "lazyfree-lazy-user-flush" => yes_no(shard.db.borrow().lazy_user_flush),
         _ => String::new(),
     }
 }
@@ -220,6 +236,14 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let mut values: Vec<(Knob, i64)> = Vec::with_capacity(knobs.len());
     for (knob, name, raw) in knobs {
+        if knob.is_bool() {
+            match raw.to_ascii_lowercase().as_slice() {
+                b"yes" => values.push((knob, 1)),
+                b"no" => values.push((knob, 0)),
+                _ => return out.error(&failed(name, "argument must be 'yes' or 'no'")),
+            }
+            continue;
+        }
         let Some(v) = parse_i64(raw) else {
             return out.error(&failed(name, "argument couldn't be parsed into an integer"));
         };
