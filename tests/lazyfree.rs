@@ -325,3 +325,15 @@ fn a_huge_argument_count_alone_allocates_nothing() {
     assert_eq!(reply, b"-ERR Protocol error: invalid multibulk length\r\n");
     streams.clear();
 }
+
+#[test]
+fn shutdown_does_not_wait_for_the_lazy_free_queue() {
+    let s = Server::start(1);
+    let mut c = s.client();
+    build_set(&mut c, "big", 1_000_000);
+    let _: usize = redis::cmd("UNLINK").arg("big").query(&mut c).unwrap();
+    let t = Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
