@@ -12,6 +12,11 @@
 //! counts both). `pending_objects` is INFO's `lazyfree_pending_objects`
 //! (values, or keys of a detached table, not yet freed) and `freed_objects`
 //! INFO's `lazyfreed_objects`.
+//!
+//! Large buffers are given back to the kernel in steps too: the drained
+//! front of an element buffer while it drains (`Release`), and blocks of
+//! 4 MB or more freed during a slice (a hash index, a drained buffer) are
+//! parked by the process allocator and unmapped a few MB per slice.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -31,6 +36,9 @@ pub const SLICE_ELEMENTS: usize = 64 * 1024;
 pub const SLICE_TIME: Duration = Duration::from_millis(1);
 /// Elements freed between two clock reads.
 const CHUNK: usize = 1024;
+/// Bytes of parked large blocks (src/alloc.rs) given back per slice:
+/// about half a millisecond of unmapping.
+const RELEASE_PER_SLICE: usize = 8 << 20;
 
 /// How many elements freeing `value` touches: Redis' "free effort". A
 /// string is one allocation, freed inline whatever its length, as in Redis.
@@ -45,9 +53,10 @@ pub fn free_effort(value: &Value) -> usize {
 
 /// Something queued for freeing. Detached values and tables are queued as
 /// they are (O(1) for UNLINK) and turned into draining iterators on their
-/// first slice: that conversion frees a set's or hash's index table, one
-/// allocation whose release costs ~1 ms per million elements, and it should
-/// not happen inside the command.
+/// first slice. That conversion frees a set's or hash's index table, one
+/// allocation whose release would cost ~1.3 ms per million elements at
+/// once; inside a slice it is parked and given back in steps instead
+/// (src/alloc.rs).
 enum Pending {
     Value(Value),
     List(VecDeque<Box<[u8]>>, Release),
@@ -103,7 +112,7 @@ const SLOT_MARGIN: usize = 128;
 /// Released in steps of at least this much, to keep syscalls rare.
 const RELEASE_STEP: usize = 1 << 20;
 
-fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
@@ -164,8 +173,9 @@ impl LazyFree {
         self.freed_objects
     }
 
+    /// Nothing queued and no large block parked (src/alloc.rs).
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && !crate::alloc::has_parked()
     }
 
     /// Parks the freeing task until something is queued.
@@ -210,6 +220,19 @@ impl LazyFree {
     /// still queued.
     pub fn slice(&mut self, mem: &mut usize, max_elements: usize, max_time: Duration) -> bool {
         let start = Instant::now();
+        // Large blocks freed by earlier slices go back a step at a time.
+        crate::alloc::release_parked(RELEASE_PER_SLICE);
+        crate::alloc::parking(|| self.free_elements(mem, max_elements, start, max_time));
+        !self.is_idle()
+    }
+
+    fn free_elements(
+        &mut self,
+        mem: &mut usize,
+        max_elements: usize,
+        start: Instant,
+        max_time: Duration,
+    ) {
         let mut done = 0;
         while done < max_elements {
             let Some(front) = self.queue.front_mut() else {
@@ -230,7 +253,6 @@ impl LazyFree {
                 break;
             }
         }
-        !self.queue.is_empty()
     }
 }
 
