@@ -1,7 +1,7 @@
 //! Kora: a Redis-compatible (RESP2), thread-per-core, shared-nothing cache
 //! server with always-on observability. See README.md for the architecture.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod collector;
 pub mod command;
 pub mod config;

@@ -217,7 +217,7 @@ impl LazyFree {
 
     /// Frees up to `max_elements` elements or for about `max_time`,
     /// subtracting what it frees from `mem`. Returns whether anything is
-    /// still queued.
+    /// still queued or parked.
     pub fn slice(&mut self, mem: &mut usize, max_elements: usize, max_time: Duration) -> bool {
         let start = Instant::now();
         // Large blocks freed by earlier slices go back a step at a time.

@@ -5,7 +5,7 @@
 //! expiry, RANDOMKEY) and SCAN cursors are positions, not table walks.
 
 pub mod glob;
-pub mod lazyfree;
+pub(crate) mod lazyfree;
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -529,8 +529,8 @@ impl Db {
     }
 
     /// Frees one bounded slice of the lazy-free queue (at most
-    /// `max_elements` elements, about `max_time`). Returns whether more is
-    /// queued.
+    /// `max_elements` elements, about `max_time`, plus a step of parked
+    /// large blocks). Returns whether more is queued or parked.
     pub fn lazyfree_slice(&mut self, max_elements: usize, max_time: std::time::Duration) -> bool {
         self.lazy.slice(&mut self.mem_used, max_elements, max_time)
     }
