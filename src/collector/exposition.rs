@@ -96,7 +96,7 @@ pub fn render(view: &MetricsView) -> String {
         );
     }
 
-    let gauges: [(&str, &str, u64); 4] = [
+    let gauges: [(&str, &str, u64); 5] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -106,6 +106,11 @@ pub fn render(view: &MetricsView) -> String {
             "kora_memory_used_bytes",
             "Approximate memory used by keys, values and metadata.",
             m.memory_bytes,
+        ),
+        (
+            "kora_lazyfree_pending_objects",
+            "Values (or keys of a flushed table) that UNLINK or FLUSH* ASYNC detached and the lazy-free task has not freed yet.",
+            m.lazyfree_pending,
         ),
         (
             "kora_connected_clients",

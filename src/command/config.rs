@@ -20,6 +20,8 @@ enum Knob {
     LatencyThreshold,
     HotkeysDecayMs,
     HotkeysTopK,
+    LazyUserDel,
+    LazyUserFlush,
     MaxClients,
     OutputBufferLimit,
     /// `requirepass`: any bytes; empty removes the password.
@@ -47,7 +49,11 @@ impl Knob {
             Knob::HotkeysTopK => (1, 1024),
             Knob::MaxClients => (1, 1_000_000),
             // Not integers: parsed on their own in `parse`.
-            Knob::OutputBufferLimit | Knob::RequirePass | Knob::ProtectedMode => (0, 0),
+            Knob::OutputBufferLimit
+            | Knob::RequirePass
+            | Knob::ProtectedMode
+            | Knob::LazyUserDel
+            | Knob::LazyUserFlush => (0, 0),
         }
     }
 
@@ -56,7 +62,7 @@ impl Knob {
     fn parse(self, shard: &Shard, raw: &[u8]) -> Result<Setting, String> {
         match self {
             Knob::RequirePass => return Ok(Setting::Bytes(raw.to_vec())),
-            Knob::ProtectedMode => {
+            Knob::ProtectedMode | Knob::LazyUserDel | Knob::LazyUserFlush => {
                 return match raw.to_ascii_lowercase().as_slice() {
                     b"yes" => Ok(Setting::Flag(true)),
                     b"no" => Ok(Setting::Flag(false)),
@@ -94,7 +100,14 @@ impl Knob {
             Setting::Int(v) => *v,
             Setting::OutputLimits(limits) => return shard.output_limits.set(*limits),
             Setting::Bytes(password) => return shard.auth.set_password(password),
-            Setting::Flag(on) => return shard.auth.set_protected_mode(*on),
+            Setting::Flag(on) => {
+                let on = *on;
+                return match self {
+                    Knob::LazyUserDel => shard.db.borrow_mut().lazy_user_del = on,
+                    Knob::LazyUserFlush => shard.db.borrow_mut().lazy_user_flush = on,
+                    _ => shard.auth.set_protected_mode(on),
+                };
+            }
         };
         match self {
             Knob::SlowlogSlowerThan => m.set_slowlog_slower_than_us(value),
@@ -104,7 +117,11 @@ impl Knob {
             Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
             // One shared place; every shard storing the same value is fine.
             Knob::MaxClients => shard.admission.set_max(value as usize),
-            Knob::OutputBufferLimit | Knob::RequirePass | Knob::ProtectedMode => {}
+            Knob::OutputBufferLimit
+            | Knob::RequirePass
+            | Knob::ProtectedMode
+            | Knob::LazyUserDel
+            | Knob::LazyUserFlush => {}
         }
     }
 }
@@ -152,6 +169,10 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("hotkeys-top-k", Some(Knob::HotkeysTopK)),
     ("requirepass", Some(Knob::RequirePass)),
     ("protected-mode", Some(Knob::ProtectedMode)),
+    // Redis 7 names and defaults: DEL and FLUSHALL/FLUSHDB without a mode
+    // free synchronously unless these say otherwise.
+    ("lazyfree-lazy-user-del", Some(Knob::LazyUserDel)),
+    ("lazyfree-lazy-user-flush", Some(Knob::LazyUserFlush)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -203,6 +224,8 @@ fn value(shard: &Shard, name: &str) -> String {
         // run CONFIG (it could set a new one anyway).
         "requirepass" => shard.auth.password_lossy(),
         "protected-mode" => yes_no(shard.auth.protected_mode()),
+        "lazyfree-lazy-user-del" => yes_no(shard.db.borrow().lazy_user_del),
+        "lazyfree-lazy-user-flush" => yes_no(shard.db.borrow().lazy_user_flush),
         _ => String::new(),
     }
 }

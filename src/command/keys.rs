@@ -9,8 +9,20 @@ use crate::shard::Shard;
 use crate::store::glob::glob_match;
 use crate::store::{Db, Entry, Ttl};
 
+/// DEL: frees synchronously, unless `lazyfree-lazy-user-del` makes it
+/// UNLINK.
 pub fn del(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    if db.lazy_user_del {
+        return unlink(db, args, out);
+    }
     let n = args.iter_from(1).filter(|k| db.delete(k)).count();
+    out.int(n as i64);
+}
+
+/// UNLINK: the keys are gone at once; large values are freed later by the
+/// shard's lazy-free task (src/store/lazyfree.rs).
+pub fn unlink(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let n = args.iter_from(1).filter(|k| db.unlink(k)).count();
     out.int(n as i64);
 }
 

@@ -63,8 +63,18 @@ pub async fn run_conn(
             if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
                 out.error(err::SYNTAX);
             } else {
+                // Without a mode, `lazyfree-lazy-user-flush` decides (as
+                // Redis 7); the flag is the same on every shard.
+                let lazy = if args.len() == 2 {
+                    args.is(1, "ASYNC")
+                } else {
+                    shard.db.borrow().lazy_user_flush
+                };
                 shard
-                    .run_on_all(|s: &Shard| s.db.borrow_mut().flush())
+                    .run_on_all(move |s: &Shard| {
+                        let mut db = s.db.borrow_mut();
+                        if lazy { db.flush_async() } else { db.flush() }
+                    })
                     .await;
                 out.ok();
             }
@@ -397,10 +407,12 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         let peak = view.peak_memory_bytes.max(snap.memory_bytes);
         let _ = write!(
             s,
-            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
+            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
             human_bytes(snap.memory_bytes),
             human_bytes(rss),
             human_bytes(peak),
+            snap.lazyfree_pending,
+            snap.lazyfreed,
             m = snap.memory_bytes,
         );
     }

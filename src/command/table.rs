@@ -275,8 +275,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         WF,
         (1, -1, 1),
         Kind::Split {
-            whole: keys::del,
-            part: keys::del,
+            whole: keys::unlink,
+            part: keys::unlink,
             step: 1,
             merge: Merge::SumInt
         }

@@ -38,6 +38,9 @@ pub struct ShardSnapshot {
     /// Commands per second over the last couple of seconds.
     pub ops_per_sec: u64,
     pub memory_bytes: u64,
+    /// Lazy-free queue: objects waiting (a gauge) and objects freed so far.
+    pub lazyfree_pending: u64,
+    pub lazyfreed: u64,
     pub slowlog_len: u64,
     /// The slow log's bound; the merged log is cut to it too.
     pub slowlog_max_len: u64,
@@ -82,6 +85,8 @@ impl ShardSnapshot {
             avg_ttl_ms: db.avg_ttl_sample(),
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.mem_used() as u64,
+            lazyfree_pending: db.lazyfree_pending_objects() as u64,
+            lazyfreed: db.lazyfreed_objects(),
             slowlog_len: metrics.slowlog.len() as u64,
             slowlog_max_len: metrics.slowlog.max_len(),
             interval: metrics.histograms.take_interval(),
@@ -128,6 +133,8 @@ impl ShardSnapshot {
         self.keys += other.keys;
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
+        self.lazyfree_pending += other.lazyfree_pending;
+        self.lazyfreed += other.lazyfreed;
         // SLOWLOG shows the newest max-len entries of all shards.
         self.slowlog_max_len = self.slowlog_max_len.max(other.slowlog_max_len);
         self.slowlog_len = (self.slowlog_len + other.slowlog_len).min(self.slowlog_max_len);
@@ -179,7 +186,8 @@ impl ShardSnapshot {
             keyspace_misses,
             expired_keys,
             evicted_keys,
-            auth_failures
+            auth_failures,
+            lazyfreed
         );
         out
     }

@@ -10,8 +10,13 @@ use memchr::memchr;
 
 /// Largest bulk string accepted, as Redis' `proto-max-bulk-len`.
 pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
-/// Largest argument count accepted, as Redis.
-pub const MAX_MULTIBULK_LEN: usize = 1024 * 1024;
+/// Largest argument count accepted, as Redis 7 for an authenticated client
+/// (INT_MAX). Nothing is allocated for the count itself: a command's bytes
+/// are bounded by `client-query-buffer-limit`, and argument slots are
+/// reserved only for arguments that can already be in the buffer.
+pub const MAX_MULTIBULK_LEN: usize = i32::MAX as usize;
+/// The shortest an argument can be on the wire: `$0\n\r\n`.
+const MIN_ARG_BYTES: usize = 5;
 /// Longest inline command (and longest `*`/`$` header line).
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
 /// Largest argument count from a client that still has to authenticate
@@ -98,11 +103,24 @@ fn parse_multibulk(
     }
     let count = count as usize;
     // Reserve only for what could plausibly be in the buffer: a hostile
-    // `*1000000` must not make us allocate before the bytes arrive.
-    args.reserve(count.min(buf.len() / 4 + 1));
-    for _ in 0..count {
+    // `*2000000000` must not make us allocate before the bytes arrive.
+    args.reserve(count.min(buf.len() / MIN_ARG_BYTES + 1));
+    // When the frame is incomplete, ask to be called again only once the
+    // buffer has doubled (or the frame's minimum size is there): a command
+    // of millions of arguments arriving in many reads is then re-parsed
+    // O(log n) times, not once per read. The hint never exceeds what the
+    // frame needs at least, so the caller's buffer limit still applies to
+    // the real frame, and never more than twice what has arrived, so a
+    // large count alone makes nobody allocate.
+    let incomplete = |exact: usize, remaining_args: usize| {
+        let at_least = exact.saturating_add(remaining_args.saturating_mul(MIN_ARG_BYTES));
+        Parsed::Incomplete {
+            need: exact.max(at_least.min(buf.len().saturating_mul(2))),
+        }
+    };
+    for i in 0..count {
         if pos >= buf.len() {
-            return Ok(Parsed::Incomplete { need: pos + 1 });
+            return Ok(incomplete(pos + 1, count - i - 1));
         }
         if buf[pos] != b'$' {
             return Err(ProtocolError(format!(
@@ -111,9 +129,7 @@ fn parse_multibulk(
             )));
         }
         let Some((len, after)) = read_header_line(buf, pos, "bulk count")? else {
-            return Ok(Parsed::Incomplete {
-                need: buf.len() + 1,
-            });
+            return Ok(incomplete(buf.len() + 1, count - i - 1));
         };
         if len < 0 || len as usize > MAX_BULK_LEN {
             return Err(ProtocolError("Protocol error: invalid bulk length".into()));
@@ -126,7 +142,7 @@ fn parse_multibulk(
         let len = len as usize;
         let end = after + len;
         if buf.len() < end + 2 {
-            return Ok(Parsed::Incomplete { need: end + 2 });
+            return Ok(incomplete(end + 2, count - i - 1));
         }
         if &buf[end..end + 2] != b"\r\n" {
             return Err(ProtocolError(
@@ -375,6 +391,51 @@ mod tests {
     }
 
     #[test]
+    fn huge_argument_count_allocates_nothing_up_front() {
+        let mut args = Vec::new();
+        let r = parse_command(&mut b"*2000000000\r\n".to_vec(), 0, &mut args).unwrap();
+        let Parsed::Incomplete { need } = r else {
+            panic!("{r:?}")
+        };
+        assert!(need <= 2 * 13, "need {need}");
+        assert!(args.capacity() < 16, "reserved {}", args.capacity());
+        // Part of the arguments arrived: still only what the bytes hold.
+        let mut buf = b"*2000000000\r\n".to_vec();
+        for _ in 0..1000 {
+            buf.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let r = parse_command(&mut buf, 0, &mut args).unwrap();
+        assert!(matches!(r, Parsed::Incomplete { need } if need <= 2 * buf.len()));
+        assert!(args.capacity() <= buf.len() / MIN_ARG_BYTES + 1);
+    }
+
+    #[test]
+    fn more_than_a_million_arguments() {
+        let n = 1_500_000;
+        let mut buf = format!("*{}\r\n$5\r\nLPUSH\r\n", n + 1).into_bytes();
+        for _ in 0..n {
+            buf.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut args = Vec::new();
+        // Arriving in pieces: the hint lets the caller skip re-parsing
+        // until the buffer has doubled.
+        let mut have = 64;
+        let mut parses = 0;
+        loop {
+            parses += 1;
+            match parse_command(&mut buf[..have], 0, &mut args).unwrap() {
+                Parsed::Incomplete { need } => have = need.min(buf.len()),
+                Parsed::Command { consumed } => {
+                    assert_eq!(consumed, buf.len());
+                    break;
+                }
+            }
+        }
+        assert_eq!(args.len(), n + 1);
+        assert!(parses < 40, "{parses} parses");
+    }
+
+    #[test]
     fn binary_safe_bulk() {
         let cmds = parse_all(b"*1\r\n$4\r\na\r\nb\r\n").unwrap();
         assert_eq!(cmds[0][0], b"a\r\nb".to_vec());
@@ -386,7 +447,7 @@ mod tests {
         for bad in [
             &b"*2\r\n$-5\r\n"[..],
             b"*1\r\n$536870913\r\n",
-            b"*1048577\r\n",
+            b"*2147483648\r\n",
             b"*1\r\n:5\r\n",
             b"*x\r\n",
             b"*1\r\n$3\r\nabcXY",

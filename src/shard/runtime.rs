@@ -25,6 +25,9 @@ const MESH_CAPACITY: usize = 1024;
 const IO_MEMORY: usize = 512 * 1024;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Pause between two lazy-free slices: long enough for the executor to
+/// park and poll I/O, short enough that freeing keeps most of an idle core.
+const LAZYFREE_PAUSE: Duration = Duration::from_micros(50);
 
 /// A listening socket on `addr` for this executor: SO_REUSEPORT so every
 /// shard can listen on the same port (the kernel spreads connections), and
@@ -305,6 +308,8 @@ async fn shard_main(
     }
     // Peers may still ask us for their in-flight batches for a moment.
     glommio::timer::sleep(Duration::from_millis(50)).await;
+    // The process exits: do not free a lazy-free backlog piece by piece.
+    shard.db.borrow_mut().lazyfree_abandon();
     Ok(())
 }
 
@@ -351,6 +356,46 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
             // start: no expiry cycle in between.
             if !s.tx.blocks_current() {
                 s.db.borrow_mut().active_expire(16);
+            }
+        }
+    })
+    .detach();
+
+    // Lazy free (UNLINK, FLUSH* ASYNC): parked while the queue is empty;
+    // otherwise one bounded slice, then a short sleep so that the executor
+    // polls I/O and runs this core's connections before the next slice (a
+    // plain yield would not: glommio reaps I/O only once its task queues
+    // are empty or its 100 ms preemption timer fires).
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            let queued = future::or(
+                future::poll_fn(|cx| {
+                    if s.db.borrow_mut().lazyfree_idle(cx.waker()) {
+                        std::task::Poll::Pending
+                    } else {
+                        std::task::Poll::Ready(true)
+                    }
+                }),
+                async {
+                    let _ = s.shutdown.acquire(1).await;
+                    false
+                },
+            )
+            .await;
+            if !queued {
+                break;
+            }
+            while !s.shutting_down.get()
+                && s.db.borrow_mut().lazyfree_slice(
+                    crate::store::lazyfree::SLICE_ELEMENTS,
+                    crate::store::lazyfree::SLICE_TIME,
+                )
+            {
+                glommio::timer::sleep(LAZYFREE_PAUSE).await;
+            }
+            if s.shutting_down.get() {
+                break;
             }
         }
     })

@@ -5,6 +5,7 @@
 //! expiry, RANDOMKEY) and SCAN cursors are positions, not table walks.
 
 pub mod glob;
+pub(crate) mod lazyfree;
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -128,7 +129,7 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
 }
 
 /// The part of an entry's size that is not its value.
-fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
+pub(crate) fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
     cost::ENTRY
         + cost::bytes(key.len())
         + if entry.expire_at != 0 {
@@ -170,6 +171,13 @@ pub struct Db {
     /// watch it. Empty unless transactions use WATCH, so writes pay one
     /// branch.
     watched: HashMap<Key, WatchedKey, Hasher>,
+    /// Values and tables detached by UNLINK / FLUSH* ASYNC, not freed yet.
+    lazy: lazyfree::LazyFree,
+    /// `lazyfree-lazy-user-del`: DEL frees like UNLINK.
+    pub lazy_user_del: bool,
+    /// `lazyfree-lazy-user-flush`: FLUSHALL/FLUSHDB without a mode free
+    /// like their ASYNC form.
+    pub lazy_user_flush: bool,
 }
 
 struct WatchedKey {
@@ -205,6 +213,9 @@ impl Db {
             hot,
             rng: seed | 1,
             watched: HashMap::with_hasher(Hasher::new()),
+            lazy: lazyfree::LazyFree::default(),
+            lazy_user_del: false,
+            lazy_user_flush: false,
         }
     }
 
@@ -386,12 +397,20 @@ impl Db {
     }
 
     fn remove_at(&mut self, idx: usize) -> Entry {
+        let entry = self.detach_at(idx);
+        self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+        entry
+    }
+
+    /// Removes the entry at `idx`, subtracting only the key's own cost:
+    /// its value's bytes stay counted for the caller to free or queue.
+    fn detach_at(&mut self, idx: usize) -> Entry {
         let last = self.map.len() - 1;
         let (k, entry) = self
             .map
             .swap_remove_index(idx)
             .expect("index of a present key");
-        self.mem_used = self.mem_used.saturating_sub(entry_size(&k, &entry));
+        self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k, &entry));
         touch_watched(&mut self.watched, &k);
         if entry.expire_at != 0 {
             self.expiring.swap_remove(&idx);
@@ -412,6 +431,22 @@ impl Db {
             }
             None => false,
         }
+    }
+
+    /// UNLINK: deletes a live key at once; a value with more than
+    /// `LAZYFREE_THRESHOLD` elements is queued and freed later in slices
+    /// (`lazyfree_slice`), a smaller one right away.
+    pub fn unlink(&mut self, key: &[u8]) -> bool {
+        let Some(idx) = self.live_index(key) else {
+            return false;
+        };
+        let entry = self.detach_at(idx);
+        if lazyfree::free_effort(&entry.value) > lazyfree::LAZYFREE_THRESHOLD {
+            self.lazy.push_value(entry.value);
+        } else {
+            self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+        }
+        true
     }
 
     /// Sets or clears the TTL of an existing live key.
@@ -453,19 +488,77 @@ impl Db {
         }
     }
 
+    /// FLUSHALL/FLUSHDB (SYNC): frees the keyspace now. What an earlier
+    /// UNLINK or ASYNC flush queued stays queued (and counted).
     pub fn flush(&mut self) {
-        // As Redis: a flush modifies the watched keys that existed.
+        self.touch_watched_present();
+        self.map.clear();
+        self.map.shrink_to_fit();
+        self.expiring.clear();
+        self.expiring.shrink_to_fit();
+        // Walks the queue only when something is queued.
+        self.mem_used = self.lazy.remaining_bytes();
+    }
+
+    /// FLUSHALL/FLUSHDB ASYNC: the keyspace is empty at once and the old
+    /// table is freed in slices; its bytes stay counted until freed.
+    pub fn flush_async(&mut self) {
+        if self.map.len() <= lazyfree::LAZYFREE_THRESHOLD {
+            // Small: not worth queuing, but keep what is queued queued.
+            self.touch_watched_present();
+            let small: usize = self.map.iter().map(|(k, e)| entry_size(k, e)).sum();
+            self.mem_used = self.mem_used.saturating_sub(small);
+            self.map.clear();
+            self.expiring.clear();
+            return;
+        }
+        self.touch_watched_present();
+        let map = std::mem::replace(&mut self.map, IndexMap::with_hasher(Hasher::new()));
+        let ttls = std::mem::replace(&mut self.expiring, IndexSet::with_hasher(Hasher::new()));
+        self.lazy.push_table(map, ttls);
+    }
+
+    /// As Redis: a flush modifies the watched keys that existed.
+    fn touch_watched_present(&mut self) {
         let map = &self.map;
         for (key, w) in self.watched.iter_mut() {
             if map.contains_key(key) {
                 w.version += 1;
             }
         }
-        self.map.clear();
-        self.map.shrink_to_fit();
-        self.expiring.clear();
-        self.expiring.shrink_to_fit();
-        self.mem_used = 0;
+    }
+
+    /// Frees one bounded slice of the lazy-free queue (at most
+    /// `max_elements` elements, about `max_time`, plus a step of parked
+    /// large blocks). Returns whether more is queued or parked.
+    pub fn lazyfree_slice(&mut self, max_elements: usize, max_time: std::time::Duration) -> bool {
+        self.lazy.slice(&mut self.mem_used, max_elements, max_time)
+    }
+
+    /// Whether the lazy-free queue is empty; if it is, `waker` is woken
+    /// when something is queued.
+    pub fn lazyfree_idle(&mut self, waker: &std::task::Waker) -> bool {
+        let idle = self.lazy.is_idle();
+        if idle {
+            self.lazy.set_waker(waker);
+        }
+        idle
+    }
+
+    /// INFO `lazyfree_pending_objects`: values (or keys of a flushed
+    /// table) detached but not freed yet.
+    pub fn lazyfree_pending_objects(&self) -> usize {
+        self.lazy.pending_objects()
+    }
+
+    /// INFO `lazyfreed_objects`: objects freed by the lazy-free queue.
+    pub fn lazyfreed_objects(&self) -> u64 {
+        self.lazy.freed_objects()
+    }
+
+    /// Shutdown: drops the queue without freeing it piece by piece.
+    pub fn lazyfree_abandon(&mut self) {
+        self.lazy.abandon();
     }
 
     fn next_random(&mut self) -> u64 {
@@ -556,10 +649,15 @@ impl Db {
         self.map.iter()
     }
 
-    /// Sum of every entry's size, recomputed by a full scan. Only for tests
-    /// that check the incremental accounting.
+    /// Sum of every entry's size plus what the lazy-free queue still holds,
+    /// recomputed by a full scan. Only for tests that check the incremental
+    /// accounting.
     pub fn mem_recomputed(&self) -> usize {
-        self.map.iter().map(|(k, e)| entry_size(k, e)).sum()
+        self.map
+            .iter()
+            .map(|(k, e)| entry_size(k, e))
+            .sum::<usize>()
+            + self.lazy.remaining_bytes()
     }
 
     /// Sum of the TTLs (ms from now) of live keys with expiry, for INFO's
@@ -614,6 +712,153 @@ mod tests {
             }
             assert_eq!(db.mem_used(), db.mem_recomputed(), "after op {i}");
         }
+    }
+
+    fn big_set(n: usize) -> Value {
+        let mut s = SetValue::with_hasher(Hasher::new());
+        for i in 0..n {
+            s.insert(format!("m{i}").into_bytes().into_boxed_slice());
+        }
+        Value::Set(Box::new(s))
+    }
+
+    fn big_list(n: usize) -> Value {
+        Value::List(Box::new(
+            (0..n)
+                .map(|i| format!("e{i}").into_bytes().into_boxed_slice())
+                .collect(),
+        ))
+    }
+
+    fn big_hash(n: usize) -> Value {
+        let mut h = HashValue::with_hasher(Hasher::new());
+        for i in 0..n {
+            h.insert(format!("f{i}").into_bytes().into(), b"v".to_vec().into());
+        }
+        Value::Hash(Box::new(h))
+    }
+
+    /// Runs small slices until the queue is empty, checking the accounting
+    /// after each; returns how many slices it took.
+    fn drain(db: &mut Db, per_slice: usize) -> usize {
+        let mut slices = 0;
+        loop {
+            let before = db.mem_used();
+            let more = db.lazyfree_slice(per_slice, std::time::Duration::MAX);
+            slices += 1;
+            assert_eq!(db.mem_used(), db.mem_recomputed(), "slice {slices}");
+            assert!(db.mem_used() <= before);
+            if !more {
+                return slices;
+            }
+        }
+    }
+
+    #[test]
+    fn unlink_detaches_at_once_and_frees_in_slices() {
+        let mut db = db();
+        db.set(b"s", big_set(10_000), Ttl::At(unix_ms() + 100_000));
+        db.set(b"l", big_list(5_000), Ttl::Clear);
+        db.set(b"h", big_hash(3_000), Ttl::Clear);
+        db.set(b"small", big_set(64), Ttl::Clear);
+        db.set(b"str", Value::Str(vec![b'x'; 1000]), Ttl::Clear);
+        let full = db.mem_used();
+        let small_size = entry_size(b"small", db.peek(b"small").unwrap());
+        for k in [&b"s"[..], b"l", b"h", b"small", b"str"] {
+            assert!(db.unlink(k));
+            assert!(!db.contains(k));
+        }
+        assert!(!db.unlink(b"s"));
+        assert_eq!((db.len(), db.expires_count()), (0, 0));
+        // The three large values wait; the small ones went at once.
+        assert_eq!(db.lazyfree_pending_objects(), 3);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        assert!(db.mem_used() < full - small_size);
+        assert!(db.mem_used() > 10_000 * cost::SET_MEMBER);
+        // 18k elements in slices of 1000: about 18 slices plus conversions.
+        let slices = drain(&mut db, 1000);
+        assert!((18..40).contains(&slices), "{slices} slices");
+        assert_eq!(db.mem_used(), 0);
+        assert_eq!(db.lazyfree_pending_objects(), 0);
+        assert_eq!(db.lazyfreed_objects(), 3);
+    }
+
+    #[test]
+    fn drained_pages_are_released_without_touching_what_remains() {
+        // Large enough that each buffer spans many release steps.
+        let mut db = db();
+        db.set(b"s", big_set(300_000), Ttl::Clear);
+        db.set(b"l", big_list(300_000), Ttl::Clear);
+        db.set(b"h", big_hash(200_000), Ttl::Clear);
+        for k in [&b"s"[..], b"l", b"h"] {
+            db.unlink(k);
+        }
+        // Each slice checks every remaining element against the accounting
+        // (a released slot would read as a zero length).
+        drain(&mut db, 20_000);
+        assert_eq!(db.mem_used(), 0);
+    }
+
+    #[test]
+    fn a_key_recreated_while_its_old_value_is_pending_is_independent() {
+        let mut db = db();
+        db.set(b"k", big_set(5_000), Ttl::Clear);
+        assert!(db.unlink(b"k"));
+        db.lazyfree_slice(1000, std::time::Duration::MAX);
+        db.set(b"k", big_set(100), Ttl::Clear);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        drain(&mut db, 700);
+        let Some(Entry {
+            value: Value::Set(s),
+            ..
+        }) = db.get(b"k")
+        else {
+            panic!("new value gone");
+        };
+        assert_eq!(s.len(), 100);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        assert_eq!(db.mem_used(), entry_size(b"k", db.peek(b"k").unwrap()));
+    }
+
+    #[test]
+    fn flush_async_empties_at_once_and_frees_later() {
+        let mut db = db();
+        for i in 0..5_000 {
+            let ttl = if i % 2 == 0 {
+                Ttl::At(unix_ms() + 100_000)
+            } else {
+                Ttl::Clear
+            };
+            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 10]), ttl);
+        }
+        db.set(b"big", big_list(3_000), Ttl::Clear);
+        let w = db.watch(b"k1");
+        let full = db.mem_used();
+        db.flush_async();
+        assert_eq!((db.len(), db.expires_count()), (0, 0));
+        assert!(!db.watch_intact(b"k1", w));
+        assert_eq!(db.mem_used(), full, "counted until freed");
+        assert_eq!(db.lazyfree_pending_objects(), 5_001);
+        db.set(b"k1", Value::Str(b"new".to_vec()), Ttl::Clear);
+        drain(&mut db, 512);
+        assert_eq!(db.lazyfree_pending_objects(), 0);
+        assert_eq!(db.lazyfreed_objects(), 5_001);
+        assert_eq!(db.mem_used(), entry_size(b"k1", db.peek(b"k1").unwrap()));
+    }
+
+    #[test]
+    fn sync_flush_keeps_what_is_queued_counted() {
+        let mut db = db();
+        db.set(b"a", big_set(2_000), Ttl::Clear);
+        db.unlink(b"a");
+        db.set(b"b", big_set(10), Ttl::Clear);
+        db.flush();
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.lazyfree_pending_objects(), 1);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        assert!(db.mem_used() > 0);
+        drain(&mut db, 300);
+        assert_eq!(db.mem_used(), 0);
     }
 
     #[test]
