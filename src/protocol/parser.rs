@@ -487,7 +487,7 @@ mod tests {
         );
         // The general limits still come first.
         assert_eq!(
-            parse(b"*1048577\r\n", true).unwrap_err().0,
+            parse(b"*2147483648\r\n", true).unwrap_err().0,
             "Protocol error: invalid multibulk length"
         );
         // Authenticated (or no password): no such limits.
