@@ -5,6 +5,7 @@ pub(crate) mod alloc;
 pub mod collector;
 pub mod command;
 pub mod config;
+pub mod coord;
 pub mod metrics;
 pub mod protocol;
 pub mod shard;

@@ -18,10 +18,10 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::coord::mesh::{Call, Msg, Node, Request, Response};
 use crate::metrics::histogram::LatencyTotals;
 use crate::metrics::{MetricsView, ShardSnapshot};
 use crate::shard::Shard;
-use crate::shard::mesh::{Call, Msg, Node, Request, Response};
 
 /// How long a round waits for a shard before reporting it down.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_millis(1000);

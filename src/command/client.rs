@@ -291,21 +291,20 @@ fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> 
 
 /// Closes the matching connections on every core; returns how many.
 async fn kill(shard: &Shard, filter: KillFilter) -> usize {
-    shard
-        .run_on_all(move |s: &Shard| {
-            let now = crate::store::unix_ms();
-            let clients = s.clients.borrow();
-            let mut killed = 0;
-            for c in clients.values().filter(|c| filter.matches(c, now)) {
-                c.killed.set(true);
-                c.kill.close();
-                killed += 1;
-            }
-            killed
-        })
-        .await
-        .into_iter()
-        .sum()
+    crate::coord::all(shard, move |s: &Shard| {
+        let now = crate::store::unix_ms();
+        let clients = s.clients.borrow();
+        let mut killed = 0;
+        for c in clients.values().filter(|c| filter.matches(c, now)) {
+            c.killed.set(true);
+            c.kill.close();
+            killed += 1;
+        }
+        killed
+    })
+    .await
+    .into_iter()
+    .sum()
 }
 
 async fn list(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
@@ -337,23 +336,22 @@ async fn list(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             return out.error("ERR syntax error");
         }
     }
-    let parts = shard
-        .run_on_all(move |s: &Shard| {
-            let now = crate::store::unix_ms();
-            let clients = s.clients.borrow();
-            let mut mine: Vec<&ClientInfo> = clients
-                .values()
-                .map(|c| &**c)
-                .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
-                .collect();
-            mine.sort_by_key(|c| c.id);
-            let mut text = String::new();
-            for c in mine {
-                c.line(now, &mut text);
-            }
-            text
-        })
-        .await;
+    let parts = crate::coord::all(shard, move |s: &Shard| {
+        let now = crate::store::unix_ms();
+        let clients = s.clients.borrow();
+        let mut mine: Vec<&ClientInfo> = clients
+            .values()
+            .map(|c| &**c)
+            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+            .collect();
+        mine.sort_by_key(|c| c.id);
+        let mut text = String::new();
+        for c in mine {
+            c.line(now, &mut text);
+        }
+        text
+    })
+    .await;
     // Lines in id order across cores, as Redis lists them.
     let mut lines: Vec<&str> = parts.iter().flat_map(|p| p.lines()).collect();
     lines.sort_by_key(|l| {

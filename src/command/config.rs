@@ -327,13 +327,12 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             Err(why) => return out.error(&failed(name, &why)),
         }
     }
-    shard
-        .run_on_all(move |s: &Shard| {
-            for (knob, setting) in &values {
-                knob.apply(s, setting);
-            }
-        })
-        .await;
+    crate::coord::all(shard, move |s: &Shard| {
+        for (knob, setting) in &values {
+            knob.apply(s, setting);
+        }
+    })
+    .await;
     out.ok();
 }
 

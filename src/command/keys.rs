@@ -2,7 +2,8 @@
 //! pieces of KEYS, SCAN, RANDOMKEY and RENAME (their cross-shard driver
 //! lives in `shard::fanout`).
 
-use super::{Args, ScanExtra, parse_cursor, parse_scan_options};
+use super::{Args, ScanExtra, parse_cursor, parse_scan_options, parts_by_owner};
+use crate::coord::Atomic;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
@@ -261,7 +262,7 @@ pub fn rename_local(db: &mut Db, src: &[u8], dst: &[u8], nx: bool, out: &mut Vec
 }
 
 // ---- Connection-side drivers: these run on the client's core and reach
-// ---- other shards through `Shard::run_on`.
+// ---- other shards through the coordination layer (`crate::coord`).
 
 /// The reply when a shard could not be reached (only while shutting down).
 pub const SHARD_GONE: &str = "ERR shard unavailable";
@@ -269,9 +270,10 @@ pub const SHARD_GONE: &str = "ERR shard unavailable";
 /// KEYS: every shard's matches, concatenated.
 pub async fn keys_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let pattern = args.get(1).to_vec();
-    let per_shard = shard
-        .run_on_all(move |s: &Shard| matching_keys(&s.db.borrow(), &pattern))
-        .await;
+    let per_shard = crate::coord::all(shard, move |s: &Shard| {
+        matching_keys(&s.db.borrow(), &pattern)
+    })
+    .await;
     out.array(per_shard.iter().map(Vec::len).sum());
     for key in per_shard.iter().flatten() {
         out.bulk(key);
@@ -304,12 +306,11 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let mut next = 0u64;
     while target < shard.nshards {
         let f = filter.clone();
-        let (more, found) = shard
-            .run_on(target, move |s: &Shard| {
-                scan_step(&s.db.borrow(), pos, count, &f)
-            })
-            .await
-            .unwrap_or((None, Vec::new()));
+        let (more, found) = crate::coord::on(shard, target, move |s: &Shard| {
+            scan_step(&s.db.borrow(), pos, count, &f)
+        })
+        .await
+        .unwrap_or((None, Vec::new()));
         keys.extend(found);
         match more {
             Some(p) => {
@@ -339,7 +340,7 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 }
 
 pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
-    let sizes = shard.run_on_all(|s: &Shard| s.db.borrow().len()).await;
+    let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
     let total: usize = sizes.iter().sum();
     if total > 0 {
         // Start at a shard picked in proportion to its size; if it holds
@@ -361,9 +362,10 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
             if sizes[target] == 0 {
                 continue;
             }
-            if let Some(Some(key)) = shard
-                .run_on(target, |s: &Shard| random_key(&mut s.db.borrow_mut()))
-                .await
+            if let Some(Some(key)) = crate::coord::on(shard, target, |s: &Shard| {
+                random_key(&mut s.db.borrow_mut())
+            })
+            .await
             {
                 return out.bulk(&key);
             }
@@ -372,55 +374,125 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
     out.nil();
 }
 
-/// RENAME / RENAMENX. When both keys share a shard it is one atomic step
-/// there; across shards the value is taken from the source shard and
-/// installed on the destination's.
-pub async fn rename_any(shard: &Shard, args: &Args<'_>, nx: bool, out: &mut Vec<u8>) {
-    let (src, dst) = (args.get(1).to_vec(), args.get(2).to_vec());
-    let (from, to) = (shard.owner(&src), shard.owner(&dst));
-    if from == to {
-        let reply = shard
-            .run_on(from, move |s: &Shard| {
-                let mut out = Vec::new();
-                let mut db = s.db.borrow_mut();
-                rename_local(&mut db, &src, &dst, nx, &mut out);
-                out
-            })
-            .await;
-        return match reply {
-            Some(reply) => out.extend_from_slice(&reply),
-            None => out.error(SHARD_GONE),
-        };
-    }
-    let probe = src.clone();
-    let src_exists = shard
-        .run_on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe))
-        .await
-        .unwrap_or(false);
-    if !src_exists {
-        return out.error(err::NO_SUCH_KEY);
-    }
-    if nx {
-        let probe = dst.clone();
-        if shard
-            .run_on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe))
-            .await
-            .unwrap_or(false)
-        {
-            return out.int(0);
+/// RENAME when both keys live on one shard.
+pub fn rename(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    rename_local(db, args.get(1), args.get(2), false, out);
+}
+
+/// RENAMENX when both keys live on one shard.
+pub fn renamenx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    rename_local(db, args.get(1), args.get(2), true, out);
+}
+
+spread!(del_spread => del_across);
+spread!(unlink_spread => unlink_across);
+spread!(exists_spread => exists_across);
+spread!(rename_spread => rename_across);
+spread!(renamenx_spread => renamenx_across);
+
+/// DEL, UNLINK, EXISTS and TOUCH over several shards: each shard counts
+/// its keys while every involved shard is held; the counts add up.
+async fn count_across(
+    shard: &Shard,
+    tx: u64,
+    args: &Args<'_>,
+    out: &mut Vec<u8>,
+    count: fn(&mut Db, &[u8]) -> bool,
+) {
+    let parts = parts_by_owner(shard, args, 1, 1);
+    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut total = 0i64;
+    for part in parts {
+        let keys = part.args;
+        let counted = atomic.on(part.shard, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            keys.iter().filter(|k| count(&mut db, k)).count() as i64
+        });
+        match counted.await {
+            Some(n) => total += n,
+            None => return out.error(SHARD_GONE),
         }
     }
-    let taken = shard
-        .run_on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &src))
+    out.int(total);
+}
+
+async fn del_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    let del = |db: &mut Db, key: &[u8]| {
+        if db.lazy_user_del {
+            db.unlink(key)
+        } else {
+            db.delete(key)
+        }
+    };
+    count_across(shard, tx, args, out, del).await
+}
+
+async fn unlink_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    count_across(shard, tx, args, out, |db, key| db.unlink(key)).await
+}
+
+async fn exists_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    count_across(shard, tx, args, out, |db, key| db.get(key).is_some()).await
+}
+
+async fn rename_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    rename_any(shard, tx, args, false, out).await
+}
+
+async fn renamenx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    rename_any(shard, tx, args, true, out).await
+}
+
+/// RENAME / RENAMENX with the keys on two shards: both are held while the
+/// value moves, so every other client sees the key under exactly one of
+/// the names. A value taken but not installed (the destination's shard
+/// stopped) goes back where it was, and the client gets an error.
+async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut Vec<u8>) {
+    let (src, dst) = (args.get(1).to_vec(), args.get(2).to_vec());
+    let (from, to) = (shard.owner(&src), shard.owner(&dst));
+    let mut atomic = Atomic::new(shard, tx, [from, to]);
+    if nx {
+        let probe = dst.clone();
+        match atomic
+            .on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+            .await
+        {
+            Some(false) => {}
+            Some(true) => {
+                // As Redis: a missing source is reported before "exists".
+                let probe = src.clone();
+                return match atomic
+                    .on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+                    .await
+                {
+                    Some(true) => out.int(0),
+                    Some(false) => out.error(err::NO_SUCH_KEY),
+                    None => out.error(SHARD_GONE),
+                };
+            }
+            None => return out.error(SHARD_GONE),
+        }
+    }
+    let key = src.clone();
+    let Some(taken) = atomic
+        .on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &key))
         .await
-        .flatten();
+    else {
+        return out.error(SHARD_GONE);
+    };
     let Some(entry) = taken else {
         return out.error(err::NO_SUCH_KEY);
     };
-    shard
-        .run_on(to, move |s: &Shard| {
-            put(&mut s.db.borrow_mut(), &dst, entry)
+    let (key, entry) = (dst, Box::new(entry));
+    let installed = atomic
+        .on(to, move |s: &Shard| {
+            put(&mut s.db.borrow_mut(), &key, *entry);
         })
         .await;
+    if installed.is_none() {
+        // The closure (and the value in it) was dropped with the request
+        // only if it never ran; the shard is stopping, so say so.
+        return out.error(SHARD_GONE);
+    }
     if nx { out.int(1) } else { out.ok() }
 }

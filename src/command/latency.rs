@@ -42,22 +42,21 @@ pub async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         }
         (b"RESET", _) => {
             let names: Vec<Vec<u8>> = args.iter_from(2).map(<[u8]>::to_vec).collect();
-            let per_shard = shard
-                .run_on_all(move |s: &Shard| {
-                    let had: Vec<&'static str> = s
-                        .metrics
-                        .latency_monitor
-                        .events()
-                        .into_iter()
-                        .map(|(name, _)| name)
-                        .collect();
-                    s.metrics.latency_monitor.reset(&names);
-                    let after = s.metrics.latency_monitor.events();
-                    had.into_iter()
-                        .filter(|name| !after.iter().any(|(n, _)| n == name))
-                        .collect::<Vec<_>>()
-                })
-                .await;
+            let per_shard = crate::coord::all(shard, move |s: &Shard| {
+                let had: Vec<&'static str> = s
+                    .metrics
+                    .latency_monitor
+                    .events()
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect();
+                s.metrics.latency_monitor.reset(&names);
+                let after = s.metrics.latency_monitor.events();
+                had.into_iter()
+                    .filter(|name| !after.iter().any(|(n, _)| n == name))
+                    .collect::<Vec<_>>()
+            })
+            .await;
             // An event counts once however many shards had samples of it.
             let mut reset: Vec<&str> = per_shard.into_iter().flatten().collect();
             reset.sort_unstable();
@@ -97,9 +96,7 @@ pub async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 
 /// Every shard's latency events, merged per event name.
 async fn events(shard: &Shard) -> Vec<(&'static str, EventSeries)> {
-    let per_shard = shard
-        .run_on_all(|s: &Shard| s.metrics.latency_monitor.events())
-        .await;
+    let per_shard = crate::coord::all(shard, |s: &Shard| s.metrics.latency_monitor.events()).await;
     merge_events(per_shard)
 }
 

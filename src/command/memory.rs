@@ -72,12 +72,11 @@ async fn usage(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let key = args.get(2).to_vec();
     let owner = shard.owner(&key);
-    let size = shard
-        .run_on(owner, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
-            db.peek(&key).map(|entry| entry_usage(&key, entry, samples))
-        })
-        .await;
+    let size = crate::coord::on(shard, owner, move |s: &Shard| {
+        let mut db = s.db.borrow_mut();
+        db.peek(&key).map(|entry| entry_usage(&key, entry, samples))
+    })
+    .await;
     match size {
         Some(Some(bytes)) => out.int(bytes as i64),
         Some(None) => out.nil(),

@@ -7,6 +7,22 @@
 //! (fan-out, cross-shard, connection state) are [`ConnCmd`]s, run by the
 //! connection in `shard::connection`.
 
+/// Declares `$name` as a [`Spread`] that runs the async fn `$body`
+/// (boxing its future: spreads are the rare cross-shard path).
+macro_rules! spread {
+    ($name:ident => $body:path) => {
+        #[doc = concat!("[`Spread`](crate::command::Spread) of `", stringify!($body), "`.")]
+        pub fn $name<'a>(
+            shard: &'a crate::shard::Shard,
+            tx: u64,
+            args: &'a crate::command::Args<'a>,
+            out: &'a mut Vec<u8>,
+        ) -> crate::command::SpreadFuture<'a> {
+            Box::pin($body(shard, tx, args, out))
+        }
+    };
+}
+
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -23,7 +39,7 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 
-pub use table::{CommandSpec, ConnCmd, Kind, Merge, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
+pub use table::{CommandSpec, ConnCmd, Kind, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
 
 use crate::protocol::parser::{ArgRange, parse_i64};
 use crate::protocol::reply::{Resp, err};
@@ -31,6 +47,91 @@ use crate::store::Db;
 
 /// Runs a command on the owning shard and appends one reply to `out`.
 pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
+
+/// Runs a multi-key command whose keys live on several shards, from the
+/// connection, as one atomic step ([`crate::coord::Atomic`]) with the
+/// given transaction id; appends one reply to `out`.
+pub type Spread =
+    for<'a> fn(&'a crate::shard::Shard, u64, &'a Args<'a>, &'a mut Vec<u8>) -> SpreadFuture<'a>;
+
+/// The future a [`Spread`] returns.
+pub type SpreadFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+/// Owned copies of some of a command's arguments, to run on another
+/// shard (an op's closure must own what it reads).
+#[derive(Default, Debug)]
+pub struct Shipped {
+    data: Vec<u8>,
+    ranges: Vec<ArgRange>,
+}
+
+impl Shipped {
+    pub fn push(&mut self, arg: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(arg);
+        self.ranges.push((start, self.data.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &[u8] {
+        let (s, e) = self.ranges[i];
+        &self.data[s..e]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ranges.iter().map(|&(s, e)| &self.data[s..e])
+    }
+}
+
+/// One shard's part of a multi-key command: its arguments and, for each
+/// group of `step` arguments, the group's index in the command.
+#[derive(Debug)]
+pub struct Part {
+    pub shard: usize,
+    pub args: Shipped,
+    pub groups: Vec<usize>,
+}
+
+/// Splits `args[first..]` into groups of `step` arguments (a key, or a
+/// key and its value) and ships each group to the shard owning its key.
+/// Parts come in ascending shard order, the order an
+/// [`Atomic`](crate::coord::Atomic) locks them in.
+pub fn parts_by_owner(
+    shard: &crate::shard::Shard,
+    args: &Args,
+    first: usize,
+    step: usize,
+) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::new();
+    for (group, i) in (first..args.len()).step_by(step).enumerate() {
+        let owner = shard.owner(args.get(i));
+        let at = match parts.iter().position(|p| p.shard == owner) {
+            Some(at) => at,
+            None => {
+                parts.push(Part {
+                    shard: owner,
+                    args: Shipped::default(),
+                    groups: Vec::new(),
+                });
+                parts.len() - 1
+            }
+        };
+        let part = &mut parts[at];
+        for j in i..(i + step).min(args.len()) {
+            part.args.push(args.get(j));
+        }
+        part.groups.push(group);
+    }
+    parts.sort_unstable_by_key(|p| p.shard);
+    parts
+}
 
 /// A command's arguments as slices of one buffer (the connection's read
 /// buffer, or the byte block of a mesh batch). `get(0)` is the command name.

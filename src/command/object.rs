@@ -117,28 +117,27 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let key = args.get(2).to_vec();
     let owner = shard.owner(&key);
-    let answer = shard
-        .run_on(owner, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
-            let freq = db.hot.estimate(&key);
-            let now = db.now_secs();
-            let Some(entry) = db.peek(&key) else {
-                return Answer::Missing;
-            };
-            match question {
-                Question::Encoding => Answer::Text(encoding(&entry.value)),
-                Question::Freq => Answer::Int(freq as i64),
-                Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
-                Question::RefCount => Answer::Int(match &entry.value {
-                    Value::Str(v) if is_integer(v) => match parse_i64(v) {
-                        Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
-                        _ => 1,
-                    },
+    let answer = crate::coord::on(shard, owner, move |s: &Shard| {
+        let mut db = s.db.borrow_mut();
+        let freq = db.hot.estimate(&key);
+        let now = db.now_secs();
+        let Some(entry) = db.peek(&key) else {
+            return Answer::Missing;
+        };
+        match question {
+            Question::Encoding => Answer::Text(encoding(&entry.value)),
+            Question::Freq => Answer::Int(freq as i64),
+            Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
+            Question::RefCount => Answer::Int(match &entry.value {
+                Value::Str(v) if is_integer(v) => match parse_i64(v) {
+                    Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
                     _ => 1,
-                }),
-            }
-        })
-        .await;
+                },
+                _ => 1,
+            }),
+        }
+    })
+    .await;
     match answer {
         Some(Answer::Text(t)) => out.bulk(t.as_bytes()),
         Some(Answer::Int(n)) => out.int(n),

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
-use super::{Args, auth, keys, sets, strings, wrong_arity};
+use super::{Args, auth, keys, wrong_arity};
 use crate::metrics::MetricsView;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::protocol::reply::{Resp, err};
@@ -56,7 +56,7 @@ pub async fn run_conn(
             out.bulk(now.subsec_micros().to_string().as_bytes());
         }
         ConnCmd::Dbsize => {
-            let sizes = shard.run_on_all(|s: &Shard| s.db.borrow().len()).await;
+            let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
             out.int(sizes.iter().sum::<usize>() as i64);
         }
         ConnCmd::Flush => {
@@ -70,12 +70,11 @@ pub async fn run_conn(
                 } else {
                     shard.db.borrow().lazy_user_flush
                 };
-                shard
-                    .run_on_all(move |s: &Shard| {
-                        let mut db = s.db.borrow_mut();
-                        if lazy { db.flush_async() } else { db.flush() }
-                    })
-                    .await;
+                crate::coord::all(shard, move |s: &Shard| {
+                    let mut db = s.db.borrow_mut();
+                    if lazy { db.flush_async() } else { db.flush() }
+                })
+                .await;
                 out.ok();
             }
         }
@@ -83,10 +82,6 @@ pub async fn run_conn(
         ConnCmd::Keys => keys::keys_all(shard, args, out).await,
         ConnCmd::Scan => keys::scan_all(shard, args, out).await,
         ConnCmd::RandomKey => keys::random_key_any(shard, out).await,
-        ConnCmd::Rename => keys::rename_any(shard, args, false, out).await,
-        ConnCmd::RenameNx => keys::rename_any(shard, args, true, out).await,
-        ConnCmd::MsetNx => strings::msetnx_any(shard, args, out).await,
-        ConnCmd::SetAlgebra(op, store) => sets::algebra_any(shard, op, store, args, out).await,
         ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
         ConnCmd::Latency => super::latency::latency(shard, args, out).await,
         ConnCmd::Debug => debug(shard, args, out),
@@ -223,7 +218,7 @@ async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         },
         _ => return out.error(err::SYNTAX),
     }
-    let per_shard = shard.run_on_all(|s: &Shard| s.db.borrow().hot.top()).await;
+    let per_shard = crate::coord::all(shard, |s: &Shard| s.db.borrow().hot.top()).await;
     let mut all: Vec<(Vec<u8>, u64)> = per_shard.into_iter().flatten().collect();
     all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(count);

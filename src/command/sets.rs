@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options};
+use crate::coord::Atomic;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
 use crate::store::glob::glob_match;
@@ -399,71 +400,131 @@ fn reply_result(
     }
 }
 
-/// SINTER/SUNION/SDIFF and their STORE forms, from the connection. When
-/// every key (destination included) lives on one shard the whole command
-/// runs there in one step, atomically. Otherwise the sources are copied
-/// from their shards, combined here and the result installed on the
-/// destination's shard; like MSETNX across shards, that is not isolated
-/// from concurrent writers.
-pub async fn algebra_any(
-    shard: &Shard,
-    op: SetOp,
-    store: bool,
-    args: &Args<'_>,
-    out: &mut Vec<u8>,
-) {
-    let dst = store.then(|| args.get(1).to_vec());
+/// SINTER, SUNION, SDIFF and their STORE forms when every key lives on one
+/// shard: one step there.
+fn algebra_whole(db: &mut Db, args: &Args, out: &mut Vec<u8>, op: SetOp, store: bool) {
+    let dst = store.then(|| args.get(1));
     let keys: Vec<Vec<u8>> = args
         .iter_from(if store { 2 } else { 1 })
         .map(<[u8]>::to_vec)
         .collect();
-    let owners: Vec<usize> = keys.iter().map(|k| shard.owner(k)).collect();
-    let home = dst.as_deref().map_or(owners[0], |d| shard.owner(d));
+    let result = compute_local(db, op, &keys);
+    reply_result(out, result, dst, db);
+}
 
-    if owners.iter().all(|&o| o == home) {
-        let reply = shard
-            .run_on(home, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                let mut out = Vec::new();
-                let result = compute_local(&mut db, op, &keys);
-                reply_result(&mut out, result, dst.as_deref(), &mut db);
-                out
-            })
-            .await;
-        return match reply {
-            Some(reply) => out.extend_from_slice(&reply),
-            None => out.error(SHARD_GONE),
-        };
-    }
+pub fn sinter(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Inter, false)
+}
 
-    let mut sources: Vec<Option<SetValue>> = vec![None; keys.len()];
-    for target in 0..shard.nshards {
-        let positions: Vec<usize> = (0..keys.len()).filter(|&i| owners[i] == target).collect();
-        if positions.is_empty() {
-            continue;
-        }
-        let wanted: Vec<Vec<u8>> = positions.iter().map(|&i| keys[i].clone()).collect();
-        let fetched = shard
-            .run_on(target, move |s: &Shard| {
+pub fn sunion(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Union, false)
+}
+
+pub fn sdiff(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Diff, false)
+}
+
+pub fn sinterstore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Inter, true)
+}
+
+pub fn sunionstore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Union, true)
+}
+
+pub fn sdiffstore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    algebra_whole(db, args, out, SetOp::Diff, true)
+}
+
+spread!(sinter_spread => sinter_across);
+spread!(sunion_spread => sunion_across);
+spread!(sdiff_spread => sdiff_across);
+spread!(sinterstore_spread => sinterstore_across);
+spread!(sunionstore_spread => sunionstore_across);
+spread!(sdiffstore_spread => sdiffstore_across);
+
+async fn sinter_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Inter, false).await
+}
+
+async fn sunion_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Union, false).await
+}
+
+async fn sdiff_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Diff, false).await
+}
+
+async fn sinterstore_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Inter, true).await
+}
+
+async fn sunionstore_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Union, true).await
+}
+
+async fn sdiffstore_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    algebra_across(shard, tx, args, out, SetOp::Diff, true).await
+}
+
+/// Copies of `keys`' sets from every shard that owns some, in the order
+/// of `keys`, read while all of them are held by `atomic`. Err is the
+/// reply to send instead.
+pub(crate) async fn fetch_sets(
+    shard: &Shard,
+    atomic: &mut Atomic<'_>,
+    keys: &Args<'_>,
+    first: usize,
+    last: usize,
+) -> Result<Vec<Option<SetValue>>, &'static str> {
+    let mut sources: Vec<Option<SetValue>> = vec![None; last + 1 - first];
+    let picked = Args::new(keys.buf(), &keys.ranges()[..=last]);
+    for part in super::parts_by_owner(shard, &picked, first, 1) {
+        let wanted: Vec<Vec<u8>> = part.args.iter().map(<[u8]>::to_vec).collect();
+        let fetched = atomic
+            .on(part.shard, move |s: &Shard| {
                 copy_sets(&mut s.db.borrow_mut(), &wanted)
             })
             .await;
         match fetched {
             Some(Ok(sets)) => {
-                for (i, set) in positions.into_iter().zip(sets) {
-                    sources[i] = set;
+                for (at, set) in part.groups.into_iter().zip(sets) {
+                    sources[at] = set;
                 }
             }
-            Some(Err(WrongType)) => return out.error(err::WRONGTYPE),
-            None => return out.error(SHARD_GONE),
+            Some(Err(WrongType)) => return Err(err::WRONGTYPE),
+            None => return Err(SHARD_GONE),
         }
     }
+    Ok(sources)
+}
+
+/// The set commands over several shards: the sources are copied from
+/// their shards and, for the STORE forms, the result is stored, while
+/// every involved shard is held.
+async fn algebra_across(
+    shard: &Shard,
+    tx: u64,
+    args: &Args<'_>,
+    out: &mut Vec<u8>,
+    op: SetOp,
+    store: bool,
+) {
+    let first = if store { 2 } else { 1 };
+    let dst = store.then(|| args.get(1).to_vec());
+    let home = dst.as_deref().map(|d| shard.owner(d));
+    let owners = args.iter_from(first).map(|k| shard.owner(k));
+    let mut atomic = Atomic::new(shard, tx, owners.chain(home));
+    let sources = match fetch_sets(shard, &mut atomic, args, first, args.len() - 1).await {
+        Ok(sources) => sources,
+        Err(reply) => return out.error(reply),
+    };
     let result = compute(op, sources.iter().map(Option::as_ref));
-    let Some(dst) = dst else {
+    let (Some(dst), Some(home)) = (dst, home) else {
         return reply_members(out, result.iter());
     };
-    let stored = shard
-        .run_on(home, move |s: &Shard| {
+    let stored = atomic
+        .on(home, move |s: &Shard| {
             store_result(&mut s.db.borrow_mut(), &dst, result)
         })
         .await;

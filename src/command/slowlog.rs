@@ -57,12 +57,11 @@ pub async fn slowlog(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
                     _ => return out.error("ERR count should be greater than or equal to -1"),
                 }
             }
-            let per_shard = shard
-                .run_on_all(move |s: &Shard| {
-                    let log = &s.metrics.slowlog;
-                    (log.newest(count), log.max_len())
-                })
-                .await;
+            let per_shard = crate::coord::all(shard, move |s: &Shard| {
+                let log = &s.metrics.slowlog;
+                (log.newest(count), log.max_len())
+            })
+            .await;
             let max_len = per_shard.iter().map(|(_, m)| *m).max().unwrap_or(0);
             let entries = merge_newest(
                 per_shard.into_iter().map(|(e, _)| e).collect(),
@@ -74,20 +73,17 @@ pub async fn slowlog(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             }
         }
         (b"LEN", 2) => {
-            let lens = shard
-                .run_on_all(|s: &Shard| {
-                    let log = &s.metrics.slowlog;
-                    (log.len() as u64, log.max_len())
-                })
-                .await;
+            let lens = crate::coord::all(shard, |s: &Shard| {
+                let log = &s.metrics.slowlog;
+                (log.len() as u64, log.max_len())
+            })
+            .await;
             let total: u64 = lens.iter().map(|(len, _)| len).sum();
             let max_len = lens.iter().map(|(_, m)| *m).max().unwrap_or(0);
             out.int(total.min(max_len) as i64);
         }
         (b"RESET", 2) => {
-            shard
-                .run_on_all(|s: &Shard| s.metrics.slowlog.reset())
-                .await;
+            crate::coord::all(shard, |s: &Shard| s.metrics.slowlog.reset()).await;
             out.ok();
         }
         (b"HELP", 2) => help_reply(

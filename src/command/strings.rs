@@ -1,6 +1,8 @@
 //! String commands: GET, SET and friends, counters, ranges, MGET/MSET.
 
-use super::{Args, wrong_arity};
+use super::keys::SHARD_GONE;
+use super::{Args, parts_by_owner, wrong_arity};
+use crate::coord::Atomic;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64};
 use crate::shard::Shard;
@@ -27,13 +29,6 @@ pub fn get(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 /// One MGET key: a value, or nil for missing keys and other types.
-pub fn mget_one(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    match read_str(db, args.get(1)) {
-        Ok(Some(v)) => out.bulk(v),
-        _ => out.nil(),
-    }
-}
-
 pub fn mget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     out.array(args.len() - 1);
     for key in args.iter_from(1) {
@@ -439,61 +434,111 @@ pub fn mset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     out.ok();
 }
 
-/// MSETNX from the connection: atomic on the owning shard when every key
-/// lives on one shard; across shards, checks every shard and then sets.
-/// The cross-shard form is not isolated from concurrent writers (see
-/// README, "Cross-shard commands").
-pub async fn msetnx_any(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+/// MSETNX when every key lives on one shard: set them all only if none
+/// exists, in one step.
+pub fn msetnx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if args.len().is_multiple_of(2) {
         return wrong_arity(out, "msetnx");
     }
-    let mut by_shard: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); shard.nshards];
+    if (1..args.len()).step_by(2).any(|i| db.contains(args.get(i))) {
+        return out.int(0);
+    }
     for i in (1..args.len()).step_by(2) {
-        by_shard[shard.owner(args.get(i))].push((args.get(i).to_vec(), args.get(i + 1).to_vec()));
+        db.set_string(args.get(i), args.get(i + 1), Ttl::Clear);
     }
-    let involved: Vec<usize> = (0..shard.nshards)
-        .filter(|&t| !by_shard[t].is_empty())
-        .collect();
-    if let [only] = involved[..] {
-        let pairs = std::mem::take(&mut by_shard[only]);
-        let created = shard
-            .run_on(only, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                if pairs.iter().any(|(k, _)| db.contains(k)) {
-                    return false;
-                }
-                for (k, v) in &pairs {
-                    db.set_string(k, v, Ttl::Clear);
-                }
-                true
-            })
-            .await
-            .unwrap_or(false);
-        return out.int(created as i64);
-    }
-    for &t in &involved {
-        let keys: Vec<Vec<u8>> = by_shard[t].iter().map(|(k, _)| k.clone()).collect();
-        let any = shard
-            .run_on(t, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                keys.iter().any(|k| db.contains(k))
-            })
-            .await
-            .unwrap_or(false);
-        if any {
-            return out.int(0);
+    out.int(1);
+}
+
+spread!(mget_spread => mget_across);
+spread!(mset_spread => mset_across);
+spread!(msetnx_spread => msetnx_across);
+
+/// MGET over several shards: each shard's keys are read while every
+/// involved shard is held, so no write of another client lands between
+/// two of the reads.
+async fn mget_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    let parts = parts_by_owner(shard, args, 1, 1);
+    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut values: Vec<Option<Vec<u8>>> = vec![None; args.len() - 1];
+    for part in parts {
+        let keys = part.args;
+        let read = atomic.on(part.shard, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            keys.iter()
+                .map(|k| read_str(&mut db, k).ok().flatten().map(<[u8]>::to_vec))
+                .collect::<Vec<_>>()
+        });
+        let Some(found) = read.await else {
+            return out.error(SHARD_GONE);
+        };
+        for (at, value) in part.groups.into_iter().zip(found) {
+            values[at] = value;
         }
     }
-    for t in involved {
-        let pairs = std::mem::take(&mut by_shard[t]);
-        shard
-            .run_on(t, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                for (k, v) in &pairs {
-                    db.set_string(k, v, Ttl::Clear);
-                }
-            })
-            .await;
+    drop(atomic);
+    out.array(values.len());
+    for value in &values {
+        match value {
+            Some(v) => out.bulk(v),
+            None => out.nil(),
+        }
+    }
+}
+
+/// MSET over several shards, all or nothing as seen by other clients.
+async fn mset_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    if args.len().is_multiple_of(2) {
+        return wrong_arity(out, "mset");
+    }
+    let parts = parts_by_owner(shard, args, 1, 2);
+    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    for part in parts {
+        let pairs = part.args;
+        let set = atomic.on(part.shard, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            for i in (0..pairs.len()).step_by(2) {
+                db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
+            }
+        });
+        if set.await.is_none() {
+            return out.error(SHARD_GONE);
+        }
+    }
+    out.ok();
+}
+
+/// MSETNX over several shards: every shard is checked (and held), then
+/// every key is set, or none.
+async fn msetnx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
+    if args.len().is_multiple_of(2) {
+        return wrong_arity(out, "msetnx");
+    }
+    let parts = parts_by_owner(shard, args, 1, 2);
+    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    for part in &parts {
+        let keys: Vec<Vec<u8>> = part.args.iter().step_by(2).map(<[u8]>::to_vec).collect();
+        let any = atomic.on(part.shard, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            keys.iter().any(|k| db.contains(k))
+        });
+        match any.await {
+            Some(false) => {}
+            Some(true) => return out.int(0),
+            // Not "absent": an unreachable shard is an error.
+            None => return out.error(SHARD_GONE),
+        }
+    }
+    for part in parts {
+        let pairs = part.args;
+        let set = atomic.on(part.shard, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            for i in (0..pairs.len()).step_by(2) {
+                db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
+            }
+        });
+        if set.await.is_none() {
+            return out.error(SHARD_GONE);
+        }
     }
     out.int(1);
 }

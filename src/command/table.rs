@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{Handler, hashes, keys, lists, sets, strings};
+use super::{Args, Handler, Spread, hashes, keys, lists, sets, strings};
 
 /// Metric slots: each command counts under one of these names in
 /// `kora_commands_total{cmd=...}`, INFO commandstats and the latency
@@ -74,17 +74,6 @@ const fn const_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// How partial replies of a split multi-key command combine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Merge {
-    /// One reply per key, wrapped in an array (MGET).
-    Array,
-    /// Integer replies added up (DEL, EXISTS).
-    SumInt,
-    /// Every part answered +OK (MSET).
-    AllOk,
-}
-
 /// Commands run by the connection itself: they touch connection state,
 /// fan out to every shard, or move values between shards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,10 +95,6 @@ pub enum ConnCmd {
     Keys,
     Scan,
     RandomKey,
-    Rename,
-    RenameNx,
-    MsetNx,
-    SetAlgebra(sets::SetOp, bool),
     Hotkeys,
     Latency,
     Debug,
@@ -146,17 +131,23 @@ impl ConnCmd {
 pub enum Kind {
     /// Every key of the command is one key: run on the shard owning it.
     Keyed(Handler),
-    /// Keys may live on several shards. When they all live on one shard the
-    /// command runs there whole; otherwise it is split into parts of `step`
-    /// arguments, each run with `part` on its key's shard, and merged.
-    Split {
+    /// Keys may live on several shards. When they all live on one shard,
+    /// `whole` runs there like any keyed command (inline, or in the
+    /// pipeline's batch for that shard). Otherwise `spread` runs it from
+    /// the connection as one atomic step over the shards involved
+    /// ([`crate::coord::Atomic`]), after every earlier command of the
+    /// pipeline has been answered.
+    Multi {
         whole: Handler,
-        part: Handler,
-        step: usize,
-        merge: Merge,
+        spread: Spread,
     },
     Conn(ConnCmd),
 }
+
+/// Where a command's keys are, beyond the fixed (first, last, step) of
+/// [`CommandSpec`]: commands that name their key count (LMPOP, SINTERCARD)
+/// find their keys from the arguments, as Redis' "movablekeys".
+pub type KeyFinder = fn(&Args<'_>) -> Option<(usize, usize)>;
 
 #[derive(Clone, Copy)]
 pub struct CommandSpec {
@@ -168,6 +159,11 @@ pub struct CommandSpec {
     pub first_key: i32,
     pub last_key: i32,
     pub key_step: i32,
+    /// For commands whose key positions depend on their arguments: the
+    /// first and last key index (inclusive, step 1), or None when the
+    /// arguments name no valid key range (the command's own checks then
+    /// answer the error).
+    pub movable: Option<KeyFinder>,
     pub slot: u8,
     pub kind: Kind,
 }
@@ -200,6 +196,20 @@ macro_rules! cmd {
             first_key: $first,
             last_key: $last,
             key_step: $step,
+            movable: None,
+            slot: slot($name),
+            kind: $kind,
+        }
+    };
+    ($name:literal, $arity:expr, $flags:expr, movable($finder:expr), $kind:expr) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: 0,
+            last_key: 0,
+            key_step: 0,
+            movable: Some($finder),
             slot: slot($name),
             kind: $kind,
         }
@@ -236,11 +246,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split {
+        Kind::Multi {
             whole: strings::mget,
-            part: strings::mget_one,
-            step: 1,
-            merge: Merge::Array
+            spread: strings::mget_spread
         }
     ),
     cmd!(
@@ -248,25 +256,30 @@ pub static COMMANDS: &[CommandSpec] = &[
         -3,
         W,
         (1, -1, 2),
-        Kind::Split {
+        Kind::Multi {
             whole: strings::mset,
-            part: strings::mset,
-            step: 2,
-            merge: Merge::AllOk
+            spread: strings::mset_spread
         }
     ),
-    cmd!("msetnx", -3, W, (1, -1, 2), Conn(C::MsetNx)),
+    cmd!(
+        "msetnx",
+        -3,
+        W,
+        (1, -1, 2),
+        Kind::Multi {
+            whole: strings::msetnx,
+            spread: strings::msetnx_spread
+        }
+    ),
     // Keys
     cmd!(
         "del",
         -2,
         W,
         (1, -1, 1),
-        Kind::Split {
+        Kind::Multi {
             whole: keys::del,
-            part: keys::del,
-            step: 1,
-            merge: Merge::SumInt
+            spread: keys::del_spread
         }
     ),
     cmd!(
@@ -274,11 +287,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         WF,
         (1, -1, 1),
-        Kind::Split {
+        Kind::Multi {
             whole: keys::unlink,
-            part: keys::unlink,
-            step: 1,
-            merge: Merge::SumInt
+            spread: keys::unlink_spread
         }
     ),
     cmd!(
@@ -286,11 +297,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split {
+        Kind::Multi {
             whole: keys::exists,
-            part: keys::exists,
-            step: 1,
-            merge: Merge::SumInt
+            spread: keys::exists_spread
         }
     ),
     cmd!(
@@ -298,11 +307,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         RF,
         (1, -1, 1),
-        Kind::Split {
+        Kind::Multi {
             whole: keys::exists,
-            part: keys::exists,
-            step: 1,
-            merge: Merge::SumInt
+            spread: keys::exists_spread
         }
     ),
     cmd!("type", 2, RF, (1, 1, 1), Keyed(keys::type_of)),
@@ -318,8 +325,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("keys", 2, R, (0, 0, 0), Conn(C::Keys)),
     cmd!("scan", -2, R, (0, 0, 0), Conn(C::Scan)),
     cmd!("randomkey", 1, R, (0, 0, 0), Conn(C::RandomKey)),
-    cmd!("rename", 3, W, (1, 2, 1), Conn(C::Rename)),
-    cmd!("renamenx", 3, WF, (1, 2, 1), Conn(C::RenameNx)),
+    cmd!(
+        "rename",
+        3,
+        W,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: keys::rename,
+            spread: keys::rename_spread
+        }
+    ),
+    cmd!(
+        "renamenx",
+        3,
+        WF,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: keys::renamenx,
+            spread: keys::renamenx_spread
+        }
+    ),
     // Lists
     cmd!("lpush", -3, WF, (1, 1, 1), Keyed(lists::lpush)),
     cmd!("rpush", -3, WF, (1, 1, 1), Keyed(lists::rpush)),
@@ -372,42 +397,60 @@ pub static COMMANDS: &[CommandSpec] = &[
         -2,
         R,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Inter, false))
+        Kind::Multi {
+            whole: sets::sinter,
+            spread: sets::sinter_spread
+        }
     ),
     cmd!(
         "sunion",
         -2,
         R,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Union, false))
+        Kind::Multi {
+            whole: sets::sunion,
+            spread: sets::sunion_spread
+        }
     ),
     cmd!(
         "sdiff",
         -2,
         R,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Diff, false))
+        Kind::Multi {
+            whole: sets::sdiff,
+            spread: sets::sdiff_spread
+        }
     ),
     cmd!(
         "sinterstore",
         -3,
         W,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Inter, true))
+        Kind::Multi {
+            whole: sets::sinterstore,
+            spread: sets::sinterstore_spread
+        }
     ),
     cmd!(
         "sunionstore",
         -3,
         W,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Union, true))
+        Kind::Multi {
+            whole: sets::sunionstore,
+            spread: sets::sunionstore_spread
+        }
     ),
     cmd!(
         "sdiffstore",
         -3,
         W,
         (1, -1, 1),
-        Conn(C::SetAlgebra(sets::SetOp::Diff, true))
+        Kind::Multi {
+            whole: sets::sdiffstore,
+            spread: sets::sdiffstore_spread
+        }
     ),
     // Connection and server
     cmd!("ping", -1, F, (0, 0, 0), Conn(C::Ping)),

@@ -7,12 +7,12 @@ use std::rc::Rc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 
-use super::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use super::{Shard, transaction};
 use crate::command::client::ClientInfo;
 use crate::command::{
-    Args, CommandSpec, Handler, Kind, Merge, auth, lookup, server, slowlog, wrong_arity,
+    Args, CommandSpec, Handler, Kind, auth, lookup, server, slowlog, wrong_arity,
 };
+use crate::coord::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command_with};
 use crate::protocol::reply::Resp;
@@ -77,26 +77,15 @@ const LOCAL: u16 = u16::MAX;
 /// The reply of a command whose shard stopped answering.
 const GONE_REPLY: &[u8] = b"-ERR shard unavailable\r\n"; // keys::SHARD_GONE, as a reply line
 
-/// Where one reply (or one part of a split command's reply) will come from.
+/// Where one reply will come from.
 #[derive(Clone, Copy)]
 struct Item {
     shard: u16,
     index: u32,
 }
 
-enum Shape {
-    One(Item),
-    /// A split multi-key command: `count` items starting at `first` in the
-    /// plan's item list.
-    Merged {
-        merge: Merge,
-        first: u32,
-        count: u32,
-    },
-}
-
 struct Planned<'m> {
-    shape: Shape,
+    item: Item,
     /// Present for commands whose reply is not ready yet (remote parts).
     timer: Option<CommandTimer<'m>>,
     /// With a timer: where the command's argument ranges are in
@@ -112,7 +101,6 @@ pub struct Pipeline<'m> {
     /// its commands are answered with an error.
     gone: Vec<bool>,
     plan: Vec<Planned<'m>>,
-    items: Vec<Item>,
     /// Argument ranges (into the read buffer) of the commands waiting for
     /// remote replies: the slow log needs a command's arguments when its
     /// timer ends. Reused, so it costs no allocation per command.
@@ -129,7 +117,6 @@ impl<'m> Pipeline<'m> {
             batches: (0..nshards).map(|_| OpBatch::default()).collect(),
             gone: vec![false; nshards],
             plan: Vec::new(),
-            items: Vec::new(),
             argv: Vec::new(),
             waiting: Vec::new(),
             remote_pending: false,
@@ -336,11 +323,11 @@ async fn run(
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
                         let spec = lookup(args.get(0));
-                        // A connection command waits for every reply
-                        // before it; write them as they come rather than
-                        // gathering them all.
+                        // A command that waits for every reply before it:
+                        // write them as they come rather than gathering
+                        // them all.
                         if pipe.remote_pending
-                            && spec.is_some_and(|s| matches!(s.kind, Kind::Conn(_)))
+                            && spec.is_some_and(|s| waits_for_pipeline(shard, s, &args))
                         {
                             flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                         }
@@ -549,25 +536,32 @@ pub async fn dispatch<'m>(
             }
             route(shard, pipe, timer, handler, target, args);
         }
-        Kind::Split {
-            whole,
-            part,
-            step,
-            merge,
-        } => {
-            if !(args.len() - 1).is_multiple_of(step) {
+        Kind::Multi { whole, spread } => {
+            if spec.key_step > 1 && !(args.len() - 1).is_multiple_of(spec.key_step as usize) {
+                // MSET / MSETNX: keys and values come in pairs.
                 timer.set_rejected();
                 local_reply(pipe, timer, |buf| wrong_arity(buf, spec.name));
                 return Flow::Continue;
             }
-            // A transaction holding this shard: wait before running a part
-            // here (never while holding anything, so no cycle).
-            if shard.tx.blocks_current() && touches(shard, args, spec, shard.id) {
-                shard.tx.unblocked().await;
-            }
             match single_owner(shard, args, spec) {
-                Some(target) => route(shard, pipe, timer, whole, target, args),
-                None => split(shard, pipe, timer, args, part, step, merge),
+                Some(target) => {
+                    // A transaction holding this shard: wait before running
+                    // here (never while holding anything, so no cycle).
+                    if target == shard.id && shard.tx.blocks_current() {
+                        shard.tx.unblocked().await;
+                    }
+                    route(shard, pipe, timer, whole, target, args);
+                }
+                None => {
+                    // Across shards: after everything before it, as one
+                    // atomic step (inside EXEC, under EXEC's locks).
+                    complete_all(shard, client, args.buf(), pipe, out).await;
+                    let mark = out.len();
+                    spread(shard, client.info.id, args, out).await;
+                    shard.db.borrow_mut().refresh_clock();
+                    let mut timer = timer;
+                    timer.set_reply(&out[mark..]);
+                }
             }
         }
         Kind::Conn(cmd) => {
@@ -630,9 +624,14 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
     out.error(&text);
 }
 
-/// Whether any key of `args` lives on shard `target`.
-fn touches(shard: &Shard, args: &Args, spec: &CommandSpec, target: usize) -> bool {
-    shard.key_owners(spec, args).any(|s| s == target)
+/// Whether a command runs only after every reply before it has arrived:
+/// connection commands and multi-key commands across shards.
+fn waits_for_pipeline(shard: &Shard, spec: &CommandSpec, args: &Args) -> bool {
+    match spec.kind {
+        Kind::Conn(_) => true,
+        Kind::Multi { .. } => single_owner(shard, args, spec).is_none(),
+        Kind::Keyed(_) => false,
+    }
 }
 
 /// The shard owning every key of `args`, if it is one shard.
@@ -660,10 +659,10 @@ fn local_reply<'m>(
 fn plan_local_reply(pipe: &mut Pipeline<'_>) {
     let index = pipe.local.seal();
     pipe.plan.push(Planned {
-        shape: Shape::One(Item {
+        item: Item {
             shard: LOCAL,
             index,
-        }),
+        },
         timer: None,
         argv: (0, 0),
     });
@@ -683,53 +682,18 @@ fn route<'m>(
         timer.set_reply(pipe.local.get(item.index as usize));
         drop(timer);
         pipe.plan.push(Planned {
-            shape: Shape::One(item),
+            item,
             timer: None,
             argv: (0, 0),
         });
     } else {
         let argv = pipe.keep_argv(args);
         pipe.plan.push(Planned {
-            shape: Shape::One(item),
+            item,
             timer: Some(timer),
             argv,
         });
     }
-}
-
-/// Splits a multi-key command into one part per key (or key/value pair),
-/// each run on its key's shard; the reply is merged in argument order.
-fn split<'m>(
-    shard: &'m Rc<Shard>,
-    pipe: &mut Pipeline<'m>,
-    timer: CommandTimer<'m>,
-    args: &Args,
-    part: Handler,
-    step: usize,
-    merge: Merge,
-) {
-    let first = pipe.items.len() as u32;
-    let mut part_ranges: [ArgRange; 3] = [args.range(0); 3];
-    for i in (1..args.len()).step_by(step) {
-        for j in 0..step {
-            part_ranges[1 + j] = args.range(i + j);
-        }
-        let part_args = Args::new(args.buf(), &part_ranges[..1 + step]);
-        let target = shard.owner(args.get(i));
-        let item = queue(shard, pipe, part, target, &part_args);
-        pipe.items.push(item);
-    }
-    let count = pipe.items.len() as u32 - first;
-    let argv = pipe.keep_argv(args);
-    pipe.plan.push(Planned {
-        shape: Shape::Merged {
-            merge,
-            first,
-            count,
-        },
-        timer: Some(timer),
-        argv,
-    });
 }
 
 /// Executes one op inline when this shard owns it, else appends it to the
@@ -792,7 +756,6 @@ pub async fn complete<'m>(
         }
         pipe.local.clear();
         pipe.plan.clear();
-        pipe.items.clear();
         pipe.argv.clear();
         return Progress::Done;
     }
@@ -821,36 +784,12 @@ pub async fn complete<'m>(
     };
     let mut emitted = 0;
     for planned in pipe.plan.iter_mut() {
-        let ready = match &planned.shape {
-            Shape::One(item) => replies.ready(item).is_some(),
-            Shape::Merged { first, count, .. } => pipe.items
-                [*first as usize..(*first + *count) as usize]
-                .iter()
-                .all(|item| replies.ready(item).is_some()),
-        };
-        if !ready {
+        let Some(reply) = replies.ready(&planned.item) else {
             break;
-        }
+        };
         emitted += 1;
         let mark = out.len();
-        match planned.shape {
-            Shape::One(item) => out.extend_from_slice(replies.ready(&item).unwrap_or(GONE_REPLY)),
-            Shape::Merged {
-                merge,
-                first,
-                count,
-            } => {
-                let parts = &pipe.items[first as usize..(first + count) as usize];
-                merge_parts(
-                    merge,
-                    parts
-                        .iter()
-                        .map(|item| replies.ready(item).unwrap_or(GONE_REPLY)),
-                    count as usize,
-                    out,
-                );
-            }
-        }
+        out.extend_from_slice(reply);
         if let Some(mut timer) = planned.timer.take() {
             timer.set_reply(&out[mark..]);
             drop(timer);
@@ -874,7 +813,6 @@ pub async fn complete<'m>(
     }
     pipe.plan.clear();
     pipe.local.clear();
-    pipe.items.clear();
     pipe.argv.clear();
     pipe.remote_pending = false;
     pipe.gone.fill(false);
@@ -894,18 +832,9 @@ pub async fn complete<'m>(
 fn forget_written(pipe: &mut Pipeline<'_>, emitted: usize) {
     pipe.plan.drain(..emitted);
     let mut first_left: Vec<Option<u32>> = vec![None; pipe.batches.len()];
-    let mut note = |item: &Item| {
+    for Planned { item, .. } in &pipe.plan {
         if item.shard != LOCAL && first_left[item.shard as usize].is_none() {
             first_left[item.shard as usize] = Some(item.index);
-        }
-    };
-    for planned in &pipe.plan {
-        match planned.shape {
-            Shape::One(item) => note(&item),
-            Shape::Merged { first, count, .. } => pipe.items
-                [first as usize..(first + count) as usize]
-                .iter()
-                .for_each(&mut note),
         }
     }
     for (batch, first) in pipe.batches.iter_mut().zip(first_left) {
@@ -933,40 +862,4 @@ fn log_slow(shard: &Shard, client: &ClientState, args: &Args, nanos: u64) {
         name.as_deref().unwrap_or_default(),
         nanos,
     );
-}
-
-fn merge_parts<'a>(
-    merge: Merge,
-    parts: impl Iterator<Item = &'a [u8]>,
-    count: usize,
-    out: &mut Vec<u8>,
-) {
-    match merge {
-        Merge::Array => {
-            out.array(count);
-            for p in parts {
-                out.extend_from_slice(p);
-            }
-        }
-        Merge::SumInt => {
-            let mut sum = 0i64;
-            for p in parts {
-                if p.first() != Some(&b':') {
-                    out.extend_from_slice(p);
-                    return;
-                }
-                sum += crate::protocol::parser::parse_i64(&p[1..p.len() - 2]).unwrap_or(0);
-            }
-            out.int(sum);
-        }
-        Merge::AllOk => {
-            for p in parts {
-                if p.first() == Some(&b'-') {
-                    out.extend_from_slice(p);
-                    return;
-                }
-            }
-            out.ok();
-        }
-    }
 }

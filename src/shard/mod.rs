@@ -3,12 +3,9 @@
 //! channel mesh.
 
 pub mod connection;
-pub mod mesh;
 pub mod runtime;
 pub mod transaction;
-pub mod txlock;
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -21,9 +18,10 @@ use glommio::sync::Semaphore;
 use crate::command::client::ClientInfo;
 use crate::command::{Args, CommandSpec};
 use crate::config::Config;
+use crate::coord::mesh::{self, Node, OpBatch, ReplyBatch, Request, Response};
+use crate::coord::txlock;
 use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardStats};
 use crate::store::Db;
-use mesh::{Node, OpBatch, ReplyBatch, Request, Response};
 
 /// Key → shard, identical on every core and every run: ahash with fixed
 /// seeds (distinct from the ones the per-shard maps use, so a shard's keys
@@ -176,15 +174,22 @@ impl Shard {
         spec: &CommandSpec,
         args: &'a Args<'_>,
     ) -> impl Iterator<Item = usize> + 'a {
-        let first = spec.first_key.max(0) as usize;
-        let end = match spec.last_key {
-            _ if first == 0 => 0,
-            last if last < 0 => args.len(),
-            last => (last as usize + 1).min(args.len()),
+        let (first, end, step) = match spec.movable {
+            Some(find) => match find(args) {
+                Some((first, last)) => (first, (last + 1).min(args.len()), 1),
+                None => (0, 0, 1),
+            },
+            None => {
+                let first = spec.first_key.max(0) as usize;
+                let end = match spec.last_key {
+                    _ if first == 0 => 0,
+                    last if last < 0 => args.len(),
+                    last => (last as usize + 1).min(args.len()),
+                };
+                (first, end, spec.key_step.max(1) as usize)
+            }
         };
-        (first..end)
-            .step_by(spec.key_step.max(1) as usize)
-            .map(|i| self.owner(args.get(i)))
+        (first..end).step_by(step).map(|i| self.owner(args.get(i)))
     }
 
     /// Runs a whole batch cut for this shard (one transaction's step) and
@@ -222,6 +227,12 @@ impl Shard {
         next
     }
 
+    /// Runs a call that was admitted with its lock (`LockCall`) and answers.
+    pub(crate) fn run_call(&self, from: usize, id: u32, call: mesh::Call) {
+        self.db.borrow_mut().refresh_clock();
+        self.node.respond(from, id, Response::Call(call(self)));
+    }
+
     pub fn handle_request(&self, from: usize, id: u32, req: Request) {
         let resp = match req {
             Request::Exec(mut batch) | Request::TxExec(_, mut batch) => {
@@ -245,65 +256,12 @@ impl Shard {
             Request::View | Request::ResetStats => Response::View(Box::default()),
             // Taken by `admit_request` before they get here.
             Request::Lock(_) | Request::Unlock(_) => Response::Locked,
+            Request::LockCall(_, f) => {
+                self.db.borrow_mut().refresh_clock();
+                Response::Call(f(self))
+            }
         };
         self.node.respond(from, id, resp);
-    }
-
-    /// Runs `f` on shard `target` (directly when it is this one) and
-    /// returns its result; None only if the target is gone.
-    pub async fn run_on<R, F>(&self, target: usize, f: F) -> Option<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Shard) -> R + Send + 'static,
-    {
-        if target == self.id {
-            self.tx.unblocked().await;
-            self.db.borrow_mut().refresh_clock();
-            return Some(f(self));
-        }
-        let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-        match self.node.request(target, self.tagged_call(call)).await {
-            Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
-            _ => None,
-        }
-    }
-
-    /// Runs `f` on every shard concurrently; results in shard order.
-    pub async fn run_on_all<R, F>(&self, f: F) -> Vec<R>
-    where
-        R: Send + 'static,
-        F: Fn(&Shard) -> R + Send + Clone + 'static,
-    {
-        let pending: Vec<_> = (0..self.nshards)
-            .filter(|&t| t != self.id)
-            .map(|t| {
-                let f = f.clone();
-                let call: mesh::Call = Box::new(move |s| Box::new(f(s)) as Box<dyn Any + Send>);
-                (t, self.node.request(t, self.tagged_call(call)))
-            })
-            .collect();
-        self.tx.unblocked().await;
-        self.db.borrow_mut().refresh_clock();
-        let mine = f(self);
-        let mut out: Vec<Option<R>> = (0..self.nshards).map(|_| None).collect();
-        out[self.id] = Some(mine);
-        for (t, fut) in pending {
-            if let Response::Call(any) = fut.await
-                && let Ok(r) = any.downcast::<R>()
-            {
-                out[t] = Some(*r);
-            }
-        }
-        out.into_iter().flatten().collect()
-    }
-
-    /// A call on behalf of the running transaction passes that
-    /// transaction's locks; any other call waits for them.
-    fn tagged_call(&self, call: mesh::Call) -> Request {
-        match self.tx.current() {
-            Some(tx) => Request::TxCall(tx, call),
-            None => Request::Call(call),
-        }
     }
 
     pub fn snapshot(&self) -> ShardSnapshot {

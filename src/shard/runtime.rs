@@ -13,10 +13,10 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::connection;
-use super::mesh::{Msg, Node};
 use super::{Admission, Shard};
 use crate::collector;
 use crate::config::Config;
+use crate::coord::mesh::{Msg, Node};
 
 /// Messages queued per direction between two cores before senders wait.
 const MESH_CAPACITY: usize = 1024;

@@ -14,9 +14,9 @@ use std::rc::Rc;
 
 use super::Shard;
 use super::connection::{ClientState, Pipeline, complete_all, dispatch, note_slow};
-use super::mesh::{OpBatch, ReplyBatch};
-use super::txlock::WithTx;
 use crate::command::{Args, Kind, lookup};
+use crate::coord::mesh::{OpBatch, ReplyBatch};
+use crate::coord::txlock::WithTx;
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::ArgRange;
 use crate::protocol::reply::Resp;
@@ -155,13 +155,12 @@ pub async fn watch(
         if keys.is_empty() {
             continue;
         }
-        let answer = shard
-            .run_on(target, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
-                let versions: Vec<u64> = keys.iter().map(|k| db.watch(k)).collect();
-                (keys, versions)
-            })
-            .await;
+        let answer = crate::coord::on(shard, target, move |s: &Shard| {
+            let mut db = s.db.borrow_mut();
+            let versions: Vec<u64> = keys.iter().map(|k| db.watch(k)).collect();
+            (keys, versions)
+        })
+        .await;
         let Some((keys, versions)) = answer else {
             out.error(crate::command::keys::SHARD_GONE);
             return;
@@ -197,12 +196,11 @@ pub async fn unwatch_all(shard: &Rc<Shard>, client: &mut ClientState) {
             .map(|w| w.key.clone())
             .collect();
         if !keys.is_empty() {
-            shard
-                .run_on(target, move |s: &Shard| {
-                    let mut db = s.db.borrow_mut();
-                    keys.iter().for_each(|k| db.unwatch(k));
-                })
-                .await;
+            crate::coord::on(shard, target, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                keys.iter().for_each(|k| db.unwatch(k));
+            })
+            .await;
         }
     }
 }
@@ -304,23 +302,22 @@ async fn exec_on_one(
         };
         let handler = match spec.kind {
             Kind::Keyed(h) => h,
-            Kind::Split { whole, .. } => whole,
+            Kind::Multi { whole, .. } => whole,
             Kind::Conn(_) => continue,
         };
         batch.push(handler, args.iter_from(0));
         timers.push(CommandTimer::start(&shard.metrics, spec.slot));
     }
     let watched = watched_on(client, target);
-    let answer = shard
-        .run_on(target, move |s: &Shard| {
-            if !watches_intact(s, &watched) {
-                return None;
-            }
-            let mut replies = ReplyBatch::default();
-            s.exec_batch(&batch, &mut replies);
-            Some(replies)
-        })
-        .await;
+    let answer = crate::coord::on(shard, target, move |s: &Shard| {
+        if !watches_intact(s, &watched) {
+            return None;
+        }
+        let mut replies = ReplyBatch::default();
+        s.exec_batch(&batch, &mut replies);
+        Some(replies)
+    })
+    .await;
     match answer {
         None => {
             timers.into_iter().for_each(CommandTimer::cancel);
@@ -391,9 +388,8 @@ async fn exec_locked<'m>(
             if watched.is_empty() {
                 continue;
             }
-            let ok = shard
-                .run_on(target, move |s: &Shard| watches_intact(s, &watched))
-                .await;
+            let ok =
+                crate::coord::on(shard, target, move |s: &Shard| watches_intact(s, &watched)).await;
             if ok != Some(true) {
                 intact = false;
                 break;

@@ -19,10 +19,10 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::{GlommioError, ResourceType};
 
-use super::Shard;
 use crate::command::Handler;
 use crate::metrics::MetricsView;
 use crate::protocol::parser::ArgRange;
+use crate::shard::Shard;
 
 /// Commands for one shard, cut from one connection's pipeline: argument
 /// bytes copied into one block, and per command its handler and argument
@@ -182,6 +182,10 @@ pub enum Request {
     /// (answered with `Locked` once granted), release it, and run work for
     /// the holder while other requests wait.
     Lock(u64),
+    /// Take this shard's lock for a multi-key command (waiting behind
+    /// earlier holders like `Lock`), then run the closure while holding
+    /// it; answered with `Call`. Saves the separate `Lock` hop.
+    LockCall(u64, Call),
     Unlock(u64),
     TxExec(u64, OpBatch),
     TxCall(u64, Call),

@@ -25,8 +25,8 @@ use std::task::{Context, Poll, Waker};
 
 use glommio::sync::Semaphore;
 
-use super::Shard;
 use super::mesh::{Request, Response};
+use crate::shard::Shard;
 
 /// A transaction's id: the client id of the connection running EXEC,
 /// unique across cores.
@@ -37,6 +37,14 @@ enum Deferred {
     Request { from: usize, id: u32, req: Request },
     /// A remote transaction waiting for this shard.
     Lock { from: usize, id: u32, tx: TxId },
+    /// A remote multi-key command waiting for this shard, with the work to
+    /// run once it holds it.
+    LockCall {
+        from: usize,
+        id: u32,
+        tx: TxId,
+        call: super::mesh::Call,
+    },
     /// A transaction of this core waiting for this shard.
     LocalLock(TxId),
 }
@@ -83,6 +91,15 @@ impl TxLock {
             None => false,
             Some(h) => self.current.get() != Some(h),
         }
+    }
+
+    /// Drops the queued lock requests of `tx`.
+    fn forget(&self, tx: TxId) {
+        self.deferred.borrow_mut().retain(|d| {
+            !matches!(d, Deferred::Lock { tx: t, .. }
+                | Deferred::LockCall { tx: t, .. }
+                | Deferred::LocalLock(t) if *t == tx)
+        });
     }
 
     fn wake_all(&self) {
@@ -144,9 +161,23 @@ impl Shard {
                         .push_back(Deferred::Lock { from, id, tx });
                 }
             }
+            Request::LockCall(tx, call) => {
+                if !lock.busy() {
+                    lock.holder.set(Some(tx));
+                    self.run_call(from, id, call);
+                } else {
+                    lock.deferred
+                        .borrow_mut()
+                        .push_back(Deferred::LockCall { from, id, tx, call });
+                }
+            }
             Request::Unlock(tx) => {
                 if lock.holder.get() == Some(tx) {
                     self.release();
+                } else {
+                    // Its holder gave up before being granted the lock (a
+                    // dropped command): it must never be granted.
+                    lock.forget(tx);
                 }
                 self.node.respond(from, id, Response::Locked);
             }
@@ -190,6 +221,8 @@ impl Shard {
     pub fn unlock_local(&self, tx: TxId) {
         if self.tx.holder.get() == Some(tx) {
             self.release();
+        } else {
+            self.tx.forget(tx);
         }
     }
 
@@ -229,6 +262,11 @@ impl Shard {
                 }
                 Some(Deferred::LocalLock(tx)) => {
                     lock.holder.set(Some(tx));
+                    break;
+                }
+                Some(Deferred::LockCall { from, id, tx, call }) => {
+                    lock.holder.set(Some(tx));
+                    self.run_call(from, id, call);
                     break;
                 }
             }
