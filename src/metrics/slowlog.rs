@@ -231,8 +231,13 @@ mod tests {
         let b = SlowLog::default();
         a.set_slower_than_us(0);
         b.set_slower_than_us(0);
+        // Ids order entries by microsecond; entries of two shards within
+        // the same microsecond have no order between them.
+        let tick = || std::thread::sleep(std::time::Duration::from_millis(1));
         log_one(&a, 0, 1, &[b"one"]);
+        tick();
         log_one(&b, 1, 1, &[b"two"]);
+        tick();
         log_one(&a, 0, 1, &[b"three"]);
         let merged = merge_newest(vec![a.newest(10), b.newest(10)], 2);
         let names: Vec<&[u8]> = merged.iter().map(|e| &*e.argv[0]).collect();
