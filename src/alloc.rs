@@ -13,6 +13,9 @@
 //! Everything is per thread (const thread-locals without destructors, safe
 //! to touch inside the allocator): no locks, nothing shared between cores.
 //! Outside a lazy-free slice the only cost is one size comparison per free.
+//!
+//! Imports `store::lazyfree::page_size` (and is driven by `store::lazyfree`):
+//! the two halves of one mechanism.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

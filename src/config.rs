@@ -1,5 +1,11 @@
 //! Server configuration: command-line flags layered over an optional
 //! `kora.toml`. Flags win over the file, the file wins over defaults.
+//!
+//! Layer: read by every layer (see the crate docs, "Layers and imports").
+//! Owns the startup configuration ([`Config`], [`Cli`], `kora.toml` parsing,
+//! [`OutputBufferLimits`]); runtime changes (CONFIG SET) live in
+//! `command::config` and the shards. May import only leaf constants: today
+//! the slow log's defaults from `metrics::slowlog`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

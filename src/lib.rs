@@ -1,5 +1,10 @@
 //! Kora: a Redis-compatible (RESP2), thread-per-core, shared-nothing cache
-//! server with always-on observability. See README.md for the architecture.
+//! server with always-on observability.
+//!
+// The architecture lives in a markdown file beside this one so that it is
+// easy to edit and review; `cargo doc` renders it as the crate's front page
+// and checks its links (tools/test.sh runs it with `-D warnings`).
+#![doc = include_str!("ARCHITECTURE.md")]
 
 pub(crate) mod alloc;
 pub mod collector;

@@ -28,6 +28,9 @@ if ! python3 -c 'import redis, sys; sys.exit(not 5 <= int(redis.__version__.spli
 fi
 
 cargo build --release --bins
+# The design docs (src/ARCHITECTURE.md and the module docs) must build
+# without warnings: broken or private intra-doc links fail here.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test --release
 # Benchmarks are compiled, not run, so they never rot.
 cargo bench --no-run --quiet

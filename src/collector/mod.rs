@@ -2,6 +2,13 @@
 //! shard for a snapshot, waits a bounded time, adds the shards' interval
 //! histograms into its running totals, and builds the `MetricsView` that
 //! `/metrics`, INFO and LATENCY render.
+//!
+//! Layer: the top (see the crate docs, "Layers and imports"). Owns the
+//! collector's executor, the running totals and RESETSTAT baseline, the
+//! Prometheus exposition ([`exposition`]) and the `/metrics` HTTP server
+//! ([`http`]). May import every other layer: `metrics` for snapshots and the
+//! view, `shard` for the mesh and `Shard`, `command` for slot names and
+//! versions, `config`.
 
 pub mod exposition;
 pub mod http;

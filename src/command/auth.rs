@@ -6,6 +6,10 @@
 //! Only one user exists, `default`, as in Redis without ACL rules: with no
 //! password it accepts any password; with `requirepass` set it accepts only
 //! that one. Texts are Redis 7.0.15's, byte for byte.
+//!
+//! Imports `shard::connection::ClientState` (the server layer; a break of
+//! the layering, see [`crate::command`]): AUTH changes the connection's
+//! authenticated state.
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;

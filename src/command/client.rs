@@ -3,6 +3,9 @@
 //! Each core keeps a registry of its own connections (`Shard::clients`);
 //! CLIENT LIST and CLIENT KILL ask every core for its part over the mesh,
 //! so nothing about clients is shared between cores.
+//!
+//! Imports `shard::connection::ClientState` (the server layer; a break of
+//! the layering, see [`crate::command`]).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;

@@ -1,6 +1,7 @@
 //! Generic key commands: DEL, EXISTS, TYPE, TTLs, and the shard-side
-//! pieces of KEYS, SCAN, RANDOMKEY and RENAME (their cross-shard driver
-//! lives in `shard::fanout`).
+//! pieces of KEYS, SCAN, RANDOMKEY and RENAME, and their cross-shard
+//! drivers (run by the connection): coordination code living in the
+//! command layer until the `coord` module takes it.
 
 use super::{Args, ScanExtra, parse_cursor, parse_scan_options, parts_by_owner};
 use crate::coord::Atomic;

@@ -5,7 +5,122 @@
 //! that owns the command's key(s), reads its arguments as slices, and
 //! appends exactly one RESP reply to `out`. Connection-level commands
 //! (fan-out, cross-shard, connection state) are [`ConnCmd`]s, run by the
-//! connection in `shard::connection`.
+//! connection in [`crate::shard::connection`].
+//!
+//! Layer: `command`, above `store` and coordination (see the crate docs,
+//! "Layers and imports"). Owns the table, argument access ([`Args`]), the
+//! shared reply helpers ([`wrong_arity`], [`help_reply`], …) and every
+//! handler. Shard-side handlers ([`Handler`]) may import only `store` and
+//! the leaves (`protocol`, `metrics`): they run on one shard with one
+//! `&mut Db` and know nothing of other cores. Connection-level commands
+//! (`async fn`s taking `&Shard`) may also use coordination to reach other
+//! shards. Breaks today: [`auth`], [`client`] and [`server`] import
+//! `shard::connection::ClientState` (and `Flow`) from the server layer;
+//! [`keys`], [`sets`] and [`strings`] hold cross-shard drivers (KEYS,
+//! SCAN, RANDOMKEY, RENAME, SINTER…, MSETNX) that belong to coordination.
+//!
+//! # Adding a command
+//!
+//! A command is one row in [`table::COMMANDS`] plus one handler, and two
+//! tests: a unit test of the handler and an integration test against the
+//! real server. STRLEN, as it is in the code, from row to test:
+//!
+//! **1. The table row** ([`table`], under `// Strings`):
+//!
+//! ```text
+//! cmd!("strlen", 2, RF, (1, 1, 1), Keyed(strings::strlen)),
+//! ```
+//!
+//! - `"strlen"`: the lower-case name, at most 24 bytes; [`lookup`] finds
+//!   it case-insensitively and a table test checks names are unique.
+//!   COMMAND, COMMAND COUNT/INFO/LIST read the same row, so the new
+//!   command shows up there with no further work; so do routing,
+//!   pipelining, MULTI/EXEC queuing, metrics and the slow log.
+//! - `2`: the arity, Redis' convention — exactly 2 arguments with the name
+//!   (`-N` means at least N). The connection checks it before anything
+//!   runs and answers `-ERR wrong number of arguments for 'strlen'
+//!   command`; a handler never sees a wrong count (commands with a variable
+//!   tail still check their options).
+//! - `RF`: the flags (`readonly`, `fast`), what COMMAND INFO lists; `fast`
+//!   also files its latency spikes under the monitor's `fast-command`
+//!   event. Copy Redis 7's flags for the command.
+//! - `(1, 1, 1)`: first key, last key, step, as in COMMAND INFO. For a
+//!   `Keyed` command the first key picks the shard: the connection routes
+//!   the command to `shard_of(args[first_key])`.
+//! - `Keyed(strings::strlen)`: how it runs — one key, on the shard that
+//!   owns it ([`Kind::Keyed`]). Multi-key commands that can be split per
+//!   key are [`Kind::Split`] (with a merge rule); anything that needs
+//!   connection state, every shard, or values from several shards is a
+//!   [`ConnCmd`], dispatched in `server::run_conn`.
+//!
+//! The metric slot comes from the name: a name listed in
+//! [`SLOT_NAMES`] gets its own `cmd` label, any other counts as `other`.
+//! Adding a slot changes the `/metrics` contract; don't, unless asked.
+//!
+//! **2. The handler** ([`strings::strlen`]), a [`Handler`]: it gets the
+//! shard's `Db`, the arguments as slices of the request buffer, and
+//! appends exactly one reply (with the `Resp` trait of
+//! [`crate::protocol::reply`]); error texts are Redis 7's, byte for byte,
+//! from [`crate::protocol::reply::err`]:
+//!
+//! ```ignore
+//! pub fn strlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+//!     match read_str(db, args.get(1)) {
+//!         Ok(v) => out.int(v.map_or(0, |v| v.len()) as i64),
+//!         Err(e) => out.error(e), // WRONGTYPE
+//!     }
+//! }
+//! ```
+//!
+//! A handler that changes a value in place must report the size change to
+//! the `Db` (see the family's `//!` notes) so that memory accounting stays
+//! exact, and must delete an aggregate that becomes empty.
+//!
+//! **3. A unit test** beside the handler (`strings.rs`, `mod tests`), with
+//! `testing`'s `db()` (an empty shard keyspace) and `run` (runs one
+//! handler on an argument list and returns the raw reply):
+//!
+//! ```ignore
+//! #[test]
+//! fn strlen_counts_bytes() {
+//!     let mut db = db();
+//!     assert_eq!(run(&mut db, strlen, &[b"STRLEN", b"k"]), b":0\r\n");
+//!     run(&mut db, set, &[b"SET", b"k", b"hello"]);
+//!     assert_eq!(run(&mut db, strlen, &[b"STRLEN", b"k"]), b":5\r\n");
+//!     run(&mut db, lpush, &[b"LPUSH", b"l", b"x"]);
+//!     assert!(run(&mut db, strlen, &[b"STRLEN", b"l"]).starts_with(b"-WRONGTYPE"));
+//! }
+//! ```
+//!
+//! Families with many in-place updates also run randomized sequences
+//! through `testing::check_step`, which checks the memory accounting
+//! against a full recount after every command.
+//!
+//! **4. An integration test** in `tests/` against the real binary: the
+//! `Server` of `tests/common/mod.rs` starts `kora` on a free loopback port
+//! (`Server::start(workers)`, or `Server::start_with(workers, &[flags])`)
+//! and `client()` connects the `redis` crate; `q` runs a command that must
+//! succeed, `e` returns an error reply's text. STRLEN's lives in
+//! `tests/strings_keys.rs` (`append_and_strlen`, run with 1 and 2 shards);
+//! its core:
+//!
+//! ```ignore
+//! let s = Server::start(2);
+//! let mut c = s.client();
+//! assert_eq!(q::<i64>(&mut c, &["STRLEN", "k"]), 0);
+//! assert_eq!(q::<i64>(&mut c, &["APPEND", "k", "Hello"]), 5);
+//! assert_eq!(q::<i64>(&mut c, &["STRLEN", "k"]), 5);
+//! assert_eq!(
+//!     e(&mut c, &["STRLEN", "a", "b"]),
+//!     "ERR wrong number of arguments for 'strlen' command"
+//! );
+//! ```
+//!
+//! Compare the replies with Redis 7.0's (`redis-server` from apt on a free
+//! loopback port) rather than with the documentation.
+//!
+//! **5. Users:** add the command to the README's "Commands" list (and take
+//! it off "Commands Kora does not have").
 
 /// Declares `$name` as a [`Spread`] that runs the async fn `$body`
 /// (boxing its future: spreads are the rare cross-shard path).

@@ -2,6 +2,10 @@
 //! PING, HELLO, SELECT, CLIENT, COMMAND, INFO, DBSIZE, FLUSH*, HOTKEYS,
 //! SHUTDOWN, DEBUG. Also the dispatcher for every connection-level
 //! command, whichever family it belongs to.
+//!
+//! Imports `shard::connection::{ClientState, Flow}` (the server layer; a
+//! break of the layering, see [`crate::command`]): these commands change the
+//! connection's state or end it.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

@@ -1,4 +1,7 @@
-//! Set commands, and the cross-shard driver of SINTER/SUNION/SDIFF[STORE].
+//! Set commands, and the cross-shard driver of SINTER/SUNION/SDIFF(STORE).
+//!
+//! The cross-shard driver is coordination code living here until the
+//! `coord` module takes it.
 
 use std::collections::HashMap;
 

@@ -542,3 +542,22 @@ async fn msetnx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8
     }
     out.int(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::lists::lpush;
+    use crate::command::testing::{db, run};
+
+    // The worked example of "Adding a command" in the command module's
+    // docs; keep the two in step.
+    #[test]
+    fn strlen_counts_bytes() {
+        let mut db = db();
+        assert_eq!(run(&mut db, strlen, &[b"STRLEN", b"k"]), b":0\r\n");
+        run(&mut db, set, &[b"SET", b"k", b"hello"]);
+        assert_eq!(run(&mut db, strlen, &[b"STRLEN", b"k"]), b":5\r\n");
+        run(&mut db, lpush, &[b"LPUSH", b"l", b"x"]);
+        assert!(run(&mut db, strlen, &[b"STRLEN", b"l"]).starts_with(b"-WRONGTYPE"));
+    }
+}

@@ -7,6 +7,9 @@
 //! task waiting for it. Sends never block the caller: when a channel is
 //! full, messages wait in a per-peer local queue drained by one task, so a
 //! full channel cannot deadlock two shards answering each other.
+//!
+//! Layer: coordination. Imports `command::Handler` (messages carry the
+//! handler to run; a break of the layering, see [`crate::shard`]).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};

@@ -15,6 +15,8 @@
 //! future. Code that sends a mesh request or runs inline reads `current`
 //! synchronously, so another task on the same core, polled in between,
 //! never sees the transaction's id.
+//!
+//! Layer: coordination; imports only [`Shard`] and the mesh.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -6,6 +6,9 @@
 //! collector adds them into its running totals, clears them and sends them
 //! back as spares, so the zeroing and merging happen on the collector's
 //! core, not on the data path.
+//!
+//! Imports `command::NUM_SLOTS` (a break of the layering, see
+//! [`crate::metrics`]).
 
 use std::cell::RefCell;
 

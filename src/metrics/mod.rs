@@ -1,5 +1,14 @@
 //! Per-core instruments: counters, latency histograms, the hot-key sketch,
 //! and the snapshots that carry copies of them to the collector.
+//!
+//! Layer: a leaf (see the crate docs, "Layers and imports"). Owns each core's
+//! instruments ([`ShardStats`], histograms, hot-key sketch, slow log, latency
+//! monitor, error kinds), the [`CommandTimer`] that feeds them, the
+//! [`ShardSnapshot`] that copies them out and the merged [`MetricsView`].
+//! Should import nothing from the crate; today it breaks that twice:
+//! `command::NUM_SLOTS` sizes the per-slot arrays (counters, histogram,
+//! snapshot, view), and [`snapshot`] reads key counts and memory from a
+//! `&mut store::Db`.
 
 pub mod counters;
 pub mod errors;

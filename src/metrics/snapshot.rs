@@ -1,5 +1,8 @@
 //! A shard's measurements as a plain value: built on the shard in
 //! O(histograms) (never O(keys)), sent over the mesh, merged elsewhere.
+//!
+//! Imports `command::NUM_SLOTS` and `store::Db` (breaks of the layering,
+//! see [`crate::metrics`]).
 
 use super::ShardMetrics;
 use super::errors::NUM_ERROR_KINDS;

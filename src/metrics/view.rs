@@ -1,6 +1,9 @@
 //! The merged, read-only picture every consumer shares: `/metrics`, INFO
 //! and LATENCY HISTOGRAM all render from one `MetricsView` built by the
 //! collector, so they can never disagree.
+//!
+//! Imports `command::NUM_SLOTS` (a break of the layering, see
+//! [`crate::metrics`]).
 
 use hdrhistogram::Histogram;
 

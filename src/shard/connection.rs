@@ -1,6 +1,9 @@
 //! One client connection: read, parse every complete command, run local
 //! ones inline, send one batch per other shard over the mesh, reassemble
 //! replies in request order and write them with one write.
+//!
+//! Layer: server. May import every layer below: `protocol`, `metrics`,
+//! `store`, coordination (`Shard`, the mesh) and `command`.
 
 use std::rc::Rc;
 

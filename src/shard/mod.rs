@@ -1,6 +1,17 @@
 //! The per-core runtime: one `Shard` per pinned executor, owning its
 //! keyspace and instruments, reachable from other cores only through the
 //! channel mesh.
+//!
+//! Layers (see the crate docs, "Layers and imports"): this module holds
+//! two of them today. Coordination — [`Shard`] (one core's state), key
+//! routing ([`shard_of`]), the [`mesh`] and the shard locks ([`txlock`]) —
+//! may import `store` and the leaves; the `coord` module will take this role.
+//! Server — the connection loop ([`connection`]), MULTI/EXEC
+//! ([`transaction`]) and executor startup/shutdown ([`runtime`]) — may import
+//! everything below it. Breaks of that direction today: `Shard` holds
+//! `command::client::ClientInfo` and `command::auth::AuthSettings` and runs
+//! mesh batches through `command::{Args, CommandSpec}`; [`mesh`] carries
+//! `command::Handler`s; [`runtime`] starts the collector.
 
 pub mod connection;
 pub mod runtime;

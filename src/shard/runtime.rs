@@ -1,5 +1,8 @@
 //! Starting the executors: one pinned glommio executor per shard plus the
 //! collector, all joined into one channel mesh; and stopping them.
+//!
+//! Layer: server. Imports `collector` to start its executor (a break of the
+//! layering, see [`crate::shard`]).
 
 use std::io;
 use std::rc::Rc;

@@ -9,6 +9,9 @@
 //! - otherwise: lock the shards involved in shard-id order (`txlock.rs`),
 //!   check the watched keys, run the commands as an ordinary pipeline whose
 //!   mesh messages carry the transaction's id, and unlock.
+//!
+//! Layer: server, beside the connection; imports `command`, the mesh,
+//! `txlock` and the connection's pipeline.
 
 use std::rc::Rc;
 

@@ -17,6 +17,9 @@
 //! front of an element buffer while it drains (`Release`), and blocks of
 //! 4 MB or more freed during a slice (a hash index, a drained buffer) are
 //! parked by the process allocator and unmapped a few MB per slice.
+//!
+//! Calls into the process allocator (`crate::alloc`), which in turn asks this
+//! file for the page size: the two are one mechanism split over two files.
 
 use std::collections::VecDeque;
 use std::task::Waker;

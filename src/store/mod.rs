@@ -3,6 +3,14 @@
 //! One `Db` per shard, owned by that shard's executor and never shared.
 //! Keys live in an insertion-indexed map so that random sampling (active
 //! expiry, RANDOMKEY) and SCAN cursors are positions, not table walks.
+//!
+//! Layer: `store`, above the leaves (see the crate docs, "Layers and
+//! imports"). Owns the keyspace of one shard: [`Db`], its values and TTLs,
+//! active and lazy expiry, memory accounting ([`cost`]), WATCH modification
+//! counts, lazy free (`lazyfree`) and glob matching ([`glob`]). Knows nothing
+//! of other shards, connections or commands. May import the leaves
+//! (`metrics` for the shard's stats and hot-key sketch, `protocol`); also
+//! drives the process allocator's parking (`crate::alloc`) from `lazyfree`.
 
 pub mod glob;
 pub(crate) mod lazyfree;

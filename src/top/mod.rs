@@ -4,6 +4,11 @@
 //! come from the difference between two scrapes) and asks `HOTKEYS` over
 //! RESP. On a terminal it redraws one screen and quits on `q`; on a pipe it
 //! prints one plain block per interval.
+//!
+//! Layer: none — a separate client of a running server (see the crate docs,
+//! "Layers and imports"). Owns `kora top`'s scrape parsing, its RESP client,
+//! the view and the terminal. Imports nothing from the rest of the crate and
+//! talks to the server over TCP only, like any operator tool.
 
 pub mod resp;
 pub mod scrape;
