@@ -48,10 +48,13 @@
 //!   `Keyed` command the first key picks the shard: the connection routes
 //!   the command to `shard_of(args[first_key])`.
 //! - `Keyed(strings::strlen)`: how it runs — one key, on the shard that
-//!   owns it ([`Kind::Keyed`]). Multi-key commands that can be split per
-//!   key are [`Kind::Split`] (with a merge rule); anything that needs
-//!   connection state, every shard, or values from several shards is a
-//!   [`ConnCmd`], dispatched in `server::run_conn`.
+//!   owns it ([`Kind::Keyed`]). Commands with several keys are
+//!   [`Kind::Multi`]: a `whole` handler for when every key lives on one
+//!   shard, and a `spread` driver (declared with `spread!`) that runs the
+//!   command across shards as one atomic step with [`crate::coord::Atomic`]
+//!   — see `strings::mget_across` for the shape. Anything that needs
+//!   connection state or every shard is a [`ConnCmd`], dispatched in
+//!   `server::run_conn`.
 //!
 //! The metric slot comes from the name: a name listed in
 //! [`SLOT_NAMES`] gets its own `cmd` label, any other counts as `other`.
