@@ -100,10 +100,10 @@ pub(crate) fn auth_required(shard: &Shard, client: &ClientState) -> bool {
     !client.authenticated && shard.auth.has_password()
 }
 
-/// Commands an unauthenticated client may run (Redis' `no-auth` flag).
-pub(crate) fn allowed_before_auth(cmd: super::ConnCmd) -> bool {
-    use super::ConnCmd as C;
-    matches!(cmd, C::Auth | C::Hello | C::Quit)
+/// Commands an unauthenticated client may run: those flagged `no_auth`
+/// in the table, as in Redis (AUTH, HELLO, QUIT).
+pub(crate) fn allowed_before_auth(spec: &super::CommandSpec) -> bool {
+    spec.flags.contains(&"no_auth")
 }
 
 /// `POST` and `Host:` as a command name (any case, as command lookup):

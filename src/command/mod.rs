@@ -4,7 +4,7 @@
 //! A shard-side handler has the signature [`Handler`]: it runs on the shard
 //! that owns the command's key(s), reads its arguments as slices, and
 //! appends exactly one RESP reply to `out`. Connection-level commands
-//! (fan-out, cross-shard, connection state) are [`ConnCmd`]s, run by the
+//! (fan-out, cross-shard, connection state) are [`Conn`] rows, run by the
 //! connection in [`crate::shard::connection`].
 //!
 //! Layer: `command`, above `store` and coordination (see the crate docs,
@@ -53,8 +53,9 @@
 //!   shard, and a `spread` driver (declared with `spread!`) that runs the
 //!   command across shards as one atomic step with [`crate::coord::Atomic`]
 //!   — see `strings::mget_across` for the shape. Anything that needs
-//!   connection state or every shard is a [`ConnCmd`], dispatched in
-//!   `server::run_conn`.
+//!   connection state or every shard is a [`Kind::Conn`] row naming its
+//!   function: [`Conn::Local`] (answered without waiting, e.g.
+//!   `server::ping`) or [`Conn::Async`] (e.g. `server::dbsize`).
 //!
 //! The metric slot comes from the name: a name listed in
 //! [`SLOT_NAMES`] gets its own `cmd` label, any other counts as `other`.
@@ -157,7 +158,7 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 
-pub use table::{CommandSpec, ConnCmd, Kind, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
+pub use table::{CommandSpec, Conn, Kind, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
 
 use crate::protocol::parser::{ArgRange, parse_i64};
 use crate::protocol::reply::{Resp, err};
@@ -171,6 +172,27 @@ pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
 /// given transaction id; appends one reply to `out`.
 pub type Spread =
     for<'a> fn(&'a crate::shard::Shard, u64, &'a Args<'a>, &'a mut Vec<u8>) -> SpreadFuture<'a>;
+
+/// A command the connection answers by itself, without waiting (see
+/// [`Conn::Local`]).
+pub type LocalConn = fn(
+    &crate::shard::Shard,
+    &mut crate::shard::connection::ClientState,
+    &Args<'_>,
+    &mut Vec<u8>,
+) -> crate::shard::connection::Flow;
+
+/// A command the connection runs and may wait in (see [`Conn::Async`]).
+pub type AsyncConn = for<'a> fn(
+    &'a std::rc::Rc<crate::shard::Shard>,
+    &'a mut crate::shard::connection::ClientState,
+    &'a Args<'a>,
+    &'a mut Vec<u8>,
+) -> ConnFuture<'a>;
+
+/// The future an [`AsyncConn`] returns.
+pub type ConnFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::shard::connection::Flow> + 'a>>;
 
 /// The future a [`Spread`] returns.
 pub type SpreadFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;

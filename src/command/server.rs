@@ -10,7 +10,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::table::{self, ConnCmd, NUM_SLOTS, SLOT_NAMES};
+use std::rc::Rc;
+
+use super::table::{self, NUM_SLOTS, SLOT_NAMES};
 use super::{Args, auth, keys, wrong_arity};
 use crate::metrics::MetricsView;
 use crate::metrics::errors::ERROR_KINDS;
@@ -23,93 +25,188 @@ use crate::shard::connection::{ClientState, Flow};
 pub const REDIS_VERSION: &str = "7.2.4";
 pub const KORA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub async fn run_conn(
-    shard: &Shard,
-    client: &mut ClientState,
-    cmd: ConnCmd,
-    args: &Args<'_>,
-    out: &mut Vec<u8>,
-) -> Flow {
-    match cmd {
-        ConnCmd::Ping => ping(args, out),
-        ConnCmd::Echo => out.bulk(args.get(1)),
-        ConnCmd::Hello => hello(shard, client, args, out),
-        ConnCmd::Auth => super::auth::auth(shard, client, args, out),
-        ConnCmd::Select => match args.int(1) {
-            Ok(0) => out.ok(),
-            Ok(_) => out.error("ERR DB index is out of range"),
-            Err(e) => out.error(e),
-        },
-        ConnCmd::Command => command(args, out),
-        ConnCmd::Config => super::config::config(shard, args, out).await,
-        ConnCmd::Client => super::client::client(shard, client, args, out).await,
-        ConnCmd::Quit => {
-            out.ok();
-            return Flow::Close;
+/// `$name`: an [`AsyncConn`](super::AsyncConn) whose body is the block,
+/// with the connection's shard, client state, arguments and output.
+macro_rules! conn_async {
+    ($name:ident, |$shard:ident, $client:ident, $args:ident, $out:ident| $body:block) => {
+        pub fn $name<'a>(
+            $shard: &'a Rc<Shard>,
+            $client: &'a mut ClientState,
+            $args: &'a Args<'a>,
+            $out: &'a mut Vec<u8>,
+        ) -> super::ConnFuture<'a> {
+            Box::pin(async move { $body })
         }
-        ConnCmd::Shutdown => {
-            shard.shutdown_flag.store(true, Ordering::SeqCst);
-            return Flow::Close;
-        }
-        ConnCmd::Time => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            out.array(2);
-            out.bulk(now.as_secs().to_string().as_bytes());
-            out.bulk(now.subsec_micros().to_string().as_bytes());
-        }
-        ConnCmd::Dbsize => {
-            let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
-            out.int(sizes.iter().sum::<usize>() as i64);
-        }
-        ConnCmd::Flush => {
-            if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
-                out.error(err::SYNTAX);
-            } else {
-                // Without a mode, `lazyfree-lazy-user-flush` decides (as
-                // Redis 7); the flag is the same on every shard.
-                let lazy = if args.len() == 2 {
-                    args.is(1, "ASYNC")
-                } else {
-                    shard.db.borrow().lazy_user_flush
-                };
-                crate::coord::all(shard, move |s: &Shard| {
-                    let mut db = s.db.borrow_mut();
-                    if lazy { db.flush_async() } else { db.flush() }
-                })
-                .await;
-                out.ok();
-            }
-        }
-        ConnCmd::Info => info(shard, args, out).await,
-        ConnCmd::Keys => keys::keys_all(shard, args, out).await,
-        ConnCmd::Scan => keys::scan_all(shard, args, out).await,
-        ConnCmd::RandomKey => keys::random_key_any(shard, out).await,
-        ConnCmd::Hotkeys => hotkeys(shard, args, out).await,
-        ConnCmd::Latency => super::latency::latency(shard, args, out).await,
-        ConnCmd::Debug => debug(shard, args, out),
-        // The connection runs these itself (src/shard/transaction.rs).
-        ConnCmd::Multi | ConnCmd::Exec | ConnCmd::Discard | ConnCmd::Watch | ConnCmd::Unwatch => {
-            out.error("ERR transaction command reached the wrong handler")
-        }
-        ConnCmd::Slowlog => super::slowlog::slowlog(shard, args, out).await,
-        ConnCmd::Memory => super::memory::memory(shard, args, out).await,
-        ConnCmd::Object => super::object::object(shard, args, out).await,
-        ConnCmd::Scripting => super::scripting::scripting(args, out),
+    };
+}
+
+pub fn echo(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    out.bulk(args.get(1));
+    Flow::Continue
+}
+
+pub fn auth(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    super::auth::auth(shard, client, args, out);
+    Flow::Continue
+}
+
+pub fn select(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    match args.int(1) {
+        Ok(0) => out.ok(),
+        Ok(_) => out.error("ERR DB index is out of range"),
+        Err(e) => out.error(e),
     }
     Flow::Continue
 }
 
-fn ping(args: &Args, out: &mut Vec<u8>) {
+pub fn quit(_: &Shard, _: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow {
+    out.ok();
+    Flow::Close
+}
+
+pub fn shutdown(shard: &Shard, _: &mut ClientState, _: &Args, _: &mut Vec<u8>) -> Flow {
+    shard.shutdown_flag.store(true, Ordering::SeqCst);
+    Flow::Close
+}
+
+pub fn time(_: &Shard, _: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    out.array(2);
+    out.bulk(now.as_secs().to_string().as_bytes());
+    out.bulk(now.subsec_micros().to_string().as_bytes());
+    Flow::Continue
+}
+
+pub fn scripting(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    super::scripting::scripting(args, out);
+    Flow::Continue
+}
+
+conn_async!(dbsize, |shard, _client, _args, out| {
+    let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
+    out.int(sizes.iter().sum::<usize>() as i64);
+    Flow::Continue
+});
+
+conn_async!(flush, |shard, _client, args, out| {
+    if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
+        out.error(err::SYNTAX);
+        return Flow::Continue;
+    }
+    // Without a mode, `lazyfree-lazy-user-flush` decides (as Redis 7); the
+    // flag is the same on every shard.
+    let lazy = if args.len() == 2 {
+        args.is(1, "ASYNC")
+    } else {
+        shard.db.borrow().lazy_user_flush
+    };
+    crate::coord::all(shard, move |s: &Shard| {
+        let mut db = s.db.borrow_mut();
+        if lazy { db.flush_async() } else { db.flush() }
+    })
+    .await;
+    out.ok();
+    Flow::Continue
+});
+
+conn_async!(config, |shard, _client, args, out| {
+    super::config::config(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(client, |shard, client, args, out| {
+    super::client::client(shard, client, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(info_cmd, |shard, _client, args, out| {
+    info(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(keys_cmd, |shard, _client, args, out| {
+    keys::keys_all(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(scan_cmd, |shard, _client, args, out| {
+    keys::scan_all(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(randomkey_cmd, |shard, _client, _args, out| {
+    keys::random_key_any(shard, out).await;
+    Flow::Continue
+});
+
+conn_async!(hotkeys_cmd, |shard, _client, args, out| {
+    hotkeys(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(latency_cmd, |shard, _client, args, out| {
+    super::latency::latency(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(slowlog_cmd, |shard, _client, args, out| {
+    super::slowlog::slowlog(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(memory_cmd, |shard, _client, args, out| {
+    super::memory::memory(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(object_cmd, |shard, _client, args, out| {
+    super::object::object(shard, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(discard_cmd, |shard, client, _args, out| {
+    crate::shard::transaction::discard(shard, client, out).await;
+    Flow::Continue
+});
+
+conn_async!(watch_cmd, |shard, client, args, out| {
+    crate::shard::transaction::watch(shard, client, args, out).await;
+    Flow::Continue
+});
+
+conn_async!(unwatch_cmd, |shard, client, _args, out| {
+    crate::shard::transaction::unwatch(shard, client, out).await;
+    Flow::Continue
+});
+
+pub fn multi_cmd(_: &Shard, client: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow {
+    crate::shard::transaction::multi(client, out);
+    Flow::Continue
+}
+
+/// EXEC: the connection replays the queued commands itself
+/// (`shard::transaction::exec`), so the row only says so.
+pub fn exec_cmd(_: &Shard, _: &mut ClientState, _: &Args, _: &mut Vec<u8>) -> Flow {
+    Flow::Exec
+}
+
+pub fn ping(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
     match args.len() {
         1 => out.simple("PONG"),
         2 => out.bulk(args.get(1)),
         _ => wrong_arity(out, "ping"),
     }
+    Flow::Continue
 }
 
-fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
+pub fn hello(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    hello_reply(shard, client, args, out);
+    Flow::Continue
+}
+
+fn hello_reply(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
     if args.len() >= 2 {
         match args.int(1) {
             Ok(2) => {}
@@ -175,7 +272,12 @@ fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {
     }
 }
 
-fn command(args: &Args, out: &mut Vec<u8>) {
+pub fn command(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    command_reply(args, out);
+    Flow::Continue
+}
+
+fn command_reply(args: &Args, out: &mut Vec<u8>) {
     let all = table::all();
     if args.len() == 1 {
         out.array(all.len());
@@ -236,7 +338,12 @@ async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 
 /// DEBUG SLEEP seconds: blocks this core's thread, as a stuck shard would
 /// (used to test that scrapes and other cores carry on).
-fn debug(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
+pub fn debug(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    debug_reply(shard, args, out);
+    Flow::Continue
+}
+
+fn debug_reply(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
     if !shard.config.enable_debug_command {
         return out.error(
             "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you can change it with --enable-debug-command.",

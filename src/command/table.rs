@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{Args, Handler, Spread, hashes, keys, lists, sets, strings};
+use super::{
+    Args, AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, server, sets, strings,
+};
 
 /// Metric slots: each command counts under one of these names in
 /// `kora_commands_total{cmd=...}`, INFO commandstats and the latency
@@ -74,57 +76,14 @@ const fn const_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// Commands run by the connection itself: they touch connection state,
-/// fan out to every shard, or move values between shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnCmd {
-    Ping,
-    Echo,
-    Hello,
-    Auth,
-    Select,
-    Command,
-    Config,
-    Client,
-    Quit,
-    Shutdown,
-    Time,
-    Dbsize,
-    Flush,
-    Info,
-    Keys,
-    Scan,
-    RandomKey,
-    Hotkeys,
-    Latency,
-    Debug,
-    // Transactions: run by the connection (src/shard/transaction.rs).
-    Multi,
-    Exec,
-    Discard,
-    Watch,
-    Unwatch,
-    Slowlog,
-    Memory,
-    Object,
-    Scripting,
-}
-
-impl ConnCmd {
-    /// Answered from the connection alone: no keyspace, no other core. A
-    /// transaction need not lock any shard for these.
-    pub fn is_local_only(self) -> bool {
-        matches!(
-            self,
-            ConnCmd::Ping
-                | ConnCmd::Echo
-                | ConnCmd::Hello
-                | ConnCmd::Auth
-                | ConnCmd::Select
-                | ConnCmd::Command
-                | ConnCmd::Time
-        )
-    }
+/// How a command the connection runs itself executes.
+#[derive(Clone, Copy)]
+pub enum Conn {
+    /// Answered from the connection alone, without waiting: touches no
+    /// shard (PING, ECHO, TIME, AUTH…). A transaction locks nothing for it.
+    Local(LocalConn),
+    /// May reach every shard or wait (CONFIG, DBSIZE, INFO, SCAN…).
+    Async(AsyncConn),
 }
 
 #[derive(Clone, Copy)]
@@ -137,11 +96,10 @@ pub enum Kind {
     /// the connection as one atomic step over the shards involved
     /// ([`crate::coord::Atomic`]), after every earlier command of the
     /// pipeline has been answered.
-    Multi {
-        whole: Handler,
-        spread: Spread,
-    },
-    Conn(ConnCmd),
+    Multi { whole: Handler, spread: Spread },
+    /// Run by the connection, after every earlier reply of the pipeline:
+    /// connection state, every shard, or nothing at all.
+    Conn(Conn),
 }
 
 /// Where a command's keys are, beyond the fixed (first, last, step) of
@@ -186,6 +144,8 @@ const RF: &[&str] = &["readonly", "fast"];
 const F: &[&str] = &["fast"];
 const A: &[&str] = &["admin"];
 const NONE: &[&str] = &[];
+/// Allowed before the client authenticates (Redis' `no_auth`).
+const FNA: &[&str] = &["fast", "no_auth"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -216,8 +176,8 @@ macro_rules! cmd {
     };
 }
 
-use ConnCmd as C;
-use Kind::{Conn, Keyed};
+use Conn::{Async, Local};
+use Kind::{Conn as Run, Keyed};
 
 /// Key positions: (first, last, step) as in Redis' COMMAND reply; last -1
 /// means "to the end", (0, 0, 0) means no keys.
@@ -322,9 +282,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("expiretime", 2, RF, (1, 1, 1), Keyed(keys::expiretime)),
     cmd!("pexpiretime", 2, RF, (1, 1, 1), Keyed(keys::pexpiretime)),
     cmd!("persist", 2, WF, (1, 1, 1), Keyed(keys::persist)),
-    cmd!("keys", 2, R, (0, 0, 0), Conn(C::Keys)),
-    cmd!("scan", -2, R, (0, 0, 0), Conn(C::Scan)),
-    cmd!("randomkey", 1, R, (0, 0, 0), Conn(C::RandomKey)),
+    cmd!("keys", 2, R, (0, 0, 0), Run(Async(server::keys_cmd))),
+    cmd!("scan", -2, R, (0, 0, 0), Run(Async(server::scan_cmd))),
+    cmd!(
+        "randomkey",
+        1,
+        R,
+        (0, 0, 0),
+        Run(Async(server::randomkey_cmd))
+    ),
     cmd!(
         "rename",
         3,
@@ -453,43 +419,67 @@ pub static COMMANDS: &[CommandSpec] = &[
         }
     ),
     // Connection and server
-    cmd!("ping", -1, F, (0, 0, 0), Conn(C::Ping)),
-    cmd!("echo", 2, F, (0, 0, 0), Conn(C::Echo)),
-    cmd!("hello", -1, F, (0, 0, 0), Conn(C::Hello)),
-    cmd!("auth", -2, F, (0, 0, 0), Conn(C::Auth)),
-    cmd!("select", 2, F, (0, 0, 0), Conn(C::Select)),
-    cmd!("command", -1, NONE, (0, 0, 0), Conn(C::Command)),
-    cmd!("config", -2, A, (0, 0, 0), Conn(C::Config)),
-    cmd!("client", -2, NONE, (0, 0, 0), Conn(C::Client)),
-    cmd!("quit", -1, F, (0, 0, 0), Conn(C::Quit)),
-    cmd!("shutdown", -1, A, (0, 0, 0), Conn(C::Shutdown)),
-    cmd!("time", 1, F, (0, 0, 0), Conn(C::Time)),
-    cmd!("dbsize", 1, RF, (0, 0, 0), Conn(C::Dbsize)),
-    cmd!("flushdb", -1, W, (0, 0, 0), Conn(C::Flush)),
-    cmd!("flushall", -1, W, (0, 0, 0), Conn(C::Flush)),
-    cmd!("info", -1, NONE, (0, 0, 0), Conn(C::Info)),
-    cmd!("hotkeys", -1, R, (0, 0, 0), Conn(C::Hotkeys)),
-    cmd!("latency", -2, NONE, (0, 0, 0), Conn(C::Latency)),
-    cmd!("debug", -2, A, (0, 0, 0), Conn(C::Debug)),
+    cmd!("ping", -1, F, (0, 0, 0), Run(Local(server::ping))),
+    cmd!("echo", 2, F, (0, 0, 0), Run(Local(server::echo))),
+    cmd!("hello", -1, FNA, (0, 0, 0), Run(Local(server::hello))),
+    cmd!("auth", -2, FNA, (0, 0, 0), Run(Local(server::auth))),
+    cmd!("select", 2, F, (0, 0, 0), Run(Local(server::select))),
+    cmd!("command", -1, NONE, (0, 0, 0), Run(Local(server::command))),
+    cmd!("config", -2, A, (0, 0, 0), Run(Async(server::config))),
+    cmd!("client", -2, NONE, (0, 0, 0), Run(Async(server::client))),
+    cmd!("quit", -1, FNA, (0, 0, 0), Run(Local(server::quit))),
+    cmd!("shutdown", -1, A, (0, 0, 0), Run(Local(server::shutdown))),
+    cmd!("time", 1, F, (0, 0, 0), Run(Local(server::time))),
+    cmd!("dbsize", 1, RF, (0, 0, 0), Run(Async(server::dbsize))),
+    cmd!("flushdb", -1, W, (0, 0, 0), Run(Async(server::flush))),
+    cmd!("flushall", -1, W, (0, 0, 0), Run(Async(server::flush))),
+    cmd!("info", -1, NONE, (0, 0, 0), Run(Async(server::info_cmd))),
+    cmd!("hotkeys", -1, R, (0, 0, 0), Run(Async(server::hotkeys_cmd))),
+    cmd!(
+        "latency",
+        -2,
+        NONE,
+        (0, 0, 0),
+        Run(Async(server::latency_cmd))
+    ),
+    cmd!("debug", -2, A, (0, 0, 0), Run(Local(server::debug))),
     // Transactions
-    cmd!("multi", 1, F, (0, 0, 0), Conn(C::Multi)),
-    cmd!("exec", 1, NONE, (0, 0, 0), Conn(C::Exec)),
-    cmd!("discard", 1, F, (0, 0, 0), Conn(C::Discard)),
-    cmd!("watch", -2, F, (1, -1, 1), Conn(C::Watch)),
-    cmd!("unwatch", 1, F, (0, 0, 0), Conn(C::Unwatch)),
+    cmd!("multi", 1, F, (0, 0, 0), Run(Local(server::multi_cmd))),
+    cmd!("exec", 1, NONE, (0, 0, 0), Run(Local(server::exec_cmd))),
+    cmd!("discard", 1, F, (0, 0, 0), Run(Async(server::discard_cmd))),
+    cmd!("watch", -2, F, (1, -1, 1), Run(Async(server::watch_cmd))),
+    cmd!("unwatch", 1, F, (0, 0, 0), Run(Async(server::unwatch_cmd))),
     // Introspection
-    cmd!("slowlog", -2, A, (0, 0, 0), Conn(C::Slowlog)),
-    cmd!("memory", -2, R, (0, 0, 0), Conn(C::Memory)),
-    cmd!("object", -2, R, (0, 0, 0), Conn(C::Object)),
+    cmd!("slowlog", -2, A, (0, 0, 0), Run(Async(server::slowlog_cmd))),
+    cmd!("memory", -2, R, (0, 0, 0), Run(Async(server::memory_cmd))),
+    cmd!("object", -2, R, (0, 0, 0), Run(Async(server::object_cmd))),
     // Scripting: not supported, answered with a clear error.
-    cmd!("eval", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("evalsha", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("eval_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("evalsha_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("fcall", -3, NONE, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("fcall_ro", -3, R, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("script", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
-    cmd!("function", -2, NONE, (0, 0, 0), Conn(C::Scripting)),
+    cmd!("eval", -3, NONE, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!(
+        "evalsha",
+        -3,
+        NONE,
+        (0, 0, 0),
+        Run(Local(server::scripting))
+    ),
+    cmd!("eval_ro", -3, R, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!(
+        "evalsha_ro",
+        -3,
+        R,
+        (0, 0, 0),
+        Run(Local(server::scripting))
+    ),
+    cmd!("fcall", -3, NONE, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!("fcall_ro", -3, R, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!("script", -2, NONE, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!(
+        "function",
+        -2,
+        NONE,
+        (0, 0, 0),
+        Run(Local(server::scripting))
+    ),
 ];
 
 /// Finds a command by name, case-insensitively, without allocating.

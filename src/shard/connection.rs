@@ -12,9 +12,7 @@ use glommio::net::TcpStream;
 
 use super::{Shard, transaction};
 use crate::command::client::ClientInfo;
-use crate::command::{
-    Args, CommandSpec, Handler, Kind, auth, lookup, server, slowlog, wrong_arity,
-};
+use crate::command::{Args, CommandSpec, Conn, Handler, Kind, auth, lookup, slowlog, wrong_arity};
 use crate::coord::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command_with};
@@ -524,9 +522,7 @@ pub async fn dispatch<'m>(
         return Flow::Continue;
     }
     // After the unknown-command and arity checks, as in Redis.
-    if auth::auth_required(shard, client)
-        && !matches!(spec.kind, Kind::Conn(c) if auth::allowed_before_auth(c))
-    {
+    if auth::auth_required(shard, client) && !auth::allowed_before_auth(spec) {
         timer.set_rejected();
         local_reply(pipe, timer, |buf| buf.error(auth::NOAUTH));
         return Flow::Continue;
@@ -567,34 +563,18 @@ pub async fn dispatch<'m>(
                 }
             }
         }
-        Kind::Conn(cmd) => {
-            use crate::command::ConnCmd as C;
-            if cmd == C::Exec {
-                timer.cancel(); // EXEC times itself
-                return Flow::Exec;
-            }
+        Kind::Conn(run) => {
             // Connection commands see every earlier command's effect.
             complete_all(shard, client, args.buf(), pipe, out).await;
             let mark = out.len();
-            let flow = match cmd {
-                C::Multi => {
-                    transaction::multi(client, out);
-                    Flow::Continue
-                }
-                C::Discard => {
-                    transaction::discard(shard, client, out).await;
-                    Flow::Continue
-                }
-                C::Watch => {
-                    transaction::watch(shard, client, args, out).await;
-                    Flow::Continue
-                }
-                C::Unwatch => {
-                    transaction::unwatch(shard, client, out).await;
-                    Flow::Continue
-                }
-                _ => server::run_conn(shard, client, cmd, args, out).await,
+            let flow = match run {
+                Conn::Local(run) => run(shard, client, args, out),
+                Conn::Async(run) => run(shard, client, args, out).await,
             };
+            if flow == Flow::Exec {
+                timer.cancel(); // EXEC times itself
+                return flow;
+            }
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
             shard.db.borrow_mut().refresh_clock();

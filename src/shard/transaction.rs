@@ -87,8 +87,8 @@ pub fn queue_if_multi(
         queued.failed = true;
         return false; // the connection answers "unknown command"
     };
-    use crate::command::ConnCmd as C;
-    if let Kind::Conn(C::Exec | C::Discard | C::Multi | C::Watch | C::Quit) = spec.kind {
+    // Run right away even inside MULTI, as in Redis.
+    if matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
         return false;
     }
     if !spec.arity_ok(args.len()) {
@@ -362,7 +362,7 @@ async fn exec_locked<'m>(
     let all = (0..queued.len()).any(|i| {
         matches!(
             lookup(queued.args(i).get(0)).map(|s| s.kind),
-            Some(Kind::Conn(c)) if !c.is_local_only()
+            Some(Kind::Conn(crate::command::Conn::Async(_)))
         )
     });
     let mut shards: Vec<usize> = if all {
