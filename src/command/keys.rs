@@ -405,7 +405,7 @@ async fn count_across(
     let mut total = 0i64;
     for part in parts {
         let keys = part.args;
-        let counted = atomic.on(part.shard, move |s: &Shard| {
+        let counted = atomic.on_part(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             keys.iter().filter(|k| count(&mut db, k)).count() as i64
         });

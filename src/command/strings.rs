@@ -462,7 +462,7 @@ async fn mget_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     let mut values: Vec<Option<Vec<u8>>> = vec![None; args.len() - 1];
     for part in parts {
         let keys = part.args;
-        let read = atomic.on(part.shard, move |s: &Shard| {
+        let read = atomic.on_part(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             keys.iter()
                 .map(|k| read_str(&mut db, k).ok().flatten().map(<[u8]>::to_vec))
@@ -494,7 +494,7 @@ async fn mset_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
     for part in parts {
         let pairs = part.args;
-        let set = atomic.on(part.shard, move |s: &Shard| {
+        let set = atomic.on_part(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             for i in (0..pairs.len()).step_by(2) {
                 db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);

@@ -104,18 +104,60 @@ impl<'s> Atomic<'s> {
         }
     }
 
-    /// Runs `op` on every declared shard in ascending order (each first op
-    /// takes its lock), e.g. the parts of an MGET; results in that order.
-    pub async fn on_every<R, F>(&mut self, op: F) -> Option<Vec<R>>
+    /// Runs `op` as the command's last op, on the highest declared shard,
+    /// which it has not touched yet: after locking every other declared
+    /// shard, as a plain call that waits behind the shard's holders but
+    /// takes no lock. Nothing of the command runs after it, and everything
+    /// it did elsewhere stays hidden behind the other shards' locks until
+    /// the `Atomic` is dropped, so no client can tell; it saves every
+    /// command locking the highest shard (with two shards, half the
+    /// locking).
+    pub async fn last_on<R, F>(&mut self, target: usize, op: F) -> Option<R>
     where
         R: Send + 'static,
-        F: Fn(&Shard) -> R + Send + Clone + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
     {
-        let mut out = Vec::with_capacity(self.declared.len());
-        for target in self.declared.clone() {
-            out.push(self.on(target, op.clone()).await?);
+        let highest = self.declared.last().copied();
+        if self.inherited || highest != Some(target) || self.held.contains(&target) {
+            return self.on(target, op).await;
         }
-        Some(out)
+        let below: Vec<usize> = self
+            .declared
+            .iter()
+            .copied()
+            .filter(|&s| s < target && !self.held.contains(&s))
+            .collect();
+        for s in below {
+            if !self.lock(s).await {
+                return None;
+            }
+        }
+        let shard = self.shard;
+        if target == shard.id {
+            shard.tx.unblocked().await;
+            shard.db.borrow_mut().refresh_clock();
+            return Some(op(shard));
+        }
+        let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
+        match shard.node.request(target, Request::Call(call)).await {
+            Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
+            _ => None,
+        }
+    }
+
+    /// [`Atomic::on`] for every shard but the highest, [`Atomic::last_on`]
+    /// for the highest: for commands that touch each shard once, in
+    /// ascending order (the parts of an MGET, MSET, DEL…).
+    pub async fn on_part<R, F>(&mut self, target: usize, op: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
+    {
+        if self.declared.last() == Some(&target) {
+            self.last_on(target, op).await
+        } else {
+            self.on(target, op).await
+        }
     }
 
     /// The declared shards, ascending.

@@ -54,7 +54,13 @@ enum Deferred {
 pub struct TxLock {
     holder: Cell<Option<TxId>>,
     deferred: RefCell<VecDeque<Deferred>>,
+    /// Local code waiting for the shard to be free (plain commands).
     waiters: RefCell<Vec<Waker>>,
+    /// Local lockers waiting for the lock (their `LocalLock` is queued in
+    /// `deferred`): each is woken alone, when it is granted the lock, not
+    /// on every release — with many connections queued, waking them all
+    /// each time cost more than the commands.
+    lockers: RefCell<Vec<(TxId, Waker)>>,
     /// The transaction whose future is being polled on this core right now.
     current: Cell<Option<TxId>>,
     /// Signalled when a release left queued work for after the local
@@ -68,6 +74,7 @@ impl Default for TxLock {
             holder: Cell::new(None),
             deferred: RefCell::new(VecDeque::new()),
             waiters: RefCell::new(Vec::new()),
+            lockers: RefCell::new(Vec::new()),
             current: Cell::new(None),
             drain_later: Semaphore::new(0),
         }
@@ -97,11 +104,20 @@ impl TxLock {
 
     /// Drops the queued lock requests of `tx`.
     fn forget(&self, tx: TxId) {
+        self.lockers.borrow_mut().retain(|(t, _)| *t != tx);
         self.deferred.borrow_mut().retain(|d| {
             !matches!(d, Deferred::Lock { tx: t, .. }
                 | Deferred::LockCall { tx: t, .. }
                 | Deferred::LocalLock(t) if *t == tx)
         });
+    }
+
+    /// Wakes the local locker `tx`, now holding the lock.
+    fn wake_locker(&self, tx: TxId) {
+        let mut lockers = self.lockers.borrow_mut();
+        if let Some(at) = lockers.iter().position(|(t, _)| *t == tx) {
+            lockers.swap_remove(at).1.wake();
+        }
     }
 
     fn wake_all(&self) {
@@ -213,7 +229,11 @@ impl Shard {
             if lock.holder.get() == Some(tx) {
                 Poll::Ready(())
             } else {
-                lock.waiters.borrow_mut().push(cx.waker().clone());
+                let mut lockers = lock.lockers.borrow_mut();
+                match lockers.iter_mut().find(|(t, _)| *t == tx) {
+                    Some((_, waker)) => waker.clone_from(cx.waker()),
+                    None => lockers.push((tx, cx.waker().clone())),
+                }
                 Poll::Pending
             }
         })
@@ -264,6 +284,7 @@ impl Shard {
                 }
                 Some(Deferred::LocalLock(tx)) => {
                     lock.holder.set(Some(tx));
+                    lock.wake_locker(tx);
                     break;
                 }
                 Some(Deferred::LockCall { from, id, tx, call }) => {
@@ -273,7 +294,12 @@ impl Shard {
                 }
             }
         }
-        lock.wake_all();
+        // Plain waiters can only run on a free shard: waking them while the
+        // lock passed to the next holder would only put them back to sleep.
+        // (`release` gives them their turn before the queue goes on.)
+        if lock.holder.get().is_none() {
+            lock.wake_all();
+        }
     }
 
     /// Takes the locks of `shards` (ascending, deduplicated) for `tx`.

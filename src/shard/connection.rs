@@ -330,7 +330,7 @@ async fn run(
                         if pipe.remote_pending
                             && spec.is_some_and(|s| waits_for_pipeline(shard, s, &args))
                         {
-                            flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                            settle(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                         }
                         flow = dispatch(shard, client, &args, spec, &mut pipe, &mut out).await;
                         note_slow(shard, client, &args);
@@ -408,6 +408,23 @@ async fn flush<'m>(
             return Ok(());
         }
     }
+}
+
+/// Completes the pipeline, writing only when a shard handed back a partial
+/// batch (so memory stays bounded); otherwise the replies wait in `out`
+/// for the pipeline's one write.
+async fn settle<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    stream: &mut TcpStream,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> Result<(), Closed> {
+    while complete(shard, client, buf, pipe, out).await == Progress::Partial {
+        write_out(shard, &client.info, stream, out, pipe.held()).await?;
+    }
+    Ok(())
 }
 
 /// Writes `out` to the client. Enforces `client-output-buffer-limit`
