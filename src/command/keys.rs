@@ -401,11 +401,11 @@ async fn count_across(
     count: fn(&mut Db, &[u8]) -> bool,
 ) {
     let parts = parts_by_owner(shard, args, 1, 1);
-    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut atomic = Atomic::new(shard, tx, args.iter_from(1));
     let mut total = 0i64;
     for part in parts {
         let keys = part.args;
-        let counted = atomic.on_part(part.shard, move |s: &Shard| {
+        let counted = atomic.on(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             keys.iter().filter(|k| count(&mut db, k)).count() as i64
         });
@@ -451,7 +451,7 @@ async fn renamenx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<
 async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut Vec<u8>) {
     let (src, dst) = (args.get(1).to_vec(), args.get(2).to_vec());
     let (from, to) = (shard.owner(&src), shard.owner(&dst));
-    let mut atomic = Atomic::new(shard, tx, [from, to]);
+    let mut atomic = Atomic::new(shard, tx, [&src[..], &dst[..]]);
     if nx {
         let probe = dst.clone();
         match atomic

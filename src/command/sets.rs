@@ -516,8 +516,7 @@ async fn algebra_across(
     let first = if store { 2 } else { 1 };
     let dst = store.then(|| args.get(1).to_vec());
     let home = dst.as_deref().map(|d| shard.owner(d));
-    let owners = args.iter_from(first).map(|k| shard.owner(k));
-    let mut atomic = Atomic::new(shard, tx, owners.chain(home));
+    let mut atomic = Atomic::new(shard, tx, args.iter_from(first).chain(dst.as_deref()));
     let sources = match fetch_sets(shard, &mut atomic, args, first, args.len() - 1).await {
         Ok(sources) => sources,
         Err(reply) => return out.error(reply),

@@ -458,11 +458,11 @@ spread!(msetnx_spread => msetnx_across);
 /// two of the reads.
 async fn mget_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let parts = parts_by_owner(shard, args, 1, 1);
-    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut atomic = Atomic::new(shard, tx, args.iter_from(1));
     let mut values: Vec<Option<Vec<u8>>> = vec![None; args.len() - 1];
     for part in parts {
         let keys = part.args;
-        let read = atomic.on_part(part.shard, move |s: &Shard| {
+        let read = atomic.on(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             keys.iter()
                 .map(|k| read_str(&mut db, k).ok().flatten().map(<[u8]>::to_vec))
@@ -491,10 +491,10 @@ async fn mset_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
         return wrong_arity(out, "mset");
     }
     let parts = parts_by_owner(shard, args, 1, 2);
-    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut atomic = Atomic::new(shard, tx, (1..args.len()).step_by(2).map(|i| args.get(i)));
     for part in parts {
         let pairs = part.args;
-        let set = atomic.on_part(part.shard, move |s: &Shard| {
+        let set = atomic.on(part.shard, move |s: &Shard| {
             let mut db = s.db.borrow_mut();
             for i in (0..pairs.len()).step_by(2) {
                 db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
@@ -514,7 +514,7 @@ async fn msetnx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8
         return wrong_arity(out, "msetnx");
     }
     let parts = parts_by_owner(shard, args, 1, 2);
-    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.shard));
+    let mut atomic = Atomic::new(shard, tx, (1..args.len()).step_by(2).map(|i| args.get(i)));
     for part in &parts {
         let keys: Vec<Vec<u8>> = part.args.iter().step_by(2).map(<[u8]>::to_vec).collect();
         let any = atomic.on(part.shard, move |s: &Shard| {

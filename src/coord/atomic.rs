@@ -1,18 +1,17 @@
 //! Multi-key commands across shards, isolated as in Redis.
 //!
-//! An [`Atomic`] is declared with every shard its command may touch. The
-//! first op on a shard takes that shard's lock in the same hop
-//! (`LockCall`), after first locking every declared shard below it that is
-//! not held yet, so locks are always taken in ascending shard order — the
-//! order EXEC uses too — and two lockers can never wait on each other in a
-//! cycle. Later ops on a held shard pass its lock (`TxCall`). Dropping the
-//! `Atomic` releases every lock (a scope guard: no early return can leak
-//! one).
+//! An [`Atomic`] is declared with every key its command may touch. The
+//! first op on a shard takes the command's keys on that shard in the same
+//! hop (`KeyLockCall`, see [`super::keylock`]), after first taking its keys
+//! on every declared shard below it, so keys are always taken in ascending
+//! shard order — the order EXEC takes whole shards in — and two lockers
+//! can never wait on each other in a cycle. Later ops on a shard pass the
+//! command's own locks (`TxCall`). Dropping the `Atomic` releases
+//! everything (a scope guard: no early return can leak a lock).
 //!
-//! While a shard is held, every other client's work for it waits: batches
-//! and calls from other cores queue behind the lock, connections of its own
-//! core wait before running a command inline. So no client observes a
-//! multi-key command half done. Plain single-key commands never hold
+//! While a key is held, every other client's command naming it waits, so
+//! no client observes a multi-key command half done; commands on other
+//! keys, multi-key ones included, run on. Plain commands never hold
 //! anything while they wait, so they cannot close a cycle either.
 //!
 //! Inside EXEC the transaction already holds every shard its commands
@@ -30,9 +29,10 @@ use crate::shard::Shard;
 pub struct Atomic<'s> {
     shard: &'s Shard,
     tx: TxId,
-    /// Every shard the command may touch, ascending, without duplicates.
-    declared: Vec<usize>,
-    /// The shards locked so far (a subset of `declared`).
+    /// Every shard the command may touch, ascending, with the command's
+    /// keys there.
+    declared: Vec<(usize, Vec<Box<[u8]>>)>,
+    /// The shards whose keys are held so far.
     held: Vec<usize>,
     /// Running inside EXEC: the transaction holds the shards already.
     inherited: bool,
@@ -40,12 +40,24 @@ pub struct Atomic<'s> {
 
 impl<'s> Atomic<'s> {
     /// Starts a multi-key command with id `tx` (the client's id: unique
-    /// across cores, and a client runs one command at a time) over
-    /// `shards`. Takes no lock yet.
-    pub fn new(shard: &'s Shard, tx: TxId, shards: impl IntoIterator<Item = usize>) -> Self {
-        let mut declared: Vec<usize> = shards.into_iter().collect();
-        declared.sort_unstable();
-        declared.dedup();
+    /// across cores, and a client runs one command at a time) over `keys`
+    /// (every key it may touch; duplicates are fine). Takes no lock yet.
+    pub fn new<'k>(shard: &'s Shard, tx: TxId, keys: impl IntoIterator<Item = &'k [u8]>) -> Self {
+        let mut declared: Vec<(usize, Vec<Box<[u8]>>)> = Vec::new();
+        for key in keys {
+            let owner = shard.owner(key);
+            let at = match declared.iter().position(|(s, _)| *s == owner) {
+                Some(at) => at,
+                None => {
+                    declared.push((owner, Vec::new()));
+                    declared.len() - 1
+                }
+            };
+            if !declared[at].1.iter().any(|k| **k == *key) {
+                declared[at].1.push(key.into());
+            }
+        }
+        declared.sort_unstable_by_key(|(s, _)| *s);
         let (tx, inherited) = match shard.tx.current() {
             Some(running) => (running, true),
             None => (tx, false),
@@ -59,15 +71,26 @@ impl<'s> Atomic<'s> {
         }
     }
 
-    /// Runs `op` on `target` (one of the declared shards) while holding
-    /// it, and returns its result; None if the shard is gone (shutting
-    /// down).
+    fn keys_of(&self, target: usize) -> Vec<Box<[u8]>> {
+        self.declared
+            .iter()
+            .find(|(s, _)| *s == target)
+            .map(|(_, keys)| keys.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs `op` on `target` (the owner of some declared keys) while
+    /// holding the command's keys there, and returns its result; None if
+    /// the shard is gone (shutting down).
     pub async fn on<R, F>(&mut self, target: usize, op: F) -> Option<R>
     where
         R: Send + 'static,
         F: FnOnce(&Shard) -> R + Send + 'static,
     {
-        debug_assert!(self.declared.contains(&target), "undeclared shard {target}");
+        debug_assert!(
+            self.declared.iter().any(|(s, _)| *s == target),
+            "undeclared shard {target}"
+        );
         if self.inherited || self.held.contains(&target) {
             return self.run_held(target, op).await;
         }
@@ -75,94 +98,44 @@ impl<'s> Atomic<'s> {
         let below: Vec<usize> = self
             .declared
             .iter()
-            .copied()
+            .map(|(s, _)| *s)
             .filter(|&s| s < target && !self.held.contains(&s))
             .collect();
         for s in below {
-            if !self.lock(s).await {
-                return None;
-            }
+            self.lock_with(s, |_| ()).await?;
         }
+        self.lock_with(target, op).await
+    }
+
+    /// Takes the command's keys on `target` and runs `op` there, in one
+    /// hop.
+    async fn lock_with<R, F>(&mut self, target: usize, op: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
+    {
+        let keys = self.keys_of(target);
         self.held.push(target);
         let shard = self.shard;
         if target == shard.id {
-            shard.lock_local(self.tx).await;
+            shard.lock_keys_local(self.tx, keys).await;
             shard.db.borrow_mut().refresh_clock();
             return Some(op(shard));
         }
         let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
         match shard
             .node
-            .request(target, Request::LockCall(self.tx, call))
+            .request(target, Request::KeyLockCall(self.tx, keys, call))
             .await
         {
-            Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
-            _ => {
-                self.held.retain(|&s| s != target);
-                None
-            }
-        }
-    }
-
-    /// Runs `op` as the command's last op, on the highest declared shard,
-    /// which it has not touched yet: after locking every other declared
-    /// shard, as a plain call that waits behind the shard's holders but
-    /// takes no lock. Nothing of the command runs after it, and everything
-    /// it did elsewhere stays hidden behind the other shards' locks until
-    /// the `Atomic` is dropped, so no client can tell; it saves every
-    /// command locking the highest shard (with two shards, half the
-    /// locking).
-    pub async fn last_on<R, F>(&mut self, target: usize, op: F) -> Option<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Shard) -> R + Send + 'static,
-    {
-        let highest = self.declared.last().copied();
-        if self.inherited || highest != Some(target) || self.held.contains(&target) {
-            return self.on(target, op).await;
-        }
-        let below: Vec<usize> = self
-            .declared
-            .iter()
-            .copied()
-            .filter(|&s| s < target && !self.held.contains(&s))
-            .collect();
-        for s in below {
-            if !self.lock(s).await {
-                return None;
-            }
-        }
-        let shard = self.shard;
-        if target == shard.id {
-            shard.tx.unblocked().await;
-            shard.db.borrow_mut().refresh_clock();
-            return Some(op(shard));
-        }
-        let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
-        match shard.node.request(target, Request::Call(call)).await {
             Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
             _ => None,
         }
     }
 
-    /// [`Atomic::on`] for every shard but the highest, [`Atomic::last_on`]
-    /// for the highest: for commands that touch each shard once, in
-    /// ascending order (the parts of an MGET, MSET, DEL…).
-    pub async fn on_part<R, F>(&mut self, target: usize, op: F) -> Option<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Shard) -> R + Send + 'static,
-    {
-        if self.declared.last() == Some(&target) {
-            self.last_on(target, op).await
-        } else {
-            self.on(target, op).await
-        }
-    }
-
-    /// The declared shards, ascending.
-    pub fn shards(&self) -> &[usize] {
-        &self.declared
+    /// The shards the command's keys live on, ascending.
+    pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        self.declared.iter().map(|(s, _)| *s)
     }
 
     async fn run_held<R, F>(&self, target: usize, op: F) -> Option<R>
@@ -185,21 +158,6 @@ impl<'s> Atomic<'s> {
             _ => None,
         }
     }
-
-    /// Takes shard `s`'s lock without running anything there yet.
-    async fn lock(&mut self, s: usize) -> bool {
-        let shard = self.shard;
-        if s == shard.id {
-            shard.lock_local(self.tx).await;
-        } else if !matches!(
-            shard.node.request(s, Request::Lock(self.tx)).await,
-            Response::Locked
-        ) {
-            return false;
-        }
-        self.held.push(s);
-        true
-    }
 }
 
 impl Drop for Atomic<'_> {
@@ -210,7 +168,7 @@ impl Drop for Atomic<'_> {
         let shard = self.shard;
         for &s in &self.held {
             if s == shard.id {
-                shard.unlock_local(self.tx);
+                shard.unlock_keys(self.tx);
             } else {
                 // Sent now; per-peer FIFO order puts it before any later
                 // request of this connection, so nobody needs to wait for

@@ -189,6 +189,10 @@ pub enum Request {
     /// earlier holders like `Lock`), then run the closure while holding
     /// it; answered with `Call`. Saves the separate `Lock` hop.
     LockCall(u64, Call),
+    /// Take these keys of this shard for a multi-key command (waiting for
+    /// their holders, see `keylock`), then run the closure; answered with
+    /// `Call`.
+    KeyLockCall(u64, Vec<Box<[u8]>>, Call),
     Unlock(u64),
     TxExec(u64, OpBatch),
     TxCall(u64, Call),

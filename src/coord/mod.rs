@@ -22,6 +22,7 @@
 //! May import: `store`, `metrics`, `protocol`, and `shard::Shard` (the
 //! per-core state the ops run against).
 
+pub mod keylock;
 pub mod mesh;
 pub mod txlock;
 

@@ -88,6 +88,17 @@ impl TxLock {
         self.holder.get().is_some() || !self.deferred.borrow().is_empty()
     }
 
+    /// Neither held nor wanted by a transaction: multi-key commands may
+    /// take keys.
+    pub(crate) fn idle(&self) -> bool {
+        !self.busy()
+    }
+
+    /// Registers `waker` to be woken when the shard lock is released.
+    pub(crate) fn wait_idle(&self, waker: &Waker) {
+        self.waiters.borrow_mut().push(waker.clone());
+    }
+
     /// The transaction the running code belongs to, if any.
     pub fn current(&self) -> Option<TxId> {
         self.current.get()
@@ -169,8 +180,10 @@ impl Shard {
     pub fn admit_request(&self, from: usize, id: u32, req: Request) {
         let lock = &self.tx;
         match req {
+            Request::KeyLockCall(tx, keys, call) => self.admit_key_lock(from, id, tx, keys, call),
+            Request::TxCall(tx, _) if self.holds_keys(tx) => self.handle_request(from, id, req),
             Request::Lock(tx) => {
-                if !lock.busy() {
+                if !lock.busy() && self.keys.is_empty() {
                     lock.holder.set(Some(tx));
                     self.node.respond(from, id, Response::Locked);
                 } else {
@@ -180,7 +193,7 @@ impl Shard {
                 }
             }
             Request::LockCall(tx, call) => {
-                if !lock.busy() {
+                if !lock.busy() && self.keys.is_empty() {
                     lock.holder.set(Some(tx));
                     self.run_call(from, id, call);
                 } else {
@@ -192,7 +205,8 @@ impl Shard {
             Request::Unlock(tx) => {
                 if lock.holder.get() == Some(tx) {
                     self.release();
-                } else {
+                } else if !self.unlock_keys(tx) {
+                    self.forget_key_wait(tx);
                     // Its holder gave up before being granted the lock (a
                     // dropped command): it must never be granted.
                     lock.forget(tx);
@@ -218,7 +232,7 @@ impl Shard {
     /// behind earlier holders and waiters.
     pub async fn lock_local(&self, tx: TxId) {
         let lock = &self.tx;
-        if !lock.busy() {
+        if !lock.busy() && self.keys.is_empty() {
             lock.holder.set(Some(tx));
             return;
         }
@@ -276,6 +290,16 @@ impl Shard {
             let next = lock.deferred.borrow_mut().pop_front();
             match next {
                 None => break,
+                // A transaction waits until no key of the shard is held
+                // (the last release drains the queue again).
+                Some(
+                    waiting @ (Deferred::Lock { .. }
+                    | Deferred::LockCall { .. }
+                    | Deferred::LocalLock(_)),
+                ) if !self.keys.is_empty() => {
+                    lock.deferred.borrow_mut().push_front(waiting);
+                    return;
+                }
                 Some(Deferred::Request { from, id, req }) => self.handle_request(from, id, req),
                 Some(Deferred::Lock { from, id, tx }) => {
                     lock.holder.set(Some(tx));

@@ -547,8 +547,8 @@ pub async fn dispatch<'m>(
     match spec.kind {
         Kind::Keyed(handler) => {
             let target = shard.owner(args.get(spec.first_key as usize));
-            if target == shard.id && shard.tx.blocks_current() {
-                shard.tx.unblocked().await;
+            if target == shard.id {
+                wait_local_turn(shard, args).await;
             }
             route(shard, pipe, timer, handler, target, args);
         }
@@ -563,8 +563,8 @@ pub async fn dispatch<'m>(
                 Some(target) => {
                     // A transaction holding this shard: wait before running
                     // here (never while holding anything, so no cycle).
-                    if target == shard.id && shard.tx.blocks_current() {
-                        shard.tx.unblocked().await;
+                    if target == shard.id {
+                        wait_local_turn(shard, args).await;
                     }
                     route(shard, pipe, timer, whole, target, args);
                 }
@@ -622,6 +622,19 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
         text.push_str("' ");
     }
     out.error(&text);
+}
+
+/// Before running a command inline: waits while a transaction holds this
+/// shard or a multi-key command holds a key the command names (never
+/// while holding anything, so no cycle).
+#[inline]
+async fn wait_local_turn(shard: &Shard, args: &Args<'_>) {
+    if shard.tx.blocks_current() {
+        shard.tx.unblocked().await;
+    }
+    if shard.keys.blocks(args) {
+        shard.keys_unblocked(args).await;
+    }
 }
 
 /// Whether a command runs only after every reply before it has arrived:

@@ -68,6 +68,8 @@ pub struct Shard {
     pub shutting_down: Cell<bool>,
     next_client: Cell<u64>,
     pub tx: txlock::TxLock,
+    /// Keys held by multi-key commands across shards (`coord::keylock`).
+    pub keys: crate::coord::keylock::KeyLocks,
     /// This core's connections, for CLIENT LIST / KILL.
     pub clients: RefCell<HashMap<u64, Rc<ClientInfo>>>,
     /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
@@ -80,6 +82,13 @@ pub struct Shard {
     pub output_limits: Cell<crate::config::OutputBufferLimits>,
     /// Connection admission over all shards (`maxclients`).
     pub admission: Arc<Admission>,
+}
+
+/// Whether a batch stops at a command naming a held key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyCheck {
+    Stop,
+    Skip,
 }
 
 /// The one piece of state every shard shares: how many clients are
@@ -161,6 +170,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             next_client: Cell::new(0),
             tx: txlock::TxLock::default(),
+            keys: Default::default(),
             clients: RefCell::new(HashMap::new()),
         }
     }
@@ -204,31 +214,46 @@ impl Shard {
     }
 
     /// Runs a whole batch cut for this shard (one transaction's step) and
-    /// collects its replies.
+    /// collects its replies. The caller has checked that no key it names
+    /// is held ([`Shard::batch_blocked`]).
     pub fn exec_batch(&self, batch: &OpBatch, replies: &mut ReplyBatch) {
-        self.exec_ops(batch, 0, usize::MAX, replies);
+        self.exec_ops(batch, 0, usize::MAX, KeyCheck::Skip, replies);
+    }
+
+    /// Whether a command of `batch` names a key a multi-key command holds.
+    pub fn batch_blocked(&self, batch: &OpBatch) -> bool {
+        !self.keys.is_empty()
+            && batch.ops.iter().any(|&(_, first, count)| {
+                let ranges = &batch.ranges[first as usize..(first + count) as usize];
+                self.keys
+                    .blocks(&crate::command::Args::new(&batch.data, ranges))
+            })
     }
 
     /// Runs `batch`'s commands from `from` on until their replies reach
-    /// `budget` bytes (at least one command runs); returns where it stopped.
+    /// `budget` bytes (at least one command runs), or, with
+    /// `KeyCheck::Stop`, until a command names a key a multi-key command
+    /// holds; returns where it stopped.
     fn exec_ops(
         &self,
         batch: &OpBatch,
         from: usize,
         budget: usize,
+        check: KeyCheck,
         replies: &mut ReplyBatch,
     ) -> usize {
         let mut db = self.db.borrow_mut();
         db.refresh_clock();
         let start = replies.buf.len();
         let mut next = from;
+        let check = check == KeyCheck::Stop && !self.keys.is_empty();
         for &(handler, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
-            handler(
-                &mut db,
-                &crate::command::Args::new(&batch.data, ranges),
-                &mut replies.buf,
-            );
+            let args = crate::command::Args::new(&batch.data, ranges);
+            if check && self.keys.blocks(&args) {
+                break;
+            }
+            handler(&mut db, &args, &mut replies.buf);
             replies.seal();
             next += 1;
             if replies.buf.len() - start >= budget {
@@ -246,13 +271,41 @@ impl Shard {
 
     pub fn handle_request(&self, from: usize, id: u32, req: Request) {
         let resp = match req {
-            Request::Exec(mut batch) | Request::TxExec(_, mut batch) => {
+            Request::Exec(mut batch) => {
                 // The replies of earlier runs that the connection has not
                 // written yet stay in front of the new ones.
                 let mut replies = std::mem::take(&mut batch.replies);
                 let from = batch.next as usize;
                 replies.buf.reserve((batch.ops.len() - from) * 16);
-                batch.next = self.exec_ops(&batch, from, mesh::REPLY_BUDGET, &mut replies) as u32;
+                let next = self.exec_ops(
+                    &batch,
+                    from,
+                    mesh::REPLY_BUDGET,
+                    KeyCheck::Stop,
+                    &mut replies,
+                );
+                let ran = next > from;
+                batch.next = next as u32;
+                batch.replies = replies;
+                if !ran && batch.unfinished() {
+                    // Stopped at its first command, on a held key: it goes
+                    // on once keys are released.
+                    return self.park_batch(from, id, Request::Exec(batch));
+                }
+                Response::Exec(batch)
+            }
+            Request::TxExec(_, mut batch) => {
+                // The transaction holds the whole shard: no key is held.
+                let mut replies = std::mem::take(&mut batch.replies);
+                let from = batch.next as usize;
+                replies.buf.reserve((batch.ops.len() - from) * 16);
+                batch.next = self.exec_ops(
+                    &batch,
+                    from,
+                    mesh::REPLY_BUDGET,
+                    KeyCheck::Skip,
+                    &mut replies,
+                ) as u32;
                 batch.replies = replies;
                 Response::Exec(batch)
             }
@@ -267,7 +320,7 @@ impl Shard {
             Request::View | Request::ResetStats => Response::View(Box::default()),
             // Taken by `admit_request` before they get here.
             Request::Lock(_) | Request::Unlock(_) => Response::Locked,
-            Request::LockCall(_, f) => {
+            Request::KeyLockCall(_, _, f) | Request::LockCall(_, f) => {
                 self.db.borrow_mut().refresh_clock();
                 Response::Call(f(self))
             }

@@ -311,16 +311,32 @@ async fn exec_on_one(
         batch.push(handler, args.iter_from(0));
         timers.push(CommandTimer::start(&shard.metrics, spec.slot));
     }
-    let watched = watched_on(client, target);
-    let answer = crate::coord::on(shard, target, move |s: &Shard| {
-        if !watches_intact(s, &watched) {
-            return None;
+    let mut watched = watched_on(client, target);
+    let answer = loop {
+        let step = crate::coord::on(shard, target, move |s: &Shard| {
+            if s.batch_blocked(&batch) {
+                // A multi-key command across shards holds a key of ours:
+                // try again once it is done (rare; it holds keys for about
+                // one hop between cores).
+                return Err(Box::new((batch, watched)));
+            }
+            if !watches_intact(s, &watched) {
+                return Ok(None);
+            }
+            let mut replies = ReplyBatch::default();
+            s.exec_batch(&batch, &mut replies);
+            Ok(Some(replies))
+        })
+        .await;
+        match step {
+            Some(Err(back)) => {
+                (batch, watched) = *back;
+                glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
+            }
+            Some(Ok(answer)) => break Some(answer),
+            None => break None,
         }
-        let mut replies = ReplyBatch::default();
-        s.exec_batch(&batch, &mut replies);
-        Some(replies)
-    })
-    .await;
+    };
     match answer {
         None => {
             timers.into_iter().for_each(CommandTimer::cancel);
