@@ -116,9 +116,11 @@ impl KeyLocks {
 
 impl Shard {
     /// Whether `tx` may take keys here now: no key conflict, and no EXEC
-    /// holding or waiting for the whole shard.
+    /// holding the whole shard. (An EXEC only waiting for the shard does
+    /// not stop it: EXECs come back to back under load, and key lockers
+    /// would never get in; they hold keys for about one hop.)
     fn keys_available(&self, tx: TxId, keys: &[Box<[u8]>]) -> bool {
-        self.tx.idle() && self.keys.free_for(tx, keys)
+        self.tx.unheld() && self.keys.free_for(tx, keys)
     }
 
     /// A multi-key command's first op on this shard, from another core.
@@ -205,6 +207,10 @@ impl Shard {
             }
         }
         self.retry_key_waiters();
+        if self.keys.is_empty() {
+            // A transaction may be waiting for the last key to go.
+            self.drain_deferred();
+        }
         true
     }
 
@@ -216,9 +222,9 @@ impl Shard {
             .retain(|w| !matches!(w, KeyWait::Lock { tx: t, .. } if *t == tx));
     }
 
-    /// After a release: runs the waiters that can run now, in arrival
-    /// order; wakes local waiters; lets a waiting EXEC have the shard once
-    /// no key is held.
+    /// After a release (of keys, or of the shard by a transaction): runs
+    /// the waiters that can run now, in arrival order, and wakes local
+    /// waiters.
     pub(crate) fn retry_key_waiters(&self) {
         let waiting = std::mem::take(&mut *self.keys.waiting.borrow_mut());
         for w in waiting {
@@ -250,8 +256,5 @@ impl Shard {
             }
         }
         self.keys.wake_local();
-        if self.keys.is_empty() {
-            self.drain_deferred();
-        }
     }
 }

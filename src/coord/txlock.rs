@@ -88,10 +88,9 @@ impl TxLock {
         self.holder.get().is_some() || !self.deferred.borrow().is_empty()
     }
 
-    /// Neither held nor wanted by a transaction: multi-key commands may
-    /// take keys.
-    pub(crate) fn idle(&self) -> bool {
-        !self.busy()
+    /// Not held by a transaction: multi-key commands may take keys.
+    pub(crate) fn unheld(&self) -> bool {
+        self.holder.get().is_none()
     }
 
     /// Registers `waker` to be woken when the shard lock is released.
@@ -286,6 +285,9 @@ impl Shard {
         if lock.holder.get().is_some() {
             return;
         }
+        // Multi-key commands waiting for keys (or for this shard's last
+        // holder) first: a queue of transactions must not starve them.
+        self.retry_key_waiters();
         loop {
             let next = lock.deferred.borrow_mut().pop_front();
             match next {
