@@ -31,6 +31,7 @@ pub mod keys;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod multikey;
 pub mod object;
 pub mod scripting;
 pub mod server;

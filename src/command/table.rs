@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{Args, Handler, Spread, hashes, keys, lists, sets, strings};
+use super::{Args, Handler, Spread, hashes, keys, lists, multikey, sets, strings};
 
 /// Metric slots: each command counts under one of these names in
 /// `kora_commands_total{cmd=...}`, INFO commandstats and the latency
@@ -186,6 +186,9 @@ const RF: &[&str] = &["readonly", "fast"];
 const F: &[&str] = &["fast"];
 const A: &[&str] = &["admin"];
 const NONE: &[&str] = &[];
+const WD: &[&str] = &["write", "denyoom"];
+const WM: &[&str] = &["write", "movablekeys"];
+const RM: &[&str] = &["readonly", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -450,6 +453,67 @@ pub static COMMANDS: &[CommandSpec] = &[
         Kind::Multi {
             whole: sets::sdiffstore,
             spread: sets::sdiffstore_spread
+        }
+    ),
+    // Multi-key commands of issue 11 (src/command/multikey.rs).
+    cmd!(
+        "lmove",
+        5,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::lmove,
+            spread: multikey::lmove_spread
+        }
+    ),
+    cmd!(
+        "rpoplpush",
+        3,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::rpoplpush,
+            spread: multikey::rpoplpush_spread
+        }
+    ),
+    cmd!(
+        "lmpop",
+        -4,
+        WM,
+        movable(multikey::lmpop_keys),
+        Kind::Multi {
+            whole: multikey::lmpop,
+            spread: multikey::lmpop_spread
+        }
+    ),
+    cmd!(
+        "smove",
+        4,
+        WF,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::smove,
+            spread: multikey::smove_spread
+        }
+    ),
+    cmd!(
+        "sintercard",
+        -3,
+        RM,
+        movable(multikey::sintercard_keys),
+        Kind::Multi {
+            whole: multikey::sintercard,
+            spread: multikey::sintercard_spread
+        }
+    ),
+    cmd!(
+        "copy",
+        -3,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::copy,
+            spread: multikey::copy_spread
         }
     ),
     // Connection and server
