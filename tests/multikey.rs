@@ -338,6 +338,15 @@ fn sintercard_on_one_and_two_shards() {
     );
     assert_eq!(c.r(&["SINTERCARD", "2", a, a]), int(5));
     assert_eq!(c.r(&["SINTERCARD", "3", a, x, "none"]), int(0));
+    // The smallest set on the other shard; an intersection that empties.
+    let y = per[1][1].as_str();
+    assert_eq!(c.r(&["SADD", y, "4", "5", "9"]), int(3));
+    assert_eq!(c.r(&["SINTERCARD", "3", a, b, y]), int(2));
+    assert_eq!(c.r(&["SINTERCARD", "4", a, y, b, x, "LIMIT", "1"]), int(1));
+    assert_eq!(c.r(&["SADD", b, "9"]), int(1));
+    assert_eq!(c.r(&["SINTERCARD", "2", y, b]), int(3));
+    assert_eq!(c.r(&["SREM", a, "4", "5"]), int(2));
+    assert_eq!(c.r(&["SINTERCARD", "3", y, a, x]), int(0));
     // WRONGTYPE wins over a missing key anywhere in the list.
     assert_eq!(c.r(&["SET", "str", "v"]), "+OK\r\n");
     for keys in [[a, "str"], ["str", x], ["none", "str"]] {

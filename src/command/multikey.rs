@@ -19,7 +19,7 @@ use crate::coord::Atomic;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
-use crate::store::{Db, SetValue, Ttl, Value, cost};
+use crate::store::{Db, Entry, SetValue, Ttl, Value, cost};
 
 type List = VecDeque<Box<[u8]>>;
 
@@ -520,32 +520,6 @@ pub fn sintercard_keys(args: &Args) -> Option<(usize, usize)> {
     (n <= args.len() - 2).then_some((2, 1 + n))
 }
 
-/// The size of the intersection of `sets` (a missing key is empty),
-/// counted from the smallest set, stopping at `limit` (0: no limit).
-fn intercard(sets: &[Option<&SetValue>], limit: usize) -> usize {
-    let mut present: Vec<&SetValue> = Vec::with_capacity(sets.len());
-    for set in sets {
-        match set {
-            Some(s) => present.push(s),
-            None => return 0,
-        }
-    }
-    present.sort_by_key(|s| s.len());
-    let Some((smallest, rest)) = present.split_first() else {
-        return 0;
-    };
-    let mut n = 0;
-    for m in smallest.iter() {
-        if rest.iter().all(|s| s.contains(m)) {
-            n += 1;
-            if n == limit {
-                break;
-            }
-        }
-    }
-    n
-}
-
 /// SINTERCARD numkeys key [key ...] [LIMIT limit], keys on one shard.
 /// Every key is type-checked (and counted as a read) before counting.
 pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -596,23 +570,98 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 spread!(sintercard_spread => sintercard_across);
 
-/// SINTERCARD over several shards: the sets are copied from their shards
-/// while all are held, then counted here.
+/// SINTERCARD over several shards, all held throughout: every key is read
+/// on its shard for its type and size (every key, as Redis type-checks all
+/// of them even after a missing one); then only the smallest set is copied,
+/// and that candidate list visits each shard in turn, keeping the members
+/// all of that shard's sets have. No other set leaves its shard.
 async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let (n, limit) = match sintercard_args(args) {
         Ok(parsed) => parsed,
         Err(e) => return out.error(e),
     };
-    let last = 1 + n;
-    let owners = args.iter_from(2).take(n).map(|k| shard.owner(k));
-    let mut atomic = Atomic::new(shard, tx, owners);
-    match super::sets::fetch_sets(shard, &mut atomic, args, 2, last).await {
-        Ok(sets) => {
-            let sets: Vec<Option<&SetValue>> = sets.iter().map(Option::as_ref).collect();
-            out.int(intercard(&sets, limit) as i64)
+    let keys = Args::new(args.buf(), &args.ranges()[..=1 + n]);
+    let parts: Vec<(usize, Vec<Vec<u8>>)> = parts_by_owner(shard, &keys, 2, 1)
+        .into_iter()
+        .map(|p| (p.shard, p.args.iter().map(<[u8]>::to_vec).collect()))
+        .collect();
+    let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.0));
+    let mut missing = false;
+    let mut smallest: Option<(usize, usize, Vec<u8>)> = None;
+    for (home, wanted) in &parts {
+        let wanted = wanted.clone();
+        let sizes = atomic
+            .on(*home, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                let sizes = wanted
+                    .iter()
+                    .map(|k| match db.get(k).map(|e| &e.value) {
+                        None => Ok(None),
+                        Some(Value::Set(set)) => Ok(Some(set.len())),
+                        Some(_) => Err(err::WRONGTYPE),
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                (wanted, sizes)
+            })
+            .await;
+        let (wanted, sizes) = match sizes {
+            None => return out.error(SHARD_GONE),
+            Some((_, Err(e))) => return out.error(e),
+            Some((wanted, Ok(sizes))) => (wanted, sizes),
+        };
+        for (key, size) in wanted.into_iter().zip(sizes) {
+            match size {
+                None => missing = true,
+                Some(len) if smallest.as_ref().is_none_or(|s| len < s.0) => {
+                    smallest = Some((len, *home, key))
+                }
+                Some(_) => {}
+            }
         }
-        Err(reply) => out.error(reply),
     }
+    let Some((_, home, first)) = smallest.filter(|_| !missing) else {
+        return out.int(0);
+    };
+    let copied = atomic
+        .on(home, move |s: &Shard| {
+            match s.db.borrow_mut().peek(&first) {
+                Some(Entry {
+                    value: Value::Set(set),
+                    ..
+                }) => set.iter().cloned().collect::<Vec<Box<[u8]>>>(),
+                _ => Vec::new(),
+            }
+        })
+        .await;
+    let Some(mut candidates) = copied else {
+        return out.error(SHARD_GONE);
+    };
+    for (home, wanted) in parts {
+        if candidates.is_empty() {
+            break;
+        }
+        let kept = atomic
+            .on(home, move |s: &Shard| {
+                let mut db = s.db.borrow_mut();
+                for key in &wanted {
+                    match db.peek(key).map(|e| &e.value) {
+                        Some(Value::Set(set)) => candidates.retain(|m| set.contains(m)),
+                        _ => candidates.clear(),
+                    }
+                }
+                candidates
+            })
+            .await;
+        match kept {
+            Some(kept) => candidates = kept,
+            None => return out.error(SHARD_GONE),
+        }
+    }
+    let count = match limit {
+        0 => candidates.len(),
+        limit => candidates.len().min(limit),
+    };
+    out.int(count as i64);
 }
 
 // ---- Keys: COPY ----
@@ -810,22 +859,6 @@ mod tests {
         assert_eq!(r(&mut db, copy, &["copy", "y", "s"]), ":0\r\n");
         assert_eq!(r(&mut db, copy, &["copy", "y", "s", "REPLACE"]), ":1\r\n");
         assert_eq!(db.mem_used(), db.mem_recomputed());
-    }
-
-    #[test]
-    fn intercard_counts_up_to_the_limit() {
-        let a: SetValue = ["1", "2", "3"]
-            .iter()
-            .map(|m| Box::from(m.as_bytes()))
-            .collect();
-        let b: SetValue = ["2", "3", "4"]
-            .iter()
-            .map(|m| Box::from(m.as_bytes()))
-            .collect();
-        assert_eq!(intercard(&[Some(&a), Some(&b)], 0), 2);
-        assert_eq!(intercard(&[Some(&a), Some(&b)], 1), 1);
-        assert_eq!(intercard(&[Some(&a), None], 0), 0);
-        assert_eq!(intercard(&[Some(&a)], 0), 3);
     }
 
     /// A random mix of the six commands over a few keys (lists, sets, a
