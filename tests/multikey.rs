@@ -555,3 +555,38 @@ fn cross_shard_moves_are_never_seen_half_done() {
         m.join().unwrap();
     }
 }
+
+/// Keyspace hits and misses as Redis counts them: COPY reads its source;
+/// SINTERCARD reads every key, or up to the first of another type; the
+/// write commands count nothing.
+#[test]
+fn keyspace_statistics_match_redis() {
+    let s = Server::start(2);
+    let mut c = Raw::new(&s);
+    let per = keys_on_each_shard("st", 2, 2);
+    let (a, b) = (per[0][0].as_str(), per[1][0].as_str());
+    let (a2, b2) = (per[0][1].as_str(), per[1][1].as_str());
+    let mut stats = |c: &mut Raw, args: &[&str]| -> (i64, i64) {
+        assert_eq!(c.r(&["CONFIG", "RESETSTAT"]), "+OK\r\n");
+        c.r(args);
+        let info = c.r(&["INFO", "stats"]);
+        let field = |name: &str| -> i64 {
+            let at = info.find(&format!("{name}:")).unwrap() + name.len() + 1;
+            info[at..].split("\r\n").next().unwrap().parse().unwrap()
+        };
+        (field("keyspace_hits"), field("keyspace_misses"))
+    };
+    assert_eq!(c.r(&["SET", a, "v"]), "+OK\r\n");
+    assert_eq!(c.r(&["SADD", b, "m"]), int(1));
+    assert_eq!(c.r(&["SADD", b2, "m"]), int(1));
+    // Redis values measured on redis-server 7.0.15.
+    assert_eq!(stats(&mut c, &["SINTERCARD", "2", a, b]), (1, 0));
+    assert_eq!(stats(&mut c, &["SINTERCARD", "3", b, a, b2]), (2, 0));
+    assert_eq!(stats(&mut c, &["SINTERCARD", "3", a2, b, b2]), (2, 1));
+    assert_eq!(stats(&mut c, &["SINTERCARD", "2", b, b2]), (2, 0));
+    assert_eq!(stats(&mut c, &["COPY", b, a2]), (1, 0));
+    assert_eq!(stats(&mut c, &["COPY", "none", a2]), (0, 1));
+    assert_eq!(stats(&mut c, &["SMOVE", b, a2, "m"]), (0, 0));
+    assert_eq!(stats(&mut c, &["LMPOP", "2", a2, a, "LEFT"]), (0, 0));
+    assert_eq!(stats(&mut c, &["LMOVE", b2, a, "LEFT", "LEFT"]), (0, 0));
+}

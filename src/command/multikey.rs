@@ -570,58 +570,89 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 spread!(sintercard_spread => sintercard_across);
 
-/// SINTERCARD over several shards, all held throughout: every key is read
-/// on its shard for its type and size (every key, as Redis type-checks all
-/// of them even after a missing one); then only the smallest set is copied,
-/// and that candidate list visits each shard in turn, keeping the members
-/// all of that shard's sets have. No other set leaves its shard.
+/// One shard's keys of a command, each with its position among the keys.
+type PlacedKeys = Vec<(usize, Vec<u8>)>;
+
+/// SINTERCARD over several shards, all held throughout. A first look at
+/// every key (on its shard, without statistics) gives types and sizes.
+/// Then only the smallest set is copied, and that candidate list visits
+/// each shard in turn, keeping the members all of that shard's sets have:
+/// no other set leaves its shard. The keyspace hits and misses are counted
+/// as Redis counts them: every key, or on WRONGTYPE the keys up to the
+/// first wrong one in argument order.
 async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let (n, limit) = match sintercard_args(args) {
         Ok(parsed) => parsed,
         Err(e) => return out.error(e),
     };
     let keys = Args::new(args.buf(), &args.ranges()[..=1 + n]);
-    let parts: Vec<(usize, Vec<Vec<u8>>)> = parts_by_owner(shard, &keys, 2, 1)
+    // Each shard's keys, with their positions in the command.
+    let parts: Vec<(usize, PlacedKeys)> = parts_by_owner(shard, &keys, 2, 1)
         .into_iter()
-        .map(|p| (p.shard, p.args.iter().map(<[u8]>::to_vec).collect()))
+        .map(|p| {
+            let keys = p.args.iter().map(<[u8]>::to_vec);
+            (p.shard, p.groups.into_iter().zip(keys).collect())
+        })
         .collect();
     let mut atomic = Atomic::new(shard, tx, parts.iter().map(|p| p.0));
-    let mut missing = false;
-    let mut smallest: Option<(usize, usize, Vec<u8>)> = None;
+    // None: missing; Some(Err): another type; Some(Ok(len)): a set.
+    let mut sizes: Vec<Option<Result<usize, ()>>> = vec![None; n];
     for (home, wanted) in &parts {
         let wanted = wanted.clone();
-        let sizes = atomic
+        let probed = atomic
             .on(*home, move |s: &Shard| {
                 let mut db = s.db.borrow_mut();
-                let sizes = wanted
-                    .iter()
-                    .map(|k| match db.get(k).map(|e| &e.value) {
-                        None => Ok(None),
-                        Some(Value::Set(set)) => Ok(Some(set.len())),
-                        Some(_) => Err(err::WRONGTYPE),
+                wanted
+                    .into_iter()
+                    .map(|(at, k)| {
+                        let size = db.peek(&k).map(|e| match &e.value {
+                            Value::Set(set) => Ok(set.len()),
+                            _ => Err(()),
+                        });
+                        (at, size)
                     })
-                    .collect::<Result<Vec<_>, _>>();
-                (wanted, sizes)
+                    .collect::<Vec<_>>()
             })
             .await;
-        let (wanted, sizes) = match sizes {
-            None => return out.error(SHARD_GONE),
-            Some((_, Err(e))) => return out.error(e),
-            Some((wanted, Ok(sizes))) => (wanted, sizes),
+        let Some(probed) = probed else {
+            return out.error(SHARD_GONE);
         };
-        for (key, size) in wanted.into_iter().zip(sizes) {
-            match size {
-                None => missing = true,
-                Some(len) if smallest.as_ref().is_none_or(|s| len < s.0) => {
-                    smallest = Some((len, *home, key))
-                }
-                Some(_) => {}
-            }
+        for (at, size) in probed {
+            sizes[at] = size;
         }
     }
-    let Some((_, home, first)) = smallest.filter(|_| !missing) else {
+    let first_wrong = sizes.iter().position(|s| matches!(s, Some(Err(()))));
+    let missing = sizes.iter().any(Option::is_none);
+    if first_wrong.is_some() || missing {
+        // Only the statistics are left to do: a read of each key Redis looks
+        // at before answering.
+        let upto = first_wrong.map_or(n, |at| at + 1);
+        for (home, wanted) in parts {
+            let counted = atomic
+                .on(home, move |s: &Shard| {
+                    let mut db = s.db.borrow_mut();
+                    for (_, k) in wanted.iter().filter(|(at, _)| *at < upto) {
+                        db.get(k);
+                    }
+                })
+                .await;
+            if counted.is_none() {
+                return out.error(SHARD_GONE);
+            }
+        }
+        return match first_wrong {
+            Some(_) => out.error(err::WRONGTYPE),
+            None => out.int(0),
+        };
+    }
+    let smallest = (0..n).min_by_key(|&at| match sizes[at] {
+        Some(Ok(len)) => len,
+        _ => usize::MAX,
+    });
+    let Some(first) = smallest.map(|at| keys.get(2 + at).to_vec()) else {
         return out.int(0);
     };
+    let home = shard.owner(&first);
     let copied = atomic
         .on(home, move |s: &Shard| {
             match s.db.borrow_mut().peek(&first) {
@@ -636,15 +667,14 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     let Some(mut candidates) = copied else {
         return out.error(SHARD_GONE);
     };
+    // Every shard is visited even once nothing is left: each key's read
+    // counts as a keyspace hit.
     for (home, wanted) in parts {
-        if candidates.is_empty() {
-            break;
-        }
         let kept = atomic
             .on(home, move |s: &Shard| {
                 let mut db = s.db.borrow_mut();
-                for key in &wanted {
-                    match db.peek(key).map(|e| &e.value) {
+                for (_, key) in &wanted {
+                    match db.get(key).map(|e| &e.value) {
                         Some(Value::Set(set)) => candidates.retain(|m| set.contains(m)),
                         _ => candidates.clear(),
                     }
