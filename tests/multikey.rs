@@ -566,7 +566,7 @@ fn keyspace_statistics_match_redis() {
     let per = keys_on_each_shard("st", 2, 2);
     let (a, b) = (per[0][0].as_str(), per[1][0].as_str());
     let (a2, b2) = (per[0][1].as_str(), per[1][1].as_str());
-    let mut stats = |c: &mut Raw, args: &[&str]| -> (i64, i64) {
+    let stats = |c: &mut Raw, args: &[&str]| -> (i64, i64) {
         assert_eq!(c.r(&["CONFIG", "RESETSTAT"]), "+OK\r\n");
         c.r(args);
         let info = c.r(&["INFO", "stats"]);
