@@ -590,3 +590,47 @@ fn keyspace_statistics_match_redis() {
     assert_eq!(stats(&mut c, &["LMPOP", "2", a2, a, "LEFT"]), (0, 0));
     assert_eq!(stats(&mut c, &["LMOVE", b2, a, "LEFT", "LEFT"]), (0, 0));
 }
+
+/// A move across shards invalidates a WATCH on either key; a command that
+/// changes nothing (missing source, member not there) does not.
+#[test]
+fn watch_sees_cross_shard_moves_only_when_something_moved() {
+    let s = Server::start(2);
+    let per = keys_on_each_shard("w", 2, 1);
+    let (a, b) = (per[0][0].as_str(), per[1][0].as_str());
+    let mut c = Raw::new(&s);
+    let mut other = Raw::new(&s);
+    let attempt = |c: &mut Raw, other: &mut Raw, watched: &str, cmd: &[&str]| -> String {
+        assert_eq!(c.r(&["WATCH", watched]), "+OK\r\n");
+        other.r(cmd);
+        assert_eq!(c.r(&["MULTI"]), "+OK\r\n");
+        assert_eq!(c.r(&["PING"]), "+QUEUED\r\n");
+        c.r(&["EXEC"])
+    };
+    let ran = "*1\r\n+PONG\r\n";
+    assert_eq!(
+        attempt(&mut c, &mut other, b, &["LMOVE", a, b, "LEFT", "LEFT"]),
+        ran
+    );
+    assert_eq!(attempt(&mut c, &mut other, b, &["SMOVE", a, b, "m"]), ran);
+    assert_eq!(other.r(&["RPUSH", a, "x"]), int(1));
+    assert_eq!(
+        attempt(&mut c, &mut other, b, &["LMOVE", a, b, "LEFT", "LEFT"]),
+        NIL_ARRAY
+    );
+    assert_eq!(
+        attempt(&mut c, &mut other, b, &["LMOVE", b, a, "LEFT", "LEFT"]),
+        NIL_ARRAY
+    );
+    assert_eq!(other.r(&["DEL", a]), int(1));
+    assert_eq!(other.r(&["SADD", a, "m"]), int(1));
+    assert_eq!(
+        attempt(&mut c, &mut other, a, &["SMOVE", a, b, "nope"]),
+        ran
+    );
+    assert_eq!(
+        attempt(&mut c, &mut other, a, &["SMOVE", a, b, "m"]),
+        NIL_ARRAY
+    );
+    assert_eq!(attempt(&mut c, &mut other, a, &["COPY", b, a]), NIL_ARRAY);
+}
