@@ -150,6 +150,7 @@ pub mod keys;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod multikey;
 pub mod object;
 pub mod scripting;
 pub mod server;

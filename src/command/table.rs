@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
-    Args, AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, server, sets, strings,
+    Args, AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets,
+    strings,
 };
 
 /// Metric slots: each command counts under one of these names in
@@ -146,6 +147,9 @@ const A: &[&str] = &["admin"];
 const NONE: &[&str] = &[];
 /// Allowed before the client authenticates (Redis' `no_auth`).
 const FNA: &[&str] = &["fast", "no_auth"];
+const WD: &[&str] = &["write", "denyoom"];
+const WM: &[&str] = &["write", "movablekeys"];
+const RM: &[&str] = &["readonly", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -416,6 +420,67 @@ pub static COMMANDS: &[CommandSpec] = &[
         Kind::Multi {
             whole: sets::sdiffstore,
             spread: sets::sdiffstore_spread
+        }
+    ),
+    // Multi-key commands of issue 11 (src/command/multikey.rs).
+    cmd!(
+        "lmove",
+        5,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::lmove,
+            spread: multikey::lmove_spread
+        }
+    ),
+    cmd!(
+        "rpoplpush",
+        3,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::rpoplpush,
+            spread: multikey::rpoplpush_spread
+        }
+    ),
+    cmd!(
+        "lmpop",
+        -4,
+        WM,
+        movable(multikey::lmpop_keys),
+        Kind::Multi {
+            whole: multikey::lmpop,
+            spread: multikey::lmpop_spread
+        }
+    ),
+    cmd!(
+        "smove",
+        4,
+        WF,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::smove,
+            spread: multikey::smove_spread
+        }
+    ),
+    cmd!(
+        "sintercard",
+        -3,
+        RM,
+        movable(multikey::sintercard_keys),
+        Kind::Multi {
+            whole: multikey::sintercard,
+            spread: multikey::sintercard_spread
+        }
+    ),
+    cmd!(
+        "copy",
+        -3,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: multikey::copy,
+            spread: multikey::copy_spread
         }
     ),
     // Connection and server
