@@ -34,5 +34,27 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test --release
 # Benchmarks are compiled, not run, so they never rot.
 cargo bench --no-run --quiet
+# Fuzz targets (tests/fuzz, a workspace of its own) are built and smoke-run
+# for a moment, not fuzzed, for the same reason. cargo-fuzz passes -Z
+# flags: nightly if installed, else stable told to accept them.
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  fuzz=(cargo +nightly fuzz)
+else
+  fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
+fi
+"${fuzz[@]}" build --fuzz-dir tests/fuzz
+fuzz_scratch=$(mktemp -d)
+for target in $("${fuzz[@]}" list --fuzz-dir tests/fuzz); do
+  # New inputs go to the scratch dir, never into the committed corpus.
+  mkdir -p "$fuzz_scratch/$target" "tests/fuzz/corpus/$target"
+  if ! "${fuzz[@]}" run --fuzz-dir tests/fuzz "$target" "$fuzz_scratch/$target" \
+    "tests/fuzz/corpus/$target" -- -runs=1000 >"$fuzz_scratch/$target.log" 2>&1; then
+    tail -n 40 "$fuzz_scratch/$target.log" >&2
+    echo "tools/test.sh: fuzz smoke run of $target failed" >&2
+    exit 1
+  fi
+done
+rm -rf "$fuzz_scratch"
 tools/e2e.sh target/release/kora
 tools/prometheus-e2e.sh target/release/kora

@@ -10,7 +10,7 @@ use crate::config::OutputBufferLimits;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
-use crate::store::glob::glob_match;
+use crate::store::glob::glob_match_nocase;
 
 /// A knob CONFIG SET can change, with the values it accepts (inclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,9 +273,17 @@ pub async fn config(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 fn get(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
     let mut hits: Vec<&str> = Vec::new();
     for pattern in args.iter_from(2) {
-        let pattern = pattern.to_ascii_lowercase();
+        // Like Redis: a name without `[*?` is looked up, not matched (so a
+        // `\` in it is not an escape); a pattern matches names ignoring
+        // ASCII case.
+        let literal = !pattern.iter().any(|c| b"[*?".contains(c));
         for (name, _) in PARAMS {
-            if glob_match(&pattern, name.as_bytes()) && !hits.contains(name) {
+            let hit = if literal {
+                name.as_bytes().eq_ignore_ascii_case(pattern)
+            } else {
+                glob_match_nocase(pattern, name.as_bytes())
+            };
+            if hit && !hits.contains(name) {
                 hits.push(name);
             }
         }
