@@ -1,20 +1,16 @@
 //! Hash commands.
 //!
 //! A hash is an insertion-indexed map so that HSCAN cursors are positions.
-//! Every in-place change reports its exact size change to the `Db`
-//! (`cost::HASH_FIELD + field + value` per field) so that `mem_used` stays
-//! equal to the sum of `entry_size`, and a hash that becomes empty is
-//! deleted, as in Redis.
+//! Writes go through the store's mutation guard (`Db::entry_mut` and its
+//! `HashMut` view), which keeps the memory accounting, WATCH and the
+//! removal of an emptied hash in one place.
 
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, wrong_arity};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64, push_i64};
 use crate::store::glob::glob_match;
-use crate::store::{Db, HashValue, Hasher, Ttl, Value, cost};
-
-fn field_cost(field: &[u8], value: &[u8]) -> usize {
-    cost::HASH_FIELD + field.len() + value.len()
-}
+use crate::store::guard::EntryMut;
+use crate::store::{Db, HashValue, Hasher, Value};
 
 /// Reads a hash: Ok(None) when missing, Err when another type.
 fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a HashValue>, &'static str> {
@@ -25,13 +21,16 @@ fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a HashValue>, &'
     }
 }
 
-/// Write access to a hash, without counting a keyspace hit or miss.
-fn write_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a mut HashValue>, &'static str> {
-    match db.get_mut(key).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Hash(h)) => Ok(Some(h)),
-        Some(_) => Err(err::WRONGTYPE),
-    }
+/// Write access to a hash without counting a keyspace hit or miss; a
+/// missing key is created empty (sized for `fields`), and removed again by
+/// the guard if nothing gets stored.
+fn write_hash<'a>(db: &'a mut Db, key: &[u8], fields: usize) -> EntryMut<'a> {
+    db.entry_or_insert_with(key, || {
+        Value::Hash(Box::new(HashValue::with_capacity_and_hasher(
+            fields,
+            Hasher::new(),
+        )))
+    })
 }
 
 /// Stores field/value pairs, creating the hash when missing. Returns how
@@ -41,37 +40,9 @@ fn store<'p>(
     key: &[u8],
     pairs: impl ExactSizeIterator<Item = (&'p [u8], &'p [u8])>,
 ) -> Result<usize, &'static str> {
-    let Some(hash) = write_hash(db, key)? else {
-        let mut hash = HashValue::with_capacity_and_hasher(pairs.len(), Hasher::new());
-        for (f, v) in pairs {
-            hash.insert(f.into(), v.into());
-        }
-        let created = hash.len();
-        db.set(key, Value::Hash(Box::new(hash)), Ttl::Keep);
-        return Ok(created);
-    };
-    let (mut created, mut grown, mut shrunk) = (0, 0, 0);
-    for (f, v) in pairs {
-        match hash.get_mut(f) {
-            Some(old) => {
-                grown += v.len();
-                shrunk += old.len();
-                if old.len() == v.len() {
-                    old.copy_from_slice(v);
-                } else {
-                    *old = v.into();
-                }
-            }
-            None => {
-                hash.insert(f.into(), v.into());
-                grown += field_cost(f, v);
-                created += 1;
-            }
-        }
-    }
-    db.mem_grow(grown);
-    db.mem_shrink(shrunk);
-    Ok(created)
+    let mut guard = write_hash(db, key, pairs.len());
+    let mut hash = guard.hash().map_err(|_| err::WRONGTYPE)?;
+    Ok(pairs.filter(|(f, v)| hash.insert(f, v)).count())
 }
 
 /// HSET and HMSET: same write, different reply.
@@ -106,17 +77,11 @@ pub fn hmset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn hsetnx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (key, field) = (args.get(1), args.get(2));
-    let exists = match write_hash(db, key) {
-        Ok(hash) => hash.is_some_and(|h| h.contains_key(field)),
-        Err(e) => return out.error(e),
+    let mut guard = write_hash(db, key, 1);
+    let Ok(mut hash) = guard.hash() else {
+        return out.error(err::WRONGTYPE);
     };
-    if exists {
-        return out.int(0);
-    }
-    match store(db, key, std::iter::once((field, args.get(3)))) {
-        Ok(_) => out.int(1),
-        Err(e) => out.error(e),
-    }
+    out.int(hash.insert_if_absent(field, args.get(3)) as i64);
 }
 
 pub fn hget(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -174,24 +139,16 @@ pub fn hvals(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 pub fn hdel(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let key = args.get(1);
-    let hash = match write_hash(db, key) {
-        Ok(Some(hash)) => hash,
-        Ok(None) => return out.int(0),
-        Err(e) => return out.error(e),
+    let Some(mut guard) = db.entry_mut(args.get(1)) else {
+        return out.int(0);
     };
-    let (mut removed, mut freed) = (0, 0);
-    for field in args.iter_from(2) {
-        // swap_remove is O(1); order only matters to HSCAN cursors, which
-        // already make no promise across deletions.
-        if let Some((f, v)) = hash.swap_remove_entry(field) {
-            freed += field_cost(&f, &v);
-            removed += 1;
-        }
-    }
-    db.mem_shrink(freed);
-    db.remove_if_empty(key);
-    out.int(removed);
+    let Ok(mut hash) = guard.hash() else {
+        return out.error(err::WRONGTYPE);
+    };
+    // `remove` is a swap_remove: O(1); order only matters to HSCAN cursors,
+    // which already make no promise across deletions.
+    let removed = args.iter_from(2).filter(|f| hash.remove(f)).count();
+    out.int(removed as i64);
 }
 
 pub fn hexists(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -215,41 +172,32 @@ pub fn hstrlen(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// The current value of a field for a read-modify-write: Ok(None) when the
-/// key or the field is missing.
-fn current_field<'a>(
-    db: &'a mut Db,
-    key: &[u8],
-    field: &[u8],
-) -> Result<Option<&'a [u8]>, &'static str> {
-    Ok(write_hash(db, key)?
-        .and_then(|h| h.get(field))
-        .map(|v| &v[..]))
-}
-
 pub fn hincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (key, field) = (args.get(1), args.get(2));
     let incr = match args.int(3) {
         Ok(n) => n,
         Err(e) => return out.error(e),
     };
-    let current = match current_field(db, key, field) {
-        Ok(Some(v)) => match parse_i64(v) {
+    // A missing key is created (and dropped again by the guard if this
+    // fails, which it cannot: 0 + incr neither overflows nor misparses).
+    let mut guard = write_hash(db, key, 1);
+    let Ok(mut hash) = guard.hash() else {
+        return out.error(err::WRONGTYPE);
+    };
+    let current = match hash.get(field) {
+        Some(v) => match parse_i64(v) {
             Some(n) => n,
             None => return out.error("ERR hash value is not an integer"),
         },
-        Ok(None) => 0,
-        Err(e) => return out.error(e),
+        None => 0,
     };
     let Some(next) = current.checked_add(incr) else {
         return out.error(err::OVERFLOW);
     };
     let mut text = Vec::with_capacity(20);
     push_i64(&mut text, next);
-    match store(db, key, std::iter::once((field, &text[..]))) {
-        Ok(_) => out.int(next),
-        Err(e) => out.error(e),
-    }
+    hash.insert(field, &text);
+    out.int(next);
 }
 
 pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -259,23 +207,24 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Some(_) => return out.error("ERR value is NaN or Infinity"),
         None => return out.error(err::NOT_FLOAT),
     };
-    let (current, current_text) = match current_field(db, key, field) {
-        Ok(Some(v)) => match parse_f64(v) {
-            Some(f) => (f, Some(v.to_vec())),
+    let mut guard = write_hash(db, key, 1);
+    let Ok(mut hash) = guard.hash() else {
+        return out.error(err::WRONGTYPE);
+    };
+    let (current, current_text) = match hash.get(field) {
+        Some(v) => match parse_f64(v) {
+            Some(f) => (f, Some(&v[..])),
             None => return out.error("ERR hash value is not a float"),
         },
-        Ok(None) => (0.0, None),
-        Err(e) => return out.error(e),
+        None => (0.0, None),
     };
     let next = current + incr;
     if !next.is_finite() {
         return out.error(err::NAN_OR_INF);
     }
-    let text = float_sum_text(current_text.as_deref(), args.get(3), next);
-    match store(db, key, std::iter::once((field, &text[..]))) {
-        Ok(_) => out.bulk(&text),
-        Err(e) => out.error(e),
-    }
+    let text = float_sum_text(current_text, args.get(3), next);
+    hash.insert(field, &text);
+    out.bulk(&text);
 }
 
 pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -328,7 +277,7 @@ mod tests {
     use super::*;
     use crate::command::Handler;
     use crate::command::testing::{check_step, db, run, text};
-    use crate::store::unix_ms;
+    use crate::store::{Ttl, unix_ms};
 
     #[test]
     fn writes_and_counters_reply_as_redis() {

@@ -78,7 +78,8 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
             None => return out.error(&invalid()),
         }
     }
-    let Some(current) = db.get_mut(key).map(|e| e.expire_at) else {
+    // Write access: hot-key count and WATCH, as any write lookup.
+    let Some(current) = db.entry_mut(key).map(|e| e.entry().expire_at) else {
         return out.int(0);
     };
     // No TTL behaves as an infinite one for GT/LT.
@@ -158,7 +159,7 @@ pub fn pexpiretime(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let key = args.get(1);
-    match db.get_mut(key).map(|e| e.expire_at) {
+    match db.entry_mut(key).map(|e| e.entry().expire_at) {
         Some(at) if at != 0 => {
             db.set_expire(key, 0);
             out.int(1);

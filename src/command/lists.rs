@@ -1,16 +1,16 @@
 //! List commands.
 //!
-//! A list is a `VecDeque` of boxed elements. Every in-place change reports
-//! its exact size change to the `Db` (`cost::LIST_ELEM + len` per element)
-//! so that `mem_used` stays equal to the sum of `entry_size`, and a list
-//! that becomes empty is deleted, as in Redis.
+//! A list is a `VecDeque` of boxed elements. Writes go through the store's
+//! mutation guard (`Db::entry_mut` and its `ListMut` view), which keeps the
+//! memory accounting, WATCH and the removal of an emptied list in one place.
 
 use std::collections::VecDeque;
 
 use super::{Args, wrong_arity};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::store::{Db, Ttl, Value, cost};
+use crate::store::guard::ListMut;
+use crate::store::{Db, Value};
 
 type List = VecDeque<Box<[u8]>>;
 
@@ -19,22 +19,9 @@ type List = VecDeque<Box<[u8]>>;
 const NOT_NEGATABLE: &str =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 
-fn elem_cost(elem: &[u8]) -> usize {
-    cost::LIST_ELEM + elem.len()
-}
-
 /// Reads a list: Ok(None) when missing, Err when another type.
 fn read_list<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a List>, &'static str> {
     match db.get(key).map(|e| &e.value) {
-        None => Ok(None),
-        Some(Value::List(l)) => Ok(Some(l)),
-        Some(_) => Err(err::WRONGTYPE),
-    }
-}
-
-/// Write access to a list, without counting a keyspace hit or miss.
-fn write_list<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a mut List>, &'static str> {
-    match db.get_mut(key).map(|e| &mut e.value) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
         Some(_) => Err(err::WRONGTYPE),
@@ -56,42 +43,33 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
     (0..len).contains(&i).then_some(i as usize)
 }
 
-/// Pushes every element at one end, in argument order; returns the bytes
-/// the list grew by.
-fn push_each<'e>(list: &mut List, elems: impl Iterator<Item = &'e [u8]>, front: bool) -> usize {
-    let mut added = 0;
+/// Pushes every element at one end, in argument order.
+fn push_each<'e>(list: &mut ListMut, elems: impl Iterator<Item = &'e [u8]>, front: bool) {
     for e in elems {
-        added += elem_cost(e);
         if front {
-            list.push_front(e.into());
+            list.push_front(e);
         } else {
-            list.push_back(e.into());
+            list.push_back(e);
         }
     }
-    added
 }
 
 fn push(db: &mut Db, args: &Args, out: &mut Vec<u8>, front: bool, only_existing: bool) {
     let key = args.get(1);
-    let len = match write_list(db, key) {
-        Err(e) => return out.error(e),
-        Ok(Some(list)) => {
-            let added = push_each(list, args.iter_from(2), front);
-            let len = list.len();
-            db.mem_grow(added);
-            len
+    let mut guard = if only_existing {
+        match db.entry_mut(key) {
+            Some(guard) => guard,
+            None => return out.int(0),
         }
-        Ok(None) if only_existing => 0,
-        Ok(None) => {
-            let mut list = List::with_capacity(args.len() - 2);
-            // `set` accounts the whole new entry itself.
-            push_each(&mut list, args.iter_from(2), front);
-            let len = list.len();
-            db.set(key, Value::List(Box::new(list)), Ttl::Keep);
-            len
-        }
+    } else {
+        let n = args.len() - 2;
+        db.entry_or_insert_with(key, || Value::List(Box::new(List::with_capacity(n))))
     };
-    out.int(len as i64);
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
+    };
+    push_each(&mut list, args.iter_from(2), front);
+    out.int(list.len() as i64);
 }
 
 pub fn lpush(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -123,40 +101,37 @@ fn pop(db: &mut Db, args: &Args, out: &mut Vec<u8>, front: bool) {
         },
         _ => None,
     };
-    let list = match write_list(db, key) {
-        Err(e) => return out.error(e),
-        Ok(None) if count.is_some() => return out.nil_array(),
-        Ok(None) => return out.nil(),
-        Ok(Some(list)) => list,
+    let Some(mut guard) = db.entry_mut(key) else {
+        return match count {
+            Some(_) => out.nil_array(),
+            None => out.nil(),
+        };
     };
-    let take = |list: &mut List| {
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
+    };
+    let len = list.len();
+    let mut take = || {
         if front {
             list.pop_front()
         } else {
             list.pop_back()
         }
     };
-    let mut freed = 0;
     match count {
-        None => match take(list) {
-            Some(e) => {
-                freed += elem_cost(&e);
-                out.bulk(&e);
-            }
+        None => match take() {
+            Some(e) => out.bulk(&e),
             None => out.nil(),
         },
         Some(n) => {
-            let n = n.min(list.len());
+            let n = n.min(len);
             out.array(n);
             for _ in 0..n {
-                let e = take(list).expect("n is at most the length");
-                freed += elem_cost(&e);
+                let e = take().expect("n is at most the length");
                 out.bulk(&e);
             }
         }
     }
-    db.mem_shrink(freed);
-    db.remove_if_empty(key);
 }
 
 pub fn lpop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -215,10 +190,11 @@ pub fn lindex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn lset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let value = args.get(3);
-    let list = match write_list(db, args.get(1)) {
-        Ok(Some(list)) => list,
-        Ok(None) => return out.error(err::NO_SUCH_KEY),
-        Err(e) => return out.error(e),
+    let Some(mut guard) = db.entry_mut(args.get(1)) else {
+        return out.error(err::NO_SUCH_KEY);
+    };
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
     };
     let index = match args.int(2) {
         Ok(i) => i,
@@ -227,14 +203,7 @@ pub fn lset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let Some(i) = resolve_index(index, list.len()) else {
         return out.error(err::INDEX_OUT_OF_RANGE);
     };
-    let old_len = list[i].len();
-    if old_len == value.len() {
-        list[i].copy_from_slice(value);
-    } else {
-        list[i] = value.into();
-    }
-    db.mem_grow(value.len());
-    db.mem_shrink(old_len);
+    list.set(i, value);
     out.ok();
 }
 
@@ -245,10 +214,11 @@ pub fn lrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(n) => n,
         Err(e) => return out.error(e),
     };
-    let list = match write_list(db, key) {
-        Ok(Some(list)) => list,
-        Ok(None) => return out.int(0),
-        Err(e) => return out.error(e),
+    let Some(mut guard) = db.entry_mut(key) else {
+        return out.int(0);
+    };
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
     };
     let limit = if count == 0 {
         usize::MAX
@@ -267,7 +237,7 @@ pub fn lrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let mut removed = 0;
     list.retain(|e| {
-        if e[..] != *elem || removed == limit {
+        if *e != *elem || removed == limit {
             return true;
         }
         if skip > 0 {
@@ -277,8 +247,6 @@ pub fn lrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         removed += 1;
         false
     });
-    db.mem_shrink(removed * elem_cost(elem));
-    db.remove_if_empty(key);
     out.int(removed as i64);
 }
 
@@ -288,24 +256,17 @@ pub fn ltrim(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         (Ok(s), Ok(e)) => (s, e),
         _ => return out.error(err::NOT_INTEGER),
     };
-    let list = match write_list(db, key) {
-        Ok(Some(list)) => list,
-        Ok(None) => return out.ok(),
-        Err(e) => return out.error(e),
+    let Some(mut guard) = db.entry_mut(key) else {
+        return out.ok();
+    };
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
     };
     let (keep_from, keep_to) = match super::strings::clamp_range(start, end, list.len()) {
         Some((s, e)) => (s, e + 1),
         None => (0, 0),
     };
-    let freed: usize = list
-        .range(keep_to..)
-        .chain(list.range(..keep_from))
-        .map(|e| elem_cost(e))
-        .sum();
-    list.truncate(keep_to);
-    list.drain(..keep_from);
-    db.mem_shrink(freed);
-    db.remove_if_empty(key);
+    list.keep_range(keep_from, keep_to);
     out.ok();
 }
 
@@ -318,18 +279,17 @@ pub fn linsert(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         return out.error(err::SYNTAX);
     };
     let (pivot, elem) = (args.get(3), args.get(4));
-    let list = match write_list(db, args.get(1)) {
-        Ok(Some(list)) => list,
-        Ok(None) => return out.int(0),
-        Err(e) => return out.error(e),
+    let Some(mut guard) = db.entry_mut(args.get(1)) else {
+        return out.int(0);
+    };
+    let Ok(mut list) = guard.list() else {
+        return out.error(err::WRONGTYPE);
     };
     let Some(at) = list.iter().position(|e| e[..] == *pivot) else {
         return out.int(-1);
     };
-    list.insert(at + usize::from(after), elem.into());
-    let len = list.len();
-    db.mem_grow(elem_cost(elem));
-    out.int(len as i64);
+    list.insert(at + usize::from(after), elem);
+    out.int(list.len() as i64);
 }
 
 /// Positions of `elem` in scan order, after skipping `skip` matches.
@@ -425,7 +385,7 @@ mod tests {
     use super::*;
     use crate::command::Handler;
     use crate::command::testing::{check_step, db, run, text};
-    use crate::store::unix_ms;
+    use crate::store::{Ttl, unix_ms};
 
     #[test]
     fn push_pop_and_ranges_reply_as_redis() {

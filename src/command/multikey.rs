@@ -11,17 +11,13 @@
 //! Kept in its own file, apart from the single-key handlers of each family,
 //! so that it merges independently of changes to those.
 
-use std::collections::VecDeque;
-
 use super::keys::SHARD_GONE;
 use super::{Args, parts_by_owner};
 use crate::coord::Atomic;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
-use crate::store::{Db, Entry, SetValue, Ttl, Value, cost};
-
-type List = VecDeque<Box<[u8]>>;
+use crate::store::{Db, Entry, SetValue, Ttl, Value};
 
 const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
 const TOO_MANY_KEYS: &str = "ERR Number of keys can't be greater than number of args";
@@ -82,49 +78,42 @@ fn side(args: &Args, at: usize) -> Result<bool, &'static str> {
 
 // ---- Lists: LMOVE, RPOPLPUSH, LMPOP ----
 
-fn elem_cost(elem: &[u8]) -> usize {
-    cost::LIST_ELEM + elem.len()
-}
-
-fn list_mut<'a>(db: &'a mut Db, key: &[u8]) -> Option<&'a mut List> {
-    match db.get_mut(key).map(|e| &mut e.value) {
-        Some(Value::List(l)) => Some(l),
-        _ => None,
-    }
-}
-
 /// Pops up to `count` elements from one end of the list under `key`
-/// (checked to be a list); deletes the key if that empties it.
+/// (checked to be a list); the mutation guard deletes the key if that
+/// empties it.
 fn pop_many(db: &mut Db, key: &[u8], left: bool, count: usize) -> Vec<Box<[u8]>> {
-    let Some(list) = list_mut(db, key) else {
+    let Some(mut entry) = db.entry_mut(key) else {
         return Vec::new();
     };
-    let n = count.min(list.len());
-    let popped: Vec<Box<[u8]>> = if left {
-        list.drain(..n).collect()
-    } else {
-        (0..n).filter_map(|_| list.pop_back()).collect()
+    let Ok(mut list) = entry.list() else {
+        return Vec::new();
     };
-    db.mem_shrink(popped.iter().map(|e| elem_cost(e)).sum());
-    db.remove_if_empty(key);
+    let mut popped = Vec::with_capacity(count.min(64));
+    while popped.len() < count {
+        let elem = if left {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        };
+        match elem {
+            Some(elem) => popped.push(elem),
+            None => break,
+        }
+    }
     popped
 }
 
 /// Pushes `elem` at one end of the list under `key`, creating it if the key
 /// is missing (callers checked it holds no other type).
-fn push_one(db: &mut Db, key: &[u8], elem: Box<[u8]>, left: bool) {
-    if let Some(list) = list_mut(db, key) {
-        let grown = elem_cost(&elem);
+fn push_one(db: &mut Db, key: &[u8], elem: &[u8], left: bool) {
+    let mut entry = db.entry_or_insert_with(key, || Value::List(Box::default()));
+    if let Ok(mut list) = entry.list() {
         if left {
             list.push_front(elem);
         } else {
             list.push_back(elem);
         }
-        db.mem_grow(grown);
-        return;
     }
-    // `set` accounts the whole new entry itself.
-    db.set(key, Value::List(Box::new(List::from([elem]))), Ttl::Clear);
 }
 
 /// LMOVE with both keys on this shard. Redis' order of checks: a missing
@@ -146,7 +135,10 @@ fn lmove_local(
     if src == dst {
         // A rotation: the key never becomes empty, so it keeps its TTL
         // even when it holds one element.
-        let Some(list) = list_mut(db, src) else {
+        let Some(mut entry) = db.entry_mut(src) else {
+            return out.nil();
+        };
+        let Ok(mut list) = entry.list() else {
             return out.nil();
         };
         let elem = if from_left {
@@ -159,9 +151,9 @@ fn lmove_local(
         };
         out.bulk(&elem);
         if to_left {
-            list.push_front(elem);
+            list.push_front(&elem);
         } else {
-            list.push_back(elem);
+            list.push_back(&elem);
         }
         return;
     }
@@ -172,7 +164,7 @@ fn lmove_local(
         return out.nil();
     };
     out.bulk(&elem);
-    push_one(db, dst, elem, to_left);
+    push_one(db, dst, &elem, to_left);
 }
 
 fn lmove_sides(args: &Args) -> Result<(bool, bool), &'static str> {
@@ -250,7 +242,7 @@ async fn lmove_any(
     out.bulk(&elem);
     let pushed = atomic
         .on(to, move |s: &Shard| {
-            push_one(&mut s.db.borrow_mut(), &dst, elem, to_left)
+            push_one(&mut s.db.borrow_mut(), &dst, &elem, to_left)
         })
         .await;
     if pushed.is_none() {
@@ -377,47 +369,29 @@ async fn lmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
 
 // ---- Sets: SMOVE, SINTERCARD ----
 
-fn member_size(m: &[u8]) -> usize {
-    cost::SET_MEMBER + m.len()
-}
-
-fn set_mut<'a>(db: &'a mut Db, key: &[u8]) -> Option<&'a mut SetValue> {
-    match db.get_mut(key).map(|e| &mut e.value) {
-        Some(Value::Set(s)) => Some(s),
-        _ => None,
-    }
-}
-
 fn has_member(db: &mut Db, key: &[u8], member: &[u8]) -> bool {
     matches!(db.peek(key).map(|e| &e.value), Some(Value::Set(s)) if s.contains(member))
 }
 
-/// Removes `member` from the set under `key`; deletes an emptied set.
-/// False (and nothing touched) if it was not there.
+/// Removes `member` from the set under `key` (the mutation guard deletes
+/// an emptied set). False, and nothing touched, if it was not there.
 fn remove_member(db: &mut Db, key: &[u8], member: &[u8]) -> bool {
     if !has_member(db, key, member) {
         return false;
     }
-    let Some(set) = set_mut(db, key) else {
+    let Some(mut entry) = db.entry_mut(key) else {
         return false;
     };
-    set.swap_remove(member);
-    db.mem_shrink(member_size(member));
-    db.remove_if_empty(key);
-    true
+    entry.set().is_ok_and(|mut set| set.remove(member))
 }
 
 /// Adds `member` to the set under `key`, creating it if the key is missing
 /// (callers checked it holds no other type).
 fn add_member(db: &mut Db, key: &[u8], member: &[u8]) {
-    if let Some(set) = set_mut(db, key) {
-        if set.insert(member.into()) {
-            db.mem_grow(member_size(member));
-        }
-        return;
+    let mut entry = db.entry_or_insert_with(key, || Value::Set(Box::default()));
+    if let Ok(mut set) = entry.set() {
+        set.insert(member);
     }
-    let set: SetValue = std::iter::once(Box::from(member)).collect();
-    db.set(key, Value::Set(Box::new(set)), Ttl::Clear);
 }
 
 /// SMOVE source destination member, keys on one shard. Redis' order: a
@@ -733,7 +707,7 @@ fn ttl_of(expire_at: u64) -> Ttl {
     }
 }
 
-/// COPY source destination [DB destination-db] [REPLACE], keys on one
+/// `COPY source destination [DB destination-db] [REPLACE]`, keys on one
 /// shard: a deep copy of the value, with its TTL.
 pub fn copy(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let replace = match copy_replace(args) {

@@ -10,7 +10,7 @@ use crate::coord::Atomic;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
 use crate::store::glob::glob_match;
-use crate::store::{Db, Hasher, SetValue, Ttl, Value, WrongType, cost};
+use crate::store::{Db, Hasher, SetValue, Ttl, Value, WrongType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOp {
@@ -30,18 +30,6 @@ fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a SetValue>, Wron
         Some(Value::Set(s)) => Ok(Some(s)),
         Some(_) => Err(WrongType),
     }
-}
-
-fn write_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a mut SetValue>, WrongType> {
-    match db.get_mut(key).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Set(s)) => Ok(Some(s)),
-        Some(_) => Err(WrongType),
-    }
-}
-
-fn member_size(m: &[u8]) -> usize {
-    cost::SET_MEMBER + m.len()
 }
 
 fn reply_members<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &'a Box<[u8]>>) {
@@ -90,53 +78,32 @@ impl Picker {
 }
 
 pub fn sadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let key = args.get(1);
-    let (added, grown) = match write_set(db, key) {
-        Ok(Some(set)) => {
-            let (mut added, mut grown) = (0, 0);
-            for m in args.iter_from(2) {
-                if set.insert(m.into()) {
-                    added += 1;
-                    grown += member_size(m);
-                }
-            }
-            (added, grown)
-        }
-        Ok(None) => {
-            let set: SetValue = args.iter_from(2).map(Box::from).collect();
-            let added = set.len();
-            // Db::set accounts for the whole entry, members included.
-            db.set(key, Value::Set(Box::new(set)), Ttl::Clear);
-            (added, 0)
-        }
-        Err(WrongType) => return out.error(err::WRONGTYPE),
+    let n = args.len() - 2;
+    let mut guard = db.entry_or_insert_with(args.get(1), || {
+        Value::Set(Box::new(SetValue::with_capacity_and_hasher(
+            n,
+            Hasher::default(),
+        )))
+    });
+    let Ok(mut set) = guard.set() else {
+        return out.error(err::WRONGTYPE);
     };
-    db.mem_grow(grown);
+    let added = args.iter_from(2).filter(|m| set.insert(m)).count();
     out.int(added as i64);
 }
 
 pub fn srem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let key = args.get(1);
-    let (removed, freed) = match write_set(db, key) {
-        Ok(Some(set)) => {
-            let (mut removed, mut freed) = (0, 0);
-            for m in args.iter_from(2) {
-                // swap_remove keeps SREM O(1) but moves the last member into
-                // the hole, where an SSCAN in progress may miss it: the same
-                // trade-off SCAN makes for keys.
-                if set.swap_remove(m) {
-                    removed += 1;
-                    freed += member_size(m);
-                }
-            }
-            (removed, freed)
-        }
-        Ok(None) => (0, 0),
-        Err(WrongType) => return out.error(err::WRONGTYPE),
+    let Some(mut guard) = db.entry_mut(args.get(1)) else {
+        return out.int(0);
     };
-    db.mem_shrink(freed);
-    db.remove_if_empty(key);
-    out.int(removed);
+    let Ok(mut set) = guard.set() else {
+        return out.error(err::WRONGTYPE);
+    };
+    // `remove` is a swap_remove: O(1), but it moves the last member into
+    // the hole, where an SSCAN in progress may miss it: the same trade-off
+    // SCAN makes for keys.
+    let removed = args.iter_from(2).filter(|m| set.remove(m)).count();
+    out.int(removed as i64);
 }
 
 pub fn smembers(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -186,44 +153,42 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         _ => return out.error(err::SYNTAX),
     };
     let mut rng = Picker::new(db);
-    let set = match write_set(db, key) {
-        Ok(Some(set)) if !set.is_empty() => set,
-        Ok(_) if count.is_some() => return out.array(0),
-        Ok(_) => return out.nil(),
-        Err(WrongType) => return out.error(err::WRONGTYPE),
+    let missing = |out: &mut Vec<u8>| match count {
+        Some(_) => out.array(0),
+        None => out.nil(),
     };
-    let freed = match count {
+    let Some(mut guard) = db.entry_mut(key) else {
+        return missing(out);
+    };
+    let Ok(mut set) = guard.set() else {
+        return out.error(err::WRONGTYPE);
+    };
+    if set.is_empty() {
+        return missing(out);
+    }
+    match count {
         None => {
             let m = set
                 .swap_remove_index(rng.below(set.len()))
                 .expect("checked non-empty");
             out.bulk(&m);
-            member_size(&m)
         }
         Some(n) if n >= set.len() => {
-            // Everything goes: hand the whole value over and drop the key,
-            // which also settles its memory.
-            let entry = db.remove(key).expect("looked up above");
-            if let Value::Set(all) = &entry.value {
-                reply_members(out, all.iter());
-            }
-            return;
+            // Everything goes: the whole value is handed over and the
+            // emptied key removed when the guard drops.
+            let all = set.take_all();
+            reply_members(out, all.iter());
         }
         Some(n) => {
             out.array(n);
-            let mut freed = 0;
             for _ in 0..n {
                 let m = set
                     .swap_remove_index(rng.below(set.len()))
                     .expect("n < len");
                 out.bulk(&m);
-                freed += member_size(&m);
             }
-            freed
         }
-    };
-    db.mem_shrink(freed);
-    db.remove_if_empty(key);
+    }
 }
 
 pub fn srandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -708,5 +673,65 @@ mod tests {
             copy_sets(&mut db, &[b"nope".to_vec(), b"str".to_vec()]),
             Err(WrongType)
         );
+    }
+}
+
+/// A fixed, deterministic mix of data-path commands for instruction-count
+/// comparisons: `valgrind --tool=callgrind <test binary> --ignored
+/// command::sets::workload::data_path_mix --exact`.
+#[cfg(test)]
+mod workload {
+    use crate::command::testing::db;
+    use crate::command::{Args, Handler, hashes, lists, strings};
+
+    #[test]
+    #[ignore]
+    fn data_path_mix() {
+        let mut db = db();
+        let cmds: &[(Handler, &[&[u8]])] = &[
+            (
+                strings::set,
+                &[b"set", b"s", b"0123456789abcdef0123456789abcdef"],
+            ),
+            (strings::get, &[b"get", b"s"]),
+            (strings::incr, &[b"incr", b"n"]),
+            (strings::append, &[b"append", b"a", b"xy"]),
+            (lists::lpush, &[b"lpush", b"l", b"elem-0001", b"elem-0002"]),
+            (lists::rpush, &[b"rpush", b"l", b"elem-0003"]),
+            (lists::lpop, &[b"lpop", b"l"]),
+            (lists::rpop, &[b"rpop", b"l"]),
+            (lists::lpop, &[b"lpop", b"l"]),
+            (hashes::hset, &[b"hset", b"h", b"field", b"value-000"]),
+            (hashes::hget, &[b"hget", b"h", b"field"]),
+            (hashes::hdel, &[b"hdel", b"h", b"field"]),
+            (super::sadd, &[b"sadd", b"t", b"m1", b"m2"]),
+            (super::srem, &[b"srem", b"t", b"m1"]),
+            (super::spop, &[b"spop", b"t"]),
+        ];
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        let mut out = Vec::new();
+        let mut x: u64 = 88172645463325252;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (handler, argv) = cmds[(x % cmds.len() as u64) as usize];
+            let key = format!(
+                "{}{}",
+                std::str::from_utf8(argv[1]).unwrap(),
+                (x >> 20) % 500
+            );
+            buf.clear();
+            ranges.clear();
+            for (i, a) in argv.iter().enumerate() {
+                let a: &[u8] = if i == 1 { key.as_bytes() } else { a };
+                ranges.push((buf.len(), buf.len() + a.len()));
+                buf.extend_from_slice(a);
+            }
+            out.clear();
+            handler(&mut db, &Args::new(&buf, &ranges), &mut out);
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed());
     }
 }

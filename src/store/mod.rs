@@ -11,8 +11,20 @@
 //! of other shards, connections or commands. May import the leaves
 //! (`metrics` for the shard's stats and hot-key sketch, `protocol`); also
 //! drives the process allocator's parking (`crate::alloc`) from `lazyfree`.
+//! The keyspace invariants live here and nowhere else: `mem_used` equals
+//! the sum of `entry_size` plus what lazy free still holds, a WATCHed key's
+//! modification count moves on every write that reaches it, and no list,
+//! hash or set is ever left empty under a key. Whole-value writes keep them
+//! inside the `Db` methods (`set`, `set_string`, `set_expire`, `remove`,
+//! `delete`, `unlink`, `flush*`); in-place writes go through the mutation
+//! guard of [`guard`] (`Db::entry_mut`, `Db::entry_or_insert_with`), whose
+//! typed views charge each element as it is added or removed (O(1) per
+//! element) and whose `Drop` settles the accounting, the WATCH count and
+//! the removal of an emptied aggregate exactly once per command. There is
+//! no way to get a `&mut Value` of a stored key outside this module.
 
 pub mod glob;
+pub mod guard;
 pub(crate) mod lazyfree;
 
 use std::collections::{HashMap, VecDeque};
@@ -253,15 +265,6 @@ impl Db {
         self.mem_used
     }
 
-    /// Applies a size change made in place by a command on an aggregate.
-    pub fn mem_grow(&mut self, bytes: usize) {
-        self.mem_used += bytes;
-    }
-
-    pub fn mem_shrink(&mut self, bytes: usize) {
-        self.mem_used = self.mem_used.saturating_sub(bytes);
-    }
-
     fn is_expired(&self, entry: &Entry) -> bool {
         entry.expire_at != 0 && entry.expire_at <= self.now_ms
     }
@@ -312,14 +315,6 @@ impl Db {
                 None
             }
         }
-    }
-
-    /// Write access to an existing live entry (no hit/miss accounting).
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.hot.touch(key);
-        let idx = self.live_index(key)?;
-        touch_watched(&mut self.watched, key);
-        Some(&mut self.map[idx])
     }
 
     /// Existence check without hit/miss accounting, for write paths (NX/XX
@@ -480,19 +475,6 @@ impl Db {
             self.expiring.insert(idx);
         } else {
             self.expiring.swap_remove(&idx);
-        }
-    }
-
-    /// Removes a key whose aggregate value became empty, as Redis does.
-    pub fn remove_if_empty(&mut self, key: &[u8]) {
-        let empty = match self.map.get(key).map(|e| &e.value) {
-            Some(Value::List(l)) => l.is_empty(),
-            Some(Value::Hash(h)) => h.is_empty(),
-            Some(Value::Set(s)) => s.is_empty(),
-            _ => false,
-        };
-        if empty {
-            self.remove(key);
         }
     }
 

@@ -1,0 +1,592 @@
+//! The mutation guard: the one way a command changes a value in place.
+//!
+//! `Db::entry_mut` / `Db::entry_or_insert_with` hand out an [`EntryMut`]
+//! for a live key. Its typed views ([`ListMut`], [`HashMut`], [`SetMut`],
+//! [`StrMut`]) read like the container they wrap but only change it
+//! through methods that add each element's cost to the guard's running
+//! delta, O(1) per element, so a handler cannot change a value without
+//! accounting for it. When the guard is dropped the `Db` is settled once:
+//! `mem_used` moves by the delta, a WATCHed key's modification count is
+//! bumped, and an aggregate left empty is removed (Redis never keeps an
+//! empty list, hash or set). Modeled on Dragonfly's `DbSlice::AutoUpdater`.
+//!
+//! WATCH semantics are those documented in the README: a watched key counts
+//! as modified by any write command that obtained a guard on it, even one
+//! that then failed (WRONGTYPE) or changed nothing. Obtaining a guard is
+//! what marks the write, whatever happens inside; it is bumped exactly once
+//! per guard.
+
+use std::collections::VecDeque;
+use std::ops::Deref;
+
+use super::{Db, Entry, HashValue, SetValue, Value, WrongType, cost, entry_size, touch_watched};
+
+type List = VecDeque<Box<[u8]>>;
+
+/// Accounted cost of one list element.
+#[inline]
+fn list_elem_cost(elem: &[u8]) -> usize {
+    cost::LIST_ELEM + elem.len()
+}
+
+/// Accounted cost of one hash field with its value.
+#[inline]
+fn hash_field_cost(field: &[u8], value: &[u8]) -> usize {
+    cost::HASH_FIELD + field.len() + value.len()
+}
+
+/// Accounted cost of one set member.
+#[inline]
+fn set_member_cost(member: &[u8]) -> usize {
+    cost::SET_MEMBER + member.len()
+}
+
+/// Write access to one live entry; settles the `Db` when dropped (see the
+/// module docs). Derefs to the value for reading.
+pub struct EntryMut<'a> {
+    db: &'a mut Db,
+    idx: usize,
+    /// Bytes the value grew by (negative: shrank) since the guard was made.
+    delta: isize,
+}
+
+impl Db {
+    /// Write access to an existing live key (lazy expiry first); counts a
+    /// hot-key access but no keyspace hit or miss, as Redis' write lookups.
+    #[inline]
+    pub fn entry_mut(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        self.hot.touch(key);
+        let idx = self.live_index(key)?;
+        Some(EntryMut {
+            db: self,
+            idx,
+            delta: 0,
+        })
+    }
+
+    /// Write access to `key`, creating it without a TTL as `make()` (an
+    /// empty container) when it is missing. The caller checks the type
+    /// through the typed views; a created aggregate that is still empty
+    /// when the guard drops is removed again.
+    #[inline]
+    pub fn entry_or_insert_with(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> Value,
+    ) -> EntryMut<'_> {
+        self.hot.touch(key);
+        let idx = match self.live_index(key) {
+            Some(idx) => idx,
+            None => {
+                let entry = Entry {
+                    value: make(),
+                    expire_at: 0,
+                    accessed: self.now_secs,
+                };
+                self.mem_used += entry_size(key, &entry);
+                self.map.insert_full(key.into(), entry).0
+            }
+        };
+        EntryMut {
+            db: self,
+            idx,
+            delta: 0,
+        }
+    }
+}
+
+impl Deref for EntryMut<'_> {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.db.map[self.idx].value
+    }
+}
+
+impl<'a> EntryMut<'a> {
+    /// The whole entry, read-only (TTL, access time).
+    pub fn entry(&self) -> &Entry {
+        &self.db.map[self.idx]
+    }
+
+    /// The list under the key, or WRONGTYPE.
+    #[inline]
+    pub fn list(&mut self) -> Result<ListMut<'_>, WrongType> {
+        match &mut self.db.map[self.idx].value {
+            Value::List(l) => Ok(ListMut {
+                list: l,
+                delta: &mut self.delta,
+            }),
+            _ => Err(WrongType),
+        }
+    }
+
+    /// The hash under the key, or WRONGTYPE.
+    #[inline]
+    pub fn hash(&mut self) -> Result<HashMut<'_>, WrongType> {
+        match &mut self.db.map[self.idx].value {
+            Value::Hash(h) => Ok(HashMut {
+                hash: h,
+                delta: &mut self.delta,
+            }),
+            _ => Err(WrongType),
+        }
+    }
+
+    /// The set under the key, or WRONGTYPE.
+    #[inline]
+    pub fn set(&mut self) -> Result<SetMut<'_>, WrongType> {
+        match &mut self.db.map[self.idx].value {
+            Value::Set(s) => Ok(SetMut {
+                set: s,
+                delta: &mut self.delta,
+            }),
+            _ => Err(WrongType),
+        }
+    }
+
+    /// The string under the key, or WRONGTYPE.
+    #[inline]
+    pub fn string(&mut self) -> Result<StrMut<'_>, WrongType> {
+        match &mut self.db.map[self.idx].value {
+            Value::Str(s) => Ok(StrMut {
+                s,
+                delta: &mut self.delta,
+            }),
+            _ => Err(WrongType),
+        }
+    }
+}
+
+impl Drop for EntryMut<'_> {
+    /// The one place where an in-place write settles the `Db`.
+    #[inline]
+    fn drop(&mut self) {
+        let db = &mut *self.db;
+        db.mem_used = db.mem_used.wrapping_add_signed(self.delta);
+        let empty = match &db.map[self.idx].value {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        };
+        if empty {
+            // Removal counts as the modification (`detach_at` bumps it).
+            db.remove_at(self.idx);
+        } else if !db.watched.is_empty() {
+            let (key, _) = db.map.get_index(self.idx).expect("guarded entry");
+            touch_watched(&mut db.watched, key);
+        }
+    }
+}
+
+#[inline]
+fn grow(delta: &mut isize, bytes: usize) {
+    *delta += bytes as isize;
+}
+
+#[inline]
+fn shrink(delta: &mut isize, bytes: usize) {
+    *delta -= bytes as isize;
+}
+
+/// A list under an [`EntryMut`]: reads as the deque, changes only through
+/// accounted methods.
+pub struct ListMut<'g> {
+    list: &'g mut List,
+    delta: &'g mut isize,
+}
+
+impl Deref for ListMut<'_> {
+    type Target = List;
+
+    fn deref(&self) -> &List {
+        self.list
+    }
+}
+
+impl ListMut<'_> {
+    /// Adds `elem` at the head.
+    #[inline]
+    pub fn push_front(&mut self, elem: &[u8]) {
+        grow(self.delta, list_elem_cost(elem));
+        self.list.push_front(elem.into());
+    }
+
+    /// Adds `elem` at the tail.
+    #[inline]
+    pub fn push_back(&mut self, elem: &[u8]) {
+        grow(self.delta, list_elem_cost(elem));
+        self.list.push_back(elem.into());
+    }
+
+    /// Removes and returns the head element.
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<Box<[u8]>> {
+        let e = self.list.pop_front()?;
+        shrink(self.delta, list_elem_cost(&e));
+        Some(e)
+    }
+
+    /// Removes and returns the tail element.
+    #[inline]
+    pub fn pop_back(&mut self) -> Option<Box<[u8]>> {
+        let e = self.list.pop_back()?;
+        shrink(self.delta, list_elem_cost(&e));
+        Some(e)
+    }
+
+    /// Replaces element `i` (in range), reusing its allocation when the
+    /// length is the same.
+    pub fn set(&mut self, i: usize, value: &[u8]) {
+        let slot = &mut self.list[i];
+        shrink(self.delta, slot.len());
+        grow(self.delta, value.len());
+        if slot.len() == value.len() {
+            slot.copy_from_slice(value);
+        } else {
+            *slot = value.into();
+        }
+    }
+
+    /// Inserts before position `i` (`i <= len`).
+    pub fn insert(&mut self, i: usize, elem: &[u8]) {
+        grow(self.delta, list_elem_cost(elem));
+        self.list.insert(i, elem.into());
+    }
+
+    /// Keeps the elements for which `keep` is true; returns how many were
+    /// removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut removed = 0;
+        let mut freed = 0;
+        self.list.retain(|e| {
+            if keep(e) {
+                return true;
+            }
+            removed += 1;
+            freed += list_elem_cost(e);
+            false
+        });
+        shrink(self.delta, freed);
+        removed
+    }
+
+    /// Keeps only positions `from..to` (LTRIM); `from <= to <= len`.
+    pub fn keep_range(&mut self, from: usize, to: usize) {
+        let freed: usize = self
+            .list
+            .range(to..)
+            .chain(self.list.range(..from))
+            .map(|e| list_elem_cost(e))
+            .sum();
+        shrink(self.delta, freed);
+        self.list.truncate(to);
+        self.list.drain(..from);
+    }
+}
+
+/// A hash under an [`EntryMut`].
+pub struct HashMut<'g> {
+    hash: &'g mut HashValue,
+    delta: &'g mut isize,
+}
+
+impl Deref for HashMut<'_> {
+    type Target = HashValue;
+
+    fn deref(&self) -> &HashValue {
+        self.hash
+    }
+}
+
+impl HashMut<'_> {
+    /// Sets `field` to `value`; returns whether the field is new. An
+    /// existing value of the same length is overwritten in place.
+    #[inline]
+    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        match self.hash.get_mut(field) {
+            Some(old) => {
+                shrink(self.delta, old.len());
+                grow(self.delta, value.len());
+                if old.len() == value.len() {
+                    old.copy_from_slice(value);
+                } else {
+                    *old = value.into();
+                }
+                false
+            }
+            None => {
+                grow(self.delta, hash_field_cost(field, value));
+                self.hash.insert(field.into(), value.into());
+                true
+            }
+        }
+    }
+
+    /// Sets `field` only if it is absent (HSETNX); returns whether it did.
+    pub fn insert_if_absent(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if self.hash.contains_key(field) {
+            return false;
+        }
+        grow(self.delta, hash_field_cost(field, value));
+        self.hash.insert(field.into(), value.into());
+        true
+    }
+
+    /// Removes `field`; returns whether it was there.
+    #[inline]
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.hash.swap_remove_entry(field) {
+            Some((f, v)) => {
+                shrink(self.delta, hash_field_cost(&f, &v));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A set under an [`EntryMut`].
+pub struct SetMut<'g> {
+    set: &'g mut SetValue,
+    delta: &'g mut isize,
+}
+
+impl Deref for SetMut<'_> {
+    type Target = SetValue;
+
+    fn deref(&self) -> &SetValue {
+        self.set
+    }
+}
+
+impl SetMut<'_> {
+    /// Adds `member`; returns whether it is new.
+    #[inline]
+    pub fn insert(&mut self, member: &[u8]) -> bool {
+        let added = self.set.insert(member.into());
+        if added {
+            grow(self.delta, set_member_cost(member));
+        }
+        added
+    }
+
+    /// Removes `member`; returns whether it was there.
+    #[inline]
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        let removed = self.set.swap_remove(member);
+        if removed {
+            shrink(self.delta, set_member_cost(member));
+        }
+        removed
+    }
+
+    /// Takes every member out (the key is removed when the guard drops).
+    pub fn take_all(&mut self) -> SetValue {
+        let all = std::mem::take(self.set);
+        shrink(self.delta, all.iter().map(|m| set_member_cost(m)).sum());
+        all
+    }
+
+    /// Removes the member at position `i` (in range) and returns it.
+    #[inline]
+    pub fn swap_remove_index(&mut self, i: usize) -> Option<Box<[u8]>> {
+        let m = self.set.swap_remove_index(i)?;
+        shrink(self.delta, set_member_cost(&m));
+        Some(m)
+    }
+}
+
+/// A string under an [`EntryMut`].
+pub struct StrMut<'g> {
+    s: &'g mut Vec<u8>,
+    delta: &'g mut isize,
+}
+
+impl Deref for StrMut<'_> {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        self.s
+    }
+}
+
+impl StrMut<'_> {
+    /// Changes the bytes in place; the size change is the length change
+    /// (a string costs `cost::bytes(len)`), O(1) to account.
+    #[inline]
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let before = self.s.len();
+        let r = f(self.s);
+        shrink(self.delta, before);
+        grow(self.delta, self.s.len());
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::metrics::{HotKeys, ShardStats};
+    use crate::store::{Hasher, Ttl};
+
+    fn db() -> Db {
+        Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    fn new_list() -> Value {
+        Value::List(Box::default())
+    }
+
+    fn version(db: &Db, key: &[u8]) -> u64 {
+        db.watched.get(key).map_or(u64::MAX, |w| w.version)
+    }
+
+    #[test]
+    fn accounting_follows_every_typed_change() {
+        let mut db = db();
+        {
+            let mut e = db.entry_or_insert_with(b"l", new_list);
+            let mut l = e.list().unwrap();
+            l.push_back(b"abc");
+            l.push_front(b"de");
+            l.insert(1, b"xyz");
+            l.set(0, b"longer value");
+            assert_eq!(l.retain(|x| x != b"xyz"), 1);
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        {
+            let mut e = db.entry_or_insert_with(b"h", || Value::Hash(Box::default()));
+            let mut h = e.hash().unwrap();
+            assert!(h.insert(b"f", b"1"));
+            assert!(!h.insert(b"f", b"22"));
+            assert!(h.insert(b"g", b"3"));
+            assert!(h.remove(b"g"));
+            assert!(!h.remove(b"g"));
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        {
+            let mut e = db.entry_or_insert_with(b"s", || {
+                Value::Set(Box::new(SetValue::with_hasher(Hasher::new())))
+            });
+            let mut s = e.set().unwrap();
+            assert!(s.insert(b"a"));
+            assert!(!s.insert(b"a"));
+            assert!(s.insert(b"bb"));
+            assert!(s.remove(b"a"));
+            assert!(s.swap_remove_index(0).is_some());
+            assert!(s.insert(b"c"));
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        db.set(b"str", Value::Str(b"12".to_vec()), Ttl::Clear);
+        db.entry_mut(b"str")
+            .unwrap()
+            .string()
+            .unwrap()
+            .edit(|s| s.extend_from_slice(b"345"));
+        db.entry_mut(b"str")
+            .unwrap()
+            .string()
+            .unwrap()
+            .edit(|s| s.truncate(1));
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        // Wrong type: the view is refused and nothing changes.
+        let before = db.mem_used();
+        assert!(db.entry_mut(b"str").unwrap().list().is_err());
+        assert!(db.entry_mut(b"l").unwrap().set().is_err());
+        assert_eq!(db.mem_used(), before);
+        assert_eq!(db.len(), 4);
+    }
+
+    #[test]
+    fn emptied_or_never_filled_aggregates_are_removed() {
+        let mut db = db();
+        {
+            let mut e = db.entry_or_insert_with(b"l", new_list);
+            let mut l = e.list().unwrap();
+            l.push_back(b"a");
+            l.push_back(b"b");
+            l.keep_range(1, 1);
+        }
+        assert_eq!((db.len(), db.mem_used()), (0, 0));
+        // Created, then left empty (no element given): gone again.
+        drop(db.entry_or_insert_with(b"l", new_list));
+        assert_eq!((db.len(), db.mem_used()), (0, 0));
+        // An empty string is a value, not an empty aggregate.
+        db.set(b"s", Value::Str(b"x".to_vec()), Ttl::Clear);
+        db.entry_mut(b"s")
+            .unwrap()
+            .string()
+            .unwrap()
+            .edit(|s| s.clear());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        // A TTL'd list emptied: its expiry slot goes too.
+        let mut e = db.entry_or_insert_with(b"t", new_list);
+        e.list().unwrap().push_back(b"x");
+        drop(e);
+        db.set_expire(b"t", crate::store::unix_ms() + 100_000);
+        assert_eq!(db.expires_count(), 1);
+        db.entry_mut(b"t").unwrap().list().unwrap().pop_back();
+        assert_eq!((db.len(), db.expires_count()), (1, 0));
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+    }
+
+    #[test]
+    fn watch_is_bumped_once_per_guard() {
+        let mut db = db();
+        let mut e = db.entry_or_insert_with(b"l", new_list);
+        e.list().unwrap().push_back(b"a");
+        drop(e);
+        let v0 = db.watch(b"l");
+        assert_eq!(version(&db, b"l"), v0);
+        // Many element changes under one guard: one modification.
+        {
+            let mut e = db.entry_mut(b"l").unwrap();
+            let mut l = e.list().unwrap();
+            for _ in 0..10 {
+                l.push_back(b"x");
+            }
+            l.pop_front();
+        }
+        assert_eq!(version(&db, b"l"), v0 + 1);
+        // A guard that changed nothing still marks the write (README:
+        // any write command that reached the key counts), once.
+        drop(db.entry_mut(b"l").unwrap());
+        assert_eq!(version(&db, b"l"), v0 + 2);
+        // So does a write refused with WRONGTYPE.
+        assert!(db.entry_mut(b"l").unwrap().string().is_err());
+        assert_eq!(version(&db, b"l"), v0 + 3);
+        // Emptying the key (which removes it) is still one bump.
+        {
+            let mut e = db.entry_mut(b"l").unwrap();
+            let mut l = e.list().unwrap();
+            while l.pop_back().is_some() {}
+        }
+        assert_eq!(version(&db, b"l"), v0 + 4);
+        assert!(!db.watch_intact(b"l", v0));
+        // Reads do not count; neither does a guard on another key.
+        db.get(b"l");
+        drop(db.entry_or_insert_with(b"other", new_list));
+        assert_eq!(version(&db, b"l"), v0 + 4);
+    }
+
+    #[test]
+    fn an_expired_key_is_recreated_fresh() {
+        let mut db = db();
+        let mut e = db.entry_or_insert_with(b"l", new_list);
+        e.list().unwrap().push_back(b"old");
+        drop(e);
+        db.set_expire(b"l", 1);
+        assert!(db.entry_mut(b"l").is_none());
+        let mut e = db.entry_or_insert_with(b"l", new_list);
+        e.list().unwrap().push_back(b"new");
+        drop(e);
+        let entry = db.peek(b"l").unwrap();
+        assert_eq!(entry.expire_at, 0);
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+    }
+}
