@@ -438,13 +438,7 @@ mod tests {
     #[test]
     fn memory_accounting_stays_exact_under_random_commands() {
         let mut db = db();
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::command::testing::rng(0x2545_F491_4F6C_DD1Du64);
         let fields: [&[u8]; 5] = [b"", b"a", b"bb", b"counter", b"a-much-longer-field-name"];
         let values: [&[u8]; 7] = [
             b"",

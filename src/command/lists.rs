@@ -509,13 +509,7 @@ mod tests {
     #[test]
     fn memory_accounting_stays_exact_under_random_commands() {
         let mut db = db();
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::command::testing::rng(0x9E37_79B9_7F4A_7C15u64);
         let elems: [&[u8]; 6] = [b"", b"a", b"bb", b"a", b"ccccccccccccccccccccc", b"dd"];
         let keys: [&[u8]; 4] = [b"k0", b"k1", b"k2", b"str"];
         let ints = ["-100", "-3", "-1", "0", "1", "2", "5", "100", "x"];

@@ -468,6 +468,17 @@ pub mod testing {
         out
     }
 
+    /// A seeded xorshift generator for the randomized handler tests:
+    /// `next(n)` is in `0..n`, the same sequence on every run.
+    pub fn rng(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        }
+    }
+
     pub fn text(reply: Vec<u8>) -> String {
         String::from_utf8(reply).unwrap()
     }

@@ -871,13 +871,7 @@ mod tests {
     #[test]
     fn accounting_stays_exact_under_random_multikey_commands() {
         let mut db = db();
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::command::testing::rng(0x2545_F491_4F6C_DD1Du64);
         let keys: [&[u8]; 5] = [b"k0", b"k1", b"k2", b"k3", b"str"];
         let elems: [&[u8]; 5] = [b"", b"a", b"bb", b"a", b"cccccccccccccccc"];
         let sides: [&[u8]; 2] = [b"LEFT", b"right"];

@@ -490,17 +490,20 @@ async fn mset_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     let mut atomic = Atomic::new(shard, tx, (1..args.len()).step_by(2).map(|i| args.get(i)));
     for part in parts {
         let pairs = part.args;
-        let set = atomic.on(part.shard, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
-            for i in (0..pairs.len()).step_by(2) {
-                db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
-            }
-        });
+        let set = atomic.on(part.shard, move |s: &Shard| set_pairs(s, &pairs));
         if set.await.is_none() {
             return out.error(SHARD_GONE);
         }
     }
     out.ok();
+}
+
+/// One shard's part of MSET / MSETNX: keys and values in pairs.
+fn set_pairs(shard: &Shard, pairs: &super::Shipped) {
+    let mut db = shard.db.borrow_mut();
+    for i in (0..pairs.len()).step_by(2) {
+        db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
+    }
 }
 
 /// MSETNX over several shards: every shard is checked (and held), then
@@ -526,12 +529,7 @@ async fn msetnx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8
     }
     for part in parts {
         let pairs = part.args;
-        let set = atomic.on(part.shard, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
-            for i in (0..pairs.len()).step_by(2) {
-                db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
-            }
-        });
+        let set = atomic.on(part.shard, move |s: &Shard| set_pairs(s, &pairs));
         if set.await.is_none() {
             return out.error(SHARD_GONE);
         }

@@ -229,29 +229,15 @@ impl Shard {
         let waiting = std::mem::take(&mut *self.keys.waiting.borrow_mut());
         for w in waiting {
             match w {
+                // `free_for` looks at the waiters still queued, which are
+                // the later ones plus those put back: arrival order is kept.
                 KeyWait::Lock {
                     from,
                     id,
                     tx,
                     keys,
                     call,
-                } => {
-                    // `free_for` looks at the waiters still queued, which
-                    // are the later ones plus those put back: arrival
-                    // order is kept.
-                    if self.keys_available(tx, &keys) {
-                        self.keys.take(tx, keys);
-                        self.run_call(from, id, call);
-                    } else {
-                        self.keys.waiting.borrow_mut().push_back(KeyWait::Lock {
-                            from,
-                            id,
-                            tx,
-                            keys,
-                            call,
-                        });
-                    }
-                }
+                } => self.admit_key_lock(from, id, tx, keys, call),
                 KeyWait::Batch { from, id, req } => self.handle_request(from, id, req),
             }
         }

@@ -401,13 +401,8 @@ async fn flush<'m>(
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Result<(), Closed> {
-    loop {
-        let progress = complete(shard, client, buf, pipe, out).await;
-        write_out(shard, &client.info, stream, out, pipe.held()).await?;
-        if progress == Progress::Done {
-            return Ok(());
-        }
-    }
+    settle(shard, client, stream, buf, pipe, out).await?;
+    write_out(shard, &client.info, stream, out, pipe.held()).await
 }
 
 /// Completes the pipeline, writing only when a shard handed back a partial

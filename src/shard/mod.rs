@@ -275,16 +275,16 @@ impl Shard {
                 // The replies of earlier runs that the connection has not
                 // written yet stay in front of the new ones.
                 let mut replies = std::mem::take(&mut batch.replies);
-                let from = batch.next as usize;
-                replies.buf.reserve((batch.ops.len() - from) * 16);
+                let first = batch.next as usize;
+                replies.buf.reserve((batch.ops.len() - first) * 16);
                 let next = self.exec_ops(
                     &batch,
-                    from,
+                    first,
                     mesh::REPLY_BUDGET,
                     KeyCheck::Stop,
                     &mut replies,
                 );
-                let ran = next > from;
+                let ran = next > first;
                 batch.next = next as u32;
                 batch.replies = replies;
                 if !ran && batch.unfinished() {
@@ -297,11 +297,11 @@ impl Shard {
             Request::TxExec(_, mut batch) => {
                 // The transaction holds the whole shard: no key is held.
                 let mut replies = std::mem::take(&mut batch.replies);
-                let from = batch.next as usize;
-                replies.buf.reserve((batch.ops.len() - from) * 16);
+                let first = batch.next as usize;
+                replies.buf.reserve((batch.ops.len() - first) * 16);
                 batch.next = self.exec_ops(
                     &batch,
-                    from,
+                    first,
                     mesh::REPLY_BUDGET,
                     KeyCheck::Skip,
                     &mut replies,

@@ -1,7 +1,7 @@
 //! Random command sequences against one shard's `Db` with the real command
-//! table: every shard-side handler (`Kind::Keyed`, and `Kind::Split`'s
+//! table: every shard-side handler (`Kind::Keyed`, and `Kind::Multi`'s
 //! `whole`, which is what runs when all keys live on one shard), called the
-//! way the connection calls it (arity checked first, Split step checked).
+//! way the connection calls it (arity checked first, key/value pairs checked).
 //! Connection-level commands (`Kind::Conn`) need a running server and are
 //! left out.
 //!
@@ -221,7 +221,14 @@ fuzz_target!(|data: &[u8]| {
         }
         let handler = match spec.kind {
             Kind::Keyed(handler) => handler,
-            Kind::Split { whole, step, .. } if (argv.len() - 1).is_multiple_of(step) => whole,
+            // MSET/MSETNX-style rows take keys and values in pairs, as the
+            // connection checks before running `whole`.
+            Kind::Multi { whole, .. }
+                if spec.key_step <= 1
+                    || (argv.len() - 1).is_multiple_of(spec.key_step as usize) =>
+            {
+                whole
+            }
             _ => continue,
         };
         buf.clear();
