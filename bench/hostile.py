@@ -63,6 +63,23 @@ def reply(sock, timeout=10.0):
     return data
 
 
+def reply_array(sock):
+    """A SCAN reply: [cursor, [keys]] (small, read whole)."""
+    sock.settimeout(10)
+    data = b""
+    while True:
+        data += sock.recv(65536)
+        lines = data.split(b"\r\n")
+        try:
+            n = int(lines[3][1:])
+            if len(lines) >= 5 + 2 * n:
+                cursor = lines[2]
+                keys = [lines[5 + 2 * i] for i in range(n)]
+                return cursor, keys
+        except (IndexError, ValueError):
+            pass
+
+
 def ping_time(port):
     s = socket.create_connection(("127.0.0.1", port))
     t = time.time()
@@ -113,17 +130,26 @@ def reader():
         cmd(s, "CLIENT", "ID")
         cid = int(reply(s)[1:-2])
         admin = socket.create_connection(("127.0.0.1", srv.port))
-        # Four 1 MB keys: with two shards, some live on the shard the
-        # connection is not on, so both the inline and the mesh path count.
-        keys = [f"big:{i}" for i in range(4)]
-        for k in keys:
-            cmd(admin, "SET", k, b"x" * MB)
+        # 1 MB keys on the shard the connection is not on (its id is
+        # congruent to its shard; a SCAN cursor names the shard it walks).
+        for i in range(16):
+            cmd(admin, "SET", f"big:{i}", b"x" * MB)
             reply(admin)
+        keys, cursor = [], 0
+        while True:
+            cmd(admin, "SCAN", cursor, "COUNT", 1)
+            raw = reply_array(admin)
+            if (cursor & 1023) != cid % 2:
+                keys += raw[1]
+            cursor = int(raw[0])
+            if cursor == 0:
+                break
+        keys = [k.decode() for k in keys] or ["big:0"]
         before = rss(srv.proc.pid)
         s.setblocking(False)
         payload = b"".join(
             b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k.encode()) for k in keys
-        ) * 5_000
+        ) * 1_250
         sent, peak, t = 0, 0, time.time()
         while sent < len(payload) and time.time() - t < 5:
             try:
