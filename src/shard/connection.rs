@@ -455,7 +455,16 @@ async fn write_out(
         info.soft_limit_since.set(None);
         None
     };
-    let written = future::or(async { Some(stream.write_all(out).await) }, async {
+    // Most writes complete at once: only a write that has to wait races
+    // the kill, shutdown and soft-limit clocks (arming them costs a waiter
+    // registration on two semaphores, per write).
+    let mut write = std::pin::pin!(stream.write_all(out));
+    if let Some(result) = future::poll_once(write.as_mut()).await {
+        result?;
+        wrote(shard, info, out, held, limit.soft);
+        return Ok(());
+    }
+    let written = future::or(async { Some(write.as_mut().await) }, async {
         match soft_deadline {
             Some(at) => {
                 future::or(stopped(shard, info), async {
@@ -474,6 +483,12 @@ async fn write_out(
         None if info.killed.get() || shard.shutting_down.get() => return Err(Closed::Killed),
         None => return Err(over_limit(shard)),
     }
+    wrote(shard, info, out, held, limit.soft);
+    Ok(())
+}
+
+/// Bookkeeping after `out` was written whole.
+fn wrote(shard: &Shard, info: &ClientInfo, out: &mut Vec<u8>, held: usize, soft: u64) {
     shard.metrics.stats.bytes_out.add(out.len() as u64);
     info.net_out.set(info.net_out.get() + out.len() as u64);
     out.clear();
@@ -481,10 +496,9 @@ async fn write_out(
         out.shrink_to(READ_CHUNK);
     }
     info.omem.set(held);
-    if (held as u64) < limit.soft {
+    if (held as u64) < soft {
         info.soft_limit_since.set(None);
     }
-    Ok(())
 }
 
 #[cold]
