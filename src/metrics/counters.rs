@@ -2,14 +2,11 @@
 //! thread writes it, so an increment is a Relaxed load plus a Relaxed store
 //! (a plain `add` in machine code, no locked instruction). Other threads
 //! never read it in place: they receive copies in snapshots over the mesh.
-//!
-//! Imports `command::NUM_SLOTS` (a break of the layering, see
-//! [`crate::metrics`]).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::errors::NUM_ERROR_KINDS;
-use crate::command::NUM_SLOTS;
+use super::slots::NUM_SLOTS;
 
 /// A monotonically increasing per-shard counter.
 #[derive(Default, Debug)]

@@ -6,15 +6,12 @@
 //! collector adds them into its running totals, clears them and sends them
 //! back as spares, so the zeroing and merging happen on the collector's
 //! core, not on the data path.
-//!
-//! Imports `command::NUM_SLOTS` (a break of the layering, see
-//! [`crate::metrics`]).
 
 use std::cell::RefCell;
 
 use hdrhistogram::Histogram;
 
-use crate::command::NUM_SLOTS;
+use super::slots::NUM_SLOTS;
 
 /// Values are nanoseconds, kept to 3 significant digits from 1 ns up, so
 /// microsecond-scale commands keep their precision.

@@ -5,16 +5,16 @@
 //! instruments ([`ShardStats`], histograms, hot-key sketch, slow log, latency
 //! monitor, error kinds), the [`CommandTimer`] that feeds them, the
 //! [`ShardSnapshot`] that copies them out and the merged [`MetricsView`].
-//! Should import nothing from the crate; today it breaks that twice:
-//! `command::NUM_SLOTS` sizes the per-slot arrays (counters, histogram,
-//! snapshot, view), and [`snapshot`] reads key counts and memory from a
-//! `&mut store::Db`.
+//! Imports nothing from the crate but `config`: the metric slots
+//! ([`slots`]) live here and the command table names them, and a shard
+//! hands its keyspace figures to [`snapshot`] as a value.
 
 pub mod counters;
 pub mod errors;
 pub mod histogram;
 pub mod latency_monitor;
 pub mod sketch;
+pub mod slots;
 pub mod slowlog;
 pub mod snapshot;
 pub mod timer;

@@ -1,14 +1,13 @@
 //! A shard's measurements as a plain value: built on the shard in
 //! O(histograms) (never O(keys)), sent over the mesh, merged elsewhere.
 //!
-//! Imports `command::NUM_SLOTS` and `store::Db` (breaks of the layering,
-//! see [`crate::metrics`]).
+//! The keyspace's figures come in as a value ([`KeyspaceFigures`]) that
+//! the shard reads from its `Db`: metrics stays below the store.
 
 use super::ShardMetrics;
 use super::errors::NUM_ERROR_KINDS;
 use super::histogram::LatencyHistogram;
-use crate::command::NUM_SLOTS;
-use crate::store::Db;
+use super::slots::NUM_SLOTS;
 
 #[derive(Clone, Debug, Default)]
 pub struct ShardSnapshot {
@@ -54,8 +53,21 @@ pub struct ShardSnapshot {
     pub hotkeys: Vec<(Vec<u8>, u64)>,
 }
 
+/// What a snapshot needs from the shard's keyspace, read by the shard.
+#[derive(Debug, Default)]
+pub struct KeyspaceFigures {
+    pub keys: u64,
+    pub expires: u64,
+    pub avg_ttl_ms: u64,
+    pub memory_bytes: u64,
+    pub lazyfree_pending: u64,
+    pub lazyfreed: u64,
+    /// Hot-key candidates with their estimates, highest first.
+    pub hotkeys: Vec<(Vec<u8>, u64)>,
+}
+
 impl ShardSnapshot {
-    pub fn take(shard: usize, metrics: &ShardMetrics, db: &mut Db) -> ShardSnapshot {
+    pub fn take(shard: usize, metrics: &ShardMetrics, db: KeyspaceFigures) -> ShardSnapshot {
         let s = &metrics.stats;
         let read = |c: &[super::Counter; NUM_SLOTS]| std::array::from_fn(|i| c[i].get());
         ShardSnapshot {
@@ -83,17 +95,17 @@ impl ShardSnapshot {
             auth_failures: s.auth_failures.get(),
             security_attacks: s.security_attacks.get(),
             protected_mode_denied: s.protected_mode_denied.get(),
-            keys: db.len() as u64,
-            expires: db.expires_count() as u64,
-            avg_ttl_ms: db.avg_ttl_sample(),
+            keys: db.keys,
+            expires: db.expires,
+            avg_ttl_ms: db.avg_ttl_ms,
             ops_per_sec: metrics.ops_rate.rate(),
-            memory_bytes: db.mem_used() as u64,
-            lazyfree_pending: db.lazyfree_pending_objects() as u64,
-            lazyfreed: db.lazyfreed_objects(),
+            memory_bytes: db.memory_bytes,
+            lazyfree_pending: db.lazyfree_pending,
+            lazyfreed: db.lazyfreed,
             slowlog_len: metrics.slowlog.len() as u64,
             slowlog_max_len: metrics.slowlog.max_len(),
             interval: metrics.histograms.take_interval(),
-            hotkeys: db.hot.top(),
+            hotkeys: db.hotkeys,
         }
     }
 

@@ -1,15 +1,12 @@
 //! The merged, read-only picture every consumer shares: `/metrics`, INFO
 //! and LATENCY HISTOGRAM all render from one `MetricsView` built by the
 //! collector, so they can never disagree.
-//!
-//! Imports `command::NUM_SLOTS` (a break of the layering, see
-//! [`crate::metrics`]).
 
 use hdrhistogram::Histogram;
 
 use super::ShardSnapshot;
 use super::histogram::{HIGHEST_NS, LatencyTotals};
-use crate::command::NUM_SLOTS;
+use super::slots::NUM_SLOTS;
 
 /// Upper bounds (seconds) of the `le` buckets of
 /// `kora_command_duration_seconds`.

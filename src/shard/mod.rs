@@ -329,7 +329,17 @@ impl Shard {
     }
 
     pub fn snapshot(&self) -> ShardSnapshot {
-        ShardSnapshot::take(self.id, &self.metrics, &mut self.db.borrow_mut())
+        let mut db = self.db.borrow_mut();
+        let figures = crate::metrics::snapshot::KeyspaceFigures {
+            keys: db.len() as u64,
+            expires: db.expires_count() as u64,
+            avg_ttl_ms: db.avg_ttl_sample(),
+            memory_bytes: db.mem_used() as u64,
+            lazyfree_pending: db.lazyfree_pending_objects() as u64,
+            lazyfreed: db.lazyfreed_objects(),
+            hotkeys: db.hot.top(),
+        };
+        ShardSnapshot::take(self.id, &self.metrics, figures)
     }
 
     /// The collector's merged view of every shard (INFO, LATENCY).
