@@ -542,3 +542,25 @@ fn shutdown_ends_within_shutdown_timeout_even_with_a_stuck_core() {
     );
     assert!(!status.success(), "a forced exit is reported: {status:?}");
 }
+
+#[test]
+fn a_cross_shard_command_naming_300k_keys_costs_linear_time() {
+    // The keys of a multi-key command across shards are sorted and
+    // deduplicated before locking; a quadratic pass here would hold a core
+    // for minutes (300k keys: ~2e10 comparisons).
+    let server = Server::start(2);
+    let mut c = server.client();
+    let keys: Vec<String> = (0..300_000).map(|i| format!("many:{i}")).collect();
+    let _: () = q(&mut c, &["SET", "many:7", "x"]);
+    let started = Instant::now();
+    let n: i64 = redis::cmd("EXISTS").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(n, 1);
+    let deleted: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(ping_time(&server) < Duration::from_millis(500));
+}

@@ -53,11 +53,16 @@ impl<'s> Atomic<'s> {
                     declared.len() - 1
                 }
             };
-            if !declared[at].1.iter().any(|k| **k == *key) {
-                declared[at].1.push(key.into());
-            }
+            declared[at].1.push(key.into());
         }
         declared.sort_unstable_by_key(|(s, _)| *s);
+        // Sorted and without duplicates, in O(n log n): a command may name a
+        // million keys, and the shards look keys up in these lists
+        // (`keylock` relies on the order).
+        for (_, keys) in &mut declared {
+            keys.sort_unstable();
+            keys.dedup();
+        }
         let (tx, inherited) = match shard.tx.current() {
             Some(running) => (running, true),
             None => (tx, false),

@@ -81,8 +81,8 @@ impl KeyLocks {
         self.by_tx.borrow().iter().any(|(t, _)| *t == tx)
     }
 
-    /// Whether `keys` could be taken by `tx` now, as far as other key
-    /// holders and earlier waiters go.
+    /// Whether `keys` (sorted, as an `Atomic` sends them) could be taken
+    /// by `tx` now, as far as other key holders and earlier waiters go.
     fn free_for(&self, tx: TxId, keys: &[Box<[u8]>]) -> bool {
         let held = self.held.borrow();
         if keys.iter().any(|k| held.get(k).is_some_and(|h| *h != tx)) {
@@ -90,7 +90,9 @@ impl KeyLocks {
         }
         // Earlier waiters for one of these keys go first.
         !self.waiting.borrow().iter().any(|w| match w {
-            KeyWait::Lock { keys: theirs, .. } => theirs.iter().any(|k| keys.contains(k)),
+            KeyWait::Lock { keys: theirs, .. } => {
+                theirs.iter().any(|k| keys.binary_search(k).is_ok())
+            }
             KeyWait::Batch { .. } => false,
         })
     }
