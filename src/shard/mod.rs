@@ -84,6 +84,31 @@ pub struct Shard {
     pub admission: Arc<Admission>,
 }
 
+/// The keys of a command, in argument order, from the command table's key
+/// positions (none for keyless commands).
+pub fn key_args<'a>(
+    spec: &CommandSpec,
+    args: &Args<'a>,
+) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+    let (first, end, step) = match spec.movable {
+        Some(find) => match find(args) {
+            Some((first, last)) => (first, (last + 1).min(args.len()), 1),
+            None => (0, 0, 1),
+        },
+        None => {
+            let first = spec.first_key.max(0) as usize;
+            let end = match spec.last_key {
+                _ if first == 0 => 0,
+                last if last < 0 => args.len(),
+                last => (last as usize + 1).min(args.len()),
+            };
+            (first, end, spec.key_step.max(1) as usize)
+        }
+    };
+    let args = *args;
+    (first..end).step_by(step).map(move |i| args.get(i))
+}
+
 /// Whether a batch stops at a command naming a held key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum KeyCheck {
@@ -195,39 +220,14 @@ impl Shard {
         spec: &CommandSpec,
         args: &'a Args<'_>,
     ) -> impl Iterator<Item = usize> + 'a {
-        let (first, end, step) = match spec.movable {
-            Some(find) => match find(args) {
-                Some((first, last)) => (first, (last + 1).min(args.len()), 1),
-                None => (0, 0, 1),
-            },
-            None => {
-                let first = spec.first_key.max(0) as usize;
-                let end = match spec.last_key {
-                    _ if first == 0 => 0,
-                    last if last < 0 => args.len(),
-                    last => (last as usize + 1).min(args.len()),
-                };
-                (first, end, spec.key_step.max(1) as usize)
-            }
-        };
-        (first..end).step_by(step).map(|i| self.owner(args.get(i)))
+        key_args(spec, args).map(|key| self.owner(key))
     }
 
     /// Runs a whole batch cut for this shard (one transaction's step) and
-    /// collects its replies. The caller has checked that no key it names
-    /// is held ([`Shard::batch_blocked`]).
+    /// collects its replies. The caller holds the batch's keys (a one-shard
+    /// EXEC takes them with an `Atomic`).
     pub fn exec_batch(&self, batch: &OpBatch, replies: &mut ReplyBatch) {
         self.exec_ops(batch, 0, usize::MAX, KeyCheck::Skip, replies);
-    }
-
-    /// Whether a command of `batch` names a key a multi-key command holds.
-    pub fn batch_blocked(&self, batch: &OpBatch) -> bool {
-        !self.keys.is_empty()
-            && batch.ops.iter().any(|&(_, first, count)| {
-                let ranges = &batch.ranges[first as usize..(first + count) as usize];
-                self.keys
-                    .blocks(&crate::command::Args::new(&batch.data, ranges))
-            })
     }
 
     /// Runs `batch`'s commands from `from` on until their replies reach

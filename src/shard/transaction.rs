@@ -311,32 +311,31 @@ async fn exec_on_one(
         batch.push(handler, args.iter_from(0));
         timers.push(CommandTimer::start(&shard.metrics, spec.slot));
     }
-    let mut watched = watched_on(client, target);
-    let answer = loop {
-        let step = crate::coord::on(shard, target, move |s: &Shard| {
-            if s.batch_blocked(&batch) {
-                // A multi-key command across shards holds a key of ours:
-                // try again once it is done (rare; it holds keys for about
-                // one hop between cores).
-                return Err(Box::new((batch, watched)));
-            }
-            if !watches_intact(s, &watched) {
-                return Ok(None);
-            }
-            let mut replies = ReplyBatch::default();
-            s.exec_batch(&batch, &mut replies);
-            Ok(Some(replies))
-        })
-        .await;
-        match step {
-            Some(Err(back)) => {
-                (batch, watched) = *back;
-                glommio::timer::sleep(std::time::Duration::from_micros(50)).await;
-            }
-            Some(Ok(answer)) => break Some(answer),
-            None => break None,
+    let watched = watched_on(client, target);
+    // The transaction's keys are held for its one step, as any multi-key
+    // command's: a cross-shard command holding one of them finishes first.
+    let keys = (0..queued.len()).flat_map(|i| {
+        let args = queued.args(i);
+        lookup(args.get(0))
+            .into_iter()
+            .flat_map(move |spec| crate::shard::key_args(spec, &args))
+    });
+    let mut atomic = crate::coord::Atomic::new(shard, client.info.id, keys);
+    let step = move |s: &Shard| {
+        if !watches_intact(s, &watched) {
+            return None;
         }
+        let mut replies = ReplyBatch::default();
+        s.exec_batch(&batch, &mut replies);
+        Some(replies)
     };
+    let answer = if atomic.shards().next().is_some() {
+        atomic.on(target, step).await
+    } else {
+        // No key at all (PING, ECHO…): nothing to hold.
+        crate::coord::on(shard, target, step).await
+    };
+    drop(atomic);
     match answer {
         None => {
             timers.into_iter().for_each(CommandTimer::cancel);
