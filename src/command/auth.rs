@@ -19,7 +19,7 @@ use super::Args;
 use crate::config::Config;
 use crate::protocol::reply::{Resp, err};
 use crate::shard::Shard;
-use crate::shard::connection::ClientState;
+use crate::shard::connection::{ClientState, Flow};
 
 /// The reply to any command but AUTH, HELLO and QUIT before a client with
 /// a password to give has authenticated.
@@ -106,22 +106,18 @@ pub(crate) fn allowed_before_auth(spec: &super::CommandSpec) -> bool {
     spec.flags.contains(&"no_auth")
 }
 
-/// `POST` and `Host:` as a command name (any case, as command lookup):
-/// the first line and a header of an HTTP request a browser was tricked
-/// into sending to the RESP port. Two length checks on the common path.
-#[inline]
-pub(crate) fn is_cross_protocol(name: &[u8]) -> bool {
-    match name.len() {
-        4 => name.eq_ignore_ascii_case(b"post"),
-        5 => name.eq_ignore_ascii_case(b"host:"),
-        _ => false,
-    }
-}
-
-/// Counts a cross-protocol attempt and logs it to stderr, at most once a
-/// minute per shard so an attacker cannot flood the log.
+/// `POST` and `Host:` as commands (table rows, as in Redis): the first
+/// line and a header of an HTTP request a browser was tricked into sending
+/// to the RESP port. Counts the attempt, logs it to stderr at most once a
+/// minute per shard (so an attacker cannot flood the log), and closes the
+/// connection without a reply.
 #[cold]
-pub(crate) fn note_cross_protocol(shard: &Shard) {
+pub(crate) fn security_warning(
+    shard: &Shard,
+    _: &mut ClientState,
+    _: &Args,
+    _: &mut Vec<u8>,
+) -> Flow {
     shard.metrics.stats.security_attacks.add(1);
     let now = Instant::now();
     let last = shard.auth.last_attack_log.get();
@@ -129,6 +125,7 @@ pub(crate) fn note_cross_protocol(shard: &Shard) {
         shard.auth.last_attack_log.set(Some(now));
         eprintln!("kora: shard {}: {ATTACK_LOG}", shard.id);
     }
+    Flow::Abort
 }
 
 /// Loopback as protected mode means it: 127.0.0.0/8, ::1, and IPv4-mapped
@@ -294,10 +291,12 @@ mod tests {
     #[test]
     fn cross_protocol_names() {
         for name in [&b"POST"[..], b"post", b"pOsT", b"Host:", b"HOST:", b"host:"] {
-            assert!(is_cross_protocol(name), "{name:?}");
+            let row = super::super::lookup(name).map(|spec| spec.name);
+            assert!(matches!(row, Some("post" | "host:")), "{name:?}");
         }
         for name in [&b"GET"[..], b"PING", b"host", b"posts", b"hosts:", b""] {
-            assert!(!is_cross_protocol(name), "{name:?}");
+            let row = super::super::lookup(name).map(|spec| spec.name);
+            assert!(!matches!(row, Some("post" | "host:")), "{name:?}");
         }
     }
 

@@ -454,6 +454,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("config", -2, A, (0, 0, 0), Run(Async(server::config))),
     cmd!("client", -2, NONE, (0, 0, 0), Run(Async(server::client))),
     cmd!("quit", -1, FNA, (0, 0, 0), Run(Local(server::quit))),
+    // Cross-protocol scripting guard, as Redis registers them: an HTTP
+    // request's first line and Host header sent to the RESP port.
+    cmd!(
+        "post",
+        -1,
+        FNA,
+        (0, 0, 0),
+        Run(Local(super::auth::security_warning))
+    ),
+    cmd!(
+        "host:",
+        -1,
+        FNA,
+        (0, 0, 0),
+        Run(Local(super::auth::security_warning))
+    ),
     cmd!("shutdown", -1, A, (0, 0, 0), Run(Local(server::shutdown))),
     cmd!("time", 1, F, (0, 0, 0), Run(Local(server::time))),
     cmd!("dbsize", 1, RF, (0, 0, 0), Run(Async(server::dbsize))),

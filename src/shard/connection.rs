@@ -59,6 +59,9 @@ pub enum Flow {
     /// Run EXEC: the connection replays the queued commands (kept out of
     /// `dispatch` so that EXEC's use of dispatch is not recursive).
     Exec,
+    /// Close without writing anything more, not even the replies already
+    /// made (cross-protocol scripting: `POST` / `Host:`).
+    Abort,
 }
 
 /// How far [`complete`] got.
@@ -341,6 +344,10 @@ async fn run(
                         }
                     }
                     start += consumed;
+                    if flow == Flow::Abort {
+                        out.clear();
+                        return Ok(());
+                    }
                     // Killed (by itself or another client): nothing more it
                     // sent runs, as in Redis.
                     if client.info.killed.get() {
@@ -518,14 +525,6 @@ pub async fn dispatch<'m>(
     out: &mut Vec<u8>,
 ) -> Flow {
     let metrics = &shard.metrics;
-    if auth::is_cross_protocol(args.get(0)) {
-        // An HTTP request sent to the RESP port: run nothing more, answer
-        // nothing (not even the pipeline's earlier replies), close.
-        complete_all(shard, client, args.buf(), pipe, out).await;
-        out.clear();
-        auth::note_cross_protocol(shard);
-        return Flow::Close;
-    }
     if client.multi.is_some()
         && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {

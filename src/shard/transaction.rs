@@ -88,7 +88,10 @@ pub fn queue_if_multi(
         return false; // the connection answers "unknown command"
     };
     // Run right away even inside MULTI, as in Redis.
-    if matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
+    if matches!(
+        spec.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "post" | "host:"
+    ) {
         return false;
     }
     if !spec.arity_ok(args.len()) {
