@@ -13,9 +13,17 @@ pub mod config;
 pub mod coord;
 pub mod metrics;
 pub mod protocol;
-pub mod shard;
+pub mod server;
 pub mod store;
 pub mod top;
+
+/// Runs Kora until SIGINT/SIGTERM or SHUTDOWN: one executor per shard
+/// ([`server::runtime`]) and the metrics collector ([`collector`]), joined
+/// in one mesh. The two are put together here, at the top, because the
+/// collector is the layer above the server.
+pub fn run(config: config::Config) -> std::io::Result<()> {
+    server::runtime::run(config, collector::collector_main)
+}
 
 /// The system allocator, with large frees inside lazy-free slices parked
 /// and released in steps (src/alloc.rs).

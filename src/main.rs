@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     for warning in kora::command::auth::startup_warnings(&config) {
         eprintln!("kora: {warning}");
     }
-    match kora::shard::runtime::run(config) {
+    match kora::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kora: {e}");

@@ -121,6 +121,30 @@ fn a_renamed_key_exists_under_exactly_one_name() {
     assert_clean("RENAME/EXISTS", result);
 }
 
+/// Whole-keyspace reads run only where no multi-key command is midway:
+/// while one key moves between two shards by RENAME, DBSIZE always counts
+/// it once and KEYS always lists exactly one of its names.
+#[test]
+fn whole_keyspace_reads_never_see_a_rename_half_done() {
+    let server = Server::start(2);
+    let (a, b) = split_pair("ks:");
+    let _: () = q(&mut server.client(), &["SET", &a, "value"]);
+    let (wa, wb) = (a.clone(), b.clone());
+    let result = hammer(
+        &server,
+        move |c, i| {
+            let (from, to) = if i % 2 == 0 { (&wa, &wb) } else { (&wb, &wa) };
+            let _: () = q(c, &["RENAME", from, to]);
+        },
+        move |c| {
+            let size: i64 = q(c, &["DBSIZE"]);
+            let keys: Vec<String> = q(c, &["KEYS", "ks:*"]);
+            size == 1 && keys.len() == 1 && (keys[0] == a || keys[0] == b)
+        },
+    );
+    assert_clean("RENAME/DBSIZE+KEYS", result);
+}
+
 #[test]
 fn del_and_msetnx_are_all_or_nothing() {
     let server = Server::start(2);

@@ -307,7 +307,7 @@ fn shutdown_command_exits_zero() {
 #[test]
 fn keys_route_by_fixed_hash() {
     // The same key maps to the same shard in every process and run.
-    assert_eq!(shard_of("foo", 2), kora::shard::shard_of(b"foo", 2));
+    assert_eq!(shard_of("foo", 2), kora::coord::shard_of(b"foo", 2));
     let spread: Vec<usize> = (0..1000).map(|i| shard_of(&format!("k{i}"), 4)).collect();
     for shard in 0..4 {
         let n = spread.iter().filter(|&&s| s == shard).count();

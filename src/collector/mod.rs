@@ -25,10 +25,10 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::coord::Shard;
 use crate::coord::mesh::{Call, Msg, Node, Request, Response};
 use crate::metrics::histogram::LatencyTotals;
 use crate::metrics::{MetricsView, ShardSnapshot};
-use crate::shard::Shard;
 
 /// How long a round waits for a shard before reporting it down.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -67,7 +67,7 @@ impl Collector {
         let spares = self.totals.borrow_mut().absorb(interval);
         if !spares.is_empty() {
             let give_back: Call = Box::new(move |s: &Shard| {
-                s.metrics.histograms.return_spares(spares);
+                s.metrics().histograms.return_spares(spares);
                 Box::new(()) as Box<dyn std::any::Any + Send>
             });
             // Fire and forget: the answer is dropped when it arrives.
@@ -205,7 +205,7 @@ pub async fn collector_main(
         }),
     );
     if config.metrics_port != 0 {
-        let listener = crate::shard::runtime::listen(&config.metrics_addr()).map_err(|e| {
+        let listener = crate::server::runtime::listen(&config.metrics_addr()).map_err(|e| {
             shutdown_flag.store(true, Ordering::SeqCst);
             io::Error::other(format!(
                 "cannot serve metrics on {}: {e}",

@@ -7,19 +7,17 @@
 //! password it accepts any password; with `requirepass` set it accepts only
 //! that one. Texts are Redis 7.0.15's, byte for byte.
 //!
-//! Imports `shard::connection::ClientState` (the server layer; a break of
-//! the layering, see [`crate::command`]): AUTH changes the connection's
-//! authenticated state.
+//! The per-core copy of the settings is [`crate::coord::AuthSettings`];
+//! AUTH changes the connection's [`ClientState`].
 
-use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::Args;
+use super::conn::{ClientState, Flow};
 use crate::config::Config;
+use crate::coord::Shard;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
-use crate::shard::connection::{ClientState, Flow};
 
 /// The reply to any command but AUTH, HELLO and QUIT before a client with
 /// a password to give has authenticated.
@@ -38,66 +36,18 @@ pub(crate) const DENIED: &[u8] = b"-DENIED Redis is running in protected mode be
 /// client sends `POST` or `Host:` as a command.
 pub(crate) const ATTACK_LOG: &str = "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. This is likely due to an attacker attempting to use Cross Protocol Scripting to compromise your Redis instance. Connection aborted.";
 
-/// One shard's copy of the access settings. CONFIG SET changes every
-/// shard's copy, so each core reads its own without sharing.
-pub struct AuthSettings {
-    /// The default user's password; None means no password (nopass).
-    password: RefCell<Option<Box<[u8]>>>,
-    protected_mode: Cell<bool>,
-    /// When this shard last logged a cross-protocol attempt.
-    last_attack_log: Cell<Option<Instant>>,
-}
-
-impl AuthSettings {
-    pub fn new(config: &Config) -> AuthSettings {
-        let settings = AuthSettings {
-            password: RefCell::new(None),
-            protected_mode: Cell::new(config.protected_mode),
-            last_attack_log: Cell::new(None),
-        };
-        settings.set_password(config.requirepass.as_bytes());
-        settings
-    }
-
-    /// Sets `requirepass`; empty means none, as in Redis.
-    pub fn set_password(&self, password: &[u8]) {
-        *self.password.borrow_mut() = (!password.is_empty()).then(|| password.into());
-    }
-
-    pub fn password_lossy(&self) -> String {
-        self.password
-            .borrow()
-            .as_deref()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default()
-    }
-
-    #[inline]
-    pub fn has_password(&self) -> bool {
-        self.password.borrow().is_some()
-    }
-
-    pub fn protected_mode(&self) -> bool {
-        self.protected_mode.get()
-    }
-
-    pub fn set_protected_mode(&self, on: bool) {
-        self.protected_mode.set(on);
-    }
-}
-
 /// Whether a new connection starts authenticated: yes when no password is
 /// set at that moment. Like Redis, a later CONFIG SET requirepass does not
 /// log out connections that are already open.
 pub(crate) fn authenticated_at_connect(shard: &Shard) -> bool {
-    !shard.auth.has_password()
+    !shard.auth().has_password()
 }
 
 /// Whether `client` must still authenticate (Redis' `authRequired`): the
 /// gate for commands and for the parser's small unauthenticated limits.
 #[inline]
 pub(crate) fn auth_required(shard: &Shard, client: &ClientState) -> bool {
-    !client.authenticated && shard.auth.has_password()
+    !client.authenticated && shard.auth().has_password()
 }
 
 /// Commands an unauthenticated client may run: those flagged `no_auth`
@@ -118,12 +68,12 @@ pub(crate) fn security_warning(
     _: &Args,
     _: &mut Vec<u8>,
 ) -> Flow {
-    shard.metrics.stats.security_attacks.add(1);
+    shard.metrics().stats.security_attacks.add(1);
     let now = Instant::now();
-    let last = shard.auth.last_attack_log.get();
+    let last = shard.auth().last_attack_log.get();
     if last.is_none_or(|t| now.duration_since(t).as_secs() > 60) {
-        shard.auth.last_attack_log.set(Some(now));
-        eprintln!("kora: shard {}: {ATTACK_LOG}", shard.id);
+        shard.auth().last_attack_log.set(Some(now));
+        eprintln!("kora: shard {}: {ATTACK_LOG}", shard.id());
     }
     Flow::Abort
 }
@@ -175,15 +125,15 @@ pub(crate) fn authenticate(
     password: &[u8],
 ) -> bool {
     let ok = username == b"default"
-        && match shard.auth.password.borrow().as_deref() {
+        && shard.auth().with_password(|expected| match expected {
             // The default user without a password takes any password.
             None => true,
             Some(expected) => constant_time_eq(password, expected),
-        };
+        });
     if ok {
         client.authenticated = true;
     } else {
-        shard.metrics.stats.auth_failures.add(1);
+        shard.metrics().stats.auth_failures.add(1);
     }
     ok
 }
@@ -192,7 +142,7 @@ pub(crate) fn authenticate(
 pub(crate) fn auth(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) {
     let (username, password): (&[u8], &[u8]) = match args.len() {
         2 => {
-            if !shard.auth.has_password() {
+            if !shard.auth().has_password() {
                 return out.error(NO_PASSWORD_CONFIGURED);
             }
             (b"default", args.get(1))

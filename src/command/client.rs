@@ -4,77 +4,19 @@
 //! CLIENT LIST and CLIENT KILL ask every core for its part over the mesh,
 //! so nothing about clients is shared between cores.
 //!
-//! Imports `shard::connection::ClientState` (the server layer; a break of
-//! the layering, see [`crate::command`]).
+//! A registry entry is a [`crate::coord::ClientInfo`] (other cores reach it);
+//! how CLIENT LIST renders it lives here.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt::Write as _;
 
-use glommio::sync::Semaphore;
-
 use super::Args;
+use crate::command::conn::ClientState;
+use crate::coord::ClientInfo;
+use crate::coord::Shard;
 use crate::protocol::reply::Resp;
-use crate::shard::Shard;
-use crate::shard::connection::ClientState;
-
-/// What CLIENT LIST shows about one connection. Owned by the connection's
-/// core; the connection updates it with plain cell writes.
-pub struct ClientInfo {
-    pub id: u64,
-    pub addr: String,
-    pub laddr: String,
-    /// Unix ms, from the shard's cached clock.
-    pub created_ms: u64,
-    pub name: RefCell<Option<Box<[u8]>>>,
-    pub lib_name: RefCell<Option<Box<[u8]>>>,
-    pub lib_ver: RefCell<Option<Box<[u8]>>>,
-    /// The last command's name (`cmd=` in CLIENT LIST).
-    pub last_cmd: Cell<&'static str>,
-    pub last_active_ms: Cell<u64>,
-    pub net_in: Cell<u64>,
-    pub net_out: Cell<u64>,
-    pub commands: Cell<u64>,
-    /// Unparsed input bytes and the read buffer's size.
-    pub qbuf: Cell<usize>,
-    pub qbuf_cap: Cell<usize>,
-    /// Reply bytes held for the client and not written yet (`omem`).
-    pub omem: Cell<usize>,
-    /// Since when `omem` has been at or above the soft output limit.
-    pub soft_limit_since: Cell<Option<std::time::Instant>>,
-    /// Queued commands since MULTI, or -1 outside MULTI.
-    pub multi: Cell<i64>,
-    pub watching: Cell<usize>,
-    /// Closed by CLIENT KILL: wakes the connection's read, which then ends.
-    pub kill: Semaphore,
-    pub killed: Cell<bool>,
-}
 
 impl ClientInfo {
-    pub fn new(id: u64, addr: String, laddr: String, now_ms: u64) -> ClientInfo {
-        ClientInfo {
-            id,
-            addr,
-            laddr,
-            created_ms: now_ms,
-            name: RefCell::new(None),
-            lib_name: RefCell::new(None),
-            lib_ver: RefCell::new(None),
-            last_cmd: Cell::new("NULL"),
-            last_active_ms: Cell::new(now_ms),
-            net_in: Cell::new(0),
-            net_out: Cell::new(0),
-            commands: Cell::new(0),
-            qbuf: Cell::new(0),
-            qbuf_cap: Cell::new(0),
-            omem: Cell::new(0),
-            soft_limit_since: Cell::new(None),
-            multi: Cell::new(-1),
-            watching: Cell::new(0),
-            kill: Semaphore::new(0),
-            killed: Cell::new(false),
-        }
-    }
-
     /// One CLIENT LIST line, Redis 7 field order.
     fn line(&self, now_ms: u64, out: &mut String) {
         let text = |c: &RefCell<Option<Box<[u8]>>>| {
@@ -296,7 +238,7 @@ fn kill_filter(client: &ClientState, args: &Args) -> Result<KillFilter, String> 
 async fn kill(shard: &Shard, filter: KillFilter) -> usize {
     crate::coord::all(shard, move |s: &Shard| {
         let now = crate::store::unix_ms();
-        let clients = s.clients.borrow();
+        let clients = s.clients();
         let mut killed = 0;
         for c in clients.values().filter(|c| filter.matches(c, now)) {
             c.killed.set(true);
@@ -341,7 +283,7 @@ async fn list(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let parts = crate::coord::all(shard, move |s: &Shard| {
         let now = crate::store::unix_ms();
-        let clients = s.clients.borrow();
+        let clients = s.clients();
         let mut mine: Vec<&ClientInfo> = clients
             .values()
             .map(|c| &**c)

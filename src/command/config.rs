@@ -7,9 +7,9 @@
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::config::OutputBufferLimits;
+use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
 use crate::store::glob::glob_match_nocase;
 
 /// A knob CONFIG SET can change, with the values it accepts (inclusive).
@@ -77,7 +77,7 @@ impl Knob {
                     .to_string()
             })?;
             return shard
-                .output_limits
+                .output_limits()
                 .get()
                 .parse_over(text)
                 .map(Setting::OutputLimits)
@@ -95,17 +95,17 @@ impl Knob {
 
     /// Sets the knob on one shard.
     fn apply(self, shard: &Shard, setting: &Setting) {
-        let m = &shard.metrics;
+        let m = shard.metrics();
         let value = match setting {
             Setting::Int(v) => *v,
-            Setting::OutputLimits(limits) => return shard.output_limits.set(*limits),
-            Setting::Bytes(password) => return shard.auth.set_password(password),
+            Setting::OutputLimits(limits) => return shard.output_limits().set(*limits),
+            Setting::Bytes(password) => return shard.auth().set_password(password),
             Setting::Flag(on) => {
                 let on = *on;
                 return match self {
-                    Knob::LazyUserDel => shard.db.borrow_mut().lazy_user_del = on,
-                    Knob::LazyUserFlush => shard.db.borrow_mut().lazy_user_flush = on,
-                    _ => shard.auth.set_protected_mode(on),
+                    Knob::LazyUserDel => shard.db().lazy_user_del = on,
+                    Knob::LazyUserFlush => shard.db().lazy_user_flush = on,
+                    _ => shard.auth().set_protected_mode(on),
                 };
             }
         };
@@ -113,10 +113,10 @@ impl Knob {
             Knob::SlowlogSlowerThan => m.set_slowlog_slower_than_us(value),
             Knob::SlowlogMaxLen => m.set_slowlog_max_len(value as u64),
             Knob::LatencyThreshold => m.set_latency_threshold_ms(value as u64),
-            Knob::HotkeysDecayMs => shard.hotkeys_decay_ms.set(value as u64),
-            Knob::HotkeysTopK => shard.db.borrow_mut().hot.set_capacity(value as usize),
+            Knob::HotkeysDecayMs => shard.hotkeys_decay_ms().set(value as u64),
+            Knob::HotkeysTopK => shard.db().hot.set_capacity(value as usize),
             // One shared place; every shard storing the same value is fine.
-            Knob::MaxClients => shard.admission.set_max(value as usize),
+            Knob::MaxClients => shard.admission().set_max(value as usize),
             Knob::OutputBufferLimit
             | Knob::RequirePass
             | Knob::ProtectedMode
@@ -182,8 +182,8 @@ fn yes_no(on: bool) -> String {
 /// The current value of parameter `name` (one of `PARAMS`) on this shard;
 /// runtime knobs hold the same value on every shard.
 fn value(shard: &Shard, name: &str) -> String {
-    let c = &shard.config;
-    let m = &shard.metrics;
+    let c = shard.config();
+    let m = shard.metrics();
     match name {
         "bind" => c.bind.clone(),
         "port" => c.port.to_string(),
@@ -193,8 +193,8 @@ fn value(shard: &Shard, name: &str) -> String {
         "appendfsync" => "everysec".into(),
         "maxmemory" => "0".into(),
         "maxmemory-policy" => "noeviction".into(),
-        "maxclients" => shard.admission.max().to_string(),
-        "client-output-buffer-limit" => shard.output_limits.get().render(),
+        "maxclients" => shard.admission().max().to_string(),
+        "client-output-buffer-limit" => shard.output_limits().get().render(),
         "shutdown-timeout" => c.shutdown_timeout.to_string(),
         "metrics-max-connections" => c.metrics_max_connections.to_string(),
         "metrics-request-timeout" => c.metrics_request_timeout.to_string(),
@@ -218,14 +218,14 @@ fn value(shard: &Shard, name: &str) -> String {
         "metrics-port" => c.metrics_port.to_string(),
         "metrics-bind" => c.metrics_bind.clone(),
         "instrumentation" => yes_no(c.instrumentation),
-        "hotkeys-decay-ms" => shard.hotkeys_decay_ms.get().to_string(),
-        "hotkeys-top-k" => shard.db.borrow().hot.capacity().to_string(),
+        "hotkeys-decay-ms" => shard.hotkeys_decay_ms().get().to_string(),
+        "hotkeys-top-k" => shard.db().hot.capacity().to_string(),
         // As Redis, CONFIG GET shows the password to a client that may
         // run CONFIG (it could set a new one anyway).
-        "requirepass" => shard.auth.password_lossy(),
-        "protected-mode" => yes_no(shard.auth.protected_mode()),
-        "lazyfree-lazy-user-del" => yes_no(shard.db.borrow().lazy_user_del),
-        "lazyfree-lazy-user-flush" => yes_no(shard.db.borrow().lazy_user_flush),
+        "requirepass" => shard.auth().password_lossy(),
+        "protected-mode" => yes_no(shard.auth().protected_mode()),
+        "lazyfree-lazy-user-del" => yes_no(shard.db().lazy_user_del),
+        "lazyfree-lazy-user-flush" => yes_no(shard.db().lazy_user_flush),
         _ => String::new(),
     }
 }

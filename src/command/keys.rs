@@ -3,11 +3,13 @@
 //! drivers (run by the connection): coordination code living in the
 //! command layer until the `coord` module takes it.
 
+use std::rc::Rc;
+
 use super::{Args, ScanExtra, parse_cursor, parse_scan_options, parts_by_owner};
 use crate::coord::Atomic;
+use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
 use crate::store::glob::glob_match;
 use crate::store::{Db, Entry, Ttl};
 
@@ -270,12 +272,11 @@ pub fn rename_local(db: &mut Db, src: &[u8], dst: &[u8], nx: bool, out: &mut Vec
 pub const SHARD_GONE: &str = "ERR shard unavailable";
 
 /// KEYS: every shard's matches, concatenated.
-pub async fn keys_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+pub async fn keys_all(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let pattern = args.get(1).to_vec();
-    let per_shard = crate::coord::all(shard, move |s: &Shard| {
-        matching_keys(&s.db.borrow(), &pattern)
-    })
-    .await;
+    let per_shard =
+        crate::coord::all_at_once(shard, tx, move |s: &Shard| matching_keys(&s.db(), &pattern))
+            .await;
     out.array(per_shard.iter().map(Vec::len).sum());
     for key in per_shard.iter().flatten() {
         out.bulk(key);
@@ -306,10 +307,10 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let mut pos = (cursor >> CURSOR_SHARD_BITS) as usize;
     let mut keys = Vec::new();
     let mut next = 0u64;
-    while target < shard.nshards {
+    while target < shard.nshards() {
         let f = filter.clone();
         let (more, found) = crate::coord::on(shard, target, move |s: &Shard| {
-            scan_step(&s.db.borrow(), pos, count, &f)
+            scan_step(&s.db(), pos, count, &f)
         })
         .await
         .unwrap_or((None, Vec::new()));
@@ -322,7 +323,7 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             None => {
                 target += 1;
                 pos = 0;
-                next = if target < shard.nshards {
+                next = if target < shard.nshards() {
                     target as u64
                 } else {
                     0
@@ -342,12 +343,12 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 }
 
 pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
-    let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
+    let sizes = crate::coord::all(shard, |s: &Shard| s.db().len()).await;
     let total: usize = sizes.iter().sum();
     if total > 0 {
         // Start at a shard picked in proportion to its size; if it holds
         // only expired keys, go on to the next ones.
-        let mut pick = shard.db.borrow_mut().random_index(total);
+        let mut pick = shard.db().random_index(total);
         let first = sizes
             .iter()
             .position(|&n| {
@@ -359,15 +360,13 @@ pub async fn random_key_any(shard: &Shard, out: &mut Vec<u8>) {
                 }
             })
             .unwrap_or(0);
-        for i in 0..shard.nshards {
-            let target = (first + i) % shard.nshards;
+        for i in 0..shard.nshards() {
+            let target = (first + i) % shard.nshards();
             if sizes[target] == 0 {
                 continue;
             }
-            if let Some(Some(key)) = crate::coord::on(shard, target, |s: &Shard| {
-                random_key(&mut s.db.borrow_mut())
-            })
-            .await
+            if let Some(Some(key)) =
+                crate::coord::on(shard, target, |s: &Shard| random_key(&mut s.db())).await
             {
                 return out.bulk(&key);
             }
@@ -407,7 +406,7 @@ async fn count_across(
     for part in parts {
         let keys = part.args;
         let counted = atomic.on(part.shard, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
+            let mut db = s.db();
             keys.iter().filter(|k| count(&mut db, k)).count() as i64
         });
         match counted.await {
@@ -456,7 +455,7 @@ async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut
     if nx {
         let probe = dst.clone();
         match atomic
-            .on(to, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+            .on(to, move |s: &Shard| s.db().contains(&probe))
             .await
         {
             Some(false) => {}
@@ -464,7 +463,7 @@ async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut
                 // As Redis: a missing source is reported before "exists".
                 let probe = src.clone();
                 return match atomic
-                    .on(from, move |s: &Shard| s.db.borrow_mut().contains(&probe))
+                    .on(from, move |s: &Shard| s.db().contains(&probe))
                     .await
                 {
                     Some(true) => out.int(0),
@@ -477,7 +476,7 @@ async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut
     }
     let key = src.clone();
     let Some(taken) = atomic
-        .on(from, move |s: &Shard| take(&mut s.db.borrow_mut(), &key))
+        .on(from, move |s: &Shard| take(&mut s.db(), &key))
         .await
     else {
         return out.error(SHARD_GONE);
@@ -488,7 +487,7 @@ async fn rename_any(shard: &Shard, tx: u64, args: &Args<'_>, nx: bool, out: &mut
     let (key, entry) = (dst, Box::new(entry));
     let installed = atomic
         .on(to, move |s: &Shard| {
-            put(&mut s.db.borrow_mut(), &key, *entry);
+            put(&mut s.db(), &key, *entry);
         })
         .await;
     if installed.is_none() {

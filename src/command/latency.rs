@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use super::table::{NUM_SLOTS, SLOT_NAMES};
 use super::{Args, help_reply, unknown_subcommand};
+use crate::coord::Shard;
 use crate::metrics::latency_monitor::{EventSeries, merge_events};
 use crate::protocol::reply::Resp;
-use crate::shard::Shard;
 
 pub async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let sub = args.get(1).to_ascii_uppercase();
@@ -44,14 +44,14 @@ pub async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             let names: Vec<Vec<u8>> = args.iter_from(2).map(<[u8]>::to_vec).collect();
             let per_shard = crate::coord::all(shard, move |s: &Shard| {
                 let had: Vec<&'static str> = s
-                    .metrics
+                    .metrics()
                     .latency_monitor
                     .events()
                     .into_iter()
                     .map(|(name, _)| name)
                     .collect();
-                s.metrics.latency_monitor.reset(&names);
-                let after = s.metrics.latency_monitor.events();
+                s.metrics().latency_monitor.reset(&names);
+                let after = s.metrics().latency_monitor.events();
                 had.into_iter()
                     .filter(|name| !after.iter().any(|(n, _)| n == name))
                     .collect::<Vec<_>>()
@@ -96,7 +96,8 @@ pub async fn latency(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 
 /// Every shard's latency events, merged per event name.
 async fn events(shard: &Shard) -> Vec<(&'static str, EventSeries)> {
-    let per_shard = crate::coord::all(shard, |s: &Shard| s.metrics.latency_monitor.events()).await;
+    let per_shard =
+        crate::coord::all(shard, |s: &Shard| s.metrics().latency_monitor.events()).await;
     merge_events(per_shard)
 }
 
@@ -137,7 +138,7 @@ async fn histogram(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 /// A plain-language reading of the latency monitor, in the spirit of
 /// Redis' LATENCY DOCTOR.
 fn doctor(shard: &Shard, events: &[(&'static str, EventSeries)]) -> String {
-    let threshold = shard.metrics.latency_monitor.threshold_ms();
+    let threshold = shard.metrics().latency_monitor.threshold_ms();
     let mut report = String::new();
     if threshold == 0 && events.is_empty() {
         report.push_str(
@@ -177,9 +178,9 @@ fn doctor(shard: &Shard, events: &[(&'static str, EventSeries)]) -> String {
         );
     }
     report.push_str("\nAdvice:\n\n");
-    let slowlog_us = shard.metrics.slowlog.slower_than_us();
+    let slowlog_us = shard.metrics().slowlog.slower_than_us();
     if events.iter().any(|(name, _)| *name == "command") {
-        if slowlog_us < 0 || shard.metrics.slowlog.max_len() == 0 {
+        if slowlog_us < 0 || shard.metrics().slowlog.max_len() == 0 {
             let _ = writeln!(
                 report,
                 "- The slow log is off. Turn it on with 'CONFIG SET slowlog-log-slower-than {}' to see which commands are slow.",

@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
+use crate::coord::Shard;
 use crate::metrics::MetricsView;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
 use crate::store::{cost, entry_usage};
 
 /// Elements MEMORY USAGE looks at in an aggregate unless told otherwise,
@@ -73,7 +73,7 @@ async fn usage(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let key = args.get(2).to_vec();
     let owner = shard.owner(&key);
     let size = crate::coord::on(shard, owner, move |s: &Shard| {
-        let mut db = s.db.borrow_mut();
+        let mut db = s.db();
         db.peek(&key).map(|entry| entry_usage(&key, entry, samples))
     })
     .await;

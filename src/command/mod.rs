@@ -5,7 +5,7 @@
 //! that owns the command's key(s), reads its arguments as slices, and
 //! appends exactly one RESP reply to `out`. Connection-level commands
 //! (fan-out, cross-shard, connection state) are [`Conn`] rows, run by the
-//! connection in [`crate::shard::connection`].
+//! connection in [`crate::server::connection`].
 //!
 //! Layer: `command`, above `store` and coordination (see the crate docs,
 //! "Layers and imports"). Owns the table, argument access ([`Args`]), the
@@ -14,10 +14,9 @@
 //! the leaves (`protocol`, `metrics`): they run on one shard with one
 //! `&mut Db` and know nothing of other cores. Connection-level commands
 //! (`async fn`s taking `&Shard`) may also use coordination to reach other
-//! shards. Breaks today: [`auth`], [`client`] and [`server`] import
-//! `shard::connection::ClientState` (and `Flow`) from the server layer;
-//! [`keys`], [`sets`] and [`strings`] hold cross-shard drivers (KEYS,
-//! SCAN, RANDOMKEY, RENAME, SINTER…, MSETNX) that belong to coordination.
+//! shards through [`crate::coord`]; what they may change of their
+//! connection is [`conn::ClientState`], and they tell the server what to
+//! do next with a [`conn::Flow`].
 //!
 //! # Adding a command
 //!
@@ -132,7 +131,7 @@ macro_rules! spread {
     ($name:ident => $body:path) => {
         #[doc = concat!("[`Spread`](crate::command::Spread) of `", stringify!($body), "`.")]
         pub fn $name<'a>(
-            shard: &'a crate::shard::Shard,
+            shard: &'a crate::coord::Shard,
             tx: u64,
             args: &'a crate::command::Args<'a>,
             out: &'a mut Vec<u8>,
@@ -145,6 +144,7 @@ macro_rules! spread {
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod hashes;
 pub mod keys;
 pub mod latency;
@@ -158,42 +158,42 @@ pub mod sets;
 pub mod slowlog;
 pub mod strings;
 pub mod table;
+pub mod transaction;
 
 pub use table::{CommandSpec, Conn, Kind, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
 
-use crate::protocol::parser::{ArgRange, parse_i64};
+use crate::protocol::parser::ArgRange;
 use crate::protocol::reply::{Resp, err};
-use crate::store::Db;
 
-/// Runs a command on the owning shard and appends one reply to `out`.
-pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
+pub use crate::coord::Handler;
+pub use crate::protocol::Args;
 
 /// Runs a multi-key command whose keys live on several shards, from the
 /// connection, as one atomic step ([`crate::coord::Atomic`]) with the
 /// given transaction id; appends one reply to `out`.
 pub type Spread =
-    for<'a> fn(&'a crate::shard::Shard, u64, &'a Args<'a>, &'a mut Vec<u8>) -> SpreadFuture<'a>;
+    for<'a> fn(&'a crate::coord::Shard, u64, &'a Args<'a>, &'a mut Vec<u8>) -> SpreadFuture<'a>;
 
 /// A command the connection answers by itself, without waiting (see
 /// [`Conn::Local`]).
 pub type LocalConn = fn(
-    &crate::shard::Shard,
-    &mut crate::shard::connection::ClientState,
+    &crate::coord::Shard,
+    &mut crate::command::conn::ClientState,
     &Args<'_>,
     &mut Vec<u8>,
-) -> crate::shard::connection::Flow;
+) -> crate::command::conn::Flow;
 
 /// A command the connection runs and may wait in (see [`Conn::Async`]).
 pub type AsyncConn = for<'a> fn(
-    &'a std::rc::Rc<crate::shard::Shard>,
-    &'a mut crate::shard::connection::ClientState,
+    &'a std::rc::Rc<crate::coord::Shard>,
+    &'a mut crate::command::conn::ClientState,
     &'a Args<'a>,
     &'a mut Vec<u8>,
 ) -> ConnFuture<'a>;
 
 /// The future an [`AsyncConn`] returns.
 pub type ConnFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = crate::shard::connection::Flow> + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::command::conn::Flow> + 'a>>;
 
 /// The future a [`Spread`] returns.
 pub type SpreadFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
@@ -245,7 +245,7 @@ pub struct Part {
 /// Parts come in ascending shard order, the order an
 /// [`Atomic`](crate::coord::Atomic) locks them in.
 pub fn parts_by_owner(
-    shard: &crate::shard::Shard,
+    shard: &crate::coord::Shard,
     args: &Args,
     first: usize,
     step: usize,
@@ -272,68 +272,6 @@ pub fn parts_by_owner(
     }
     parts.sort_unstable_by_key(|p| p.shard);
     parts
-}
-
-/// A command's arguments as slices of one buffer (the connection's read
-/// buffer, or the byte block of a mesh batch). `get(0)` is the command name.
-#[derive(Clone, Copy)]
-pub struct Args<'a> {
-    buf: &'a [u8],
-    ranges: &'a [ArgRange],
-}
-
-impl<'a> Args<'a> {
-    pub fn new(buf: &'a [u8], ranges: &'a [ArgRange]) -> Args<'a> {
-        Args { buf, ranges }
-    }
-
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.ranges.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    #[inline]
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        let (s, e) = self.ranges[i];
-        &self.buf[s..e]
-    }
-
-    pub fn buf(&self) -> &'a [u8] {
-        self.buf
-    }
-
-    pub fn range(&self, i: usize) -> ArgRange {
-        self.ranges[i]
-    }
-
-    pub fn ranges(&self) -> &'a [ArgRange] {
-        self.ranges
-    }
-
-    /// Arguments from `from` on.
-    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.ranges[from.min(self.ranges.len())..]
-            .iter()
-            .map(|&(s, e)| &self.buf[s..e])
-    }
-
-    /// Case-insensitive comparison of argument `i` with an ASCII keyword.
-    pub fn is(&self, i: usize, keyword: &str) -> bool {
-        self.get(i).eq_ignore_ascii_case(keyword.as_bytes())
-    }
-
-    /// Argument `i` as an integer, or the Redis error reply.
-    pub fn int(&self, i: usize) -> Result<i64, &'static str> {
-        parse_i64(self.get(i)).ok_or(err::NOT_INTEGER)
-    }
-
-    pub fn name_lossy(&self) -> String {
-        String::from_utf8_lossy(self.get(0)).to_lowercase()
-    }
 }
 
 /// `-ERR wrong number of arguments for 'xxx' command`.

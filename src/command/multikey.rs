@@ -14,9 +14,9 @@
 use super::keys::SHARD_GONE;
 use super::{Args, parts_by_owner};
 use crate::coord::Atomic;
+use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
 use crate::store::{Db, Entry, SetValue, Ttl, Value};
 
 const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
@@ -214,16 +214,14 @@ async fn lmove_any(
     let mut atomic = Atomic::new(shard, tx, [&src[..], &dst[..]]);
     let key = dst.clone();
     let Some(dst_state) = atomic
-        .on(to, move |s: &Shard| {
-            probe(&mut s.db.borrow_mut(), &key, is_list)
-        })
+        .on(to, move |s: &Shard| probe(&mut s.db(), &key, is_list))
         .await
     else {
         return out.error(SHARD_GONE);
     };
     let popped = atomic
         .on(from, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
+            let mut db = s.db();
             match probe(&mut db, &src, is_list) {
                 Probe::Missing => Ok(None),
                 Probe::Wrong => Err(err::WRONGTYPE),
@@ -242,7 +240,7 @@ async fn lmove_any(
     out.bulk(&elem);
     let pushed = atomic
         .on(to, move |s: &Shard| {
-            push_one(&mut s.db.borrow_mut(), &dst, &elem, to_left)
+            push_one(&mut s.db(), &dst, &elem, to_left)
         })
         .await;
     if pushed.is_none() {
@@ -332,7 +330,7 @@ async fn lmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
         let wanted = part.args;
         let probed = atomic
             .on(part.shard, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
+                let mut db = s.db();
                 wanted
                     .iter()
                     .map(|k| probe(&mut db, k, is_list))
@@ -356,7 +354,7 @@ async fn lmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
     let home = shard.owner(&key);
     let popped = atomic
         .on(home, move |s: &Shard| {
-            let popped = pop_many(&mut s.db.borrow_mut(), &key, left, count);
+            let popped = pop_many(&mut s.db(), &key, left, count);
             (key, popped)
         })
         .await;
@@ -428,16 +426,14 @@ async fn smove_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
     let mut atomic = Atomic::new(shard, tx, [&src[..], &dst[..]]);
     let key = dst.clone();
     let Some(dst_state) = atomic
-        .on(to, move |s: &Shard| {
-            probe(&mut s.db.borrow_mut(), &key, is_set)
-        })
+        .on(to, move |s: &Shard| probe(&mut s.db(), &key, is_set))
         .await
     else {
         return out.error(SHARD_GONE);
     };
     let (removed, member) = match atomic
         .on(from, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
+            let mut db = s.db();
             let removed = match probe(&mut db, &src, is_set) {
                 Probe::Missing => Ok(false),
                 Probe::Wrong => Err(err::WRONGTYPE),
@@ -456,9 +452,7 @@ async fn smove_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
         return out.int(0);
     }
     let added = atomic
-        .on(to, move |s: &Shard| {
-            add_member(&mut s.db.borrow_mut(), &dst, &member)
-        })
+        .on(to, move |s: &Shard| add_member(&mut s.db(), &dst, &member))
         .await;
     match added {
         Some(()) => out.int(1),
@@ -575,7 +569,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
         let wanted = wanted.clone();
         let probed = atomic
             .on(*home, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
+                let mut db = s.db();
                 wanted
                     .into_iter()
                     .map(|(at, k)| {
@@ -604,7 +598,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
         for (home, wanted) in parts {
             let counted = atomic
                 .on(home, move |s: &Shard| {
-                    let mut db = s.db.borrow_mut();
+                    let mut db = s.db();
                     for (_, k) in wanted.iter().filter(|(at, _)| *at < upto) {
                         db.get(k);
                     }
@@ -628,14 +622,12 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     };
     let home = shard.owner(&first);
     let copied = atomic
-        .on(home, move |s: &Shard| {
-            match s.db.borrow_mut().peek(&first) {
-                Some(Entry {
-                    value: Value::Set(set),
-                    ..
-                }) => set.iter().cloned().collect::<Vec<Box<[u8]>>>(),
-                _ => Vec::new(),
-            }
+        .on(home, move |s: &Shard| match s.db().peek(&first) {
+            Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) => set.iter().cloned().collect::<Vec<Box<[u8]>>>(),
+            _ => Vec::new(),
         })
         .await;
     let Some(mut candidates) = copied else {
@@ -646,7 +638,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     for (home, wanted) in parts {
         let kept = atomic
             .on(home, move |s: &Shard| {
-                let mut db = s.db.borrow_mut();
+                let mut db = s.db();
                 for (_, key) in &wanted {
                     match db.get(key).map(|e| &e.value) {
                         Some(Value::Set(set)) => candidates.retain(|m| set.contains(m)),
@@ -741,16 +733,13 @@ async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     let mut atomic = Atomic::new(shard, tx, [&src[..], &dst[..]]);
     if !replace {
         let key = dst.clone();
-        match atomic
-            .on(to, move |s: &Shard| s.db.borrow_mut().contains(&key))
-            .await
-        {
+        match atomic.on(to, move |s: &Shard| s.db().contains(&key)).await {
             Some(false) => {}
             Some(true) => {
                 // Still a read of the source, for the statistics.
                 let key = src.clone();
                 let read = atomic
-                    .on(from, move |s: &Shard| s.db.borrow_mut().get(&key).is_some())
+                    .on(from, move |s: &Shard| s.db().get(&key).is_some())
                     .await;
                 return match read {
                     Some(_) => out.int(0),
@@ -762,7 +751,7 @@ async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     }
     let copied = atomic
         .on(from, move |s: &Shard| {
-            s.db.borrow_mut()
+            s.db()
                 .get(&src)
                 .map(|e| (Box::new(e.value.clone()), e.expire_at))
         })
@@ -774,7 +763,7 @@ async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     };
     let installed = atomic
         .on(to, move |s: &Shard| {
-            s.db.borrow_mut().set(&dst, *value, ttl_of(expire_at))
+            s.db().set(&dst, *value, ttl_of(expire_at))
         })
         .await;
     match installed {

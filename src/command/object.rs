@@ -7,9 +7,9 @@
 //! hot-key sketch under any eviction policy.
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
+use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::Resp;
-use crate::shard::Shard;
 use crate::store::Value;
 
 pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
@@ -118,7 +118,7 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let key = args.get(2).to_vec();
     let owner = shard.owner(&key);
     let answer = crate::coord::on(shard, owner, move |s: &Shard| {
-        let mut db = s.db.borrow_mut();
+        let mut db = s.db();
         let freq = db.hot.estimate(&key);
         let now = db.now_secs();
         let Some(entry) = db.peek(&key) else {

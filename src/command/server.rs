@@ -3,22 +3,20 @@
 //! SHUTDOWN, DEBUG. Also the dispatcher for every connection-level
 //! command, whichever family it belongs to.
 //!
-//! Imports `shard::connection::{ClientState, Flow}` (the server layer; a
-//! break of the layering, see [`crate::command`]): these commands change the
+//! These commands may change the
 //! connection's state or end it.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 
 use std::rc::Rc;
 
+use super::conn::{ClientState, Flow};
 use super::table::{self, NUM_SLOTS, SLOT_NAMES};
 use super::{Args, auth, keys, wrong_arity};
+use crate::coord::Shard;
 use crate::metrics::MetricsView;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
-use crate::shard::connection::{ClientState, Flow};
 
 /// The Redis version whose behaviour Kora follows (what clients see as
 /// `redis_version`).
@@ -65,7 +63,7 @@ pub fn quit(_: &Shard, _: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow
 }
 
 pub fn shutdown(shard: &Shard, _: &mut ClientState, _: &Args, _: &mut Vec<u8>) -> Flow {
-    shard.shutdown_flag.store(true, Ordering::SeqCst);
+    shard.shutdown().request();
     Flow::Close
 }
 
@@ -84,13 +82,13 @@ pub fn scripting(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>)
     Flow::Continue
 }
 
-conn_async!(dbsize, |shard, _client, _args, out| {
-    let sizes = crate::coord::all(shard, |s: &Shard| s.db.borrow().len()).await;
+conn_async!(dbsize, |shard, client, _args, out| {
+    let sizes = crate::coord::all_at_once(shard, client.info.id, |s: &Shard| s.db().len()).await;
     out.int(sizes.iter().sum::<usize>() as i64);
     Flow::Continue
 });
 
-conn_async!(flush, |shard, _client, args, out| {
+conn_async!(flush, |shard, client, args, out| {
     if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
         out.error(err::SYNTAX);
         return Flow::Continue;
@@ -100,10 +98,10 @@ conn_async!(flush, |shard, _client, args, out| {
     let lazy = if args.len() == 2 {
         args.is(1, "ASYNC")
     } else {
-        shard.db.borrow().lazy_user_flush
+        shard.db().lazy_user_flush
     };
-    crate::coord::all(shard, move |s: &Shard| {
-        let mut db = s.db.borrow_mut();
+    crate::coord::all_at_once(shard, client.info.id, move |s: &Shard| {
+        let mut db = s.db();
         if lazy { db.flush_async() } else { db.flush() }
     })
     .await;
@@ -126,8 +124,8 @@ conn_async!(info_cmd, |shard, _client, args, out| {
     Flow::Continue
 });
 
-conn_async!(keys_cmd, |shard, _client, args, out| {
-    keys::keys_all(shard, args, out).await;
+conn_async!(keys_cmd, |shard, client, args, out| {
+    keys::keys_all(shard, client.info.id, args, out).await;
     Flow::Continue
 });
 
@@ -167,27 +165,27 @@ conn_async!(object_cmd, |shard, _client, args, out| {
 });
 
 conn_async!(discard_cmd, |shard, client, _args, out| {
-    crate::shard::transaction::discard(shard, client, out).await;
+    super::transaction::discard(shard, client, out).await;
     Flow::Continue
 });
 
 conn_async!(watch_cmd, |shard, client, args, out| {
-    crate::shard::transaction::watch(shard, client, args, out).await;
+    super::transaction::watch(shard, client, args, out).await;
     Flow::Continue
 });
 
 conn_async!(unwatch_cmd, |shard, client, _args, out| {
-    crate::shard::transaction::unwatch(shard, client, out).await;
+    super::transaction::unwatch(shard, client, out).await;
     Flow::Continue
 });
 
 pub fn multi_cmd(_: &Shard, client: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow {
-    crate::shard::transaction::multi(client, out);
+    super::transaction::multi(client, out);
     Flow::Continue
 }
 
 /// EXEC: the connection replays the queued commands itself
-/// (`shard::transaction::exec`), so the row only says so.
+/// (`server::transaction::exec`), so the row only says so.
 pub fn exec_cmd(_: &Shard, _: &mut ClientState, _: &Args, _: &mut Vec<u8>) -> Flow {
     Flow::Exec
 }
@@ -324,7 +322,7 @@ async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         },
         _ => return out.error(err::SYNTAX),
     }
-    let per_shard = crate::coord::all(shard, |s: &Shard| s.db.borrow().hot.top()).await;
+    let per_shard = crate::coord::all(shard, |s: &Shard| s.db().hot.top()).await;
     let mut all: Vec<(Vec<u8>, u64)> = per_shard.into_iter().flatten().collect();
     all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(count);
@@ -344,7 +342,7 @@ pub fn debug(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>)
 }
 
 fn debug_reply(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
-    if !shard.config.enable_debug_command {
+    if !shard.config().enable_debug_command {
         return out.error(
             "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you can change it with --enable-debug-command.",
         );
@@ -476,7 +474,7 @@ async fn info(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> String {
     let snap = &view.merged;
     let mut s = String::with_capacity(4096);
-    let uptime = shard.started.elapsed().as_secs();
+    let uptime = shard.uptime().as_secs();
     let wants = |name: &str| sections.contains(&name);
     let section = |s: &mut String, title: &str| {
         if !s.is_empty() {
@@ -493,9 +491,9 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             std::env::consts::ARCH,
             std::process::id(),
             run_id(),
-            shard.config.port,
+            shard.config().port,
             uptime / 86400,
-            shard.nshards,
+            shard.nshards(),
         );
     }
     if wants("clients") {
@@ -504,7 +502,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             s,
             "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
             snap.connections_current,
-            shard.admission.max()
+            shard.admission().max()
         );
     }
     if wants("memory") {

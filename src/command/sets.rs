@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options};
 use crate::coord::Atomic;
+use crate::coord::Shard;
 use crate::protocol::reply::{Resp, err};
-use crate::shard::Shard;
 use crate::store::glob::glob_match;
 use crate::store::{Db, Hasher, SetValue, Ttl, Value, WrongType};
 
@@ -450,9 +450,7 @@ pub(crate) async fn fetch_sets(
     for part in super::parts_by_owner(shard, &picked, first, 1) {
         let wanted: Vec<Vec<u8>> = part.args.iter().map(<[u8]>::to_vec).collect();
         let fetched = atomic
-            .on(part.shard, move |s: &Shard| {
-                copy_sets(&mut s.db.borrow_mut(), &wanted)
-            })
+            .on(part.shard, move |s: &Shard| copy_sets(&mut s.db(), &wanted))
             .await;
         match fetched {
             Some(Ok(sets)) => {
@@ -492,7 +490,7 @@ async fn algebra_across(
     };
     let stored = atomic
         .on(home, move |s: &Shard| {
-            store_result(&mut s.db.borrow_mut(), &dst, result)
+            store_result(&mut s.db(), &dst, result)
         })
         .await;
     match stored {

@@ -2,9 +2,9 @@
 //! slow log and the latency monitor of the core that served the client.
 
 use super::{Args, help_reply, lookup, subcommand_arity, unknown_subcommand};
+use crate::coord::Shard;
 use crate::metrics::slowlog::{SlowEntry, merge_newest};
 use crate::protocol::reply::Resp;
-use crate::shard::Shard;
 
 /// What the slow log shows instead of a secret argument.
 const REDACTED: &[u8] = b"(redacted)";
@@ -19,7 +19,7 @@ pub fn log_slow(shard: &Shard, args: &Args, addr: &str, name: &[u8], nanos: u64)
     if spec.is_some_and(|s| s.name == "exec") {
         return;
     }
-    let metrics = &shard.metrics;
+    let metrics = shard.metrics();
     let fast = spec.is_some_and(|s| s.flags.contains(&"fast"));
     metrics
         .latency_monitor
@@ -58,7 +58,7 @@ pub async fn slowlog(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
                 }
             }
             let per_shard = crate::coord::all(shard, move |s: &Shard| {
-                let log = &s.metrics.slowlog;
+                let log = &s.metrics().slowlog;
                 (log.newest(count), log.max_len())
             })
             .await;
@@ -74,7 +74,7 @@ pub async fn slowlog(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         }
         (b"LEN", 2) => {
             let lens = crate::coord::all(shard, |s: &Shard| {
-                let log = &s.metrics.slowlog;
+                let log = &s.metrics().slowlog;
                 (log.len() as u64, log.max_len())
             })
             .await;
@@ -83,7 +83,7 @@ pub async fn slowlog(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             out.int(total.min(max_len) as i64);
         }
         (b"RESET", 2) => {
-            crate::coord::all(shard, |s: &Shard| s.metrics.slowlog.reset()).await;
+            crate::coord::all(shard, |s: &Shard| s.metrics().slowlog.reset()).await;
             out.ok();
         }
         (b"HELP", 2) => help_reply(

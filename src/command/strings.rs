@@ -3,9 +3,9 @@
 use super::keys::SHARD_GONE;
 use super::{Args, parts_by_owner, wrong_arity};
 use crate::coord::Atomic;
+use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64};
-use crate::shard::Shard;
 use crate::store::{Db, Ttl, Value};
 
 /// Largest string Redis lets SETRANGE/APPEND build (proto-max-bulk-len).
@@ -459,7 +459,7 @@ async fn mget_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     for part in parts {
         let keys = part.args;
         let read = atomic.on(part.shard, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
+            let mut db = s.db();
             keys.iter()
                 .map(|k| read_str(&mut db, k).ok().flatten().map(<[u8]>::to_vec))
                 .collect::<Vec<_>>()
@@ -500,7 +500,7 @@ async fn mset_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
 
 /// One shard's part of MSET / MSETNX: keys and values in pairs.
 fn set_pairs(shard: &Shard, pairs: &super::Shipped) {
-    let mut db = shard.db.borrow_mut();
+    let mut db = shard.db();
     for i in (0..pairs.len()).step_by(2) {
         db.set_string(pairs.get(i), pairs.get(i + 1), Ttl::Clear);
     }
@@ -517,7 +517,7 @@ async fn msetnx_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8
     for part in &parts {
         let keys: Vec<Vec<u8>> = part.args.iter().step_by(2).map(<[u8]>::to_vec).collect();
         let any = atomic.on(part.shard, move |s: &Shard| {
-            let mut db = s.db.borrow_mut();
+            let mut db = s.db();
             keys.iter().any(|k| db.contains(k))
         });
         match any.await {

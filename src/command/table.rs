@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
-    Args, AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets,
-    strings,
+    AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
 };
 
 pub use crate::metrics::slots::{NUM_SLOTS, SLOT_NAMES, SLOT_OTHER};
@@ -64,10 +63,7 @@ pub enum Kind {
     Conn(Conn),
 }
 
-/// Where a command's keys are, beyond the fixed (first, last, step) of
-/// [`CommandSpec`]: commands that name their key count (LMPOP, SINTERCARD)
-/// find their keys from the arguments, as Redis' "movablekeys".
-pub type KeyFinder = fn(&Args<'_>) -> Option<(usize, usize)>;
+pub use crate::coord::KeyFinder;
 
 #[derive(Clone, Copy)]
 pub struct CommandSpec {
@@ -89,6 +85,17 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Where this command's keys are, for the coordination layer.
+    #[inline]
+    pub fn keys(&self) -> crate::coord::KeySpec {
+        crate::coord::KeySpec {
+            first: self.first_key,
+            last: self.last_key,
+            step: self.key_step,
+            movable: self.movable,
+        }
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i32;
         if self.arity >= 0 {

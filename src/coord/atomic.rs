@@ -22,7 +22,7 @@ use std::any::Any;
 
 use super::mesh::{self, Request, Response};
 use super::txlock::TxId;
-use crate::shard::Shard;
+use crate::coord::Shard;
 
 /// A multi-key command's hold on the shards it touches (see the module
 /// docs).

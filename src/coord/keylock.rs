@@ -30,8 +30,8 @@ use std::task::{Poll, Waker};
 
 use super::mesh::{Call, Request};
 use super::txlock::TxId;
-use crate::command::Args;
-use crate::shard::Shard;
+use crate::coord::Shard;
+use crate::protocol::Args;
 
 /// Some keys of one shard, owned.
 pub type Keys = Vec<Box<[u8]>>;
@@ -47,6 +47,10 @@ enum KeyWait {
     },
     /// A batch of plain commands stopped at one naming a held key.
     Batch { from: usize, id: u32, req: Request },
+    /// A call that reads or changes the shard as a whole (KEYS, SCAN,
+    /// DBSIZE, FLUSHALL, OBJECT…): it runs only when no key is held, so it
+    /// never sees a multi-key command half done.
+    Call { from: usize, id: u32, call: Call },
 }
 
 /// The key locks of one shard (see the module docs).
@@ -94,6 +98,9 @@ impl KeyLocks {
                 theirs.iter().any(|k| keys.binary_search(k).is_ok())
             }
             KeyWait::Batch { .. } => false,
+            // A whole-shard call waits for every key: later key takers
+            // queue behind it, so a stream of them cannot starve it.
+            KeyWait::Call { .. } => true,
         })
     }
 
@@ -160,6 +167,33 @@ impl Shard {
             .waiting
             .borrow_mut()
             .push_back(KeyWait::Batch { from, id, req });
+    }
+
+    /// A call from another core (see [`KeyWait::Call`]): runs now if no key
+    /// is held here, else when the last holder lets go.
+    pub(crate) fn admit_call(&self, from: usize, id: u32, call: Call) {
+        if self.keys.is_empty() {
+            self.run_call(from, id, call);
+        } else {
+            self.keys
+                .waiting
+                .borrow_mut()
+                .push_back(KeyWait::Call { from, id, call });
+        }
+    }
+
+    /// Waits until no key of this core's shard is held (a call of this
+    /// core's own, see [`KeyWait::Call`]).
+    pub(crate) async fn keys_at_rest(&self) {
+        std::future::poll_fn(|cx| {
+            if self.keys.is_empty() {
+                Poll::Ready(())
+            } else {
+                self.keys.wakers.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Takes `keys` for `tx` on this core's shard, waiting for holders.
@@ -241,6 +275,7 @@ impl Shard {
                     call,
                 } => self.admit_key_lock(from, id, tx, keys, call),
                 KeyWait::Batch { from, id, req } => self.handle_request(from, id, req),
+                KeyWait::Call { from, id, call } => self.admit_call(from, id, call),
             }
         }
         self.keys.wake_local();

@@ -8,8 +8,9 @@
 //! full, messages wait in a per-peer local queue drained by one task, so a
 //! full channel cannot deadlock two shards answering each other.
 //!
-//! Layer: coordination. Imports `command::Handler` (messages carry the
-//! handler to run; a break of the layering, see [`crate::shard`]).
+//! Layer: coordination. Messages carry [`Handler`]s, the shard-side half
+//! of a command, defined here so the mesh needs nothing from the command
+//! table.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -22,10 +23,16 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::{GlommioError, ResourceType};
 
-use crate::command::Handler;
+use crate::coord::Shard;
 use crate::metrics::MetricsView;
+use crate::protocol::Args;
 use crate::protocol::parser::ArgRange;
-use crate::shard::Shard;
+use crate::store::Db;
+
+/// Runs a command on the owning shard and appends one reply to `out`: the
+/// shard-side half of a command, as the table names it and a batch carries
+/// it.
+pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
 
 /// Commands for one shard, cut from one connection's pipeline: argument
 /// bytes copied into one block, and per command its handler and argument

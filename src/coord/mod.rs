@@ -15,25 +15,47 @@
 //!   shard order, so two of them can never wait on each other in a cycle)
 //!   from its first op until the command ends. EXEC uses the same locks.
 //!
+//! An op of [`on`], [`on_each`] or [`all`] runs on a shard only while no
+//! multi-key command holds a key there (it queues behind the holders, and
+//! later key takers queue behind it): a whole-keyspace read (KEYS, SCAN,
+//! DBSIZE, RANDOMKEY) or change (FLUSHALL) never sees one half done. The
+//! collector's snapshot calls are the exception: they read instruments only.
+//!
 //! Ops are closures run on the target shard's thread; they return typed
 //! values that the caller merges. RESP is written once, by the caller on
 //! the connection's core.
 //!
-//! May import: `store`, `metrics`, `protocol`, and `shard::Shard` (the
-//! per-core state the ops run against).
+//! It also owns each core's [`Shard`] (its `Db`, instruments, client
+//! registry, runtime settings, [`Shutdown`] and housekeeping timers), whose
+//! fields are private to this module.
+//!
+//! May import: `store`, `metrics`, `protocol`, `config`.
 
 pub mod keylock;
 pub mod mesh;
 pub mod txlock;
 
 mod atomic;
+mod clients;
+mod housekeeping;
+mod settings;
+mod shard;
+mod shutdown;
 
 pub use atomic::Atomic;
+pub use clients::ClientInfo;
+pub use housekeeping::spawn_housekeeping;
+pub use mesh::Handler;
+pub use settings::AuthSettings;
+pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Shard, key_args, shard_of};
+pub use shutdown::Shutdown;
 
 use std::any::Any;
 
-use crate::shard::Shard;
+use std::rc::Rc;
+
 use mesh::{Request, Response};
+use txlock::TxId;
 
 /// Runs `op` on shard `target` (right here when it is this core's) and
 /// returns its result; None only if the target is gone (shutting down).
@@ -43,8 +65,7 @@ where
     F: FnOnce(&Shard) -> R + Send + 'static,
 {
     if target == shard.id {
-        shard.tx.unblocked().await;
-        shard.db.borrow_mut().refresh_clock();
+        local_turn(shard).await;
         return Some(op(shard));
     }
     let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
@@ -74,8 +95,40 @@ where
         out.push(match fut {
             Some(fut) => downcast(fut.await),
             None => {
-                shard.tx.unblocked().await;
-                shard.db.borrow_mut().refresh_clock();
+                local_turn(shard).await;
+                Some(op(shard))
+            }
+        });
+    }
+    out
+}
+
+/// Runs a different op on each of several shards concurrently (each
+/// shard's part of one request, e.g. the keys of a WATCH): every request is
+/// on its way before the first answer is awaited. Results in the order of
+/// `parts`; None for a shard that is gone.
+pub async fn on_parts<R, F>(shard: &Shard, parts: Vec<(usize, F)>) -> Vec<Option<R>>
+where
+    R: Send + 'static,
+    F: FnOnce(&Shard) -> R + Send + 'static,
+{
+    let pending: Vec<_> = parts
+        .into_iter()
+        .map(|(t, op)| {
+            if t == shard.id {
+                Err(op)
+            } else {
+                let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
+                Ok(shard.node.request(t, tagged(shard, call)))
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(pending.len());
+    for part in pending {
+        out.push(match part {
+            Ok(fut) => downcast(fut.await),
+            Err(op) => {
+                local_turn(shard).await;
                 Some(op(shard))
             }
         });
@@ -96,6 +149,44 @@ where
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Before an op runs on this core's own shard: it waits, as a call from
+/// another core does, for a transaction holding the shard and for keys
+/// held by multi-key commands (none are held inside a transaction's own
+/// task, whose shards are locked).
+async fn local_turn(shard: &Shard) {
+    shard.tx.unblocked().await;
+    if shard.tx.current().is_none() {
+        shard.keys_at_rest().await;
+    }
+    shard.db.borrow_mut().refresh_clock();
+}
+
+/// [`all`] as one consistent cut of the keyspace: every shard is locked
+/// for `tx` (as EXEC locks them, in ascending shard order, each once no key
+/// of it is held) before any op runs, and released after the last. So a
+/// whole-keyspace command (KEYS, DBSIZE, FLUSHALL) never sees or splits a
+/// multi-key command that spans shards: per-shard waiting alone would let a
+/// RENAME from shard 0 to shard 1 fall between the two shards' reads.
+/// Inside EXEC the transaction already holds every shard: plain [`all`].
+pub async fn all_at_once<R, F>(shard: &Rc<Shard>, tx: TxId, op: F) -> Vec<R>
+where
+    R: Send + 'static,
+    F: Fn(&Shard) -> R + Send + Clone + 'static,
+{
+    if shard.nshards == 1 || shard.tx.current().is_some() {
+        return all(shard, op).await;
+    }
+    let shards: Vec<usize> = (0..shard.nshards).collect();
+    if !shard.lock_shards(tx, &shards).await {
+        return Vec::new();
+    }
+    let run = all(shard, op);
+    let mut run = std::pin::pin!(run);
+    let results = shard.with_tx(tx, run.as_mut()).await;
+    shard.unlock_shards(tx, &shards).await;
+    results
 }
 
 /// A call on behalf of the running transaction passes that transaction's

@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 use glommio::sync::Semaphore;
 
 use super::mesh::{Request, Response};
-use crate::shard::Shard;
+use crate::coord::Shard;
 
 /// A transaction's id: the client id of the connection running EXEC,
 /// unique across cores.

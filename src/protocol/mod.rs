@@ -5,5 +5,8 @@
 //! Redis' error texts ([`reply::err`]). Imports nothing from the crate, and
 //! must stay that way: every other layer builds on it.
 
+mod args;
 pub mod parser;
 pub mod reply;
+
+pub use args::Args;

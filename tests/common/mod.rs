@@ -231,7 +231,7 @@ impl Drop for Server {
 /// The shard that owns `key` with `n` shards — the same function the
 /// server routes with.
 pub fn shard_of(key: &str, n: usize) -> usize {
-    kora::shard::shard_of(key.as_bytes(), n)
+    kora::coord::shard_of(key.as_bytes(), n)
 }
 
 /// Keys with the given prefix, `count` of them on each of `n` shards.

@@ -10,10 +10,13 @@ use std::rc::Rc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 
-use super::{Shard, transaction};
-use crate::command::client::ClientInfo;
+use super::transaction;
+use crate::command::conn::{ClientState, Flow};
+use crate::command::transaction::unwatch_all;
 use crate::command::{Args, CommandSpec, Conn, Handler, Kind, auth, lookup, slowlog, wrong_arity};
-use crate::coord::mesh::{OpBatch, ReplyBatch, Request, Response, ResponseFuture};
+use crate::coord::ClientInfo;
+use crate::coord::Shard;
+use crate::coord::mesh::{OpBatch, ReplyBatch, Response, ResponseFuture};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command_with};
 use crate::protocol::reply::Resp;
@@ -36,33 +39,6 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Redis' reply to a client over `maxclients`, written before closing.
 pub const MAXCLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
-
-/// Per-connection state that commands may read or change.
-pub struct ClientState {
-    /// What CLIENT LIST shows (id, name, counters); also in this core's
-    /// registry.
-    pub info: Rc<ClientInfo>,
-    /// Commands queued since MULTI.
-    pub multi: Option<Box<transaction::Queued>>,
-    pub watched: Vec<transaction::Watched>,
-    /// Passed AUTH, or connected while no password was set
-    /// (src/command/auth.rs).
-    pub authenticated: bool,
-}
-
-/// What the connection does after a command.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Flow {
-    Continue,
-    /// Write what is pending, then close (QUIT, protocol errors).
-    Close,
-    /// Run EXEC: the connection replays the queued commands (kept out of
-    /// `dispatch` so that EXEC's use of dispatch is not recursive).
-    Exec,
-    /// Close without writing anything more, not even the replies already
-    /// made (cross-protocol scripting: `POST` / `Host:`).
-    Abort,
-}
 
 /// How far [`complete`] got.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -187,9 +163,9 @@ impl From<std::io::Error> for Closed {
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let stats = shard.metrics.stats.clone();
+    let stats = shard.metrics().stats.clone();
     stats.connections_accepted.add(1);
-    let Some(_place) = shard.admission.admit() else {
+    let Some(_place) = shard.admission().admit() else {
         // As Redis: tell the client why, then close. The write is one
         // small segment into an empty socket buffer; never wait on it long.
         stats.rejected_connections.add(1);
@@ -201,7 +177,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         return;
     };
     let peer = stream.peer_addr().ok().map(|a| a.ip());
-    if auth::protected_mode_denies(shard.auth.protected_mode(), shard.auth.has_password(), peer) {
+    if auth::protected_mode_denies(
+        shard.auth().protected_mode(),
+        shard.auth().has_password(),
+        peer,
+    ) {
         stats.protected_mode_denied.add(1);
         let _ = stream.write_all(auth::DENIED).await;
         return;
@@ -221,7 +201,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             .unwrap_or_default(),
         crate::store::unix_ms(),
     ));
-    shard.clients.borrow_mut().insert(id, info.clone());
+    shard.register_client(info.clone());
     let mut client = ClientState {
         info,
         multi: None,
@@ -234,8 +214,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             client.info.id, client.info.addr
         );
     }
-    transaction::unwatch_all(&shard, &mut client).await;
-    shard.clients.borrow_mut().remove(&id);
+    unwatch_all(&shard, &mut client).await;
+    shard.unregister_client(id);
     stats.connections_current.dec();
 }
 
@@ -244,14 +224,14 @@ async fn run(
     stream: &mut TcpStream,
     client: &mut ClientState,
 ) -> Result<(), Closed> {
-    let metrics = &shard.metrics;
+    let metrics = shard.metrics();
     let mut rbuf: Vec<u8> = vec![0; READ_CHUNK];
     let (mut start, mut end) = (0usize, 0usize);
     // Do not re-parse until this many bytes from `start` are buffered.
     let mut need = 1usize;
     let mut argv: Vec<ArgRange> = Vec::with_capacity(16);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut pipe = Pipeline::new(shard.nshards);
+    let mut pipe = Pipeline::new(shard.nshards());
     loop {
         // Make room: compact, then grow for a frame larger than the buffer,
         // but only READ_AHEAD past what has arrived: the buffer follows the
@@ -271,7 +251,7 @@ async fn run(
         }
         let n = {
             let read = stream.read(&mut rbuf[end..]);
-            if shard.shutting_down.get() {
+            if shard.shutdown().is_shutting_down() {
                 // Shutting down: answer what the client already sent, then
                 // close once it goes quiet.
                 future::or(read, async {
@@ -294,13 +274,13 @@ async fn run(
         // Time is read once per batch of input, as Redis caches it per
         // event-loop turn: expiry needs milliseconds, not a clock read per
         // command.
-        shard.db.borrow_mut().refresh_clock();
+        shard.db().refresh_clock();
         metrics.forget_stamp();
         end += n;
         metrics.stats.bytes_in.add(n as u64);
         let info = &client.info;
         info.net_in.set(info.net_in.get() + n as u64);
-        info.last_active_ms.set(shard.db.borrow().now_ms);
+        info.last_active_ms.set(shard.db().now_ms);
         if end - start < need {
             continue;
         }
@@ -309,7 +289,7 @@ async fn run(
             let unauthenticated = auth::auth_required(shard, client);
             match parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated) {
                 Ok(Parsed::Incomplete { need: n })
-                    if n > shard.config.client_query_buffer_limit =>
+                    if n > shard.config().client_query_buffer_limit =>
                 {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
@@ -358,7 +338,7 @@ async fn run(
                     }
                     if out.len() + pipe.local.held() >= WRITE_THRESHOLD {
                         flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
-                        shard.db.borrow_mut().refresh_clock();
+                        shard.db().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
@@ -389,7 +369,7 @@ async fn run(
 async fn stopped(shard: &Shard, info: &ClientInfo) {
     future::or(
         async {
-            let _ = shard.shutdown.acquire(1).await;
+            shard.shutdown().wait().await;
         },
         async {
             let _ = info.kill.acquire(1).await;
@@ -447,7 +427,7 @@ async fn write_out(
     }
     let total = (out.len() + held) as u64;
     info.omem.set(total as usize);
-    let limit = shard.output_limits.get().normal;
+    let limit = shard.output_limits().get().normal;
     if limit.hard > 0 && total >= limit.hard {
         return Err(over_limit(shard));
     }
@@ -487,7 +467,9 @@ async fn write_out(
     .await;
     match written {
         Some(result) => result?,
-        None if info.killed.get() || shard.shutting_down.get() => return Err(Closed::Killed),
+        None if info.killed.get() || shard.shutdown().is_shutting_down() => {
+            return Err(Closed::Killed);
+        }
         None => return Err(over_limit(shard)),
     }
     wrote(shard, info, out, held, limit.soft);
@@ -496,7 +478,7 @@ async fn write_out(
 
 /// Bookkeeping after `out` was written whole.
 fn wrote(shard: &Shard, info: &ClientInfo, out: &mut Vec<u8>, held: usize, soft: u64) {
-    shard.metrics.stats.bytes_out.add(out.len() as u64);
+    shard.metrics().stats.bytes_out.add(out.len() as u64);
     info.net_out.set(info.net_out.get() + out.len() as u64);
     out.clear();
     if out.capacity() > 4 * WRITE_THRESHOLD {
@@ -510,7 +492,7 @@ fn wrote(shard: &Shard, info: &ClientInfo, out: &mut Vec<u8>, held: usize, soft:
 
 #[cold]
 fn over_limit(shard: &Shard) -> Closed {
-    shard.metrics.stats.output_limit_disconnections.add(1);
+    shard.metrics().stats.output_limit_disconnections.add(1);
     Closed::OutputLimit
 }
 
@@ -524,9 +506,9 @@ pub async fn dispatch<'m>(
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Flow {
-    let metrics = &shard.metrics;
+    let metrics = shard.metrics();
     if client.multi.is_some()
-        && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
+        && crate::command::transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {
         plan_local_reply(pipe);
         return Flow::Continue;
@@ -555,8 +537,8 @@ pub async fn dispatch<'m>(
     match spec.kind {
         Kind::Keyed(handler) => {
             let target = shard.owner(args.get(spec.first_key as usize));
-            if target == shard.id {
-                wait_local_turn(shard, args).await;
+            if target == shard.id() {
+                shard.wait_local_turn(args).await;
             }
             route(shard, pipe, timer, handler, target, args);
         }
@@ -571,8 +553,8 @@ pub async fn dispatch<'m>(
                 Some(target) => {
                     // A transaction holding this shard: wait before running
                     // here (never while holding anything, so no cycle).
-                    if target == shard.id {
-                        wait_local_turn(shard, args).await;
+                    if target == shard.id() {
+                        shard.wait_local_turn(args).await;
                     }
                     route(shard, pipe, timer, whole, target, args);
                 }
@@ -582,7 +564,7 @@ pub async fn dispatch<'m>(
                     complete_all(shard, client, args.buf(), pipe, out).await;
                     let mark = out.len();
                     spread(shard, client.info.id, args, out).await;
-                    shard.db.borrow_mut().refresh_clock();
+                    shard.db().refresh_clock();
                     let mut timer = timer;
                     timer.set_reply(&out[mark..]);
                 }
@@ -602,7 +584,7 @@ pub async fn dispatch<'m>(
             }
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
-            shard.db.borrow_mut().refresh_clock();
+            shard.db().refresh_clock();
             let mut timer = timer;
             timer.set_reply(&out[mark..]);
             return flow;
@@ -632,19 +614,6 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
     out.error(&text);
 }
 
-/// Before running a command inline: waits while a transaction holds this
-/// shard or a multi-key command holds a key the command names (never
-/// while holding anything, so no cycle).
-#[inline]
-async fn wait_local_turn(shard: &Shard, args: &Args<'_>) {
-    if shard.tx.blocks_current() {
-        shard.tx.unblocked().await;
-    }
-    if shard.keys.blocks(args) {
-        shard.keys_unblocked(args).await;
-    }
-}
-
 /// Whether a command runs only after every reply before it has arrived:
 /// connection commands and multi-key commands across shards.
 fn waits_for_pipeline(shard: &Shard, spec: &CommandSpec, args: &Args) -> bool {
@@ -657,7 +626,7 @@ fn waits_for_pipeline(shard: &Shard, spec: &CommandSpec, args: &Args) -> bool {
 
 /// The shard owning every key of `args`, if it is one shard.
 fn single_owner(shard: &Shard, args: &Args, spec: &CommandSpec) -> Option<usize> {
-    let mut owners = shard.key_owners(spec, args);
+    let mut owners = shard.key_owners(spec.keys(), args);
     let first = owners.next()?;
     owners.all(|s| s == first).then_some(first)
 }
@@ -726,8 +695,8 @@ fn queue(
     target: usize,
     args: &Args,
 ) -> Item {
-    if target == shard.id {
-        handler(&mut shard.db.borrow_mut(), args, &mut pipe.local.buf);
+    if target == shard.id() {
+        handler(&mut shard.db(), args, &mut pipe.local.buf);
         Item {
             shard: LOCAL,
             index: pipe.local.seal(),
@@ -785,11 +754,7 @@ pub async fn complete<'m>(
     for (target, batch) in pipe.batches.iter_mut().enumerate() {
         if batch.unfinished() && batch.replies.ends.is_empty() && !pipe.gone[target] {
             let batch = std::mem::take(batch);
-            let req = match shard.tx.current() {
-                Some(tx) => Request::TxExec(tx, batch),
-                None => Request::Exec(batch),
-            };
-            pipe.waiting.push((target, shard.node.request(target, req)));
+            pipe.waiting.push((target, shard.send_batch(target, batch)));
         }
     }
     for (target, fut) in pipe.waiting.drain(..) {
@@ -814,7 +779,7 @@ pub async fn complete<'m>(
         if let Some(mut timer) = planned.timer.take() {
             timer.set_reply(&out[mark..]);
             drop(timer);
-            if let Some(nanos) = shard.metrics.take_slow() {
+            if let Some(nanos) = shard.metrics().take_slow() {
                 let (first, count) = planned.argv;
                 let ranges = &pipe.argv[first as usize..(first + count) as usize];
                 // Ranges from another buffer than `buf` would be a bug; the
@@ -868,7 +833,7 @@ fn forget_written(pipe: &mut Pipeline<'_>, emitted: usize) {
 /// just ended: one Cell read when it was not slow.
 #[inline]
 pub fn note_slow(shard: &Shard, client: &ClientState, args: &Args) {
-    if let Some(nanos) = shard.metrics.take_slow() {
+    if let Some(nanos) = shard.metrics().take_slow() {
         log_slow(shard, client, args, nanos);
     }
 }

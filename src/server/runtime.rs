@@ -1,25 +1,26 @@
 //! Starting the executors: one pinned glommio executor per shard plus the
 //! collector, all joined into one channel mesh; and stopping them.
 //!
-//! Layer: server. Imports `collector` to start its executor (a break of the
-//! layering, see [`crate::shard`]).
+//! Layer: server. The collector sits above the server, so it is not
+//! imported here: the caller ([`crate::run`]) hands its executor's main
+//! function in as the mesh's last peer.
 
 use std::io;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::channels::channel_mesh::MeshBuilder;
+use std::future::Future;
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::connection;
-use super::{Admission, Shard};
-use crate::collector;
 use crate::config::Config;
-use crate::coord::mesh::{Msg, Node};
+use crate::coord::mesh::Msg;
+use crate::coord::{Admission, Shard};
 
 /// Messages queued per direction between two cores before senders wait.
 const MESH_CAPACITY: usize = 1024;
@@ -28,9 +29,6 @@ const MESH_CAPACITY: usize = 1024;
 const IO_MEMORY: usize = 512 * 1024;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Pause between two lazy-free slices: long enough for the executor to
-/// park and poll I/O, short enough that freeing keeps most of an idle core.
-const LAZYFREE_PAUSE: Duration = Duration::from_micros(50);
 
 /// A listening socket on `addr` for this executor: SO_REUSEPORT so every
 /// shard can listen on the same port (the kernel spreads connections), and
@@ -58,17 +56,31 @@ pub(crate) fn listen(addr: &str) -> io::Result<TcpListener> {
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(socket.into_raw_fd()) })
 }
 
-/// Runs the server until SIGINT/SIGTERM or SHUTDOWN. Returns once every
-/// executor has stopped.
-pub fn run(config: Config) -> io::Result<()> {
+/// The main function of the mesh's last peer, the collector's executor.
+pub trait PeerMain<F>:
+    FnOnce(Config, MeshBuilder<Msg, Full>, Arc<AtomicBool>) -> F + Send + 'static
+where
+    F: Future<Output = io::Result<()>> + 'static,
+{
+}
+
+impl<T, F> PeerMain<F> for T
+where
+    T: FnOnce(Config, MeshBuilder<Msg, Full>, Arc<AtomicBool>) -> F + Send + 'static,
+    F: Future<Output = io::Result<()>> + 'static,
+{
+}
+
+/// Runs the server until SIGINT/SIGTERM or SHUTDOWN, with `collector` as
+/// the mesh's last peer. Returns once every executor has stopped.
+pub fn run<F: Future<Output = io::Result<()>> + 'static>(
+    mut config: Config,
+    collector: impl PeerMain<F>,
+) -> io::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone())?;
     }
-    run_with_flag(config, shutdown)
-}
-
-pub fn run_with_flag(mut config: Config, shutdown: Arc<AtomicBool>) -> io::Result<()> {
     // Fail early and clearly if the port is taken by a process that did not
     // set SO_REUSEPORT (e.g. redis-server).
     let mut addrs = vec![config.listen_addr()];
@@ -117,7 +129,7 @@ pub fn run_with_flag(mut config: Config, shutdown: Arc<AtomicBool>) -> io::Resul
         LocalExecutorBuilder::new(placement)
             .name("kora-collector")
             .io_memory(IO_MEMORY)
-            .spawn(move || collector::collector_main(c_config, c_mesh, c_shutdown))
+            .spawn(move || collector(c_config, c_mesh, c_shutdown))
             .map_err(|e| io::Error::other(format!("cannot start collector: {e}")))?,
     ));
     join_all(
@@ -261,35 +273,30 @@ async fn shard_main(
         id,
         "mesh peer ids follow executor spawn order"
     );
-    let node = Node::new(senders);
-    let shard = Rc::new(Shard::new(
+    let shard = Shard::start(
         id,
         config.clone(),
-        node.clone(),
+        senders,
+        receivers,
         shutdown_flag,
         admission,
-    ));
-    let serving = shard.clone();
-    node.listen(
-        receivers,
-        Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
     );
 
     let listener = match listen(&config.listen_addr()) {
         Ok(l) => l,
         Err(e) => {
-            shard.shutdown_flag.store(true, Ordering::SeqCst);
+            shard.shutdown().request();
             return Err(io::Error::other(format!(
                 "cannot listen on {}: {e}",
                 config.listen_addr()
             )));
         }
     };
-    spawn_housekeeping(&shard);
+    crate::coord::spawn_housekeeping(&shard);
 
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            let _ = shard.shutdown.acquire(1).await;
+            shard.shutdown().wait().await;
             None
         })
         .await;
@@ -305,118 +312,14 @@ async fn shard_main(
     drop(listener);
     // Let connections finish the batch they are in, then leave.
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while shard.metrics.stats.connections_current.get() > 0 && std::time::Instant::now() < deadline
+    while shard.metrics().stats.connections_current.get() > 0
+        && std::time::Instant::now() < deadline
     {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     // Peers may still ask us for their in-flight batches for a moment.
     glommio::timer::sleep(Duration::from_millis(50)).await;
     // The process exits: do not free a lazy-free backlog piece by piece.
-    shard.db.borrow_mut().lazyfree_abandon();
+    shard.db().lazyfree_abandon();
     Ok(())
-}
-
-/// Timers of a shard: shutdown polling, active expiry, hot-key decay.
-fn spawn_housekeeping(shard: &Rc<Shard>) {
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        loop {
-            glommio::timer::sleep(SHUTDOWN_POLL).await;
-            if s.shutdown_flag.load(Ordering::Relaxed) {
-                s.shutting_down.set(true);
-                s.shutdown.close();
-                break;
-            }
-        }
-    })
-    .detach();
-
-    // Transaction locks: requests queued behind a released lock run once
-    // this core's own waiting connections had their turn.
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        while s.tx.drain_later.acquire(1).await.is_ok() {
-            s.drain_deferred();
-        }
-    })
-    .detach();
-
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        while !s.shutting_down.get() {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-            s.metrics.ops_rate.sample(s.metrics.total_calls());
-        }
-    })
-    .detach();
-
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        let period = Duration::from_millis(s.config.active_expire_ms.max(1));
-        while !s.shutting_down.get() {
-            glommio::timer::sleep(period).await;
-            // A transaction holding this shard sees its keys as of its
-            // start: no expiry cycle in between.
-            if !s.tx.blocks_current() {
-                s.db.borrow_mut().active_expire(16);
-            }
-        }
-    })
-    .detach();
-
-    // Lazy free (UNLINK, FLUSH* ASYNC): parked while the queue is empty;
-    // otherwise one bounded slice, then a short sleep so that the executor
-    // polls I/O and runs this core's connections before the next slice (a
-    // plain yield would not: glommio reaps I/O only once its task queues
-    // are empty or its 100 ms preemption timer fires).
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        loop {
-            let queued = future::or(
-                future::poll_fn(|cx| {
-                    if s.db.borrow_mut().lazyfree_idle(cx.waker()) {
-                        std::task::Poll::Pending
-                    } else {
-                        std::task::Poll::Ready(true)
-                    }
-                }),
-                async {
-                    let _ = s.shutdown.acquire(1).await;
-                    false
-                },
-            )
-            .await;
-            if !queued {
-                break;
-            }
-            while !s.shutting_down.get()
-                && s.db.borrow_mut().lazyfree_slice(
-                    crate::store::lazyfree::SLICE_ELEMENTS,
-                    crate::store::lazyfree::SLICE_TIME,
-                )
-            {
-                glommio::timer::sleep(LAZYFREE_PAUSE).await;
-            }
-            if s.shutting_down.get() {
-                break;
-            }
-        }
-    })
-    .detach();
-
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        // Short ticks so that a CONFIG SET of the interval applies within
-        // 100 ms instead of after the old interval.
-        let mut last_decay = std::time::Instant::now();
-        while !s.shutting_down.get() {
-            let period = Duration::from_millis(s.hotkeys_decay_ms.get().max(1));
-            glommio::timer::sleep(period.min(Duration::from_millis(100))).await;
-            if last_decay.elapsed() >= period {
-                s.db.borrow_mut().hot.decay();
-                last_decay = std::time::Instant::now();
-            }
-        }
-    })
-    .detach();
 }

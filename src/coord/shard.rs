@@ -1,37 +1,29 @@
-//! The per-core runtime: one `Shard` per pinned executor, owning its
-//! keyspace and instruments, reachable from other cores only through the
-//! channel mesh.
+//! One core's state: [`Shard`], owning its keyspace, instruments, client
+//! registry and runtime settings, reachable from other cores only through
+//! the mesh; key routing ([`shard_of`], [`key_args`]); connection admission
+//! ([`Admission`]); and how a shard runs the batches and calls its peers
+//! send it.
 //!
-//! Layers (see the crate docs, "Layers and imports"): this module holds
-//! two of them today. Coordination — [`Shard`] (one core's state), key
-//! routing ([`shard_of`]), the [`mesh`] and the shard locks ([`txlock`]) —
-//! may import `store` and the leaves; the `coord` module will take this role.
-//! Server — the connection loop ([`connection`]), MULTI/EXEC
-//! ([`transaction`]) and executor startup/shutdown ([`runtime`]) — may import
-//! everything below it. Breaks of that direction today: `Shard` holds
-//! `command::client::ClientInfo` and `command::auth::AuthSettings` and runs
-//! mesh batches through `command::{Args, CommandSpec}`; [`mesh`] carries
-//! `command::Handler`s; [`runtime`] starts the collector.
+//! Layer: coordination. Its fields are private to [`crate::coord`]; the
+//! layers above use the accessors.
 
-pub mod connection;
-pub mod runtime;
-pub mod transaction;
-
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use glommio::sync::Semaphore;
+use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use crate::command::client::ClientInfo;
-use crate::command::{Args, CommandSpec};
+use super::clients::ClientInfo;
+use super::settings::AuthSettings;
+use super::shutdown::Shutdown;
 use crate::config::Config;
-use crate::coord::mesh::{self, Node, OpBatch, ReplyBatch, Request, Response};
+use crate::coord::mesh::{self, Msg, Node, OpBatch, ReplyBatch, Request, Response, ResponseFuture};
 use crate::coord::txlock;
 use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardStats};
+use crate::protocol::Args;
 use crate::store::Db;
 
 /// Key → shard, identical on every core and every run: ahash with fixed
@@ -53,56 +45,69 @@ pub fn shard_of(key: &[u8], nshards: usize) -> usize {
 
 /// State shared by the tasks of one executor (connections, mesh receivers,
 /// timers). Never crosses threads.
+///
+/// Its fields are private to the coordination layer: the rest of the crate
+/// reads what it needs through the accessors below and reaches other
+/// cores, the locks and the mesh only through [`crate::coord`].
 pub struct Shard {
-    pub id: usize,
-    pub nshards: usize,
-    pub config: Config,
-    pub db: RefCell<Db>,
-    pub metrics: ShardMetrics,
-    pub node: Rc<Node>,
-    pub started: Instant,
-    /// Set by SIGINT/SIGTERM or SHUTDOWN; polled by a timer on each shard.
-    pub shutdown_flag: Arc<AtomicBool>,
-    /// Closed when this shard starts shutting down: wakes idle readers.
-    pub shutdown: Semaphore,
-    pub shutting_down: Cell<bool>,
-    next_client: Cell<u64>,
-    pub tx: txlock::TxLock,
+    pub(super) id: usize,
+    pub(super) nshards: usize,
+    pub(super) config: Config,
+    pub(super) db: RefCell<Db>,
+    pub(super) metrics: ShardMetrics,
+    pub(super) node: Rc<Node>,
+    pub(super) started: Instant,
+    pub(super) shutdown: Shutdown,
+    pub(super) next_client: Cell<u64>,
+    pub(super) tx: txlock::TxLock,
     /// Keys held by multi-key commands across shards (`coord::keylock`).
-    pub keys: crate::coord::keylock::KeyLocks,
+    pub(super) keys: crate::coord::keylock::KeyLocks,
     /// This core's connections, for CLIENT LIST / KILL.
-    pub clients: RefCell<HashMap<u64, Rc<ClientInfo>>>,
+    pub(super) clients: RefCell<HashMap<u64, Rc<ClientInfo>>>,
     /// Runtime value of `hotkeys-decay-ms` (CONFIG SET changes it on every
     /// shard).
-    pub hotkeys_decay_ms: Cell<u64>,
+    pub(super) hotkeys_decay_ms: Cell<u64>,
     /// Runtime `requirepass` and `protected-mode` (CONFIG SET changes them
     /// on every shard).
-    pub auth: crate::command::auth::AuthSettings,
+    pub(super) auth: AuthSettings,
     /// Runtime value of `client-output-buffer-limit`.
-    pub output_limits: Cell<crate::config::OutputBufferLimits>,
+    pub(super) output_limits: Cell<crate::config::OutputBufferLimits>,
     /// Connection admission over all shards (`maxclients`).
-    pub admission: Arc<Admission>,
+    pub(super) admission: Arc<Admission>,
 }
 
-/// The keys of a command, in argument order, from the command table's key
-/// positions (none for keyless commands).
-pub fn key_args<'a>(
-    spec: &CommandSpec,
-    args: &Args<'a>,
-) -> impl Iterator<Item = &'a [u8]> + use<'a> {
-    let (first, end, step) = match spec.movable {
+/// Where a command's keys are, beyond fixed positions: commands that name
+/// their key count (LMPOP, SINTERCARD) find their keys from the arguments,
+/// as Redis' "movablekeys". Gives the first and last key index (inclusive,
+/// step 1), or None when the arguments name no valid key range.
+pub type KeyFinder = fn(&Args<'_>) -> Option<(usize, usize)>;
+
+/// Where a command's keys are among its arguments: the command table's
+/// key positions (Redis' first key, last key, step; 0 = keyless; a
+/// negative last counts from the end), or a [`KeyFinder`].
+#[derive(Clone, Copy)]
+pub struct KeySpec {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+    pub movable: Option<KeyFinder>,
+}
+
+/// The keys of a command, in argument order (none for keyless commands).
+pub fn key_args<'a>(keys: KeySpec, args: &Args<'a>) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+    let (first, end, step) = match keys.movable {
         Some(find) => match find(args) {
             Some((first, last)) => (first, (last + 1).min(args.len()), 1),
             None => (0, 0, 1),
         },
         None => {
-            let first = spec.first_key.max(0) as usize;
-            let end = match spec.last_key {
+            let first = keys.first.max(0) as usize;
+            let end = match keys.last {
                 _ if first == 0 => 0,
                 last if last < 0 => args.len(),
                 last => (last as usize + 1).min(args.len()),
             };
-            (first, end, spec.key_step.max(1) as usize)
+            (first, end, keys.step.max(1) as usize)
         }
     };
     let args = *args;
@@ -163,7 +168,7 @@ impl Admission {
 }
 
 impl Shard {
-    pub fn new(
+    pub(super) fn new(
         id: usize,
         config: Config,
         node: Rc<Node>,
@@ -185,19 +190,158 @@ impl Shard {
             hotkeys_decay_ms: Cell::new(config.hotkeys_decay_ms),
             output_limits: Cell::new(config.client_output_buffer_limit),
             admission,
-            auth: crate::command::auth::AuthSettings::new(&config),
+            auth: AuthSettings::new(&config),
             config,
             db: RefCell::new(db),
             node,
             started: Instant::now(),
-            shutdown_flag,
-            shutdown: Semaphore::new(0),
-            shutting_down: Cell::new(false),
+            shutdown: Shutdown::new(shutdown_flag),
             next_client: Cell::new(0),
             tx: txlock::TxLock::default(),
             keys: Default::default(),
             clients: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Creates this core's shard, joined to the mesh, and starts answering
+    /// its peers' requests.
+    pub fn start(
+        id: usize,
+        config: Config,
+        senders: Senders<Msg>,
+        receivers: Receivers<Msg>,
+        shutdown_flag: Arc<AtomicBool>,
+        admission: Arc<Admission>,
+    ) -> Rc<Shard> {
+        let node = Node::new(senders);
+        let shard = Rc::new(Shard::new(
+            id,
+            config,
+            node.clone(),
+            shutdown_flag,
+            admission,
+        ));
+        let serving = shard.clone();
+        node.listen(
+            receivers,
+            Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
+        );
+        shard
+    }
+
+    /// This shard's index (0-based), equal to its mesh peer id.
+    #[inline]
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// How many shards the server runs.
+    #[inline]
+    pub fn nshards(&self) -> usize {
+        self.nshards
+    }
+
+    /// The configuration the server started with (runtime changes live in
+    /// the settings below and in the `Db`).
+    #[inline]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This shard's keyspace. Borrowed for one synchronous step: never held
+    /// across an await (a mesh request served meanwhile would need it).
+    #[inline]
+    pub fn db(&self) -> RefMut<'_, Db> {
+        self.db.borrow_mut()
+    }
+
+    /// This shard's instruments.
+    #[inline]
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.metrics
+    }
+
+    /// Time since this shard started (INFO uptime).
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// This core's view of the process stopping.
+    #[inline]
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// This core's copy of `requirepass` and `protected-mode`.
+    #[inline]
+    pub fn auth(&self) -> &AuthSettings {
+        &self.auth
+    }
+
+    /// Connection admission over all shards (`maxclients`).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// This core's `client-output-buffer-limit` (CONFIG SET sets every
+    /// core's).
+    #[inline]
+    pub fn output_limits(&self) -> &Cell<crate::config::OutputBufferLimits> {
+        &self.output_limits
+    }
+
+    /// This core's `hotkeys-decay-ms`.
+    pub fn hotkeys_decay_ms(&self) -> &Cell<u64> {
+        &self.hotkeys_decay_ms
+    }
+
+    /// This core's connections (CLIENT LIST / KILL).
+    pub fn clients(&self) -> std::cell::Ref<'_, HashMap<u64, Rc<ClientInfo>>> {
+        self.clients.borrow()
+    }
+
+    /// Adds a connection to this core's registry.
+    pub fn register_client(&self, info: Rc<ClientInfo>) {
+        self.clients.borrow_mut().insert(info.id, info);
+    }
+
+    /// Removes a closed connection from this core's registry.
+    pub fn unregister_client(&self, id: u64) {
+        self.clients.borrow_mut().remove(&id);
+    }
+
+    /// Before a connection runs a command inline: waits while a transaction
+    /// holds this shard or a multi-key command holds a key the command
+    /// names (never while holding anything, so no cycle).
+    #[inline]
+    pub async fn wait_local_turn(&self, args: &Args<'_>) {
+        if self.tx.blocks_current() {
+            self.tx.unblocked().await;
+        }
+        if self.keys.blocks(args) {
+            self.keys_unblocked(args).await;
+        }
+    }
+
+    /// Runs `fut` as transaction `tx`'s task: the mesh messages it sends
+    /// carry `tx`, so the shards it holds let them through.
+    pub fn with_tx<'a, F: std::future::Future>(
+        &'a self,
+        tx: txlock::TxId,
+        fut: std::pin::Pin<&'a mut F>,
+    ) -> txlock::WithTx<'a, F> {
+        txlock::WithTx::new(&self.tx, tx, fut)
+    }
+
+    /// Sends a pipeline's batch to shard `target` (inside the running
+    /// transaction, if this task is one) and returns the future of its
+    /// answer: the caller sends every batch before awaiting any.
+    pub fn send_batch(&self, target: usize, batch: OpBatch) -> ResponseFuture {
+        let req = match self.tx.current() {
+            Some(tx) => Request::TxExec(tx, batch),
+            None => Request::Exec(batch),
+        };
+        self.node.request(target, req)
     }
 
     /// Client ids are unique across cores without shared state: each shard
@@ -217,10 +361,10 @@ impl Shard {
     /// the command table's key positions (none for keyless commands).
     pub fn key_owners<'a>(
         &'a self,
-        spec: &CommandSpec,
+        keys: KeySpec,
         args: &'a Args<'_>,
     ) -> impl Iterator<Item = usize> + 'a {
-        key_args(spec, args).map(|key| self.owner(key))
+        key_args(keys, args).map(|key| self.owner(key))
     }
 
     /// Runs a whole batch cut for this shard (one transaction's step) and
@@ -249,7 +393,7 @@ impl Shard {
         let check = check == KeyCheck::Stop && !self.keys.is_empty();
         for &(handler, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
-            let args = crate::command::Args::new(&batch.data, ranges);
+            let args = Args::new(&batch.data, ranges);
             if check && self.keys.blocks(&args) {
                 break;
             }
@@ -309,6 +453,9 @@ impl Shard {
                 batch.replies = replies;
                 Response::Exec(batch)
             }
+            // Calls wait for held keys; the collector's never wait (scrapes
+            // only read instruments).
+            Request::Call(f) if from != self.nshards => return self.admit_call(from, id, f),
             Request::Call(f) | Request::TxCall(_, f) => {
                 // Expiry checks inside the closure must see the time now,
                 // not when this shard last ran a command.

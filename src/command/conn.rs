@@ -1,0 +1,36 @@
+//! What a connection is, as far as commands go: the state connection-level
+//! commands read and change ([`ClientState`]) and what the connection does
+//! after a command ([`Flow`]). The server's connection loop owns one
+//! `ClientState` per client and obeys the `Flow`.
+
+use std::rc::Rc;
+
+use super::transaction::{Queued, Watched};
+use crate::coord::ClientInfo;
+
+/// Per-connection state that commands may read or change.
+pub struct ClientState {
+    /// What CLIENT LIST shows (id, name, counters); also in this core's
+    /// registry.
+    pub info: Rc<ClientInfo>,
+    /// Commands queued since MULTI.
+    pub multi: Option<Box<Queued>>,
+    pub watched: Vec<Watched>,
+    /// Passed AUTH, or connected while no password was set
+    /// (src/command/auth.rs).
+    pub authenticated: bool,
+}
+
+/// What the connection does after a command.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Flow {
+    Continue,
+    /// Write what is pending, then close (QUIT, protocol errors).
+    Close,
+    /// Run EXEC: the connection replays the queued commands (kept out of
+    /// `dispatch` so that EXEC's use of dispatch is not recursive).
+    Exec,
+    /// Close without writing anything more, not even the replies already
+    /// made (cross-protocol scripting: `POST` / `Host:`).
+    Abort,
+}
