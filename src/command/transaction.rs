@@ -197,12 +197,10 @@ pub async fn unwatch_all(shard: &Rc<Shard>, client: &mut ClientState) {
                 .filter(|w| w.shard == target)
                 .map(|w| w.key.clone())
                 .collect();
-            (!keys.is_empty()).then(|| {
-                (target, move |s: &Shard| {
-                    let mut db = s.db();
-                    keys.iter().for_each(|k| db.unwatch(k));
-                })
-            })
+            (!keys.is_empty()).then_some((target, move |s: &Shard| {
+                let mut db = s.db();
+                keys.iter().for_each(|k| db.unwatch(k));
+            }))
         })
         .collect();
     crate::coord::on_parts(shard, parts).await;
