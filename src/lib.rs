@@ -17,7 +17,6 @@ pub mod shard;
 pub mod store;
 pub mod top;
 
-/// The system allocator, with large frees inside lazy-free slices parked
-/// and released in steps (src/alloc.rs).
+/// jemalloc, with an arena per shard (src/alloc.rs).
 #[global_allocator]
-static GLOBAL: alloc::KoraAlloc = alloc::KoraAlloc;
+static GLOBAL: alloc::Allocator = tikv_jemallocator::Jemalloc;

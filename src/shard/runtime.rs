@@ -252,6 +252,9 @@ async fn shard_main(
     shutdown_flag: Arc<AtomicBool>,
     admission: Arc<Admission>,
 ) -> io::Result<()> {
+    // Before the shard allocates its keyspace: everything this thread
+    // allocates from here on is counted in the shard's own arena.
+    crate::alloc::bind_shard_arena();
     let (senders, receivers) = mesh
         .join()
         .await
@@ -346,6 +349,17 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
         while !s.shutting_down.get() {
             glommio::timer::sleep(Duration::from_millis(100)).await;
             s.metrics.ops_rate.sample(s.metrics.total_calls());
+        }
+    })
+    .detach();
+
+    // The shard's memory figure drifts with blocks freed on other cores;
+    // its arena's exact figure resets it (src/alloc.rs).
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutting_down.get() {
+            glommio::timer::sleep(crate::alloc::CALIBRATE_EVERY).await;
+            crate::alloc::calibrate();
         }
     })
     .detach();
