@@ -165,7 +165,9 @@ fn fill_strings(c: &mut Connection, keys: usize) {
 fn flushall_async_empties_at_once_and_frees_in_the_background() {
     let s = Server::start(1);
     let mut c = s.client();
-    let keys = 500_000;
+    // jemalloc frees 500k small strings in ~10 ms: enough keys that a
+    // synchronous flush is a stall well above scheduling noise.
+    let keys = 1_500_000;
     fill_strings(&mut c, keys);
     let t = Instant::now();
     let () = redis::cmd("FLUSHALL").arg("SYNC").query(&mut c).unwrap();
@@ -198,7 +200,12 @@ fn flushall_async_empties_at_once_and_frees_in_the_background() {
         async_reply * 4 < sync_reply,
         "ASYNC {async_reply:?} vs SYNC {sync_reply:?}"
     );
-    assert!(worst * 2 < sync_reply, "PING stalled {worst:?}");
+    // Under a loaded test run a PING can wait ~20 ms for the CPU whatever
+    // the server does; a stall like the synchronous flush's is what fails.
+    assert!(
+        worst * 2 < sync_reply || worst < Duration::from_millis(20),
+        "PING stalled {worst:?}"
+    );
 }
 
 #[test]

@@ -32,10 +32,13 @@ pub async fn memory(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         }
         (b"MALLOC-STATS", 2) => out.bulk(&crate::alloc::malloc_stats()),
         (b"PURGE", 2) => {
-            // Each core purges its own arena (in parallel), then this one
-            // what is left: the arenas of the other threads.
-            crate::coord::all(shard, |_: &Shard| crate::alloc::purge_shard_arena()).await;
-            crate::alloc::purge();
+            // The madvise over every dirty page can take hundreds of ms
+            // after a large FLUSHALL: it runs on this executor's blocking
+            // thread, so no core stops serving meanwhile (jemalloc drops
+            // the arena's lock while it purges).
+            glommio::executor()
+                .spawn_blocking(crate::alloc::purge)
+                .await;
             out.ok()
         }
         (b"HELP", 2) => help_reply(
