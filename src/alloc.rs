@@ -1,181 +1,330 @@
-//! The process allocator: the system allocator, except that while a
-//! lazy-free slice runs on a thread (`parking`), large blocks that thread
-//! frees are parked instead of returned at once, and `release_parked` gives
-//! them back to the kernel a few MB per slice.
+//! The process allocator (jemalloc, as in Redis) and every memory figure
+//! that comes from it. This is the one module that talks to jemalloc
+//! (`mallctl`); the rest of the crate asks it for:
 //!
-//! Why: freeing one large block is one `munmap` whose cost grows with the
-//! block (~1 ms per 15 MB touched). A set's or hash's index table is such a
-//! block, and indexmap frees it in one go when the value is turned into a
-//! draining iterator; for a 7.5M-member set that is a ~10 ms stall of the
-//! core. Parked, its pages are dropped in bounded steps with
-//! `madvise(MADV_DONTNEED)` and the final free unmaps an empty range.
+//! - [`shard_used_bytes`]: the calling shard's true allocated bytes, cheap
+//!   enough for every write (the eviction budget);
+//! - [`process_memory`]: process-wide allocated / active / resident /
+//!   retained bytes and RSS (INFO memory, `/metrics`, MEMORY STATS);
+//! - [`purge`] (MEMORY PURGE) and [`malloc_stats`] (MEMORY MALLOC-STATS).
 //!
-//! Everything is per thread (const thread-locals without destructors, safe
-//! to touch inside the allocator): no locks, nothing shared between cores.
-//! Outside a lazy-free slice the only cost is one size comparison per free.
+//! # Per-shard figures
 //!
-//! Imports `store::lazyfree::page_size` (and is driven by `store::lazyfree`):
-//! the two halves of one mechanism.
+//! Each shard executor gets its own jemalloc arena ([`bind_shard_arena`],
+//! `arenas.create` + `thread.arena`), so everything its thread allocates
+//! lives in that arena, and a block freed on another core still goes back
+//! to it. The arena's `small.allocated + large.allocated` is therefore
+//! exact per shard, whoever frees. (What a shard's thread allocates is what
+//! it owns: commands for another shard arrive as argument slices and the
+//! owner copies what it stores, so the keyspace lands in its owner's
+//! arena; mesh batches and reply buffers in flight are the small rest.)
+//!
+//! Reading it costs an `epoch` refresh, which merges every arena's
+//! statistics: a few µs to tens of µs (src/alloc.rs tests and
+//! /work/notes/alloc.md have the measurements), far too much per command.
+//! jemalloc's per-thread counters (`thread.allocatedp` /
+//! `thread.deallocatedp`) cost two loads, but drift: a block allocated on
+//! one core and freed on another (a reply buffer grown by the owner shard
+//! and dropped by the connection's core) counts as allocated on the first
+//! and freed on the second, forever. So a shard's figure is the exact
+//! arena figure of the last calibration plus the thread's net allocations
+//! since; [`calibrate`] runs on each shard's own timer every
+//! [`CALIBRATE_EVERY`], which bounds the drift to the cross-core traffic
+//! of one period. Everything is thread-local: no locks, no shared atomics.
+//!
+//! # Freeing large values
+//!
+//! With the system allocator, freeing a large block was one `munmap` of
+//! ~1 ms per 15 MB, and lazy free had to park such blocks and unmap them in
+//! steps. jemalloc keeps freed extents dirty and purges them by decay in
+//! small steps (`dirty_decay_ms`, 10 s), so a large free costs no syscall
+//! and the parking is gone; tests/lazyfree.rs measures the PING latency
+//! while a multi-million-member set is freed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::time::Duration;
 
-/// Blocks at least this large are parked while parking is on.
-const PARK_MIN: usize = 4 << 20;
-/// Parked blocks per thread; when all are taken a block is freed at once.
-const SLOTS: usize = 8;
+use tikv_jemalloc_ctl::raw;
 
+/// The process allocator.
+pub(crate) type Allocator = tikv_jemallocator::Jemalloc;
+
+/// How often each shard replaces its running figure with its arena's
+/// exact one (`calibrate`).
+pub(crate) const CALIBRATE_EVERY: Duration = Duration::from_millis(10);
+
+/// jemalloc's MALLCTL_ARENAS_ALL: "every arena" in `arena.<i>.*` names.
+const ARENAS_ALL: usize = 4096;
+
+/// A shard thread's arena and its running figure.
 #[derive(Clone, Copy)]
-struct Parked {
-    /// 0 marks a free slot.
-    ptr: usize,
-    size: usize,
-    align: usize,
-    /// Address up to which pages were already released.
-    released: usize,
+struct ShardArena {
+    /// jemalloc's per-thread byte counters of this thread.
+    allocated: *const u64,
+    deallocated: *const u64,
+    /// `stats.arenas.<arena>.{small,large}.allocated`, resolved once.
+    small_mib: [usize; 5],
+    large_mib: [usize; 5],
+    /// The arena's exact bytes at the last calibration, and the thread's
+    /// net counter at that moment.
+    base: u64,
+    base_net: u64,
 }
-
-const EMPTY: Parked = Parked {
-    ptr: 0,
-    size: 0,
-    align: 0,
-    released: 0,
-};
 
 thread_local! {
-    static PARKING: Cell<bool> = const { Cell::new(false) };
-    static PARKED: [Cell<Parked>; SLOTS] = const { [const { Cell::new(EMPTY) }; SLOTS] };
+    static SHARD: Cell<Option<ShardArena>> = const { Cell::new(None) };
 }
 
-/// The system allocator with parking (see the module docs).
-pub struct KoraAlloc;
-
-unsafe impl GlobalAlloc for KoraAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
+fn thread_net(a: &ShardArena) -> u64 {
+    // SAFETY: both point to this thread's jemalloc counters, valid for the
+    // thread's life (thread.allocatedp's contract); volatile because
+    // jemalloc updates them behind the compiler's back.
+    unsafe {
+        std::ptr::read_volatile(a.allocated).wrapping_sub(std::ptr::read_volatile(a.deallocated))
     }
+}
 
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
+/// Gives the calling thread (a shard executor, once, at its start) an
+/// arena of its own, so that [`shard_used_bytes`] is exact for it. Returns
+/// the arena index, or None if jemalloc refused (the figures then fall
+/// back to 0 for the shard, and process-wide figures stay true).
+pub(crate) fn bind_shard_arena() -> Option<u32> {
+    // SAFETY: mallctl names and value types as jemalloc documents them
+    // (arenas.create, thread.arena: unsigned; thread.allocatedp,
+    // thread.deallocatedp: uint64_t *).
+    let arena = unsafe { raw::read::<u32>(b"arenas.create\0") }.ok()?;
+    unsafe { raw::write::<u32>(b"thread.arena\0", arena) }.ok()?;
+    let allocated = unsafe { raw::read::<*const u64>(b"thread.allocatedp\0") }.ok()?;
+    let deallocated = unsafe { raw::read::<*const u64>(b"thread.deallocatedp\0") }.ok()?;
+    let mib = |name: &[u8]| {
+        let mut mib = [0usize; 5];
+        raw::name_to_mib(name, &mut mib).ok()?;
+        mib[2] = arena as usize;
+        Some(mib)
+    };
+    let mut a = ShardArena {
+        allocated,
+        deallocated,
+        small_mib: mib(b"stats.arenas.0.small.allocated\0")?,
+        large_mib: mib(b"stats.arenas.0.large.allocated\0")?,
+        base: 0,
+        base_net: 0,
+    };
+    a.base_net = thread_net(&a);
+    SHARD.set(Some(a));
+    calibrate();
+    Some(arena)
+}
 
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees (the system
-        // allocator grows large blocks in place with mremap).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if layout.size() >= PARK_MIN
-            && PARKING.try_with(Cell::get).unwrap_or(false)
-            && park(ptr, layout)
-        {
-            return;
+/// The calling shard's allocated bytes: exact as of the last calibration
+/// (at most [`CALIBRATE_EVERY`] ago) plus what this thread allocated net
+/// since. Two thread-local loads; cheap enough for every write. 0 on a
+/// thread without a shard arena.
+pub(crate) fn shard_used_bytes() -> usize {
+    SHARD.with(|s| match s.get() {
+        Some(a) => {
+            let delta = thread_net(&a).wrapping_sub(a.base_net) as i64;
+            a.base.saturating_add_signed(delta) as usize
         }
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
+        None => 0,
+    })
+}
+
+/// Replaces the calling shard's running figure by its arena's exact bytes
+/// (an `epoch` refresh: microseconds, so on a timer, never per command).
+pub(crate) fn calibrate() {
+    let Some(mut a) = SHARD.with(Cell::get) else {
+        return;
+    };
+    refresh();
+    // SAFETY: documented size_t statistics, by the MIBs jemalloc resolved.
+    let read = |mib: &[usize]| unsafe { raw::read_mib::<usize>(mib) }.ok();
+    if let (Some(small), Some(large)) = (read(&a.small_mib), read(&a.large_mib)) {
+        a.base = (small + large) as u64;
+        a.base_net = thread_net(&a);
+        SHARD.set(Some(a));
     }
 }
 
-fn park(ptr: *mut u8, layout: Layout) -> bool {
-    PARKED
-        .try_with(|slots| {
-            let Some(slot) = slots.iter().find(|s| s.get().ptr == 0) else {
-                return false;
-            };
-            slot.set(Parked {
-                ptr: ptr as usize,
-                size: layout.size(),
-                align: layout.align(),
-                released: ptr as usize,
-            });
-            true
-        })
-        .unwrap_or(false)
-}
-
-/// Runs `f` with parking on for this thread.
-pub fn parking<R>(f: impl FnOnce() -> R) -> R {
-    struct Off(bool);
-    impl Drop for Off {
-        fn drop(&mut self) {
-            PARKING.with(|p| p.set(self.0));
-        }
-    }
-    let _restore = Off(PARKING.with(|p| p.replace(true)));
-    f()
-}
-
-/// Whether this thread has parked blocks waiting for `release_parked`.
-pub fn has_parked() -> bool {
-    PARKED.with(|slots| slots.iter().any(|s| s.get().ptr != 0))
-}
-
-/// Gives back up to about `budget` bytes of parked blocks: their pages
-/// first, then each block itself once all its pages are gone. Returns
-/// whether any block is still parked.
-pub fn release_parked(mut budget: usize) -> bool {
-    let page = crate::store::lazyfree::page_size();
-    PARKED.with(|slots| {
-        for slot in slots {
-            let mut p = slot.get();
-            if p.ptr == 0 || budget == 0 {
-                continue;
-            }
-            let end = (p.ptr + p.size) / page * page;
-            let from = p.released.next_multiple_of(page);
-            if from < end {
-                let len = (end - from).min(budget.next_multiple_of(page));
-                // SAFETY: [from, from + len) is whole pages inside a block
-                // the program freed (it was handed to `dealloc`), which we
-                // still own and nobody reads: dropping its pages is
-                // invisible, and freeing the block later is still valid.
-                unsafe {
-                    libc::madvise(from as *mut libc::c_void, len, libc::MADV_DONTNEED);
-                }
-                p.released = from + len;
-                budget = budget.saturating_sub(len);
-                slot.set(p);
-                if p.released < end {
-                    continue;
-                }
-            }
-            slot.set(EMPTY);
-            // SAFETY: the block and layout `dealloc` received and parked.
-            unsafe {
-                System.dealloc(
-                    p.ptr as *mut u8,
-                    Layout::from_size_align_unchecked(p.size, p.align),
-                );
-            }
-        }
+/// Refreshes jemalloc's statistics snapshot (they are read as of the
+/// last `epoch`).
+fn refresh() {
+    static EPOCH: std::sync::OnceLock<Option<[usize; 1]>> = std::sync::OnceLock::new();
+    let mib = EPOCH.get_or_init(|| {
+        let mut mib = [0usize; 1];
+        raw::name_to_mib(b"epoch\0", &mut mib).ok().map(|()| mib)
     });
-    has_parked()
+    if let Some(mib) = mib {
+        // SAFETY: writing any u64 to `epoch` refreshes the statistics.
+        let _ = unsafe { raw::write_mib::<u64>(mib, 1) };
+    }
+}
+
+/// Process-wide figures (INFO memory, `/metrics`, MEMORY STATS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Bytes the program holds (jemalloc `stats.allocated`): Redis'
+    /// `used_memory` and `allocator_allocated`.
+    pub allocated: u64,
+    /// Bytes in active pages (`stats.active`): allocated plus the unused
+    /// parts of pages in use (`allocator_active`).
+    pub active: u64,
+    /// Bytes in physically resident pages the allocator maps, including
+    /// dirty pages not purged yet (`stats.resident`, `allocator_resident`).
+    pub resident: u64,
+    /// Bytes retained as virtual memory for reuse, not resident
+    /// (`stats.retained`).
+    pub retained: u64,
+    /// The process' resident set size (/proc/self/statm).
+    pub rss: u64,
+}
+
+/// Process-wide figures, fresh (an `epoch` refresh and a /proc read: for
+/// INFO and scrapes, not per command).
+pub fn process_memory() -> ProcessMemory {
+    refresh();
+    let read = |name: &[u8]| {
+        // SAFETY: documented size_t statistics.
+        unsafe { raw::read::<usize>(name) }.unwrap_or(0) as u64
+    };
+    ProcessMemory {
+        allocated: read(b"stats.allocated\0"),
+        active: read(b"stats.active\0"),
+        resident: read(b"stats.resident\0"),
+        retained: read(b"stats.retained\0"),
+        rss: rss_bytes(),
+    }
+}
+
+/// The process' resident set size in bytes.
+pub fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * page_size() as u64
+}
+
+pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 { p as usize } else { 4096 }
+    })
+}
+
+/// "jemalloc-5.3.1": INFO's `mem_allocator`, as Redis prints it.
+pub fn allocator_name() -> String {
+    // SAFETY: `version` is a documented const char * statistic.
+    let version = unsafe { raw::read_str(b"version\0") }.unwrap_or(b"");
+    let version = String::from_utf8_lossy(version);
+    // jemalloc's version is "5.3.1-0-g<commit>"; Redis shows the release.
+    let release = version.split('-').next().unwrap_or("");
+    format!("jemalloc-{release}")
+}
+
+/// Returns the dirty pages of every arena to the kernel at once (MEMORY
+/// PURGE). The cost grows with what is dirty (a `madvise` over it: ~0.3 s
+/// after a 1 GB FLUSHALL), so callers on a shard run it off the core.
+pub fn purge() {
+    purge_arena(ARENAS_ALL);
+    refresh();
+}
+
+/// `arena.<arena>.purge`, which takes no value (null pointers: jemalloc
+/// refuses a write of a zero-sized one).
+fn purge_arena(arena: usize) -> bool {
+    let name = format!("arena.{arena}.purge\0");
+    // SAFETY: a NUL-terminated name and no old or new value, as this
+    // mallctl requires.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        ) == 0
+    }
+}
+
+/// jemalloc's `malloc_stats_print` report (MEMORY MALLOC-STATS), as
+/// Redis returns it.
+pub fn malloc_stats() -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tikv_jemalloc_ctl::stats_print::stats_print(&mut out, Default::default());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
-    fn large_frees_are_parked_only_while_parking_and_released_in_steps() {
-        assert!(!has_parked());
-        drop(vec![1u8; 16 << 20]);
-        assert!(!has_parked(), "not parking: freed at once");
-        let big = vec![7u8; 16 << 20];
-        let small = vec![7u8; 1 << 20];
-        parking(|| {
-            drop(small);
-            drop(big);
-        });
-        assert!(has_parked());
-        let mut steps = 0;
-        while release_parked(4 << 20) {
-            steps += 1;
-        }
-        assert!((3..=5).contains(&steps), "{steps} steps");
-        assert!(!has_parked());
+    fn a_shard_arena_counts_what_its_thread_holds_even_when_another_thread_frees() {
+        std::thread::spawn(|| {
+            assert!(bind_shard_arena().is_some());
+            let start = shard_used_bytes();
+            let blocks: Vec<Vec<u8>> = (0..10_000).map(|_| vec![1u8; 1000]).collect();
+            calibrate();
+            let grown = shard_used_bytes() - start;
+            assert!(
+                (10_000_000..11_000_000).contains(&grown),
+                "grew by {grown} bytes"
+            );
+            // Freed on another thread: the thread counters never see it,
+            // the arena does at the next calibration.
+            std::thread::spawn(move || drop(blocks)).join().unwrap();
+            assert!(shard_used_bytes() - start >= 10_000_000);
+            calibrate();
+            let left = shard_used_bytes().saturating_sub(start);
+            assert!(left < 500_000, "{left} bytes left");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_without_a_shard_arena_reads_zero() {
+        std::thread::spawn(|| assert_eq!(shard_used_bytes(), 0))
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn process_figures_and_reports() {
+        let m = process_memory();
+        assert!(m.allocated > 0 && m.active >= m.allocated && m.resident >= m.active);
+        assert!(m.rss > 0);
+        assert!(allocator_name().starts_with("jemalloc-5."));
+        let text = String::from_utf8(malloc_stats()).unwrap();
+        assert!(text.contains("jemalloc statistics"), "{text}");
+        assert!(purge_arena(ARENAS_ALL));
+    }
+
+    /// Prints what a calibration and a cheap read cost (see the module
+    /// docs); `cargo test --release --lib alloc -- --nocapture`.
+    #[test]
+    fn calibration_cost() {
+        std::thread::spawn(|| {
+            bind_shard_arena().unwrap();
+            let n = 2000;
+            let t = Instant::now();
+            for _ in 0..n {
+                calibrate();
+            }
+            let calib = t.elapsed() / n;
+            let t = Instant::now();
+            let mut sum = 0;
+            for _ in 0..n * 100 {
+                sum += std::hint::black_box(shard_used_bytes());
+            }
+            let read = t.elapsed() / (n * 100);
+            eprintln!("calibrate {calib:?}, shard_used_bytes {read:?} ({sum})");
+        })
+        .join()
+        .unwrap();
     }
 }

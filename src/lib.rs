@@ -25,7 +25,6 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
     server::runtime::run(config, collector::collector_main)
 }
 
-/// The system allocator, with large frees inside lazy-free slices parked
-/// and released in steps (src/alloc.rs).
+/// jemalloc, with an arena per shard (src/alloc.rs).
 #[global_allocator]
-static GLOBAL: alloc::KoraAlloc = alloc::KoraAlloc;
+static GLOBAL: alloc::Allocator = tikv_jemallocator::Jemalloc;

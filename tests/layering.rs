@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// own. `top` is a separate client and may import only the leaves.
 fn rank(module: &str) -> Option<u32> {
     Some(match module {
-        "protocol" | "metrics" => 0,
-        "config" | "alloc" => 1,
+        "protocol" | "metrics" | "alloc" => 0,
+        "config" => 1,
         "store" => 2,
         "coord" => 3,
         "command" => 4,

@@ -1,4 +1,5 @@
-//! Prometheus text exposition (format 0.0.4) of merged shard snapshots.
+//! Prometheus text exposition (format 0.0.4) of merged shard snapshots
+//! and the allocator's process-wide figures.
 
 use std::fmt::Write as _;
 
@@ -96,7 +97,8 @@ pub fn render(view: &MetricsView) -> String {
         );
     }
 
-    let gauges: [(&str, &str, u64); 5] = [
+    let a = &view.allocator;
+    let gauges: [(&str, &str, u64); 10] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -104,8 +106,33 @@ pub fn render(view: &MetricsView) -> String {
         ),
         (
             "kora_memory_used_bytes",
-            "Approximate memory used by keys, values and metadata.",
-            m.memory_bytes,
+            "Bytes allocated by the process (jemalloc stats.allocated): INFO used_memory.",
+            a.allocated,
+        ),
+        (
+            "kora_memory_dataset_bytes",
+            "Estimated bytes of keys, values and per-key metadata (the per-entry cost model behind MEMORY USAGE).",
+            m.dataset_bytes,
+        ),
+        (
+            "kora_memory_rss_bytes",
+            "Resident set size of the process.",
+            a.rss,
+        ),
+        (
+            "kora_allocator_active_bytes",
+            "Bytes in pages the allocator has in use (jemalloc stats.active).",
+            a.active,
+        ),
+        (
+            "kora_allocator_resident_bytes",
+            "Bytes the allocator holds resident, dirty pages included (jemalloc stats.resident).",
+            a.resident,
+        ),
+        (
+            "kora_allocator_retained_bytes",
+            "Bytes of address space the allocator retains, not resident (jemalloc stats.retained).",
+            a.retained,
         ),
         (
             "kora_lazyfree_pending_objects",
@@ -225,15 +252,21 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "kora_shard_up{{shard=\"{i}\"}} {}", *up as u8);
     }
     type PerShard = fn(&ShardSnapshot) -> u64;
-    let per_shard: [(&str, &str, &str, PerShard); 3] = [
+    let per_shard: [(&str, &str, &str, PerShard); 4] = [
         ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| {
             s.keys
         }),
         (
             "kora_shard_memory_used_bytes",
             "gauge",
-            "Approximate memory used by the shard's keyspace.",
+            "Bytes allocated by the shard's core (its jemalloc arena): what its eviction budget counts.",
             |s| s.memory_bytes,
+        ),
+        (
+            "kora_shard_memory_dataset_bytes",
+            "gauge",
+            "Estimated bytes of the shard's keys, values and per-key metadata.",
+            |s| s.dataset_bytes,
         ),
         (
             "kora_shard_commands_total",

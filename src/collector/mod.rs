@@ -106,8 +106,9 @@ impl Collector {
             up.push(arrived);
         }
         let mut view = MetricsView::build(self.last.borrow().clone(), up, &self.totals.borrow());
+        view.allocator = crate::alloc::process_memory();
         self.peak_memory
-            .set(self.peak_memory.get().max(view.merged.memory_bytes));
+            .set(self.peak_memory.get().max(view.allocator.allocated));
         view.peak_memory_bytes = self.peak_memory.get();
         view.uptime_seconds = self.started.elapsed().as_secs_f64();
         view.start_time_seconds = self

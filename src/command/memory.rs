@@ -1,8 +1,10 @@
 //! MEMORY USAGE | STATS | DOCTOR | MALLOC-STATS | PURGE | HELP.
 //!
-//! Every figure comes from the per-entry accounting behind
-//! `kora_memory_used_bytes` (`store::cost`): MEMORY USAGE of a key is what
-//! that key adds to it, and MEMORY STATS splits the total the same way.
+//! Totals are the allocator's (src/alloc.rs: `used_memory`, jemalloc's
+//! figures, RSS), as in Redis. What is per key comes from the per-entry
+//! cost model (`store::cost`), an estimate: MEMORY USAGE of a key is what
+//! it adds to `used_memory_estimate`, and MEMORY STATS' per-key overheads
+//! are estimated the same way.
 
 use std::fmt::Write as _;
 
@@ -28,8 +30,17 @@ pub async fn memory(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             let view = shard.metrics_view().await;
             out.bulk(doctor(&view).as_bytes());
         }
-        (b"MALLOC-STATS", 2) => out.bulk(b"Stats not supported for the current allocator"),
-        (b"PURGE", 2) => out.ok(),
+        (b"MALLOC-STATS", 2) => out.bulk(&crate::alloc::malloc_stats()),
+        (b"PURGE", 2) => {
+            // The madvise over every dirty page can take hundreds of ms
+            // after a large FLUSHALL: it runs on this executor's blocking
+            // thread, so no core stops serving meanwhile (jemalloc drops
+            // the arena's lock while it purges).
+            glommio::executor()
+                .spawn_blocking(crate::alloc::purge)
+                .await;
+            out.ok()
+        }
         (b"HELP", 2) => help_reply(
             out,
             "MEMORY",
@@ -84,12 +95,13 @@ async fn usage(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// How the accounted memory splits: fixed per-key costs (the table slot
-/// and TTL index of each key) against keys and values themselves.
+/// How the allocated memory splits: fixed per-key costs (the table slot
+/// and TTL index of each key, estimated) against the rest.
 struct Breakdown {
     total: u64,
     peak: u64,
     rss: u64,
+    allocator: crate::alloc::ProcessMemory,
     keys: u64,
     main_overhead: u64,
     expires_overhead: u64,
@@ -98,10 +110,12 @@ struct Breakdown {
 impl Breakdown {
     fn of(view: &MetricsView) -> Breakdown {
         let m = &view.merged;
+        let total = view.allocator.allocated;
         Breakdown {
-            total: m.memory_bytes,
-            peak: view.peak_memory_bytes.max(m.memory_bytes),
-            rss: super::server::rss_bytes(),
+            total,
+            peak: view.peak_memory_bytes.max(total),
+            rss: view.allocator.rss,
+            allocator: view.allocator,
             keys: m.keys,
             main_overhead: m.keys * cost::ENTRY as u64,
             expires_overhead: m.expires * cost::EXPIRE as u64,
@@ -125,14 +139,20 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Redis 7's MEMORY STATS shape: a flat list of name, value pairs.
-fn stats(view: &MetricsView, out: &mut Vec<u8>) {
-    let b = Breakdown::of(view);
-    let fragmentation = if b.total == 0 {
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
         0.0
     } else {
-        b.rss as f64 / b.total as f64
-    };
+        num as f64 / den as f64
+    }
+}
+
+/// Redis 7's MEMORY STATS shape and order: a flat list of name, value
+/// pairs; `db.0` only when it holds keys.
+fn stats(view: &MetricsView, out: &mut Vec<u8>) {
+    let b = Breakdown::of(view);
+    let a = &b.allocator;
+    let diff = |x: u64, y: u64| x as i64 - y as i64;
     let ints: [(&str, u64); 10] = [
         ("peak.allocated", b.peak),
         ("total.allocated", b.total),
@@ -145,33 +165,54 @@ fn stats(view: &MetricsView, out: &mut Vec<u8>) {
         ("lua.caches", 0),
         ("functions.caches", 0),
     ];
-    out.array(2 * (ints.len() + 9));
+    let db = usize::from(b.keys > 0);
+    out.array(2 * (ints.len() + db + 17));
     for (name, v) in ints {
         out.bulk(name.as_bytes());
         out.int(v as i64);
     }
-    out.bulk(b"db.0");
-    out.array(4);
-    out.bulk(b"overhead.hashtable.main");
-    out.int(b.main_overhead as i64);
-    out.bulk(b"overhead.hashtable.expires");
-    out.int(b.expires_overhead as i64);
+    if db == 1 {
+        out.bulk(b"db.0");
+        out.array(4);
+        out.bulk(b"overhead.hashtable.main");
+        out.int(b.main_overhead as i64);
+        out.bulk(b"overhead.hashtable.expires");
+        out.int(b.expires_overhead as i64);
+    }
     out.bulk(b"overhead.total");
     out.int(b.overhead() as i64);
+    out.bulk(b"keys.count");
+    out.int(b.keys as i64);
+    out.bulk(b"keys.bytes-per-key");
+    out.int(b.total.checked_div(b.keys).unwrap_or(0) as i64);
     out.bulk(b"dataset.bytes");
     out.int(b.dataset() as i64);
     out.bulk(b"dataset.percentage");
     out.bulk_f64(percent(b.dataset(), b.total));
     out.bulk(b"peak.percentage");
     out.bulk_f64(percent(b.total, b.peak));
+    out.bulk(b"allocator.allocated");
+    out.int(a.allocated as i64);
+    out.bulk(b"allocator.active");
+    out.int(a.active as i64);
+    out.bulk(b"allocator.resident");
+    out.int(a.resident as i64);
+    out.bulk(b"allocator-fragmentation.ratio");
+    out.bulk_f64(ratio(a.active, a.allocated));
+    out.bulk(b"allocator-fragmentation.bytes");
+    out.int(diff(a.active, a.allocated));
+    out.bulk(b"allocator-rss.ratio");
+    out.bulk_f64(ratio(a.resident, a.active));
+    out.bulk(b"allocator-rss.bytes");
+    out.int(diff(a.resident, a.active));
+    out.bulk(b"rss-overhead.ratio");
+    out.bulk_f64(ratio(b.rss, a.resident));
+    out.bulk(b"rss-overhead.bytes");
+    out.int(diff(b.rss, a.resident));
     out.bulk(b"fragmentation");
-    out.bulk_f64(fragmentation);
+    out.bulk_f64(ratio(b.rss, b.total));
     out.bulk(b"fragmentation.bytes");
-    out.int(b.rss as i64 - b.total as i64);
-    out.bulk(b"keys.count");
-    out.int(b.keys as i64);
-    out.bulk(b"keys.bytes-per-key");
-    out.int(b.total.checked_div(b.keys).unwrap_or(0) as i64);
+    out.int(diff(b.rss, b.total));
 }
 
 /// A plain-language reading of the memory figures, in the spirit of
@@ -184,7 +225,7 @@ fn doctor(view: &MetricsView) -> String {
     if b.total < SMALL {
         let _ = writeln!(
             report,
-            "This instance holds {} bytes of keys and values, too little to say anything useful about \
+            "This instance has {} bytes allocated, too little to say anything useful about \
              its memory. Ask again once it holds a few megabytes.",
             b.total
         );
@@ -193,7 +234,7 @@ fn doctor(view: &MetricsView) -> String {
     let mut issues = Vec::new();
     if b.peak as f64 > b.total as f64 * 1.5 {
         issues.push(format!(
-            "Peak memory: the keyspace once took {} bytes, {:.0}% more than the {} it takes now. \
+            "Peak memory: the process once had {} bytes allocated, {:.0}% more than the {} it has now. \
              The allocator may not have returned the difference to the system (RSS is {} bytes).",
             b.peak,
             percent(b.peak - b.total, b.total),
@@ -203,9 +244,9 @@ fn doctor(view: &MetricsView) -> String {
     }
     if b.rss as f64 > b.total as f64 * 1.4 {
         issues.push(format!(
-            "High RSS: the process uses {:.2} times the memory its keys and values account for \
-             ({} vs {} bytes). Part of it is connection buffers and the runtime; the rest is \
-             allocator fragmentation, which large deletions leave behind.",
+            "High RSS: the process' resident memory is {:.2} times what it has allocated \
+             ({} vs {} bytes): allocator fragmentation, which large deletions leave behind, or \
+             freed pages not yet returned to the system. MEMORY PURGE returns them.",
             b.rss as f64 / b.total as f64,
             b.rss,
             b.total

@@ -363,15 +363,9 @@ fn debug_reply(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
+/// The process' resident set size (src/alloc.rs).
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
+    crate::alloc::rss_bytes()
 }
 
 fn human_bytes(b: u64) -> String {
@@ -507,17 +501,53 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     }
     if wants("memory") {
         section(&mut s, "Memory");
+        // True figures from the allocator (src/alloc.rs), formatted as
+        // Redis 7.0 prints them; the keyspace estimate beside them.
+        let a = view.allocator;
         let rss = rss_bytes();
-        let peak = view.peak_memory_bytes.max(snap.memory_bytes);
+        let used = a.allocated;
+        let peak = view.peak_memory_bytes.max(used);
+        let ratio = |num: u64, den: u64| {
+            if den == 0 {
+                0.0
+            } else {
+                num as f64 / den as f64
+            }
+        };
+        let diff = |x: u64, y: u64| x as i64 - y as i64;
         let _ = write!(
             s,
-            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
-            human_bytes(snap.memory_bytes),
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\n",
+            human_bytes(used),
             human_bytes(rss),
             human_bytes(peak),
+            ratio(used, peak) * 100.0,
+        );
+        let _ = write!(
+            s,
+            "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n",
+            a.allocated, a.active, a.resident
+        );
+        s.push_str("maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n");
+        let _ = write!(
+            s,
+            "allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n",
+            ratio(a.active, a.allocated),
+            diff(a.active, a.allocated),
+            ratio(a.resident, a.active),
+            diff(a.resident, a.active),
+            ratio(rss, a.resident),
+            diff(rss, a.resident),
+            ratio(rss, used),
+            diff(rss, used),
+        );
+        let _ = write!(
+            s,
+            "mem_allocator:{}\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\nused_memory_estimate:{}\r\n",
+            crate::alloc::allocator_name(),
             snap.lazyfree_pending,
             snap.lazyfreed,
-            m = snap.memory_bytes,
+            snap.dataset_bytes,
         );
     }
     if wants("persistence") {

@@ -45,6 +45,17 @@ pub fn spawn_housekeeping(shard: &Rc<Shard>) {
     })
     .detach();
 
+    // The shard's memory figure drifts with blocks freed on other cores;
+    // its arena's exact figure resets it (src/alloc.rs).
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutdown.is_shutting_down() {
+            glommio::timer::sleep(crate::alloc::CALIBRATE_EVERY).await;
+            crate::alloc::calibrate();
+        }
+    })
+    .detach();
+
     let s = shard.clone();
     glommio::spawn_local(async move {
         let period = Duration::from_millis(s.config.active_expire_ms.max(1));

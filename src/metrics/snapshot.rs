@@ -39,7 +39,12 @@ pub struct ShardSnapshot {
     pub avg_ttl_ms: u64,
     /// Commands per second over the last couple of seconds.
     pub ops_per_sec: u64,
+    /// Bytes allocated by the shard (its jemalloc arena, src/alloc.rs);
+    /// merged: the sum over shards.
     pub memory_bytes: u64,
+    /// The keyspace's estimated bytes (the per-entry cost model,
+    /// `store::cost`), kept beside the allocator's figure.
+    pub dataset_bytes: u64,
     /// Lazy-free queue: objects waiting (a gauge) and objects freed so far.
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
@@ -59,7 +64,10 @@ pub struct KeyspaceFigures {
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
+    /// The shard's allocated bytes (`crate::alloc::shard_used_bytes`).
     pub memory_bytes: u64,
+    /// The keyspace's estimated bytes (`Db::mem_used`).
+    pub dataset_bytes: u64,
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
     /// Hot-key candidates with their estimates, highest first.
@@ -100,6 +108,7 @@ impl ShardSnapshot {
             avg_ttl_ms: db.avg_ttl_ms,
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.memory_bytes,
+            dataset_bytes: db.dataset_bytes,
             lazyfree_pending: db.lazyfree_pending,
             lazyfreed: db.lazyfreed,
             slowlog_len: metrics.slowlog.len() as u64,
@@ -148,6 +157,7 @@ impl ShardSnapshot {
         self.keys += other.keys;
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
+        self.dataset_bytes += other.dataset_bytes;
         self.lazyfree_pending += other.lazyfree_pending;
         self.lazyfreed += other.lazyfreed;
         // SLOWLOG shows the newest max-len entries of all shards.

@@ -97,8 +97,10 @@ pub struct MetricsView {
     pub latency: Vec<SlotLatency>,
     pub uptime_seconds: f64,
     pub start_time_seconds: f64,
-    /// The largest merged memory seen at a collection round.
+    /// The largest allocated bytes seen at a collection round.
     pub peak_memory_bytes: u64,
+    /// Process-wide allocator figures at this round (src/alloc.rs).
+    pub allocator: crate::alloc::ProcessMemory,
 }
 
 impl MetricsView {
@@ -116,6 +118,7 @@ impl MetricsView {
             uptime_seconds: 0.0,
             start_time_seconds: 0.0,
             peak_memory_bytes: 0,
+            allocator: Default::default(),
         }
     }
 

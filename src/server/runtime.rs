@@ -264,6 +264,9 @@ async fn shard_main(
     shutdown_flag: Arc<AtomicBool>,
     admission: Arc<Admission>,
 ) -> io::Result<()> {
+    // Before the shard allocates its keyspace: everything this thread
+    // allocates from here on is counted in the shard's own arena.
+    crate::alloc::bind_shard_arena();
     let (senders, receivers) = mesh
         .join()
         .await

@@ -14,12 +14,9 @@
 //! INFO's `lazyfreed_objects`.
 //!
 //! Large buffers are given back to the kernel in steps too: the drained
-//! front of an element buffer while it drains (`Release`), and blocks of
-//! 4 MB or more freed during a slice (a hash index, a drained buffer) are
-//! parked by the process allocator and unmapped a few MB per slice.
-//!
-//! Calls into the process allocator (`crate::alloc`), which in turn asks this
-//! file for the page size: the two are one mechanism split over two files.
+//! front of an element buffer while it drains (`Release`). Freeing a large
+//! block itself (a hash index, a drained buffer) costs no syscall: jemalloc
+//! keeps it as dirty pages and purges them by decay (src/alloc.rs).
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -39,9 +36,6 @@ pub const SLICE_ELEMENTS: usize = 64 * 1024;
 pub const SLICE_TIME: Duration = Duration::from_millis(1);
 /// Elements freed between two clock reads.
 const CHUNK: usize = 1024;
-/// Bytes of parked large blocks (src/alloc.rs) given back per slice:
-/// about half a millisecond of unmapping.
-const RELEASE_PER_SLICE: usize = 8 << 20;
 
 /// How many elements freeing `value` touches: Redis' "free effort". A
 /// string is one allocation, freed inline whatever its length, as in Redis.
@@ -57,9 +51,8 @@ pub fn free_effort(value: &Value) -> usize {
 /// Something queued for freeing. Detached values and tables are queued as
 /// they are (O(1) for UNLINK) and turned into draining iterators on their
 /// first slice. That conversion frees a set's or hash's index table, one
-/// allocation whose release would cost ~1.3 ms per million elements at
-/// once; inside a slice it is parked and given back in steps instead
-/// (src/alloc.rs).
+/// large allocation: jemalloc takes it back without a syscall (its pages
+/// are purged later by decay, src/alloc.rs).
 enum Pending {
     Value(Value),
     List(VecDeque<Box<[u8]>>, Release),
@@ -115,22 +108,13 @@ const SLOT_MARGIN: usize = 128;
 /// Released in steps of at least this much, to keep syscalls rare.
 const RELEASE_STEP: usize = 1 << 20;
 
-pub(crate) fn page_size() -> usize {
-    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions.
-        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if p > 0 { p as usize } else { 4096 }
-    })
-}
-
 impl Release {
     /// `next` is the address of the first element still in the buffer
     /// (None once it is empty). Everything below it, from where the
     /// previous call left off, has been moved out and is never read again.
     fn advance(&mut self, next: Option<usize>) {
         let Some(next) = next else { return };
-        let page = page_size();
+        let page = crate::alloc::page_size();
         if self.done == 0 || next < self.done {
             // First call, or a ring buffer wrapped around: start here.
             self.done = next.next_multiple_of(page);
@@ -142,8 +126,8 @@ impl Release {
             // being drained (both ends are element addresses of that one
             // allocation, rounded inwards), and every slot wholly in it was
             // moved out already: neither the collection nor the allocator
-            // reads these bytes again (the allocator's own header precedes
-            // the buffer). MADV_DONTNEED only drops their pages; they read
+            // reads these bytes again (jemalloc keeps no header in a
+            // block). MADV_DONTNEED only drops their pages; they read
             // as zeros if touched, and unmapping the buffer later is valid.
             unsafe {
                 libc::madvise(
@@ -176,9 +160,9 @@ impl LazyFree {
         self.freed_objects
     }
 
-    /// Nothing queued and no large block parked (src/alloc.rs).
+    /// Nothing queued.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && !crate::alloc::has_parked()
+        self.queue.is_empty()
     }
 
     /// Parks the freeing task until something is queued.
@@ -220,12 +204,10 @@ impl LazyFree {
 
     /// Frees up to `max_elements` elements or for about `max_time`,
     /// subtracting what it frees from `mem`. Returns whether anything is
-    /// still queued or parked.
+    /// still queued.
     pub fn slice(&mut self, mem: &mut usize, max_elements: usize, max_time: Duration) -> bool {
         let start = Instant::now();
-        // Large blocks freed by earlier slices go back a step at a time.
-        crate::alloc::release_parked(RELEASE_PER_SLICE);
-        crate::alloc::parking(|| self.free_elements(mem, max_elements, start, max_time));
+        self.free_elements(mem, max_elements, start, max_time);
         !self.is_idle()
     }
 

@@ -9,8 +9,8 @@
 //! active and lazy expiry, memory accounting ([`cost`]), WATCH modification
 //! counts, lazy free (`lazyfree`) and glob matching ([`glob`]). Knows nothing
 //! of other shards, connections or commands. May import the leaves
-//! (`metrics` for the shard's stats and hot-key sketch, `protocol`); also
-//! drives the process allocator's parking (`crate::alloc`) from `lazyfree`.
+//! (`metrics` for the shard's stats and hot-key sketch, `protocol`, and
+//! `crate::alloc` for the page size).
 //! The keyspace invariants live here and nowhere else: `mem_used` equals
 //! the sum of `entry_size` plus what lazy free still holds, a WATCHed key's
 //! modification count moves on every write that reaches it, and no list,
