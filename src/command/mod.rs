@@ -168,6 +168,27 @@ use crate::store::Db;
 /// Runs a command on the owning shard and appends one reply to `out`.
 pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
 
+/// Runs `handler` on its shard as a command of its own (not inside EXEC,
+/// whose memory check is made once for the whole transaction): a
+/// `denyoom` command on a shard over its memory budget first evicts, and
+/// is answered OOM when nothing can be evicted. Under budget this costs
+/// one comparison.
+#[inline]
+pub fn run_checked(db: &mut Db, handler: Handler, args: &Args<'_>, out: &mut Vec<u8>) {
+    if db.over_budget() && refused_for_memory(db, args) {
+        out.error(crate::store::evict::OOM);
+        return;
+    }
+    handler(db, args, out);
+}
+
+/// Over budget: whether the command is `denyoom` and eviction cannot make
+/// room (the name lookup happens only here, off the usual path).
+#[cold]
+fn refused_for_memory(db: &mut Db, args: &Args<'_>) -> bool {
+    lookup(args.get(0)).is_some_and(|spec| spec.denyoom) && !db.admit_write()
+}
+
 /// Runs a multi-key command whose keys live on several shards, from the
 /// connection, as one atomic step ([`crate::coord::Atomic`]) with the
 /// given transaction id; appends one reply to `out`.

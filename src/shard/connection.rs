@@ -727,7 +727,13 @@ fn queue(
     args: &Args,
 ) -> Item {
     if target == shard.id {
-        handler(&mut shard.db.borrow_mut(), args, &mut pipe.local.buf);
+        let db = &mut shard.db.borrow_mut();
+        if shard.tx.current().is_none() {
+            crate::command::run_checked(db, handler, args, &mut pipe.local.buf);
+        } else {
+            // Inside EXEC: its memory check was made once, before it ran.
+            handler(db, args, &mut pipe.local.buf);
+        }
         Item {
             shard: LOCAL,
             index: pipe.local.seal(),

@@ -172,7 +172,8 @@ impl Shard {
     ) -> Shard {
         let stats = Rc::new(ShardStats::default());
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
-        let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        let mut db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        db.set_eviction(config.eviction, id, config.workers);
         let metrics = ShardMetrics::new(stats, config.instrumentation);
         metrics.slowlog.set_origin(id, config.workers);
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
@@ -246,14 +247,21 @@ impl Shard {
         db.refresh_clock();
         let start = replies.buf.len();
         let mut next = from;
-        let check = check == KeyCheck::Stop && !self.keys.is_empty();
+        // Plain batches are single commands; the other kind is a
+        // transaction's, whose memory check was made once before it ran.
+        let single = check == KeyCheck::Stop;
+        let check = single && !self.keys.is_empty();
         for &(handler, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
             let args = crate::command::Args::new(&batch.data, ranges);
             if check && self.keys.blocks(&args) {
                 break;
             }
-            handler(&mut db, &args, &mut replies.buf);
+            if single {
+                crate::command::run_checked(&mut db, handler, &args, &mut replies.buf);
+            } else {
+                handler(&mut db, &args, &mut replies.buf);
+            }
             replies.seal();
             next += 1;
             if replies.buf.len() - start >= budget {
