@@ -98,6 +98,22 @@ where
         .collect()
 }
 
+/// Before a `denyoom` command or transaction that spans `targets`: asks
+/// each of those shards to make room (evicting as its policy allows) and
+/// returns false if any of them is over its memory budget with nothing
+/// to evict. Decided before anything runs, so such a command is refused
+/// whole (OOM), never half applied. Without a memory limit it sends
+/// nothing.
+pub async fn room_for_write(shard: &Shard, targets: &[usize]) -> bool {
+    if shard.db.borrow().budget() == 0 {
+        return true;
+    }
+    on_each(shard, targets, |s: &Shard| s.db.borrow_mut().admit_write())
+        .await
+        .into_iter()
+        .all(|ok| ok == Some(true))
+}
+
 /// A call on behalf of the running transaction passes that transaction's
 /// locks; any other call waits for them.
 fn tagged(shard: &Shard, call: mesh::Call) -> Request {

@@ -581,7 +581,13 @@ pub async fn dispatch<'m>(
                     // atomic step (inside EXEC, under EXEC's locks).
                     complete_all(shard, client, args.buf(), pipe, out).await;
                     let mark = out.len();
-                    spread(shard, client.info.id, args, out).await;
+                    if spec.denyoom && shard.tx.current().is_none() && !room_across(shard, spec, args).await
+                    {
+                        // All or nothing: refused before any shard ran it.
+                        out.error(crate::store::evict::OOM);
+                    } else {
+                        spread(shard, client.info.id, args, out).await;
+                    }
                     shard.db.borrow_mut().refresh_clock();
                     let mut timer = timer;
                     timer.set_reply(&out[mark..]);
@@ -643,6 +649,18 @@ async fn wait_local_turn(shard: &Shard, args: &Args<'_>) {
     if shard.keys.blocks(args) {
         shard.keys_unblocked(args).await;
     }
+}
+
+/// Whether every shard a cross-shard `denyoom` command touches can take
+/// the write (`coord::room_for_write`).
+async fn room_across(shard: &Shard, spec: &CommandSpec, args: &Args<'_>) -> bool {
+    if shard.db.borrow().budget() == 0 {
+        return true;
+    }
+    let mut owners: Vec<usize> = shard.key_owners(spec, args).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    crate::coord::room_for_write(shard, &owners).await
 }
 
 /// Whether a command runs only after every reply before it has arrived:

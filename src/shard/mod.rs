@@ -343,6 +343,8 @@ impl Shard {
             expires: db.expires_count() as u64,
             avg_ttl_ms: db.avg_ttl_sample(),
             memory_bytes: db.mem_used() as u64,
+            maxmemory_bytes: db.budget() as u64,
+            eviction_exceeded_ms: db.eviction_exceeded_ms(),
             lazyfree_pending: db.lazyfree_pending_objects() as u64,
             lazyfreed: db.lazyfreed_objects(),
             hotkeys: db.hot.top(),

@@ -31,6 +31,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause between two lazy-free slices: long enough for the executor to
 /// park and poll I/O, short enough that freeing keeps most of an idle core.
 const LAZYFREE_PAUSE: Duration = Duration::from_micros(50);
+/// How often a shard looks whether it is over its memory budget when no
+/// write has made it evict.
+const EVICT_TICK: Duration = Duration::from_millis(10);
 
 /// A listening socket on `addr` for this executor: SO_REUSEPORT so every
 /// shard can listen on the same port (the kernel spreads connections), and
@@ -359,6 +362,37 @@ fn spawn_housekeeping(shard: &Rc<Shard>) {
             // start: no expiry cycle in between.
             if !s.tx.blocks_current() {
                 s.db.borrow_mut().active_expire(16);
+            }
+        }
+    })
+    .detach();
+
+    // Eviction (src/store/evict.rs): every EVICT_TICK, a shard over its
+    // share of maxmemory evicts in slices of the tenacity time (500 µs by
+    // default), sleeping between slices like lazy free so the core keeps
+    // serving its clients, until it is back under budget. This is what
+    // brings usage down after CONFIG SET maxmemory without any traffic.
+    // Not while a transaction holds the shard or a multi-key command holds
+    // keys here: they see their keys as of their start, as with expiry.
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutting_down.get() {
+            glommio::timer::sleep(EVICT_TICK).await;
+            // Under budget, `make_room` is one comparison (and ends the
+            // "over budget since" clock of INFO).
+            while !s.shutting_down.get() && !s.tx.blocks_current() && s.keys.is_empty() {
+                let outcome = {
+                    let mut db = s.db.borrow_mut();
+                    if db.budget() == 0 {
+                        break;
+                    }
+                    db.refresh_clock();
+                    db.make_room()
+                };
+                if outcome != crate::store::evict::Outcome::Running {
+                    break;
+                }
+                glommio::timer::sleep(LAZYFREE_PAUSE).await;
             }
         }
     })

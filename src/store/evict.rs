@@ -295,6 +295,8 @@ impl Db {
     pub fn set_eviction(&mut self, settings: Settings, shard: usize, nshards: usize) {
         let n = nshards.max(1) as u64;
         let share = settings.maxmemory / n + u64::from((shard as u64) < settings.maxmemory % n);
+        // A limit smaller than the shard count still limits every shard.
+        let share = if settings.maxmemory == 0 { 0 } else { share.max(1) };
         self.evict.budget = usize::try_from(share).unwrap_or(usize::MAX);
         if settings.policy != self.evict.settings.policy {
             // Scores of another policy mean nothing under this one.
