@@ -661,7 +661,14 @@ mod tests {
         use crate::store::evict::Policy;
         let d = Config::default().eviction;
         assert_eq!(
-            (d.maxmemory, d.policy, d.samples, d.lfu_log_factor, d.lfu_decay_time, d.tenacity),
+            (
+                d.maxmemory,
+                d.policy,
+                d.samples,
+                d.lfu_log_factor,
+                d.lfu_decay_time,
+                d.tenacity
+            ),
             (0, Policy::NoEviction, 5, 10, 1, 10)
         );
         let path = write_tmp(
@@ -672,7 +679,14 @@ mod tests {
         let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
         let e = Config::from_cli(&cli).unwrap().eviction;
         assert_eq!(
-            (e.maxmemory, e.policy, e.samples, e.lfu_log_factor, e.lfu_decay_time, e.tenacity),
+            (
+                e.maxmemory,
+                e.policy,
+                e.samples,
+                e.lfu_log_factor,
+                e.lfu_decay_time,
+                e.tenacity
+            ),
             (100 << 20, Policy::AllkeysLru, 10, 3, 0, 20)
         );
         let cli = Cli::parse_from([
@@ -685,7 +699,10 @@ mod tests {
             "VOLATILE-TTL",
         ]);
         let e = Config::from_cli(&cli).unwrap().eviction;
-        assert_eq!((e.maxmemory, e.policy), (1_000_000_000, Policy::VolatileTtl));
+        assert_eq!(
+            (e.maxmemory, e.policy),
+            (1_000_000_000, Policy::VolatileTtl)
+        );
         let path = write_tmp("evict-int.toml", "maxmemory = 4096\n");
         let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
         assert_eq!(Config::from_cli(&cli).unwrap().eviction.maxmemory, 4096);

@@ -717,7 +717,10 @@ fn memory_usage_is_the_keys_share_of_the_memory_gauge() {
         );
         // MEMORY USAGE is not an access (the LFU counter of a key set
         // once stays at its initial 5).
-        ok(&mut c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+        ok(
+            &mut c,
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        );
         ok(&mut c, &["SET", small, "0123456789"]);
         let _: i64 = q(&mut c, &["MEMORY", "USAGE", small]);
         assert_eq!(q::<i64>(&mut c, &["OBJECT", "FREQ", small]), 5);

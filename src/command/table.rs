@@ -185,7 +185,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decr", 2, WDF, (1, 1, 1), Keyed(strings::decr)),
     cmd!("incrby", 3, WDF, (1, 1, 1), Keyed(strings::incrby)),
     cmd!("decrby", 3, WDF, (1, 1, 1), Keyed(strings::decrby)),
-    cmd!("incrbyfloat", 3, WDF, (1, 1, 1), Keyed(strings::incrbyfloat)),
+    cmd!(
+        "incrbyfloat",
+        3,
+        WDF,
+        (1, 1, 1),
+        Keyed(strings::incrbyfloat)
+    ),
     cmd!(
         "mget",
         -2,
@@ -592,10 +598,38 @@ mod tests {
         // that Redis flags denyoom (FUNCTION's flag is on its LOAD and
         // RESTORE subcommands, not on the container).
         let redis = [
-            "set", "setnx", "setex", "psetex", "getset", "append", "setrange", "incr", "decr",
-            "incrby", "decrby", "incrbyfloat", "lpush", "rpush", "lpushx", "rpushx", "lset",
-            "linsert", "hset", "hmset", "hsetnx", "hincrby", "hincrbyfloat", "sadd", "mset",
-            "msetnx", "sinterstore", "sunionstore", "sdiffstore", "lmove", "rpoplpush", "copy",
+            "set",
+            "setnx",
+            "setex",
+            "psetex",
+            "getset",
+            "append",
+            "setrange",
+            "incr",
+            "decr",
+            "incrby",
+            "decrby",
+            "incrbyfloat",
+            "lpush",
+            "rpush",
+            "lpushx",
+            "rpushx",
+            "lset",
+            "linsert",
+            "hset",
+            "hmset",
+            "hsetnx",
+            "hincrby",
+            "hincrbyfloat",
+            "sadd",
+            "mset",
+            "msetnx",
+            "sinterstore",
+            "sunionstore",
+            "sdiffstore",
+            "lmove",
+            "rpoplpush",
+            "copy",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

@@ -581,7 +581,9 @@ pub async fn dispatch<'m>(
                     // atomic step (inside EXEC, under EXEC's locks).
                     complete_all(shard, client, args.buf(), pipe, out).await;
                     let mark = out.len();
-                    if spec.denyoom && shard.tx.current().is_none() && !room_across(shard, spec, args).await
+                    if spec.denyoom
+                        && shard.tx.current().is_none()
+                        && !room_across(shard, spec, args).await
                     {
                         // All or nothing: refused before any shard ran it.
                         out.error(crate::store::evict::OOM);

@@ -27,8 +27,7 @@ use crate::protocol::reply::Resp;
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 /// Redis 7.0's EXEC of a transaction with a `denyoom` command while over
 /// `maxmemory` (with nothing to evict).
-const EXECABORT_OOM: &str =
-    "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.";
+const EXECABORT_OOM: &str = "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.";
 
 /// Whether a transaction must pass the memory check before it runs: it
 /// has a `denyoom` command and a memory limit is set. As Redis, the check

@@ -106,7 +106,10 @@ impl Policy {
     fn volatile(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 }
@@ -296,7 +299,11 @@ impl Db {
         let n = nshards.max(1) as u64;
         let share = settings.maxmemory / n + u64::from((shard as u64) < settings.maxmemory % n);
         // A limit smaller than the shard count still limits every shard.
-        let share = if settings.maxmemory == 0 { 0 } else { share.max(1) };
+        let share = if settings.maxmemory == 0 {
+            0
+        } else {
+            share.max(1)
+        };
         self.evict.budget = usize::try_from(share).unwrap_or(usize::MAX);
         if settings.policy != self.evict.settings.policy {
             // Scores of another policy mean nothing under this one.
@@ -396,7 +403,9 @@ impl Db {
         let policy = self.evict.settings.policy;
         match policy {
             Policy::NoEviction => None,
-            Policy::AllkeysRandom => (!self.map.is_empty()).then(|| self.random_index(self.map.len())),
+            Policy::AllkeysRandom => {
+                (!self.map.is_empty()).then(|| self.random_index(self.map.len()))
+            }
             Policy::VolatileRandom => {
                 if self.expiring.is_empty() {
                     return None;
@@ -614,17 +623,19 @@ mod tests {
             1,
         );
         while db.make_room() == Outcome::Running {}
-        let early = (0..250).filter(|i| db.contains(format!("k{i}").as_bytes())).count();
-        let late = (750..1000).filter(|i| db.contains(format!("k{i}").as_bytes())).count();
+        let early = (0..250)
+            .filter(|i| db.contains(format!("k{i}").as_bytes()))
+            .count();
+        let late = (750..1000)
+            .filter(|i| db.contains(format!("k{i}").as_bytes()))
+            .count();
         assert!(early < 60 && late > 190, "early {early} late {late}");
     }
 
     #[test]
     fn lfu_counter_grows_logarithmically_and_decays() {
         let mut rng = 7u64;
-        let clock = Clock {
-            lfu: Some((10, 1)),
-        };
+        let clock = Clock { lfu: Some((10, 1)) };
         let now = 1_000_000u32;
         let mut stamp = clock.fresh(now);
         assert_eq!(lfu_decayed(stamp, now, 1), LFU_INIT_VAL);

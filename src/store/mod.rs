@@ -282,7 +282,9 @@ impl Db {
     fn live_index(&mut self, key: &[u8]) -> Option<usize> {
         let idx = self.peek_index(key)?;
         let entry = &mut self.map[idx];
-        entry.accessed = self.clock.touch(entry.accessed, self.now_secs, &mut self.rng);
+        entry.accessed = self
+            .clock
+            .touch(entry.accessed, self.now_secs, &mut self.rng);
         Some(idx)
     }
 
@@ -342,7 +344,9 @@ impl Db {
                 let old = entry_size(k, entry);
                 let expired = entry.expire_at != 0 && entry.expire_at <= now;
                 entry.value = value;
-                entry.accessed = self.clock.touch(entry.accessed, self.now_secs, &mut self.rng);
+                entry.accessed = self
+                    .clock
+                    .touch(entry.accessed, self.now_secs, &mut self.rng);
                 let expire_at = match ttl {
                     Ttl::Clear => 0,
                     Ttl::Keep if expired => 0,
@@ -381,7 +385,9 @@ impl Db {
             let old_len = s.len();
             s.clear();
             s.extend_from_slice(bytes);
-            entry.accessed = self.clock.touch(entry.accessed, self.now_secs, &mut self.rng);
+            entry.accessed = self
+                .clock
+                .touch(entry.accessed, self.now_secs, &mut self.rng);
             let had_ttl = entry.expire_at != 0;
             let live_ttl = had_ttl && entry.expire_at > now;
             entry.expire_at = match ttl {
