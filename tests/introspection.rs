@@ -721,6 +721,7 @@ fn memory_usage_is_the_keys_share_of_the_memory_gauge() {
             &mut c,
             &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
         );
+        let _: i64 = q(&mut c, &["DEL", small]);
         ok(&mut c, &["SET", small, "0123456789"]);
         let _: i64 = q(&mut c, &["MEMORY", "USAGE", small]);
         assert_eq!(q::<i64>(&mut c, &["OBJECT", "FREQ", small]), 5);
