@@ -602,6 +602,19 @@ fn object_freq_and_idletime_follow_the_policy() {
 fn cross_shard_writes_and_transactions_are_all_or_nothing_when_over_budget() {
     let s = Server::start_with(2, &["--maxmemory", "100kb"]);
     let mut c = s.client();
+    let on = keys_on_each_shard("x:", 2, 3);
+    let (full, free) = (&on[0], &on[1]);
+    // Transactions queued while there is room, over both shards and on
+    // shard 0 alone; they EXEC once shard 0 is full.
+    ok(&mut c, &["SET", &free[2], "1"]);
+    let mut queued: Vec<Connection> = Vec::new();
+    for keys in [[&free[2], &full[1]], [&full[1], &full[2]]] {
+        let mut t = s.client();
+        ok(&mut t, &["MULTI"]);
+        assert_eq!(q::<String>(&mut t, &["SET", keys[0], "9"]), "QUEUED");
+        assert_eq!(q::<String>(&mut t, &["SET", keys[1], "9"]), "QUEUED");
+        queued.push(t);
+    }
     // Fill shard 0 only, until it refuses.
     let value = "a".repeat(300);
     let mut i = 0;
@@ -621,8 +634,6 @@ fn cross_shard_writes_and_transactions_are_all_or_nothing_when_over_budget() {
         }
         assert!(i < 100_000);
     }
-    let on = keys_on_each_shard("x:", 2, 3);
-    let (full, free) = (&on[0], &on[1]);
     // Shard 1 alone still takes writes.
     ok(&mut c, &["SET", &free[0], "1"]);
     ok(&mut c, &["MSET", &free[1], "1", &free[2], "1"]);
@@ -637,16 +648,24 @@ fn cross_shard_writes_and_transactions_are_all_or_nothing_when_over_budget() {
 
     // EXEC over both shards, and on the full shard alone: discarded whole.
     let abort = format!("EXECABORT Transaction discarded because of: {OOM}");
-    for keys in [[&free[2], &full[1]], [&full[1], &full[2]]] {
-        ok(&mut c, &["MULTI"]);
-        assert_eq!(q::<String>(&mut c, &["SET", keys[0], "9"]), "QUEUED");
-        assert_eq!(q::<String>(&mut c, &["SET", keys[1], "9"]), "QUEUED");
-        assert_eq!(e(&mut c, &["EXEC"]), abort);
+    for t in &mut queued {
+        assert_eq!(e(t, &["EXEC"]), abort);
         assert_eq!(q::<String>(&mut c, &["GET", &free[2]]), "1");
         assert_eq!(q::<i64>(&mut c, &["EXISTS", &full[1], &full[2]]), 0);
         // The transaction is over.
-        assert_eq!(e(&mut c, &["EXEC"]), "ERR EXEC without MULTI");
+        assert_eq!(e(t, &["EXEC"]), "ERR EXEC without MULTI");
     }
+    // Queued while its shard is full: refused at once, and EXEC aborts
+    // (Redis 7.0); the other commands queued did not run.
+    ok(&mut c, &["MULTI"]);
+    assert_eq!(q::<String>(&mut c, &["SET", &free[2], "7"]), "QUEUED");
+    assert_eq!(e(&mut c, &["SET", &full[1], "7"]), OOM);
+    assert_eq!(q::<String>(&mut c, &["GET", &full[1]]), "QUEUED");
+    assert_eq!(
+        e(&mut c, &["EXEC"]),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
+    assert_eq!(q::<String>(&mut c, &["GET", &free[2]]), "1");
     // A transaction without denyoom commands runs while over budget.
     ok(&mut c, &["MULTI"]);
     assert_eq!(q::<String>(&mut c, &["GET", &free[2]]), "QUEUED");

@@ -526,6 +526,20 @@ pub async fn dispatch<'m>(
 ) -> Flow {
     let metrics = &shard.metrics;
     if client.multi.is_some()
+        && let Some(spec) = spec
+        && spec.denyoom
+        && spec.arity_ok(args.len())
+        && !room_across(shard, spec, args).await
+    {
+        // As Redis: a command that may grow memory is refused while it is
+        // queued when its shards are out of memory, and EXEC then aborts.
+        transaction::reject_queued(client);
+        let mut timer = CommandTimer::start(metrics, spec.slot);
+        timer.set_rejected();
+        local_reply(pipe, timer, |buf| buf.error(crate::store::evict::OOM));
+        return Flow::Continue;
+    }
+    if client.multi.is_some()
         && transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {
         plan_local_reply(pipe);
