@@ -96,7 +96,7 @@ pub fn render(view: &MetricsView) -> String {
         );
     }
 
-    let gauges: [(&str, &str, u64); 5] = [
+    let gauges: [(&str, &str, u64); 6] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -106,6 +106,11 @@ pub fn render(view: &MetricsView) -> String {
             "kora_memory_used_bytes",
             "Approximate memory used by keys, values and metadata.",
             m.memory_bytes,
+        ),
+        (
+            "kora_maxmemory_bytes",
+            "The maxmemory limit over all shards (0 = none); each shard evicts to its share.",
+            m.maxmemory_bytes,
         ),
         (
             "kora_lazyfree_pending_objects",
@@ -225,7 +230,7 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "kora_shard_up{{shard=\"{i}\"}} {}", *up as u8);
     }
     type PerShard = fn(&ShardSnapshot) -> u64;
-    let per_shard: [(&str, &str, &str, PerShard); 3] = [
+    let per_shard: [(&str, &str, &str, PerShard); 5] = [
         ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| {
             s.keys
         }),
@@ -234,6 +239,18 @@ pub fn render(view: &MetricsView) -> String {
             "gauge",
             "Approximate memory used by the shard's keyspace.",
             |s| s.memory_bytes,
+        ),
+        (
+            "kora_shard_maxmemory_bytes",
+            "gauge",
+            "The shard's share of maxmemory (0 = no limit).",
+            |s| s.maxmemory_bytes,
+        ),
+        (
+            "kora_shard_evicted_keys_total",
+            "counter",
+            "Keys the shard evicted to stay under its share of maxmemory.",
+            |s| s.evicted_keys,
         ),
         (
             "kora_shard_commands_total",

@@ -509,15 +509,20 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Memory");
         let rss = rss_bytes();
         let peak = view.peak_memory_bytes.max(snap.memory_bytes);
+        // The knobs are the same on every shard; this one's copy will do.
+        let eviction = *shard.db().eviction();
         let _ = write!(
             s,
-            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+            "used_memory:{m}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
             human_bytes(snap.memory_bytes),
             human_bytes(rss),
             human_bytes(peak),
+            human_bytes(eviction.maxmemory),
+            eviction.policy.name(),
             snap.lazyfree_pending,
             snap.lazyfreed,
             m = snap.memory_bytes,
+            maxmemory = eviction.maxmemory,
         );
     }
     if wants("persistence") {
@@ -548,6 +553,13 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             s,
             "client_output_buffer_limit_disconnections:{}\r\n",
             snap.output_limit_disconnections
+        );
+        // Redis 7's eviction timers: time over maxmemory, summed over the
+        // shards, and the longest current stretch.
+        let _ = write!(
+            s,
+            "total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n",
+            snap.eviction_exceeded_total_ms, snap.eviction_exceeded_current_ms
         );
         // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
         let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);

@@ -40,6 +40,12 @@ pub struct ShardSnapshot {
     /// Commands per second over the last couple of seconds.
     pub ops_per_sec: u64,
     pub memory_bytes: u64,
+    /// The shard's share of `maxmemory` (0 = no limit); merged: the sum.
+    pub maxmemory_bytes: u64,
+    /// Milliseconds the shard has spent over its budget in all, and in
+    /// the current stretch (merged: the sum and the longest).
+    pub eviction_exceeded_total_ms: u64,
+    pub eviction_exceeded_current_ms: u64,
     /// Lazy-free queue: objects waiting (a gauge) and objects freed so far.
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
@@ -60,6 +66,10 @@ pub struct KeyspaceFigures {
     pub expires: u64,
     pub avg_ttl_ms: u64,
     pub memory_bytes: u64,
+    /// The shard's share of `maxmemory` (0 = no limit).
+    pub maxmemory_bytes: u64,
+    /// Over-budget time in ms: in all, and in the current stretch.
+    pub eviction_exceeded_ms: (u64, u64),
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
     /// Hot-key candidates with their estimates, highest first.
@@ -100,6 +110,9 @@ impl ShardSnapshot {
             avg_ttl_ms: db.avg_ttl_ms,
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.memory_bytes,
+            maxmemory_bytes: db.maxmemory_bytes,
+            eviction_exceeded_total_ms: db.eviction_exceeded_ms.0,
+            eviction_exceeded_current_ms: db.eviction_exceeded_ms.1,
             lazyfree_pending: db.lazyfree_pending,
             lazyfreed: db.lazyfreed,
             slowlog_len: metrics.slowlog.len() as u64,
@@ -148,6 +161,11 @@ impl ShardSnapshot {
         self.keys += other.keys;
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
+        self.maxmemory_bytes += other.maxmemory_bytes;
+        self.eviction_exceeded_total_ms += other.eviction_exceeded_total_ms;
+        self.eviction_exceeded_current_ms = self
+            .eviction_exceeded_current_ms
+            .max(other.eviction_exceeded_current_ms);
         self.lazyfree_pending += other.lazyfree_pending;
         self.lazyfreed += other.lazyfreed;
         // SLOWLOG shows the newest max-len entries of all shards.
