@@ -80,6 +80,12 @@ pub(crate) struct Evictor {
 }
 
 impl Evictor {
+    /// FLUSHALL/FLUSHDB: the candidates are gone (a key of the same name
+    /// written later must not inherit an old score).
+    pub(super) fn forget(&mut self) {
+        self.pool.clear();
+    }
+
     fn exceeded(&mut self, over: bool) {
         match (over, self.exceeded_since) {
             (true, None) => self.exceeded_since = Some(Instant::now()),
@@ -556,6 +562,26 @@ mod tests {
         // Three minutes later: three decrements.
         assert_eq!(lfu_decayed(stamp, now + 180, 1), after_lots - 3);
         assert_eq!(lfu_decayed(stamp, now + 180, 0), after_lots);
+    }
+
+    #[test]
+    fn flush_forgets_the_candidates() {
+        let mut db = db_with(Policy::AllkeysLru, 0);
+        fill(&mut db, 200, false);
+        let budget = db.mem_used() as u64 / 2;
+        db.set_eviction(
+            Settings {
+                maxmemory: budget,
+                policy: Policy::AllkeysLru,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        while db.make_room() == Outcome::Running {}
+        assert!(!db.evict.pool.is_empty());
+        db.flush();
+        assert!(db.evict.pool.is_empty());
     }
 
     #[test]

@@ -496,6 +496,7 @@ impl Db {
     /// UNLINK or ASYNC flush queued stays queued (and counted).
     pub fn flush(&mut self) {
         self.touch_watched_present();
+        self.evict.forget();
         self.map.clear();
         self.map.shrink_to_fit();
         self.expiring.clear();
@@ -507,6 +508,7 @@ impl Db {
     /// FLUSHALL/FLUSHDB ASYNC: the keyspace is empty at once and the old
     /// table is freed in slices; its bytes stay counted until freed.
     pub fn flush_async(&mut self) {
+        self.evict.forget();
         if self.map.len() <= lazyfree::LAZYFREE_THRESHOLD {
             // Small: not worth queuing, but keep what is queued queued.
             self.touch_watched_present();
