@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -60,6 +61,10 @@ pub struct Config {
     /// Seconds a /metrics client has to send a whole request head,
     /// counted from its first byte (and from the connection's start).
     pub metrics_request_timeout: u64,
+    /// `maxmemory` (split evenly over the shards), `maxmemory-policy`,
+    /// `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`,
+    /// `maxmemory-eviction-tenacity`: Redis' names, units and defaults.
+    pub eviction: EvictionSettings,
 }
 
 /// One client class' output buffer limit, as Redis: close the connection
@@ -143,6 +148,112 @@ impl OutputBufferLimits {
     }
 }
 
+/// `maxmemory-policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Policy {
+    #[default]
+    NoEviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+/// The error (after "- ") CONFIG SET gives for an unknown policy, Redis'.
+pub const POLICY_ERROR: &str = "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction";
+
+impl Policy {
+    pub const ALL: [Policy; 8] = [
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+        Policy::AllkeysLru,
+        Policy::AllkeysLfu,
+        Policy::AllkeysRandom,
+        Policy::NoEviction,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::NoEviction => "noeviction",
+            Policy::AllkeysLru => "allkeys-lru",
+            Policy::AllkeysLfu => "allkeys-lfu",
+            Policy::AllkeysRandom => "allkeys-random",
+            Policy::VolatileLru => "volatile-lru",
+            Policy::VolatileLfu => "volatile-lfu",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+        }
+    }
+
+    /// Case-insensitive, as Redis' enum configs.
+    pub fn parse(text: &[u8]) -> Option<Policy> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name().as_bytes().eq_ignore_ascii_case(text))
+    }
+
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllkeysLfu | Policy::VolatileLfu)
+    }
+
+    pub(crate) fn volatile(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+}
+
+/// The eviction knobs (src/store/evict.rs uses them), identical on every
+/// shard (CONFIG SET applies them everywhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvictionSettings {
+    /// Bytes for the whole server; 0 = no limit.
+    pub maxmemory: u64,
+    pub policy: Policy,
+    pub samples: usize,
+    pub lfu_log_factor: u32,
+    /// Minutes per decrement of the LFU counter; 0 = never decays.
+    pub lfu_decay_time: u32,
+    /// 0..=100: how long one call may evict (Redis'
+    /// `maxmemory-eviction-tenacity`).
+    pub tenacity: u32,
+}
+
+impl Default for EvictionSettings {
+    /// Redis 7's defaults.
+    fn default() -> Self {
+        EvictionSettings {
+            maxmemory: 0,
+            policy: Policy::NoEviction,
+            samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            tenacity: 10,
+        }
+    }
+}
+
+impl EvictionSettings {
+    /// Redis' `evictionTimeLimitUs`: 50 µs per tenacity step up to 10,
+    /// then 15% more per step; 100 means no limit.
+    pub fn time_limit(&self) -> Duration {
+        match self.tenacity {
+            t if t <= 10 => Duration::from_micros(50 * t as u64),
+            t if t < 100 => Duration::from_micros((500.0 * 1.15f64.powi(t as i32 - 10)) as u64),
+            _ => Duration::MAX,
+        }
+    }
+}
+
 /// A memory amount as Redis' `memtoull`: digits with an optional unit,
 /// `k`/`m`/`g` for powers of 1000 and `kb`/`mb`/`gb` for powers of 1024,
 /// case-insensitive.
@@ -189,6 +300,7 @@ impl Default for Config {
             metrics_request_timeout: 30,
             requirepass: String::new(),
             protected_mode: true,
+            eviction: EvictionSettings::default(),
         }
     }
 }
@@ -272,6 +384,35 @@ pub struct Cli {
     /// With no password, accept only loopback clients (yes|no; default yes).
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     pub protected_mode: Option<bool>,
+    /// Memory limit over all shards, as Redis: bytes or 100mb, 2gb...; 0 = none.
+    #[arg(long, value_name = "BYTES")]
+    pub maxmemory: Option<String>,
+    /// What to do at maxmemory: noeviction (default), allkeys-lru,
+    /// allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random, volatile-ttl.
+    #[arg(long, value_name = "POLICY")]
+    pub maxmemory_policy: Option<String>,
+    /// Keys sampled per eviction round (default 5).
+    #[arg(long)]
+    pub maxmemory_samples: Option<u64>,
+    /// LFU counter's logarithm factor (default 10).
+    #[arg(long)]
+    pub lfu_log_factor: Option<u64>,
+    /// Minutes per LFU counter decrement (default 1).
+    #[arg(long)]
+    pub lfu_decay_time: Option<u64>,
+    /// 0..100: how long one write may evict (default 10: 500 µs).
+    #[arg(long)]
+    pub maxmemory_eviction_tenacity: Option<u64>,
+}
+
+/// A memory amount in `kora.toml`: an integer of bytes or Redis' text
+/// (`"100mb"`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum Memory {
+    Bytes(u64),
+    Text(String),
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -307,6 +448,12 @@ struct FileConfig {
     metrics_request_timeout: Option<u64>,
     requirepass: Option<String>,
     protected_mode: Option<bool>,
+    maxmemory: Option<Memory>,
+    maxmemory_policy: Option<String>,
+    maxmemory_samples: Option<u64>,
+    lfu_log_factor: Option<u64>,
+    lfu_decay_time: Option<u64>,
+    maxmemory_eviction_tenacity: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -361,6 +508,7 @@ impl Config {
         }
         layer!(requirepass);
         layer!(protected_mode);
+        cfg.eviction = eviction_settings(cli, &file)?;
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -425,6 +573,72 @@ impl Config {
     pub fn metrics_addr(&self) -> String {
         join_host_port(&self.metrics_bind, self.metrics_port)
     }
+}
+
+/// The eviction knobs from flags over the file, checked with Redis'
+/// ranges.
+fn eviction_settings(cli: &Cli, file: &FileConfig) -> Result<EvictionSettings, ConfigError> {
+    let mut e = EvictionSettings::default();
+    let memory = match (&cli.maxmemory, &file.maxmemory) {
+        (Some(text), _) | (None, Some(Memory::Text(text))) => Some(
+            parse_memory(text)
+                .ok_or_else(|| ConfigError(format!("maxmemory: not a memory value: {text}")))?,
+        ),
+        (None, Some(Memory::Bytes(n))) => Some(*n),
+        (None, None) => None,
+    };
+    if let Some(bytes) = memory {
+        e.maxmemory = bytes;
+    }
+    if let Some(name) = cli
+        .maxmemory_policy
+        .as_ref()
+        .or(file.maxmemory_policy.as_ref())
+    {
+        e.policy = Policy::parse(name.as_bytes())
+            .ok_or_else(|| ConfigError(format!("maxmemory_policy: {POLICY_ERROR}")))?;
+    }
+    let int = |name: &str, v: Option<u64>, low: u64, high: u64| match v {
+        Some(v) if !(low..=high).contains(&v) => Err(ConfigError(format!(
+            "{name} must be between {low} and {high}, got {v}"
+        ))),
+        _ => Ok(v),
+    };
+    let max = i32::MAX as u64;
+    if let Some(v) = int(
+        "maxmemory_samples",
+        cli.maxmemory_samples.or(file.maxmemory_samples),
+        1,
+        max,
+    )? {
+        e.samples = v as usize;
+    }
+    if let Some(v) = int(
+        "lfu_log_factor",
+        cli.lfu_log_factor.or(file.lfu_log_factor),
+        0,
+        max,
+    )? {
+        e.lfu_log_factor = v as u32;
+    }
+    if let Some(v) = int(
+        "lfu_decay_time",
+        cli.lfu_decay_time.or(file.lfu_decay_time),
+        0,
+        max,
+    )? {
+        e.lfu_decay_time = v as u32;
+    }
+    if let Some(v) = int(
+        "maxmemory_eviction_tenacity",
+        cli.maxmemory_eviction_tenacity
+            .or(file.maxmemory_eviction_tenacity),
+        0,
+        100,
+    )? {
+        e.tenacity = v as u32;
+    }
+    Ok(e)
 }
 
 fn join_host_port(host: &str, port: u16) -> String {
@@ -543,6 +757,65 @@ mod tests {
             ("other", true)
         );
         assert!(Cli::try_parse_from(["kora", "--protected-mode", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn eviction_knobs_from_file_and_flags() {
+        let d = Config::default().eviction;
+        assert_eq!(
+            (
+                d.maxmemory,
+                d.policy,
+                d.samples,
+                d.lfu_log_factor,
+                d.lfu_decay_time,
+                d.tenacity
+            ),
+            (0, Policy::NoEviction, 5, 10, 1, 10)
+        );
+        let path = write_tmp(
+            "evict.toml",
+            "maxmemory = \"100mb\"\nmaxmemory_policy = \"allkeys-lru\"\nmaxmemory_samples = 10\n\
+             lfu_log_factor = 3\nlfu_decay_time = 0\nmaxmemory_eviction_tenacity = 20\n",
+        );
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
+        let e = Config::from_cli(&cli).unwrap().eviction;
+        assert_eq!(
+            (
+                e.maxmemory,
+                e.policy,
+                e.samples,
+                e.lfu_log_factor,
+                e.lfu_decay_time,
+                e.tenacity
+            ),
+            (100 << 20, Policy::AllkeysLru, 10, 3, 0, 20)
+        );
+        let cli = Cli::parse_from([
+            "kora",
+            "--config",
+            path.to_str().unwrap(),
+            "--maxmemory",
+            "1g",
+            "--maxmemory-policy",
+            "VOLATILE-TTL",
+        ]);
+        let e = Config::from_cli(&cli).unwrap().eviction;
+        assert_eq!(
+            (e.maxmemory, e.policy),
+            (1_000_000_000, Policy::VolatileTtl)
+        );
+        let path = write_tmp("evict-int.toml", "maxmemory = 4096\n");
+        let cli = Cli::parse_from(["kora", "--config", path.to_str().unwrap()]);
+        assert_eq!(Config::from_cli(&cli).unwrap().eviction.maxmemory, 4096);
+        for bad in [
+            &["kora", "--maxmemory", "1.5mb"][..],
+            &["kora", "--maxmemory-policy", "lru"],
+            &["kora", "--maxmemory-samples", "0"],
+            &["kora", "--maxmemory-eviction-tenacity", "101"],
+        ] {
+            assert!(Config::from_cli(&Cli::parse_from(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

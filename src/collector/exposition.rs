@@ -98,7 +98,7 @@ pub fn render(view: &MetricsView) -> String {
     }
 
     let a = &view.allocator;
-    let gauges: [(&str, &str, u64); 10] = [
+    let gauges: [(&str, &str, u64); 11] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -133,6 +133,11 @@ pub fn render(view: &MetricsView) -> String {
             "kora_allocator_retained_bytes",
             "Bytes of address space the allocator retains, not resident (jemalloc stats.retained).",
             a.retained,
+        ),
+        (
+            "kora_maxmemory_bytes",
+            "The maxmemory limit over all shards (0 = none); each shard evicts to its share.",
+            m.maxmemory_bytes,
         ),
         (
             "kora_lazyfree_pending_objects",
@@ -252,7 +257,7 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "kora_shard_up{{shard=\"{i}\"}} {}", *up as u8);
     }
     type PerShard = fn(&ShardSnapshot) -> u64;
-    let per_shard: [(&str, &str, &str, PerShard); 4] = [
+    let per_shard: [(&str, &str, &str, PerShard); 6] = [
         ("kora_shard_keys", "gauge", "Keys held by the shard.", |s| {
             s.keys
         }),
@@ -267,6 +272,18 @@ pub fn render(view: &MetricsView) -> String {
             "gauge",
             "Estimated bytes of the shard's keys, values and per-key metadata.",
             |s| s.dataset_bytes,
+        ),
+        (
+            "kora_shard_maxmemory_bytes",
+            "gauge",
+            "The shard's share of maxmemory (0 = no limit).",
+            |s| s.maxmemory_bytes,
+        ),
+        (
+            "kora_shard_evicted_keys_total",
+            "counter",
+            "Keys the shard evicted to stay under its share of maxmemory.",
+            |s| s.evicted_keys,
         ),
         (
             "kora_shard_commands_total",

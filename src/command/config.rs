@@ -10,6 +10,7 @@ use crate::config::OutputBufferLimits;
 use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
+use crate::store::evict::{POLICY_ERROR, Policy};
 use crate::store::glob::glob_match_nocase;
 
 /// A knob CONFIG SET can change, with the values it accepts (inclusive).
@@ -28,6 +29,15 @@ enum Knob {
     RequirePass,
     /// `protected-mode`: yes or no.
     ProtectedMode,
+    /// `maxmemory`: a memory value (Redis' units); each shard takes its
+    /// share (src/store/evict.rs).
+    MaxMemory,
+    /// `maxmemory-policy`: one of Redis' eight names.
+    MaxMemoryPolicy,
+    MaxMemorySamples,
+    LfuLogFactor,
+    LfuDecayTime,
+    EvictionTenacity,
 }
 
 /// A validated value for a knob, ready to apply on every shard.
@@ -37,6 +47,8 @@ enum Setting {
     OutputLimits(OutputBufferLimits),
     Bytes(Vec<u8>),
     Flag(bool),
+    Memory(u64),
+    Policy(Policy),
 }
 
 impl Knob {
@@ -48,12 +60,17 @@ impl Knob {
             Knob::HotkeysDecayMs => (1, i64::MAX),
             Knob::HotkeysTopK => (1, 1024),
             Knob::MaxClients => (1, 1_000_000),
+            Knob::MaxMemorySamples => (1, i32::MAX as i64),
+            Knob::LfuLogFactor | Knob::LfuDecayTime => (0, i32::MAX as i64),
+            Knob::EvictionTenacity => (0, 100),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
             | Knob::RequirePass
             | Knob::ProtectedMode
             | Knob::LazyUserDel
-            | Knob::LazyUserFlush => (0, 0),
+            | Knob::LazyUserFlush
+            | Knob::MaxMemory
+            | Knob::MaxMemoryPolicy => (0, 0),
         }
     }
 
@@ -68,6 +85,18 @@ impl Knob {
                     b"no" => Ok(Setting::Flag(false)),
                     _ => Err("argument must be 'yes' or 'no'".into()),
                 };
+            }
+            Knob::MaxMemory => {
+                return std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(crate::config::parse_memory)
+                    .map(Setting::Memory)
+                    .ok_or_else(|| "argument must be a memory value".into());
+            }
+            Knob::MaxMemoryPolicy => {
+                return Policy::parse(raw)
+                    .map(Setting::Policy)
+                    .ok_or_else(|| POLICY_ERROR.into());
             }
             _ => {}
         }
@@ -97,6 +126,19 @@ impl Knob {
     fn apply(self, shard: &Shard, setting: &Setting) {
         let m = shard.metrics();
         let value = match setting {
+            Setting::Memory(bytes) => {
+                return set_eviction(shard, |e| e.maxmemory = *bytes);
+            }
+            Setting::Policy(policy) => return set_eviction(shard, |e| e.policy = *policy),
+            Setting::Int(v) if self.is_eviction() => {
+                let v = *v;
+                return set_eviction(shard, |e| match self {
+                    Knob::MaxMemorySamples => e.samples = v as usize,
+                    Knob::LfuLogFactor => e.lfu_log_factor = v as u32,
+                    Knob::LfuDecayTime => e.lfu_decay_time = v as u32,
+                    _ => e.tenacity = v as u32,
+                });
+            }
             Setting::Int(v) => *v,
             Setting::OutputLimits(limits) => return shard.output_limits().set(*limits),
             Setting::Bytes(password) => return shard.auth().set_password(password),
@@ -121,9 +163,34 @@ impl Knob {
             | Knob::RequirePass
             | Knob::ProtectedMode
             | Knob::LazyUserDel
-            | Knob::LazyUserFlush => {}
+            | Knob::LazyUserFlush
+            | Knob::MaxMemory
+            | Knob::MaxMemoryPolicy
+            | Knob::MaxMemorySamples
+            | Knob::LfuLogFactor
+            | Knob::LfuDecayTime
+            | Knob::EvictionTenacity => {}
         }
     }
+
+    fn is_eviction(self) -> bool {
+        matches!(
+            self,
+            Knob::MaxMemorySamples
+                | Knob::LfuLogFactor
+                | Knob::LfuDecayTime
+                | Knob::EvictionTenacity
+        )
+    }
+}
+
+/// Changes one eviction knob on this shard; the shard recomputes its share
+/// of `maxmemory` (its background task then evicts down to it).
+fn set_eviction(shard: &Shard, change: impl FnOnce(&mut crate::store::evict::Settings)) {
+    let mut db = shard.db();
+    let mut settings = *db.eviction();
+    change(&mut settings);
+    db.set_eviction(settings, shard.id(), shard.nshards());
 }
 
 /// Every parameter that exists: its name and, if CONFIG SET may change it,
@@ -135,8 +202,12 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("save", None),
     ("appendonly", None),
     ("appendfsync", None),
-    ("maxmemory", None),
-    ("maxmemory-policy", None),
+    ("maxmemory", Some(Knob::MaxMemory)),
+    ("maxmemory-policy", Some(Knob::MaxMemoryPolicy)),
+    ("maxmemory-samples", Some(Knob::MaxMemorySamples)),
+    ("maxmemory-eviction-tenacity", Some(Knob::EvictionTenacity)),
+    ("lfu-log-factor", Some(Knob::LfuLogFactor)),
+    ("lfu-decay-time", Some(Knob::LfuDecayTime)),
     ("maxclients", Some(Knob::MaxClients)),
     ("client-output-buffer-limit", Some(Knob::OutputBufferLimit)),
     ("shutdown-timeout", None),
@@ -191,8 +262,12 @@ fn value(shard: &Shard, name: &str) -> String {
         "save" => String::new(),
         "appendonly" => "no".into(),
         "appendfsync" => "everysec".into(),
-        "maxmemory" => "0".into(),
-        "maxmemory-policy" => "noeviction".into(),
+        "maxmemory" => shard.db().eviction().maxmemory.to_string(),
+        "maxmemory-policy" => shard.db().eviction().policy.name().into(),
+        "maxmemory-samples" => shard.db().eviction().samples.to_string(),
+        "maxmemory-eviction-tenacity" => shard.db().eviction().tenacity.to_string(),
+        "lfu-log-factor" => shard.db().eviction().lfu_log_factor.to_string(),
+        "lfu-decay-time" => shard.db().eviction().lfu_decay_time.to_string(),
         "maxclients" => shard.admission().max().to_string(),
         "client-output-buffer-limit" => shard.output_limits().get().render(),
         "shutdown-timeout" => c.shutdown_timeout.to_string(),

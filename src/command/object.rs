@@ -3,8 +3,10 @@
 //!
 //! Kora stores every value one way per type, so ENCODING names the
 //! encoding Redis 7.2 would use for a value of this shape with its default
-//! thresholds (which CONFIG GET lists). FREQ answers from the shard's
-//! hot-key sketch under any eviction policy.
+//! thresholds (which CONFIG GET lists). FREQ is the key's LFU counter
+//! (after decay) under an LFU `maxmemory-policy` and IDLETIME the seconds
+//! since its last access under any other, each with Redis 7.0's error
+//! under the wrong kind of policy (src/store/evict.rs).
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
@@ -25,6 +27,11 @@ const EMBSTR_MAX: usize = 44;
 /// their refcount reads as INT_MAX.
 const SHARED_INTEGERS: i64 = 10_000;
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
+
+/// Redis 7.0's OBJECT FREQ error under a non-LFU policy.
+const NOT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+/// Redis 7.0's OBJECT IDLETIME error under an LFU policy.
+const LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 fn is_integer(bytes: &[u8]) -> bool {
     bytes.len() <= 20 && parse_i64(bytes).is_some()
@@ -78,6 +85,7 @@ enum Question {
 /// One shard's answer, sent back over the mesh.
 enum Answer {
     Missing,
+    Error(&'static str),
     Text(&'static str),
     Int(i64),
 }
@@ -98,8 +106,8 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
                     "    Return the kind of internal representation used in order to store the value",
                     "    associated with a <key>.",
                     "FREQ <key>",
-                    "    Return the access frequency index of the <key>. Kora answers from its hot-key",
-                    "    sketch (an estimate of recent accesses) under any maxmemory-policy.",
+                    "    Return the access frequency index of the <key>. The returned integer is",
+                    "    proportional to the logarithm of the recent access frequency of the key.",
                     "IDLETIME <key>",
                     "    Return the idle time of the <key>, that is the approximated number of",
                     "    seconds elapsed since the last access to the key.",
@@ -119,14 +127,19 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let owner = shard.owner(&key);
     let answer = crate::coord::on(shard, owner, move |s: &Shard| {
         let mut db = s.db();
-        let freq = db.hot.estimate(&key);
         let now = db.now_secs();
+        let lfu = db.lfu_policy();
+        let decay = db.eviction().lfu_decay_time;
         let Some(entry) = db.peek(&key) else {
             return Answer::Missing;
         };
         match question {
             Question::Encoding => Answer::Text(encoding(&entry.value)),
-            Question::Freq => Answer::Int(freq as i64),
+            Question::Freq if lfu => {
+                Answer::Int(crate::store::evict::lfu_decayed(entry.accessed, now, decay) as i64)
+            }
+            Question::Freq => Answer::Error(NOT_LFU),
+            Question::IdleTime if lfu => Answer::Error(LFU),
             Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
             Question::RefCount => Answer::Int(match &entry.value {
                 Value::Str(v) if is_integer(v) => match parse_i64(v) {
@@ -142,6 +155,7 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         Some(Answer::Text(t)) => out.bulk(t.as_bytes()),
         Some(Answer::Int(n)) => out.int(n),
         Some(Answer::Missing) => out.nil(),
+        Some(Answer::Error(e)) => out.error(e),
         None => out.error(super::keys::SHARD_GONE),
     }
 }

@@ -528,7 +528,15 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n",
             a.allocated, a.active, a.resident
         );
-        s.push_str("maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n");
+        // The knobs are the same on every shard; this one's copy will do.
+        let eviction = *shard.db().eviction();
+        let _ = write!(
+            s,
+            "maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
+            eviction.maxmemory,
+            human_bytes(eviction.maxmemory),
+            eviction.policy.name()
+        );
         let _ = write!(
             s,
             "allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n",
@@ -578,6 +586,13 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             s,
             "client_output_buffer_limit_disconnections:{}\r\n",
             snap.output_limit_disconnections
+        );
+        // Redis 7's eviction timers: time over maxmemory, summed over the
+        // shards, and the longest current stretch.
+        let _ = write!(
+            s,
+            "total_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\n",
+            snap.eviction_exceeded_total_ms, snap.eviction_exceeded_current_ms
         );
         // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
         let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);

@@ -22,6 +22,17 @@ const fn slot(name: &str) -> u8 {
     SLOT_OTHER
 }
 
+const fn has_flag(flags: &[&str], flag: &str) -> bool {
+    let mut i = 0;
+    while i < flags.len() {
+        if const_eq(flags[i], flag) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 const fn const_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
@@ -82,6 +93,10 @@ pub struct CommandSpec {
     pub movable: Option<KeyFinder>,
     pub slot: u8,
     pub kind: Kind,
+    /// Has the `denyoom` flag: refused with OOM on a shard over its
+    /// memory budget that cannot evict (read from `flags` once, at compile
+    /// time, so the check costs no string compare).
+    pub denyoom: bool,
 }
 
 impl CommandSpec {
@@ -115,7 +130,10 @@ const A: &[&str] = &["admin"];
 const NONE: &[&str] = &[];
 /// Allowed before the client authenticates (Redis' `no_auth`).
 const FNA: &[&str] = &["fast", "no_auth"];
+/// Commands that may grow memory: refused with OOM over `maxmemory` when
+/// nothing can be evicted (Redis' `denyoom`, on the same rows as Redis 7.0).
 const WD: &[&str] = &["write", "denyoom"];
+const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WM: &[&str] = &["write", "movablekeys"];
 const RM: &[&str] = &["readonly", "movablekeys"];
 
@@ -131,6 +149,7 @@ macro_rules! cmd {
             movable: None,
             slot: slot($name),
             kind: $kind,
+            denyoom: has_flag($flags, "denyoom"),
         }
     };
     ($name:literal, $arity:expr, $flags:expr, movable($finder:expr), $kind:expr) => {
@@ -144,6 +163,7 @@ macro_rules! cmd {
             movable: Some($finder),
             slot: slot($name),
             kind: $kind,
+            denyoom: has_flag($flags, "denyoom"),
         }
     };
 }
@@ -156,23 +176,29 @@ use Kind::{Conn as Run, Keyed};
 pub static COMMANDS: &[CommandSpec] = &[
     // Strings
     cmd!("get", 2, RF, (1, 1, 1), Keyed(strings::get)),
-    cmd!("set", -3, W, (1, 1, 1), Keyed(strings::set)),
-    cmd!("setnx", 3, WF, (1, 1, 1), Keyed(strings::setnx)),
-    cmd!("setex", 4, W, (1, 1, 1), Keyed(strings::setex)),
-    cmd!("psetex", 4, W, (1, 1, 1), Keyed(strings::psetex)),
-    cmd!("getset", 3, WF, (1, 1, 1), Keyed(strings::getset)),
+    cmd!("set", -3, WD, (1, 1, 1), Keyed(strings::set)),
+    cmd!("setnx", 3, WDF, (1, 1, 1), Keyed(strings::setnx)),
+    cmd!("setex", 4, WD, (1, 1, 1), Keyed(strings::setex)),
+    cmd!("psetex", 4, WD, (1, 1, 1), Keyed(strings::psetex)),
+    cmd!("getset", 3, WDF, (1, 1, 1), Keyed(strings::getset)),
     cmd!("getdel", 2, WF, (1, 1, 1), Keyed(strings::getdel)),
     cmd!("getex", -2, WF, (1, 1, 1), Keyed(strings::getex)),
-    cmd!("append", 3, WF, (1, 1, 1), Keyed(strings::append)),
+    cmd!("append", 3, WDF, (1, 1, 1), Keyed(strings::append)),
     cmd!("strlen", 2, RF, (1, 1, 1), Keyed(strings::strlen)),
     cmd!("getrange", 4, R, (1, 1, 1), Keyed(strings::getrange)),
     cmd!("substr", 4, R, (1, 1, 1), Keyed(strings::getrange)),
-    cmd!("setrange", 4, W, (1, 1, 1), Keyed(strings::setrange)),
-    cmd!("incr", 2, WF, (1, 1, 1), Keyed(strings::incr)),
-    cmd!("decr", 2, WF, (1, 1, 1), Keyed(strings::decr)),
-    cmd!("incrby", 3, WF, (1, 1, 1), Keyed(strings::incrby)),
-    cmd!("decrby", 3, WF, (1, 1, 1), Keyed(strings::decrby)),
-    cmd!("incrbyfloat", 3, WF, (1, 1, 1), Keyed(strings::incrbyfloat)),
+    cmd!("setrange", 4, WD, (1, 1, 1), Keyed(strings::setrange)),
+    cmd!("incr", 2, WDF, (1, 1, 1), Keyed(strings::incr)),
+    cmd!("decr", 2, WDF, (1, 1, 1), Keyed(strings::decr)),
+    cmd!("incrby", 3, WDF, (1, 1, 1), Keyed(strings::incrby)),
+    cmd!("decrby", 3, WDF, (1, 1, 1), Keyed(strings::decrby)),
+    cmd!(
+        "incrbyfloat",
+        3,
+        WDF,
+        (1, 1, 1),
+        Keyed(strings::incrbyfloat)
+    ),
     cmd!(
         "mget",
         -2,
@@ -186,7 +212,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "mset",
         -3,
-        W,
+        WD,
         (1, -1, 2),
         Kind::Multi {
             whole: strings::mset,
@@ -196,7 +222,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "msetnx",
         -3,
-        W,
+        WD,
         (1, -1, 2),
         Kind::Multi {
             whole: strings::msetnx,
@@ -284,24 +310,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         }
     ),
     // Lists
-    cmd!("lpush", -3, WF, (1, 1, 1), Keyed(lists::lpush)),
-    cmd!("rpush", -3, WF, (1, 1, 1), Keyed(lists::rpush)),
-    cmd!("lpushx", -3, WF, (1, 1, 1), Keyed(lists::lpushx)),
-    cmd!("rpushx", -3, WF, (1, 1, 1), Keyed(lists::rpushx)),
+    cmd!("lpush", -3, WDF, (1, 1, 1), Keyed(lists::lpush)),
+    cmd!("rpush", -3, WDF, (1, 1, 1), Keyed(lists::rpush)),
+    cmd!("lpushx", -3, WDF, (1, 1, 1), Keyed(lists::lpushx)),
+    cmd!("rpushx", -3, WDF, (1, 1, 1), Keyed(lists::rpushx)),
     cmd!("lpop", -2, WF, (1, 1, 1), Keyed(lists::lpop)),
     cmd!("rpop", -2, WF, (1, 1, 1), Keyed(lists::rpop)),
     cmd!("llen", 2, RF, (1, 1, 1), Keyed(lists::llen)),
     cmd!("lrange", 4, R, (1, 1, 1), Keyed(lists::lrange)),
     cmd!("lindex", 3, R, (1, 1, 1), Keyed(lists::lindex)),
-    cmd!("lset", 4, W, (1, 1, 1), Keyed(lists::lset)),
+    cmd!("lset", 4, WD, (1, 1, 1), Keyed(lists::lset)),
     cmd!("lrem", 4, W, (1, 1, 1), Keyed(lists::lrem)),
     cmd!("ltrim", 4, W, (1, 1, 1), Keyed(lists::ltrim)),
-    cmd!("linsert", 5, W, (1, 1, 1), Keyed(lists::linsert)),
+    cmd!("linsert", 5, WD, (1, 1, 1), Keyed(lists::linsert)),
     cmd!("lpos", -3, R, (1, 1, 1), Keyed(lists::lpos)),
     // Hashes
-    cmd!("hset", -4, WF, (1, 1, 1), Keyed(hashes::hset)),
-    cmd!("hmset", -4, WF, (1, 1, 1), Keyed(hashes::hmset)),
-    cmd!("hsetnx", 4, WF, (1, 1, 1), Keyed(hashes::hsetnx)),
+    cmd!("hset", -4, WDF, (1, 1, 1), Keyed(hashes::hset)),
+    cmd!("hmset", -4, WDF, (1, 1, 1), Keyed(hashes::hmset)),
+    cmd!("hsetnx", 4, WDF, (1, 1, 1), Keyed(hashes::hsetnx)),
     cmd!("hget", 3, RF, (1, 1, 1), Keyed(hashes::hget)),
     cmd!("hmget", -3, RF, (1, 1, 1), Keyed(hashes::hmget)),
     cmd!("hgetall", 2, R, (1, 1, 1), Keyed(hashes::hgetall)),
@@ -310,18 +336,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hlen", 2, RF, (1, 1, 1), Keyed(hashes::hlen)),
     cmd!("hkeys", 2, R, (1, 1, 1), Keyed(hashes::hkeys)),
     cmd!("hvals", 2, R, (1, 1, 1), Keyed(hashes::hvals)),
-    cmd!("hincrby", 4, WF, (1, 1, 1), Keyed(hashes::hincrby)),
+    cmd!("hincrby", 4, WDF, (1, 1, 1), Keyed(hashes::hincrby)),
     cmd!(
         "hincrbyfloat",
         4,
-        WF,
+        WDF,
         (1, 1, 1),
         Keyed(hashes::hincrbyfloat)
     ),
     cmd!("hstrlen", 3, RF, (1, 1, 1), Keyed(hashes::hstrlen)),
     cmd!("hscan", -3, R, (1, 1, 1), Keyed(hashes::hscan)),
     // Sets
-    cmd!("sadd", -3, WF, (1, 1, 1), Keyed(sets::sadd)),
+    cmd!("sadd", -3, WDF, (1, 1, 1), Keyed(sets::sadd)),
     cmd!("srem", -3, WF, (1, 1, 1), Keyed(sets::srem)),
     cmd!("smembers", 2, R, (1, 1, 1), Keyed(sets::smembers)),
     cmd!("sismember", 3, RF, (1, 1, 1), Keyed(sets::sismember)),
@@ -363,7 +389,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "sinterstore",
         -3,
-        W,
+        WD,
         (1, -1, 1),
         Kind::Multi {
             whole: sets::sinterstore,
@@ -373,7 +399,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "sunionstore",
         -3,
-        W,
+        WD,
         (1, -1, 1),
         Kind::Multi {
             whole: sets::sunionstore,
@@ -383,7 +409,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "sdiffstore",
         -3,
-        W,
+        WD,
         (1, -1, 1),
         Kind::Multi {
             whole: sets::sdiffstore,
@@ -571,6 +597,59 @@ mod tests {
         assert_eq!(lookup(b"append").unwrap().slot, SLOT_OTHER);
         // flushall shares flushdb's slot? No: only names in SLOT_NAMES get one.
         assert_eq!(lookup(b"flushall").unwrap().slot, SLOT_OTHER);
+    }
+
+    #[test]
+    fn denyoom_rows_are_redis_7_0s() {
+        // `COMMAND INFO` of redis-server 7.0.15, every command Kora has
+        // that Redis flags denyoom (FUNCTION's flag is on its LOAD and
+        // RESTORE subcommands, not on the container).
+        let redis = [
+            "set",
+            "setnx",
+            "setex",
+            "psetex",
+            "getset",
+            "append",
+            "setrange",
+            "incr",
+            "decr",
+            "incrby",
+            "decrby",
+            "incrbyfloat",
+            "lpush",
+            "rpush",
+            "lpushx",
+            "rpushx",
+            "lset",
+            "linsert",
+            "hset",
+            "hmset",
+            "hsetnx",
+            "hincrby",
+            "hincrbyfloat",
+            "sadd",
+            "mset",
+            "msetnx",
+            "sinterstore",
+            "sunionstore",
+            "sdiffstore",
+            "lmove",
+            "rpoplpush",
+            "copy",
+        ];
+        let mut ours: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| c.denyoom)
+            .map(|c| c.name)
+            .collect();
+        let mut redis = redis.to_vec();
+        ours.sort_unstable();
+        redis.sort_unstable();
+        assert_eq!(ours, redis);
+        for c in COMMANDS {
+            assert_eq!(c.denyoom, c.flags.contains(&"denyoom"), "{}", c.name);
+        }
     }
 
     #[test]

@@ -102,6 +102,14 @@ pub fn queue_if_multi(
     true
 }
 
+/// Marks the open transaction failed (EXEC answers EXECABORT): a command
+/// refused while queuing, e.g. OOM.
+pub fn reject_queued(client: &mut ClientState) {
+    if let Some(queued) = client.multi.as_mut() {
+        queued.failed = true;
+    }
+}
+
 pub fn multi(client: &mut ClientState, out: &mut Vec<u8>) {
     if client.multi.is_some() {
         out.error("ERR MULTI calls can not be nested");

@@ -1,6 +1,7 @@
 //! A shard's own timers: noticing a requested shutdown, draining requests
 //! deferred behind a transaction lock, active expiry, lazy free in slices,
-//! the ops-rate sampler and hot-key decay. Each is a task on the shard's
+//! eviction down to the shard's share of maxmemory, the ops-rate sampler
+//! and hot-key decay. Each is a task on the shard's
 //! executor that ends when the shard shuts down.
 
 use std::rc::Rc;
@@ -15,6 +16,9 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// Pause between two lazy-free slices: long enough for the executor to
 /// park and poll I/O, short enough that freeing keeps most of an idle core.
 const LAZYFREE_PAUSE: Duration = Duration::from_micros(50);
+/// How often a shard looks whether it is over its memory budget when no
+/// write has made it evict.
+const EVICT_TICK: Duration = Duration::from_millis(10);
 
 /// Timers of a shard: shutdown polling, active expiry, hot-key decay.
 pub fn spawn_housekeeping(shard: &Rc<Shard>) {
@@ -65,6 +69,37 @@ pub fn spawn_housekeeping(shard: &Rc<Shard>) {
             // start: no expiry cycle in between.
             if !s.tx.blocks_current() {
                 s.db.borrow_mut().active_expire(16);
+            }
+        }
+    })
+    .detach();
+
+    // Eviction (src/store/evict.rs): every EVICT_TICK, a shard over its
+    // share of maxmemory evicts in slices of the tenacity time (500 µs by
+    // default), sleeping between slices like lazy free so the core keeps
+    // serving its clients, until it is back under budget. This is what
+    // brings usage down after CONFIG SET maxmemory without any traffic.
+    // Not while a transaction holds the shard or a multi-key command holds
+    // keys here: they see their keys as of their start, as with expiry.
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while !s.shutdown.is_shutting_down() {
+            glommio::timer::sleep(EVICT_TICK).await;
+            // Under budget, `make_room` is one comparison (and ends the
+            // "over budget since" clock of INFO).
+            while !s.shutdown.is_shutting_down() && !s.tx.blocks_current() && s.keys.is_empty() {
+                let outcome = {
+                    let mut db = s.db.borrow_mut();
+                    if db.budget() == 0 {
+                        break;
+                    }
+                    db.refresh_clock();
+                    db.make_room()
+                };
+                if outcome != crate::store::evict::Outcome::Running {
+                    break;
+                }
+                glommio::timer::sleep(LAZYFREE_PAUSE).await;
             }
         }
     })

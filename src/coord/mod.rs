@@ -54,6 +54,7 @@ use std::any::Any;
 
 use std::rc::Rc;
 
+use crate::protocol::Args;
 use mesh::{Request, Response};
 use txlock::TxId;
 
@@ -187,6 +188,61 @@ where
     let results = shard.with_tx(tx, run.as_mut()).await;
     shard.unlock_shards(tx, &shards).await;
     results
+}
+
+/// Whether a command name is `denyoom` (may grow memory), as the command
+/// table says: set once at startup by the server, which knows the table
+/// (this layer does not). Read only on a shard over its memory budget.
+static DENYOOM: std::sync::OnceLock<fn(&[u8]) -> bool> = std::sync::OnceLock::new();
+
+/// Installs the `denyoom` test of the command table (server startup).
+pub fn set_denyoom_check(is_denyoom: fn(&[u8]) -> bool) {
+    let _ = DENYOOM.set(is_denyoom);
+}
+
+/// Runs `handler` on its shard as a command of its own (not inside EXEC,
+/// whose memory check is made once for the whole transaction): a
+/// `denyoom` command on a shard over its memory budget first evicts, and
+/// is answered OOM when nothing can be evicted. Under budget this costs
+/// one comparison.
+#[inline]
+pub fn run_checked(
+    db: &mut crate::store::Db,
+    handler: Handler,
+    args: &Args<'_>,
+    out: &mut Vec<u8>,
+) {
+    if db.over_budget() && refused_for_memory(db, args) {
+        crate::protocol::reply::Resp::error(out, crate::store::evict::OOM);
+        return;
+    }
+    handler(db, args, out);
+}
+
+/// Over budget: whether the command is `denyoom` and eviction cannot make
+/// room (the name test happens only here, off the usual path).
+#[cold]
+fn refused_for_memory(db: &mut crate::store::Db, args: &Args<'_>) -> bool {
+    DENYOOM
+        .get()
+        .is_some_and(|is_denyoom| is_denyoom(args.get(0)))
+        && !db.admit_write()
+}
+
+/// Before a `denyoom` command or transaction that spans `targets`: asks
+/// each of those shards to make room (evicting as its policy allows) and
+/// returns false if any of them is over its memory budget with nothing
+/// to evict. Decided before anything runs, so such a command is refused
+/// whole (OOM), never half applied. Without a memory limit it sends
+/// nothing.
+pub async fn room_for_write(shard: &Shard, targets: &[usize]) -> bool {
+    if shard.db.borrow().budget() == 0 {
+        return true;
+    }
+    on_each(shard, targets, |s: &Shard| s.db.borrow_mut().admit_write())
+        .await
+        .into_iter()
+        .all(|ok| ok == Some(true))
 }
 
 /// A call on behalf of the running transaction passes that transaction's

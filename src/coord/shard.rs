@@ -177,7 +177,8 @@ impl Shard {
     ) -> Shard {
         let stats = Rc::new(ShardStats::default());
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
-        let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        let mut db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        db.set_eviction(config.eviction, id, config.workers);
         let metrics = ShardMetrics::new(stats, config.instrumentation);
         metrics.slowlog.set_origin(id, config.workers);
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
@@ -323,6 +324,23 @@ impl Shard {
         }
     }
 
+    /// Whether the running task is a transaction's (EXEC holding shards).
+    pub fn in_transaction(&self) -> bool {
+        self.tx.current().is_some()
+    }
+
+    /// Runs a command's handler on this core's shard, right here: with the
+    /// memory check of a command of its own (`coord::run_checked`), or
+    /// without it inside EXEC, whose check was made once before it ran.
+    pub fn run_inline(&self, handler: super::Handler, args: &Args<'_>, out: &mut Vec<u8>) {
+        let db = &mut self.db.borrow_mut();
+        if self.tx.current().is_none() {
+            super::run_checked(db, handler, args, out);
+        } else {
+            handler(db, args, out);
+        }
+    }
+
     /// Runs `fut` as transaction `tx`'s task: the mesh messages it sends
     /// carry `tx`, so the shards it holds let them through.
     pub fn with_tx<'a, F: std::future::Future>(
@@ -390,14 +408,21 @@ impl Shard {
         db.refresh_clock();
         let start = replies.buf.len();
         let mut next = from;
-        let check = check == KeyCheck::Stop && !self.keys.is_empty();
+        // Plain batches are single commands; the other kind is a
+        // transaction's, whose memory check was made once before it ran.
+        let single = check == KeyCheck::Stop;
+        let check = single && !self.keys.is_empty();
         for &(handler, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
             let args = Args::new(&batch.data, ranges);
             if check && self.keys.blocks(&args) {
                 break;
             }
-            handler(&mut db, &args, &mut replies.buf);
+            if single {
+                super::run_checked(&mut db, handler, &args, &mut replies.buf);
+            } else {
+                handler(&mut db, &args, &mut replies.buf);
+            }
             replies.seal();
             next += 1;
             if replies.buf.len() - start >= budget {
@@ -483,6 +508,8 @@ impl Shard {
             avg_ttl_ms: db.avg_ttl_sample(),
             memory_bytes: crate::alloc::shard_used_bytes() as u64,
             dataset_bytes: db.mem_used() as u64,
+            maxmemory_bytes: db.budget() as u64,
+            eviction_exceeded_ms: db.eviction_exceeded_ms(),
             lazyfree_pending: db.lazyfree_pending_objects() as u64,
             lazyfreed: db.lazyfreed_objects(),
             hotkeys: db.hot.top(),

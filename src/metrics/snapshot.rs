@@ -45,6 +45,12 @@ pub struct ShardSnapshot {
     /// The keyspace's estimated bytes (the per-entry cost model,
     /// `store::cost`), kept beside the allocator's figure.
     pub dataset_bytes: u64,
+    /// The shard's share of `maxmemory` (0 = no limit); merged: the sum.
+    pub maxmemory_bytes: u64,
+    /// Milliseconds the shard has spent over its budget in all, and in
+    /// the current stretch (merged: the sum and the longest).
+    pub eviction_exceeded_total_ms: u64,
+    pub eviction_exceeded_current_ms: u64,
     /// Lazy-free queue: objects waiting (a gauge) and objects freed so far.
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
@@ -68,6 +74,10 @@ pub struct KeyspaceFigures {
     pub memory_bytes: u64,
     /// The keyspace's estimated bytes (`Db::mem_used`).
     pub dataset_bytes: u64,
+    /// The shard's share of `maxmemory` (0 = no limit).
+    pub maxmemory_bytes: u64,
+    /// Over-budget time in ms: in all, and in the current stretch.
+    pub eviction_exceeded_ms: (u64, u64),
     pub lazyfree_pending: u64,
     pub lazyfreed: u64,
     /// Hot-key candidates with their estimates, highest first.
@@ -109,6 +119,9 @@ impl ShardSnapshot {
             ops_per_sec: metrics.ops_rate.rate(),
             memory_bytes: db.memory_bytes,
             dataset_bytes: db.dataset_bytes,
+            maxmemory_bytes: db.maxmemory_bytes,
+            eviction_exceeded_total_ms: db.eviction_exceeded_ms.0,
+            eviction_exceeded_current_ms: db.eviction_exceeded_ms.1,
             lazyfree_pending: db.lazyfree_pending,
             lazyfreed: db.lazyfreed,
             slowlog_len: metrics.slowlog.len() as u64,
@@ -158,6 +171,11 @@ impl ShardSnapshot {
         self.expires = total_expires;
         self.memory_bytes += other.memory_bytes;
         self.dataset_bytes += other.dataset_bytes;
+        self.maxmemory_bytes += other.maxmemory_bytes;
+        self.eviction_exceeded_total_ms += other.eviction_exceeded_total_ms;
+        self.eviction_exceeded_current_ms = self
+            .eviction_exceeded_current_ms
+            .max(other.eviction_exceeded_current_ms);
         self.lazyfree_pending += other.lazyfree_pending;
         self.lazyfreed += other.lazyfreed;
         // SLOWLOG shows the newest max-len entries of all shards.

@@ -508,6 +508,20 @@ pub async fn dispatch<'m>(
 ) -> Flow {
     let metrics = shard.metrics();
     if client.multi.is_some()
+        && let Some(spec) = spec
+        && spec.denyoom
+        && spec.arity_ok(args.len())
+        && !room_across(shard, spec, args).await
+    {
+        // As Redis: a command that may grow memory is refused while it is
+        // queued when its shards are out of memory, and EXEC then aborts.
+        crate::command::transaction::reject_queued(client);
+        let mut timer = CommandTimer::start(metrics, spec.slot);
+        timer.set_rejected();
+        local_reply(pipe, timer, |buf| buf.error(crate::store::evict::OOM));
+        return Flow::Continue;
+    }
+    if client.multi.is_some()
         && crate::command::transaction::queue_if_multi(shard, client, args, &mut pipe.local.buf)
     {
         plan_local_reply(pipe);
@@ -563,7 +577,15 @@ pub async fn dispatch<'m>(
                     // atomic step (inside EXEC, under EXEC's locks).
                     complete_all(shard, client, args.buf(), pipe, out).await;
                     let mark = out.len();
-                    spread(shard, client.info.id, args, out).await;
+                    if spec.denyoom
+                        && !shard.in_transaction()
+                        && !room_across(shard, spec, args).await
+                    {
+                        // All or nothing: refused before any shard ran it.
+                        out.error(crate::store::evict::OOM);
+                    } else {
+                        spread(shard, client.info.id, args, out).await;
+                    }
                     shard.db().refresh_clock();
                     let mut timer = timer;
                     timer.set_reply(&out[mark..]);
@@ -612,6 +634,18 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
         text.push_str("' ");
     }
     out.error(&text);
+}
+
+/// Whether every shard a cross-shard `denyoom` command touches can take
+/// the write (`coord::room_for_write`).
+async fn room_across(shard: &Shard, spec: &CommandSpec, args: &Args<'_>) -> bool {
+    if shard.db().budget() == 0 {
+        return true;
+    }
+    let mut owners: Vec<usize> = shard.key_owners(spec.keys(), args).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    crate::coord::room_for_write(shard, &owners).await
 }
 
 /// Whether a command runs only after every reply before it has arrived:
@@ -696,7 +730,7 @@ fn queue(
     args: &Args,
 ) -> Item {
     if target == shard.id() {
-        handler(&mut shard.db(), args, &mut pipe.local.buf);
+        shard.run_inline(handler, args, &mut pipe.local.buf);
         Item {
             shard: LOCAL,
             index: pipe.local.seal(),

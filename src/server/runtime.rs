@@ -77,6 +77,9 @@ pub fn run<F: Future<Output = io::Result<()>> + 'static>(
     mut config: Config,
     collector: impl PeerMain<F>,
 ) -> io::Result<()> {
+    // The shards' memory check asks the command table which commands
+    // may grow memory (`denyoom`); coordination cannot import it itself.
+    crate::coord::set_denyoom_check(crate::command::is_denyoom);
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone())?;

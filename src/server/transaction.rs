@@ -25,6 +25,18 @@ use crate::metrics::CommandTimer;
 use crate::protocol::reply::Resp;
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+/// Redis 7.0's EXEC of a transaction with a `denyoom` command while over
+/// `maxmemory` (with nothing to evict).
+const EXECABORT_OOM: &str = "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Whether a transaction must pass the memory check before it runs: it
+/// has a `denyoom` command and a memory limit is set. As Redis, the check
+/// is made once, for the whole transaction, before anything runs (OOM
+/// then discards it whole); its commands are not checked one by one.
+fn needs_room(shard: &Shard, queued: &Queued) -> bool {
+    shard.db().budget() != 0
+        && (0..queued.len()).any(|i| lookup(queued.args(i).get(0)).is_some_and(|s| s.denyoom))
+}
 
 /// EXEC: runs the queued commands atomically and appends the array of
 /// their replies (nil if a watched key changed).
@@ -54,10 +66,10 @@ pub async fn exec<'m>(
                 None => exec_locked(shard, client, &queued, pipe, out).await,
             };
             unwatch_all(shard, client).await;
-            if ran {
-                stats.tx_executed.add(1);
-            } else {
-                stats.tx_watch_aborted.add(1);
+            match ran {
+                Some(true) => stats.tx_executed.add(1),
+                Some(false) => stats.tx_watch_aborted.add(1),
+                None => stats.tx_discarded.add(1),
             }
         }
     }
@@ -92,15 +104,17 @@ fn involved_shards(shard: &Shard, client: &ClientState, queued: &Queued) -> Opti
     Some(only.unwrap_or(shard.id()))
 }
 
-/// A transaction on one shard: one call there checks the watches and runs
-/// every command in one step. False if a watched key had changed.
+/// A transaction on one shard: one call there checks the memory budget
+/// and the watches and runs every command in one step. Some(false) if a
+/// watched key had changed, None if refused for memory (discarded).
 async fn exec_on_one(
     shard: &Rc<Shard>,
     client: &ClientState,
     queued: &Queued,
     target: usize,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Option<bool> {
+    let check_room = needs_room(shard, queued);
     let mut batch = OpBatch::default();
     let mut timers = Vec::with_capacity(queued.len());
     for i in 0..queued.len() {
@@ -127,12 +141,15 @@ async fn exec_on_one(
     });
     let mut atomic = crate::coord::Atomic::new(shard, client.info.id, keys);
     let step = move |s: &Shard| {
+        if check_room && !s.db().admit_write() {
+            return Err(());
+        }
         if !watches_intact(s, &watched) {
-            return None;
+            return Ok(None);
         }
         let mut replies = ReplyBatch::default();
         s.exec_batch(&batch, &mut replies);
-        Some(replies)
+        Ok(Some(replies))
     };
     let answer = if atomic.shards().next().is_some() {
         atomic.on(target, step).await
@@ -145,14 +162,19 @@ async fn exec_on_one(
         None => {
             timers.into_iter().for_each(CommandTimer::cancel);
             out.error(crate::command::keys::SHARD_GONE);
-            true
+            Some(true)
         }
-        Some(None) => {
+        Some(Err(())) => {
+            timers.into_iter().for_each(CommandTimer::cancel);
+            out.error(EXECABORT_OOM);
+            None
+        }
+        Some(Ok(None)) => {
             timers.into_iter().for_each(CommandTimer::cancel);
             out.nil_array();
-            false
+            Some(false)
         }
-        Some(Some(replies)) => {
+        Some(Ok(Some(replies))) => {
             out.array(timers.len());
             for (i, mut timer) in timers.into_iter().enumerate() {
                 let reply = replies.get(i);
@@ -161,21 +183,23 @@ async fn exec_on_one(
                 note_slow(shard, client, &queued.args(i));
                 out.extend_from_slice(reply);
             }
-            true
+            Some(true)
         }
     }
 }
 
 /// A transaction over several shards: take their locks in shard order,
 /// check the watches, run the commands as a pipeline tagged with the
-/// transaction's id, release. False if a watched key had changed.
+/// transaction's id, release. Some(false) if a watched key had changed,
+/// None if refused for memory (checked on every locked shard first).
 async fn exec_locked<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
     queued: &Queued,
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Option<bool> {
+    let check_room = needs_room(shard, queued);
     let tx = client.info.id;
     // Connection commands may reach any shard: lock them all then (all but
     // the few answered by the connection alone).
@@ -203,7 +227,12 @@ async fn exec_locked<'m>(
     let run = async {
         if !shard.lock_shards(tx, &shards).await {
             out.error(crate::command::keys::SHARD_GONE);
-            return true;
+            return Some(true);
+        }
+        if check_room && !crate::coord::room_for_write(shard, &shards).await {
+            out.error(EXECABORT_OOM);
+            shard.unlock_shards(tx, &shards).await;
+            return None;
         }
         let checks: Vec<_> = shards
             .iter()
@@ -229,7 +258,7 @@ async fn exec_locked<'m>(
             out.nil_array();
         }
         shard.unlock_shards(tx, &shards).await;
-        intact
+        Some(intact)
     };
     let mut run = std::pin::pin!(run);
     shard.with_tx(tx, run.as_mut()).await

@@ -81,7 +81,7 @@ impl Db {
                 let entry = Entry {
                     value: make(),
                     expire_at: 0,
-                    accessed: self.now_secs,
+                    accessed: self.clock.fresh(self.now_secs),
                 };
                 self.mem_used += entry_size(key, &entry);
                 self.map.insert_full(key.into(), entry).0

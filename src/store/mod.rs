@@ -23,6 +23,7 @@
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
 
+pub mod evict;
 pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
@@ -198,6 +199,10 @@ pub struct Db {
     /// `lazyfree-lazy-user-flush`: FLUSHALL/FLUSHDB without a mode free
     /// like their ASYNC form.
     pub lazy_user_flush: bool,
+    /// This shard's share of `maxmemory` and the eviction pool (`evict`).
+    evict: evict::Evictor,
+    /// How accesses stamp `Entry::accessed` (LRU seconds or LFU counter).
+    clock: evict::Clock,
 }
 
 struct WatchedKey {
@@ -236,6 +241,8 @@ impl Db {
             lazy: lazyfree::LazyFree::default(),
             lazy_user_del: false,
             lazy_user_flush: false,
+            evict: evict::Evictor::default(),
+            clock: evict::Clock::default(),
         }
     }
 
@@ -274,7 +281,10 @@ impl Db {
     /// position instead of hashing the key again.
     fn live_index(&mut self, key: &[u8]) -> Option<usize> {
         let idx = self.peek_index(key)?;
-        self.map[idx].accessed = self.now_secs;
+        let entry = &mut self.map[idx];
+        entry.accessed = self
+            .clock
+            .touch(entry.accessed, self.now_secs, &mut self.rng);
         Some(idx)
     }
 
@@ -334,7 +344,9 @@ impl Db {
                 let old = entry_size(k, entry);
                 let expired = entry.expire_at != 0 && entry.expire_at <= now;
                 entry.value = value;
-                entry.accessed = self.now_secs;
+                entry.accessed = self
+                    .clock
+                    .touch(entry.accessed, self.now_secs, &mut self.rng);
                 let expire_at = match ttl {
                     Ttl::Clear => 0,
                     Ttl::Keep if expired => 0,
@@ -354,7 +366,7 @@ impl Db {
                 let entry = Entry {
                     value,
                     expire_at,
-                    accessed: self.now_secs,
+                    accessed: self.clock.fresh(self.now_secs),
                 };
                 self.mem_used += entry_size(key, &entry);
                 let (idx, _) = self.map.insert_full(key.into(), entry);
@@ -373,7 +385,9 @@ impl Db {
             let old_len = s.len();
             s.clear();
             s.extend_from_slice(bytes);
-            entry.accessed = self.now_secs;
+            entry.accessed = self
+                .clock
+                .touch(entry.accessed, self.now_secs, &mut self.rng);
             let had_ttl = entry.expire_at != 0;
             let live_ttl = had_ttl && entry.expire_at > now;
             entry.expire_at = match ttl {
@@ -482,6 +496,7 @@ impl Db {
     /// UNLINK or ASYNC flush queued stays queued (and counted).
     pub fn flush(&mut self) {
         self.touch_watched_present();
+        self.evict.forget();
         self.map.clear();
         self.map.shrink_to_fit();
         self.expiring.clear();
@@ -493,6 +508,7 @@ impl Db {
     /// FLUSHALL/FLUSHDB ASYNC: the keyspace is empty at once and the old
     /// table is freed in slices; its bytes stay counted until freed.
     pub fn flush_async(&mut self) {
+        self.evict.forget();
         if self.map.len() <= lazyfree::LAZYFREE_THRESHOLD {
             // Small: not worth queuing, but keep what is queued queued.
             self.touch_watched_present();
@@ -553,12 +569,7 @@ impl Db {
 
     fn next_random(&mut self) -> u64 {
         // xorshift64*: plenty for sampling, and no shared RNG state.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        evict::xorshift(&mut self.rng)
     }
 
     pub fn random_index(&mut self, len: usize) -> usize {

@@ -1,0 +1,606 @@
+//! Eviction: this shard's share of `maxmemory`, the eviction policies and
+//! the access clock they read (LRU seconds or Redis' LFU counter).
+//!
+//! **Budget.** Each shard gets `maxmemory / nshards` bytes (the remainder
+//! spread one byte each over the first shards, so the shares add up to
+//! `maxmemory`). Shards share nothing: a shard decides from its own used
+//! bytes only, with no cross-core counter on the data path. A skewed
+//! keyspace can therefore see one shard evict while another is below its
+//! share; with `ahash` routing the shares fill evenly in practice.
+//!
+//! **When.** A command flagged `denyoom` that runs on a shard over its
+//! budget first evicts ([`Db::make_room`]) for at most the tenacity time
+//! (Redis' `evictionTimeLimitUs`: 500 µs at the default 10) and
+//! [`MAX_KEYS_PER_CALL`] keys, so one write never stalls a core; if the
+//! shard is still over budget after that, the write goes through and the
+//! background task on the shard (`spawn_housekeeping`) keeps evicting in
+//! the same slices, pausing between them so the core serves its clients.
+//! Only when nothing can be evicted (`noeviction`, or a `volatile-*`
+//! policy with no key carrying a TTL) is the write refused with [`OOM`].
+//!
+//! **Which keys.** As Redis' evict.c: the random policies pick a random
+//! key (from the whole keyspace, or from the keys with a TTL); the others
+//! sample `maxmemory-samples` keys into a pool of [`EVPOOL_SIZE`]
+//! candidates kept sorted by score (idle seconds, 255 − LFU counter, or
+//! how soon the TTL ends), and evict the best candidate that still exists.
+//! An evicted key leaves through the same path as UNLINK (accounting,
+//! WATCH counts, lazy free of large values) and counts in `evicted_keys`.
+//!
+//! **Access clock.** `Entry::accessed` is 32 bits. Under LRU (and every
+//! non-LFU policy) it is the unix second of the last access, what OBJECT
+//! IDLETIME reads. Under an LFU policy it holds Redis' layout of its
+//! 24-bit `lru` field: 16 bits of minutes (the last decrement time) and an
+//! 8-bit logarithmic counter, incremented with probability
+//! `1 / ((counter − 5) · lfu-log-factor + 1)` and decremented by one per
+//! `lfu-decay-time` minutes; new keys start at [`LFU_INIT_VAL`].
+//! Switching policy at runtime reinterprets the stamps, as in Redis.
+
+use std::time::{Duration, Instant};
+
+use super::{Db, Key, lazyfree, value_size};
+
+/// Redis' reply to a `denyoom` command it cannot make room for.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+/// Candidates kept between eviction rounds (Redis' EVPOOL_SIZE).
+pub const EVPOOL_SIZE: usize = 16;
+/// LFU counter of a new key (Redis' LFU_INIT_VAL).
+pub const LFU_INIT_VAL: u32 = 5;
+/// Most keys one call of [`Db::make_room`] evicts, besides its time limit.
+pub const MAX_KEYS_PER_CALL: usize = 4096;
+/// Keys evicted between two clock reads.
+const KEYS_PER_CLOCK_READ: usize = 16;
+
+pub use crate::config::{EvictionSettings as Settings, POLICY_ERROR, Policy};
+
+/// What an eviction call achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Under budget (or no budget).
+    Ok,
+    /// Still over budget when its time or key cap ran out; the background
+    /// task goes on. Writes are allowed, as Redis' EVICT_RUNNING.
+    Running,
+    /// Over budget and nothing can be evicted: `denyoom` commands get OOM.
+    Fail,
+}
+
+/// The per-shard eviction state inside [`Db`].
+#[derive(Debug, Default)]
+pub(crate) struct Evictor {
+    pub settings: Settings,
+    /// This shard's share of `maxmemory`; 0 = no limit.
+    budget: usize,
+    /// Candidates, ascending by score (the best to evict last).
+    pool: Vec<(u64, Key)>,
+    /// Since when this shard has been over its budget (INFO's
+    /// `current_eviction_exceeded_time`).
+    exceeded_since: Option<Instant>,
+    /// Time spent over budget before the current stretch.
+    exceeded_total: Duration,
+}
+
+impl Evictor {
+    /// FLUSHALL/FLUSHDB: the candidates are gone (a key of the same name
+    /// written later must not inherit an old score).
+    pub(super) fn forget(&mut self) {
+        self.pool.clear();
+    }
+
+    fn exceeded(&mut self, over: bool) {
+        match (over, self.exceeded_since) {
+            (true, None) => self.exceeded_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                self.exceeded_total += since.elapsed();
+                self.exceeded_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Redis' LFU minutes clock: 16 bits of unix minutes.
+#[inline]
+fn lfu_minutes(now_secs: u32) -> u32 {
+    (now_secs / 60) & 0xFFFF
+}
+
+/// Redis' `LFUDecrAndReturn`: the counter of `stamp` after decay.
+pub fn lfu_decayed(stamp: u32, now_secs: u32, decay_time: u32) -> u32 {
+    let ldt = (stamp >> 8) & 0xFFFF;
+    let counter = stamp & 0xFF;
+    if decay_time == 0 {
+        return counter;
+    }
+    let now = lfu_minutes(now_secs);
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
+    counter.saturating_sub(elapsed / decay_time)
+}
+
+/// The access clock as entries are stamped with it: LRU seconds, or the
+/// LFU parameters.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Clock {
+    /// `(lfu-log-factor, lfu-decay-time)` under an LFU policy.
+    pub lfu: Option<(u32, u32)>,
+}
+
+impl Clock {
+    /// The stamp of a key created now.
+    #[inline]
+    pub fn fresh(self, now_secs: u32) -> u32 {
+        match self.lfu {
+            None => now_secs,
+            Some(_) => (lfu_minutes(now_secs) << 8) | LFU_INIT_VAL,
+        }
+    }
+
+    /// The stamp after an access of a key stamped `old` (Redis'
+    /// `updateLFU` under LFU).
+    #[inline]
+    pub fn touch(self, old: u32, now_secs: u32, rng: &mut u64) -> u32 {
+        match self.lfu {
+            None => now_secs,
+            Some((log_factor, decay)) => lfu_touch(old, now_secs, rng, log_factor, decay),
+        }
+    }
+}
+
+#[cold]
+fn lfu_touch(old: u32, now_secs: u32, rng: &mut u64, log_factor: u32, decay: u32) -> u32 {
+    let mut counter = lfu_decayed(old, now_secs, decay);
+    if counter < 255 {
+        // Redis' LFULogIncr.
+        let r = (xorshift(rng) >> 11) as f64 / (1u64 << 53) as f64;
+        let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+        let p = 1.0 / (base * log_factor as f64 + 1.0);
+        if r < p {
+            counter += 1;
+        }
+    }
+    (lfu_minutes(now_secs) << 8) | counter
+}
+
+/// xorshift64*, the same generator as `Db`'s sampling.
+#[inline]
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+impl Db {
+    /// THE figure the eviction budget is compared with: this shard's used
+    /// bytes as its jemalloc arena counts them (`crate::alloc`: exact as of
+    /// the last calibration plus this thread's net allocations since), so
+    /// client buffers and allocator rounding count as they do for Redis'
+    /// `used_memory`. A `Db` on a thread without a shard arena (unit tests,
+    /// benches) falls back to the keyspace estimate.
+    #[inline]
+    pub fn budget_used(&self) -> usize {
+        match crate::alloc::shard_used_bytes() {
+            0 => self.mem_used(),
+            used => used,
+        }
+    }
+
+    /// The eviction knobs as they are on this shard.
+    pub fn eviction(&self) -> &Settings {
+        &self.evict.settings
+    }
+
+    /// This shard's share of `maxmemory` (0 = no limit).
+    pub fn budget(&self) -> usize {
+        self.evict.budget
+    }
+
+    /// Sets the eviction knobs for shard `shard` of `nshards` (startup and
+    /// CONFIG SET).
+    pub fn set_eviction(&mut self, settings: Settings, shard: usize, nshards: usize) {
+        let n = nshards.max(1) as u64;
+        let share = settings.maxmemory / n + u64::from((shard as u64) < settings.maxmemory % n);
+        // A limit smaller than the shard count still limits every shard.
+        let share = if settings.maxmemory == 0 {
+            0
+        } else {
+            share.max(1)
+        };
+        self.evict.budget = usize::try_from(share).unwrap_or(usize::MAX);
+        if settings.policy != self.evict.settings.policy {
+            // Scores of another policy mean nothing under this one.
+            self.evict.pool.clear();
+        }
+        self.evict.settings = settings;
+        self.clock = Clock {
+            lfu: settings
+                .policy
+                .is_lfu()
+                .then_some((settings.lfu_log_factor, settings.lfu_decay_time)),
+        };
+        if self.evict.budget == 0 {
+            self.evict.exceeded(false);
+        }
+    }
+
+    /// Whether this shard uses more than its budget: one comparison when a
+    /// budget is set, one branch when not.
+    #[inline]
+    pub fn over_budget(&self) -> bool {
+        self.evict.budget != 0 && self.budget_used() > self.evict.budget
+    }
+
+    /// Before a `denyoom` command: true if it may run (under budget, or
+    /// eviction made or is making room), false for OOM.
+    #[inline]
+    pub fn admit_write(&mut self) -> bool {
+        !self.over_budget() || self.make_room() != Outcome::Fail
+    }
+
+    /// Evicts until this shard is under budget, for at most the tenacity
+    /// time and [`MAX_KEYS_PER_CALL`] keys.
+    pub fn make_room(&mut self) -> Outcome {
+        let over = self.over_budget();
+        self.evict.exceeded(over);
+        if !over {
+            return Outcome::Ok;
+        }
+        if self.evict.settings.policy == Policy::NoEviction {
+            return Outcome::Fail;
+        }
+        let limit = self.evict.settings.time_limit();
+        let start = Instant::now();
+        let budget = self.evict.budget;
+        // Bytes handed to lazy free by this call: still counted until the
+        // lazy-free task frees them, but already on their way out.
+        let mut leaving = 0usize;
+        let mut evicted = 0usize;
+        while self.budget_used().saturating_sub(leaving) > budget {
+            let Some(idx) = self.pick_victim() else {
+                return Outcome::Fail;
+            };
+            leaving += self.evict_at(idx);
+            evicted += 1;
+            if evicted >= MAX_KEYS_PER_CALL
+                || (evicted.is_multiple_of(KEYS_PER_CLOCK_READ) && start.elapsed() >= limit)
+            {
+                return Outcome::Running;
+            }
+        }
+        self.evict.exceeded(self.over_budget());
+        Outcome::Ok
+    }
+
+    /// INFO's `total_eviction_exceeded_time` and
+    /// `current_eviction_exceeded_time` for this shard, in ms.
+    pub fn eviction_exceeded_ms(&self) -> (u64, u64) {
+        let current = self
+            .evict
+            .exceeded_since
+            .map_or(Duration::ZERO, |s| s.elapsed());
+        (
+            (self.evict.exceeded_total + current).as_millis() as u64,
+            current.as_millis() as u64,
+        )
+    }
+
+    /// Removes the key at `idx` as an eviction; returns the bytes queued
+    /// for lazy free (0 when freed at once).
+    fn evict_at(&mut self, idx: usize) -> usize {
+        let entry = self.detach_at(idx);
+        self.stats.evicted_keys.add(1);
+        if lazyfree::free_effort(&entry.value) > lazyfree::LAZYFREE_THRESHOLD {
+            let bytes = value_size(&entry.value);
+            self.lazy.push_value(entry.value);
+            bytes
+        } else {
+            self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+            0
+        }
+    }
+
+    /// The map position of the next key to evict under the policy, or None
+    /// when there is nothing to evict.
+    fn pick_victim(&mut self) -> Option<usize> {
+        let policy = self.evict.settings.policy;
+        match policy {
+            Policy::NoEviction => None,
+            Policy::AllkeysRandom => {
+                (!self.map.is_empty()).then(|| self.random_index(self.map.len()))
+            }
+            Policy::VolatileRandom => {
+                if self.expiring.is_empty() {
+                    return None;
+                }
+                let pick = self.random_index(self.expiring.len());
+                Some(self.expiring[pick])
+            }
+            _ => loop {
+                if !self.populate_pool(policy) {
+                    return None;
+                }
+                // The best candidate that still exists (and, for volatile
+                // policies, still has a TTL).
+                while let Some((_, key)) = self.evict.pool.pop() {
+                    if let Some(idx) = self.map.get_index_of(&key)
+                        && (!policy.volatile() || self.map[idx].expire_at != 0)
+                    {
+                        return Some(idx);
+                    }
+                }
+            },
+        }
+    }
+
+    /// One sampling round of Redis' `evictionPoolPopulate`: samples
+    /// `maxmemory-samples` keys and keeps the best-scored in the pool.
+    /// False when there is no key to sample.
+    fn populate_pool(&mut self, policy: Policy) -> bool {
+        let from_expiring = policy.volatile();
+        let n = if from_expiring {
+            self.expiring.len()
+        } else {
+            self.map.len()
+        };
+        if n == 0 {
+            return false;
+        }
+        let now_secs = self.now_secs;
+        let decay = self.evict.settings.lfu_decay_time;
+        for _ in 0..self.evict.settings.samples.min(n) {
+            let pick = self.random_index(n);
+            let idx = if from_expiring {
+                self.expiring[pick]
+            } else {
+                pick
+            };
+            let (key, entry) = self.map.get_index(idx).expect("sampled in range");
+            let score = match policy {
+                Policy::AllkeysLfu | Policy::VolatileLfu => {
+                    255 - lfu_decayed(entry.accessed, now_secs, decay) as u64
+                }
+                Policy::VolatileTtl => u64::MAX - entry.expire_at,
+                // LRU: idle seconds.
+                _ => now_secs.saturating_sub(entry.accessed) as u64,
+            };
+            let pool = &mut self.evict.pool;
+            if pool.iter().any(|(_, k)| k == key) {
+                continue;
+            }
+            let mut at = pool.partition_point(|(s, _)| *s < score);
+            if pool.len() == EVPOOL_SIZE {
+                if at == 0 {
+                    continue; // worse than every candidate
+                }
+                pool.remove(0);
+                at -= 1;
+            }
+            pool.insert(at, (score, key.clone()));
+        }
+        true
+    }
+
+    /// OBJECT FREQ: the key's LFU counter after decay, or None when the
+    /// policy is not LFU.
+    pub fn lfu_freq(&self, accessed: u32) -> Option<u32> {
+        self.clock
+            .lfu
+            .map(|(_, decay)| lfu_decayed(accessed, self.now_secs, decay))
+    }
+
+    /// Whether an LFU policy is set (OBJECT IDLETIME is then an error).
+    pub fn lfu_policy(&self) -> bool {
+        self.clock.lfu.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Ttl, Value, unix_ms};
+
+    fn test_db() -> Db {
+        Db::new(
+            std::rc::Rc::new(crate::metrics::ShardStats::default()),
+            crate::metrics::HotKeys::new(8, true),
+            7,
+        )
+    }
+
+    fn db_with(policy: Policy, maxmemory: u64) -> Db {
+        let mut db = test_db();
+        db.set_eviction(
+            Settings {
+                maxmemory,
+                policy,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        db
+    }
+
+    fn fill(db: &mut Db, n: usize, ttl: bool) {
+        for i in 0..n {
+            let t = if ttl {
+                Ttl::At(unix_ms() + 100_000 + i as u64 * 1000)
+            } else {
+                Ttl::Clear
+            };
+            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 100]), t);
+        }
+    }
+
+    #[test]
+    fn shares_add_up_to_maxmemory() {
+        let mut db = test_db();
+        let mut total = 0;
+        for shard in 0..3 {
+            db.set_eviction(
+                Settings {
+                    maxmemory: 1000,
+                    ..Settings::default()
+                },
+                shard,
+                3,
+            );
+            total += db.budget();
+        }
+        assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn noeviction_fails_and_allkeys_evicts_to_budget() {
+        let mut db = db_with(Policy::NoEviction, 0);
+        fill(&mut db, 1000, false);
+        let used = db.mem_used() as u64;
+        db.set_eviction(
+            Settings {
+                maxmemory: used / 2,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        assert!(!db.admit_write());
+        assert_eq!(db.make_room(), Outcome::Fail);
+        for policy in [
+            Policy::AllkeysLru,
+            Policy::AllkeysLfu,
+            Policy::AllkeysRandom,
+        ] {
+            let mut db = db_with(policy, used / 2);
+            fill(&mut db, 1000, false);
+            while db.make_room() == Outcome::Running {}
+            assert!(!db.over_budget(), "{policy:?}");
+            assert!(db.len() > 400 && db.len() < 600, "{policy:?} {}", db.len());
+            assert_eq!(db.mem_used(), db.mem_recomputed());
+            assert_eq!(db.stats.evicted_keys.get(), 1000 - db.len() as u64);
+        }
+    }
+
+    #[test]
+    fn volatile_policies_spare_keys_without_ttl() {
+        for policy in [
+            Policy::VolatileLru,
+            Policy::VolatileLfu,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+        ] {
+            let mut db = db_with(policy, 0);
+            fill(&mut db, 500, false);
+            for i in 0..500 {
+                db.set(
+                    format!("t{i}").as_bytes(),
+                    Value::Str(vec![b'v'; 100]),
+                    Ttl::At(unix_ms() + 100_000),
+                );
+            }
+            let budget = db.mem_used() as u64 / 4;
+            db.set_eviction(
+                Settings {
+                    maxmemory: budget,
+                    policy,
+                    ..Settings::default()
+                },
+                0,
+                1,
+            );
+            // Every key with a TTL goes, then nothing is evictable.
+            let mut last = db.make_room();
+            while last == Outcome::Running {
+                last = db.make_room();
+            }
+            assert_eq!(last, Outcome::Fail, "{policy:?}");
+            assert_eq!(db.expires_count(), 0);
+            assert_eq!(db.len(), 500);
+        }
+    }
+
+    #[test]
+    fn volatile_ttl_evicts_the_soonest_first() {
+        let mut db = db_with(Policy::VolatileTtl, 0);
+        fill(&mut db, 1000, true); // k0 expires first, k999 last
+        let budget = db.mem_used() as u64 / 2;
+        db.set_eviction(
+            Settings {
+                maxmemory: budget,
+                policy: Policy::VolatileTtl,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        while db.make_room() == Outcome::Running {}
+        let early = (0..250)
+            .filter(|i| db.contains(format!("k{i}").as_bytes()))
+            .count();
+        let late = (750..1000)
+            .filter(|i| db.contains(format!("k{i}").as_bytes()))
+            .count();
+        assert!(early < 60 && late > 190, "early {early} late {late}");
+    }
+
+    #[test]
+    fn lfu_counter_grows_logarithmically_and_decays() {
+        let mut rng = 7u64;
+        let clock = Clock { lfu: Some((10, 1)) };
+        let now = 1_000_000u32;
+        let mut stamp = clock.fresh(now);
+        assert_eq!(lfu_decayed(stamp, now, 1), LFU_INIT_VAL);
+        for _ in 0..100 {
+            stamp = clock.touch(stamp, now, &mut rng);
+        }
+        let after_100 = lfu_decayed(stamp, now, 1);
+        assert!((7..=12).contains(&after_100), "{after_100}");
+        for _ in 0..100_000 {
+            stamp = clock.touch(stamp, now, &mut rng);
+        }
+        let after_lots = lfu_decayed(stamp, now, 1);
+        assert!(after_lots > after_100 && after_lots < 255, "{after_lots}");
+        // Three minutes later: three decrements.
+        assert_eq!(lfu_decayed(stamp, now + 180, 1), after_lots - 3);
+        assert_eq!(lfu_decayed(stamp, now + 180, 0), after_lots);
+    }
+
+    #[test]
+    fn flush_forgets_the_candidates() {
+        let mut db = db_with(Policy::AllkeysLru, 0);
+        fill(&mut db, 200, false);
+        let budget = db.mem_used() as u64 / 2;
+        db.set_eviction(
+            Settings {
+                maxmemory: budget,
+                policy: Policy::AllkeysLru,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        while db.make_room() == Outcome::Running {}
+        assert!(!db.evict.pool.is_empty());
+        db.flush();
+        assert!(db.evict.pool.is_empty());
+    }
+
+    #[test]
+    fn time_limit_follows_redis() {
+        let limit = |t| {
+            Settings {
+                tenacity: t,
+                ..Settings::default()
+            }
+            .time_limit()
+        };
+        assert_eq!(limit(10), Duration::from_micros(500));
+        assert_eq!(limit(1), Duration::from_micros(50));
+        assert!(limit(20) > Duration::from_millis(2));
+        assert_eq!(limit(100), Duration::MAX);
+    }
+}
