@@ -172,7 +172,8 @@ impl Shard {
     ) -> Shard {
         let stats = Rc::new(ShardStats::default());
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
-        let db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        let mut db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
+        db.limits = crate::store::agg::Limits::from_config(&config);
         let metrics = ShardMetrics::new(stats, config.instrumentation);
         metrics.slowlog.set_origin(id, config.workers);
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
