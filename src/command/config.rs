@@ -103,10 +103,16 @@ impl Knob {
                 .map_err(str::to_string);
         }
         let v = if matches!(self, Knob::HashMaxValue | Knob::SetMaxValue) {
-            // Redis' memory values: `1kb` and the like.
+            // Redis' memory values: `1kb` and the like (and "" is 0).
             std::str::from_utf8(raw)
                 .ok()
-                .and_then(crate::config::parse_memory)
+                .and_then(|t| {
+                    if t.is_empty() {
+                        Some(0)
+                    } else {
+                        crate::config::parse_memory(t)
+                    }
+                })
                 .and_then(|v| i64::try_from(v).ok())
                 .ok_or("argument must be a memory value")?
         } else {
