@@ -525,7 +525,9 @@ mod tests {
     use crate::command::testing::{db, run};
 
     fn set_of(members: &[&str]) -> Set {
-        Set::Table(members.iter().map(|m| Box::from(m.as_bytes())).collect())
+        Set::Table(Box::new(
+            members.iter().map(|m| Box::from(m.as_bytes())).collect(),
+        ))
     }
 
     fn sorted(set: &SetValue) -> Vec<String> {

@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use super::packed::{Elem, IntText, Intset, Pack, PackIter, as_int};
+use super::packed::{Elem, IntText, Intset, Pack, PackIter, PairIter, PairPack, as_int};
 use super::{HashValue, Hasher, SetValue, cost};
 
 /// The encoding thresholds (CONFIG knobs), one copy per shard.
@@ -118,19 +118,20 @@ fn settle(delta: &mut isize, before: usize, after: usize) {
 /// A hash: packed field/value pairs, or a table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Hash {
-    Pack(Pack),
-    Table(HashValue),
+    Pack(PairPack),
+    /// Boxed so that a packed hash's header stays small.
+    Table(Box<HashValue>),
 }
 
 impl Default for Hash {
     fn default() -> Hash {
-        Hash::Pack(Pack::default())
+        Hash::Pack(PairPack::default())
     }
 }
 
 /// Field/value pairs of a [`Hash`].
 pub enum HashIter<'a> {
-    Pack(PackIter<'a>),
+    Pack(PairIter<'a>),
     Table(indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>),
 }
 
@@ -140,7 +141,7 @@ impl<'a> Iterator for HashIter<'a> {
     #[inline]
     fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
         match self {
-            HashIter::Pack(it) => Some((it.next()?, it.next()?)),
+            HashIter::Pack(it) => it.next(),
             HashIter::Table(it) => it.next().map(|(f, v)| (&f[..], &v[..])),
         }
     }
@@ -148,20 +149,14 @@ impl<'a> Iterator for HashIter<'a> {
     /// O(1) on a table (HSCAN cursors skip by position).
     fn nth(&mut self, n: usize) -> Option<(&'a [u8], &'a [u8])> {
         match self {
-            HashIter::Pack(it) => {
-                for _ in 0..n {
-                    it.next()?;
-                    it.next()?;
-                }
-                self.next()
-            }
+            HashIter::Pack(it) => it.nth(n),
             HashIter::Table(it) => it.nth(n).map(|(f, v)| (&f[..], &v[..])),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = match self {
-            HashIter::Pack(it) => it.len() / 2,
+            HashIter::Pack(it) => it.len(),
             HashIter::Table(it) => it.len(),
         };
         (n, Some(n))
@@ -184,7 +179,7 @@ impl Hash {
     #[inline]
     pub fn len(&self) -> usize {
         match self {
-            Hash::Pack(p) => p.len() / 2,
+            Hash::Pack(p) => p.len(),
             Hash::Table(t) => t.len(),
         }
     }
@@ -202,19 +197,10 @@ impl Hash {
         }
     }
 
-    /// Offset of `field` in a packed hash.
-    #[inline]
-    fn pack_find(p: &Pack, field: &[u8]) -> Option<usize> {
-        p.find(field, 2)
-    }
-
     #[inline]
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            Hash::Pack(p) => {
-                let off = Self::pack_find(p, field)?;
-                Some(p.entry(p.next(off)).0)
-            }
+            Hash::Pack(p) => p.find(field).map(|off| p.pair(off).1),
             Hash::Table(t) => t.get(field).map(|v| &v[..]),
         }
     }
@@ -253,12 +239,11 @@ impl Hash {
     fn convert(&mut self, delta: &mut isize) {
         let Hash::Pack(p) = self else { return };
         let before = packed_cost(p.capacity());
-        let mut t = HashValue::with_capacity_and_hasher(p.len() / 2 + 1, Hasher::new());
-        let mut it = p.iter();
-        while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        let mut t = HashValue::with_capacity_and_hasher(p.len() + 1, Hasher::new());
+        for (f, v) in p.iter() {
             t.insert(f.into(), v.into());
         }
-        *self = Hash::Table(t);
+        *self = Hash::Table(Box::new(t));
         settle(delta, before, self.size());
     }
 
@@ -273,20 +258,17 @@ impl Hash {
         delta: &mut isize,
     ) -> bool {
         if let Hash::Pack(p) = self {
-            let found = Self::pack_find(p, field);
+            let found = p.find(field);
             let long = field.len() > lim.hash_max_value || value.len() > lim.hash_max_value;
-            let full = found.is_none() && p.len() / 2 >= lim.hash_max_entries;
+            let full = found.is_none() && p.len() >= lim.hash_max_entries;
             if found.is_some() && only_new {
                 return false;
             }
             if !long && !full {
                 let before = p.capacity();
                 match found {
-                    Some(off) => {
-                        let voff = p.next(off);
-                        p.replace_at(voff, value);
-                    }
-                    None => p.push_pair(field, value),
+                    Some(off) => p.set_value(off, value),
+                    None => p.push(field, value),
                 }
                 settle(delta, packed_cost(before), packed_cost(p.capacity()));
                 return found.is_none();
@@ -319,11 +301,11 @@ impl Hash {
     pub(crate) fn remove(&mut self, field: &[u8], delta: &mut isize) -> bool {
         match self {
             Hash::Pack(p) => {
-                let Some(off) = Self::pack_find(p, field) else {
+                let Some(off) = p.find(field) else {
                     return false;
                 };
                 let before = p.capacity();
-                p.remove_run(off, 2);
+                p.remove(off);
                 settle(delta, packed_cost(before), packed_cost(p.capacity()));
                 true
             }
@@ -345,7 +327,8 @@ impl Hash {
 pub enum Set {
     Ints(Intset),
     Pack(Pack),
-    Table(SetValue),
+    /// Boxed so that a packed set's header stays small.
+    Table(Box<SetValue>),
 }
 
 impl Default for Set {
@@ -469,7 +452,7 @@ impl Set {
     /// A copy as a table (for set algebra).
     pub fn to_table(&self) -> SetValue {
         match self {
-            Set::Table(t) => t.clone(),
+            Set::Table(t) => (**t).clone(),
             other => {
                 let mut t = SetValue::with_capacity_and_hasher(other.len(), Hasher::new());
                 t.extend(other.iter().map(|m| Box::from(&*m)));
@@ -497,7 +480,7 @@ impl Set {
             p.shrink();
             return Set::Pack(p);
         }
-        Set::Table(members)
+        Set::Table(Box::new(members))
     }
 
     /// Re-encodes as a pack or a table to make room for `member`.
@@ -514,7 +497,7 @@ impl Set {
             }
             Set::Pack(p)
         } else {
-            Set::Table(self.to_table())
+            Set::Table(Box::new(self.to_table()))
         };
         *self = next;
         settle(delta, before, self.size());
@@ -1185,6 +1168,12 @@ mod tests {
             prop_assert_eq!(l.heap, 0);
             let _ = freed;
         }
+    }
+
+    #[test]
+    fn packed_headers_are_what_the_accounting_says() {
+        assert!(std::mem::size_of::<Hash>() <= cost::PACKED - cost::ALLOC);
+        assert!(std::mem::size_of::<Set>() <= cost::PACKED - cost::ALLOC);
     }
 
     #[test]

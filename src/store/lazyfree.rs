@@ -283,11 +283,11 @@ fn step(
                 Value::List(l) => Pending::List(*l),
                 Value::Hash(h) if matches!(*h, Hash::Table(_)) => {
                     let Hash::Table(t) = *h else { unreachable!() };
-                    Pending::Hash(t.into_iter(), Release::default())
+                    Pending::Hash((*t).into_iter(), Release::default())
                 }
                 Value::Set(s) if matches!(*s, Set::Table(_)) => {
                     let Set::Table(t) = *s else { unreachable!() };
-                    Pending::Set(t.into_iter(), Release::default())
+                    Pending::Set((*t).into_iter(), Release::default())
                 }
                 small => {
                     sub(mem, value_size(&small));

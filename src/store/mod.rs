@@ -101,7 +101,7 @@ pub mod cost {
     /// Container header of an aggregate (boxed map/deque).
     pub const CONTAINER: usize = 96;
     /// Header of a packed hash or set: its boxed enum and allocation.
-    pub const PACKED: usize = 64 + ALLOC;
+    pub const PACKED: usize = 40 + ALLOC;
 
     pub fn bytes(len: usize) -> usize {
         len + ALLOC
@@ -710,7 +710,7 @@ mod tests {
         for i in 0..n {
             s.insert(format!("m{i}").into_bytes().into_boxed_slice());
         }
-        Value::Set(Box::new(Set::Table(s)))
+        Value::Set(Box::new(Set::Table(Box::new(s))))
     }
 
     fn big_list(n: usize) -> Value {
@@ -731,7 +731,7 @@ mod tests {
         for i in 0..n {
             h.insert(format!("f{i}").into_bytes().into(), b"v".to_vec().into());
         }
-        Value::Hash(Box::new(Hash::Table(h)))
+        Value::Hash(Box::new(Hash::Table(Box::new(h))))
     }
 
     /// Runs small slices until the queue is empty, checking the accounting
