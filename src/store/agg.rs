@@ -418,7 +418,7 @@ impl Set {
     pub fn contains(&self, member: &[u8]) -> bool {
         match self {
             Set::Ints(s) => as_int(member).is_some_and(|v| s.contains(v)),
-            Set::Pack(p) => p.find(member, 1).is_some(),
+            Set::Pack(p) => p.find(member).is_some(),
             Set::Table(t) => t.contains(member),
         }
     }
@@ -521,7 +521,7 @@ impl Set {
                 self.convert_for(member, lim, delta);
             }
             Set::Pack(p) => {
-                if p.find(member, 1).is_some() {
+                if p.find(member).is_some() {
                     return false;
                 }
                 if p.len() >= lim.set_max_entries || member.len() > lim.set_max_value {
@@ -561,7 +561,7 @@ impl Set {
                 removed
             }
             Set::Pack(p) => {
-                let Some(off) = p.find(member, 1) else {
+                let Some(off) = p.find(member) else {
                     return false;
                 };
                 let before = p.capacity();
