@@ -3,9 +3,11 @@
 //! `Db::entry_mut` / `Db::entry_or_insert_with` hand out an [`EntryMut`]
 //! for a live key. Its typed views ([`ListMut`], [`HashMut`], [`SetMut`],
 //! [`StrMut`]) read like the container they wrap but only change it
-//! through methods that add each element's cost to the guard's running
-//! delta, O(1) per element, so a handler cannot change a value without
-//! accounting for it. When the guard is dropped the `Db` is settled once:
+//! through methods that add what they change to the guard's running
+//! delta (a table element's cost, or a packed value's size before/after,
+//! both O(1) to compute; see `super::agg`), so a handler cannot change a
+//! value without accounting for it. Writes past the encoding thresholds
+//! (`Db::limits`) convert a packed value inside these methods. When the guard is dropped the `Db` is settled once:
 //! `mem_used` moves by the delta, a WATCHed key's modification count is
 //! bumped, and an aggregate left empty is removed (Redis never keeps an
 //! empty list, hash or set). Modeled on Dragonfly's `DbSlice::AutoUpdater`.

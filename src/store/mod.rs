@@ -18,8 +18,9 @@
 //! inside the `Db` methods (`set`, `set_string`, `set_expire`, `remove`,
 //! `delete`, `unlink`, `flush*`); in-place writes go through the mutation
 //! guard of [`guard`] (`Db::entry_mut`, `Db::entry_or_insert_with`), whose
-//! typed views charge each element as it is added or removed (O(1) per
-//! element) and whose `Drop` settles the accounting, the WATCH count and
+//! typed views charge each change as it is made (O(1) to account; the
+//! packed encodings of small aggregates live in [`agg`] and [`packed`])
+//! and whose `Drop` settles the accounting, the WATCH count and
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
 
