@@ -620,12 +620,26 @@ impl Set {
 // ----------------------------------------------------------------- lists
 
 /// A list: a deque of packed chunks (Redis' quicklist).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct List {
     chunks: VecDeque<Pack>,
     len: usize,
     /// Accounted bytes of the chunks' buffers.
     heap: usize,
+}
+
+impl Clone for List {
+    /// A copy's chunks have no spare capacity: its accounting is recounted
+    /// rather than copied.
+    fn clone(&self) -> List {
+        let chunks = self.chunks.clone();
+        let heap = chunks.iter().map(chunk_cost).sum();
+        List {
+            chunks,
+            len: self.len,
+            heap,
+        }
+    }
 }
 
 impl PartialEq for List {
@@ -1163,6 +1177,9 @@ mod tests {
                     prop_assert!(c.len() == 1 || (c.len() <= entries && c.bytes() <= bytes));
                 }
             }
+            let copy = l.clone();
+            prop_assert_eq!(copy.heap, copy.heap_recount());
+            prop_assert!(copy == l);
             let freed = l.free_front(usize::MAX);
             prop_assert_eq!(l.len(), 0);
             prop_assert_eq!(l.heap, 0);
