@@ -58,6 +58,20 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// Most /metrics connections at once; more are closed on accept.
     pub metrics_max_connections: usize,
+    /// Encoding thresholds of small aggregates, Redis' names and defaults:
+    /// a hash stays packed up to this many fields...
+    pub hash_max_listpack_entries: u64,
+    /// ...and while no field or value is longer than this.
+    pub hash_max_listpack_value: u64,
+    /// List chunk size: negative -1..-5 for 4..64 KB, positive for a count.
+    pub list_max_listpack_size: i64,
+    /// A set of integers stays an intset up to this many members.
+    pub set_max_intset_entries: u64,
+    /// A small set of other members stays packed up to this many members
+    /// (Redis 7.2's knob)...
+    pub set_max_listpack_entries: u64,
+    /// ...and while no member is longer than this.
+    pub set_max_listpack_value: u64,
     /// Seconds a /metrics client has to send a whole request head,
     /// counted from its first byte (and from the connection's start).
     pub metrics_request_timeout: u64,
@@ -300,6 +314,12 @@ impl Default for Config {
             metrics_request_timeout: 30,
             requirepass: String::new(),
             protected_mode: true,
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
             eviction: EvictionSettings::default(),
         }
     }
@@ -384,6 +404,24 @@ pub struct Cli {
     /// With no password, accept only loopback clients (yes|no; default yes).
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     pub protected_mode: Option<bool>,
+    /// A hash stays packed up to this many fields (default 512).
+    #[arg(long, alias = "hash-max-ziplist-entries")]
+    pub hash_max_listpack_entries: Option<u64>,
+    /// ...and while no field or value is longer than this (default 64).
+    #[arg(long, alias = "hash-max-ziplist-value")]
+    pub hash_max_listpack_value: Option<u64>,
+    /// List chunk size: -1..-5 for 4..64 KB, positive for elements (default -2).
+    #[arg(long, alias = "list-max-ziplist-size", allow_negative_numbers = true)]
+    pub list_max_listpack_size: Option<i64>,
+    /// A set of integers stays an intset up to this many members (default 512).
+    #[arg(long)]
+    pub set_max_intset_entries: Option<u64>,
+    /// A small set stays packed up to this many members (default 128).
+    #[arg(long)]
+    pub set_max_listpack_entries: Option<u64>,
+    /// ...and while no member is longer than this (default 64).
+    #[arg(long)]
+    pub set_max_listpack_value: Option<u64>,
     /// Memory limit over all shards, as Redis: bytes or 100mb, 2gb...; 0 = none.
     #[arg(long, value_name = "BYTES")]
     pub maxmemory: Option<String>,
@@ -448,6 +486,12 @@ struct FileConfig {
     metrics_request_timeout: Option<u64>,
     requirepass: Option<String>,
     protected_mode: Option<bool>,
+    hash_max_listpack_entries: Option<u64>,
+    hash_max_listpack_value: Option<u64>,
+    list_max_listpack_size: Option<i64>,
+    set_max_intset_entries: Option<u64>,
+    set_max_listpack_entries: Option<u64>,
+    set_max_listpack_value: Option<u64>,
     maxmemory: Option<Memory>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u64>,
@@ -508,6 +552,12 @@ impl Config {
         }
         layer!(requirepass);
         layer!(protected_mode);
+        layer!(hash_max_listpack_entries);
+        layer!(hash_max_listpack_value);
+        layer!(list_max_listpack_size);
+        layer!(set_max_intset_entries);
+        layer!(set_max_listpack_entries);
+        layer!(set_max_listpack_value);
         cfg.eviction = eviction_settings(cli, &file)?;
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
@@ -552,6 +602,22 @@ impl Config {
         if self.metrics_max_connections == 0 || self.metrics_request_timeout == 0 {
             return Err(ConfigError(
                 "metrics_max_connections and metrics_request_timeout must be positive".into(),
+            ));
+        }
+        let thresholds = [
+            self.hash_max_listpack_entries,
+            self.hash_max_listpack_value,
+            self.set_max_intset_entries,
+            self.set_max_listpack_entries,
+            self.set_max_listpack_value,
+        ];
+        if thresholds.iter().any(|&v| v > i64::MAX as u64)
+            || i32::try_from(self.list_max_listpack_size).is_err()
+        {
+            return Err(ConfigError(
+                "the *_max_listpack_* / set_max_intset_entries thresholds must fit in a signed \
+                 64-bit integer (list_max_listpack_size: 32-bit)"
+                    .into(),
             ));
         }
         if self.slowlog_max_len > i64::MAX as u64

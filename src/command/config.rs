@@ -38,6 +38,19 @@ enum Knob {
     LfuLogFactor,
     LfuDecayTime,
     EvictionTenacity,
+    /// `hash-max-listpack-entries` (alias `hash-max-ziplist-entries`).
+    HashMaxEntries,
+    /// `hash-max-listpack-value` (alias `hash-max-ziplist-value`): a
+    /// memory value, as Redis.
+    HashMaxValue,
+    /// `list-max-listpack-size` (alias `list-max-ziplist-size`).
+    ListMaxSize,
+    /// `set-max-intset-entries`.
+    SetMaxIntset,
+    /// `set-max-listpack-entries` (Redis 7.2).
+    SetMaxEntries,
+    /// `set-max-listpack-value` (Redis 7.2): a memory value.
+    SetMaxValue,
 }
 
 /// A validated value for a knob, ready to apply on every shard.
@@ -63,6 +76,12 @@ impl Knob {
             Knob::MaxMemorySamples => (1, i32::MAX as i64),
             Knob::LfuLogFactor | Knob::LfuDecayTime => (0, i32::MAX as i64),
             Knob::EvictionTenacity => (0, 100),
+            Knob::HashMaxEntries
+            | Knob::HashMaxValue
+            | Knob::SetMaxIntset
+            | Knob::SetMaxEntries
+            | Knob::SetMaxValue => (0, i64::MAX),
+            Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
             | Knob::RequirePass
@@ -112,7 +131,22 @@ impl Knob {
                 .map(Setting::OutputLimits)
                 .map_err(str::to_string);
         }
-        let v = parse_i64(raw).ok_or("argument couldn't be parsed into an integer")?;
+        let v = if matches!(self, Knob::HashMaxValue | Knob::SetMaxValue) {
+            // Redis' memory values: `1kb` and the like (and "" is 0).
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| {
+                    if t.is_empty() {
+                        Some(0)
+                    } else {
+                        crate::config::parse_memory(t)
+                    }
+                })
+                .and_then(|v| i64::try_from(v).ok())
+                .ok_or("argument must be a memory value")?
+        } else {
+            parse_i64(raw).ok_or("argument couldn't be parsed into an integer")?
+        };
         let (low, high) = self.range();
         if !(low..=high).contains(&v) {
             return Err(format!(
@@ -159,6 +193,24 @@ impl Knob {
             Knob::HotkeysTopK => shard.db().hot.set_capacity(value as usize),
             // One shared place; every shard storing the same value is fine.
             Knob::MaxClients => shard.admission().set_max(value as usize),
+            Knob::HashMaxEntries
+            | Knob::HashMaxValue
+            | Knob::ListMaxSize
+            | Knob::SetMaxIntset
+            | Knob::SetMaxEntries
+            | Knob::SetMaxValue => {
+                let mut db = shard.db();
+                let limits = &mut db.limits;
+                let size = usize::try_from(value).unwrap_or(usize::MAX);
+                match self {
+                    Knob::HashMaxEntries => limits.hash_max_entries = size,
+                    Knob::HashMaxValue => limits.hash_max_value = size,
+                    Knob::ListMaxSize => limits.list_max_size = value,
+                    Knob::SetMaxIntset => limits.set_max_intset = size,
+                    Knob::SetMaxEntries => limits.set_max_entries = size,
+                    _ => limits.set_max_value = size,
+                }
+            }
             Knob::OutputBufferLimit
             | Knob::RequirePass
             | Knob::ProtectedMode
@@ -222,13 +274,17 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("latency-monitor-threshold", Some(Knob::LatencyThreshold)),
     ("latency-tracking", None),
     ("latency-tracking-info-percentiles", None),
-    // The thresholds OBJECT ENCODING reports by (Redis 7.2 defaults).
-    ("hash-max-listpack-entries", None),
-    ("hash-max-listpack-value", None),
-    ("set-max-intset-entries", None),
-    ("set-max-listpack-entries", None),
-    ("set-max-listpack-value", None),
-    ("list-max-listpack-size", None),
+    // Encoding thresholds of small aggregates (store::agg), with Redis
+    // 7.0's aliases; the set-max-listpack-* pair is Redis 7.2's.
+    ("hash-max-listpack-entries", Some(Knob::HashMaxEntries)),
+    ("hash-max-ziplist-entries", Some(Knob::HashMaxEntries)),
+    ("hash-max-listpack-value", Some(Knob::HashMaxValue)),
+    ("hash-max-ziplist-value", Some(Knob::HashMaxValue)),
+    ("set-max-intset-entries", Some(Knob::SetMaxIntset)),
+    ("set-max-listpack-entries", Some(Knob::SetMaxEntries)),
+    ("set-max-listpack-value", Some(Knob::SetMaxValue)),
+    ("list-max-listpack-size", Some(Knob::ListMaxSize)),
+    ("list-max-ziplist-size", Some(Knob::ListMaxSize)),
     // Kora's own.
     ("workers", None),
     ("metrics-port", None),
@@ -284,12 +340,18 @@ fn value(shard: &Shard, name: &str) -> String {
         "latency-monitor-threshold" => m.latency_monitor.threshold_ms().to_string(),
         "latency-tracking" => yes_no(c.instrumentation),
         "latency-tracking-info-percentiles" => "50 99 99.9".into(),
-        "hash-max-listpack-entries" => super::object::HASH_MAX_LISTPACK_ENTRIES.to_string(),
-        "hash-max-listpack-value" => super::object::HASH_MAX_LISTPACK_VALUE.to_string(),
-        "set-max-intset-entries" => super::object::SET_MAX_INTSET_ENTRIES.to_string(),
-        "set-max-listpack-entries" => super::object::SET_MAX_LISTPACK_ENTRIES.to_string(),
-        "set-max-listpack-value" => super::object::SET_MAX_LISTPACK_VALUE.to_string(),
-        "list-max-listpack-size" => "-2".into(),
+        "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
+            shard.db().limits.hash_max_entries.to_string()
+        }
+        "hash-max-listpack-value" | "hash-max-ziplist-value" => {
+            shard.db().limits.hash_max_value.to_string()
+        }
+        "set-max-intset-entries" => shard.db().limits.set_max_intset.to_string(),
+        "set-max-listpack-entries" => shard.db().limits.set_max_entries.to_string(),
+        "set-max-listpack-value" => shard.db().limits.set_max_value.to_string(),
+        "list-max-listpack-size" | "list-max-ziplist-size" => {
+            shard.db().limits.list_max_size.to_string()
+        }
         "metrics-port" => c.metrics_port.to_string(),
         "metrics-bind" => c.metrics_bind.clone(),
         "instrumentation" => yes_no(c.instrumentation),
@@ -398,7 +460,8 @@ async fn set(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         let Some((_, Some(knob))) = find(name) else {
             return out.error(&failed(name, "can't set immutable config"));
         };
-        if knobs.iter().any(|(k, _, _)| k == knob) {
+        // By name, as Redis: an alias and its parameter may both be set.
+        if knobs.iter().any(|(_, n, _)| n.eq_ignore_ascii_case(name)) {
             return out.error(&failed(name, "duplicate parameter"));
         }
         knobs.push((*knob, name, raw));

@@ -1,7 +1,8 @@
 //! Hash commands.
 //!
-//! A hash is an insertion-indexed map so that HSCAN cursors are positions.
-//! Writes go through the store's mutation guard (`Db::entry_mut` and its
+//! A hash is packed while small and an insertion-indexed map beyond (see
+//! `store::agg`), so that HSCAN cursors are positions in the map; a packed
+//! hash is scanned in one reply with cursor 0, as Redis. Writes go through the store's mutation guard (`Db::entry_mut` and its
 //! `HashMut` view), which keeps the memory accounting, WATCH and the
 //! removal of an emptied hash in one place.
 
@@ -10,10 +11,10 @@ use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64, push_i64};
 use crate::store::glob::glob_match;
 use crate::store::guard::EntryMut;
-use crate::store::{Db, HashValue, Hasher, Value};
+use crate::store::{Db, Hash, Value};
 
 /// Reads a hash: Ok(None) when missing, Err when another type.
-fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a HashValue>, &'static str> {
+fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a Hash>, &'static str> {
     match db.get(key).map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Hash(h)) => Ok(Some(h)),
@@ -22,15 +23,10 @@ fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a HashValue>, &'
 }
 
 /// Write access to a hash without counting a keyspace hit or miss; a
-/// missing key is created empty (sized for `fields`), and removed again by
-/// the guard if nothing gets stored.
-fn write_hash<'a>(db: &'a mut Db, key: &[u8], fields: usize) -> EntryMut<'a> {
-    db.entry_or_insert_with(key, || {
-        Value::Hash(Box::new(HashValue::with_capacity_and_hasher(
-            fields,
-            Hasher::new(),
-        )))
-    })
+/// missing key is created empty (packed), and removed again by the guard
+/// if nothing gets stored.
+fn write_hash<'a>(db: &'a mut Db, key: &[u8]) -> EntryMut<'a> {
+    db.entry_or_insert_with(key, || Value::Hash(Box::default()))
 }
 
 /// Stores field/value pairs, creating the hash when missing. Returns how
@@ -40,7 +36,7 @@ fn store<'p>(
     key: &[u8],
     pairs: impl ExactSizeIterator<Item = (&'p [u8], &'p [u8])>,
 ) -> Result<usize, &'static str> {
-    let mut guard = write_hash(db, key, pairs.len());
+    let mut guard = write_hash(db, key);
     let mut hash = guard.hash().map_err(|_| err::WRONGTYPE)?;
     Ok(pairs.filter(|(f, v)| hash.insert(f, v)).count())
 }
@@ -77,7 +73,7 @@ pub fn hmset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn hsetnx(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (key, field) = (args.get(1), args.get(2));
-    let mut guard = write_hash(db, key, 1);
+    let mut guard = write_hash(db, key);
     let Ok(mut hash) = guard.hash() else {
         return out.error(err::WRONGTYPE);
     };
@@ -180,7 +176,7 @@ pub fn hincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     // A missing key is created (and dropped again by the guard if this
     // fails, which it cannot: 0 + incr neither overflows nor misparses).
-    let mut guard = write_hash(db, key, 1);
+    let mut guard = write_hash(db, key);
     let Ok(mut hash) = guard.hash() else {
         return out.error(err::WRONGTYPE);
     };
@@ -207,13 +203,13 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Some(_) => return out.error("ERR value is NaN or Infinity"),
         None => return out.error(err::NOT_FLOAT),
     };
-    let mut guard = write_hash(db, key, 1);
+    let mut guard = write_hash(db, key);
     let Ok(mut hash) = guard.hash() else {
         return out.error(err::WRONGTYPE);
     };
     let (current, current_text) = match hash.get(field) {
         Some(v) => match parse_f64(v) {
-            Some(f) => (f, Some(&v[..])),
+            Some(f) => (f, Some(v)),
             None => return out.error("ERR hash value is not a float"),
         },
         None => (0.0, None),
@@ -251,12 +247,19 @@ pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(opts) => opts,
         Err(e) => return out.error(e),
     };
-    let end = cursor.saturating_add(count).min(hash.len());
-    let start = cursor.min(end);
-    let found: Vec<(&[u8], &[u8])> = (start..end)
-        .filter_map(|idx| hash.get_index(idx))
+    // A packed hash is small: all of it at once, cursor 0 (as Redis).
+    let (start, end) = match hash {
+        Hash::Pack(_) => (0, hash.len()),
+        Hash::Table(_) => {
+            let end = cursor.saturating_add(count).min(hash.len());
+            (cursor.min(end), end)
+        }
+    };
+    let found: Vec<(&[u8], &[u8])> = hash
+        .iter()
+        .skip(start)
+        .take(end - start)
         .filter(|(f, _)| pattern.is_none_or(|p| glob_match(p, f)))
-        .map(|(f, v)| (&f[..], &v[..]))
         .collect();
     let next = if end < hash.len() { end } else { 0 };
     out.array(2);
@@ -376,6 +379,8 @@ mod tests {
     #[test]
     fn hscan_walks_positions_and_filters() {
         let mut db = db();
+        // A table (a packed hash answers in one page, tested below).
+        db.limits.hash_max_entries = 10;
         let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
         for i in 0..25 {
             parts.push(format!("f{i}").into_bytes());
@@ -429,6 +434,27 @@ mod tests {
         assert_eq!(
             text(run(&mut db, hscan, &[b"hscan", b"h", b"99"])),
             "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+    }
+
+    #[test]
+    fn hscan_of_a_packed_hash_is_one_page_with_cursor_0() {
+        let mut db = db();
+        let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
+        for i in 0..25 {
+            parts.push(format!("f{i}").into_bytes());
+            parts.push(format!("v{i}").into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        run(&mut db, hset, &refs);
+        let page = text(run(
+            &mut db,
+            hscan,
+            &[b"hscan", b"h", b"0", b"COUNT", b"2", b"MATCH", b"f1*"],
+        ));
+        assert!(
+            page.starts_with("*2\r\n$1\r\n0\r\n*22\r\n$2\r\nf1\r\n$2\r\nv1\r\n$3\r\nf10\r\n"),
+            "{page}"
         );
     }
 

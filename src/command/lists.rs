@@ -1,18 +1,15 @@
 //! List commands.
 //!
-//! A list is a `VecDeque` of boxed elements. Writes go through the store's
+//! A list is a deque of packed chunks (`store::agg::List`, Redis'
+//! quicklist). Writes go through the store's
 //! mutation guard (`Db::entry_mut` and its `ListMut` view), which keeps the
 //! memory accounting, WATCH and the removal of an emptied list in one place.
-
-use std::collections::VecDeque;
 
 use super::{Args, wrong_arity};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::guard::ListMut;
-use crate::store::{Db, Value};
-
-type List = VecDeque<Box<[u8]>>;
+use crate::store::{Db, List, Value};
 
 /// Redis bounds some signed arguments to `-LONG_MAX..=LONG_MAX` so that
 /// negating them cannot overflow.
@@ -62,8 +59,7 @@ fn push(db: &mut Db, args: &Args, out: &mut Vec<u8>, front: bool, only_existing:
             None => return out.int(0),
         }
     } else {
-        let n = args.len() - 2;
-        db.entry_or_insert_with(key, || Value::List(Box::new(List::with_capacity(n))))
+        db.entry_or_insert_with(key, || Value::List(Box::default()))
     };
     let Ok(mut list) = guard.list() else {
         return out.error(err::WRONGTYPE);
@@ -111,24 +107,25 @@ fn pop(db: &mut Db, args: &Args, out: &mut Vec<u8>, front: bool) {
         return out.error(err::WRONGTYPE);
     };
     let len = list.len();
-    let mut take = || {
+    // Each element goes straight from the list into the reply.
+    let mut take = |out: &mut Vec<u8>| {
         if front {
-            list.pop_front()
+            list.pop_front_with(|e| out.bulk(e))
         } else {
-            list.pop_back()
+            list.pop_back_with(|e| out.bulk(e))
         }
     };
     match count {
-        None => match take() {
-            Some(e) => out.bulk(&e),
-            None => out.nil(),
-        },
+        None => {
+            if take(out).is_none() {
+                out.nil();
+            }
+        }
         Some(n) => {
             let n = n.min(len);
             out.array(n);
             for _ in 0..n {
-                let e = take().expect("n is at most the length");
-                out.bulk(&e);
+                take(out).expect("n is at most the length");
             }
         }
     }
@@ -162,7 +159,7 @@ pub fn lrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match super::strings::clamp_range(start, end, list.len()) {
         Some((s, e)) => {
             out.array(e - s + 1);
-            for elem in list.range(s..=e) {
+            for elem in list.iter_from(s).take(e - s + 1) {
                 out.bulk(elem);
             }
         }
@@ -183,7 +180,7 @@ pub fn lindex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Err(e) => return out.error(e),
     };
     match resolve_index(index, list.len()) {
-        Some(i) => out.bulk(&list[i]),
+        Some(i) => out.bulk(list.get(i).expect("resolved in range")),
         None => out.nil(),
     }
 }
@@ -229,7 +226,7 @@ pub fn lrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     // keeping the ones before them.
     let mut skip = if count < 0 {
         list.iter()
-            .filter(|e| e[..] == *elem)
+            .filter(|e| *e == elem)
             .count()
             .saturating_sub(limit)
     } else {
@@ -285,7 +282,7 @@ pub fn linsert(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let Ok(mut list) = guard.list() else {
         return out.error(err::WRONGTYPE);
     };
-    let Some(at) = list.iter().position(|e| e[..] == *pivot) else {
+    let Some(at) = list.iter().position(|e| e == pivot) else {
         return out.int(-1);
     };
     list.insert(at + usize::from(after), elem);
@@ -294,12 +291,12 @@ pub fn linsert(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 /// Positions of `elem` in scan order, after skipping `skip` matches.
 fn positions<'a>(
-    scan: impl Iterator<Item = (usize, &'a Box<[u8]>)>,
+    scan: impl Iterator<Item = (usize, &'a [u8])>,
     elem: &[u8],
     skip: usize,
     take: usize,
 ) -> Vec<usize> {
-    scan.filter(|(_, e)| e[..] == *elem)
+    scan.filter(|(_, e)| *e == elem)
         .skip(skip)
         .take(take)
         .map(|(i, _)| i)
@@ -363,7 +360,7 @@ pub fn lpos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let found = if rank > 0 {
         positions(list.iter().take(scan_len).enumerate(), elem, skip, take)
     } else {
-        let tail = list.iter().rev().take(scan_len).enumerate();
+        let tail = list.iter_rev().take(scan_len).enumerate();
         positions(tail.map(|(i, e)| (list.len() - 1 - i, e)), elem, skip, take)
     };
     match count {

@@ -516,7 +516,7 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     // The `Db` lends one value at a time: keep the members of the smallest
     // set that every other set has, one set after another.
     let mut copy: SetValue = match db.peek(first).map(|e| &e.value) {
-        Some(Value::Set(s)) => (**s).clone(),
+        Some(Value::Set(s)) => s.to_table(),
         _ => return out.int(0),
     };
     for key in keys() {
@@ -622,12 +622,17 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     };
     let home = shard.owner(&first);
     let copied = atomic
-        .on(home, move |s: &Shard| match s.db().peek(&first) {
-            Some(Entry {
-                value: Value::Set(set),
-                ..
-            }) => set.iter().cloned().collect::<Vec<Box<[u8]>>>(),
-            _ => Vec::new(),
+        .on(home, move |s: &Shard| {
+            match s.db().peek(&first) {
+                Some(Entry {
+                    value: Value::Set(set),
+                    ..
+                }) => set
+                    .iter()
+                    .map(|m| Box::from(&*m))
+                    .collect::<Vec<Box<[u8]>>>(),
+                _ => Vec::new(),
+            }
         })
         .await;
     let Some(mut candidates) = copied else {

@@ -1,12 +1,15 @@
 //! OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP, answered by the
 //! shard that owns the key, without the lookup counting as an access.
 //!
-//! Kora stores every value one way per type, so ENCODING names the
-//! encoding Redis 7.2 would use for a value of this shape with its default
-//! thresholds (which CONFIG GET lists). FREQ is the key's LFU counter
-//! (after decay) under an LFU `maxmemory-policy` and IDLETIME the seconds
-//! since its last access under any other, each with Redis 7.0's error
-//! under the wrong kind of policy (src/store/evict.rs).
+//! ENCODING names how the value is stored: for aggregates the encoding
+//! Kora really uses, named as Redis 7.0 names it (`listpack`/`hashtable`
+//! for hashes, `intset`/`hashtable` for sets, `quicklist` for every list),
+//! plus Redis 7.2's `listpack` for a small set of non-integer members,
+//! which 7.0 would store as a `hashtable`; for strings the encoding Redis
+//! would use. FREQ is the key's LFU counter (after decay) under an LFU
+//! `maxmemory-policy` and IDLETIME the seconds since its last access under
+//! any other, each with Redis 7.0's error under the wrong kind of policy
+//! (src/store/evict.rs).
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
@@ -14,13 +17,6 @@ use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::Resp;
 use crate::store::Value;
 
-pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
-pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
-pub const SET_MAX_INTSET_ENTRIES: usize = 512;
-pub const SET_MAX_LISTPACK_ENTRIES: usize = 128;
-pub const SET_MAX_LISTPACK_VALUE: usize = 64;
-/// `list-max-listpack-size -2`: a list stays one listpack up to 8 KiB.
-const LIST_MAX_LISTPACK_BYTES: usize = 8 * 1024;
 /// Strings up to this length are embedded in their object header.
 const EMBSTR_MAX: usize = 44;
 /// Redis shares the objects of the integers 0..10000 (OBJ_SHARED_INTEGERS);
@@ -37,40 +33,16 @@ fn is_integer(bytes: &[u8]) -> bool {
     bytes.len() <= 20 && parse_i64(bytes).is_some()
 }
 
-/// The encoding Redis 7.2 would report for a value of this shape.
+/// OBJECT ENCODING's answer for `value`.
 pub fn encoding(value: &Value) -> &'static str {
     match value {
         Value::Str(s) if is_integer(s) => "int",
         Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
         Value::Str(_) => "raw",
-        Value::List(l) => {
-            // A listpack entry costs its bytes plus about two of header and
-            // back-length; the listpack itself 7 bytes.
-            let bytes = 7 + l.iter().map(|e| e.len() + 2).sum::<usize>();
-            if bytes <= LIST_MAX_LISTPACK_BYTES {
-                "listpack"
-            } else {
-                "quicklist"
-            }
-        }
-        Value::Hash(h) => {
-            let small = h.len() <= HASH_MAX_LISTPACK_ENTRIES
-                && h.iter().all(|(f, v)| {
-                    f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE
-                });
-            if small { "listpack" } else { "hashtable" }
-        }
-        Value::Set(s) => {
-            if s.len() <= SET_MAX_INTSET_ENTRIES && s.iter().all(|m| is_integer(m)) {
-                "intset"
-            } else if s.len() <= SET_MAX_LISTPACK_ENTRIES
-                && s.iter().all(|m| m.len() <= SET_MAX_LISTPACK_VALUE)
-            {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
+        // Redis 7.0 reports every list as a quicklist.
+        Value::List(_) => "quicklist",
+        Value::Hash(h) => h.encoding(),
+        Value::Set(s) => s.encoding(),
     }
 }
 
@@ -163,7 +135,6 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{HashValue, SetValue};
 
     fn str_value(s: &str) -> Value {
         Value::Str(s.as_bytes().to_vec())
@@ -185,29 +156,34 @@ mod tests {
 
     #[test]
     fn aggregate_encodings_switch_at_the_default_thresholds() {
-        let list = |n: usize, len: usize| {
-            Value::List(Box::new(
-                (0..n).map(|_| vec![b'a'; len].into_boxed_slice()).collect(),
-            ))
-        };
-        assert_eq!(encoding(&list(10, 10)), "listpack");
-        assert_eq!(encoding(&list(100, 100)), "quicklist");
+        use crate::store::{Hash, List, Set, agg::Limits};
+        let lim = Limits::default();
+        let mut d = 0;
+        let mut l = List::default();
+        l.push_back(b"a", &lim);
+        assert_eq!(encoding(&Value::List(Box::new(l))), "quicklist");
 
         let hash = |n: usize, len: usize| {
-            let mut h = HashValue::default();
+            let mut h = Hash::default();
             for i in 0..n {
-                h.insert(format!("f{i}").into_bytes().into(), vec![b'v'; len].into());
+                h.insert(
+                    format!("f{i}").as_bytes(),
+                    &vec![b'v'; len],
+                    false,
+                    &lim,
+                    &mut 0,
+                );
             }
             Value::Hash(Box::new(h))
         };
-        assert_eq!(encoding(&hash(128, 64)), "listpack");
-        assert_eq!(encoding(&hash(129, 1)), "hashtable");
+        assert_eq!(encoding(&hash(512, 64)), "listpack");
+        assert_eq!(encoding(&hash(513, 1)), "hashtable");
         assert_eq!(encoding(&hash(1, 65)), "hashtable");
 
-        let set = |members: Vec<String>| {
-            let mut s = SetValue::default();
+        let mut set = |members: Vec<String>| {
+            let mut s = Set::default();
             for m in members {
-                s.insert(m.into_bytes().into());
+                s.insert(m.as_bytes(), &lim, &mut d);
             }
             Value::Set(Box::new(s))
         };

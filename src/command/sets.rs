@@ -10,7 +10,7 @@ use crate::coord::Atomic;
 use crate::coord::Shard;
 use crate::protocol::reply::{Resp, err};
 use crate::store::glob::glob_match;
-use crate::store::{Db, Hasher, SetValue, Ttl, Value, WrongType};
+use crate::store::{Db, Hasher, Set, SetValue, Ttl, Value, WrongType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOp {
@@ -24,7 +24,7 @@ pub enum SetOp {
 use super::keys::SHARD_GONE;
 
 /// Read access: counts a keyspace hit or miss. Ok(None) when missing.
-fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a SetValue>, WrongType> {
+fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a Set>, WrongType> {
     match db.get(key).map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Set(s)) => Ok(Some(s)),
@@ -32,10 +32,10 @@ fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a SetValue>, Wron
     }
 }
 
-fn reply_members<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &'a Box<[u8]>>) {
+fn reply_members<M: AsRef<[u8]>>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = M>) {
     out.array(members.len());
     for m in members {
-        out.bulk(m);
+        out.bulk(m.as_ref());
     }
 }
 
@@ -78,13 +78,7 @@ impl Picker {
 }
 
 pub fn sadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let n = args.len() - 2;
-    let mut guard = db.entry_or_insert_with(args.get(1), || {
-        Value::Set(Box::new(SetValue::with_capacity_and_hasher(
-            n,
-            Hasher::default(),
-        )))
-    });
+    let mut guard = db.entry_or_insert_with(args.get(1), || Value::Set(Box::default()));
     let Ok(mut set) = guard.set() else {
         return out.error(err::WRONGTYPE);
     };
@@ -168,10 +162,8 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
     match count {
         None => {
-            let m = set
-                .swap_remove_index(rng.below(set.len()))
-                .expect("checked non-empty");
-            out.bulk(&m);
+            let i = rng.below(set.len());
+            set.remove_index_with(i, |m| out.bulk(m));
         }
         Some(n) if n >= set.len() => {
             // Everything goes: the whole value is handed over and the
@@ -182,10 +174,8 @@ pub fn spop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Some(n) => {
             out.array(n);
             for _ in 0..n {
-                let m = set
-                    .swap_remove_index(rng.below(set.len()))
-                    .expect("n < len");
-                out.bulk(&m);
+                let i = rng.below(set.len());
+                set.remove_index_with(i, |m| out.bulk(m));
             }
         }
     }
@@ -217,19 +207,33 @@ pub fn srandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Err(WrongType) => return out.error(err::WRONGTYPE),
     };
     let len = set.len();
+    let pick = |i: usize| set.get_index(i).expect("pick in range");
     match count {
-        None => out.bulk(&set[rng.below(len)]),
+        None => out.bulk(&pick(rng.below(len))),
         Some(n) if n < 0 => {
             let n = n.unsigned_abs() as usize;
             out.array(n);
-            for _ in 0..n {
-                out.bulk(&set[rng.below(len)]);
+            if let Set::Pack(_) = set {
+                // Positions in a pack cost a walk: look them up once.
+                let members: Vec<_> = set.iter().collect();
+                for _ in 0..n {
+                    out.bulk(&members[rng.below(len)]);
+                }
+            } else {
+                for _ in 0..n {
+                    out.bulk(&pick(rng.below(len)));
+                }
             }
         }
         Some(n) if n as usize >= len => reply_members(out, set.iter()),
         Some(n) => {
             let picks = rng.distinct(len, n as usize);
-            reply_members(out, picks.iter().map(|&i| &set[i]));
+            if let Set::Pack(_) = set {
+                let members: Vec<_> = set.iter().collect();
+                reply_members(out, picks.iter().map(|&i| members[i]));
+            } else {
+                reply_members(out, picks.iter().map(|&i| pick(i)));
+            }
         }
     }
 }
@@ -254,10 +258,19 @@ pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Ok(opts) => opts,
         Err(e) => return out.error(e),
     };
-    let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(set.len());
-    let end = start.saturating_add(count).min(set.len());
-    let found: Vec<&Box<[u8]>> = (start..end)
-        .map(|i| &set[i])
+    // A packed set or intset is small: all of it at once, cursor 0 (as
+    // Redis).
+    let (start, end) = match set {
+        Set::Table(_) => {
+            let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(set.len());
+            (start, start.saturating_add(count).min(set.len()))
+        }
+        _ => (0, set.len()),
+    };
+    let found: Vec<_> = set
+        .iter()
+        .skip(start)
+        .take(end - start)
         .filter(|m| pattern.is_none_or(|p| glob_match(p, m)))
         .collect();
     let next = if end < set.len() { end } else { 0 };
@@ -281,9 +294,9 @@ impl Algebra {
         Algebra { op, acc: None }
     }
 
-    fn feed(&mut self, set: Option<&SetValue>) {
+    fn feed(&mut self, set: Option<&Set>) {
         let Some(acc) = &mut self.acc else {
-            self.acc = Some(set.cloned().unwrap_or_default());
+            self.acc = Some(set.map(Set::to_table).unwrap_or_default());
             return;
         };
         let Some(set) = set else {
@@ -295,20 +308,24 @@ impl Algebra {
         match self.op {
             SetOp::Union => {
                 for m in set {
-                    if !acc.contains(m) {
-                        acc.insert(m.clone());
+                    if !acc.contains(&*m) {
+                        acc.insert(Box::from(&*m));
                     }
                 }
             }
             // Both walk the smaller side, so the cost is bounded by the
             // running result rather than by a large source set.
             SetOp::Inter if set.len() < acc.len() => {
-                *acc = set.iter().filter(|m| acc.contains(*m)).cloned().collect();
+                *acc = set
+                    .iter()
+                    .filter(|m| acc.contains(&**m))
+                    .map(|m| Box::from(&*m))
+                    .collect();
             }
             SetOp::Inter => acc.retain(|m| set.contains(m)),
             SetOp::Diff if set.len() < acc.len() => {
                 for m in set {
-                    acc.swap_remove(m);
+                    acc.swap_remove(&*m);
                 }
             }
             SetOp::Diff => acc.retain(|m| !set.contains(m)),
@@ -321,7 +338,7 @@ impl Algebra {
 }
 
 /// The set algebra over values already at hand.
-fn compute<'a>(op: SetOp, sets: impl IntoIterator<Item = Option<&'a SetValue>>) -> SetValue {
+fn compute<'a>(op: SetOp, sets: impl IntoIterator<Item = Option<&'a Set>>) -> SetValue {
     let mut algebra = Algebra::new(op);
     for set in sets {
         algebra.feed(set);
@@ -339,7 +356,7 @@ fn compute_local(db: &mut Db, op: SetOp, keys: &[Vec<u8>]) -> Result<SetValue, W
 }
 
 /// Shard side of the cross-shard path: copies of the sets under `keys`.
-fn copy_sets(db: &mut Db, keys: &[Vec<u8>]) -> Result<Vec<Option<SetValue>>, WrongType> {
+fn copy_sets(db: &mut Db, keys: &[Vec<u8>]) -> Result<Vec<Option<Set>>, WrongType> {
     keys.iter().map(|k| Ok(read_set(db, k)?.cloned())).collect()
 }
 
@@ -350,7 +367,8 @@ fn store_result(db: &mut Db, dst: &[u8], result: SetValue) -> usize {
     if len == 0 {
         db.delete(dst);
     } else {
-        db.set(dst, Value::Set(Box::new(result)), Ttl::Clear);
+        let set = Set::from_table(result, &db.limits);
+        db.set(dst, Value::Set(Box::new(set)), Ttl::Clear);
     }
     len
 }
@@ -444,8 +462,8 @@ pub(crate) async fn fetch_sets(
     keys: &Args<'_>,
     first: usize,
     last: usize,
-) -> Result<Vec<Option<SetValue>>, &'static str> {
-    let mut sources: Vec<Option<SetValue>> = vec![None; last + 1 - first];
+) -> Result<Vec<Option<Set>>, &'static str> {
+    let mut sources: Vec<Option<Set>> = vec![None; last + 1 - first];
     let picked = Args::new(keys.buf(), &keys.ranges()[..=last]);
     for part in super::parts_by_owner(shard, &picked, first, 1) {
         let wanted: Vec<Vec<u8>> = part.args.iter().map(<[u8]>::to_vec).collect();
@@ -504,8 +522,10 @@ mod tests {
     use super::*;
     use crate::command::testing::{db, run};
 
-    fn set_of(members: &[&str]) -> SetValue {
-        members.iter().map(|m| Box::from(m.as_bytes())).collect()
+    fn set_of(members: &[&str]) -> Set {
+        Set::Table(Box::new(
+            members.iter().map(|m| Box::from(m.as_bytes())).collect(),
+        ))
     }
 
     fn sorted(set: &SetValue) -> Vec<String> {

@@ -607,7 +607,10 @@ mod tests {
             {
                 db.set(
                     b"list",
-                    Value::List(Box::new([b"e".to_vec().into()].into())),
+                    Value::List(Box::new(crate::store::agg::list_of(
+                        [&b"e"[..]],
+                        &Default::default(),
+                    ))),
                     Ttl::Clear,
                 );
             }

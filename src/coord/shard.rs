@@ -179,6 +179,7 @@ impl Shard {
         let hot = HotKeys::new(config.hotkeys_top_k, config.instrumentation);
         let mut db = Db::new(stats.clone(), hot, 0x5eed_0000 + id as u64);
         db.set_eviction(config.eviction, id, config.workers);
+        db.limits = crate::store::agg::Limits::from_config(&config);
         let metrics = ShardMetrics::new(stats, config.instrumentation);
         metrics.slowlog.set_origin(id, config.workers);
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);

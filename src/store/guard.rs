@@ -3,9 +3,11 @@
 //! `Db::entry_mut` / `Db::entry_or_insert_with` hand out an [`EntryMut`]
 //! for a live key. Its typed views ([`ListMut`], [`HashMut`], [`SetMut`],
 //! [`StrMut`]) read like the container they wrap but only change it
-//! through methods that add each element's cost to the guard's running
-//! delta, O(1) per element, so a handler cannot change a value without
-//! accounting for it. When the guard is dropped the `Db` is settled once:
+//! through methods that add what they change to the guard's running
+//! delta (a table element's cost, or a packed value's size before/after,
+//! both O(1) to compute; see `super::agg`), so a handler cannot change a
+//! value without accounting for it. Writes past the encoding thresholds
+//! (`Db::limits`) convert a packed value inside these methods. When the guard is dropped the `Db` is settled once:
 //! `mem_used` moves by the delta, a WATCHed key's modification count is
 //! bumped, and an aggregate left empty is removed (Redis never keeps an
 //! empty list, hash or set). Modeled on Dragonfly's `DbSlice::AutoUpdater`.
@@ -16,30 +18,10 @@
 //! what marks the write, whatever happens inside; it is bumped exactly once
 //! per guard.
 
-use std::collections::VecDeque;
 use std::ops::Deref;
 
-use super::{Db, Entry, HashValue, SetValue, Value, WrongType, cost, entry_size, touch_watched};
-
-type List = VecDeque<Box<[u8]>>;
-
-/// Accounted cost of one list element.
-#[inline]
-fn list_elem_cost(elem: &[u8]) -> usize {
-    cost::LIST_ELEM + elem.len()
-}
-
-/// Accounted cost of one hash field with its value.
-#[inline]
-fn hash_field_cost(field: &[u8], value: &[u8]) -> usize {
-    cost::HASH_FIELD + field.len() + value.len()
-}
-
-/// Accounted cost of one set member.
-#[inline]
-fn set_member_cost(member: &[u8]) -> usize {
-    cost::SET_MEMBER + member.len()
-}
+use super::agg::{Hash, Limits, List, Set};
+use super::{Db, Entry, Value, WrongType, entry_size, touch_watched};
 
 /// Write access to one live entry; settles the `Db` when dropped (see the
 /// module docs). Derefs to the value for reading.
@@ -116,6 +98,7 @@ impl<'a> EntryMut<'a> {
             Value::List(l) => Ok(ListMut {
                 list: l,
                 delta: &mut self.delta,
+                limits: self.db.limits,
             }),
             _ => Err(WrongType),
         }
@@ -128,6 +111,7 @@ impl<'a> EntryMut<'a> {
             Value::Hash(h) => Ok(HashMut {
                 hash: h,
                 delta: &mut self.delta,
+                limits: self.db.limits,
             }),
             _ => Err(WrongType),
         }
@@ -140,6 +124,7 @@ impl<'a> EntryMut<'a> {
             Value::Set(s) => Ok(SetMut {
                 set: s,
                 delta: &mut self.delta,
+                limits: self.db.limits,
             }),
             _ => Err(WrongType),
         }
@@ -190,11 +175,13 @@ fn shrink(delta: &mut isize, bytes: usize) {
     *delta -= bytes as isize;
 }
 
-/// A list under an [`EntryMut`]: reads as the deque, changes only through
-/// accounted methods.
+/// A list under an [`EntryMut`]: reads as the [`List`], changes only
+/// through accounted methods. A list sizes itself in O(1), so each change
+/// is accounted as the size difference it made.
 pub struct ListMut<'g> {
     list: &'g mut List,
     delta: &'g mut isize,
+    limits: Limits,
 }
 
 impl Deref for ListMut<'_> {
@@ -206,157 +193,121 @@ impl Deref for ListMut<'_> {
 }
 
 impl ListMut<'_> {
+    #[inline]
+    fn accounted<R>(&mut self, f: impl FnOnce(&mut List, &Limits) -> R) -> R {
+        let before = self.list.size();
+        let r = f(self.list, &self.limits);
+        *self.delta += self.list.size() as isize - before as isize;
+        r
+    }
+
     /// Adds `elem` at the head.
     #[inline]
     pub fn push_front(&mut self, elem: &[u8]) {
-        grow(self.delta, list_elem_cost(elem));
-        self.list.push_front(elem.into());
+        self.accounted(|l, lim| l.push_front(elem, lim));
     }
 
     /// Adds `elem` at the tail.
     #[inline]
     pub fn push_back(&mut self, elem: &[u8]) {
-        grow(self.delta, list_elem_cost(elem));
-        self.list.push_back(elem.into());
+        self.accounted(|l, lim| l.push_back(elem, lim));
     }
 
-    /// Removes and returns the head element.
+    /// Removes the head element, handing it to `f`.
+    #[inline]
+    pub fn pop_front_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.accounted(|l, _| l.pop_front(f))
+    }
+
+    /// Removes the tail element, handing it to `f`.
+    #[inline]
+    pub fn pop_back_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.accounted(|l, _| l.pop_back(f))
+    }
+
+    /// Removes and returns the head element (a copy).
     #[inline]
     pub fn pop_front(&mut self) -> Option<Box<[u8]>> {
-        let e = self.list.pop_front()?;
-        shrink(self.delta, list_elem_cost(&e));
-        Some(e)
+        self.pop_front_with(|e| Box::from(e))
     }
 
-    /// Removes and returns the tail element.
+    /// Removes and returns the tail element (a copy).
     #[inline]
     pub fn pop_back(&mut self) -> Option<Box<[u8]>> {
-        let e = self.list.pop_back()?;
-        shrink(self.delta, list_elem_cost(&e));
-        Some(e)
+        self.pop_back_with(|e| Box::from(e))
     }
 
-    /// Replaces element `i` (in range), reusing its allocation when the
-    /// length is the same.
+    /// Replaces element `i` (in range).
     pub fn set(&mut self, i: usize, value: &[u8]) {
-        let slot = &mut self.list[i];
-        shrink(self.delta, slot.len());
-        grow(self.delta, value.len());
-        if slot.len() == value.len() {
-            slot.copy_from_slice(value);
-        } else {
-            *slot = value.into();
-        }
+        self.accounted(|l, lim| l.set(i, value, lim));
     }
 
     /// Inserts before position `i` (`i <= len`).
     pub fn insert(&mut self, i: usize, elem: &[u8]) {
-        grow(self.delta, list_elem_cost(elem));
-        self.list.insert(i, elem.into());
+        self.accounted(|l, lim| l.insert(i, elem, lim));
     }
 
     /// Keeps the elements for which `keep` is true; returns how many were
     /// removed.
-    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
-        let mut removed = 0;
-        let mut freed = 0;
-        self.list.retain(|e| {
-            if keep(e) {
-                return true;
-            }
-            removed += 1;
-            freed += list_elem_cost(e);
-            false
-        });
-        shrink(self.delta, freed);
-        removed
+    pub fn retain(&mut self, keep: impl FnMut(&[u8]) -> bool) -> usize {
+        self.accounted(|l, _| l.retain(keep))
     }
 
     /// Keeps only positions `from..to` (LTRIM); `from <= to <= len`.
     pub fn keep_range(&mut self, from: usize, to: usize) {
-        let freed: usize = self
-            .list
-            .range(to..)
-            .chain(self.list.range(..from))
-            .map(|e| list_elem_cost(e))
-            .sum();
-        shrink(self.delta, freed);
-        self.list.truncate(to);
-        self.list.drain(..from);
+        self.accounted(|l, _| l.keep_range(from, to));
     }
 }
 
-/// A hash under an [`EntryMut`].
+/// A hash under an [`EntryMut`]; packed or a table (see `super::agg`),
+/// converted when a write passes the thresholds.
 pub struct HashMut<'g> {
-    hash: &'g mut HashValue,
+    hash: &'g mut Hash,
     delta: &'g mut isize,
+    limits: Limits,
 }
 
 impl Deref for HashMut<'_> {
-    type Target = HashValue;
+    type Target = Hash;
 
-    fn deref(&self) -> &HashValue {
+    fn deref(&self) -> &Hash {
         self.hash
     }
 }
 
 impl HashMut<'_> {
-    /// Sets `field` to `value`; returns whether the field is new. An
-    /// existing value of the same length is overwritten in place.
+    /// Sets `field` to `value`; returns whether the field is new.
     #[inline]
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        match self.hash.get_mut(field) {
-            Some(old) => {
-                shrink(self.delta, old.len());
-                grow(self.delta, value.len());
-                if old.len() == value.len() {
-                    old.copy_from_slice(value);
-                } else {
-                    *old = value.into();
-                }
-                false
-            }
-            None => {
-                grow(self.delta, hash_field_cost(field, value));
-                self.hash.insert(field.into(), value.into());
-                true
-            }
-        }
+        self.hash
+            .insert(field, value, false, &self.limits, self.delta)
     }
 
     /// Sets `field` only if it is absent (HSETNX); returns whether it did.
     pub fn insert_if_absent(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if self.hash.contains_key(field) {
-            return false;
-        }
-        grow(self.delta, hash_field_cost(field, value));
-        self.hash.insert(field.into(), value.into());
-        true
+        self.hash
+            .insert(field, value, true, &self.limits, self.delta)
     }
 
     /// Removes `field`; returns whether it was there.
     #[inline]
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.hash.swap_remove_entry(field) {
-            Some((f, v)) => {
-                shrink(self.delta, hash_field_cost(&f, &v));
-                true
-            }
-            None => false,
-        }
+        self.hash.remove(field, self.delta)
     }
 }
 
-/// A set under an [`EntryMut`].
+/// A set under an [`EntryMut`]; an intset, packed or a table (see
+/// `super::agg`), converted when a write passes the thresholds.
 pub struct SetMut<'g> {
-    set: &'g mut SetValue,
+    set: &'g mut Set,
     delta: &'g mut isize,
+    limits: Limits,
 }
 
 impl Deref for SetMut<'_> {
-    type Target = SetValue;
+    type Target = Set;
 
-    fn deref(&self) -> &SetValue {
+    fn deref(&self) -> &Set {
         self.set
     }
 }
@@ -365,36 +316,24 @@ impl SetMut<'_> {
     /// Adds `member`; returns whether it is new.
     #[inline]
     pub fn insert(&mut self, member: &[u8]) -> bool {
-        let added = self.set.insert(member.into());
-        if added {
-            grow(self.delta, set_member_cost(member));
-        }
-        added
+        self.set.insert(member, &self.limits, self.delta)
     }
 
     /// Removes `member`; returns whether it was there.
     #[inline]
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let removed = self.set.swap_remove(member);
-        if removed {
-            shrink(self.delta, set_member_cost(member));
-        }
-        removed
+        self.set.remove(member, self.delta)
     }
 
     /// Takes every member out (the key is removed when the guard drops).
-    pub fn take_all(&mut self) -> SetValue {
-        let all = std::mem::take(self.set);
-        shrink(self.delta, all.iter().map(|m| set_member_cost(m)).sum());
-        all
+    pub fn take_all(&mut self) -> Set {
+        self.set.take_all(self.delta)
     }
 
-    /// Removes the member at position `i` (in range) and returns it.
+    /// Removes the member at position `i` (in range), handing it to `f`.
     #[inline]
-    pub fn swap_remove_index(&mut self, i: usize) -> Option<Box<[u8]>> {
-        let m = self.set.swap_remove_index(i)?;
-        shrink(self.delta, set_member_cost(&m));
-        Some(m)
+    pub fn remove_index_with<R>(&mut self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.set.remove_index(i, self.delta, f)
     }
 }
 
@@ -431,7 +370,7 @@ mod tests {
 
     use super::*;
     use crate::metrics::{HotKeys, ShardStats};
-    use crate::store::{Hasher, Ttl};
+    use crate::store::Ttl;
 
     fn db() -> Db {
         Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
@@ -469,15 +408,16 @@ mod tests {
         }
         assert_eq!(db.mem_used(), db.mem_recomputed());
         {
-            let mut e = db.entry_or_insert_with(b"s", || {
-                Value::Set(Box::new(SetValue::with_hasher(Hasher::new())))
-            });
+            let mut e = db.entry_or_insert_with(b"s", || Value::Set(Box::default()));
             let mut s = e.set().unwrap();
             assert!(s.insert(b"a"));
             assert!(!s.insert(b"a"));
             assert!(s.insert(b"bb"));
             assert!(s.remove(b"a"));
-            assert!(s.swap_remove_index(0).is_some());
+            s.remove_index_with(0, |_| ());
+            for i in 0..600 {
+                s.insert(i.to_string().as_bytes());
+            }
             assert!(s.insert(b"c"));
         }
         assert_eq!(db.mem_used(), db.mem_recomputed());

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::{IndexMap, IndexSet};
 
+use super::agg::{Hash, List, Set};
 use super::{Entry, Hasher, Key, Value, cost, entry_overhead, entry_size, value_size};
 
 /// Values with at most this many elements are freed at once, as Redis'
@@ -37,14 +38,21 @@ pub const SLICE_TIME: Duration = Duration::from_millis(1);
 /// Elements freed between two clock reads.
 const CHUNK: usize = 1024;
 
-/// How many elements freeing `value` touches: Redis' "free effort". A
-/// string is one allocation, freed inline whatever its length, as in Redis.
+/// How many allocations freeing `value` touches: Redis' "free effort". A
+/// string or a packed value is one allocation, freed inline whatever its
+/// length, as in Redis; a list is one per chunk.
 pub fn free_effort(value: &Value) -> usize {
     match value {
         Value::Str(_) => 1,
-        Value::List(l) => l.len(),
-        Value::Hash(h) => h.len(),
-        Value::Set(s) => s.len(),
+        Value::List(l) => l.chunks(),
+        Value::Hash(h) => match &**h {
+            Hash::Table(t) => t.len(),
+            Hash::Pack(_) => 1,
+        },
+        Value::Set(s) => match &**s {
+            Set::Table(t) => t.len(),
+            _ => 1,
+        },
     }
 }
 
@@ -55,7 +63,7 @@ pub fn free_effort(value: &Value) -> usize {
 /// are purged later by decay, src/alloc.rs).
 enum Pending {
     Value(Value),
-    List(VecDeque<Box<[u8]>>, Release),
+    List(List),
     Hash(indexmap::map::IntoIter<Box<[u8]>, Box<[u8]>>, Release),
     Set(indexmap::set::IntoIter<Box<[u8]>>, Release),
     Table(IndexMap<Key, Entry, Hasher>),
@@ -69,9 +77,7 @@ impl Pending {
     fn remaining_bytes(&self) -> usize {
         match self {
             Pending::Value(v) => value_size(v),
-            Pending::List(l, _) => {
-                cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>()
-            }
+            Pending::List(l) => l.size(),
             Pending::Hash(it, _) => {
                 cost::CONTAINER
                     + it.as_slice()
@@ -256,28 +262,33 @@ fn step(
             // release) is this step's work.
             let work = free_effort(value);
             *item = match std::mem::replace(value, Value::Str(Vec::new())) {
-                Value::List(l) => Pending::List(*l, Release::default()),
-                Value::Hash(h) => Pending::Hash((*h).into_iter(), Release::default()),
-                Value::Set(s) => Pending::Set((*s).into_iter(), Release::default()),
-                Value::Str(s) => {
-                    sub(mem, cost::bytes(s.len()));
+                Value::List(l) => Pending::List(*l),
+                Value::Hash(h) if matches!(*h, Hash::Table(_)) => {
+                    let Hash::Table(t) = *h else { unreachable!() };
+                    Pending::Hash((*t).into_iter(), Release::default())
+                }
+                Value::Set(s) if matches!(*s, Set::Table(_)) => {
+                    let Set::Table(t) = *s else { unreachable!() };
+                    Pending::Set((*t).into_iter(), Release::default())
+                }
+                small => {
+                    sub(mem, value_size(&small));
                     return (1, true, 1);
                 }
             };
             (work.min(budget), false, 0)
         }
-        Pending::List(list, release) => {
-            let mut n = 0;
-            while n < budget {
-                let Some(e) = list.pop_front() else { break };
-                sub(mem, cost::LIST_ELEM + e.len());
-                n += 1;
-            }
-            release.advance(list.front().map(|e| e as *const _ as usize));
+        Pending::List(list) => {
+            // A chunk is one allocation of up to a few KB: the budget
+            // counts chunks.
+            let (before, chunks) = (list.size(), list.chunks());
+            list.free_front(budget);
+            let n = chunks - list.chunks();
             if list.is_empty() {
-                sub(mem, cost::CONTAINER);
+                sub(mem, before);
                 return (n, true, 1);
             }
+            sub(mem, before - list.size());
             (n, false, 0)
         }
         Pending::Hash(it, release) => {

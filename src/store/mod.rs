@@ -18,17 +18,20 @@
 //! inside the `Db` methods (`set`, `set_string`, `set_expire`, `remove`,
 //! `delete`, `unlink`, `flush*`); in-place writes go through the mutation
 //! guard of [`guard`] (`Db::entry_mut`, `Db::entry_or_insert_with`), whose
-//! typed views charge each element as it is added or removed (O(1) per
-//! element) and whose `Drop` settles the accounting, the WATCH count and
+//! typed views charge each change as it is made (O(1) to account; the
+//! packed encodings of small aggregates live in [`agg`] and [`packed`])
+//! and whose `Drop` settles the accounting, the WATCH count and
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
 
 pub mod evict;
+pub mod agg;
 pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
+pub mod packed;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use indexmap::{IndexMap, IndexSet};
@@ -40,14 +43,17 @@ pub type Hasher = ahash::RandomState;
 pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
 pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
 
+pub use agg::{Hash, List, Set};
+
 /// Aggregates are boxed so that the common case, a string, keeps entries
-/// small (a `Value` is 24 bytes, an `Entry` 40).
+/// small (a `Value` is 24 bytes, an `Entry` 40). Their encodings (packed
+/// while small, as Redis) live in [`agg`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Vec<u8>),
-    List(Box<VecDeque<Box<[u8]>>>),
-    Hash(Box<HashValue>),
-    Set(Box<SetValue>),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -96,6 +102,8 @@ pub mod cost {
     pub const SET_MEMBER: usize = 32 + ALLOC;
     /// Container header of an aggregate (boxed map/deque).
     pub const CONTAINER: usize = 96;
+    /// Header of a packed hash or set: its boxed enum and allocation.
+    pub const PACKED: usize = 40 + ALLOC;
 
     pub fn bytes(len: usize) -> usize {
         len + ALLOC
@@ -105,18 +113,9 @@ pub mod cost {
 pub fn value_size(value: &Value) -> usize {
     match value {
         Value::Str(s) => cost::bytes(s.len()),
-        Value::List(l) => {
-            cost::CONTAINER + l.iter().map(|e| cost::LIST_ELEM + e.len()).sum::<usize>()
-        }
-        Value::Hash(h) => {
-            cost::CONTAINER
-                + h.iter()
-                    .map(|(f, v)| cost::HASH_FIELD + f.len() + v.len())
-                    .sum::<usize>()
-        }
-        Value::Set(s) => {
-            cost::CONTAINER + s.iter().map(|m| cost::SET_MEMBER + m.len()).sum::<usize>()
-        }
+        Value::List(l) => l.size(),
+        Value::Hash(h) => h.size(),
+        Value::Set(s) => s.size(),
     }
 }
 
@@ -128,22 +127,22 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
         let total: usize = sampled.take(samples).sum();
         cost::CONTAINER + (total as f64 * len as f64 / samples as f64).round() as usize
     }
+    // Packed values and lists are O(1) to size; only tables are sampled.
     let value = match &entry.value {
-        Value::List(l) if samples > 0 && l.len() > samples => estimate(
-            l.len(),
-            samples,
-            l.iter().map(|e| cost::LIST_ELEM + e.len()),
-        ),
-        Value::Hash(h) if samples > 0 && h.len() > samples => estimate(
-            h.len(),
-            samples,
-            h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()),
-        ),
-        Value::Set(s) if samples > 0 && s.len() > samples => estimate(
-            s.len(),
-            samples,
-            s.iter().map(|m| cost::SET_MEMBER + m.len()),
-        ),
+        Value::Hash(h) if samples > 0 && h.len() > samples && matches!(**h, Hash::Table(_)) => {
+            estimate(
+                h.len(),
+                samples,
+                h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()),
+            )
+        }
+        Value::Set(s) if samples > 0 && s.len() > samples && matches!(**s, Set::Table(_)) => {
+            estimate(
+                s.len(),
+                samples,
+                s.iter().map(|m| cost::SET_MEMBER + m.len()),
+            )
+        }
         other => value_size(other),
     };
     entry_overhead(key, entry) + value
@@ -203,6 +202,8 @@ pub struct Db {
     evict: evict::Evictor,
     /// How accesses stamp `Entry::accessed` (LRU seconds or LFU counter).
     clock: evict::Clock,
+    /// The encoding thresholds (`hash-max-listpack-*`, ...).
+    pub(crate) limits: agg::Limits,
 }
 
 struct WatchedKey {
@@ -243,6 +244,7 @@ impl Db {
             lazy_user_flush: false,
             evict: evict::Evictor::default(),
             clock: evict::Clock::default(),
+            limits: agg::Limits::default(),
         }
     }
 
@@ -720,15 +722,20 @@ mod tests {
         for i in 0..n {
             s.insert(format!("m{i}").into_bytes().into_boxed_slice());
         }
-        Value::Set(Box::new(s))
+        Value::Set(Box::new(Set::Table(Box::new(s))))
     }
 
     fn big_list(n: usize) -> Value {
-        Value::List(Box::new(
-            (0..n)
-                .map(|i| format!("e{i}").into_bytes().into_boxed_slice())
-                .collect(),
-        ))
+        let elems: Vec<Vec<u8>> = (0..n).map(|i| format!("e{i}").into_bytes()).collect();
+        // Small chunks, so that freeing takes many slices.
+        let lim = agg::Limits {
+            list_max_size: 1,
+            ..agg::Limits::default()
+        };
+        Value::List(Box::new(agg::list_of(
+            elems.iter().map(Vec::as_slice),
+            &lim,
+        )))
     }
 
     fn big_hash(n: usize) -> Value {
@@ -736,7 +743,7 @@ mod tests {
         for i in 0..n {
             h.insert(format!("f{i}").into_bytes().into(), b"v".to_vec().into());
         }
-        Value::Hash(Box::new(h))
+        Value::Hash(Box::new(Hash::Table(Box::new(h))))
     }
 
     /// Runs small slices until the queue is empty, checking the accounting
