@@ -262,7 +262,7 @@ fn a_shard_counts_what_it_holds_though_another_core_built_the_commands() {
                 .collect(),
         );
     }
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(300));
     let after = scrape(&s);
     let grown = [after[0] - before[0], after[1] - before[1]];
     eprintln!("shard figures {before:?} -> {after:?}");
@@ -277,7 +277,7 @@ fn a_shard_counts_what_it_holds_though_another_core_built_the_commands() {
         );
     }
     let _: String = redis::cmd("PING").query(&mut c).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(300));
     let end = scrape(&s);
     assert!(
         (end[1] - before[1]).abs() < 10e6,
