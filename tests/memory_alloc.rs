@@ -262,7 +262,7 @@ fn a_shard_counts_what_it_holds_though_another_core_built_the_commands() {
                 .collect(),
         );
     }
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(300));
     let after = scrape(&s);
     let grown = [after[0] - before[0], after[1] - before[1]];
     eprintln!("shard figures {before:?} -> {after:?}");
@@ -277,7 +277,7 @@ fn a_shard_counts_what_it_holds_though_another_core_built_the_commands() {
         );
     }
     let _: String = redis::cmd("PING").query(&mut c).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(300));
     let end = scrape(&s);
     assert!(
         (end[1] - before[1]).abs() < 10e6,
@@ -309,6 +309,10 @@ fn info_and_memory_malloc_stats_speak_jemalloc() {
         "allocator_rss_bytes",
         "rss_overhead_bytes",
         "mem_fragmentation_bytes",
+        "used_memory_overhead",
+        "used_memory_startup",
+        "used_memory_dataset",
+        "total_system_memory",
     ] {
         f[name].parse::<i64>().unwrap_or_else(|_| panic!("{name}"));
     }
@@ -324,6 +328,13 @@ fn info_and_memory_malloc_stats_speak_jemalloc() {
         );
     }
     assert!(f["used_memory_peak_perc"].ends_with('%'));
+    assert!(f["used_memory_dataset_perc"].ends_with('%'));
+    assert!(f["total_system_memory_human"].ends_with(['M', 'G', 'T']));
+    assert_eq!(
+        f["used_memory_overhead"].parse::<u64>().unwrap()
+            + f["used_memory_dataset"].parse::<u64>().unwrap(),
+        f["used_memory"].parse::<u64>().unwrap()
+    );
     for name in [
         "mem_fragmentation_ratio",
         "allocator_frag_ratio",

@@ -368,6 +368,13 @@ pub fn rss_bytes() -> u64 {
     crate::alloc::rss_bytes()
 }
 
+/// Physical memory of the host, as Redis' total_system_memory.
+fn total_system_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    (pages.max(0) as u64) * crate::alloc::page_size() as u64
+}
+
 fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut v = b as f64;
@@ -523,10 +530,27 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             human_bytes(peak),
             ratio(used, peak) * 100.0,
         );
+        // Redis' overhead is its fixed per-key costs and buffers; here the
+        // cost model's per-key table and TTL-index estimate (as MEMORY
+        // STATS' overhead.total).
+        let overhead = snap.keys * crate::store::cost::ENTRY as u64
+            + snap.expires * crate::store::cost::EXPIRE as u64;
+        let dataset = used.saturating_sub(overhead);
+        let _ = write!(
+            s,
+            "used_memory_overhead:{overhead}\r\nused_memory_startup:0\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\n",
+            ratio(dataset, used) * 100.0,
+        );
         let _ = write!(
             s,
             "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n",
             a.allocated, a.active, a.resident
+        );
+        let system = total_system_memory();
+        let _ = write!(
+            s,
+            "total_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
+            human_bytes(system)
         );
         // The knobs are the same on every shard; this one's copy will do.
         let eviction = *shard.db().eviction();
