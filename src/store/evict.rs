@@ -49,6 +49,8 @@ pub const LFU_INIT_VAL: u32 = 5;
 pub const MAX_KEYS_PER_CALL: usize = 4096;
 /// Keys evicted between two clock reads.
 const KEYS_PER_CLOCK_READ: usize = 16;
+/// Tables below this capacity are never shrunk by eviction (not worth it).
+const SHRINK_MIN_CAPACITY: usize = 1024;
 
 pub use crate::config::{EvictionSettings as Settings, POLICY_ERROR, Policy};
 
@@ -284,6 +286,9 @@ impl Db {
             };
             self.evict_at(idx);
             evicted += 1;
+            if evicted.is_multiple_of(KEYS_PER_CLOCK_READ) {
+                self.shrink_sparse_tables();
+            }
             if evicted >= MAX_KEYS_PER_CALL
                 || (evicted.is_multiple_of(KEYS_PER_CLOCK_READ) && start.elapsed() >= limit)
             {
@@ -305,6 +310,25 @@ impl Db {
             (self.evict.exceeded_total + current).as_millis() as u64,
             current.as_millis() as u64,
         )
+    }
+
+    /// The key table's slots are ~64 bytes each and its capacity never
+    /// shrinks on its own, so once eviction empties most of it the empty
+    /// slots, not the keys, hold the budget (after `CONFIG SET maxmemory`
+    /// to a quarter, a 100k-key table alone is larger than the new share):
+    /// evicting more keys would not help. When less than half of the
+    /// capacity is used the tables are reallocated to fit (as Redis
+    /// resizes its dicts below 10% fill; an IndexMap slot is 8× a dict
+    /// bucket). The copy is O(keys left) and happens once per halving.
+    fn shrink_sparse_tables(&mut self) {
+        let len = self.map.len();
+        if self.map.capacity() > SHRINK_MIN_CAPACITY && self.map.capacity() > 2 * len {
+            self.map.shrink_to(len + len / 8);
+        }
+        let ttls = self.expiring.len();
+        if self.expiring.capacity() > SHRINK_MIN_CAPACITY && self.expiring.capacity() > 2 * ttls {
+            self.expiring.shrink_to(ttls + ttls / 8);
+        }
     }
 
     /// Removes the key at `idx` as an eviction; a large value goes to lazy
