@@ -219,14 +219,14 @@ fn knobs_get_set_and_refuse_bad_values_as_redis() {
     assert_eq!(mem["maxmemory"], "104857600");
     assert_eq!(mem["maxmemory_human"], "100.00M");
     assert_eq!(mem["maxmemory_policy"], "allkeys-lru");
+    // The empty server was over the 4096-byte limit above (its baseline
+    // counts), which the exceeded time may have recorded; under 100mb the
+    // current stretch is over within a housekeeping tick.
+    std::thread::sleep(Duration::from_millis(50));
     let stats = info(&mut c, "stats");
-    for field in [
-        "evicted_keys",
-        "total_eviction_exceeded_time",
-        "current_eviction_exceeded_time",
-    ] {
-        assert_eq!(stats[field], "0", "{field}");
-    }
+    assert_eq!(stats["evicted_keys"], "0");
+    assert_eq!(stats["current_eviction_exceeded_time"], "0");
+    assert!(stats["total_eviction_exceeded_time"].parse::<u64>().is_ok());
     let metrics = s.metrics();
     let sample = |name: &str| -> String {
         metrics
@@ -310,7 +310,10 @@ fn noeviction_answers_oom_to_writes_and_serves_reads() {
     assert!(written.len() > 2000, "{} keys", written.len());
     // Well over budget (at the edge, a free on another core seen at the
     // next calibration may let one more write in).
-    ok(&mut c, &["CONFIG", "SET", "maxmemory", &(MAXMEMORY / 2).to_string()]);
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory", &(MAXMEMORY / 2).to_string()],
+    );
     // Every denyoom command is refused, whatever its type.
     let k = &written[0];
     for args in [
@@ -345,7 +348,12 @@ fn every_allkeys_policy_stays_within_maxmemory() {
     for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
         let s = Server::start_with(
             2,
-            &["--maxmemory", &MAXMEMORY.to_string(), "--maxmemory-policy", policy],
+            &[
+                "--maxmemory",
+                &MAXMEMORY.to_string(),
+                "--maxmemory-policy",
+                policy,
+            ],
         );
         let mut c = s.client();
         let rss_before = s.rss_bytes() as i64;
@@ -357,14 +365,15 @@ fn every_allkeys_policy_stays_within_maxmemory() {
         std::thread::sleep(Duration::from_millis(100));
         let u = used(&mut c);
         let rss = s.rss_bytes() as i64;
-        eprintln!(
-            "{policy}: used_memory {u} for maxmemory {MAXMEMORY}; RSS {rss_before} -> {rss}"
-        );
+        eprintln!("{policy}: used_memory {u} for maxmemory {MAXMEMORY}; RSS {rss_before} -> {rss}");
         assert!(u <= MAXMEMORY + OVERHEAD, "{policy}: used {u}");
         assert!(u >= MAXMEMORY * 8 / 10, "{policy}: used {u}");
         for shard in 0..2 {
             let su = shard_used(&s, shard);
-            assert!(su <= MAXMEMORY / 2 + (64 << 10), "{policy}: shard {shard} {su}");
+            assert!(
+                su <= MAXMEMORY / 2 + (64 << 10),
+                "{policy}: shard {shard} {su}"
+            );
         }
         // A shard at the edge of its budget may evict a few more keys at
         // any time (a scrape or INFO allocates on it): count when stable.
@@ -396,7 +405,11 @@ fn every_allkeys_policy_stays_within_maxmemory() {
             })
             .collect();
         assert!(per_shard.iter().all(|&n| n > 0.0), "{per_shard:?}");
-        assert_eq!(per_shard.iter().sum::<f64>() as i64, gone);
+        // Between `gone` and a count read after the scrape (late evictions
+        // of a shard at the edge, see above).
+        let sum = per_shard.iter().sum::<f64>() as i64;
+        let after = evicted(&mut c);
+        assert!(gone <= sum && sum <= after, "{gone} <= {sum} <= {after}");
     }
 }
 
@@ -407,18 +420,23 @@ fn every_allkeys_policy_stays_within_maxmemory() {
 fn hot_set_survival(policy: &str) -> f64 {
     let s = Server::start_with(
         2,
-        &["--maxmemory", &MAXMEMORY.to_string(), "--maxmemory-policy", policy],
+        &[
+            "--maxmemory",
+            &MAXMEMORY.to_string(),
+            "--maxmemory-policy",
+            policy,
+        ],
     );
     let mut c = s.client();
     // ~640 allocated bytes a key: the budget holds ~25k keys.
     let value = "h".repeat(500);
     let hot: Vec<String> = (0..3000).map(|i| format!("hot:{i}")).collect();
     fill(&mut c, "hot:", 3000, &value, None);
-    for round in 0..4 {
+    for round in 0..5 {
         std::thread::sleep(Duration::from_millis(1050));
         read_all(&mut c, &hot);
-        // 15k cold keys ≈ half of the budget each round: 2-3× in all.
-        fill(&mut c, &format!("cold{round}:"), 15_000, &value, None);
+        // 10k cold keys ≈ 40% of the budget each round: 2× in all.
+        fill(&mut c, &format!("cold{round}:"), 10_000, &value, None);
     }
     assert!(evicted(&mut c) > 20_000, "{policy}");
     exists(&mut c, &hot) as f64 / hot.len() as f64
@@ -472,7 +490,12 @@ fn volatile_policies_never_evict_keys_without_ttl() {
     ] {
         let s = Server::start_with(
             2,
-            &["--maxmemory", &MAXMEMORY.to_string(), "--maxmemory-policy", policy],
+            &[
+                "--maxmemory",
+                &MAXMEMORY.to_string(),
+                "--maxmemory-policy",
+                policy,
+            ],
         );
         let mut c = s.client();
         let value = "p".repeat(200);
@@ -721,7 +744,12 @@ fn cross_shard_writes_and_transactions_are_all_or_nothing_when_over_budget() {
     // the next calibration could let one more write in.
     ok(
         &mut c,
-        &["CONFIG", "SET", "maxmemory", &(MAXMEMORY * 3 / 4).to_string()],
+        &[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            &(MAXMEMORY * 3 / 4).to_string(),
+        ],
     );
     // Shard 1 alone still takes writes.
     ok(&mut c, &["SET", &free[0], "1"]);
