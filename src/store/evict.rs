@@ -7,6 +7,12 @@
 //! bytes only, with no cross-core counter on the data path. A skewed
 //! keyspace can therefore see one shard evict while another is below its
 //! share; with `ahash` routing the shares fill evenly in practice.
+//! The used bytes are the shard's jemalloc arena ([`Db::budget_used`]):
+//! everything the shard's core holds counts, its fixed baseline included
+//! (~10-300 KB, plus ~1 MB of mesh channels on the shard that joined the
+//! mesh last), as Redis counts its whole `used_memory`. What is allocated
+//! outside the shard arenas (~3.5 MB) is in no share: INFO `used_memory`
+//! stays within `maxmemory` + 8 MB (tests/eviction.rs `OVERHEAD`).
 //!
 //! **When.** A command flagged `denyoom` that runs on a shard over its
 //! budget first evicts ([`Db::make_room`]) for at most the tenacity time
