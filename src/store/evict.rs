@@ -7,6 +7,12 @@
 //! bytes only, with no cross-core counter on the data path. A skewed
 //! keyspace can therefore see one shard evict while another is below its
 //! share; with `ahash` routing the shares fill evenly in practice.
+//! The used bytes are the shard's jemalloc arena ([`Db::budget_used`]):
+//! everything the shard's core holds counts, its fixed baseline included
+//! (~10-300 KB, plus ~1 MB of mesh channels on the shard that joined the
+//! mesh last), as Redis counts its whole `used_memory`. What is allocated
+//! outside the shard arenas (~3.5 MB) is in no share: INFO `used_memory`
+//! stays within `maxmemory` + 8 MB (tests/eviction.rs `OVERHEAD`).
 //!
 //! **When.** A command flagged `denyoom` that runs on a shard over its
 //! budget first evicts ([`Db::make_room`]) for at most the tenacity time
@@ -49,6 +55,8 @@ pub const LFU_INIT_VAL: u32 = 5;
 pub const MAX_KEYS_PER_CALL: usize = 4096;
 /// Keys evicted between two clock reads.
 const KEYS_PER_CLOCK_READ: usize = 16;
+/// Tables below this capacity are never shrunk by eviction (not worth it).
+const SHRINK_MIN_CAPACITY: usize = 1024;
 
 pub use crate::config::{EvictionSettings as Settings, POLICY_ERROR, Policy};
 
@@ -77,6 +85,12 @@ pub(crate) struct Evictor {
     exceeded_since: Option<Instant>,
     /// Time spent over budget before the current stretch.
     exceeded_total: Duration,
+    /// Bytes eviction handed to lazy free that the lazy-free task has not
+    /// freed yet (estimated as `value_size`). They still show in the
+    /// allocator's figure, but are on their way out: the budget counts
+    /// them as gone, so that eviction does not go on evicting other keys
+    /// while it waits for them (see [`Db::budget_used`]).
+    pub(super) lazy_credit: usize,
 }
 
 impl Evictor {
@@ -179,15 +193,28 @@ impl Db {
     /// THE figure the eviction budget is compared with: this shard's used
     /// bytes as its jemalloc arena counts them (`crate::alloc`: exact as of
     /// the last calibration plus this thread's net allocations since), so
-    /// client buffers and allocator rounding count as they do for Redis'
-    /// `used_memory`. A `Db` on a thread without a shard arena (unit tests,
-    /// benches) falls back to the keyspace estimate.
+    /// client buffers, allocator rounding and the shard's fixed baseline
+    /// count as they do in Redis' `used_memory`. A `Db` on a thread without
+    /// a shard arena (unit tests, benches) falls back to the keyspace
+    /// estimate.
+    ///
+    /// An evicted key is freed on this thread, so the figure drops at once
+    /// (the thread's own counters). A large value evicted to lazy free
+    /// drops only when this shard's lazy-free task frees it, in slices
+    /// between commands; until then its bytes are subtracted here
+    /// (`lazy_credit`), as if already freed. Redis 7.0 gets the same effect
+    /// differently: its lazy-free thread frees in parallel, and
+    /// `performEvictions` re-checks the used memory every 16 keys to stop
+    /// once that thread caught up, and waits briefly for pending lazy-free
+    /// jobs before giving up; a shard here has no second thread to wait
+    /// for, so it counts the pending bytes as freed instead.
     #[inline]
     pub fn budget_used(&self) -> usize {
-        match crate::alloc::shard_used_bytes() {
+        let used = match crate::alloc::shard_used_bytes() {
             0 => self.mem_used(),
             used => used,
-        }
+        };
+        used.saturating_sub(self.evict.lazy_credit)
     }
 
     /// The eviction knobs as they are on this shard.
@@ -256,16 +283,18 @@ impl Db {
         let limit = self.evict.settings.time_limit();
         let start = Instant::now();
         let budget = self.evict.budget;
-        // Bytes handed to lazy free by this call: still counted until the
-        // lazy-free task frees them, but already on their way out.
-        let mut leaving = 0usize;
         let mut evicted = 0usize;
-        while self.budget_used().saturating_sub(leaving) > budget {
+        // Each eviction lowers `budget_used` at once: freed on this thread,
+        // or credited as pending lazy free.
+        while self.budget_used() > budget {
             let Some(idx) = self.pick_victim() else {
                 return Outcome::Fail;
             };
-            leaving += self.evict_at(idx);
+            self.evict_at(idx);
             evicted += 1;
+            if evicted.is_multiple_of(KEYS_PER_CLOCK_READ) {
+                self.shrink_sparse_tables();
+            }
             if evicted >= MAX_KEYS_PER_CALL
                 || (evicted.is_multiple_of(KEYS_PER_CLOCK_READ) && start.elapsed() >= limit)
             {
@@ -289,19 +318,49 @@ impl Db {
         )
     }
 
-    /// Removes the key at `idx` as an eviction; returns the bytes queued
-    /// for lazy free (0 when freed at once).
-    fn evict_at(&mut self, idx: usize) -> usize {
+    /// The key table's slots are ~64 bytes each and its capacity never
+    /// shrinks on its own, so once eviction empties most of it the empty
+    /// slots, not the keys, hold the budget (after `CONFIG SET maxmemory`
+    /// to a quarter, a 100k-key table alone is larger than the new share):
+    /// evicting more keys would not help. When less than half of the
+    /// capacity is used the tables are reallocated to fit (as Redis
+    /// resizes its dicts below 10% fill; an IndexMap slot is 8× a dict
+    /// bucket). The copy is O(keys left) and happens once per halving.
+    fn shrink_sparse_tables(&mut self) {
+        let len = self.map.len();
+        if self.map.capacity() > SHRINK_MIN_CAPACITY && self.map.capacity() > 2 * len {
+            self.map.shrink_to(len + len / 8);
+        }
+        let ttls = self.expiring.len();
+        if self.expiring.capacity() > SHRINK_MIN_CAPACITY && self.expiring.capacity() > 2 * ttls {
+            self.expiring.shrink_to(ttls + ttls / 8);
+        }
+    }
+
+    /// Removes the key at `idx` as an eviction; a large value goes to lazy
+    /// free and its bytes to `lazy_credit` until freed.
+    fn evict_at(&mut self, idx: usize) {
         let entry = self.detach_at(idx);
         self.stats.evicted_keys.add(1);
         if lazyfree::free_effort(&entry.value) > lazyfree::LAZYFREE_THRESHOLD {
-            let bytes = value_size(&entry.value);
+            self.evict.lazy_credit += value_size(&entry.value);
             self.lazy.push_value(entry.value);
-            bytes
         } else {
             self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
-            0
         }
+    }
+
+    /// After a lazy-free slice freed `freed` accounted bytes: they leave
+    /// the credit (all of it once the queue is empty). The queue also
+    /// frees UNLINKed values, so the credit may shrink before the evicted
+    /// ones are freed: eviction then errs towards evicting a little more,
+    /// never towards staying over budget.
+    pub(super) fn lazy_freed(&mut self, freed: usize, more: bool) {
+        self.evict.lazy_credit = if more {
+            self.evict.lazy_credit.saturating_sub(freed)
+        } else {
+            0
+        };
     }
 
     /// The map position of the next key to evict under the policy, or None
@@ -435,6 +494,43 @@ mod tests {
             };
             db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 100]), t);
         }
+    }
+
+    #[test]
+    fn values_evicted_to_lazy_free_count_as_freed() {
+        let mut db = db_with(Policy::AllkeysRandom, 0);
+        for i in 0..20 {
+            let list = (0..1000)
+                .map(|_| vec![b'x'; 100].into_boxed_slice())
+                .collect();
+            db.set(
+                format!("big{i}").as_bytes(),
+                Value::List(Box::new(list)),
+                Ttl::Clear,
+            );
+        }
+        let full = db.mem_used();
+        db.set_eviction(
+            Settings {
+                maxmemory: (full / 2) as u64,
+                policy: Policy::AllkeysRandom,
+                ..Settings::default()
+            },
+            0,
+            1,
+        );
+        assert_eq!(db.make_room(), Outcome::Ok);
+        let left = db.len();
+        assert!((9..=10).contains(&left), "{left} of 20 kept");
+        // Queued, not freed: still in the figure, but credited.
+        assert!(db.mem_used() > full * 9 / 10);
+        assert!(!db.over_budget());
+        // A later write does not evict more while the frees are pending.
+        assert_eq!(db.make_room(), Outcome::Ok);
+        assert_eq!(db.len(), left);
+        while db.lazyfree_slice(usize::MAX, Duration::from_secs(1)) {}
+        assert_eq!(db.evict.lazy_credit, 0);
+        assert!(!db.over_budget() && db.mem_used() <= full / 2);
     }
 
     #[test]

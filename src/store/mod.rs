@@ -540,7 +540,10 @@ impl Db {
     /// `max_elements` elements, about `max_time`, plus a step of parked
     /// large blocks). Returns whether more is queued or parked.
     pub fn lazyfree_slice(&mut self, max_elements: usize, max_time: std::time::Duration) -> bool {
-        self.lazy.slice(&mut self.mem_used, max_elements, max_time)
+        let before = self.mem_used;
+        let more = self.lazy.slice(&mut self.mem_used, max_elements, max_time);
+        self.lazy_freed(before.saturating_sub(self.mem_used), more);
+        more
     }
 
     /// Whether the lazy-free queue is empty; if it is, `waker` is woken
