@@ -19,8 +19,6 @@ pub const SET_MAX_LISTPACK_ENTRIES: usize = 128;
 pub const SET_MAX_LISTPACK_VALUE: usize = 64;
 /// `list-max-listpack-size -2`: a list stays one listpack up to 8 KiB.
 const LIST_MAX_LISTPACK_BYTES: usize = 8 * 1024;
-/// Strings up to this length are embedded in their object header.
-const EMBSTR_MAX: usize = 44;
 /// Redis shares the objects of the integers 0..10000 (OBJ_SHARED_INTEGERS);
 /// their refcount reads as INT_MAX.
 const SHARED_INTEGERS: i64 = 10_000;
@@ -33,9 +31,8 @@ fn is_integer(bytes: &[u8]) -> bool {
 /// The encoding Redis 7.2 would report for a value of this shape.
 pub fn encoding(value: &Value) -> &'static str {
     match value {
-        Value::Str(s) if is_integer(s) => "int",
-        Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
-        Value::Str(_) => "raw",
+        // As the writing command chose it (`StrEncoding`), as Redis 7.0.
+        Value::Str(s) => s.encoding(),
         Value::List(l) => {
             // A listpack entry costs its bytes plus about two of header and
             // back-length; the listpack itself 7 bytes.
@@ -129,7 +126,7 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             Question::Freq => Answer::Int(freq as i64),
             Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
             Question::RefCount => Answer::Int(match &entry.value {
-                Value::Str(v) if is_integer(v) => match parse_i64(v) {
+                Value::Str(v) if v.encoding() == "int" => match parse_i64(v) {
                     Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
                     _ => 1,
                 },
@@ -152,7 +149,7 @@ mod tests {
     use crate::store::{HashValue, SetValue};
 
     fn str_value(s: &str) -> Value {
-        Value::Str(s.as_bytes().to_vec())
+        Value::Str(s.as_bytes().to_vec().into())
     }
 
     #[test]

@@ -25,9 +25,9 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 
-use super::{Entry, Hasher, Key, Value, cost, entry_overhead, entry_size, value_size};
+use super::{Entry, Hasher, Key, StrValue, Value, cost, entry_overhead, entry_size, value_size};
 
 /// Values with at most this many elements are freed at once, as Redis'
 /// LAZYFREE_THRESHOLD: queuing them would cost more than freeing them.
@@ -67,8 +67,9 @@ enum Pending {
     Set(indexmap::set::IntoIter<Box<[u8]>>, Release),
     Table(IndexMap<Key, Entry, Hasher>),
     TableIter(indexmap::map::IntoIter<Key, Entry>, Release),
-    /// A flushed table's TTL index (positions, no accounting of its own).
-    Positions(IndexSet<usize, Hasher>),
+    /// A flushed table's TTL index (positions and times, no accounting of
+    /// its own: `cost::EXPIRE` is counted with each entry).
+    Positions(IndexMap<usize, u64, Hasher>),
 }
 
 impl Pending {
@@ -200,7 +201,11 @@ impl LazyFree {
     }
 
     /// Queues a detached keyspace and its TTL index.
-    pub fn push_table(&mut self, map: IndexMap<Key, Entry, Hasher>, ttls: IndexSet<usize, Hasher>) {
+    pub fn push_table(
+        &mut self,
+        map: IndexMap<Key, Entry, Hasher>,
+        ttls: IndexMap<usize, u64, Hasher>,
+    ) {
         let keys = map.len();
         self.push(Pending::Table(map), keys);
         self.push(Pending::Positions(ttls), 0);
@@ -273,12 +278,12 @@ fn step(
             // Turn it into a draining form; the conversion (index table
             // release) is this step's work.
             let work = free_effort(value);
-            *item = match std::mem::replace(value, Value::Str(Vec::new())) {
+            *item = match std::mem::replace(value, Value::Str(StrValue::new(b""))) {
                 Value::List(l) => Pending::List(*l, Release::default()),
                 Value::Hash(h) => Pending::Hash((*h).into_iter(), Release::default()),
                 Value::Set(s) => Pending::Set((*s).into_iter(), Release::default()),
                 Value::Str(s) => {
-                    sub(mem, cost::bytes(s.len()));
+                    sub(mem, super::str_size(&s));
                     return (1, true, 1);
                 }
             };
@@ -349,7 +354,7 @@ fn step(
         }
         Pending::Positions(p) => {
             let n = p.len();
-            *p = IndexSet::default();
+            *p = IndexMap::default();
             (n.min(budget), true, 0)
         }
     }
