@@ -10,7 +10,9 @@ For every row of the table (string with a 14-byte key and a 16-, 64- or
 members, 100 per key) it starts a fresh server, measures its RSS
 (/proc/<pid>/status VmRSS) once it answers, loads N items (default 1M)
 over one connection with pipelined commands, waits until the RSS settles,
-and reports (RSS after - RSS before) / N. It prints a markdown table:
+and reports (RSS after - RSS before) / N, "settled" meaning unchanged
+(within 0.2%) for 3 s, at most --settle seconds (default 15; see
+settled_rss). It prints a markdown table:
 
     | data | Redis B/item | Kora B/item | Kora/Redis |
 
@@ -28,8 +30,8 @@ a note, otherwise). --accounting adds each server's own figure
 (INFO memory `used_memory` growth per item) beside the RSS figure.
 
 Only the standard library: raw sockets and RESP. Bounded in time: every
-socket operation has a timeout and the whole run takes a few minutes at
-1M items (--items shrinks it).
+socket operation has a timeout and the whole run takes about 2 to 5
+minutes at 1M items (--items and --rows shrink it).
 """
 
 import argparse
@@ -154,19 +156,26 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
-def settled_rss(pid, max_wait=5.0):
-    """RSS once two readings 250 ms apart agree within 0.2% (or after
-    max_wait): background work (Kora's lazy free, Redis's incremental
-    rehash, allocator decay) finishes first."""
-    last = rss_bytes(pid)
-    deadline = time.monotonic() + max_wait
-    while time.monotonic() < deadline:
+def settled_rss(pid, max_wait, quiet=3.0):
+    """RSS once it has stayed within 0.2% for `quiet` seconds (or after
+    `max_wait`): background work finishes first (Redis's incremental
+    rehash, Kora's lazy free, and above all the allocators' purging of
+    freed pages: jemalloc with a background thread, as Redis runs it,
+    returns the old hash tables of a growing keyspace over its 10 s
+    dirty-page decay, in steps with pauses of over a second between them)."""
+    start = time.monotonic()
+    ref = rss_bytes(pid)
+    ref_t = start
+    while True:
         time.sleep(0.25)
         now = rss_bytes(pid)
-        if abs(now - last) <= last * 0.002:
+        t = time.monotonic()
+        if abs(now - ref) > ref * 0.002:
+            ref, ref_t = now, t
+        elif t - ref_t >= quiet:
             return now
-        last = now
-    return last
+        if t - start >= max_wait:
+            return now
 
 
 def used_memory(conn):
@@ -242,7 +251,7 @@ def has_command(port, command):
         conn.close()
 
 
-def measure(server, row, items, accounting):
+def measure(server, row, items, accounting, settle):
     """Fresh server, load one row, stop it. Returns a dict or None when
     the server lacks the row's command."""
     _, _, loader, command = row
@@ -257,13 +266,13 @@ def measure(server, row, items, accounting):
         conn = Conn(port)
         # The connection exists before the baseline: its buffers are not data.
         conn.call(b"PING")
-        before = settled_rss(proc.pid, 2.0)
+        before = settled_rss(proc.pid, settle, quiet=1.0)
         used_before = used_memory(conn) if accounting else None
         t0 = time.monotonic()
         for payload, replies in loader(items):
             conn.pipeline(payload, replies)
         load_s = time.monotonic() - t0
-        after = settled_rss(proc.pid)
+        after = settled_rss(proc.pid, settle)
         used_after = used_memory(conn) if accounting else None
         conn.close()
         out = {"rss_per_item": (after - before) / items, "load_s": load_s}
@@ -286,6 +295,8 @@ def main():
                     help="also show each server's INFO used_memory growth per item")
     ap.add_argument("--no-redis", action="store_true", help="measure Kora only")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--settle", type=float, default=15.0,
+                    help="most seconds to wait for RSS to settle after a load (default 15)")
     args = ap.parse_args()
 
     atexit.register(stop_all)
@@ -312,7 +323,7 @@ def main():
             continue
         res = {"row": row[0], "data": row[1]}
         for server in servers:
-            m = measure(server, row, args.items, args.accounting)
+            m = measure(server, row, args.items, args.accounting, args.settle)
             if m is None:
                 notes.append(f"{row[1]}: skipped, {server['name']} does not know "
                              f"{row[3].decode()}")
