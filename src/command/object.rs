@@ -1,10 +1,12 @@
 //! OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP, answered by the
 //! shard that owns the key, without the lookup counting as an access.
 //!
-//! Kora stores every value one way per type, so ENCODING names the
-//! encoding Redis 7.2 would use for a value of this shape with its default
-//! thresholds (which CONFIG GET lists). FREQ answers from the shard's
-//! hot-key sketch under any eviction policy.
+//! A string's ENCODING is the one Redis 7.0 reports, which depends on the
+//! command that wrote it (`StrEncoding`: APPEND and SETRANGE make "raw",
+//! INCRBYFLOAT never "int"). Aggregates are stored one way per type, so
+//! ENCODING names the encoding Redis 7.2 would use for a value of this
+//! shape with its default thresholds (which CONFIG GET lists). FREQ
+//! answers from the shard's hot-key sketch under any eviction policy.
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::protocol::parser::parse_i64;

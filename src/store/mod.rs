@@ -7,7 +7,8 @@
 //! Layer: `store`, above the leaves (see the crate docs, "Layers and
 //! imports"). Owns the keyspace of one shard: [`Db`], its values and TTLs,
 //! active and lazy expiry, memory accounting ([`cost`]), WATCH modification
-//! counts, lazy free (`lazyfree`) and glob matching ([`glob`]). Knows nothing
+//! counts, lazy free (`lazyfree`), glob matching ([`glob`]) and the compact
+//! byte strings keys and string values are stored as ([`bytes`]). Knows nothing
 //! of other shards, connections or commands. May import the leaves
 //! (`metrics` for the shard's stats and hot-key sketch, `protocol`); also
 //! drives the process allocator's parking (`crate::alloc`) from `lazyfree`.
@@ -22,6 +23,15 @@
 //! element) and whose `Drop` settles the accounting, the WATCH count and
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
+//!
+//! Layout (what a key costs): a map slot is the key's hash, a 16-byte
+//! [`Key`] and a 32-byte [`Entry`] (a 24-byte [`Value`], the access clock,
+//! the TTL flag), 56 bytes; keys of up to 15 bytes and string values of up
+//! to 22 bytes live in it, with no allocation of their own. A TTL is kept
+//! only for keys that have one, in `Db::expiring` (map position → expiry
+//! time); the invariant there: `Entry::has_ttl` is set exactly for the
+//! positions `expiring` holds, which every removal (`detach_at`, a
+//! `swap_remove` that moves the last entry) and TTL change keeps in step.
 
 pub mod bytes;
 pub mod glob;
