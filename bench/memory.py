@@ -10,9 +10,10 @@ For every row of the table (string with a 14-byte key and a 16-, 64- or
 members, 100 per key) it starts a fresh server, measures its RSS
 (/proc/<pid>/status VmRSS) once it answers, loads N items (default 1M)
 over one connection with pipelined commands, waits until the RSS settles,
-and reports (RSS after - RSS before) / N, "settled" meaning unchanged
-(within 0.2%) for 3 s, at most --settle seconds (default 15; see
-settled_rss). It prints a markdown table:
+and reports (RSS after - RSS before) / N, "settled" meaning at least
+--min-settle seconds after the load (default 11, past jemalloc's 10 s
+dirty-page decay) and then unchanged (within 0.2%) for 3 s, at most
+--settle seconds (default 20; see settled_rss). It prints a markdown table:
 
     | data | Redis B/item | Kora B/item | Kora/Redis |
 
@@ -156,13 +157,14 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
-def settled_rss(pid, max_wait, quiet=3.0):
-    """RSS once it has stayed within 0.2% for `quiet` seconds (or after
-    `max_wait`): background work finishes first (Redis's incremental
-    rehash, Kora's lazy free, and above all the allocators' purging of
-    freed pages: jemalloc with a background thread, as Redis runs it,
-    returns the old hash tables of a growing keyspace over its 10 s
-    dirty-page decay, in steps with pauses of over a second between them)."""
+def settled_rss(pid, max_wait, quiet=3.0, min_wait=0.0):
+    """RSS once at least `min_wait` seconds have passed and it has stayed
+    within 0.2% for `quiet` seconds (or after `max_wait`): background work
+    finishes first (Redis's incremental rehash, Kora's lazy free, and above
+    all the allocators' purging of freed pages: jemalloc with a background
+    thread, as Redis runs it, returns the old hash tables of a growing
+    keyspace over its 10 s dirty-page decay, in steps with pauses of
+    seconds between them, hence a minimum wait longer than the decay)."""
     start = time.monotonic()
     ref = rss_bytes(pid)
     ref_t = start
@@ -172,7 +174,7 @@ def settled_rss(pid, max_wait, quiet=3.0):
         t = time.monotonic()
         if abs(now - ref) > ref * 0.002:
             ref, ref_t = now, t
-        elif t - ref_t >= quiet:
+        elif t - ref_t >= quiet and t - start >= min_wait:
             return now
         if t - start >= max_wait:
             return now
@@ -251,7 +253,7 @@ def has_command(port, command):
         conn.close()
 
 
-def measure(server, row, items, accounting, settle):
+def measure(server, row, items, accounting, settle, min_settle):
     """Fresh server, load one row, stop it. Returns a dict or None when
     the server lacks the row's command."""
     _, _, loader, command = row
@@ -272,7 +274,7 @@ def measure(server, row, items, accounting, settle):
         for payload, replies in loader(items):
             conn.pipeline(payload, replies)
         load_s = time.monotonic() - t0
-        after = settled_rss(proc.pid, settle)
+        after = settled_rss(proc.pid, max(settle, min_settle + 3), min_wait=min_settle)
         used_after = used_memory(conn) if accounting else None
         conn.close()
         out = {"rss_per_item": (after - before) / items, "load_s": load_s}
@@ -295,8 +297,11 @@ def main():
                     help="also show each server's INFO used_memory growth per item")
     ap.add_argument("--no-redis", action="store_true", help="measure Kora only")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    ap.add_argument("--settle", type=float, default=15.0,
-                    help="most seconds to wait for RSS to settle after a load (default 15)")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="most seconds to wait for RSS to settle after a load (default 20)")
+    ap.add_argument("--min-settle", type=float, default=11.0,
+                    help="least seconds to wait after a load: jemalloc's dirty-page decay "
+                         "(10 s) has run its course (default 11; 0 for quick runs)")
     args = ap.parse_args()
 
     atexit.register(stop_all)
@@ -323,7 +328,7 @@ def main():
             continue
         res = {"row": row[0], "data": row[1]}
         for server in servers:
-            m = measure(server, row, args.items, args.accounting, args.settle)
+            m = measure(server, row, args.items, args.accounting, args.settle, args.min_settle)
             if m is None:
                 notes.append(f"{row[1]}: skipped, {server['name']} does not know "
                              f"{row[3].decode()}")

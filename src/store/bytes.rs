@@ -377,7 +377,9 @@ impl StrValue {
     pub fn assign(&mut self, bytes: &[u8], enc: StrEncoding) {
         if self.tag == Tag::Heap && bytes.len() > Self::INLINE {
             let cap = get7(&self.data[7..14]);
-            if bytes.len() <= cap {
+            // Not when most of the buffer would be slack: a 1 MB string
+            // overwritten by a short one gets a buffer of its own size.
+            if bytes.len() <= cap && bytes.len() >= cap / 2 {
                 let p = get_addr(&self.data[14..]);
                 // SAFETY: the invariant: `p` is this value's own buffer of
                 // `cap >= bytes.len()` bytes; `bytes` is a borrow from

@@ -359,9 +359,17 @@ impl Db {
     /// `get` (a keyspace hit or miss), with the key's expiry time (0:
     /// none).
     pub fn get_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
-        self.get(key)?;
-        let idx = self.map.get_index_of(key).expect("just found");
-        Some((&self.map[idx], self.expire_of(idx)))
+        self.hot.touch(key);
+        match self.live_index(key) {
+            Some(idx) => {
+                self.stats.keyspace_hits.add(1);
+                Some((&self.map[idx], self.expire_of(idx)))
+            }
+            None => {
+                self.stats.keyspace_misses.add(1);
+                None
+            }
+        }
     }
 
     /// Looks at a live entry without it counting as an access: no hit/miss,
@@ -960,6 +968,95 @@ mod tests {
         assert!(db.mem_used() > 0);
         drain(&mut db, 300);
         assert_eq!(db.mem_used(), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum TtlOp {
+        Set(u8, Option<u64>),
+        SetString(u8, usize, bool),
+        Expire(u8, u64),
+        Persist(u8),
+        Remove(u8),
+        Unlink(u8),
+    }
+
+    fn ttl_op() -> impl proptest::strategy::Strategy<Value = TtlOp> {
+        use proptest::prelude::*;
+        let at = 1u64..1000;
+        prop_oneof![
+            (any::<u8>(), proptest::option::of(at.clone())).prop_map(|(k, t)| TtlOp::Set(k, t)),
+            (any::<u8>(), 0usize..60, any::<bool>())
+                .prop_map(|(k, n, keep)| TtlOp::SetString(k, n, keep)),
+            (any::<u8>(), at).prop_map(|(k, t)| TtlOp::Expire(k, t)),
+            any::<u8>().prop_map(TtlOp::Persist),
+            any::<u8>().prop_map(TtlOp::Remove),
+            any::<u8>().prop_map(TtlOp::Unlink),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The TTLs kept apart from the entries (`expiring`, `has_ttl`)
+        /// follow every write and every swap_remove, against a plain map
+        /// of key → TTL; the accounting matches a full recount.
+        #[test]
+        fn ttls_follow_the_keys_they_belong_to(
+            ops in proptest::collection::vec(ttl_op(), 1..120)
+        ) {
+            let mut db = db();
+            // Far in the future: nothing expires during the test.
+            let base = unix_ms() + 1_000_000_000;
+            let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+            // Keys on both sides of `Key::INLINE`.
+            let key = |k: u8| {
+                if k % 2 == 0 { format!("k{k}") } else { format!("a-longer-key-{k:03}") }.into_bytes()
+            };
+            for op in ops {
+                match op {
+                    TtlOp::Set(k, t) => {
+                        let ttl = t.map_or(Ttl::Clear, |t| Ttl::At(base + t));
+                        db.set(&key(k), Value::Str(StrValue::new(b"v")), ttl);
+                        model.insert(key(k), t.map_or(0, |t| base + t));
+                    }
+                    TtlOp::SetString(k, n, keep) => {
+                        let ttl = if keep { Ttl::Keep } else { Ttl::Clear };
+                        db.set_string(&key(k), &vec![b'x'; n], ttl);
+                        let old = model.get(&key(k)).copied().unwrap_or(0);
+                        model.insert(key(k), if keep { old } else { 0 });
+                    }
+                    TtlOp::Expire(k, t) => {
+                        let done = db.set_expire(&key(k), base + t);
+                        proptest::prop_assert_eq!(done, model.contains_key(&key(k)));
+                        if done {
+                            model.insert(key(k), base + t);
+                        }
+                    }
+                    TtlOp::Persist(k) => {
+                        db.set_expire(&key(k), 0);
+                        if let Some(at) = model.get_mut(&key(k)) {
+                            *at = 0;
+                        }
+                    }
+                    TtlOp::Remove(k) => {
+                        let had = db.remove_with_expire(&key(k)).map(|(_, at)| at);
+                        proptest::prop_assert_eq!(had, model.remove(&key(k)));
+                    }
+                    TtlOp::Unlink(k) => {
+                        proptest::prop_assert_eq!(db.unlink(&key(k)), model.remove(&key(k)).is_some());
+                    }
+                }
+                proptest::prop_assert_eq!(db.len(), model.len());
+                proptest::prop_assert_eq!(
+                    db.expires_count(),
+                    model.values().filter(|&&at| at != 0).count()
+                );
+                for (k, &at) in &model {
+                    let (entry, got) = db.peek_with_expire(k).expect("present");
+                    proptest::prop_assert_eq!(entry.has_ttl(), at != 0);
+                    proptest::prop_assert_eq!(got, at);
+                }
+                proptest::prop_assert_eq!(db.mem_used(), db.mem_recomputed());
+            }
+        }
     }
 
     #[test]
