@@ -8,20 +8,26 @@
 //!
 //! - [`Key`] is 16 bytes: keys of up to [`Key::INLINE`] (15) bytes are
 //!   stored inline, longer ones in one exact-size heap block.
-//! - [`StrValue`] is 24 bytes, as the `Vec<u8>` it replaces: values of up to
-//!   [`StrValue::INLINE`] (22) bytes are inline, longer ones in a growable
-//!   heap buffer (length and capacity, so APPEND stays amortised O(1)). It
-//!   also records how the value was written ([`StrEncoding`]), which is what
-//!   OBJECT ENCODING reports as Redis 7.0 does (int / embstr / raw).
+//! - [`StrValue`] is 16 bytes (the `Vec<u8>` it replaces was 24): values of
+//!   up to [`StrValue::INLINE`] (14) bytes are inline, longer ones in one
+//!   heap block whose capacity follows from the length and the encoding
+//!   (exact for values written whole, the next power of two for values
+//!   changed in place, so APPEND stays amortised O(1)), so no capacity
+//!   field is needed. It also records how the value was written
+//!   ([`StrEncoding`]), which is what OBJECT ENCODING reports as Redis 7.0
+//!   does (int / embstr / raw).
 //!
 //! Both are `align(1)` and start with a tag byte that has 24 valid values,
-//! so they leave a niche: `Value` (a string or a boxed aggregate) stays 24
-//! bytes and a map slot (hash + `Key` + `Entry`) 56 (see the size test).
+//! so they leave a niche: `Value` (a string or a thin boxed aggregate) is 16
+//! bytes, an `Entry` 24 and a map slot (hash + `Key` + `Entry`) 48 (see the
+//! size test; a fat or wider aggregate variant would make them 24/32/56).
 //!
 //! Invariants (the only `unsafe` of the store relies on them):
-//! - tag `Tag::Heap` ⇔ the bytes hold the address, length and capacity of a
-//!   live allocation this value owns, made by `Vec<u8>` (for `StrValue`) or
-//!   `Box<[u8]>` (for `Key`, capacity = length) with the global allocator;
+//! - tag `Tag::Heap` ⇔ the bytes hold the address and length of a live
+//!   block this value owns, from the global allocator: a `Box<[u8]>` for
+//!   `Key`, a block of `Layout::array::<u8>(heap_capacity())` for
+//!   `StrValue` (the capacity is a function of length and encoding, and
+//!   every write that changes either resizes the block to match);
 //!   the address is stored with its provenance exposed and recovered with
 //!   `with_exposed_provenance_mut`;
 //! - otherwise the tag is the inline length and the first that many data
@@ -29,14 +35,15 @@
 //! - a value whose length fits inline is always inline (so equal contents
 //!   have one representation, and the heap case is never empty).
 
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error, realloc};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 
-/// The tag byte: an inline length (0..=22) or `Heap`. An enum rather than
-/// a `u8` so that the other 232 values are a niche for `Value`'s variants.
+/// The tag byte: an inline length or `Heap`. An enum rather than a `u8`
+/// so that the other 232 values are a niche for `Value`'s variants.
 #[repr(u8)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Tag {
@@ -260,17 +267,49 @@ pub enum StrEncoding {
 /// (OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
 pub const EMBSTR_MAX: usize = 44;
 
-/// A string value: up to 22 bytes inline, else a growable heap buffer.
+/// A string value: up to 14 bytes inline, else a heap buffer whose
+/// capacity follows from its length and encoding (`heap_capacity`), so
+/// that the whole value is 16 bytes and `Value` too.
 pub struct StrValue {
     tag: Tag,
     enc: StrEncoding,
-    /// Inline: the bytes. Heap: length (7), capacity (7), address (8).
-    data: [u8; 22],
+    /// Inline: the bytes. Heap: length (6 bytes) then address (8).
+    data: [u8; 14],
+}
+
+/// Reads a 6-byte little-endian length (strings are at most 512 MiB).
+#[inline]
+fn get6(b: &[u8]) -> usize {
+    let mut w = [0u8; 8];
+    w[..6].copy_from_slice(&b[..6]);
+    u64::from_le_bytes(w) as usize
+}
+
+#[inline]
+fn put6(b: &mut [u8], v: usize) {
+    b[..6].copy_from_slice(&(v as u64).to_le_bytes()[..6]);
+}
+
+#[inline]
+fn layout(cap: usize) -> Layout {
+    Layout::array::<u8>(cap).expect("a string of at most 512 MiB")
 }
 
 impl StrValue {
     /// Longest value kept inline.
-    pub const INLINE: usize = 22;
+    pub const INLINE: usize = 14;
+
+    /// The heap capacity of a value of `len` (> INLINE) bytes: exact for
+    /// values written whole, the next power of two for values changed in
+    /// place (APPEND, SETRANGE), so that appending is amortised O(1), as
+    /// Redis's sds grows greedily.
+    #[inline]
+    fn capacity_for(len: usize, enc: StrEncoding) -> usize {
+        match enc {
+            StrEncoding::Raw => len.next_power_of_two(),
+            StrEncoding::Auto | StrEncoding::Text => len,
+        }
+    }
 
     /// A copy of `bytes`, encoded as SET writes it.
     pub fn new(bytes: &[u8]) -> StrValue {
@@ -278,36 +317,27 @@ impl StrValue {
     }
 
     pub fn with_encoding(bytes: &[u8], enc: StrEncoding) -> StrValue {
+        let mut data = [0u8; 14];
         if bytes.len() <= Self::INLINE {
-            let mut data = [0u8; 22];
             data[..bytes.len()].copy_from_slice(bytes);
-            StrValue {
+            return StrValue {
                 tag: INLINE_TAGS[bytes.len()],
                 enc,
                 data,
-            }
-        } else {
-            Self::adopt(bytes.to_vec(), enc)
+            };
         }
-    }
-
-    /// Takes `v` (its buffer when it does not fit inline).
-    pub fn from_vec(v: Vec<u8>, enc: StrEncoding) -> StrValue {
-        if v.len() <= Self::INLINE {
-            Self::with_encoding(&v, enc)
-        } else {
-            Self::adopt(v, enc)
+        let cap = Self::capacity_for(bytes.len(), enc);
+        let l = layout(cap);
+        // SAFETY: `cap >= bytes.len() > INLINE`, so the layout is not zero.
+        let p = unsafe { alloc(l) };
+        if p.is_null() {
+            handle_alloc_error(l);
         }
-    }
-
-    /// Owns `v`'s buffer; `v.len() > INLINE`.
-    fn adopt(v: Vec<u8>, enc: StrEncoding) -> StrValue {
-        debug_assert!(v.len() > Self::INLINE);
-        let mut v = ManuallyDrop::new(v);
-        let mut data = [0u8; 22];
-        put7(&mut data[..7], v.len());
-        put7(&mut data[7..14], v.capacity());
-        put_addr(&mut data[14..], v.as_mut_ptr());
+        // SAFETY: `p` is a fresh block of `cap >= bytes.len()` bytes that
+        // cannot overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+        put6(&mut data[..6], bytes.len());
+        put_addr(&mut data[6..], p);
         StrValue {
             tag: Tag::Heap,
             enc,
@@ -315,29 +345,46 @@ impl StrValue {
         }
     }
 
-    /// The heap buffer as the `Vec` it was made from; the caller must
-    /// hand it back (`adopt`) or drop it, and forget `self`'s claim.
-    ///
-    /// # Safety
-    /// `self.tag == Tag::Heap`, and afterwards `self` must not be used as
-    /// a heap value again until it is overwritten (it would double-free).
-    #[inline]
-    unsafe fn take_vec(&self) -> Vec<u8> {
-        let len = get7(&self.data[..7]);
-        let cap = get7(&self.data[7..14]);
-        let p = get_addr(&self.data[14..]);
-        // SAFETY: the invariant (module docs): a `Vec<u8>`'s pointer, length
-        // and capacity, owned by this value; the caller gives up the claim.
-        unsafe { Vec::from_raw_parts(p, len, cap) }
+    /// Takes `v`'s bytes (its buffer, resized to this value's capacity,
+    /// when they do not fit inline).
+    pub fn from_vec(v: Vec<u8>, enc: StrEncoding) -> StrValue {
+        if v.len() <= Self::INLINE {
+            return Self::with_encoding(&v, enc);
+        }
+        let len = v.len();
+        let cap = Self::capacity_for(len, enc);
+        let mut v = ManuallyDrop::new(v);
+        let (p, old_cap) = (v.as_mut_ptr(), v.capacity());
+        let p = if old_cap == cap {
+            p
+        } else {
+            // SAFETY: a `Vec<u8>`'s buffer was allocated by the global
+            // allocator with `Layout::array::<u8>(capacity)` (Vec's
+            // documented layout); `cap >= len > 0`; the Vec is forgotten,
+            // so the block is ours to resize.
+            let q = unsafe { realloc(p, layout(old_cap), cap) };
+            if q.is_null() {
+                handle_alloc_error(layout(cap));
+            }
+            q
+        };
+        let mut data = [0u8; 14];
+        put6(&mut data[..6], len);
+        put_addr(&mut data[6..], p);
+        StrValue {
+            tag: Tag::Heap,
+            enc,
+            data,
+        }
     }
 
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         if self.tag == Tag::Heap {
-            let len = get7(&self.data[..7]);
+            let len = get6(&self.data[..6]);
             // SAFETY: the invariant: a live buffer of at least `len`
             // initialised bytes, owned by `self` for the borrow's lifetime.
-            unsafe { std::slice::from_raw_parts(get_addr(&self.data[14..]), len) }
+            unsafe { std::slice::from_raw_parts(get_addr(&self.data[6..]), len) }
         } else {
             &self.data[..self.tag as usize]
         }
@@ -347,7 +394,7 @@ impl StrValue {
     #[inline]
     pub fn heap_capacity(&self) -> usize {
         if self.tag == Tag::Heap {
-            get7(&self.data[7..14])
+            Self::capacity_for(get6(&self.data[..6]), self.enc)
         } else {
             0
         }
@@ -371,41 +418,55 @@ impl StrValue {
         }
     }
 
-    /// Replaces the contents with `bytes`, reusing the heap buffer when
-    /// it is large enough (the SET-over-SET path allocates nothing).
+    /// Replaces the contents with `bytes`, reusing the heap buffer when it
+    /// has the capacity the new value needs (the SET-over-SET path of
+    /// same-size values allocates nothing).
     #[inline]
     pub fn assign(&mut self, bytes: &[u8], enc: StrEncoding) {
         if self.tag == Tag::Heap && bytes.len() > Self::INLINE {
-            let cap = get7(&self.data[7..14]);
-            // Not when most of the buffer would be slack: a 1 MB string
-            // overwritten by a short one gets a buffer of its own size.
-            if bytes.len() <= cap && bytes.len() >= cap / 2 {
-                let p = get_addr(&self.data[14..]);
-                // SAFETY: the invariant: `p` is this value's own buffer of
-                // `cap >= bytes.len()` bytes; `bytes` is a borrow from
-                // elsewhere (the caller holds `&mut self`), so they do not
-                // overlap.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
-                put7(&mut self.data[..7], bytes.len());
-                self.enc = enc;
-                return;
-            }
+            let old = self.heap_capacity();
+            let cap = Self::capacity_for(bytes.len(), enc);
+            let p = get_addr(&self.data[6..]);
+            let p = if old == cap {
+                p
+            } else {
+                // SAFETY: the invariant: `p` is this value's block of
+                // `old` bytes from the global allocator; `cap > 0`. On
+                // success the old block is gone and `q` is recorded below.
+                let q = unsafe { realloc(p, layout(old), cap) };
+                if q.is_null() {
+                    handle_alloc_error(layout(cap));
+                }
+                q
+            };
+            // SAFETY: `p` is this value's own block of `cap >= bytes.len()`
+            // bytes; `bytes` is borrowed from elsewhere (the caller holds
+            // `&mut self`), so they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+            put6(&mut self.data[..6], bytes.len());
+            put_addr(&mut self.data[6..], p);
+            self.enc = enc;
+            return;
         }
         *self = StrValue::with_encoding(bytes, enc);
     }
 
-    /// Runs `f` on the contents as a `Vec` (a heap buffer is lent as is,
-    /// so growth is amortised) and stores the result with `enc`.
+    /// Runs `f` on the contents as a `Vec` (a heap buffer is lent as is)
+    /// and stores the result with `enc`.
     pub fn edit<R>(&mut self, enc: StrEncoding, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let mut v = if self.tag == Tag::Heap {
-            // SAFETY: heap tag checked; `self` is overwritten below before
-            // any other use, and a panic in `f` cannot double-free because
-            // the tag is made inline first.
-            let v = unsafe { self.take_vec() };
+            let len = get6(&self.data[..6]);
+            let cap = self.heap_capacity();
+            let p = get_addr(&self.data[6..]);
+            // The tag goes inline first: if `f` panics, the Vec frees the
+            // block and `self` (an empty string) does not free it again.
             self.tag = Tag::L0;
-            v
+            // SAFETY: the invariant: a block of `cap` bytes from the global
+            // allocator with `Layout::array::<u8>(cap)`, `len` of them
+            // initialised, owned by `self`, whose claim ends here.
+            unsafe { Vec::from_raw_parts(p, len, cap) }
         } else {
-            let mut v = Vec::with_capacity(Self::INLINE * 2);
+            let mut v = Vec::with_capacity(64);
             v.extend_from_slice(self.as_bytes());
             v
         };
@@ -418,9 +479,11 @@ impl StrValue {
 impl Drop for StrValue {
     fn drop(&mut self) {
         if self.tag == Tag::Heap {
-            // SAFETY: heap tag checked; `self` is being dropped, so its
-            // claim ends here.
-            drop(unsafe { self.take_vec() });
+            let cap = self.heap_capacity();
+            // SAFETY: the invariant: this value's block of `cap` bytes from
+            // the global allocator; `self` is being dropped, so its claim
+            // ends here.
+            unsafe { dealloc(get_addr(&self.data[6..]), layout(cap)) };
         }
     }
 }
@@ -476,14 +539,14 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn sizes_leave_a_56_byte_slot() {
+    fn sizes_leave_a_48_byte_slot() {
         assert_eq!(std::mem::size_of::<Key>(), 16);
-        assert_eq!(std::mem::size_of::<StrValue>(), 24);
+        assert_eq!(std::mem::size_of::<StrValue>(), 16);
         assert_eq!(std::mem::size_of::<Option<Key>>(), 16);
-        assert_eq!(std::mem::size_of::<super::super::Value>(), 24);
-        assert_eq!(std::mem::size_of::<super::super::Entry>(), 32);
+        assert_eq!(std::mem::size_of::<super::super::Value>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::Entry>(), 24);
         // indexmap's slot: the hash, the key and the entry.
-        assert_eq!(std::mem::size_of::<(u64, Key, super::super::Entry)>(), 56);
+        assert_eq!(std::mem::size_of::<(u64, Key, super::super::Entry)>(), 48);
     }
 
     #[test]

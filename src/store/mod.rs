@@ -25,9 +25,9 @@
 //! no way to get a `&mut Value` of a stored key outside this module.
 //!
 //! Layout (what a key costs): a map slot is the key's hash, a 16-byte
-//! [`Key`] and a 32-byte [`Entry`] (a 24-byte [`Value`], the access clock,
-//! the TTL flag), 56 bytes; keys of up to 15 bytes and string values of up
-//! to 22 bytes live in it, with no allocation of their own. A TTL is kept
+//! [`Key`] and a 24-byte [`Entry`] (a 16-byte [`Value`], the access clock,
+//! the TTL flag), 48 bytes; keys of up to 15 bytes and string values of up
+//! to 14 bytes live in it, with no allocation of their own. A TTL is kept
 //! only for keys that have one, in `Db::expiring` (map position → expiry
 //! time); the invariant there: `Entry::has_ttl` is set exactly for the
 //! positions `expiring` holds, which every removal (`detach_at`, a
@@ -50,10 +50,10 @@ pub type Hasher = ahash::RandomState;
 pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
 pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
 
-/// Aggregates are boxed so that the common case, a string, keeps entries
-/// small: a `Value` is 24 bytes (the string's tag byte leaves a niche for
-/// the other variants' discriminants), an `Entry` 32, a map slot 56
-/// (`bytes::tests::sizes_leave_a_56_byte_slot`).
+/// Aggregates are boxed (thin boxes: 8 bytes) so that the common case, a
+/// string, keeps entries small: a `Value` is 16 bytes (the string's tag
+/// byte leaves a niche for the other variants' discriminants), an `Entry`
+/// 24, a map slot 48 (`bytes::tests::sizes_leave_a_48_byte_slot`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(StrValue),
@@ -78,7 +78,7 @@ pub struct Entry {
     pub value: Value,
     /// Unix seconds of the last command that touched the key (OBJECT
     /// IDLETIME): one-second resolution like Redis' LRU clock, and 4 bytes
-    /// (it fits in the padding after the 24-byte value).
+    /// (it fits in the padding after the 16-byte value).
     pub accessed: u32,
     /// Whether the key has a TTL. The expiry time itself lives in
     /// `Db::expiring` (as Redis keeps a separate expires dict), so keys
@@ -111,10 +111,10 @@ pub struct WrongType;
 /// the sum tracks process RSS growth; they were calibrated against RSS on
 /// 1M strings of 16, 64 and 512 bytes (bench/memory.py --accounting).
 pub mod cost {
-    /// Map slot (hash + 16-byte key + 32-byte Entry) plus index table
+    /// Map slot (hash + 16-byte key + 24-byte Entry) plus index table
     /// share. Keys of up to `Key::INLINE` bytes and strings of up to
     /// `StrValue::INLINE` bytes live in it and cost nothing more.
-    pub const ENTRY: usize = 76;
+    pub const ENTRY: usize = 68;
     /// Malloc header/rounding for one heap allocation.
     pub const ALLOC: usize = 16;
     /// Extra bookkeeping for a key with a TTL: its slot in the expiry index
@@ -1008,7 +1008,7 @@ mod tests {
             let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
             // Keys on both sides of `Key::INLINE`.
             let key = |k: u8| {
-                if k % 2 == 0 { format!("k{k}") } else { format!("a-longer-key-{k:03}") }.into_bytes()
+                if k.is_multiple_of(2) { format!("k{k}") } else { format!("a-longer-key-{k:03}") }.into_bytes()
             };
             for op in ops {
                 match op {
