@@ -132,11 +132,15 @@ class Conn:
         return rest[:n]
 
 
+class StartFailed(Exception):
+    pass
+
+
 def wait_ready(port, proc, what):
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"memory: {what} exited during startup")
+            raise StartFailed(f"{what} exited during startup")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
@@ -146,7 +150,7 @@ def wait_ready(port, proc, what):
             pass
         time.sleep(0.05)
     stop(proc)
-    sys.exit(f"memory: {what} did not answer PING on port {port}")
+    raise StartFailed(f"{what} did not answer PING on port {port}")
 
 
 def rss_bytes(pid):
@@ -257,12 +261,20 @@ def measure(server, row, items, accounting, settle, min_settle):
     """Fresh server, load one row, stop it. Returns a dict or None when
     the server lacks the row's command."""
     _, _, loader, command = row
-    port = free_port()
-    argv = [a.replace("{port}", str(port)) for a in server["argv"]]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    running[proc.pid] = proc
+    for attempt in range(3):
+        # A port found free can be taken before the server binds it: retry.
+        port = free_port()
+        argv = [a.replace("{port}", str(port)) for a in server["argv"]]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running[proc.pid] = proc
+        try:
+            wait_ready(port, proc, server["name"])
+            break
+        except StartFailed:
+            stop(proc)
+            if attempt == 2:
+                raise
     try:
-        wait_ready(port, proc, server["name"])
         if not has_command(port, command):
             return None
         conn = Conn(port)
@@ -328,7 +340,13 @@ def main():
             continue
         res = {"row": row[0], "data": row[1]}
         for server in servers:
-            m = measure(server, row, args.items, args.accounting, args.settle, args.min_settle)
+            try:
+                m = measure(server, row, args.items, args.accounting, args.settle, args.min_settle)
+            except (StartFailed, OSError, RuntimeError) as err:
+                # Keep what was measured: report the row as failed.
+                notes.append(f"{row[1]}: not measured, {server['name']}: {err}")
+                res = None
+                break
             if m is None:
                 notes.append(f"{row[1]}: skipped, {server['name']} does not know "
                              f"{row[3].decode()}")
