@@ -151,12 +151,17 @@ fn unlink_of_a_large_set_returns_at_once_and_the_core_keeps_answering() {
     assert!(lazy_pings > 10, "pings kept flowing: {lazy_pings}");
 }
 
+/// Keys longer than `Key::INLINE` (15 bytes) and values longer than
+/// `StrValue::INLINE` (22), so that each key has two allocations to free,
+/// as the values this test is about: short ones live in the key's slot and
+/// a whole table of them frees in a few ms.
 fn fill_strings(c: &mut Connection, keys: usize) {
     let mut pipe = redis::pipe();
     for chunk in 0..keys / 1000 {
         let mut cmd = redis::cmd("MSET");
         for i in chunk * 1000..(chunk + 1) * 1000 {
-            cmd.arg(format!("key:{i}")).arg("0123456789");
+            cmd.arg(format!("lazyfree:key:{i:06}"))
+                .arg("0123456789abcdefghijklmnopqrstuvwxyz");
         }
         pipe.add_command(cmd).ignore();
     }
@@ -186,14 +191,17 @@ fn flushall_async_empties_at_once_and_frees_in_the_background() {
     assert_eq!(size, 0);
     // A key written now is independent of the table being freed.
     let () = redis::cmd("SET")
-        .arg("key:1")
+        .arg("lazyfree:key:000001")
         .arg("new")
         .query(&mut c)
         .unwrap();
     wait_freed(&mut c);
     let (worst, _) = pinger.finish();
     assert_eq!(info_u64(&mut c, "lazyfreed_objects"), keys as u64);
-    let v: String = redis::cmd("GET").arg("key:1").query(&mut c).unwrap();
+    let v: String = redis::cmd("GET")
+        .arg("lazyfree:key:000001")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(v, "new");
     let () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
     assert_eq!(info_u64(&mut c, "used_memory_estimate"), 0);

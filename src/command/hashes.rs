@@ -505,7 +505,7 @@ mod tests {
                     vec![b"hscan", key, b"1", b"COUNT", b"2", b"MATCH", b"*"],
                 ),
                 WRONG_TYPE_KIND => {
-                    db.set(b"str", Value::Str(v1.to_vec()), Ttl::Clear);
+                    db.set(b"str", Value::Str(v1.to_vec().into()), Ttl::Clear);
                     (hset, vec![b"hset", b"str", f1, v1])
                 }
                 _ => {

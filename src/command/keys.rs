@@ -81,7 +81,7 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
         }
     }
     // Write access: hot-key count and WATCH, as any write lookup.
-    let Some(current) = db.entry_mut(key).map(|e| e.entry().expire_at) else {
+    let Some(current) = db.entry_mut(key).map(|e| e.expire_at()) else {
         return out.int(0);
     };
     // No TTL behaves as an infinite one for GT/LT.
@@ -125,7 +125,7 @@ pub fn pexpireat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 /// Redis: TTL rounds to the nearest second).
 fn ttl_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: u64) {
     let now = db.now_ms;
-    match db.get(args.get(1)).map(|e| e.expire_at) {
+    match db.get_with_expire(args.get(1)).map(|(_, at)| at) {
         None => out.int(-2),
         Some(0) => out.int(-1),
         Some(at) => {
@@ -144,7 +144,7 @@ pub fn pttl(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 fn expiretime_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: u64) {
-    match db.get(args.get(1)).map(|e| e.expire_at) {
+    match db.get_with_expire(args.get(1)).map(|(_, at)| at) {
         None => out.int(-2),
         Some(0) => out.int(-1),
         Some(at) => out.int(((at + unit_ms / 2) / unit_ms) as i64),
@@ -161,7 +161,7 @@ pub fn pexpiretime(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let key = args.get(1);
-    match db.entry_mut(key).map(|e| e.entry().expire_at) {
+    match db.entry_mut(key).map(|e| e.expire_at()) {
         Some(at) if at != 0 => {
             db.set_expire(key, 0);
             out.int(1);
@@ -174,8 +174,9 @@ pub fn persist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 pub fn matching_keys(db: &Db, pattern: &[u8]) -> Vec<Vec<u8>> {
     let all = pattern == b"*";
     db.iter()
-        .filter(|(k, e)| db.is_live(e) && (all || glob_match(pattern, k)))
-        .map(|(k, _)| k.to_vec())
+        .enumerate()
+        .filter(|(i, (k, _))| db.is_live_at(*i) && (all || glob_match(pattern, k)))
+        .map(|(_, (k, _))| k.to_vec())
         .collect()
 }
 
@@ -206,8 +207,9 @@ pub fn scan_step(
 ) -> (Option<usize>, Vec<Vec<u8>>) {
     let end = pos.saturating_add(count).min(db.len());
     let keys = (pos..end)
+        .filter(|&i| db.is_live_at(i))
         .filter_map(|i| db.key_at(i))
-        .filter(|(k, e)| db.is_live(e) && filter.accepts(k, e))
+        .filter(|(k, e)| filter.accepts(k, e))
         .map(|(k, _)| k.to_vec())
         .collect();
     (if end < db.len() { Some(end) } else { None }, keys)
@@ -222,30 +224,30 @@ pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
             return None;
         }
         let idx = db.random_index(db.len());
-        let (k, e) = db.key_at(idx)?;
-        if db.is_live(e) {
-            return Some(k.to_vec());
+        if db.is_live_at(idx) {
+            return db.key_at(idx).map(|(k, _)| k.to_vec());
         }
         db.expire_at_index(idx);
     }
     None
 }
 
-/// Shard side of a cross-shard RENAME: removes and returns the live entry.
-pub fn take(db: &mut Db, key: &[u8]) -> Option<Entry> {
+/// Shard side of a cross-shard RENAME: removes and returns the live entry
+/// with its expiry time (0: none).
+pub fn take(db: &mut Db, key: &[u8]) -> Option<(Entry, u64)> {
     if db.contains(key) {
-        db.remove(key)
+        db.remove_with_expire(key)
     } else {
         None
     }
 }
 
 /// Shard side of a cross-shard RENAME: installs the moved entry.
-pub fn put(db: &mut Db, key: &[u8], entry: Entry) {
-    let ttl = if entry.expire_at == 0 {
+pub fn put(db: &mut Db, key: &[u8], (entry, expire_at): (Entry, u64)) {
+    let ttl = if expire_at == 0 {
         Ttl::Clear
     } else {
-        Ttl::At(entry.expire_at)
+        Ttl::At(expire_at)
     };
     db.set(key, entry.value, ttl);
 }
@@ -259,7 +261,7 @@ pub fn rename_local(db: &mut Db, src: &[u8], dst: &[u8], nx: bool, out: &mut Vec
         return out.int(0);
     }
     if src != dst {
-        let entry = db.remove(src).expect("checked live above");
+        let entry = db.remove_with_expire(src).expect("checked live above");
         put(db, dst, entry);
     }
     if nx { out.int(1) } else { out.ok() }

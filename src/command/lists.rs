@@ -548,7 +548,7 @@ mod tests {
                 12 => (lpos, vec![b"lpos", key, e1, b"RANK", n1, b"COUNT", n2]),
                 13 => (llen, vec![b"llen", key]),
                 WRONG_TYPE_KIND => {
-                    db.set(b"str", Value::Str(e1.to_vec()), Ttl::Clear);
+                    db.set(b"str", Value::Str(e1.to_vec().into()), Ttl::Clear);
                     (lpush, vec![b"lpush", b"str", e1])
                 }
                 _ => {

@@ -716,7 +716,10 @@ pub fn copy(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if db.get(src).is_none() || (!replace && db.contains(dst)) {
         return out.int(0);
     }
-    let Some((value, expire_at)) = db.peek(src).map(|e| (e.value.clone(), e.expire_at)) else {
+    let Some((value, expire_at)) = db
+        .peek_with_expire(src)
+        .map(|(e, at)| (e.value.clone(), at))
+    else {
         return out.int(0);
     };
     db.set(dst, value, ttl_of(expire_at));
@@ -757,8 +760,8 @@ async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
     let copied = atomic
         .on(from, move |s: &Shard| {
             s.db()
-                .get(&src)
-                .map(|e| (Box::new(e.value.clone()), e.expire_at))
+                .get_with_expire(&src)
+                .map(|(e, at)| (Box::new(e.value.clone()), at))
         })
         .await;
     let (value, expire_at) = match copied {
@@ -795,7 +798,7 @@ mod tests {
             r(&mut db, lmove, &["lmove", "l", "m", "LEFT", "RIGHT"]),
             "$-1\r\n"
         );
-        db.set(b"s", Value::Str(b"v".to_vec()), Ttl::Clear);
+        db.set(b"s", Value::Str(b"v".to_vec().into()), Ttl::Clear);
         run(
             &mut db,
             crate::command::lists::rpush,
@@ -896,7 +899,7 @@ mod tests {
                 _ => {
                     let at = if next(2) == 0 { 1 } else { unix_ms() + 60_000 };
                     db.set_expire(k1, at);
-                    db.set(b"str", Value::Str(e.to_vec()), Ttl::Clear);
+                    db.set(b"str", Value::Str(e.to_vec().into()), Ttl::Clear);
                     (crate::command::keys::exists, vec![b"exists", k1])
                 }
             };

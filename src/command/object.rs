@@ -1,15 +1,16 @@
 //! OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT | HELP, answered by the
 //! shard that owns the key, without the lookup counting as an access.
 //!
-//! ENCODING names how the value is stored: for aggregates the encoding
-//! Kora really uses, named as Redis 7.0 names it (`listpack`/`hashtable`
-//! for hashes, `intset`/`hashtable` for sets, `quicklist` for every list),
-//! plus Redis 7.2's `listpack` for a small set of non-integer members,
-//! which 7.0 would store as a `hashtable`; for strings the encoding Redis
-//! would use. FREQ is the key's LFU counter (after decay) under an LFU
-//! `maxmemory-policy` and IDLETIME the seconds since its last access under
-//! any other, each with Redis 7.0's error under the wrong kind of policy
-//! (src/store/evict.rs).
+//! ENCODING names how the value is stored. A string's is the one Redis 7.0
+//! reports, which depends on the command that wrote it (`StrEncoding`:
+//! APPEND and SETRANGE make "raw", INCRBYFLOAT never "int"). Aggregates
+//! name the encoding Kora really uses, as Redis 7.0 names it
+//! (`listpack`/`hashtable` for hashes, `intset`/`hashtable` for sets,
+//! `quicklist` for every list), plus Redis 7.2's `listpack` for a small set
+//! of non-integer members, which 7.0 would store as a `hashtable`. FREQ is
+//! the key's LFU counter (after decay) under an LFU `maxmemory-policy` and
+//! IDLETIME the seconds since its last access under any other, each with
+//! Redis 7.0's error under the wrong kind of policy (src/store/evict.rs).
 
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
@@ -17,8 +18,6 @@ use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::Resp;
 use crate::store::Value;
 
-/// Strings up to this length are embedded in their object header.
-const EMBSTR_MAX: usize = 44;
 /// Redis shares the objects of the integers 0..10000 (OBJ_SHARED_INTEGERS);
 /// their refcount reads as INT_MAX.
 const SHARED_INTEGERS: i64 = 10_000;
@@ -29,16 +28,11 @@ const NOT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequ
 /// Redis 7.0's OBJECT IDLETIME error under an LFU policy.
 const LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
-fn is_integer(bytes: &[u8]) -> bool {
-    bytes.len() <= 20 && parse_i64(bytes).is_some()
-}
-
 /// OBJECT ENCODING's answer for `value`.
 pub fn encoding(value: &Value) -> &'static str {
     match value {
-        Value::Str(s) if is_integer(s) => "int",
-        Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
-        Value::Str(_) => "raw",
+        // As the writing command chose it (`StrEncoding`), as Redis 7.0.
+        Value::Str(s) => s.encoding(),
         // Redis 7.0 reports every list as a quicklist.
         Value::List(_) => "quicklist",
         Value::Hash(h) => h.encoding(),
@@ -114,7 +108,7 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             Question::IdleTime if lfu => Answer::Error(LFU),
             Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
             Question::RefCount => Answer::Int(match &entry.value {
-                Value::Str(v) if is_integer(v) => match parse_i64(v) {
+                Value::Str(v) if v.encoding() == "int" => match parse_i64(v) {
                     Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
                     _ => 1,
                 },
@@ -137,7 +131,7 @@ mod tests {
     use super::*;
 
     fn str_value(s: &str) -> Value {
-        Value::Str(s.as_bytes().to_vec())
+        Value::Str(s.as_bytes().to_vec().into())
     }
 
     #[test]

@@ -541,7 +541,7 @@ mod tests {
     fn accounting_matches_full_recount_after_random_set_writes() {
         let mut db = db();
         let mut rng = Picker(42);
-        db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
+        db.set(b"str", Value::Str(b"x".to_vec().into()), Ttl::Clear);
         for i in 0..3000 {
             let key = format!("s{}", rng.below(4));
             let members: Vec<String> = (0..1 + rng.below(6))
@@ -670,7 +670,7 @@ mod tests {
         run(&mut db, sadd, &[b"sadd", b"b", b"2", b"3", b"4"]);
         db.set(
             b"dst",
-            Value::Str(b"old".to_vec()),
+            Value::Str(b"old".to_vec().into()),
             Ttl::At(unix_ms_later()),
         );
         let keys = [b"a".to_vec(), b"b".to_vec(), b"nope".to_vec()];
@@ -682,7 +682,7 @@ mod tests {
         assert_eq!(store_result(&mut db, b"dst", inter), 0);
         assert!(!db.contains(b"dst"));
         assert_eq!(db.mem_used(), db.mem_recomputed());
-        db.set(b"str", Value::Str(b"x".to_vec()), Ttl::Clear);
+        db.set(b"str", Value::Str(b"x".to_vec().into()), Ttl::Clear);
         assert_eq!(
             compute_local(&mut db, SetOp::Union, &[b"a".to_vec(), b"str".to_vec()]),
             Err(WrongType)

@@ -6,7 +6,7 @@ use crate::coord::Atomic;
 use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64};
-use crate::store::{Db, Ttl, Value};
+use crate::store::{Db, StrEncoding, StrValue, Ttl, Value};
 
 /// Largest string Redis lets SETRANGE/APPEND build (proto-max-bulk-len).
 const MAX_STRING: usize = 512 * 1024 * 1024;
@@ -333,7 +333,12 @@ pub fn setrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
             s[offset..].copy_from_slice(patch);
             let len = s.len();
             drop(guard);
-            db.set(key, Value::Str(s), Ttl::Clear);
+            // A string SETRANGE creates is raw in Redis too.
+            db.set(
+                key,
+                Value::Str(StrValue::from_vec(s, StrEncoding::Raw)),
+                Ttl::Clear,
+            );
             Ok(len)
         }
     };
@@ -352,10 +357,7 @@ fn incr_by(db: &mut Db, key: &[u8], delta: i64, out: &mut Vec<u8>) {
             Some(cur) => match cur.checked_add(delta) {
                 None => Err(err::OVERFLOW),
                 Some(next) => {
-                    s.edit(|s| {
-                        s.clear();
-                        crate::protocol::reply::push_i64(s, next);
-                    });
+                    s.set_integer(next);
                     Ok(next)
                 }
             },
@@ -365,7 +367,7 @@ fn incr_by(db: &mut Db, key: &[u8], delta: i64, out: &mut Vec<u8>) {
             drop(guard);
             let mut s = Vec::with_capacity(20);
             crate::protocol::reply::push_i64(&mut s, delta);
-            db.set(key, Value::Str(s), Ttl::Clear);
+            db.set_string(key, &s, Ttl::Clear);
             Ok(delta)
         }
     };
@@ -416,7 +418,8 @@ pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         return out.error(err::NAN_OR_INF);
     }
     let text = float_sum_text(current_text.as_deref(), args.get(2), next);
-    db.set_string(key, &text, Ttl::Keep);
+    // Redis builds the result as text: embstr (or raw), never int.
+    db.set_string_encoded(key, &text, Ttl::Keep, StrEncoding::Text);
     out.bulk(&text);
 }
 

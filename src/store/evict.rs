@@ -377,7 +377,7 @@ impl Db {
                     return None;
                 }
                 let pick = self.random_index(self.expiring.len());
-                Some(self.expiring[pick])
+                self.expiring.get_index(pick).map(|(idx, _)| *idx)
             }
             _ => loop {
                 if !self.populate_pool(policy) {
@@ -387,7 +387,7 @@ impl Db {
                 // policies, still has a TTL).
                 while let Some((_, key)) = self.evict.pool.pop() {
                     if let Some(idx) = self.map.get_index_of(&key)
-                        && (!policy.volatile() || self.map[idx].expire_at != 0)
+                        && (!policy.volatile() || self.map[idx].has_ttl)
                     {
                         return Some(idx);
                     }
@@ -414,16 +414,17 @@ impl Db {
         for _ in 0..self.evict.settings.samples.min(n) {
             let pick = self.random_index(n);
             let idx = if from_expiring {
-                self.expiring[pick]
+                *self.expiring.get_index(pick).expect("sampled in range").0
             } else {
                 pick
             };
+            let expire_at = self.expire_of(idx);
             let (key, entry) = self.map.get_index(idx).expect("sampled in range");
             let score = match policy {
                 Policy::AllkeysLfu | Policy::VolatileLfu => {
                     255 - lfu_decayed(entry.accessed, now_secs, decay) as u64
                 }
-                Policy::VolatileTtl => u64::MAX - entry.expire_at,
+                Policy::VolatileTtl => u64::MAX - expire_at,
                 // LRU: idle seconds.
                 _ => now_secs.saturating_sub(entry.accessed) as u64,
             };
@@ -492,7 +493,7 @@ mod tests {
             } else {
                 Ttl::Clear
             };
-            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 100]), t);
+            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 100].into()), t);
         }
     }
 
@@ -500,9 +501,11 @@ mod tests {
     fn values_evicted_to_lazy_free_count_as_freed() {
         let mut db = db_with(Policy::AllkeysRandom, 0);
         for i in 0..20 {
-            let list = (0..1000)
-                .map(|_| vec![b'x'; 100].into_boxed_slice())
-                .collect();
+            let mut list = super::super::List::default();
+            let limits = super::super::agg::Limits::default();
+            for _ in 0..1000 {
+                list.push_back(&[b'x'; 100], &limits);
+            }
             db.set(
                 format!("big{i}").as_bytes(),
                 Value::List(Box::new(list)),
@@ -594,7 +597,7 @@ mod tests {
             for i in 0..500 {
                 db.set(
                     format!("t{i}").as_bytes(),
-                    Value::Str(vec![b'v'; 100]),
+                    Value::Str(vec![b'v'; 100].into()),
                     Ttl::At(unix_ms() + 100_000),
                 );
             }

@@ -21,7 +21,9 @@
 use std::ops::Deref;
 
 use super::agg::{Hash, Limits, List, Set};
-use super::{Db, Entry, Value, WrongType, entry_size, touch_watched};
+use super::{
+    Db, Entry, StrEncoding, StrValue, Value, WrongType, entry_size, str_size, touch_watched,
+};
 
 /// Write access to one live entry; settles the `Db` when dropped (see the
 /// module docs). Derefs to the value for reading.
@@ -60,11 +62,8 @@ impl Db {
         let idx = match self.live_index(key) {
             Some(idx) => idx,
             None => {
-                let entry = Entry {
-                    value: make(),
-                    expire_at: 0,
-                    accessed: self.clock.fresh(self.now_secs),
-                };
+                let mut entry = Entry::new(make(), self.now_secs);
+                entry.accessed = self.clock.fresh(self.now_secs);
                 self.mem_used += entry_size(key, &entry);
                 self.map.insert_full(key.into(), entry).0
             }
@@ -89,6 +88,11 @@ impl<'a> EntryMut<'a> {
     /// The whole entry, read-only (TTL, access time).
     pub fn entry(&self) -> &Entry {
         &self.db.map[self.idx]
+    }
+
+    /// The key's expiry time (unix ms); 0 without TTL.
+    pub fn expire_at(&self) -> u64 {
+        self.db.expire_of(self.idx)
     }
 
     /// The list under the key, or WRONGTYPE.
@@ -339,28 +343,43 @@ impl SetMut<'_> {
 
 /// A string under an [`EntryMut`].
 pub struct StrMut<'g> {
-    s: &'g mut Vec<u8>,
+    s: &'g mut StrValue,
     delta: &'g mut isize,
 }
 
 impl Deref for StrMut<'_> {
-    type Target = Vec<u8>;
+    type Target = [u8];
 
-    fn deref(&self) -> &Vec<u8> {
+    fn deref(&self) -> &[u8] {
         self.s
     }
 }
 
 impl StrMut<'_> {
-    /// Changes the bytes in place; the size change is the length change
-    /// (a string costs `cost::bytes(len)`), O(1) to account.
+    /// Changes the bytes in place (APPEND, SETRANGE): the string becomes
+    /// "raw", as Redis unshares a string it modifies. The size change is
+    /// the change of `str_size` (inline or heap capacity), O(1) to account.
     #[inline]
     pub fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        let before = self.s.len();
-        let r = f(self.s);
+        let before = str_size(self.s);
+        let r = self.s.edit(StrEncoding::Raw, f);
         shrink(self.delta, before);
-        grow(self.delta, self.s.len());
+        grow(self.delta, str_size(self.s));
         r
+    }
+
+    /// Replaces the value with the integer `n` (INCR and friends), which
+    /// Redis stores int-encoded.
+    #[inline]
+    pub fn set_integer(&mut self, n: i64) {
+        let mut buf = [0u8; 20];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        std::io::Write::write_fmt(&mut w, format_args!("{n}")).expect("20 bytes hold an i64");
+        let len = w.position() as usize;
+        let before = str_size(self.s);
+        self.s.assign(&buf[..len], StrEncoding::Auto);
+        shrink(self.delta, before);
+        grow(self.delta, str_size(self.s));
     }
 }
 
@@ -421,7 +440,7 @@ mod tests {
             assert!(s.insert(b"c"));
         }
         assert_eq!(db.mem_used(), db.mem_recomputed());
-        db.set(b"str", Value::Str(b"12".to_vec()), Ttl::Clear);
+        db.set(b"str", Value::Str(b"12".to_vec().into()), Ttl::Clear);
         db.entry_mut(b"str")
             .unwrap()
             .string()
@@ -456,7 +475,7 @@ mod tests {
         drop(db.entry_or_insert_with(b"l", new_list));
         assert_eq!((db.len(), db.mem_used()), (0, 0));
         // An empty string is a value, not an empty aggregate.
-        db.set(b"s", Value::Str(b"x".to_vec()), Ttl::Clear);
+        db.set(b"s", Value::Str(b"x".to_vec().into()), Ttl::Clear);
         db.entry_mut(b"s")
             .unwrap()
             .string()
@@ -525,8 +544,10 @@ mod tests {
         let mut e = db.entry_or_insert_with(b"l", new_list);
         e.list().unwrap().push_back(b"new");
         drop(e);
-        let entry = db.peek(b"l").unwrap();
-        assert_eq!(entry.expire_at, 0);
+        let (entry, at) = db.peek_with_expire(b"l").unwrap();
+        assert!(!entry.has_ttl());
+        assert_eq!(at, 0);
+        assert_eq!(db.expires_count(), 0);
         assert_eq!(db.mem_used(), db.mem_recomputed());
     }
 }

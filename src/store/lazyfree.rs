@@ -22,10 +22,10 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 
 use super::agg::{Hash, List, Set};
-use super::{Entry, Hasher, Key, Value, cost, entry_overhead, entry_size, value_size};
+use super::{Entry, Hasher, Key, StrValue, Value, cost, entry_overhead, entry_size, value_size};
 
 /// Values with at most this many elements are freed at once, as Redis'
 /// LAZYFREE_THRESHOLD: queuing them would cost more than freeing them.
@@ -68,8 +68,9 @@ enum Pending {
     Set(indexmap::set::IntoIter<Box<[u8]>>, Release),
     Table(IndexMap<Key, Entry, Hasher>),
     TableIter(indexmap::map::IntoIter<Key, Entry>, Release),
-    /// A flushed table's TTL index (positions, no accounting of its own).
-    Positions(IndexSet<usize, Hasher>),
+    /// A flushed table's TTL index (positions and times, no accounting of
+    /// its own: `cost::EXPIRE` is counted with each entry).
+    Positions(IndexMap<usize, u64, Hasher>),
 }
 
 impl Pending {
@@ -190,7 +191,11 @@ impl LazyFree {
     }
 
     /// Queues a detached keyspace and its TTL index.
-    pub fn push_table(&mut self, map: IndexMap<Key, Entry, Hasher>, ttls: IndexSet<usize, Hasher>) {
+    pub fn push_table(
+        &mut self,
+        map: IndexMap<Key, Entry, Hasher>,
+        ttls: IndexMap<usize, u64, Hasher>,
+    ) {
         let keys = map.len();
         self.push(Pending::Table(map), keys);
         self.push(Pending::Positions(ttls), 0);
@@ -261,7 +266,7 @@ fn step(
             // Turn it into a draining form; the conversion (index table
             // release) is this step's work.
             let work = free_effort(value);
-            *item = match std::mem::replace(value, Value::Str(Vec::new())) {
+            *item = match std::mem::replace(value, Value::Str(StrValue::new(b""))) {
                 Value::List(l) => Pending::List(*l),
                 Value::Hash(h) if matches!(*h, Hash::Table(_)) => {
                     let Hash::Table(t) = *h else { unreachable!() };
@@ -342,7 +347,7 @@ fn step(
         }
         Pending::Positions(p) => {
             let n = p.len();
-            *p = IndexSet::default();
+            *p = IndexMap::default();
             (n.min(budget), true, 0)
         }
     }

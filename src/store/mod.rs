@@ -7,7 +7,8 @@
 //! Layer: `store`, above the leaves (see the crate docs, "Layers and
 //! imports"). Owns the keyspace of one shard: [`Db`], its values and TTLs,
 //! active and lazy expiry, memory accounting ([`cost`]), WATCH modification
-//! counts, lazy free (`lazyfree`) and glob matching ([`glob`]). Knows nothing
+//! counts, lazy free (`lazyfree`), glob matching ([`glob`]) and the compact
+//! byte strings keys and string values are stored as ([`bytes`]). Knows nothing
 //! of other shards, connections or commands. May import the leaves
 //! (`metrics` for the shard's stats and hot-key sketch, `protocol`, and
 //! `crate::alloc` for the page size).
@@ -23,9 +24,19 @@
 //! and whose `Drop` settles the accounting, the WATCH count and
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
+//!
+//! Layout (what a key costs): a map slot is the key's hash, a 16-byte
+//! [`Key`] and a 24-byte [`Entry`] (a 16-byte [`Value`], the access clock,
+//! the TTL flag), 48 bytes; keys of up to 15 bytes and string values of up
+//! to 14 bytes live in it, with no allocation of their own. A TTL is kept
+//! only for keys that have one, in `Db::expiring` (map position → expiry
+//! time); the invariant there: `Entry::has_ttl` is set exactly for the
+//! positions `expiring` holds, which every removal (`detach_at`, a
+//! `swap_remove` that moves the last entry) and TTL change keeps in step.
 
-pub mod evict;
 pub mod agg;
+pub mod bytes;
+pub mod evict;
 pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
@@ -38,19 +49,21 @@ use indexmap::{IndexMap, IndexSet};
 
 use crate::metrics::{HotKeys, ShardStats};
 
-pub type Key = Box<[u8]>;
+pub use bytes::{Key, StrEncoding, StrValue};
 pub type Hasher = ahash::RandomState;
 pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
 pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
 
 pub use agg::{Hash, List, Set};
 
-/// Aggregates are boxed so that the common case, a string, keeps entries
-/// small (a `Value` is 24 bytes, an `Entry` 40). Their encodings (packed
-/// while small, as Redis) live in [`agg`].
+/// Aggregates are boxed (thin boxes: 8 bytes) so that the common case, a
+/// string, keeps entries small: a `Value` is 16 bytes (the string's tag
+/// byte leaves a niche for the other variants' discriminants), an `Entry`
+/// 24, a map slot 48 (`bytes::tests::sizes_leave_a_48_byte_slot`). Their
+/// encodings (packed while small, as Redis) live in [`agg`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Str(Vec<u8>),
+    Str(StrValue),
     List(Box<List>),
     Hash(Box<Hash>),
     Set(Box<Set>),
@@ -70,12 +83,30 @@ impl Value {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute unix time in ms; 0 means no expiry.
-    pub expire_at: u64,
     /// Unix seconds of the last command that touched the key (OBJECT
     /// IDLETIME): one-second resolution like Redis' LRU clock, and 4 bytes
-    /// (the Entry grows from 32 to 40 with alignment).
+    /// (it fits in the padding after the 16-byte value).
     pub accessed: u32,
+    /// Whether the key has a TTL. The expiry time itself lives in
+    /// `Db::expiring` (as Redis keeps a separate expires dict), so keys
+    /// without one do not carry 8 bytes of zeros; this flag spares them
+    /// the lookup there.
+    has_ttl: bool,
+}
+
+impl Entry {
+    /// An entry without TTL, accessed at `accessed`.
+    pub fn new(value: Value, accessed: u32) -> Entry {
+        Entry {
+            value,
+            accessed,
+            has_ttl: false,
+        }
+    }
+
+    pub fn has_ttl(&self) -> bool {
+        self.has_ttl
+    }
 }
 
 /// The value under the key has another type than the command needs.
@@ -85,15 +116,17 @@ pub struct WrongType;
 /// Approximate heap cost of the pieces of the keyspace. The constants stand
 /// for allocator headers, hash-table slots and container headers so that
 /// the sum tracks process RSS growth; they were calibrated against RSS on
-/// 1M 100-byte strings (see README, "Memory accounting").
+/// 1M strings of 16, 64 and 512 bytes (bench/memory.py --accounting).
 pub mod cost {
-    /// Map slot (hash + key pointer + 40-byte Entry) plus index table
-    /// share.
-    pub const ENTRY: usize = 80;
+    /// Map slot (hash + 16-byte key + 24-byte Entry) plus index table
+    /// share. Keys of up to `Key::INLINE` bytes and strings of up to
+    /// `StrValue::INLINE` bytes live in it and cost nothing more.
+    pub const ENTRY: usize = 68;
     /// Malloc header/rounding for one heap allocation.
     pub const ALLOC: usize = 16;
-    /// Extra bookkeeping for a key with a TTL (its slot in the expiry index).
-    pub const EXPIRE: usize = 24;
+    /// Extra bookkeeping for a key with a TTL: its slot in the expiry index
+    /// (hash + position + expiry time, plus index table share).
+    pub const EXPIRE: usize = 40;
     /// One list element: the Box in the deque plus its allocation.
     pub const LIST_ELEM: usize = 16 + ALLOC;
     /// One hash field: bucket (hash + two boxes) + index slot + 2 allocations.
@@ -110,9 +143,19 @@ pub mod cost {
     }
 }
 
+/// Accounted heap cost of a string beyond its slot: nothing when inline,
+/// else its buffer (capacity) and allocation header.
+#[inline]
+pub fn str_size(s: &StrValue) -> usize {
+    match s.heap_capacity() {
+        0 => 0,
+        cap => cost::bytes(cap),
+    }
+}
+
 pub fn value_size(value: &Value) -> usize {
     match value {
-        Value::Str(s) => cost::bytes(s.len()),
+        Value::Str(s) => str_size(s),
         Value::List(l) => l.size(),
         Value::Hash(h) => h.size(),
         Value::Set(s) => s.size(),
@@ -150,13 +193,18 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
 
 /// The part of an entry's size that is not its value.
 pub(crate) fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
-    cost::ENTRY
-        + cost::bytes(key.len())
-        + if entry.expire_at != 0 {
-            cost::EXPIRE
-        } else {
-            0
-        }
+    cost::ENTRY + key_size(key) + if entry.has_ttl { cost::EXPIRE } else { 0 }
+}
+
+/// Accounted heap cost of a key beyond its slot: nothing when it is
+/// stored inline (`Key::INLINE`).
+#[inline]
+pub fn key_size(key: &[u8]) -> usize {
+    if key.len() <= Key::INLINE {
+        0
+    } else {
+        cost::bytes(key.len())
+    }
 }
 
 pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
@@ -176,9 +224,11 @@ pub enum Ttl {
 
 pub struct Db {
     map: IndexMap<Key, Entry, Hasher>,
-    /// Map positions of keys that carry a TTL, for sampling in the active
-    /// expiry cycle without touching keys that cannot expire.
-    expiring: IndexSet<usize, Hasher>,
+    /// Map position → expiry time (absolute unix ms) of the keys that carry
+    /// a TTL (their `Entry::has_ttl` is set): the TTLs themselves, and what
+    /// the active expiry cycle samples without touching keys that cannot
+    /// expire.
+    expiring: IndexMap<usize, u64, Hasher>,
     mem_used: usize,
     /// Wall-clock ms, refreshed once per executed batch.
     pub now_ms: u64,
@@ -231,7 +281,7 @@ impl Db {
     pub fn new(stats: Rc<ShardStats>, hot: HotKeys, seed: u64) -> Db {
         Db {
             map: IndexMap::with_hasher(Hasher::new()),
-            expiring: IndexSet::with_hasher(Hasher::new()),
+            expiring: IndexMap::with_hasher(Hasher::new()),
             mem_used: 0,
             now_ms: unix_ms(),
             now_secs: (unix_ms() / 1000) as u32,
@@ -274,8 +324,20 @@ impl Db {
         self.mem_used
     }
 
-    fn is_expired(&self, entry: &Entry) -> bool {
-        entry.expire_at != 0 && entry.expire_at <= self.now_ms
+    /// Whether the entry at map position `idx` has a TTL that has passed.
+    #[inline]
+    fn is_expired_at(&self, idx: usize) -> bool {
+        self.map[idx].has_ttl && self.expire_of(idx) <= self.now_ms
+    }
+
+    /// The expiry time (unix ms) of the entry at `idx`; 0 without TTL.
+    #[inline]
+    pub fn expire_of(&self, idx: usize) -> u64 {
+        if self.map[idx].has_ttl {
+            self.expiring.get(&idx).copied().unwrap_or(0)
+        } else {
+            0
+        }
     }
 
     /// The position of `key` if it is live. Lazy expiry: a key whose TTL
@@ -293,11 +355,33 @@ impl Db {
     /// `live_index` without counting as an access.
     fn peek_index(&mut self, key: &[u8]) -> Option<usize> {
         let idx = self.map.get_index_of(key)?;
-        if self.is_expired(&self.map[idx]) {
+        if self.is_expired_at(idx) {
             self.expire_at_index(idx);
             return None;
         }
         Some(idx)
+    }
+
+    /// `peek`, with the key's expiry time (0: none).
+    pub fn peek_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
+        let idx = self.peek_index(key)?;
+        Some((&self.map[idx], self.expire_of(idx)))
+    }
+
+    /// `get` (a keyspace hit or miss), with the key's expiry time (0:
+    /// none).
+    pub fn get_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
+        self.hot.touch(key);
+        match self.live_index(key) {
+            Some(idx) => {
+                self.stats.keyspace_hits.add(1);
+                Some((&self.map[idx], self.expire_of(idx)))
+            }
+            None => {
+                self.stats.keyspace_misses.add(1);
+                None
+            }
+        }
     }
 
     /// Looks at a live entry without it counting as an access: no hit/miss,
@@ -340,25 +424,22 @@ impl Db {
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         self.hot.touch(key);
         touch_watched(&mut self.watched, key);
-        let now = self.now_ms;
-        match self.map.get_full_mut(key) {
-            Some((idx, k, entry)) => {
+        match self.map.get_index_of(key) {
+            Some(idx) => {
+                let expire_at = self.next_expire(idx, ttl);
+                let (k, entry) = self.map.get_index_mut(idx).expect("present");
                 let old = entry_size(k, entry);
-                let expired = entry.expire_at != 0 && entry.expire_at <= now;
+                let had_ttl = entry.has_ttl;
                 entry.value = value;
                 entry.accessed = self
                     .clock
                     .touch(entry.accessed, self.now_secs, &mut self.rng);
-                let expire_at = match ttl {
-                    Ttl::Clear => 0,
-                    Ttl::Keep if expired => 0,
-                    Ttl::Keep => entry.expire_at,
-                    Ttl::At(at) => at,
-                };
-                entry.expire_at = expire_at;
+                entry.has_ttl = expire_at != 0;
                 let new = entry_size(k, entry);
                 self.mem_used = (self.mem_used + new).saturating_sub(old);
-                self.track_expiring(idx, expire_at != 0);
+                if had_ttl || expire_at != 0 {
+                    self.track_expiring(idx, expire_at);
+                }
             }
             None => {
                 let expire_at = match ttl {
@@ -367,52 +448,79 @@ impl Db {
                 };
                 let entry = Entry {
                     value,
-                    expire_at,
                     accessed: self.clock.fresh(self.now_secs),
+                    has_ttl: expire_at != 0,
                 };
                 self.mem_used += entry_size(key, &entry);
                 let (idx, _) = self.map.insert_full(key.into(), entry);
-                self.track_expiring(idx, expire_at != 0);
+                self.track_expiring(idx, expire_at);
             }
+        }
+    }
+
+    /// The expiry time the key at `idx` gets from a write with `ttl`
+    /// (0: none); an expired TTL is not kept.
+    #[inline]
+    fn next_expire(&self, idx: usize, ttl: Ttl) -> u64 {
+        match ttl {
+            Ttl::Clear => 0,
+            Ttl::At(at) => at,
+            Ttl::Keep => match self.expire_of(idx) {
+                at if at > self.now_ms => at,
+                _ => 0,
+            },
         }
     }
 
     /// Overwrites a string value in place, reusing its buffer: the GET/SET
     /// hot path allocates nothing when a key is rewritten.
+    /// Written as SET writes (OBJECT ENCODING int/embstr/raw by content).
+    #[inline]
     pub fn set_string(&mut self, key: &[u8], bytes: &[u8], ttl: Ttl) {
-        let now = self.now_ms;
-        if let Some((idx, _, entry)) = self.map.get_full_mut(key)
-            && let Value::Str(s) = &mut entry.value
+        self.set_string_encoded(key, bytes, ttl, StrEncoding::Auto);
+    }
+
+    /// `set_string` with the encoding the writing command gives it.
+    pub fn set_string_encoded(&mut self, key: &[u8], bytes: &[u8], ttl: Ttl, enc: StrEncoding) {
+        if let Some(idx) = self.map.get_index_of(key)
+            && matches!(self.map[idx].value, Value::Str(_))
         {
-            let old_len = s.len();
-            s.clear();
-            s.extend_from_slice(bytes);
+            let expire_at = self.next_expire(idx, ttl);
+            let entry = &mut self.map[idx];
+            let Value::Str(s) = &mut entry.value else {
+                unreachable!("checked above")
+            };
+            let old = str_size(s);
+            s.assign(bytes, enc);
+            let new = str_size(s);
             entry.accessed = self
                 .clock
                 .touch(entry.accessed, self.now_secs, &mut self.rng);
-            let had_ttl = entry.expire_at != 0;
-            let live_ttl = had_ttl && entry.expire_at > now;
-            entry.expire_at = match ttl {
-                Ttl::Clear => 0,
-                Ttl::Keep if live_ttl => entry.expire_at,
-                Ttl::Keep => 0,
-                Ttl::At(at) => at,
-            };
-            let has_ttl = entry.expire_at != 0;
+            let had_ttl = entry.has_ttl;
+            entry.has_ttl = expire_at != 0;
             let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
-            self.mem_used = (self.mem_used + bytes.len() + ttl_cost(has_ttl))
-                .saturating_sub(old_len + ttl_cost(had_ttl));
+            self.mem_used = (self.mem_used + new + ttl_cost(expire_at != 0))
+                .saturating_sub(old + ttl_cost(had_ttl));
             self.hot.touch(key);
             touch_watched(&mut self.watched, key);
-            self.track_expiring(idx, has_ttl);
+            if had_ttl || expire_at != 0 {
+                self.track_expiring(idx, expire_at);
+            }
             return;
         }
-        self.set(key, Value::Str(bytes.to_vec()), ttl);
+        self.set(key, Value::Str(StrValue::with_encoding(bytes, enc)), ttl);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let idx = self.map.get_index_of(key)?;
         Some(self.remove_at(idx))
+    }
+
+    /// `remove`, with the expiry time the key had (0: none).
+    pub fn remove_with_expire(&mut self, key: &[u8]) -> Option<(Entry, u64)> {
+        let idx = self.map.get_index_of(key)?;
+        let at = self.expire_of(idx);
+        Some((self.remove_at(idx), at))
     }
 
     fn remove_at(&mut self, idx: usize) -> Entry {
@@ -431,12 +539,15 @@ impl Db {
             .expect("index of a present key");
         self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k, &entry));
         touch_watched(&mut self.watched, &k);
-        if entry.expire_at != 0 {
+        if entry.has_ttl {
             self.expiring.swap_remove(&idx);
         }
         // swap_remove moved the last entry into `idx`.
-        if idx != last && self.expiring.swap_remove(&last) {
-            self.expiring.insert(idx);
+        if idx != last
+            && self.map[idx].has_ttl
+            && let Some(at) = self.expiring.swap_remove(&last)
+        {
+            self.expiring.insert(idx, at);
         }
         entry
     }
@@ -475,20 +586,23 @@ impl Db {
         };
         touch_watched(&mut self.watched, key);
         let entry = &mut self.map[idx];
-        let had = entry.expire_at != 0;
-        entry.expire_at = expire_at;
+        let had = entry.has_ttl;
+        entry.has_ttl = expire_at != 0;
         match (had, expire_at != 0) {
             (false, true) => self.mem_used += cost::EXPIRE,
             (true, false) => self.mem_used = self.mem_used.saturating_sub(cost::EXPIRE),
             _ => {}
         }
-        self.track_expiring(idx, expire_at != 0);
+        self.track_expiring(idx, expire_at);
         true
     }
 
-    fn track_expiring(&mut self, idx: usize, has_ttl: bool) {
-        if has_ttl {
-            self.expiring.insert(idx);
+    /// Records the expiry time of the entry at `idx` (0: none); its
+    /// `has_ttl` flag is already set accordingly.
+    #[inline]
+    fn track_expiring(&mut self, idx: usize, expire_at: u64) {
+        if expire_at != 0 {
+            self.expiring.insert(idx, expire_at);
         } else {
             self.expiring.swap_remove(&idx);
         }
@@ -522,7 +636,7 @@ impl Db {
         }
         self.touch_watched_present();
         let map = std::mem::replace(&mut self.map, IndexMap::with_hasher(Hasher::new()));
-        let ttls = std::mem::replace(&mut self.expiring, IndexSet::with_hasher(Hasher::new()));
+        let ttls = std::mem::replace(&mut self.expiring, IndexMap::with_hasher(Hasher::new()));
         self.lazy.push_table(map, ttls);
     }
 
@@ -599,8 +713,8 @@ impl Db {
                     break;
                 }
                 let pick = self.random_index(self.expiring.len());
-                let idx = *self.expiring.get_index(pick).expect("sampled in range");
-                if self.map[idx].expire_at <= self.now_ms {
+                let (&idx, &at) = self.expiring.get_index(pick).expect("sampled in range");
+                if at <= self.now_ms {
                     self.expire_at_index(idx);
                     expired_in_round += 1;
                 }
@@ -647,8 +761,9 @@ impl Db {
         self.map.get_index(idx)
     }
 
-    pub fn is_live(&self, entry: &Entry) -> bool {
-        !self.is_expired(entry)
+    /// Whether the entry at map position `idx` has not expired.
+    pub fn is_live_at(&self, idx: usize) -> bool {
+        !self.is_expired_at(idx)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
@@ -677,8 +792,8 @@ impl Db {
         let mut total = 0u64;
         for _ in 0..samples {
             let pick = self.random_index(n);
-            let idx = self.expiring[pick];
-            total += self.map[idx].expire_at.saturating_sub(self.now_ms);
+            let (_, &at) = self.expiring.get_index(pick).expect("sampled in range");
+            total += at.saturating_sub(self.now_ms);
         }
         total / samples as u64
     }
@@ -700,7 +815,7 @@ mod tests {
             match i % 5 {
                 0 => db.set(
                     key.as_bytes(),
-                    Value::Str(vec![b'x'; i as usize]),
+                    Value::Str(vec![b'x'; i as usize].into()),
                     Ttl::Clear,
                 ),
                 1 => db.set_string(key.as_bytes(), &vec![b'y'; (i / 2) as usize], Ttl::Keep),
@@ -712,7 +827,7 @@ mod tests {
                 }
                 _ => db.set(
                     key.as_bytes(),
-                    Value::Str(b"v".to_vec()),
+                    Value::Str(b"v".to_vec().into()),
                     Ttl::At(unix_ms() + 5000),
                 ),
             }
@@ -772,7 +887,7 @@ mod tests {
         db.set(b"l", big_list(5_000), Ttl::Clear);
         db.set(b"h", big_hash(3_000), Ttl::Clear);
         db.set(b"small", big_set(64), Ttl::Clear);
-        db.set(b"str", Value::Str(vec![b'x'; 1000]), Ttl::Clear);
+        db.set(b"str", Value::Str(vec![b'x'; 1000].into()), Ttl::Clear);
         let full = db.mem_used();
         let small_size = entry_size(b"small", db.peek(b"small").unwrap());
         for k in [&b"s"[..], b"l", b"h", b"small", b"str"] {
@@ -840,7 +955,11 @@ mod tests {
             } else {
                 Ttl::Clear
             };
-            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 10]), ttl);
+            db.set(
+                format!("k{i}").as_bytes(),
+                Value::Str(vec![b'v'; 10].into()),
+                ttl,
+            );
         }
         db.set(b"big", big_list(3_000), Ttl::Clear);
         let w = db.watch(b"k1");
@@ -850,7 +969,7 @@ mod tests {
         assert!(!db.watch_intact(b"k1", w));
         assert_eq!(db.mem_used(), full, "counted until freed");
         assert_eq!(db.lazyfree_pending_objects(), 5_001);
-        db.set(b"k1", Value::Str(b"new".to_vec()), Ttl::Clear);
+        db.set(b"k1", Value::Str(b"new".to_vec().into()), Ttl::Clear);
         drain(&mut db, 512);
         assert_eq!(db.lazyfree_pending_objects(), 0);
         assert_eq!(db.lazyfreed_objects(), 5_001);
@@ -872,12 +991,101 @@ mod tests {
         assert_eq!(db.mem_used(), 0);
     }
 
+    #[derive(Debug, Clone)]
+    enum TtlOp {
+        Set(u8, Option<u64>),
+        SetString(u8, usize, bool),
+        Expire(u8, u64),
+        Persist(u8),
+        Remove(u8),
+        Unlink(u8),
+    }
+
+    fn ttl_op() -> impl proptest::strategy::Strategy<Value = TtlOp> {
+        use proptest::prelude::*;
+        let at = 1u64..1000;
+        prop_oneof![
+            (any::<u8>(), proptest::option::of(at.clone())).prop_map(|(k, t)| TtlOp::Set(k, t)),
+            (any::<u8>(), 0usize..60, any::<bool>())
+                .prop_map(|(k, n, keep)| TtlOp::SetString(k, n, keep)),
+            (any::<u8>(), at).prop_map(|(k, t)| TtlOp::Expire(k, t)),
+            any::<u8>().prop_map(TtlOp::Persist),
+            any::<u8>().prop_map(TtlOp::Remove),
+            any::<u8>().prop_map(TtlOp::Unlink),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The TTLs kept apart from the entries (`expiring`, `has_ttl`)
+        /// follow every write and every swap_remove, against a plain map
+        /// of key → TTL; the accounting matches a full recount.
+        #[test]
+        fn ttls_follow_the_keys_they_belong_to(
+            ops in proptest::collection::vec(ttl_op(), 1..120)
+        ) {
+            let mut db = db();
+            // Far in the future: nothing expires during the test.
+            let base = unix_ms() + 1_000_000_000;
+            let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+            // Keys on both sides of `Key::INLINE`.
+            let key = |k: u8| {
+                if k.is_multiple_of(2) { format!("k{k}") } else { format!("a-longer-key-{k:03}") }.into_bytes()
+            };
+            for op in ops {
+                match op {
+                    TtlOp::Set(k, t) => {
+                        let ttl = t.map_or(Ttl::Clear, |t| Ttl::At(base + t));
+                        db.set(&key(k), Value::Str(StrValue::new(b"v")), ttl);
+                        model.insert(key(k), t.map_or(0, |t| base + t));
+                    }
+                    TtlOp::SetString(k, n, keep) => {
+                        let ttl = if keep { Ttl::Keep } else { Ttl::Clear };
+                        db.set_string(&key(k), &vec![b'x'; n], ttl);
+                        let old = model.get(&key(k)).copied().unwrap_or(0);
+                        model.insert(key(k), if keep { old } else { 0 });
+                    }
+                    TtlOp::Expire(k, t) => {
+                        let done = db.set_expire(&key(k), base + t);
+                        proptest::prop_assert_eq!(done, model.contains_key(&key(k)));
+                        if done {
+                            model.insert(key(k), base + t);
+                        }
+                    }
+                    TtlOp::Persist(k) => {
+                        db.set_expire(&key(k), 0);
+                        if let Some(at) = model.get_mut(&key(k)) {
+                            *at = 0;
+                        }
+                    }
+                    TtlOp::Remove(k) => {
+                        let had = db.remove_with_expire(&key(k)).map(|(_, at)| at);
+                        proptest::prop_assert_eq!(had, model.remove(&key(k)));
+                    }
+                    TtlOp::Unlink(k) => {
+                        proptest::prop_assert_eq!(db.unlink(&key(k)), model.remove(&key(k)).is_some());
+                    }
+                }
+                proptest::prop_assert_eq!(db.len(), model.len());
+                proptest::prop_assert_eq!(
+                    db.expires_count(),
+                    model.values().filter(|&&at| at != 0).count()
+                );
+                for (k, &at) in &model {
+                    let (entry, got) = db.peek_with_expire(k).expect("present");
+                    proptest::prop_assert_eq!(entry.has_ttl(), at != 0);
+                    proptest::prop_assert_eq!(got, at);
+                }
+                proptest::prop_assert_eq!(db.mem_used(), db.mem_recomputed());
+            }
+        }
+    }
+
     #[test]
     fn expiring_index_follows_swap_remove() {
         let mut db = db();
-        db.set(b"a", Value::Str(b"1".to_vec()), Ttl::Clear);
-        db.set(b"b", Value::Str(b"1".to_vec()), Ttl::Clear);
-        db.set(b"c", Value::Str(b"1".to_vec()), Ttl::At(1));
+        db.set(b"a", Value::Str(b"1".to_vec().into()), Ttl::Clear);
+        db.set(b"b", Value::Str(b"1".to_vec().into()), Ttl::Clear);
+        db.set(b"c", Value::Str(b"1".to_vec().into()), Ttl::At(1));
         // Removing "a" moves "c" (last) into position 0.
         db.remove(b"a");
         assert_eq!(db.expires_count(), 1);
