@@ -503,7 +503,9 @@ mod tests {
         for i in 0..20 {
             let mut list = super::super::List::default();
             let limits = super::super::agg::Limits::default();
-            for _ in 0..1000 {
+            // Enough chunks (packed by 128) that lazy free queues the list
+            // rather than freeing it at once.
+            for _ in 0..10_000 {
                 list.push_back(&[b'x'; 100], &limits);
             }
             db.set(
