@@ -235,6 +235,25 @@ pub fn allocator_name() -> String {
     format!("jemalloc-{release}")
 }
 
+/// Turns jemalloc's background purge thread on or off (`jemalloc-bg-thread`,
+/// on by default as in Redis). Without it, pages freed while a shard is
+/// idle (the old copies of a key table that grew, a flushed keyspace) are
+/// returned to the kernel only by later allocation activity, so an idle
+/// server's RSS can stay tens of MB above what it holds; with it, one
+/// jemalloc thread returns them after `dirty_decay_ms`. It never touches a
+/// shard's data: it only madvises pages no one uses. False if jemalloc
+/// refused (a build without background threads).
+pub fn set_background_thread(on: bool) -> bool {
+    // SAFETY: "background_thread" is a bool mallctl.
+    unsafe { raw::write(b"background_thread\0", on) }.is_ok()
+}
+
+/// Whether jemalloc's background purge thread is on.
+pub fn background_thread() -> bool {
+    // SAFETY: "background_thread" is a bool mallctl.
+    unsafe { raw::read::<bool>(b"background_thread\0") }.unwrap_or(false)
+}
+
 /// Returns the dirty pages of every arena to the kernel at once (MEMORY
 /// PURGE). The cost grows with what is dirty (a `madvise` over it: ~0.3 s
 /// after a 1 GB FLUSHALL), so callers on a shard run it off the core.

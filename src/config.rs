@@ -48,6 +48,9 @@ pub struct Config {
     /// Redis' protected mode: with no password, only loopback clients may
     /// connect.
     pub protected_mode: bool,
+    /// jemalloc's background purge thread (`jemalloc-bg-thread`, Redis'
+    /// name and default).
+    pub jemalloc_bg_thread: bool,
     /// Most client connections at once over all shards (Redis'
     /// `maxclients`); lowered at start to what the open-files limit allows.
     pub maxclients: u64,
@@ -314,6 +317,7 @@ impl Default for Config {
             metrics_request_timeout: 30,
             requirepass: String::new(),
             protected_mode: true,
+            jemalloc_bg_thread: true,
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             list_max_listpack_size: -2,
@@ -404,6 +408,9 @@ pub struct Cli {
     /// With no password, accept only loopback clients (yes|no; default yes).
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     pub protected_mode: Option<bool>,
+    /// jemalloc's background thread returns freed pages to the kernel (yes|no; default yes).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub jemalloc_bg_thread: Option<bool>,
     /// A hash stays packed up to this many fields (default 512).
     #[arg(long, alias = "hash-max-ziplist-entries")]
     pub hash_max_listpack_entries: Option<u64>,
@@ -486,6 +493,7 @@ struct FileConfig {
     metrics_request_timeout: Option<u64>,
     requirepass: Option<String>,
     protected_mode: Option<bool>,
+    jemalloc_bg_thread: Option<bool>,
     hash_max_listpack_entries: Option<u64>,
     hash_max_listpack_value: Option<u64>,
     list_max_listpack_size: Option<i64>,
@@ -552,6 +560,7 @@ impl Config {
         }
         layer!(requirepass);
         layer!(protected_mode);
+        layer!(jemalloc_bg_thread);
         layer!(hash_max_listpack_entries);
         layer!(hash_max_listpack_value);
         layer!(list_max_listpack_size);

@@ -22,6 +22,8 @@ enum Knob {
     HotkeysDecayMs,
     HotkeysTopK,
     LazyUserDel,
+    /// `jemalloc-bg-thread`: yes or no; process-wide (src/alloc.rs).
+    JemallocBgThread,
     LazyUserFlush,
     MaxClients,
     OutputBufferLimit,
@@ -88,6 +90,7 @@ impl Knob {
             | Knob::ProtectedMode
             | Knob::LazyUserDel
             | Knob::LazyUserFlush
+            | Knob::JemallocBgThread
             | Knob::MaxMemory
             | Knob::MaxMemoryPolicy => (0, 0),
         }
@@ -98,7 +101,10 @@ impl Knob {
     fn parse(self, shard: &Shard, raw: &[u8]) -> Result<Setting, String> {
         match self {
             Knob::RequirePass => return Ok(Setting::Bytes(raw.to_vec())),
-            Knob::ProtectedMode | Knob::LazyUserDel | Knob::LazyUserFlush => {
+            Knob::ProtectedMode
+            | Knob::LazyUserDel
+            | Knob::LazyUserFlush
+            | Knob::JemallocBgThread => {
                 return match raw.to_ascii_lowercase().as_slice() {
                     b"yes" => Ok(Setting::Flag(true)),
                     b"no" => Ok(Setting::Flag(false)),
@@ -180,6 +186,10 @@ impl Knob {
                 let on = *on;
                 return match self {
                     Knob::LazyUserDel => shard.db().lazy_user_del = on,
+                    // Process-wide: every shard setting it is harmless.
+                    Knob::JemallocBgThread => {
+                        crate::alloc::set_background_thread(on);
+                    }
                     Knob::LazyUserFlush => shard.db().lazy_user_flush = on,
                     _ => shard.auth().set_protected_mode(on),
                 };
@@ -216,6 +226,7 @@ impl Knob {
             | Knob::ProtectedMode
             | Knob::LazyUserDel
             | Knob::LazyUserFlush
+            | Knob::JemallocBgThread
             | Knob::MaxMemory
             | Knob::MaxMemoryPolicy
             | Knob::MaxMemorySamples
@@ -299,6 +310,7 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     // Redis 7 names and defaults: DEL and FLUSHALL/FLUSHDB without a mode
     // free synchronously unless these say otherwise.
     ("lazyfree-lazy-user-del", Some(Knob::LazyUserDel)),
+    ("jemalloc-bg-thread", Some(Knob::JemallocBgThread)),
     ("lazyfree-lazy-user-flush", Some(Knob::LazyUserFlush)),
 ];
 
@@ -361,6 +373,7 @@ fn value(shard: &Shard, name: &str) -> String {
         // run CONFIG (it could set a new one anyway).
         "requirepass" => shard.auth().password_lossy(),
         "protected-mode" => yes_no(shard.auth().protected_mode()),
+        "jemalloc-bg-thread" => yes_no(crate::alloc::background_thread()),
         "lazyfree-lazy-user-del" => yes_no(shard.db().lazy_user_del),
         "lazyfree-lazy-user-flush" => yes_no(shard.db().lazy_user_flush),
         _ => String::new(),

@@ -493,7 +493,11 @@ mod tests {
             } else {
                 Ttl::Clear
             };
-            db.set(format!("k{i}").as_bytes(), Value::Str(vec![b'v'; 100].into()), t);
+            db.set(
+                format!("k{i}").as_bytes(),
+                Value::Str(vec![b'v'; 100].into()),
+                t,
+            );
         }
     }
 
