@@ -53,7 +53,8 @@ def stop(proc):
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            # A server holding millions of keys may take a while to exit.
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()

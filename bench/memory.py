@@ -51,35 +51,9 @@ PER_KEY = 100  # elements per hash, list, set and sorted set
 BATCH = 1000  # items per pipelined batch (commands for strings)
 TIMEOUT = 60  # seconds any one socket operation may take
 
-running = {}  # pid -> Popen
-
-
-def stop(proc):
-    """Stops one server by its pid and waits for it."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    running.pop(proc.pid, None)
-
-
-def stop_all():
-    for proc in list(running.values()):
-        stop(proc)
-
-
-def on_signal(signum, _frame):
-    stop_all()
-    sys.exit(128 + signum)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Server processes and their clean stop: the same helpers as compare.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import free_port, on_signal, running, stop, stop_all  # noqa: E402
 
 
 def resp(*args):

@@ -376,18 +376,23 @@ mod tests {
         assert_eq!(db.mem_used(), db.mem_recomputed());
     }
 
+    /// HSET h f0 v0 … f{n-1} v{n-1}.
+    fn hset_fields(db: &mut Db, n: usize) {
+        let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
+        for i in 0..n {
+            parts.push(format!("f{i}").into_bytes());
+            parts.push(format!("v{i}").into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        run(db, hset, &refs);
+    }
+
     #[test]
     fn hscan_walks_positions_and_filters() {
         let mut db = db();
         // A table (a packed hash answers in one page, tested below).
         db.limits.hash_max_entries = 10;
-        let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
-        for i in 0..25 {
-            parts.push(format!("f{i}").into_bytes());
-            parts.push(format!("v{i}").into_bytes());
-        }
-        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        run(&mut db, hset, &refs);
+        hset_fields(&mut db, 25);
         let page = text(run(
             &mut db,
             hscan,
@@ -440,13 +445,7 @@ mod tests {
     #[test]
     fn hscan_of_a_packed_hash_is_one_page_with_cursor_0() {
         let mut db = db();
-        let mut parts: Vec<Vec<u8>> = vec![b"hset".to_vec(), b"h".to_vec()];
-        for i in 0..25 {
-            parts.push(format!("f{i}").into_bytes());
-            parts.push(format!("v{i}").into_bytes());
-        }
-        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        run(&mut db, hset, &refs);
+        hset_fields(&mut db, 25);
         let page = text(run(
             &mut db,
             hscan,
