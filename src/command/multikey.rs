@@ -622,17 +622,15 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     };
     let home = shard.owner(&first);
     let copied = atomic
-        .on(home, move |s: &Shard| {
-            match s.db().peek(&first) {
-                Some(Entry {
-                    value: Value::Set(set),
-                    ..
-                }) => set
-                    .iter()
-                    .map(|m| Box::from(&*m))
-                    .collect::<Vec<Box<[u8]>>>(),
-                _ => Vec::new(),
-            }
+        .on(home, move |s: &Shard| match s.db().peek(&first) {
+            Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) => set
+                .iter()
+                .map(|m| Box::from(&*m))
+                .collect::<Vec<Box<[u8]>>>(),
+            _ => Vec::new(),
         })
         .await;
     let Some(mut candidates) = copied else {

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use hdrhistogram::Histogram;
 
-use super::slots::NUM_SLOTS;
+use super::slots::{NUM_SLOTS, Slot};
 
 /// Values are nanoseconds, kept to 3 significant digits from 1 ns up, so
 /// microsecond-scale commands keep their precision.
@@ -26,12 +26,20 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
 }
 
-#[derive(Default)]
 pub struct CommandHistograms {
     /// Latencies recorded since the last hand-over, allocated (or taken
     /// from `spares`) the first time a slot records.
     current: RefCell<[Option<LatencyHistogram>; NUM_SLOTS]>,
     spares: RefCell<Vec<LatencyHistogram>>,
+}
+
+impl Default for CommandHistograms {
+    fn default() -> Self {
+        CommandHistograms {
+            current: RefCell::new(std::array::from_fn(|_| None)),
+            spares: RefCell::default(),
+        }
+    }
 }
 
 impl CommandHistograms {
@@ -49,13 +57,13 @@ impl CommandHistograms {
     }
 
     /// Hands over this interval's non-empty histograms.
-    pub fn take_interval(&self) -> Vec<(u8, LatencyHistogram)> {
+    pub fn take_interval(&self) -> Vec<(Slot, LatencyHistogram)> {
         let mut current = self.current.borrow_mut();
         current
             .iter_mut()
             .enumerate()
             .filter(|(_, h)| h.as_ref().is_some_and(|h| !h.is_empty()))
-            .filter_map(|(slot, h)| h.take().map(|h| (slot as u8, h)))
+            .filter_map(|(slot, h)| h.take().map(|h| (slot as Slot, h)))
             .collect()
     }
 
@@ -78,7 +86,7 @@ pub struct LatencyTotals {
 impl LatencyTotals {
     /// Adds one shard's interval histograms and returns them cleared, ready
     /// to go back to that shard.
-    pub fn absorb(&mut self, interval: Vec<(u8, LatencyHistogram)>) -> Vec<LatencyHistogram> {
+    pub fn absorb(&mut self, interval: Vec<(Slot, LatencyHistogram)>) -> Vec<LatencyHistogram> {
         self.add(&interval);
         interval
             .into_iter()
@@ -90,7 +98,7 @@ impl LatencyTotals {
     }
 
     /// Adds interval histograms without taking them.
-    pub fn add(&mut self, interval: &[(u8, LatencyHistogram)]) {
+    pub fn add(&mut self, interval: &[(Slot, LatencyHistogram)]) {
         if self.slots.is_empty() {
             self.slots = (0..NUM_SLOTS).map(|_| None).collect();
         }

@@ -24,8 +24,8 @@
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
 
-pub mod evict;
 pub mod agg;
+pub mod evict;
 pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
