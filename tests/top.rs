@@ -39,7 +39,8 @@ fn output_within(mut child: Child, limit: Duration) -> Output {
     );
 }
 
-/// Keeps a skewed workload running (one hot key read 20 times per round)
+/// Keeps a skewed workload running (one hot key read 20 times per round,
+/// plus a STRLEN and a CONFIG GET)
 /// until dropped, at most 30 s.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -64,6 +65,10 @@ impl Load {
                     .arg("v")
                     .ignore();
                 pipe.cmd("INCR").arg("counter").ignore();
+                // A command outside the seed's 32 slots and a subcommand:
+                // each has a row of its own since issue 13.
+                pipe.cmd("STRLEN").arg("hot:key").ignore();
+                pipe.cmd("CONFIG").arg("GET").arg("maxmemory").ignore();
                 pipe.query::<()>(&mut con).unwrap();
                 rounds += 1;
             }
@@ -208,7 +213,7 @@ fn plain_output_shows_rates_latency_shards_and_the_hot_key() {
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(dbsize, 502);
     for block in &blocks {
-        for cmd in ["get", "set", "incr"] {
+        for cmd in ["get", "set", "incr", "strlen", "config|get"] {
             let row = block
                 .commands
                 .get(cmd)

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::command::server::{KORA_VERSION, REDIS_VERSION};
-use crate::command::{NUM_SLOTS, SLOT_NAMES};
+use crate::command::table::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, lookup, slot_name};
 use crate::metrics::ShardSnapshot;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::metrics::view::{LE_BOUNDS_SECONDS, MetricsView};
@@ -17,13 +17,38 @@ fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
+/// The slots `/metrics` exports, with their `cmd` label: the hot set
+/// ([`HOT_NAMES`]) always, zeros included (a series that appeared only with
+/// its first command would hide that first burst from rate() and
+/// increase(), which need two samples), and any other command or
+/// subcommand (`config|set`) from its first call, so idle commands add no
+/// series. Counters never go back to zero, so a series never disappears.
+fn exported_slots(view: &MetricsView) -> Vec<(usize, &'static str)> {
+    let m = &view.merged;
+    let mut hot = [false; NUM_SLOTS];
+    for name in HOT_NAMES {
+        let slot = lookup(name.as_bytes()).map_or(SLOT_OTHER, |s| s.slot);
+        hot[slot as usize] = true;
+    }
+    let mut used: Vec<(usize, &'static str)> = (0..NUM_SLOTS)
+        .filter(|&slot| hot[slot] || m.calls[slot] > 0 || view.latency(slot).is_some())
+        .filter_map(|slot| Some((slot, slot_name(slot)?)))
+        .collect();
+    // The hot set first, in its usual order; then the rest by name.
+    let rank = |name: &str| {
+        HOT_NAMES
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or(usize::MAX)
+    };
+    used.sort_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(a.1.cmp(b.1)));
+    used
+}
+
 pub fn render(view: &MetricsView) -> String {
     let m = &view.merged;
     let mut out = String::with_capacity(16 * 1024);
-    // Every slot is exported from the start, zeros included: a series that
-    // appears only with its first command would hide that first burst from
-    // rate() and increase(), which need two samples.
-    let used = 0..NUM_SLOTS;
+    let used = exported_slots(view);
 
     family(
         &mut out,
@@ -31,11 +56,11 @@ pub fn render(view: &MetricsView) -> String {
         "counter",
         "Commands processed, by command.",
     );
-    for slot in used.clone() {
+    for &(slot, name) in &used {
         let _ = writeln!(
             out,
-            "kora_commands_total{{cmd=\"{}\"}} {}",
-            SLOT_NAMES[slot], m.calls[slot]
+            "kora_commands_total{{cmd=\"{name}\"}} {}",
+            m.calls[slot]
         );
     }
 
@@ -45,11 +70,11 @@ pub fn render(view: &MetricsView) -> String {
         "counter",
         "Commands answered with an error, by command.",
     );
-    for slot in used {
+    for &(slot, name) in &used {
         let _ = writeln!(
             out,
-            "kora_command_failed_total{{cmd=\"{}\"}} {}",
-            SLOT_NAMES[slot], m.failed[slot]
+            "kora_command_failed_total{{cmd=\"{name}\"}} {}",
+            m.failed[slot]
         );
     }
 
@@ -70,7 +95,7 @@ pub fn render(view: &MetricsView) -> String {
         "Command latency from dispatch to reply ready on the client's core, by command.",
     );
     let no_buckets = [0u64; LE_BOUNDS_SECONDS.len()];
-    for (slot, name) in SLOT_NAMES.iter().enumerate() {
+    for &(slot, name) in &used {
         let lat = view.latency.iter().find(|l| l.slot as usize == slot);
         let (buckets, count) = match lat {
             Some(l) => (&l.le_cumulative[..], l.count),

@@ -53,6 +53,64 @@ enum Knob {
     SetMaxEntries,
     /// `set-max-listpack-value` (Redis 7.2): a memory value.
     SetMaxValue,
+    /// `save`: Redis' snapshot schedule ("" or "<seconds> <changes>"
+    /// pairs). Kora has no persistence: stored and reported only.
+    Save,
+    /// `appendonly`: only `no` (Kora has no append-only file).
+    AppendOnly,
+    /// `appendfsync`: always, everysec or no; stored and reported only.
+    AppendFsync,
+    /// `timeout`: stored and reported; Kora does not close idle clients.
+    Timeout,
+    /// `tcp-keepalive`: stored and reported; Kora keeps the OS default.
+    TcpKeepalive,
+}
+
+/// Values of the parameters Kora accepts so that tools that set them at
+/// start keep working, but does not act on (`Knob::is_stored`): one copy
+/// for the process, read and written only by CONFIG, never on the data
+/// path. Defaults are what CONFIG GET showed before they were settable.
+static STORED: std::sync::Mutex<Vec<(&str, String)>> = std::sync::Mutex::new(Vec::new());
+
+const STORED_DEFAULTS: [(&str, &str); 4] = [
+    ("save", ""),
+    ("appendfsync", "everysec"),
+    ("timeout", "0"),
+    ("tcp-keepalive", "300"),
+];
+
+fn stored(name: &str) -> String {
+    let values = STORED.lock().unwrap_or_else(|e| e.into_inner());
+    values
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            STORED_DEFAULTS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn store(name: &'static str, value: &str) {
+    let mut values = STORED.lock().unwrap_or_else(|e| e.into_inner());
+    values.retain(|(n, _)| *n != name);
+    values.push((name, value.to_string()));
+}
+
+/// Redis' check of a `save` value: "" or pairs of non-negative integers
+/// separated by single spaces.
+fn valid_save(text: &str) -> bool {
+    if text.is_empty() {
+        return true;
+    }
+    let parts: Vec<&str> = text.split(' ').collect();
+    parts.len().is_multiple_of(2)
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<i64>().is_ok()
+        })
 }
 
 /// A validated value for a knob, ready to apply on every shard.
@@ -64,6 +122,8 @@ enum Setting {
     Flag(bool),
     Memory(u64),
     Policy(Policy),
+    /// A stored-only parameter's value, normalised as CONFIG GET shows it.
+    Text(String),
 }
 
 impl Knob {
@@ -84,6 +144,7 @@ impl Knob {
             | Knob::SetMaxEntries
             | Knob::SetMaxValue => (0, i64::MAX),
             Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
+            Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
             | Knob::RequirePass
@@ -92,7 +153,10 @@ impl Knob {
             | Knob::LazyUserFlush
             | Knob::JemallocBgThread
             | Knob::MaxMemory
-            | Knob::MaxMemoryPolicy => (0, 0),
+            | Knob::MaxMemoryPolicy
+            | Knob::Save
+            | Knob::AppendOnly
+            | Knob::AppendFsync => (0, 0),
         }
     }
 
@@ -122,6 +186,34 @@ impl Knob {
                 return Policy::parse(raw)
                     .map(Setting::Policy)
                     .ok_or_else(|| POLICY_ERROR.into());
+            }
+            Knob::Save => {
+                return std::str::from_utf8(raw)
+                    .ok()
+                    .filter(|t| valid_save(t))
+                    .map(|t| Setting::Text(t.to_string()))
+                    .ok_or_else(|| "Invalid save parameters".into());
+            }
+            Knob::AppendOnly => {
+                return match raw.to_ascii_lowercase().as_slice() {
+                    b"no" => Ok(Setting::Text("no".into())),
+                    b"yes" => Err(
+                        "Kora has no append-only file (no persistence): only 'no' is accepted"
+                            .into(),
+                    ),
+                    _ => Err("argument must be 'yes' or 'no'".into()),
+                };
+            }
+            Knob::AppendFsync => {
+                let lower = raw.to_ascii_lowercase();
+                return match lower.as_slice() {
+                    b"everysec" | b"always" | b"no" => {
+                        Ok(Setting::Text(String::from_utf8_lossy(&lower).into_owned()))
+                    }
+                    _ => {
+                        Err("argument(s) must be one of the following: everysec, always, no".into())
+                    }
+                };
             }
             _ => {}
         }
@@ -182,6 +274,15 @@ impl Knob {
             Setting::Int(v) => *v,
             Setting::OutputLimits(limits) => return shard.output_limits().set(*limits),
             Setting::Bytes(password) => return shard.auth().set_password(password),
+            // Not per shard: one process-wide copy (see `STORED`);
+            // appendonly accepts only `no`, which it already is.
+            Setting::Text(text) => {
+                return match self {
+                    Knob::Save => store("save", text),
+                    Knob::AppendFsync => store("appendfsync", text),
+                    _ => {}
+                };
+            }
             Setting::Flag(on) => {
                 let on = *on;
                 return match self {
@@ -232,7 +333,12 @@ impl Knob {
             | Knob::MaxMemorySamples
             | Knob::LfuLogFactor
             | Knob::LfuDecayTime
-            | Knob::EvictionTenacity => {}
+            | Knob::EvictionTenacity
+            | Knob::Save
+            | Knob::AppendOnly
+            | Knob::AppendFsync => {}
+            Knob::Timeout => store("timeout", &value.to_string()),
+            Knob::TcpKeepalive => store("tcp-keepalive", &value.to_string()),
         }
     }
 
@@ -262,9 +368,9 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("bind", None),
     ("port", None),
     ("databases", None),
-    ("save", None),
-    ("appendonly", None),
-    ("appendfsync", None),
+    ("save", Some(Knob::Save)),
+    ("appendonly", Some(Knob::AppendOnly)),
+    ("appendfsync", Some(Knob::AppendFsync)),
     ("maxmemory", Some(Knob::MaxMemory)),
     ("maxmemory-policy", Some(Knob::MaxMemoryPolicy)),
     ("maxmemory-samples", Some(Knob::MaxMemorySamples)),
@@ -274,8 +380,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("maxclients", Some(Knob::MaxClients)),
     ("client-output-buffer-limit", Some(Knob::OutputBufferLimit)),
     ("shutdown-timeout", None),
-    ("timeout", None),
-    ("tcp-keepalive", None),
+    ("timeout", Some(Knob::Timeout)),
+    ("tcp-keepalive", Some(Knob::TcpKeepalive)),
     ("proto-max-bulk-len", None),
     ("client-query-buffer-limit", None),
     ("io-threads", None),
@@ -327,9 +433,8 @@ fn value(shard: &Shard, name: &str) -> String {
         "bind" => c.bind.clone(),
         "port" => c.port.to_string(),
         "databases" => "1".into(),
-        "save" => String::new(),
+        "save" | "appendfsync" | "timeout" | "tcp-keepalive" => stored(name),
         "appendonly" => "no".into(),
-        "appendfsync" => "everysec".into(),
         "maxmemory" => shard.db().eviction().maxmemory.to_string(),
         "maxmemory-policy" => shard.db().eviction().policy.name().into(),
         "maxmemory-samples" => shard.db().eviction().samples.to_string(),
@@ -341,8 +446,6 @@ fn value(shard: &Shard, name: &str) -> String {
         "shutdown-timeout" => c.shutdown_timeout.to_string(),
         "metrics-max-connections" => c.metrics_max_connections.to_string(),
         "metrics-request-timeout" => c.metrics_request_timeout.to_string(),
-        "timeout" => "0".into(),
-        "tcp-keepalive" => "300".into(),
         "proto-max-bulk-len" => crate::protocol::parser::MAX_BULK_LEN.to_string(),
         "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
         "io-threads" | "workers" => c.workers.to_string(),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::table::{NUM_SLOTS, SLOT_NAMES};
+use super::table::{NUM_SLOTS, slot_name, slots_named};
 use super::{Args, help_reply, unknown_subcommand};
 use crate::coord::Shard;
 use crate::metrics::latency_monitor::{EventSeries, merge_events};
@@ -103,12 +103,12 @@ async fn events(shard: &Shard) -> Vec<(&'static str, EventSeries)> {
 
 async fn histogram(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let view = shard.metrics_view().await;
+    // Names as Redis reads them: `get`, `config|set`, or a container
+    // (`config`) for each of its subcommands; repeats are not merged.
     let wanted: Vec<usize> = if args.len() > 2 {
         args.iter_from(2)
-            .filter_map(|name| {
-                let name = String::from_utf8_lossy(name).to_lowercase();
-                SLOT_NAMES.iter().position(|s| *s == name)
-            })
+            .flat_map(slots_named)
+            .map(usize::from)
             .collect()
     } else {
         (0..NUM_SLOTS).collect()
@@ -116,13 +116,14 @@ async fn histogram(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let present: Vec<usize> = wanted
         .into_iter()
         .filter(|&s| view.latency(s).is_some_and(|l| l.count > 0))
+        .filter(|&s| slot_name(s).is_some())
         .collect();
     out.array(present.len() * 2);
     for slot in present {
         let buckets = view
             .latency(slot)
             .map_or(&[][..], |l| &l.power_of_two_us[..]);
-        out.bulk(SLOT_NAMES[slot].as_bytes());
+        out.bulk(slot_name(slot).unwrap_or("other").as_bytes());
         out.array(4);
         out.bulk(b"calls");
         out.int(view.latency(slot).map_or(0, |l| l.count) as i64);

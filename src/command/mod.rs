@@ -56,9 +56,11 @@
 //!   function: [`Conn::Local`] (answered without waiting, e.g.
 //!   `server::ping`) or [`Conn::Async`] (e.g. `server::dbsize`).
 //!
-//! The metric slot comes from the name: a name listed in
-//! [`SLOT_NAMES`] gets its own `cmd` label, any other counts as `other`.
-//! Adding a slot changes the `/metrics` contract; don't, unless asked.
+//! The metric slot is the row's index, assigned at compile time: every
+//! command gets its own `cmd` label, and a container listed in
+//! `table::CONTAINERS` one per subcommand (`config|set`). `/metrics`
+//! exports the [`HOT_NAMES`] from zero and any other command from its first
+//! call; unknown commands count as `other`.
 //!
 //! **2. The handler** ([`strings::strlen`]), a [`Handler`]: it gets the
 //! shard's `Db`, the arguments as slices of the request buffer, and
@@ -160,7 +162,7 @@ pub mod strings;
 pub mod table;
 pub mod transaction;
 
-pub use table::{CommandSpec, Conn, Kind, NUM_SLOTS, SLOT_NAMES, SLOT_OTHER, lookup};
+pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 
 use crate::protocol::parser::ArgRange;
 use crate::protocol::reply::{Resp, err};

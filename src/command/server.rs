@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::conn::{ClientState, Flow};
-use super::table::{self, NUM_SLOTS, SLOT_NAMES};
+use super::table::{self, NUM_SLOTS, slot_name};
 use super::{Args, auth, keys, wrong_arity};
 use crate::coord::Shard;
 use crate::metrics::MetricsView;
@@ -632,15 +632,17 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     }
     if wants("commandstats") {
         section(&mut s, "Commandstats");
-        for slot in (0..NUM_SLOTS).filter(|&i| snap.calls[i] > 0) {
+        for (slot, name) in (0..NUM_SLOTS)
+            .filter(|&i| snap.calls[i] > 0)
+            .filter_map(|i| Some((i, slot_name(i)?)))
+        {
             let usec = snap.nanos[slot] / 1000;
             // Redis' calls and failed_calls leave out rejected commands.
             let rejected = snap.rejected[slot];
             let calls = snap.calls[slot].saturating_sub(rejected);
             let _ = write!(
                 s,
-                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
-                SLOT_NAMES[slot],
+                "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
                 if calls == 0 {
                     0.0
                 } else {
@@ -660,12 +662,15 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     }
     if wants("latencystats") {
         section(&mut s, "Latencystats");
-        for lat in &view.latency {
+        for (lat, name) in view
+            .latency
+            .iter()
+            .filter_map(|l| Some((l, slot_name(l.slot as usize)?)))
+        {
             let [p50, _, p99, p999] = lat.quantiles_ns.map(|ns| ns as f64 / 1000.0);
             let _ = write!(
                 s,
-                "latency_percentiles_usec_{}:p50={p50:.3},p99={p99:.3},p99.9={p999:.3}\r\n",
-                SLOT_NAMES[lat.slot as usize],
+                "latency_percentiles_usec_{name}:p50={p50:.3},p99={p99:.3},p99.9={p999:.3}\r\n",
             );
         }
     }

@@ -1,6 +1,8 @@
 //! The command table: every command Kora knows, its arity, key positions,
 //! metrics slot and how it executes. This is the one place that names all
-//! commands.
+//! commands. A row's metrics slot is its index in [`COMMANDS`]; the
+//! subcommands Redis reports separately ([`CONTAINERS`]) take the slots
+//! after the rows; both are assigned at compile time ([`with_slots`]).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -9,18 +11,7 @@ use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
 };
 
-pub use crate::metrics::slots::{NUM_SLOTS, SLOT_NAMES, SLOT_OTHER};
-
-const fn slot(name: &str) -> u8 {
-    let mut i = 0;
-    while i < NUM_SLOTS {
-        if const_eq(SLOT_NAMES[i], name) {
-            return i as u8;
-        }
-        i += 1;
-    }
-    SLOT_OTHER
-}
+pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
 const fn has_flag(flags: &[&str], flag: &str) -> bool {
     let mut i = 0;
@@ -91,7 +82,13 @@ pub struct CommandSpec {
     /// arguments name no valid key range (the command's own checks then
     /// answer the error).
     pub movable: Option<KeyFinder>,
-    pub slot: u8,
+    /// Metrics slot: the row's index in [`COMMANDS`] (set by
+    /// [`with_slots`]; the `cmd!` macro leaves 0).
+    pub slot: Slot,
+    /// For a container (CONFIG, CLIENT…): its subcommands' metric names
+    /// (`config|set`), whose slots are `sub_base + index`; empty otherwise.
+    pub subs: &'static [&'static str],
+    pub sub_base: Slot,
     pub kind: Kind,
     /// Has the `denyoom` flag: refused with OOM on a shard over its
     /// memory budget that cannot evict (read from `flags` once, at compile
@@ -147,7 +144,9 @@ macro_rules! cmd {
             last_key: $last,
             key_step: $step,
             movable: None,
-            slot: slot($name),
+            slot: 0,
+            subs: &[],
+            sub_base: 0,
             kind: $kind,
             denyoom: has_flag($flags, "denyoom"),
         }
@@ -161,7 +160,9 @@ macro_rules! cmd {
             last_key: 0,
             key_step: 0,
             movable: Some($finder),
-            slot: slot($name),
+            slot: 0,
+            subs: &[],
+            sub_base: 0,
             kind: $kind,
             denyoom: has_flag($flags, "denyoom"),
         }
@@ -173,7 +174,7 @@ use Kind::{Conn as Run, Keyed};
 
 /// Key positions: (first, last, step) as in Redis' COMMAND reply; last -1
 /// means "to the end", (0, 0, 0) means no keys.
-pub static COMMANDS: &[CommandSpec] = &[
+pub static COMMANDS: &[CommandSpec] = &with_slots([
     // Strings
     cmd!("get", 2, RF, (1, 1, 1), Keyed(strings::get)),
     cmd!("set", -3, WD, (1, 1, 1), Keyed(strings::set)),
@@ -555,7 +556,226 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         Run(Local(server::scripting))
     ),
+]);
+
+/// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
+/// `cmdstat_config|set`…), per container, as redis-server 7.0.15's
+/// `COMMAND INFO` lists them (plus CLIENT SETINFO, Redis 7.2's, which
+/// Kora answers and client libraries send on connect). A container without
+/// a row in [`COMMANDS`] gets no slots. An unknown subcommand counts under
+/// `other` like an unknown command (Redis rejects both before choosing a
+/// command, so neither has a row of its own); the container's own slot
+/// counts only calls without a subcommand (wrong arity).
+pub static CONTAINERS: &[(&str, &[&str])] = &[
+    (
+        "config",
+        &[
+            "config|get",
+            "config|set",
+            "config|resetstat",
+            "config|rewrite",
+            "config|help",
+        ],
+    ),
+    (
+        "client",
+        &[
+            "client|caching",
+            "client|getname",
+            "client|getredir",
+            "client|help",
+            "client|id",
+            "client|info",
+            "client|kill",
+            "client|list",
+            "client|no-evict",
+            "client|pause",
+            "client|reply",
+            "client|setinfo",
+            "client|setname",
+            "client|tracking",
+            "client|trackinginfo",
+            "client|unblock",
+            "client|unpause",
+        ],
+    ),
+    (
+        "command",
+        &[
+            "command|count",
+            "command|docs",
+            "command|getkeys",
+            "command|getkeysandflags",
+            "command|help",
+            "command|info",
+            "command|list",
+        ],
+    ),
+    (
+        "latency",
+        &[
+            "latency|doctor",
+            "latency|graph",
+            "latency|help",
+            "latency|histogram",
+            "latency|history",
+            "latency|latest",
+            "latency|reset",
+        ],
+    ),
+    (
+        "slowlog",
+        &[
+            "slowlog|get",
+            "slowlog|help",
+            "slowlog|len",
+            "slowlog|reset",
+        ],
+    ),
+    (
+        "memory",
+        &[
+            "memory|doctor",
+            "memory|help",
+            "memory|malloc-stats",
+            "memory|purge",
+            "memory|stats",
+            "memory|usage",
+        ],
+    ),
+    (
+        "object",
+        &[
+            "object|encoding",
+            "object|freq",
+            "object|help",
+            "object|idletime",
+            "object|refcount",
+        ],
+    ),
+    (
+        "script",
+        &[
+            "script|debug",
+            "script|exists",
+            "script|flush",
+            "script|help",
+            "script|kill",
+            "script|load",
+        ],
+    ),
+    (
+        "function",
+        &[
+            "function|delete",
+            "function|dump",
+            "function|flush",
+            "function|help",
+            "function|kill",
+            "function|list",
+            "function|load",
+            "function|restore",
+            "function|stats",
+        ],
+    ),
 ];
+
+/// Gives every row its metrics slot (its index) and every container its
+/// subcommands' slots (after all rows), at compile time; fails the build
+/// when rows plus subcommands outgrow [`NUM_SLOTS`].
+const fn with_slots<const N: usize>(mut rows: [CommandSpec; N]) -> [CommandSpec; N] {
+    let mut next = N;
+    let mut i = 0;
+    while i < N {
+        rows[i].slot = i as Slot;
+        let mut c = 0;
+        while c < CONTAINERS.len() {
+            if const_eq(CONTAINERS[c].0, rows[i].name) {
+                rows[i].subs = CONTAINERS[c].1;
+                rows[i].sub_base = next as Slot;
+                next += CONTAINERS[c].1.len();
+            }
+            c += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        next <= SLOT_OTHER as usize,
+        "more commands and subcommands than metric slots: raise NUM_SLOTS"
+    );
+    rows
+}
+
+/// The metrics slot of a call: the row's, or for a container with a known
+/// subcommand that subcommand's. No allocation; a plain command pays one
+/// compare.
+#[inline]
+pub fn slot_of(spec: &CommandSpec, args: &crate::protocol::Args<'_>) -> Slot {
+    if spec.subs.is_empty() || args.len() < 2 {
+        spec.slot
+    } else {
+        sub_slot(spec, args.get(1))
+    }
+}
+
+/// The slot of `spec`'s subcommand `sub` (any case), or [`SLOT_OTHER`]
+/// when `sub` is not one of its subcommands.
+#[inline(never)]
+fn sub_slot(spec: &CommandSpec, sub: &[u8]) -> Slot {
+    let skip = spec.name.len() + 1;
+    spec.subs
+        .iter()
+        .position(|full| full.as_bytes()[skip..].eq_ignore_ascii_case(sub))
+        .map_or(SLOT_OTHER, |k| spec.sub_base + k as Slot)
+}
+
+/// The metric name of a slot (`get`, `config|set`, `other`), or None for
+/// a slot no command uses.
+pub fn slot_name(slot: usize) -> Option<&'static str> {
+    if let Some(spec) = COMMANDS.get(slot) {
+        return Some(spec.name);
+    }
+    if slot == SLOT_OTHER as usize {
+        return Some("other");
+    }
+    COMMANDS.iter().find_map(|spec| {
+        let k = slot.checked_sub(spec.sub_base as usize)?;
+        spec.subs.get(k).copied()
+    })
+}
+
+/// The slots a user's name stands for, as Redis' LATENCY HISTOGRAM reads
+/// it: a command (`get`), a subcommand (`config|set`, any case), or a
+/// container (`config`: each of its subcommands). Empty for unknown names.
+pub fn slots_named(name: &[u8]) -> Vec<Slot> {
+    let (cmd, sub) = match name.iter().position(|&b| b == b'|') {
+        Some(bar) => (&name[..bar], Some(&name[bar + 1..])),
+        None => (name, None),
+    };
+    let Some(spec) = lookup(cmd) else {
+        return Vec::new();
+    };
+    match sub {
+        Some(sub) => {
+            let slot = sub_slot(spec, sub);
+            if slot == SLOT_OTHER {
+                Vec::new()
+            } else {
+                vec![slot]
+            }
+        }
+        None if !spec.subs.is_empty() => (0..spec.subs.len())
+            .map(|k| spec.sub_base + k as Slot)
+            .collect(),
+        None => vec![spec.slot],
+    }
+}
+
+/// The slot of a command name (no subcommand); for callers that time a
+/// command outside the dispatcher (EXEC).
+pub fn slot_of_name(name: &str) -> Slot {
+    lookup(name.as_bytes()).map_or(SLOT_OTHER, |spec| spec.slot)
+}
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -591,12 +811,59 @@ mod tests {
     }
 
     #[test]
-    fn slots_cover_named_commands() {
-        assert_eq!(lookup(b"get").unwrap().slot, 0);
-        assert_eq!(SLOT_NAMES[lookup(b"hmget").unwrap().slot as usize], "hmget");
-        assert_eq!(lookup(b"append").unwrap().slot, SLOT_OTHER);
-        // flushall shares flushdb's slot? No: only names in SLOT_NAMES get one.
-        assert_eq!(lookup(b"flushall").unwrap().slot, SLOT_OTHER);
+    fn every_row_and_subcommand_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, spec) in COMMANDS.iter().enumerate() {
+            assert_eq!(spec.slot as usize, i, "{}", spec.name);
+            assert!(seen.insert(spec.slot), "{}", spec.name);
+            assert_eq!(slot_name(i), Some(spec.name));
+            for (k, full) in spec.subs.iter().enumerate() {
+                let slot = spec.sub_base + k as Slot;
+                assert!(seen.insert(slot), "{full}");
+                assert!((slot as usize) >= COMMANDS.len() && slot < SLOT_OTHER);
+                assert_eq!(slot_name(slot as usize), Some(*full));
+                assert!(full.starts_with(&format!("{}|", spec.name)), "{full}");
+                assert_eq!(slots_named(full.to_uppercase().as_bytes()), vec![slot]);
+            }
+        }
+        assert!(!seen.contains(&SLOT_OTHER));
+        assert_eq!(slot_name(SLOT_OTHER as usize), Some("other"));
+        // Every container listed has a row (a typo would lose its slots).
+        for (name, _) in CONTAINERS {
+            assert!(!lookup(name.as_bytes()).unwrap().subs.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn subcommands_resolve_without_the_container_slot_leaking() {
+        let slot_of_call = |argv: &[&[u8]]| {
+            let buf: Vec<u8> = argv.concat();
+            let mut at = 0;
+            let ranges: Vec<_> = argv
+                .iter()
+                .map(|a| {
+                    at += a.len();
+                    (at - a.len(), at)
+                })
+                .collect();
+            let args = crate::protocol::Args::new(&buf, &ranges);
+            slot_of(lookup(argv[0]).unwrap(), &args)
+        };
+        let config = lookup(b"config").unwrap();
+        let set = slots_named(b"config|set")[0];
+        assert_eq!(slot_name(set as usize), Some("config|set"));
+        assert_eq!(slot_of_call(&[b"CONFIG", b"SeT", b"x", b"y"]), set);
+        assert_eq!(slot_of_call(&[b"CONFIG", b"nosuch"]), SLOT_OTHER);
+        assert_eq!(slot_of_call(&[b"CONFIG"]), config.slot);
+        let get = lookup(b"get").unwrap();
+        assert_eq!(slot_of_call(&[b"GET", b"k"]), get.slot);
+        assert_eq!(slots_named(b"config").len(), 5);
+        assert_eq!(slots_named(b"GET"), vec![get.slot]);
+        assert!(slots_named(b"config|nosuch").is_empty());
+        assert!(slots_named(b"get|x").is_empty());
+        assert!(slots_named(b"nosuch").is_empty());
+        assert_eq!(slot_of_name("exec"), lookup(b"exec").unwrap().slot);
+        assert_ne!(slot_of_name("append"), SLOT_OTHER, "no more lumping");
     }
 
     #[test]
@@ -653,8 +920,8 @@ mod tests {
     }
 
     #[test]
-    fn every_slot_name_is_a_command_or_other() {
-        for name in &SLOT_NAMES[..NUM_SLOTS - 1] {
+    fn every_hot_name_is_a_command_or_other() {
+        for name in &HOT_NAMES[..HOT_NAMES.len() - 1] {
             assert!(lookup(name.as_bytes()).is_some(), "{name}");
         }
     }

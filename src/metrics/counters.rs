@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::errors::NUM_ERROR_KINDS;
-use super::slots::NUM_SLOTS;
+use super::slots::PerSlot;
 
 /// A monotonically increasing per-shard counter.
 #[derive(Default, Debug)]
@@ -47,13 +47,13 @@ impl Gauge {
 #[repr(align(64))]
 #[derive(Default, Debug)]
 pub struct ShardStats {
-    pub cmd_calls: [Counter; NUM_SLOTS],
-    pub cmd_nanos: [Counter; NUM_SLOTS],
+    pub cmd_calls: PerSlot<Counter>,
+    pub cmd_nanos: PerSlot<Counter>,
     /// Commands answered with an error, whatever the reason.
-    pub cmd_failed: [Counter; NUM_SLOTS],
+    pub cmd_failed: PerSlot<Counter>,
     /// The part of `cmd_failed` refused before running (unknown command,
     /// wrong arity), Redis' rejected_calls.
-    pub cmd_rejected: [Counter; NUM_SLOTS],
+    pub cmd_rejected: PerSlot<Counter>,
     /// Error replies by kind (`errors::ERROR_KINDS`).
     pub errors: [Counter; NUM_ERROR_KINDS],
     pub bytes_in: Counter,

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use hdrhistogram::Histogram;
 
-use super::slots::NUM_SLOTS;
+use super::slots::{NUM_SLOTS, Slot};
 
 /// Values are nanoseconds, kept to 3 significant digits from 1 ns up, so
 /// microsecond-scale commands keep their precision.
@@ -26,7 +26,21 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
 }
 
-#[derive(Default)]
+/// What a shard's interval histogram covers when it is created: up to
+/// ~65 µs, ~57 KiB instead of ~220 KiB for the full minute. Every command
+/// and subcommand has a slot now, so a shard may hold a histogram for
+/// each command it has seen, and these live in the shard's memory budget.
+/// A slower value grows the histogram (auto-resize, up to `HIGHEST_NS`,
+/// kept when the histogram is reused as a spare), so nothing is clamped.
+pub const SHARD_INITIAL_HIGHEST_NS: u64 = 1 << 16;
+
+fn new_shard_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(LOWEST_NS, SHARD_INITIAL_HIGHEST_NS, SIGFIG)
+        .expect("constant bounds are valid");
+    h.auto(true);
+    h
+}
+
 pub struct CommandHistograms {
     /// Latencies recorded since the last hand-over, allocated (or taken
     /// from `spares`) the first time a slot records.
@@ -34,28 +48,41 @@ pub struct CommandHistograms {
     spares: RefCell<Vec<LatencyHistogram>>,
 }
 
+impl Default for CommandHistograms {
+    fn default() -> Self {
+        CommandHistograms {
+            current: RefCell::new(std::array::from_fn(|_| None)),
+            spares: RefCell::default(),
+        }
+    }
+}
+
 impl CommandHistograms {
     #[inline]
     pub fn record(&self, slot: usize, nanos: u64) {
         let mut current = self.current.borrow_mut();
-        current[slot]
-            .get_or_insert_with(|| {
-                self.spares
-                    .borrow_mut()
-                    .pop()
-                    .unwrap_or_else(|| Box::new(new_histogram()))
-            })
-            .saturating_record(nanos.clamp(LOWEST_NS, HIGHEST_NS));
+        let h = current[slot].get_or_insert_with(|| {
+            self.spares
+                .borrow_mut()
+                .pop()
+                .unwrap_or_else(|| Box::new(new_shard_histogram()))
+        });
+        let nanos = nanos.clamp(LOWEST_NS, HIGHEST_NS);
+        // `record` grows the histogram past its current top (auto-resize);
+        // only if that allocation failed is the value clamped.
+        if h.record(nanos).is_err() {
+            h.saturating_record(nanos);
+        }
     }
 
     /// Hands over this interval's non-empty histograms.
-    pub fn take_interval(&self) -> Vec<(u8, LatencyHistogram)> {
+    pub fn take_interval(&self) -> Vec<(Slot, LatencyHistogram)> {
         let mut current = self.current.borrow_mut();
         current
             .iter_mut()
             .enumerate()
             .filter(|(_, h)| h.as_ref().is_some_and(|h| !h.is_empty()))
-            .filter_map(|(slot, h)| h.take().map(|h| (slot as u8, h)))
+            .filter_map(|(slot, h)| h.take().map(|h| (slot as Slot, h)))
             .collect()
     }
 
@@ -78,7 +105,7 @@ pub struct LatencyTotals {
 impl LatencyTotals {
     /// Adds one shard's interval histograms and returns them cleared, ready
     /// to go back to that shard.
-    pub fn absorb(&mut self, interval: Vec<(u8, LatencyHistogram)>) -> Vec<LatencyHistogram> {
+    pub fn absorb(&mut self, interval: Vec<(Slot, LatencyHistogram)>) -> Vec<LatencyHistogram> {
         self.add(&interval);
         interval
             .into_iter()
@@ -90,7 +117,7 @@ impl LatencyTotals {
     }
 
     /// Adds interval histograms without taking them.
-    pub fn add(&mut self, interval: &[(u8, LatencyHistogram)]) {
+    pub fn add(&mut self, interval: &[(Slot, LatencyHistogram)]) {
         if self.slots.is_empty() {
             self.slots = (0..NUM_SLOTS).map(|_| None).collect();
         }
@@ -134,6 +161,11 @@ mod tests {
                 shard.return_spares(spares);
             }
         }
+        // Slow values grew the shard histograms instead of being clamped.
+        shard_a.record(6, 30_000_000_000);
+        totals.absorb(shard_a.take_interval());
+        let slow = totals.get(6).unwrap().max();
+        assert!(slow >= 29_900_000_000, "{slow}");
         let merged = totals.get(4).unwrap();
         assert_eq!(merged.len(), reference.len());
         for q in [0.5, 0.9, 0.99, 0.999] {

@@ -7,15 +7,15 @@
 use super::ShardMetrics;
 use super::errors::NUM_ERROR_KINDS;
 use super::histogram::LatencyHistogram;
-use super::slots::NUM_SLOTS;
+use super::slots::{NUM_SLOTS, PerSlot, Slot};
 
 #[derive(Clone, Debug, Default)]
 pub struct ShardSnapshot {
     pub shard: usize,
-    pub calls: [u64; NUM_SLOTS],
-    pub nanos: [u64; NUM_SLOTS],
-    pub failed: [u64; NUM_SLOTS],
-    pub rejected: [u64; NUM_SLOTS],
+    pub calls: PerSlot<u64>,
+    pub nanos: PerSlot<u64>,
+    pub failed: PerSlot<u64>,
+    pub rejected: PerSlot<u64>,
     pub errors: [u64; NUM_ERROR_KINDS],
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -59,7 +59,7 @@ pub struct ShardSnapshot {
     pub slowlog_max_len: u64,
     /// Latency histograms (ns) of this shard's interval since its last
     /// snapshot, by command slot; the collector adds them to its totals.
-    pub interval: Vec<(u8, LatencyHistogram)>,
+    pub interval: Vec<(Slot, LatencyHistogram)>,
     /// Hot-key candidates with their estimates, highest first.
     pub hotkeys: Vec<(Vec<u8>, u64)>,
 }
@@ -87,7 +87,7 @@ pub struct KeyspaceFigures {
 impl ShardSnapshot {
     pub fn take(shard: usize, metrics: &ShardMetrics, db: KeyspaceFigures) -> ShardSnapshot {
         let s = &metrics.stats;
-        let read = |c: &[super::Counter; NUM_SLOTS]| std::array::from_fn(|i| c[i].get());
+        let read = |c: &PerSlot<super::Counter>| PerSlot(std::array::from_fn(|i| c[i].get()));
         ShardSnapshot {
             shard,
             calls: read(&s.cmd_calls),

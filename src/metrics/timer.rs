@@ -3,10 +3,11 @@
 
 use super::ShardMetrics;
 use super::errors::error_kind;
+use super::slots::Slot;
 
 pub struct CommandTimer<'a> {
     metrics: &'a ShardMetrics,
-    slot: u8,
+    slot: Slot,
     start: u64,
     /// 0 for a reply that is not an error, else its error kind + 1.
     error: u8,
@@ -15,7 +16,7 @@ pub struct CommandTimer<'a> {
 
 impl<'a> CommandTimer<'a> {
     #[inline]
-    pub fn start(metrics: &'a ShardMetrics, slot: u8) -> CommandTimer<'a> {
+    pub fn start(metrics: &'a ShardMetrics, slot: Slot) -> CommandTimer<'a> {
         let start = if metrics.enabled {
             metrics.start_stamp()
         } else {

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 
 use super::ShardSnapshot;
 use super::histogram::{HIGHEST_NS, LatencyTotals};
-use super::slots::NUM_SLOTS;
+use super::slots::{NUM_SLOTS, Slot};
 
 /// Upper bounds (seconds) of the `le` buckets of
 /// `kora_command_duration_seconds`.
@@ -66,7 +66,7 @@ pub fn power_of_two_buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
 /// One command slot's latency, precomputed from the merged totals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlotLatency {
-    pub slot: u8,
+    pub slot: Slot,
     pub count: u64,
     /// Values at `QUANTILES`, in ns.
     pub quantiles_ns: [u64; 4],
@@ -75,7 +75,7 @@ pub struct SlotLatency {
 }
 
 impl SlotLatency {
-    pub fn from_histogram(slot: u8, h: &Histogram<u64>) -> SlotLatency {
+    pub fn from_histogram(slot: Slot, h: &Histogram<u64>) -> SlotLatency {
         SlotLatency {
             slot,
             count: h.len(),
@@ -124,7 +124,7 @@ impl MetricsView {
 
     /// Per-slot latency summaries of `totals`.
     pub fn latency_of(totals: &LatencyTotals) -> Vec<SlotLatency> {
-        (0..NUM_SLOTS as u8)
+        (0..NUM_SLOTS as Slot)
             .filter_map(|slot| {
                 totals
                     .get(slot as usize)

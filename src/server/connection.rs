@@ -516,7 +516,7 @@ pub async fn dispatch<'m>(
         // As Redis: a command that may grow memory is refused while it is
         // queued when its shards are out of memory, and EXEC then aborts.
         crate::command::transaction::reject_queued(client);
-        let mut timer = CommandTimer::start(metrics, spec.slot);
+        let mut timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
         timer.set_rejected();
         local_reply(pipe, timer, |buf| buf.error(crate::store::evict::OOM));
         return Flow::Continue;
@@ -533,7 +533,7 @@ pub async fn dispatch<'m>(
         local_reply(pipe, timer, |buf| unknown_command(args, buf));
         return Flow::Continue;
     };
-    let mut timer = CommandTimer::start(metrics, spec.slot);
+    let mut timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
     let info = &client.info;
     info.last_cmd.set(spec.name);
     info.commands.set(info.commands.get() + 1);

@@ -49,7 +49,7 @@ pub async fn exec<'m>(
     out: &mut Vec<u8>,
 ) {
     complete_all(shard, client, buf, pipe, out).await;
-    let mut timer = CommandTimer::start(shard.metrics(), crate::command::SLOT_OTHER);
+    let mut timer = CommandTimer::start(shard.metrics(), exec_slot());
     let mark = out.len();
     let stats = &shard.metrics().stats;
     client.info.multi.set(-1);
@@ -128,7 +128,10 @@ async fn exec_on_one(
             Kind::Conn(_) => continue,
         };
         batch.push(handler, args.iter_from(0));
-        timers.push(CommandTimer::start(shard.metrics(), spec.slot));
+        timers.push(CommandTimer::start(
+            shard.metrics(),
+            crate::command::table::slot_of(spec, &args),
+        ));
     }
     let watched = watched_on(client, target);
     // The transaction's keys are held for its one step, as any multi-key
@@ -262,4 +265,10 @@ async fn exec_locked<'m>(
     };
     let mut run = std::pin::pin!(run);
     shard.with_tx(tx, run.as_mut()).await
+}
+
+/// EXEC's metrics slot, looked up once.
+fn exec_slot() -> crate::command::Slot {
+    static SLOT: std::sync::OnceLock<crate::command::Slot> = std::sync::OnceLock::new();
+    *SLOT.get_or_init(|| crate::command::table::slot_of_name("exec"))
 }
