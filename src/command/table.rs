@@ -2,7 +2,7 @@
 //! metrics slot and how it executes. This is the one place that names all
 //! commands. A row's metrics slot is its index in [`COMMANDS`]; the
 //! subcommands Redis reports separately ([`CONTAINERS`]) take the slots
-//! after the rows; both are assigned at compile time ([`with_slots`]).
+//! after the rows; both are assigned at compile time (`with_slots`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -83,7 +83,7 @@ pub struct CommandSpec {
     /// answer the error).
     pub movable: Option<KeyFinder>,
     /// Metrics slot: the row's index in [`COMMANDS`] (set by
-    /// [`with_slots`]; the `cmd!` macro leaves 0).
+    /// `with_slots`; the `cmd!` macro leaves 0).
     pub slot: Slot,
     /// For a container (CONFIG, CLIENT…): its subcommands' metric names
     /// (`config|set`), whose slots are `sub_base + index`; empty otherwise.

@@ -129,7 +129,7 @@ impl Default for Hash {
     }
 }
 
-/// Field/value pairs of a [`Hash`].
+/// Field/value pairs of a [`enum@Hash`].
 pub enum HashIter<'a> {
     Pack(PairIter<'a>),
     Table(indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>),
