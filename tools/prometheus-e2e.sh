@@ -152,6 +152,14 @@ for round in 1 2; do
 done
 errors=$(for _ in $(seq 200); do echo "lpush hot:item x"; done | redis-cli -p "$port" | grep -c WRONGTYPE)
 [ "$errors" -eq 200 ] && ok "200 LPUSH on a string key answered WRONGTYPE" || bad "WRONGTYPE errors" "$errors"
+# Writes refused at maxmemory (noeviction, the default policy): a few -OOM
+# replies for KoraOutOfMemory to measure; then a limit far above what this
+# run holds, so the rest of it is untouched and kora_maxmemory_bytes is set
+# (KoraMemoryNearLimit stays quiet on a server with a limit).
+redis-cli -p "$port" config set maxmemory 1mb >/dev/null
+ooms=$(for _ in $(seq 20); do echo "set oom:key x"; done | redis-cli -p "$port" | grep -c '^OOM')
+redis-cli -p "$port" config set maxmemory 4gb >/dev/null
+[ "$ooms" -eq 20 ] && ok "20 SETs over maxmemory (noeviction) answered OOM" || bad "OOM errors" "$ooms"
 bench -c 5 -n 2000 -r 1000 -q set ttl:__rand_int__ v px 300 && ok "redis-benchmark: 2000 SET PX 300 (expiring keys)" || bad "expiring keys" "$(tail -5 "$tmp/bench.out")"
 # An idle client stays connected, so connected clients are not 0.
 exec 3<>"/dev/tcp/127.0.0.1/$port"
