@@ -170,12 +170,6 @@ use crate::protocol::reply::{Resp, err};
 pub use crate::coord::Handler;
 pub use crate::protocol::Args;
 
-/// Whether the command named `name` is `denyoom` (may grow memory; the
-/// coordination layer's memory check asks, see `coord::run_checked`).
-pub fn is_denyoom(name: &[u8]) -> bool {
-    lookup(name).is_some_and(|spec| spec.denyoom)
-}
-
 /// Runs a multi-key command whose keys live on several shards, from the
 /// connection, as one atomic step ([`crate::coord::Atomic`]) with the
 /// given transaction id; appends one reply to `out`.

@@ -97,6 +97,20 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// This command's shard-side half as a batch carries it, with whether
+    /// it may grow memory (`denyoom`) for the shard's memory check.
+    #[inline]
+    pub fn op(&self, handler: crate::coord::Handler) -> crate::coord::Op {
+        crate::coord::Op {
+            handler,
+            growth: if self.denyoom {
+                crate::coord::Growth::Grows
+            } else {
+                crate::coord::Growth::Bounded
+            },
+        }
+    }
+
     /// Where this command's keys are, for the coordination layer.
     #[inline]
     pub fn keys(&self) -> crate::coord::KeySpec {

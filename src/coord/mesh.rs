@@ -34,6 +34,24 @@ use crate::store::Db;
 /// it.
 pub type Handler = fn(&mut Db, &Args<'_>, &mut Vec<u8>);
 
+/// Whether a command may grow memory (Redis' `denyoom` flag): on a shard
+/// over its memory budget such a command first evicts, and is answered OOM
+/// when nothing can be evicted; other commands always run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Growth {
+    Grows,
+    Bounded,
+}
+
+/// A command's shard-side half as a batch carries it: the handler and what
+/// the shard's memory check needs to know of the command (so the check
+/// reads a field instead of looking the name up again).
+#[derive(Clone, Copy)]
+pub struct Op {
+    pub handler: Handler,
+    pub growth: Growth,
+}
+
 /// Commands for one shard, cut from one connection's pipeline: argument
 /// bytes copied into one block, and per command its handler and argument
 /// ranges into that block.
@@ -55,7 +73,7 @@ pub struct OpBatch {
     pub data: Vec<u8>,
     pub ranges: Vec<ArgRange>,
     /// (handler, first range, range count).
-    pub ops: Vec<(Handler, u32, u32)>,
+    pub ops: Vec<(Op, u32, u32)>,
     /// Commands run so far; the next run starts here.
     pub next: u32,
     /// The connection's bookkeeping: the index of the command whose reply
@@ -117,7 +135,7 @@ impl OpBatch {
         use std::mem::size_of;
         let held = self.data.capacity()
             + self.ranges.capacity() * size_of::<ArgRange>()
-            + self.ops.capacity() * size_of::<(Handler, u32, u32)>()
+            + self.ops.capacity() * size_of::<(Op, u32, u32)>()
             + self.replies.buf.capacity()
             + self.replies.ends.capacity() * size_of::<u32>();
         if held > KEEP_CAPACITY {
@@ -125,15 +143,14 @@ impl OpBatch {
         }
     }
 
-    pub fn push<'a>(&mut self, handler: Handler, args: impl Iterator<Item = &'a [u8]>) -> u32 {
+    pub fn push<'a>(&mut self, op: Op, args: impl Iterator<Item = &'a [u8]>) -> u32 {
         let first = self.ranges.len() as u32;
         for arg in args {
             let start = self.data.len();
             self.data.extend_from_slice(arg);
             self.ranges.push((start, self.data.len()));
         }
-        self.ops
-            .push((handler, first, self.ranges.len() as u32 - first));
+        self.ops.push((op, first, self.ranges.len() as u32 - first));
         self.ops.len() as u32 - 1
     }
 }

@@ -333,12 +333,12 @@ impl Shard {
     /// Runs a command's handler on this core's shard, right here: with the
     /// memory check of a command of its own (`coord::run_checked`), or
     /// without it inside EXEC, whose check was made once before it ran.
-    pub fn run_inline(&self, handler: super::Handler, args: &Args<'_>, out: &mut Vec<u8>) {
+    pub fn run_inline(&self, op: super::Op, args: &Args<'_>, out: &mut Vec<u8>) {
         let db = &mut self.db.borrow_mut();
         if self.tx.current().is_none() {
-            super::run_checked(db, handler, args, out);
+            super::run_checked(db, op, args, out);
         } else {
-            handler(db, args, out);
+            (op.handler)(db, args, out);
         }
     }
 
@@ -413,16 +413,16 @@ impl Shard {
         // transaction's, whose memory check was made once before it ran.
         let single = check == KeyCheck::Stop;
         let check = single && !self.keys.is_empty();
-        for &(handler, first, count) in &batch.ops[from..] {
+        for &(op, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];
             let args = Args::new(&batch.data, ranges);
             if check && self.keys.blocks(&args) {
                 break;
             }
             if single {
-                super::run_checked(&mut db, handler, &args, &mut replies.buf);
+                super::run_checked(&mut db, op, &args, &mut replies.buf);
             } else {
-                handler(&mut db, &args, &mut replies.buf);
+                (op.handler)(&mut db, &args, &mut replies.buf);
             }
             replies.seal();
             next += 1;

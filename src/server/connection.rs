@@ -13,10 +13,10 @@ use glommio::net::TcpStream;
 use super::transaction;
 use crate::command::conn::{ClientState, Flow};
 use crate::command::transaction::unwatch_all;
-use crate::command::{Args, CommandSpec, Conn, Handler, Kind, auth, lookup, slowlog, wrong_arity};
-use crate::coord::ClientInfo;
+use crate::command::{Args, CommandSpec, Conn, Kind, auth, lookup, slowlog, wrong_arity};
 use crate::coord::Shard;
 use crate::coord::mesh::{OpBatch, ReplyBatch, Response, ResponseFuture};
+use crate::coord::{ClientInfo, Op};
 use crate::metrics::CommandTimer;
 use crate::protocol::parser::{ArgRange, Parsed, parse_command_with};
 use crate::protocol::reply::Resp;
@@ -554,7 +554,7 @@ pub async fn dispatch<'m>(
             if target == shard.id() {
                 shard.wait_local_turn(args).await;
             }
-            route(shard, pipe, timer, handler, target, args);
+            route(shard, pipe, timer, spec.op(handler), target, args);
         }
         Kind::Multi { whole, spread } => {
             if spec.key_step > 1 && !(args.len() - 1).is_multiple_of(spec.key_step as usize) {
@@ -570,7 +570,7 @@ pub async fn dispatch<'m>(
                     if target == shard.id() {
                         shard.wait_local_turn(args).await;
                     }
-                    route(shard, pipe, timer, whole, target, args);
+                    route(shard, pipe, timer, spec.op(whole), target, args);
                 }
                 None => {
                     // Across shards: after everything before it, as one
@@ -697,11 +697,11 @@ fn route<'m>(
     shard: &'m Rc<Shard>,
     pipe: &mut Pipeline<'m>,
     mut timer: CommandTimer<'m>,
-    handler: Handler,
+    op: Op,
     target: usize,
     args: &Args,
 ) {
-    let item = queue(shard, pipe, handler, target, args);
+    let item = queue(shard, pipe, op, target, args);
     if item.shard == LOCAL {
         timer.set_reply(pipe.local.get(item.index as usize));
         drop(timer);
@@ -722,22 +722,16 @@ fn route<'m>(
 
 /// Executes one op inline when this shard owns it, else appends it to the
 /// owner's batch.
-fn queue(
-    shard: &Shard,
-    pipe: &mut Pipeline<'_>,
-    handler: Handler,
-    target: usize,
-    args: &Args,
-) -> Item {
+fn queue(shard: &Shard, pipe: &mut Pipeline<'_>, op: Op, target: usize, args: &Args) -> Item {
     if target == shard.id() {
-        shard.run_inline(handler, args, &mut pipe.local.buf);
+        shard.run_inline(op, args, &mut pipe.local.buf);
         Item {
             shard: LOCAL,
             index: pipe.local.seal(),
         }
     } else {
         pipe.remote_pending = true;
-        let index = pipe.batches[target].push(handler, args.iter_from(0));
+        let index = pipe.batches[target].push(op, args.iter_from(0));
         Item {
             shard: target as u16,
             index,

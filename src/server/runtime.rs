@@ -77,9 +77,6 @@ pub fn run<F: Future<Output = io::Result<()>> + 'static>(
     mut config: Config,
     collector: impl PeerMain<F>,
 ) -> io::Result<()> {
-    // The shards' memory check asks the command table which commands
-    // may grow memory (`denyoom`); coordination cannot import it itself.
-    crate::coord::set_denyoom_check(crate::command::is_denyoom);
     crate::alloc::set_background_thread(config.jemalloc_bg_thread);
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -127,7 +127,7 @@ async fn exec_on_one(
             Kind::Multi { whole, .. } => whole,
             Kind::Conn(_) => continue,
         };
-        batch.push(handler, args.iter_from(0));
+        batch.push(spec.op(handler), args.iter_from(0));
         timers.push(CommandTimer::start(
             shard.metrics(),
             crate::command::table::slot_of(spec, &args),
