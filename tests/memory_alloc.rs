@@ -220,7 +220,19 @@ fn memory_purge_returns_a_flushed_half_gigabyte_to_the_kernel_without_stalling_t
         worst < purge_time * 3 / 4 || worst < Duration::from_millis(25),
         "PING stalled {worst:?} during a {purge_time:?} purge"
     );
-    let purged = s.rss_bytes();
+    // Under a loaded machine (the whole suite in parallel) pages freed by
+    // the flush can still be in a thread cache or in flight to the
+    // background thread at the first purge: a second one, a moment later,
+    // finds them (each purge is what the assertion below is about).
+    let mut purged = s.rss_bytes();
+    for _ in 0..3 {
+        if purged < rss0 + (loaded - rss0) / 20 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+        purge(&mut c);
+        purged = s.rss_bytes();
+    }
     eprintln!(
         "RSS {rss0} at start, {loaded} loaded ({:?}), {flushed} after FLUSHALL, {purged} after \
          MEMORY PURGE ({purge_time:?})",

@@ -45,7 +45,7 @@ mod shutdown;
 pub use atomic::Atomic;
 pub use clients::ClientInfo;
 pub use housekeeping::spawn_housekeeping;
-pub use mesh::Handler;
+pub use mesh::{Growth, Handler, Op};
 pub use settings::AuthSettings;
 pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Shard, key_args, shard_of};
 pub use shutdown::Shutdown;
@@ -81,27 +81,8 @@ where
     R: Send + 'static,
     F: Fn(&Shard) -> R + Send + Clone + 'static,
 {
-    let pending: Vec<_> = targets
-        .iter()
-        .map(|&t| {
-            (t != shard.id).then(|| {
-                let op = op.clone();
-                let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
-                shard.node.request(t, tagged(shard, call))
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(targets.len());
-    for fut in pending {
-        out.push(match fut {
-            Some(fut) => downcast(fut.await),
-            None => {
-                local_turn(shard).await;
-                Some(op(shard))
-            }
-        });
-    }
-    out
+    let parts = targets.iter().map(|&t| (t, op.clone())).collect();
+    on_parts(shard, parts).await
 }
 
 /// Runs a different op on each of several shards concurrently (each
@@ -190,43 +171,18 @@ where
     results
 }
 
-/// Whether a command name is `denyoom` (may grow memory), as the command
-/// table says: set once at startup by the server, which knows the table
-/// (this layer does not). Read only on a shard over its memory budget.
-static DENYOOM: std::sync::OnceLock<fn(&[u8]) -> bool> = std::sync::OnceLock::new();
-
-/// Installs the `denyoom` test of the command table (server startup).
-pub fn set_denyoom_check(is_denyoom: fn(&[u8]) -> bool) {
-    let _ = DENYOOM.set(is_denyoom);
-}
-
-/// Runs `handler` on its shard as a command of its own (not inside EXEC,
-/// whose memory check is made once for the whole transaction): a
-/// `denyoom` command on a shard over its memory budget first evicts, and
-/// is answered OOM when nothing can be evicted. Under budget this costs
-/// one comparison.
+/// Runs `op` on its shard as a command of its own (not inside EXEC, whose
+/// memory check is made once for the whole transaction): a command that
+/// [`Growth::Grows`] on a shard over its memory budget first evicts, and is
+/// answered OOM when nothing can be evicted. Under budget this costs one
+/// comparison.
 #[inline]
-pub fn run_checked(
-    db: &mut crate::store::Db,
-    handler: Handler,
-    args: &Args<'_>,
-    out: &mut Vec<u8>,
-) {
-    if db.over_budget() && refused_for_memory(db, args) {
+pub fn run_checked(db: &mut crate::store::Db, op: Op, args: &Args<'_>, out: &mut Vec<u8>) {
+    if op.growth == Growth::Grows && db.over_budget() && !db.admit_write() {
         crate::protocol::reply::Resp::error(out, crate::store::evict::OOM);
         return;
     }
-    handler(db, args, out);
-}
-
-/// Over budget: whether the command is `denyoom` and eviction cannot make
-/// room (the name test happens only here, off the usual path).
-#[cold]
-fn refused_for_memory(db: &mut crate::store::Db, args: &Args<'_>) -> bool {
-    DENYOOM
-        .get()
-        .is_some_and(|is_denyoom| is_denyoom(args.get(0)))
-        && !db.admit_write()
+    (op.handler)(db, args, out);
 }
 
 /// Before a `denyoom` command or transaction that spans `targets`: asks
