@@ -11,7 +11,7 @@ use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
 };
 // Bitmaps and HyperLogLog (issue 13).
-use super::bitmaps;
+use super::{bitmaps, hll};
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -595,6 +595,28 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (1, 1, 1),
         Keyed(bitmaps::bitfield_ro)
     ),
+    // HyperLogLog (issue 13, src/command/hll.rs).
+    cmd!("pfadd", -2, WDF, (1, 1, 1), Keyed(hll::pfadd)),
+    cmd!(
+        "pfcount",
+        -2,
+        R,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfcount,
+            spread: hll::pfcount_spread
+        }
+    ),
+    cmd!(
+        "pfmerge",
+        -2,
+        WD,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfmerge,
+            spread: hll::pfmerge_spread
+        }
+    ),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
@@ -947,6 +969,9 @@ mod tests {
             "setbit",
             "bitop",
             "bitfield",
+            // HyperLogLog (issue 13).
+            "pfadd",
+            "pfmerge",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

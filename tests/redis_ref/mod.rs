@@ -2,6 +2,8 @@
 //! HyperLogLog tests: started on a free loopback port when
 //! /usr/bin/redis-server exists (CI installs it), killed on drop. Without
 //! it the comparison parts of those tests print a note and are skipped.
+// Each test file uses a part of it.
+#![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
