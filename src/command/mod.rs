@@ -161,6 +161,9 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 pub mod transaction;
+// Bitmaps and HyperLogLog (issue 13).
+pub mod bitmaps;
+pub mod hll;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
 };
+// Bitmaps and HyperLogLog (issue 13).
+use super::{bitmaps, hll};
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -570,6 +572,51 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (0, 0, 0),
         Run(Local(server::scripting))
     ),
+    // Bitmaps (issue 13, src/command/bitmaps.rs).
+    cmd!("setbit", 4, WD, (1, 1, 1), Keyed(bitmaps::setbit)),
+    cmd!("getbit", 3, RF, (1, 1, 1), Keyed(bitmaps::getbit)),
+    cmd!("bitcount", -2, R, (1, 1, 1), Keyed(bitmaps::bitcount)),
+    cmd!("bitpos", -3, R, (1, 1, 1), Keyed(bitmaps::bitpos)),
+    cmd!(
+        "bitop",
+        -4,
+        WD,
+        (2, -1, 1),
+        Kind::Multi {
+            whole: bitmaps::bitop,
+            spread: bitmaps::bitop_spread
+        }
+    ),
+    cmd!("bitfield", -2, WD, (1, 1, 1), Keyed(bitmaps::bitfield)),
+    cmd!(
+        "bitfield_ro",
+        -2,
+        RF,
+        (1, 1, 1),
+        Keyed(bitmaps::bitfield_ro)
+    ),
+    // HyperLogLog (issue 13, src/command/hll.rs).
+    cmd!("pfadd", -2, WDF, (1, 1, 1), Keyed(hll::pfadd)),
+    cmd!(
+        "pfcount",
+        -2,
+        R,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfcount,
+            spread: hll::pfcount_spread
+        }
+    ),
+    cmd!(
+        "pfmerge",
+        -2,
+        WD,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfmerge,
+            spread: hll::pfmerge_spread
+        }
+    ),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
@@ -918,6 +965,13 @@ mod tests {
             "lmove",
             "rpoplpush",
             "copy",
+            // Bitmaps (issue 13).
+            "setbit",
+            "bitop",
+            "bitfield",
+            // HyperLogLog (issue 13).
+            "pfadd",
+            "pfmerge",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

@@ -41,6 +41,8 @@ pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
 pub mod packed;
+// HyperLogLog sketches (issue 13).
+pub mod hll;
 
 use std::collections::HashMap;
 use std::rc::Rc;
