@@ -41,6 +41,8 @@ pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
 pub mod packed;
+// DUMP/RESTORE (issue 13, dump): Redis 7.0's serialization format.
+pub mod rdb;
 
 use std::collections::HashMap;
 use std::rc::Rc;
