@@ -304,8 +304,8 @@ fn dump_set(s: &Set, out: &mut Vec<u8>) {
     match s {
         Set::Ints(ints) => {
             out.push(T_SET_INTSET);
-            let (min, max) = ints
-                .iter()
+            let (min, max) = (0..ints.len())
+                .map(|i| ints.get(i))
                 .fold((0i64, 0i64), |(lo, hi), v| (lo.min(v), hi.max(v)));
             let width: usize = if i16::try_from(min).is_ok() && i16::try_from(max).is_ok() {
                 2
@@ -317,7 +317,7 @@ fn dump_set(s: &Set, out: &mut Vec<u8>) {
             let mut blob = Vec::with_capacity(8 + width * ints.len());
             blob.extend_from_slice(&(width as u32).to_le_bytes());
             blob.extend_from_slice(&(ints.len() as u32).to_le_bytes());
-            for v in ints.iter() {
+            for v in (0..ints.len()).map(|i| ints.get(i)) {
                 blob.extend_from_slice(&v.to_le_bytes()[..width]);
             }
             put_string(out, &blob);
