@@ -12,6 +12,8 @@ use super::{
 };
 // Bitmaps and HyperLogLog (issue 13).
 use super::{bitmaps, hll};
+// Issue 13, dump family.
+use super::{dump, sort};
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -149,6 +151,8 @@ const WD: &[&str] = &["write", "denyoom"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WM: &[&str] = &["write", "movablekeys"];
 const RM: &[&str] = &["readonly", "movablekeys"];
+/// SORT (issue 13, dump family).
+const WDM: &[&str] = &["write", "denyoom", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -617,6 +621,13 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
             spread: hll::pfmerge_spread
         }
     ),
+    // Issue 13, dump family: DUMP/RESTORE (src/command/dump.rs).
+    cmd!("dump", 2, R, (1, 1, 1), Keyed(dump::dump)),
+    cmd!("restore", -4, WD, (1, 1, 1), Keyed(dump::restore)),
+    // SORT / SORT_RO (src/command/sort.rs): BY/GET patterns name keys on
+    // any shard, so the connection runs them through `coord`.
+    cmd!("sort", -2, WDM, (1, 1, 1), Run(Async(sort::sort))),
+    cmd!("sort_ro", -2, RM, (1, 1, 1), Run(Async(sort::sort_ro))),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows

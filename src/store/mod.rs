@@ -43,6 +43,8 @@ pub(crate) mod lazyfree;
 pub mod packed;
 // HyperLogLog sketches (issue 13).
 pub mod hll;
+// DUMP/RESTORE (issue 13, dump): Redis 7.0's serialization format.
+pub mod rdb;
 
 use std::collections::HashMap;
 use std::rc::Rc;
