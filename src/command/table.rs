@@ -617,6 +617,13 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
             spread: hll::pfmerge_spread
         }
     ),
+    cmd!(
+        "pfdebug",
+        3,
+        &["write", "denyoom", "admin"],
+        (2, 2, 1),
+        Keyed(hll::pfdebug)
+    ),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
@@ -972,6 +979,7 @@ mod tests {
             // HyperLogLog (issue 13).
             "pfadd",
             "pfmerge",
+            "pfdebug",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
