@@ -482,3 +482,31 @@ fn replies_match_redis() {
         assert_eq!(ours, &reply(&mut rc, args), "{args:?}");
     }
 }
+
+/// Cross-shard BITOP and PFMERGE inside MULTI/EXEC run in the transaction.
+#[test]
+fn cross_shard_bitop_and_pfmerge_in_a_transaction() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let keys = keys_on_each_shard("tx", 2, 2);
+    let (a, b) = (&keys[0][0], &keys[1][0]);
+    let (ha, hb) = (&keys[0][1], &keys[1][1]);
+    let _: () = q(&mut c, &["SET", a, "ab"]);
+    let _: i64 = q(&mut c, &["PFADD", ha, "x", "y"]);
+    let (len, ok, n): (i64, String, i64) = redis::pipe()
+        .atomic()
+        .cmd("BITOP")
+        .arg("XOR")
+        .arg(b)
+        .arg(a)
+        .arg(a)
+        .cmd("PFMERGE")
+        .arg(hb)
+        .arg(ha)
+        .cmd("PFCOUNT")
+        .arg(hb)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((len, ok.as_str(), n), (2, "OK", 2));
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", b]), vec![0u8, 0]);
+}

@@ -274,3 +274,59 @@ fn sketch_bytes_match_redis() {
     let all = ["PFCOUNT", "copy0", "copy1", "copy2"];
     assert_eq!(q::<i64>(&mut k, &all), q::<i64>(&mut rc, &all));
 }
+
+/// PFDEBUG's views and conversions, compared with Redis when installed.
+#[test]
+fn pfdebug_as_redis() {
+    let s = Server::start(2);
+    let mut k = s.client();
+    let script: &[&[&str]] = &[
+        &["PFADD", "sp", "a", "b", "c", "d"],
+        &["PFDEBUG", "DECODE", "sp"],
+        &["PFDEBUG", "ENCODING", "sp"],
+        &["PFDEBUG", "TODENSE", "sp"],
+        &["PFDEBUG", "TODENSE", "sp"],
+        &["PFDEBUG", "ENCODING", "sp"],
+        &["PFDEBUG", "DECODE", "sp"],
+        &["PFCOUNT", "sp"],
+        &["PFADD", "sp2", "x"],
+        &["PFDEBUG", "GETREG", "sp2"],
+        &["PFDEBUG", "ENCODING", "sp2"],
+        &["PFDEBUG", "GETREG", "missing"],
+        &["PFDEBUG", "FOO", "sp"],
+        &["SET", "str", "x"],
+        &["PFDEBUG", "ENCODING", "str"],
+        &["PFDEBUG", "ENCODING"],
+    ];
+    let ours: Vec<String> = script.iter().map(|a| redis_ref::reply(&mut k, a)).collect();
+    // Redis 7.0.15's decoding of the same sketch.
+    assert_eq!(
+        ours[1],
+        "\"Z:7292 v:1,1 Z:1143 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603\""
+    );
+    assert_eq!(ours[2], "+sparse");
+    assert_eq!(ours[3], "1");
+    assert_eq!(ours[4], "0");
+    assert_eq!(ours[5], "+dense");
+    assert_eq!(ours[6], "-ERR HLL encoding is not sparse");
+    assert_eq!(ours[7], "4");
+    assert!(ours[9].starts_with('[') && ours[9].matches(',').count() == 16383);
+    assert_eq!(ours[11], "-ERR The specified key does not exist");
+    assert_eq!(ours[12], "-ERR Unknown PFDEBUG subcommand 'FOO'");
+    assert_eq!(
+        ours[14],
+        "-WRONGTYPE Key is not a valid HyperLogLog string value."
+    );
+    assert_eq!(
+        ours[15],
+        "-ERR wrong number of arguments for 'pfdebug' command"
+    );
+    let Some(r) = RedisRef::start(free_port(), "pfdebug") else {
+        return;
+    };
+    let mut rc = r.client();
+    for (args, ours) in script.iter().zip(&ours) {
+        assert_eq!(ours, &redis_ref::reply(&mut rc, args), "{args:?}");
+    }
+    assert_eq!(get_bytes(&mut k, "sp"), get_bytes(&mut rc, "sp"));
+}

@@ -172,6 +172,47 @@ pub fn pfmerge(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
+/// PFDEBUG GETREG | DECODE | ENCODING | TODENSE key: Redis' debugging
+/// views of a sketch (GETREG and TODENSE convert it to dense, as Redis).
+pub fn pfdebug(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
+    let sub = args.get(1);
+    let Some(mut guard) = db.entry_mut(args.get(2)) else {
+        return out.error("ERR The specified key does not exist");
+    };
+    let Ok(mut s) = guard.string() else {
+        return out.error(err::WRONGTYPE);
+    };
+    if !hll::is_valid(&s) {
+        return out.error(NOT_HLL);
+    }
+    let getreg = sub.eq_ignore_ascii_case(b"GETREG");
+    if getreg || sub.eq_ignore_ascii_case(b"TODENSE") {
+        let sparse = !hll::is_dense(&s);
+        if sparse && s.edit(hll::to_dense).is_err() {
+            return out.error(CORRUPT);
+        }
+        if !getreg {
+            return out.int(sparse as i64);
+        }
+        out.array(REGISTERS);
+        for i in 0..REGISTERS {
+            out.int(hll::dense_register(&s, i) as i64);
+        }
+    } else if sub.eq_ignore_ascii_case(b"DECODE") {
+        if hll::is_dense(&s) {
+            return out.error("ERR HLL encoding is not sparse");
+        }
+        out.bulk(hll::decode(&s).as_bytes());
+    } else if sub.eq_ignore_ascii_case(b"ENCODING") {
+        out.simple(if hll::is_dense(&s) { "dense" } else { "sparse" });
+    } else {
+        out.error(&format!(
+            "ERR Unknown PFDEBUG subcommand '{}'",
+            String::from_utf8_lossy(sub)
+        ));
+    }
+}
+
 spread!(pfcount_spread => pfcount_across);
 spread!(pfmerge_spread => pfmerge_across);
 

@@ -628,6 +628,13 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     // any shard, so the connection runs them through `coord`.
     cmd!("sort", -2, WDM, (1, 1, 1), Run(Async(sort::sort))),
     cmd!("sort_ro", -2, RM, (1, 1, 1), Run(Async(sort::sort_ro))),
+    cmd!(
+        "pfdebug",
+        3,
+        &["write", "denyoom", "admin"],
+        (2, 2, 1),
+        Keyed(hll::pfdebug)
+    ),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
@@ -983,6 +990,7 @@ mod tests {
             // HyperLogLog (issue 13).
             "pfadd",
             "pfmerge",
+            "pfdebug",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

@@ -345,6 +345,31 @@ fn promote(v: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, Corrupt> {
     Ok(true)
 }
 
+/// Register `i` of a dense sketch (PFDEBUG GETREG).
+pub fn dense_register(v: &[u8], i: usize) -> u8 {
+    dense_get(&v[HDR..], i)
+}
+
+/// A sparse sketch's opcodes as Redis' PFDEBUG DECODE prints them
+/// (`z:len`, `Z:len`, `v:value,len`, space separated).
+pub fn decode(v: &[u8]) -> String {
+    let mut text = String::new();
+    let mut p = HDR;
+    while p < v.len() {
+        let (run, len, op) = op_at(v, p);
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        match op {
+            Op::Zero => text.push_str(&format!("z:{run}")),
+            Op::XZero => text.push_str(&format!("Z:{run}")),
+            Op::Val(val) => text.push_str(&format!("v:{val},{run}")),
+        }
+        p += len;
+    }
+    text
+}
+
 /// Raises register `index` to `count` whatever the encoding (PFMERGE).
 pub fn set_register(
     v: &mut Vec<u8>,
