@@ -991,6 +991,9 @@ mod tests {
             "pfadd",
             "pfmerge",
             "pfdebug",
+            // DUMP/RESTORE and SORT (issue 13).
+            "restore",
+            "sort",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
