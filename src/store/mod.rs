@@ -41,6 +41,8 @@ pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
 pub mod packed;
+// Geo (issue 13): Redis's geohash arithmetic for the geo commands.
+pub(crate) mod geohash;
 
 use std::collections::HashMap;
 use std::rc::Rc;
