@@ -162,6 +162,8 @@ pub mod strings;
 pub mod table;
 pub mod transaction;
 pub mod zsets;
+// Geo (issue 13).
+pub mod geo;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

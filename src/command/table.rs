@@ -11,6 +11,8 @@ use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
     zsets,
 };
+// Geo (issue 13).
+use super::geo;
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -722,6 +724,50 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         NONE,
         (0, 0, 0),
         Run(Local(server::scripting))
+    ),
+    // Geo (issue 13, src/command/geo.rs): sorted sets of geohash scores.
+    cmd!("geoadd", -5, WD, (1, 1, 1), Keyed(geo::geoadd)),
+    cmd!("geodist", -4, R, (1, 1, 1), Keyed(geo::geodist)),
+    cmd!("geohash", -2, R, (1, 1, 1), Keyed(geo::geohash_cmd)),
+    cmd!("geopos", -2, R, (1, 1, 1), Keyed(geo::geopos)),
+    cmd!("geosearch", -7, R, (1, 1, 1), Keyed(geo::search_cmd)),
+    cmd!("georadius_ro", -6, R, (1, 1, 1), Keyed(geo::search_cmd)),
+    cmd!(
+        "georadiusbymember_ro",
+        -5,
+        R,
+        (1, 1, 1),
+        Keyed(geo::search_cmd)
+    ),
+    cmd!(
+        "geosearchstore",
+        -8,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: geo::search_cmd,
+            spread: geo::search_spread
+        }
+    ),
+    cmd!(
+        "georadius",
+        -6,
+        &["write", "denyoom", "movablekeys"],
+        movable(geo::radius_keys),
+        Kind::Multi {
+            whole: geo::search_cmd,
+            spread: geo::search_spread
+        }
+    ),
+    cmd!(
+        "georadiusbymember",
+        -5,
+        &["write", "denyoom", "movablekeys"],
+        movable(geo::radius_keys),
+        Kind::Multi {
+            whole: geo::search_cmd,
+            spread: geo::search_spread
+        }
     ),
 ]);
 

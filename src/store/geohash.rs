@@ -11,9 +11,6 @@
 //! scores, `GEOPOS` digits, the 4-decimal distances and the members a
 //! search returns near the edge of its shape.
 
-// Until the geo commands use it (next commit).
-#![allow(dead_code)]
-
 /// Bits per coordinate of a stored score (26 + 26 = 52, what a double holds
 /// exactly).
 pub(crate) const STEP_MAX: u8 = 26;
@@ -175,14 +172,25 @@ pub(crate) fn encode_score(lon: f64, lat: f64) -> f64 {
     encode(LONG_RANGE, LAT_RANGE, lon, lat, STEP_MAX).map_or(0, HashBits::align52) as f64
 }
 
-/// C's `(uint64_t)score` as the x86-64 build of Redis computes it: exact
-/// for scores in [0, 2^64), 0 for negative, infinite or larger ones (what
-/// redis-server 7.0.15 answers for GEOPOS of such members).
+/// C's `(uint64_t)score` as the x86-64 build of Redis computes it
+/// (`cvttsd2si`, with 2^63 subtracted first for scores at or above it):
+/// exact for scores in [0, 2^64), two's complement for negative ones,
+/// and 0 for infinities and scores past 2^64 (what redis-server 7.0.15
+/// answers for GEOPOS of such members).
 fn score_bits(score: f64) -> u64 {
-    if (0.0..18446744073709551616.0).contains(&score) {
-        score as u64
+    const TWO63: f64 = 9223372036854775808.0;
+    const INDEFINITE: u64 = 0x8000_0000_0000_0000;
+    let cvt = |x: f64| {
+        if (-TWO63..TWO63).contains(&x) {
+            (x as i64) as u64
+        } else {
+            INDEFINITE
+        }
+    };
+    if score < TWO63 {
+        cvt(score)
     } else {
-        0
+        cvt(score - TWO63) ^ INDEFINITE
     }
 }
 
@@ -601,11 +609,14 @@ mod tests {
     /// Scores that are not geohashes decode as redis-server 7.0.15 does.
     #[test]
     fn non_geo_scores_decode_like_redis() {
-        for s in [-1.0, f64::INFINITY, 1e20] {
+        for s in [f64::INFINITY, 1e20] {
             let (lon, lat) = decode_score(s);
             assert_eq!(coord(lon), "-179.99999731779098511");
             assert_eq!(coord(lat), "-85.05112751263942528");
         }
+        let (lon, lat) = decode_score(-1.0);
+        assert_eq!(coord(lon), "180");
+        assert_eq!(coord(lat), "85.0511287799999991");
         let (lon, lat) = decode_score(9007199254740992.0);
         assert_eq!(coord(lon), "180");
         assert_eq!(coord(lat), "-85.05112751263942528");
