@@ -2,7 +2,7 @@
 //! GEOSEARCHSTORE, GEORADIUS, GEORADIUSBYMEMBER and their `_RO` forms.
 //!
 //! As in Redis, a geo index is a plain sorted set whose scores are 52-bit
-//! geohashes ([`crate::store::geohash`] has the arithmetic); these handlers
+//! geohashes (`store::geohash` has the arithmetic); these handlers
 //! parse the arguments in Redis 7.0's order (so the same bad input gets the
 //! same error), walk the score ranges of the nine search boxes with the
 //! sorted set's range API, and write Redis's reply formats.
@@ -94,7 +94,7 @@ fn boxed(w: &[u8], h: &[u8], unit_arg: &[u8]) -> Result<(f64, f64, f64), &'stati
 
 // ---- GEOADD ----
 
-/// GEOADD key [NX|XX] [CH] longitude latitude member [...]: ZADD of the
+/// `GEOADD key [NX|XX] [CH] longitude latitude member [...]`: ZADD of the
 /// positions' geohash scores. Every position is checked before anything
 /// is added.
 pub fn geoadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -161,7 +161,7 @@ pub fn geoadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 // ---- GEODIST, GEOHASH, GEOPOS ----
 
-/// GEODIST key member1 member2 [M|KM|FT|MI]
+/// `GEODIST key member1 member2 [M|KM|FT|MI]`
 pub fn geodist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let to_meters = match args.len() {
         5 => match unit(args.get(4)) {
@@ -196,7 +196,7 @@ fn bulk_coord(out: &mut Vec<u8>, v: f64, scratch: &mut String) {
     out.bulk(scratch.as_bytes());
 }
 
-/// GEOHASH key [member ...]: 11-character standard geohashes, nil for
+/// `GEOHASH key [member ...]`: 11-character standard geohashes, nil for
 /// missing members.
 pub fn geohash_cmd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let z = match read_zset(db, args.get(1)) {
@@ -212,7 +212,7 @@ pub fn geohash_cmd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// GEOPOS key [member ...]: [longitude, latitude] pairs, a nil array for
+/// `GEOPOS key [member ...]`: [longitude, latitude] pairs, a nil array for
 /// missing members.
 pub fn geopos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let z = match read_zset(db, args.get(1)) {

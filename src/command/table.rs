@@ -1124,6 +1124,11 @@ mod tests {
             "zunionstore",
             "zinterstore",
             "zdiffstore",
+            // Geo.
+            "geoadd",
+            "geosearchstore",
+            "georadius",
+            "georadiusbymember",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
