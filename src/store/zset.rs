@@ -16,7 +16,7 @@
 //! Every operation is in terms of ascending ranks: a range by score or lex
 //! is first turned into a rank interval ([`ZSet::rank_range`]), then read
 //! ([`ZSet::iter_from`], [`ZSet::iter_rev_from`]) or removed
-//! ([`ZSet::remove_ranks`]). Mutations take the caller's running `delta`
+//! (`ZSet::remove_ranks`). Mutations take the caller's running `delta`
 //! and add to it what they change (see `super::agg`); the typed view
 //! `super::guard::ZSetMut` is how commands reach them.
 
@@ -371,22 +371,26 @@ fn pack_find(p: &Pack, member: &[u8]) -> Option<(usize, f64)> {
     None
 }
 
-/// Where (score, member) goes: offset of the first element after it.
-fn pack_insert_point(p: &Pack, score: f64, member: &[u8]) -> usize {
+/// One pass for an insert: `member`'s element (offset, score) if present,
+/// and where (score, member) goes among the elements as they are.
+fn pack_locate(p: &Pack, member: &[u8], score: f64) -> (Option<(usize, f64)>, usize) {
+    let (mut found, mut at) = (None, None);
     let mut off = 0;
-    while off < p.end() {
+    while off < p.end() && (found.is_none() || at.is_none()) {
         let (e, next) = p.entry(off);
         let (m, s) = split_elem(e);
-        if before(score, member, s, m) {
-            return off;
+        if found.is_none() && m == member {
+            found = Some((off, s));
+        }
+        if at.is_none() && before(score, member, s, m) {
+            at = Some(off);
         }
         off = next;
     }
-    off
+    (found, at.unwrap_or(p.end()))
 }
 
-fn pack_insert(p: &mut Pack, score: f64, member: &[u8]) {
-    let at = pack_insert_point(p, score, member);
+fn pack_insert_at(p: &mut Pack, at: usize, score: f64, member: &[u8]) {
     let mut buf = Vec::with_capacity(member.len() + 10);
     p.insert_at(at, encode_elem(member, score, &mut buf));
 }
@@ -798,7 +802,7 @@ impl PartialEq for ZSet {
     }
 }
 
-/// What [`ZSet::insert`] did.
+/// What `ZSet::insert` (and `ZSetMut::insert`) did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Inserted {
     /// A new member.
@@ -1031,18 +1035,20 @@ impl ZSet {
         delta: &mut isize,
     ) -> Inserted {
         if let ZSet::Pack(p) = self {
-            let found = pack_find(p, member);
+            let (found, at) = pack_locate(p, member, score);
             let before = p.capacity();
             match found {
                 Some((_, old)) if old == score => return Inserted::Unchanged,
                 Some((off, old)) => {
+                    let old_len = p.next(off) - off;
                     p.remove_at(off);
-                    pack_insert(p, score, member);
+                    let at = if at > off { at - old_len } else { at };
+                    pack_insert_at(p, at, score, member);
                     settle(delta, packed_cost(before), packed_cost(p.capacity()));
                     return Inserted::Updated(old);
                 }
                 None if p.len() < lim.zset_max_entries && member.len() <= lim.zset_max_value => {
-                    pack_insert(p, score, member);
+                    pack_insert_at(p, at, score, member);
                     settle(delta, packed_cost(before), packed_cost(p.capacity()));
                     return Inserted::Added;
                 }
