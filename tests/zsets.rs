@@ -975,3 +975,42 @@ fn random_ranks_and_ranges_match_a_model() {
         assert!(!model.is_empty());
     }
 }
+
+/// The knobs from kora.toml, and the 7.0 alias as a flag.
+#[test]
+fn config_file_and_alias_flag_set_the_thresholds() {
+    let path = std::env::temp_dir().join(format!("kora-zset-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "zset_max_listpack_entries = 2\nzset_max_listpack_value = 5\n",
+    )
+    .unwrap();
+    let s = Server::start_with(2, &["--config", path.to_str().unwrap()]);
+    let mut c = s.client();
+    let cfg = |c: &mut Connection, name: &str| -> String {
+        let pair: Vec<String> = q(c, &["CONFIG", "GET", name]);
+        pair[1].clone()
+    };
+    assert_eq!(cfg(&mut c, "zset-max-listpack-entries"), "2");
+    assert_eq!(cfg(&mut c, "zset-max-ziplist-value"), "5");
+    int(&mut c, &["ZADD", "z", "1", "a", "2", "b"]);
+    assert_eq!(encoding(&mut c, "z"), "listpack");
+    int(&mut c, &["ZADD", "z", "3", "c"]);
+    assert_eq!(encoding(&mut c, "z"), "skiplist");
+    int(&mut c, &["ZADD", "y", "1", "abcdef"]);
+    assert_eq!(encoding(&mut c, "y"), "skiplist", "a 6-byte member over 5");
+    drop(s);
+    let _ = std::fs::remove_file(&path);
+    let s = Server::start_with(
+        1,
+        &[
+            "--zset-max-ziplist-entries",
+            "9",
+            "--zset-max-ziplist-value",
+            "7",
+        ],
+    );
+    let mut c = s.client();
+    assert_eq!(cfg(&mut c, "zset-max-listpack-entries"), "9");
+    assert_eq!(cfg(&mut c, "zset-max-listpack-value"), "7");
+}

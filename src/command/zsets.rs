@@ -17,7 +17,7 @@ use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::glob::glob_match;
-use crate::store::zset::{LexBound, Range, ScoreBound, format_score, parse_score};
+use crate::store::zset::{Inserted, LexBound, Range, ScoreBound, format_score, parse_score};
 use crate::store::{Db, Hasher, Ttl, Value, WrongType, ZSet};
 
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
@@ -139,7 +139,7 @@ fn zadd_args(args: &Args) -> Result<(AddFlags, usize), &'static str> {
     Ok((f, i))
 }
 
-/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`
 pub fn zadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match zadd_args(args) {
         Ok((flags, first)) => zadd_generic(db, args, out, flags, first),
@@ -147,7 +147,7 @@ pub fn zadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// ZINCRBY key increment member
+/// `ZINCRBY key increment member`
 pub fn zincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if parse_score(args.get(2)).is_none() {
         return out.error(err::NOT_FLOAT);
@@ -177,6 +177,18 @@ fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, f: AddFlags, first:
     };
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
+    if !(f.nx || f.xx || f.gt || f.lt || f.incr) {
+        // No condition on the current score: one lookup per element.
+        for at in (first..args.len()).step_by(2) {
+            let score = parse_score(args.get(at)).expect("checked by the parser");
+            match z.insert(args.get(at + 1), score) {
+                Inserted::Added => added += 1,
+                Inserted::Updated(_) => updated += 1,
+                Inserted::Unchanged => {}
+            }
+        }
+        return out.int(if f.ch { added + updated } else { added });
+    }
     for at in (first..args.len()).step_by(2) {
         let mut score = parse_score(args.get(at)).expect("checked by the parser");
         let member = args.get(at + 1);
@@ -221,7 +233,7 @@ fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, f: AddFlags, first:
     }
 }
 
-/// ZREM key member [member ...]
+/// `ZREM key member [member ...]`
 pub fn zrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let Some(mut guard) = db.entry_mut(args.get(1)) else {
         return out.int(0);
@@ -239,7 +251,7 @@ pub fn zrem(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     out.int(removed);
 }
 
-/// ZCARD key
+/// `ZCARD key`
 pub fn zcard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match read_zset(db, args.get(1)) {
         Ok(z) => out.int(z.map_or(0, ZSet::len) as i64),
@@ -247,7 +259,7 @@ pub fn zcard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// ZSCORE key member
+/// `ZSCORE key member`
 pub fn zscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match read_zset(db, args.get(1)) {
         Ok(z) => match z.and_then(|z| z.score(args.get(2))) {
@@ -258,7 +270,7 @@ pub fn zscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// ZMSCORE key member [member ...]
+/// `ZMSCORE key member [member ...]`
 pub fn zmscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match read_zset(db, args.get(1)) {
         Ok(z) => {
@@ -284,12 +296,12 @@ fn rank_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, rev: bool) {
     }
 }
 
-/// ZRANK key member
+/// `ZRANK key member`
 pub fn zrank(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     rank_generic(db, args, out, false)
 }
 
-/// ZREVRANK key member
+/// `ZREVRANK key member`
 pub fn zrevrank(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     rank_generic(db, args, out, true)
 }
@@ -325,12 +337,12 @@ fn count_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, range: Result<Rang
     }
 }
 
-/// ZCOUNT key min max
+/// `ZCOUNT key min max`
 pub fn zcount(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     count_generic(db, args, out, score_range(args.get(2), args.get(3)))
 }
 
-/// ZLEXCOUNT key min max
+/// `ZLEXCOUNT key min max`
 pub fn zlexcount(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     count_generic(db, args, out, lex_range(args.get(2), args.get(3)))
 }
@@ -516,32 +528,32 @@ fn range_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, by: By, dir: Dir) 
     }
 }
 
-/// ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
+/// `ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]`
 pub fn zrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Auto, Dir::Auto)
 }
 
-/// ZREVRANGE key start stop [WITHSCORES]
+/// `ZREVRANGE key start stop [WITHSCORES]`
 pub fn zrevrange(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Rank, Dir::Reverse)
 }
 
-/// ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]
+/// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`
 pub fn zrangebyscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Score, Dir::Forward)
 }
 
-/// ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]
+/// `ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]`
 pub fn zrevrangebyscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Score, Dir::Reverse)
 }
 
-/// ZRANGEBYLEX key min max [LIMIT offset count]
+/// `ZRANGEBYLEX key min max [LIMIT offset count]`
 pub fn zrangebylex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Lex, Dir::Forward)
 }
 
-/// ZREVRANGEBYLEX key max min [LIMIT offset count]
+/// `ZREVRANGEBYLEX key max min [LIMIT offset count]`
 pub fn zrevrangebylex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     range_generic(db, args, out, By::Lex, Dir::Reverse)
 }
@@ -574,7 +586,7 @@ fn store_elems(db: &mut Db, dst: &[u8], elems: Elems) -> usize {
     n
 }
 
-/// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]
+/// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`
 pub fn zrangestore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match rangestore_source(db, args) {
         Ok(elems) => {
@@ -655,17 +667,17 @@ fn remrange_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, by: By) {
     out.int(n as i64);
 }
 
-/// ZREMRANGEBYRANK key start stop
+/// `ZREMRANGEBYRANK key start stop`
 pub fn zremrangebyrank(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     remrange_generic(db, args, out, By::Rank)
 }
 
-/// ZREMRANGEBYSCORE key min max
+/// `ZREMRANGEBYSCORE key min max`
 pub fn zremrangebyscore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     remrange_generic(db, args, out, By::Score)
 }
 
-/// ZREMRANGEBYLEX key min max
+/// `ZREMRANGEBYLEX key min max`
 pub fn zremrangebylex(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     remrange_generic(db, args, out, By::Lex)
 }
@@ -721,12 +733,12 @@ fn zpop_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, max: bool) {
     }
 }
 
-/// ZPOPMIN key [count]
+/// `ZPOPMIN key [count]`
 pub fn zpopmin(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     zpop_generic(db, args, out, false)
 }
 
-/// ZPOPMAX key [count]
+/// `ZPOPMAX key [count]`
 pub fn zpopmax(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     zpop_generic(db, args, out, true)
 }
@@ -801,7 +813,7 @@ fn probe(db: &mut Db, key: &[u8]) -> Probe {
     }
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], keys on one shard.
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`, keys on one shard.
 pub fn zmpop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (n, max, count) = match zmpop_args(args) {
         Ok(parsed) => parsed,
@@ -871,7 +883,7 @@ async fn zmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
 
 // ---------------------------------------------------- ZRANDMEMBER, ZSCAN
 
-/// ZRANDMEMBER key [count [WITHSCORES]]
+/// `ZRANDMEMBER key [count [WITHSCORES]]`
 pub fn zrandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if args.len() == 2 {
         let mut pick = Picker::new(db);
@@ -946,7 +958,7 @@ pub fn zrandmember(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     }
 }
 
-/// ZSCAN key cursor [MATCH pattern] [COUNT count]
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`
 pub fn zscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let cursor = match parse_cursor(args.get(2)) {
         Ok(c) => c,
