@@ -79,6 +79,11 @@ pub struct Config {
     /// A sparse HyperLogLog sketch turns dense past this many bytes
     /// (Redis' `hll-sparse-max-bytes`).
     pub hll_sparse_max_bytes: u64,
+    // Sorted sets (src/store/zset.rs).
+    /// A sorted set stays packed up to this many members...
+    pub zset_max_listpack_entries: u64,
+    /// ...and while no member is longer than this.
+    pub zset_max_listpack_value: u64,
     /// Seconds a /metrics client has to send a whole request head,
     /// counted from its first byte (and from the connection's start).
     pub metrics_request_timeout: u64,
@@ -330,6 +335,8 @@ impl Default for Config {
             set_max_listpack_value: 64,
             // HyperLogLog (issue 13).
             hll_sparse_max_bytes: 3000,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
             eviction: EvictionSettings::default(),
         }
     }
@@ -438,6 +445,12 @@ pub struct Cli {
     /// A sparse HyperLogLog turns dense past this many bytes (default 3000).
     #[arg(long)]
     pub hll_sparse_max_bytes: Option<u64>,
+    /// A sorted set stays packed up to this many members (default 128).
+    #[arg(long, alias = "zset-max-ziplist-entries")]
+    pub zset_max_listpack_entries: Option<u64>,
+    /// ...and while no member is longer than this (default 64).
+    #[arg(long, alias = "zset-max-ziplist-value")]
+    pub zset_max_listpack_value: Option<u64>,
     /// Memory limit over all shards, as Redis: bytes or 100mb, 2gb...; 0 = none.
     #[arg(long, value_name = "BYTES")]
     pub maxmemory: Option<String>,
@@ -511,6 +524,8 @@ struct FileConfig {
     set_max_listpack_value: Option<u64>,
     // HyperLogLog (issue 13).
     hll_sparse_max_bytes: Option<u64>,
+    zset_max_listpack_entries: Option<u64>,
+    zset_max_listpack_value: Option<u64>,
     maxmemory: Option<Memory>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u64>,
@@ -580,6 +595,8 @@ impl Config {
         layer!(set_max_listpack_value);
         // HyperLogLog (issue 13).
         layer!(hll_sparse_max_bytes);
+        layer!(zset_max_listpack_entries);
+        layer!(zset_max_listpack_value);
         cfg.eviction = eviction_settings(cli, &file)?;
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
@@ -634,6 +651,8 @@ impl Config {
             self.set_max_listpack_value,
             // HyperLogLog (issue 13).
             self.hll_sparse_max_bytes,
+            self.zset_max_listpack_entries,
+            self.zset_max_listpack_value,
         ];
         if thresholds.iter().any(|&v| v > i64::MAX as u64)
             || i32::try_from(self.list_max_listpack_size).is_err()

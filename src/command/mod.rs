@@ -167,6 +167,9 @@ pub mod hll;
 // Issue 13, dump: DUMP/RESTORE (Redis 7.0 payloads) and SORT/SORT_RO.
 pub mod dump;
 pub mod sort;
+pub mod zsets;
+// Geo (issue 13).
+pub mod geo;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 
@@ -449,6 +452,7 @@ pub mod testing {
                 crate::store::Value::List(l) => l.is_empty(),
                 crate::store::Value::Hash(h) => h.is_empty(),
                 crate::store::Value::Set(s) => s.is_empty(),
+                crate::store::Value::ZSet(z) => z.is_empty(),
                 crate::store::Value::Str(_) => false,
             };
             assert!(!empty, "empty aggregate left under {k:?} after {what:?}");

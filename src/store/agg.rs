@@ -40,6 +40,11 @@ pub(crate) struct Limits {
     // HyperLogLog (issue 13, store::hll).
     /// `hll-sparse-max-bytes`: a sparse sketch longer than this turns dense.
     pub hll_sparse_max_bytes: usize,
+    // Sorted sets (src/store/zset.rs).
+    /// `zset-max-listpack-entries` (alias `zset-max-ziplist-entries`)
+    pub zset_max_entries: usize,
+    /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`)
+    pub zset_max_value: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +58,9 @@ impl Default for Limits {
             set_max_value: 64,
             // HyperLogLog (issue 13).
             hll_sparse_max_bytes: super::hll::SPARSE_MAX_BYTES_DEFAULT,
+            // Sorted sets.
+            zset_max_entries: 128,
+            zset_max_value: 64,
         }
     }
 }
@@ -70,6 +78,9 @@ impl Limits {
             set_max_value: size(config.set_max_listpack_value),
             // HyperLogLog (issue 13).
             hll_sparse_max_bytes: size(config.hll_sparse_max_bytes),
+            // Sorted sets.
+            zset_max_entries: size(config.zset_max_listpack_entries),
+            zset_max_value: size(config.zset_max_listpack_value),
         }
     }
 }
@@ -1021,6 +1032,7 @@ mod tests {
             set_max_entries: 4,
             set_max_value: 8,
             hll_sparse_max_bytes: 3000,
+            ..Limits::default()
         }
     }
 
