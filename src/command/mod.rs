@@ -161,6 +161,7 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 pub mod transaction;
+pub mod zsets;
 // Issue 13, dump: DUMP/RESTORE (Redis 7.0 payloads) and SORT/SORT_RO.
 pub mod dump;
 pub mod sort;
@@ -446,6 +447,7 @@ pub mod testing {
                 crate::store::Value::List(l) => l.is_empty(),
                 crate::store::Value::Hash(h) => h.is_empty(),
                 crate::store::Value::Set(s) => s.is_empty(),
+                crate::store::Value::ZSet(z) => z.is_empty(),
                 crate::store::Value::Str(_) => false,
             };
             assert!(!empty, "empty aggregate left under {k:?} after {what:?}");
