@@ -8,12 +8,12 @@
 //! and raw otherwise (never LZF-compressed: Redis reads both), a list as
 //! a QUICKLIST_2 of listpacks, a set as an intset or a plain set (7.0 has
 //! no listpack sets), a hash as a listpack or a plain hash, a sorted set
-//! as a listpack or a skiplist (ZSET_2). [`restore`]
+//! as a listpack or a skiplist (ZSET_2). `restore`
 //! reads every encoding Redis 7.0 writes plus the older ziplist-based
 //! ones 7.0 still loads (ziplist lists, quicklists of ziplists, ziplist
 //! hashes, linked lists), LZF-compressed strings included, and builds the
 //! value in Kora's own encodings by the shard's thresholds
-//! ([`Limits`]).
+//! (`Limits`).
 //!
 //! A payload is untrusted input: every length is checked against the
 //! bytes that remain before anything is allocated for it, a declared
@@ -412,7 +412,7 @@ pub(crate) fn restore(payload: &[u8], lim: &Limits) -> Result<Value> {
     decode(&payload[..payload.len() - 10], lim)
 }
 
-/// [`restore`] with the default encoding thresholds (the fuzz target's
+/// `restore` with the default encoding thresholds (the fuzz target's
 /// entry point).
 pub fn restore_default(payload: &[u8]) -> Result<Value> {
     restore(payload, &Limits::default())
