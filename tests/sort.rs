@@ -178,6 +178,20 @@ fn sorts_lists_and_sets_with_options() {
         Ok(Value::Int(3))
     );
     assert_eq!(b.list(&["LRANGE", "zdest", "0", "-1"]), ["30", "4", "-7"]);
+    // BY without `*` wins over a later BY with one.
+    let wl = on_shard("wl", 1);
+    b.run(&["RPUSH", &wl, "3", "1", "2"]).unwrap();
+    b.run(&["MSET", "w_1", "9", "w_2", "5", "w_3", "1"])
+        .unwrap();
+    assert_eq!(b.list(&["SORT", &wl, "BY", "w_*"]), ["3", "2", "1"]);
+    assert_eq!(
+        b.list(&["SORT", &wl, "BY", "nosort", "BY", "w_*"]),
+        ["3", "1", "2"]
+    );
+    assert_eq!(
+        b.list(&["SORT", &wl, "BY", "w_*", "BY", "nosort"]),
+        ["3", "1", "2"]
+    );
     // Missing source: empty; equal scores order by the element.
     assert!(b.list(&["SORT", "missing"]).is_empty());
     let ties = on_shard("ties", 1);

@@ -70,9 +70,10 @@ fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
             j += 1;
         } else if args.is(j, "BY") && left >= 1 {
             let pattern = args.get(j + 1);
+            // As Redis: once a BY without `*` was seen, a later BY with
+            // one does not sort again.
             if pattern.contains(&b'*') {
                 o.by = Some(pattern.to_vec());
-                o.dontsort = false;
             } else {
                 o.by = None;
                 o.dontsort = true;

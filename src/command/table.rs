@@ -1087,6 +1087,9 @@ mod tests {
             "zunionstore",
             "zinterstore",
             "zdiffstore",
+            // DUMP/RESTORE and SORT (issue 13, dump family).
+            "restore",
+            "sort",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
