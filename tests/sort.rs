@@ -162,6 +162,36 @@ fn sorts_lists_and_sets_with_options() {
     let words = on_shard("words", 0);
     b.run(&["SADD", &words, "pear", "apple", "fig"]).unwrap();
     assert_eq!(b.list(&["SORT", &words, "ALPHA"]), ["apple", "fig", "pear"]);
+    // A sorted set: by its own order with BY nosort (DESC reverses), else
+    // by the members' values.
+    let z = on_shard("zs", 0);
+    b.run(&["ZADD", &z, "1", "30", "2", "4", "3", "-7"])
+        .unwrap();
+    assert_eq!(b.list(&["SORT", &z, "BY", "nosort"]), ["30", "4", "-7"]);
+    assert_eq!(
+        b.list(&["SORT", &z, "BY", "nosort", "DESC", "LIMIT", "0", "2"]),
+        ["-7", "4"]
+    );
+    assert_eq!(b.list(&["SORT", &z]), ["-7", "4", "30"]);
+    assert_eq!(
+        b.run(&["SORT", &z, "BY", "nosort", "STORE", "zdest"]),
+        Ok(Value::Int(3))
+    );
+    assert_eq!(b.list(&["LRANGE", "zdest", "0", "-1"]), ["30", "4", "-7"]);
+    // BY without `*` wins over a later BY with one.
+    let wl = on_shard("wl", 1);
+    b.run(&["RPUSH", &wl, "3", "1", "2"]).unwrap();
+    b.run(&["MSET", "w_1", "9", "w_2", "5", "w_3", "1"])
+        .unwrap();
+    assert_eq!(b.list(&["SORT", &wl, "BY", "w_*"]), ["3", "2", "1"]);
+    assert_eq!(
+        b.list(&["SORT", &wl, "BY", "nosort", "BY", "w_*"]),
+        ["3", "1", "2"]
+    );
+    assert_eq!(
+        b.list(&["SORT", &wl, "BY", "w_*", "BY", "nosort"]),
+        ["3", "1", "2"]
+    );
     // Missing source: empty; equal scores order by the element.
     assert!(b.list(&["SORT", "missing"]).is_empty());
     let ties = on_shard("ties", 1);

@@ -68,7 +68,7 @@ fn options(args: &Args) -> Result<Options, &'static str> {
     Ok(o)
 }
 
-/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f].
+/// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`.
 pub fn restore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let o = match options(args) {
         Ok(o) => o,

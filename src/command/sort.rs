@@ -1,7 +1,7 @@
 //! SORT and SORT_RO, with Redis 7.0's options, replies and errors: BY
 //! pattern (a pattern without `*` means no sorting), GET pattern (`#`
 //! for the element itself, `key*->field` for a hash field), LIMIT, ASC /
-//! DESC, ALPHA and (SORT only) STORE.
+//! DESC, ALPHA and (SORT only) STORE, on lists, sets and sorted sets.
 //!
 //! The keys BY and GET name are made from the elements, so they are known
 //! only once the source has been read, and they may live on any shard.
@@ -70,9 +70,10 @@ fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
             j += 1;
         } else if args.is(j, "BY") && left >= 1 {
             let pattern = args.get(j + 1);
+            // As Redis: once a BY without `*` was seen, a later BY with
+            // one does not sort again.
             if pattern.contains(&b'*') {
                 o.by = Some(pattern.to_vec());
-                o.dontsort = false;
             } else {
                 o.by = None;
                 o.dontsort = true;
@@ -296,6 +297,10 @@ async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out
                 Some(Value::List(l)) => Source::Elems(l.iter().map(Box::from).collect(), false),
                 Some(Value::Set(set)) => {
                     Source::Elems(set.iter().map(|m| Box::from(&*m)).collect(), true)
+                }
+                // In score order: what BY nosort keeps (DESC reverses).
+                Some(Value::ZSet(z)) => {
+                    Source::Elems(z.iter().map(|(m, _)| Box::from(m)).collect(), false)
                 }
                 Some(_) => Source::Wrong,
             }

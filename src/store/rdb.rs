@@ -7,12 +7,13 @@
 //! same data: a string int-encoded when it is a small canonical integer
 //! and raw otherwise (never LZF-compressed: Redis reads both), a list as
 //! a QUICKLIST_2 of listpacks, a set as an intset or a plain set (7.0 has
-//! no listpack sets), a hash as a listpack or a plain hash. [`restore`]
+//! no listpack sets), a hash as a listpack or a plain hash, a sorted set
+//! as a listpack or a skiplist (ZSET_2). `restore`
 //! reads every encoding Redis 7.0 writes plus the older ziplist-based
 //! ones 7.0 still loads (ziplist lists, quicklists of ziplists, ziplist
 //! hashes, linked lists), LZF-compressed strings included, and builds the
 //! value in Kora's own encodings by the shard's thresholds
-//! ([`Limits`]).
+//! (`Limits`).
 //!
 //! A payload is untrusted input: every length is checked against the
 //! bytes that remain before anything is allocated for it, a declared
@@ -23,14 +24,16 @@
 //! a panic.
 //!
 //! Layer: `store` (pure data code: no coordination, no commands).
-//! Sorted sets are added by the zset family: the type bytes 3, 5, 12 and
-//! 17 are routed to [`restore_zset`], the one place to extend.
+//! Sorted sets (`store::zset`) are written as Redis 7.0 writes them: a
+//! listpack of member/score pairs while small, else ZSET_2 (binary
+//! scores, from the highest); ZSET, ZSET_ZIPLIST are read too.
 
 use std::borrow::Cow;
 
 use super::Value;
 use super::agg::{Hash, Limits, List, Set};
 use super::packed::{IntText, as_int};
+use super::zset::{ZSet, format_score, parse_score};
 
 /// The RDB version Redis 7.0 writes and the newest it accepts.
 pub(crate) const RDB_VERSION: u16 = 10;
@@ -117,6 +120,7 @@ pub fn dump(value: &Value, out: &mut Vec<u8>) {
         Value::List(l) => dump_list(l, out),
         Value::Set(s) => dump_set(s, out),
         Value::Hash(h) => dump_hash(h, out),
+        Value::ZSet(z) => dump_zset(z, out),
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out[start..]);
@@ -354,6 +358,33 @@ fn dump_hash(h: &Hash, out: &mut Vec<u8>) {
     }
 }
 
+fn dump_zset(z: &ZSet, out: &mut Vec<u8>) {
+    let mut text = [0u8; 32];
+    match z {
+        ZSet::Pack(_) => {
+            out.push(T_ZSET_LISTPACK);
+            let mut lp = LpWriter::new();
+            for (m, score) in z.iter() {
+                lp.push(m);
+                lp.push(format_score(score, &mut text));
+            }
+            put_string(out, &lp.finish());
+        }
+        ZSet::Skip(_) => {
+            // As Redis 7.0 saves a skiplist: from the tail, so that
+            // loading inserts at the head.
+            out.push(T_ZSET_2);
+            put_len(out, z.len() as u64);
+            if !z.is_empty() {
+                for (m, score) in z.iter_rev_from(z.len() - 1) {
+                    put_string(out, m);
+                    out.extend_from_slice(&score.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- reading
 
 /// Checks the footer of `payload` as Redis' `verifyDumpPayload` does: at
@@ -381,7 +412,7 @@ pub(crate) fn restore(payload: &[u8], lim: &Limits) -> Result<Value> {
     decode(&payload[..payload.len() - 10], lim)
 }
 
-/// [`restore`] with the default encoding thresholds (the fuzz target's
+/// `restore` with the default encoding thresholds (the fuzz target's
 /// entry point).
 pub fn restore_default(payload: &[u8]) -> Result<Value> {
     restore(payload, &Limits::default())
@@ -497,10 +528,61 @@ pub(crate) fn decode(body: &[u8], lim: &Limits) -> Result<Value> {
     }
 }
 
-/// Sorted sets: not stored by Kora yet, so refused as Redis refuses a
-/// type it does not know.
-fn restore_zset(_ty: u8, _r: &mut Reader<'_>, _lim: &Limits) -> Result<Value> {
-    Err(Format)
+/// Sorted sets: ZSET_2 (binary scores), ZSET (text scores), and
+/// member/score pairs in a listpack or ziplist. A NaN or unreadable score,
+/// a duplicate member or an empty set is malformed (Redis refuses the
+/// first two as corrupt, the last as an empty key).
+fn restore_zset(ty: u8, r: &mut Reader<'_>, lim: &Limits) -> Result<Value> {
+    let mut pairs: Vec<(Cow<'_, [u8]>, f64)> = Vec::new();
+    match ty {
+        T_ZSET_2 | T_ZSET => {
+            let n = r.count(2)?;
+            for _ in 0..n {
+                let member = r.string()?;
+                let score = if ty == T_ZSET_2 {
+                    f64::from_le_bytes(r.take(8)?.try_into().expect("8"))
+                } else {
+                    match r.byte()? {
+                        253 => f64::NAN,
+                        254 => f64::INFINITY,
+                        255 => f64::NEG_INFINITY,
+                        n => parse_score(r.take(n as u64)?).ok_or(Format)?,
+                    }
+                };
+                pairs.push((member, score));
+            }
+        }
+        _ => {
+            let blob = r.string()?;
+            let mut member: Option<Vec<u8>> = None;
+            let mut add = |e: Cow<'_, [u8]>| match member.take() {
+                None => {
+                    member = Some(e.into_owned());
+                    Ok(())
+                }
+                Some(m) => {
+                    pairs.push((Cow::Owned(m), parse_score(&e).ok_or(Format)?));
+                    Ok(())
+                }
+            };
+            if ty == T_ZSET_LISTPACK {
+                listpack_each(&blob, &mut add)?;
+            } else {
+                ziplist_each(&blob, &mut add)?;
+            }
+            if member.is_some() {
+                return Err(Format);
+            }
+        }
+    }
+    if pairs.is_empty() || pairs.iter().any(|(_, s)| s.is_nan()) {
+        return Err(Format);
+    }
+    let z = ZSet::from_pairs(pairs.iter().map(|(m, s)| (&m[..], *s)), lim);
+    if z.len() != pairs.len() {
+        return Err(Format); // a member twice
+    }
+    Ok(Value::ZSet(Box::new(z)))
 }
 
 fn nonempty_list(list: List) -> Result<Value> {
@@ -944,7 +1026,16 @@ mod tests {
                     &mut d,
                 );
             }
+            let members: Vec<String> = (0..n).map(|i| format!("z{i}")).collect();
+            let z = ZSet::from_pairs(
+                members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (m.as_bytes(), (i as f64 - 50.5) * 3.25)),
+                &lim,
+            );
             for v in [
+                Value::ZSet(Box::new(z)),
                 Value::Hash(Box::new(h)),
                 Value::Set(Box::new(s)),
                 Value::Set(Box::new(ints)),
