@@ -147,6 +147,10 @@ const WD: &[&str] = &["write", "denyoom"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WM: &[&str] = &["write", "movablekeys"];
 const RM: &[&str] = &["readonly", "movablekeys"];
+// Blocking commands (issue 13), with Redis 7.0's flags.
+const WB: &[&str] = &["write", "noscript", "blocking"];
+const WDNB: &[&str] = &["write", "denyoom", "noscript", "blocking"];
+const WBM: &[&str] = &["write", "blocking", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -569,6 +573,43 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         NONE,
         (0, 0, 0),
         Run(Local(server::scripting))
+    ),
+    // Blocking commands of issue 13 (src/command/blocking.rs): connection
+    // commands, since they wait on their connection.
+    cmd!(
+        "blpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        Run(Async(super::blocking::blpop))
+    ),
+    cmd!(
+        "brpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        Run(Async(super::blocking::brpop))
+    ),
+    cmd!(
+        "brpoplpush",
+        4,
+        WDNB,
+        (1, 2, 1),
+        Run(Async(super::blocking::brpoplpush))
+    ),
+    cmd!(
+        "blmove",
+        6,
+        WDNB,
+        (1, 2, 1),
+        Run(Async(super::blocking::blmove))
+    ),
+    cmd!(
+        "blmpop",
+        -5,
+        WBM,
+        movable(super::blocking::blmpop_keys),
+        Run(Async(super::blocking::blmpop))
     ),
 ]);
 
