@@ -238,6 +238,11 @@ async fn run(
     let blocking = !shard.in_transaction();
     let mut got = attempt(shard, me, &cmd, blocking, true).await;
     if !matches!(got, Got::Nothing) || !blocking {
+        if blocking && cmd.keys.len() > 1 {
+            // Keys before the one that answered had nothing: it queued
+            // there on the way.
+            leave_queues(shard, me, &cmd).await;
+        }
         reply(out, &cmd, got, false);
         return Flow::Continue;
     }
