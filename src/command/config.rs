@@ -64,6 +64,12 @@ enum Knob {
     Timeout,
     /// `tcp-keepalive`: stored and reported; Kora keeps the OS default.
     TcpKeepalive,
+    // Sorted sets (src/store/zset.rs).
+    /// `zset-max-listpack-entries` (alias `zset-max-ziplist-entries`).
+    ZsetMaxEntries,
+    /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`): a
+    /// memory value, as Redis.
+    ZsetMaxValue,
 }
 
 /// Values of the parameters Kora accepts so that tools that set them at
@@ -143,6 +149,7 @@ impl Knob {
             | Knob::SetMaxIntset
             | Knob::SetMaxEntries
             | Knob::SetMaxValue => (0, i64::MAX),
+            Knob::ZsetMaxEntries | Knob::ZsetMaxValue => (0, i64::MAX),
             Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
             Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
             // Not integers: parsed on their own in `parse`.
@@ -229,7 +236,10 @@ impl Knob {
                 .map(Setting::OutputLimits)
                 .map_err(str::to_string);
         }
-        let v = if matches!(self, Knob::HashMaxValue | Knob::SetMaxValue) {
+        let v = if matches!(
+            self,
+            Knob::HashMaxValue | Knob::SetMaxValue | Knob::ZsetMaxValue
+        ) {
             // Redis' memory values: `1kb` and the like (and "" is 0).
             std::str::from_utf8(raw)
                 .ok()
@@ -322,6 +332,8 @@ impl Knob {
                     _ => limits.set_max_value = size,
                 }
             }
+            Knob::ZsetMaxEntries => shard.db().limits.zset_max_entries = value as usize,
+            Knob::ZsetMaxValue => shard.db().limits.zset_max_value = value as usize,
             Knob::OutputBufferLimit
             | Knob::RequirePass
             | Knob::ProtectedMode
@@ -402,6 +414,11 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("set-max-listpack-value", Some(Knob::SetMaxValue)),
     ("list-max-listpack-size", Some(Knob::ListMaxSize)),
     ("list-max-ziplist-size", Some(Knob::ListMaxSize)),
+    // Sorted sets (src/store/zset.rs), with Redis 7.0's aliases.
+    ("zset-max-listpack-entries", Some(Knob::ZsetMaxEntries)),
+    ("zset-max-ziplist-entries", Some(Knob::ZsetMaxEntries)),
+    ("zset-max-listpack-value", Some(Knob::ZsetMaxValue)),
+    ("zset-max-ziplist-value", Some(Knob::ZsetMaxValue)),
     // Kora's own.
     ("workers", None),
     ("metrics-port", None),
@@ -466,6 +483,13 @@ fn value(shard: &Shard, name: &str) -> String {
         "set-max-listpack-value" => shard.db().limits.set_max_value.to_string(),
         "list-max-listpack-size" | "list-max-ziplist-size" => {
             shard.db().limits.list_max_size.to_string()
+        }
+        // Sorted sets.
+        "zset-max-listpack-entries" | "zset-max-ziplist-entries" => {
+            shard.db().limits.zset_max_entries.to_string()
+        }
+        "zset-max-listpack-value" | "zset-max-ziplist-value" => {
+            shard.db().limits.zset_max_value.to_string()
         }
         "metrics-port" => c.metrics_port.to_string(),
         "metrics-bind" => c.metrics_bind.clone(),

@@ -163,6 +163,7 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 pub mod transaction;
+pub mod zsets;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 
@@ -445,6 +446,7 @@ pub mod testing {
                 crate::store::Value::List(l) => l.is_empty(),
                 crate::store::Value::Hash(h) => h.is_empty(),
                 crate::store::Value::Set(s) => s.is_empty(),
+                crate::store::Value::ZSet(z) => z.is_empty(),
                 crate::store::Value::Str(_) => false,
             };
             assert!(!empty, "empty aggregate left under {k:?} after {what:?}");

@@ -37,6 +37,8 @@ pub fn encoding(value: &Value) -> &'static str {
         Value::List(_) => "quicklist",
         Value::Hash(h) => h.encoding(),
         Value::Set(s) => s.encoding(),
+        // Sorted sets: listpack or skiplist (src/store/zset.rs).
+        Value::ZSet(z) => z.encoding(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
+    zsets,
 };
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
@@ -151,6 +152,8 @@ const RM: &[&str] = &["readonly", "movablekeys"];
 const WB: &[&str] = &["write", "noscript", "blocking"];
 const WDNB: &[&str] = &["write", "denyoom", "noscript", "blocking"];
 const WBM: &[&str] = &["write", "blocking", "movablekeys"];
+/// Sorted sets' STORE forms (src/command/zsets.rs).
+const WDM: &[&str] = &["write", "denyoom", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -494,6 +497,156 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         Kind::Multi {
             whole: multikey::copy,
             spread: multikey::copy_spread
+        }
+    ),
+    // Sorted sets (src/command/zsets.rs).
+    cmd!("zadd", -4, WDF, (1, 1, 1), Keyed(zsets::zadd)),
+    cmd!("zincrby", 4, WDF, (1, 1, 1), Keyed(zsets::zincrby)),
+    cmd!("zrem", -3, WF, (1, 1, 1), Keyed(zsets::zrem)),
+    cmd!("zcard", 2, RF, (1, 1, 1), Keyed(zsets::zcard)),
+    cmd!("zcount", 4, RF, (1, 1, 1), Keyed(zsets::zcount)),
+    cmd!("zlexcount", 4, RF, (1, 1, 1), Keyed(zsets::zlexcount)),
+    cmd!("zscore", 3, RF, (1, 1, 1), Keyed(zsets::zscore)),
+    cmd!("zmscore", -3, RF, (1, 1, 1), Keyed(zsets::zmscore)),
+    cmd!("zrank", 3, RF, (1, 1, 1), Keyed(zsets::zrank)),
+    cmd!("zrevrank", 3, RF, (1, 1, 1), Keyed(zsets::zrevrank)),
+    cmd!("zrange", -4, R, (1, 1, 1), Keyed(zsets::zrange)),
+    cmd!("zrevrange", -4, R, (1, 1, 1), Keyed(zsets::zrevrange)),
+    cmd!(
+        "zrangebyscore",
+        -4,
+        R,
+        (1, 1, 1),
+        Keyed(zsets::zrangebyscore)
+    ),
+    cmd!(
+        "zrevrangebyscore",
+        -4,
+        R,
+        (1, 1, 1),
+        Keyed(zsets::zrevrangebyscore)
+    ),
+    cmd!("zrangebylex", -4, R, (1, 1, 1), Keyed(zsets::zrangebylex)),
+    cmd!(
+        "zrevrangebylex",
+        -4,
+        R,
+        (1, 1, 1),
+        Keyed(zsets::zrevrangebylex)
+    ),
+    cmd!(
+        "zremrangebyrank",
+        4,
+        W,
+        (1, 1, 1),
+        Keyed(zsets::zremrangebyrank)
+    ),
+    cmd!(
+        "zremrangebyscore",
+        4,
+        W,
+        (1, 1, 1),
+        Keyed(zsets::zremrangebyscore)
+    ),
+    cmd!(
+        "zremrangebylex",
+        4,
+        W,
+        (1, 1, 1),
+        Keyed(zsets::zremrangebylex)
+    ),
+    cmd!("zpopmin", -2, WF, (1, 1, 1), Keyed(zsets::zpopmin)),
+    cmd!("zpopmax", -2, WF, (1, 1, 1), Keyed(zsets::zpopmax)),
+    cmd!("zrandmember", -2, R, (1, 1, 1), Keyed(zsets::zrandmember)),
+    cmd!("zscan", -3, R, (1, 1, 1), Keyed(zsets::zscan)),
+    cmd!(
+        "zrangestore",
+        -5,
+        WD,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: zsets::zrangestore,
+            spread: zsets::zrangestore_spread
+        }
+    ),
+    cmd!(
+        "zmpop",
+        -4,
+        WM,
+        movable(zsets::zmpop_keys),
+        Kind::Multi {
+            whole: zsets::zmpop,
+            spread: zsets::zmpop_spread
+        }
+    ),
+    cmd!(
+        "zunion",
+        -3,
+        RM,
+        movable(zsets::algebra_keys),
+        Kind::Multi {
+            whole: zsets::zunion,
+            spread: zsets::zunion_spread
+        }
+    ),
+    cmd!(
+        "zinter",
+        -3,
+        RM,
+        movable(zsets::algebra_keys),
+        Kind::Multi {
+            whole: zsets::zinter,
+            spread: zsets::zinter_spread
+        }
+    ),
+    cmd!(
+        "zdiff",
+        -3,
+        RM,
+        movable(zsets::algebra_keys),
+        Kind::Multi {
+            whole: zsets::zdiff,
+            spread: zsets::zdiff_spread
+        }
+    ),
+    cmd!(
+        "zintercard",
+        -3,
+        RM,
+        movable(zsets::algebra_keys),
+        Kind::Multi {
+            whole: zsets::zintercard,
+            spread: zsets::zintercard_spread
+        }
+    ),
+    cmd!(
+        "zunionstore",
+        -4,
+        WDM,
+        movable(zsets::algebra_store_keys),
+        Kind::Multi {
+            whole: zsets::zunionstore,
+            spread: zsets::zunionstore_spread
+        }
+    ),
+    cmd!(
+        "zinterstore",
+        -4,
+        WDM,
+        movable(zsets::algebra_store_keys),
+        Kind::Multi {
+            whole: zsets::zinterstore,
+            spread: zsets::zinterstore_spread
+        }
+    ),
+    cmd!(
+        "zdiffstore",
+        -4,
+        WDM,
+        movable(zsets::algebra_store_keys),
+        Kind::Multi {
+            whole: zsets::zdiffstore,
+            spread: zsets::zdiffstore_spread
         }
     ),
     // Connection and server
@@ -959,6 +1112,13 @@ mod tests {
             "lmove",
             "rpoplpush",
             "copy",
+            // Sorted sets.
+            "zadd",
+            "zincrby",
+            "zrangestore",
+            "zunionstore",
+            "zinterstore",
+            "zdiffstore",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

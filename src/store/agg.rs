@@ -37,6 +37,11 @@ pub(crate) struct Limits {
     pub set_max_entries: usize,
     /// `set-max-listpack-value` (Redis 7.2)
     pub set_max_value: usize,
+    // Sorted sets (src/store/zset.rs).
+    /// `zset-max-listpack-entries` (alias `zset-max-ziplist-entries`)
+    pub zset_max_entries: usize,
+    /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`)
+    pub zset_max_value: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +53,9 @@ impl Default for Limits {
             set_max_intset: 512,
             set_max_entries: 128,
             set_max_value: 64,
+            // Sorted sets.
+            zset_max_entries: 128,
+            zset_max_value: 64,
         }
     }
 }
@@ -63,6 +71,9 @@ impl Limits {
             set_max_intset: size(config.set_max_intset_entries),
             set_max_entries: size(config.set_max_listpack_entries),
             set_max_value: size(config.set_max_listpack_value),
+            // Sorted sets.
+            zset_max_entries: size(config.zset_max_listpack_entries),
+            zset_max_value: size(config.zset_max_listpack_value),
         }
     }
 }
@@ -1013,6 +1024,7 @@ mod tests {
             set_max_intset: 5,
             set_max_entries: 4,
             set_max_value: 8,
+            ..Limits::default()
         }
     }
 

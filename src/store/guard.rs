@@ -21,6 +21,7 @@
 use std::ops::Deref;
 
 use super::agg::{Hash, Limits, List, Set};
+use super::zset::{Inserted, ZSet};
 use super::{
     Db, Entry, StrEncoding, StrValue, Value, WrongType, entry_size, str_size, touch_watched,
 };
@@ -134,6 +135,19 @@ impl<'a> EntryMut<'a> {
         }
     }
 
+    /// The sorted set under the key, or WRONGTYPE.
+    #[inline]
+    pub fn zset(&mut self) -> Result<ZSetMut<'_>, WrongType> {
+        match &mut self.db.map[self.idx].value {
+            Value::ZSet(z) => Ok(ZSetMut {
+                zset: z,
+                delta: &mut self.delta,
+                limits: self.db.limits,
+            }),
+            _ => Err(WrongType),
+        }
+    }
+
     /// The string under the key, or WRONGTYPE.
     #[inline]
     pub fn string(&mut self) -> Result<StrMut<'_>, WrongType> {
@@ -158,6 +172,7 @@ impl Drop for EntryMut<'_> {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         };
         if empty {
             // Removal counts as the modification (`detach_at` bumps it).
@@ -297,6 +312,61 @@ impl HashMut<'_> {
     #[inline]
     pub fn remove(&mut self, field: &[u8]) -> bool {
         self.hash.remove(field, self.delta)
+    }
+}
+
+/// A sorted set under an [`EntryMut`]; packed or a skiplist (see
+/// `super::zset`), converted when a write passes the thresholds.
+pub struct ZSetMut<'g> {
+    zset: &'g mut ZSet,
+    delta: &'g mut isize,
+    limits: Limits,
+}
+
+impl Deref for ZSetMut<'_> {
+    type Target = ZSet;
+
+    fn deref(&self) -> &ZSet {
+        self.zset
+    }
+}
+
+impl ZSetMut<'_> {
+    /// Sets `member`'s score, adding it when new (the caller has checked
+    /// that `score` is not NaN).
+    #[inline]
+    pub fn insert(&mut self, member: &[u8], score: f64) -> Inserted {
+        self.zset.insert(member, score, &self.limits, self.delta)
+    }
+
+    /// Removes `member`; returns its score if it was there.
+    #[inline]
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        self.zset.remove(member, self.delta)
+    }
+
+    /// Removes ascending ranks `start..end` (clamped), handing each
+    /// element to `f` in ascending order; returns how many it removed.
+    pub fn remove_ranks(&mut self, start: usize, end: usize, f: impl FnMut(&[u8], f64)) -> usize {
+        self.zset.remove_ranks(start, end, self.delta, f)
+    }
+
+    /// Removes the lowest (or, with `max`, highest) element, handing it
+    /// to `f`; None when empty.
+    pub fn pop<R>(&mut self, max: bool, f: impl FnOnce(&[u8], f64) -> R) -> Option<R> {
+        let n = self.zset.len();
+        if n == 0 {
+            return None;
+        }
+        let at = if max { n - 1 } else { 0 };
+        let mut f = Some(f);
+        let mut out = None;
+        self.zset.remove_ranks(at, at + 1, self.delta, |m, s| {
+            if let Some(f) = f.take() {
+                out = Some(f(m, s));
+            }
+        });
+        out
     }
 }
 

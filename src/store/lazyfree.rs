@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 
 use super::agg::{Hash, List, Set};
+use super::zset::ZSet;
 use super::{Entry, Hasher, Key, StrValue, Value, cost, entry_overhead, entry_size, value_size};
 
 /// Values with at most this many elements are freed at once, as Redis'
@@ -53,6 +54,10 @@ pub fn free_effort(value: &Value) -> usize {
             Set::Table(t) => t.len(),
             _ => 1,
         },
+        Value::ZSet(z) => match &**z {
+            ZSet::Skip(_) => z.len(),
+            ZSet::Pack(_) => 1,
+        },
     }
 }
 
@@ -66,6 +71,8 @@ enum Pending {
     List(List),
     Hash(indexmap::map::IntoIter<Box<[u8]>, Box<[u8]>>, Release),
     Set(indexmap::set::IntoIter<Box<[u8]>>, Release),
+    /// A sorted set's skiplist, freed from its top rank down.
+    ZSet(Box<ZSet>),
     Table(IndexMap<Key, Entry, Hasher>),
     TableIter(indexmap::map::IntoIter<Key, Entry>, Release),
     /// A flushed table's TTL index (positions and times, no accounting of
@@ -93,6 +100,7 @@ impl Pending {
                         .map(|m| cost::SET_MEMBER + m.len())
                         .sum::<usize>()
             }
+            Pending::ZSet(z) => z.size(),
             Pending::Table(map) => map.iter().map(|(k, e)| entry_size(k, e)).sum(),
             Pending::TableIter(it, _) => it.as_slice().iter().map(|(k, e)| entry_size(k, e)).sum(),
             Pending::Positions(_) => 0,
@@ -276,6 +284,7 @@ fn step(
                     let Set::Table(t) = *s else { unreachable!() };
                     Pending::Set((*t).into_iter(), Release::default())
                 }
+                Value::ZSet(z) if matches!(*z, ZSet::Skip(_)) => Pending::ZSet(z),
                 small => {
                     sub(mem, value_size(&small));
                     return (1, true, 1);
@@ -317,6 +326,15 @@ fn step(
             }
             release.advance(it.as_slice().first().map(|m| m as *const _ as usize));
             if it.len() == 0 {
+                sub(mem, cost::CONTAINER);
+                return (n, true, 1);
+            }
+            (n, false, 0)
+        }
+        Pending::ZSet(z) => {
+            let n = z.len().min(budget);
+            sub(mem, z.free_some(budget));
+            if z.is_empty() {
                 sub(mem, cost::CONTAINER);
                 return (n, true, 1);
             }

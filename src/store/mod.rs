@@ -43,6 +43,7 @@ pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
 pub mod packed;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -57,6 +58,7 @@ pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
 pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
 
 pub use agg::{Hash, List, Set};
+pub use zset::ZSet;
 
 /// Aggregates are boxed (thin boxes: 8 bytes) so that the common case, a
 /// string, keeps entries small: a `Value` is 16 bytes (the string's tag
@@ -69,6 +71,8 @@ pub enum Value {
     List(Box<List>),
     Hash(Box<Hash>),
     Set(Box<Set>),
+    /// A sorted set (src/store/zset.rs).
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -78,6 +82,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -161,6 +166,7 @@ pub fn value_size(value: &Value) -> usize {
         Value::List(l) => l.size(),
         Value::Hash(h) => h.size(),
         Value::Set(s) => s.size(),
+        Value::ZSet(z) => z.size(),
     }
 }
 
@@ -186,6 +192,13 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
                 s.len(),
                 samples,
                 s.iter().map(|m| cost::SET_MEMBER + m.len()),
+            )
+        }
+        Value::ZSet(z) if samples > 0 && z.len() > samples && matches!(**z, ZSet::Skip(_)) => {
+            estimate(
+                z.len(),
+                samples,
+                z.iter().map(|(m, _)| zset::ZSET_ELEM + m.len()),
             )
         }
         other => value_size(other),

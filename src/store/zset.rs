@@ -1,0 +1,1399 @@
+//! Sorted sets: the value behind the Z* commands, in Redis 7.0's two
+//! encodings.
+//!
+//! A [`ZSet`] is ordered by (score, member), members compared as bytes.
+//! While it has at most `zset-max-listpack-entries` elements and no member
+//! longer than `zset-max-listpack-value` bytes it is a [`Pack`] (OBJECT
+//! ENCODING `listpack`) of alternating member and score entries in order,
+//! O(n) to search and edit as Redis' listpack; beyond, it becomes a
+//! [`Skiplist`] (`skiplist`) and never goes back, as in Redis.
+//!
+//! The skiplist is Redis' `zskiplist` (levels with spans, so rank and
+//! range lookups are O(log n)) kept in an arena of nodes addressed by
+//! `u32`, with a hash index member → node so that ZSCORE is O(1). The
+//! member bytes live once, in the node; the index holds node numbers.
+//!
+//! Every operation is in terms of ascending ranks: a range by score or lex
+//! is first turned into a rank interval ([`ZSet::rank_range`]), then read
+//! ([`ZSet::iter_from`], [`ZSet::iter_rev_from`]) or removed
+//! ([`ZSet::remove_ranks`]). Mutations take the caller's running `delta`
+//! and add to it what they change (see `super::agg`); the typed view
+//! `super::guard::ZSetMut` is how commands reach them.
+
+use hashbrown::HashTable;
+
+use super::agg::Limits;
+use super::packed::{Pack, PackIter};
+use super::{Hasher, cost};
+
+/// Accounted cost of one skiplist element beyond its member bytes: the
+/// node in the arena (with its share of the arena's spare capacity), the
+/// member's allocation, the upper levels of a quarter of the nodes and
+/// the hash index slot.
+pub const ZSET_ELEM: usize = 96;
+
+#[inline]
+fn packed_cost(capacity: usize) -> usize {
+    cost::PACKED
+        + if capacity == 0 {
+            0
+        } else {
+            cost::bytes(capacity)
+        }
+}
+
+#[inline]
+fn elem_cost(member: &[u8]) -> usize {
+    ZSET_ELEM + member.len()
+}
+
+#[inline]
+fn settle(delta: &mut isize, before: usize, after: usize) {
+    *delta += after as isize - before as isize;
+}
+
+/// (score, member) order, as Redis' `zslValueGteMin`... family compare.
+#[inline]
+fn before(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
+    s1 < s2 || (s1 == s2 && m1 < m2)
+}
+
+// ------------------------------------------------------------- ranges
+
+/// One end of a score interval (`1.5`, `(1.5`, `-inf`, `+inf`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreBound {
+    pub value: f64,
+    pub exclusive: bool,
+}
+
+impl ScoreBound {
+    /// Parses Redis' syntax; `None` is "min or max is not a float".
+    pub fn parse(raw: &[u8]) -> Option<ScoreBound> {
+        let (exclusive, text) = match raw.first() {
+            Some(b'(') => (true, &raw[1..]),
+            _ => (false, raw),
+        };
+        // strtod as Redis' zslParseRange calls it: leading blanks are
+        // skipped and an empty number is 0 (`(` alone is "above 0").
+        let text = text.trim_ascii_start();
+        let value = if text.is_empty() {
+            0.0
+        } else {
+            strtod(text)?.0
+        };
+        if value.is_nan() {
+            return None;
+        }
+        Some(ScoreBound { value, exclusive })
+    }
+}
+
+/// One end of a lex interval (`[a`, `(a`, `-`, `+`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LexBound<'a> {
+    NegInf,
+    PosInf,
+    Incl(&'a [u8]),
+    Excl(&'a [u8]),
+}
+
+impl<'a> LexBound<'a> {
+    /// Parses Redis' syntax; `None` is "min or max not valid string range
+    /// item".
+    pub fn parse(raw: &'a [u8]) -> Option<LexBound<'a>> {
+        match raw {
+            [b'-'] => Some(LexBound::NegInf),
+            [b'+'] => Some(LexBound::PosInf),
+            [b'[', rest @ ..] => Some(LexBound::Incl(rest)),
+            [b'(', rest @ ..] => Some(LexBound::Excl(rest)),
+            _ => None,
+        }
+    }
+}
+
+/// An interval of a sorted set's order: by score, or by member for sets
+/// whose scores are all equal (the BYLEX commands).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range<'a> {
+    Score(ScoreBound, ScoreBound),
+    Lex(LexBound<'a>, LexBound<'a>),
+}
+
+impl Range<'_> {
+    /// Whether an element lies before the interval's start.
+    #[inline]
+    fn below_min(&self, score: f64, member: &[u8]) -> bool {
+        match self {
+            Range::Score(min, _) => {
+                if min.exclusive {
+                    score <= min.value
+                } else {
+                    score < min.value
+                }
+            }
+            Range::Lex(min, _) => match *min {
+                LexBound::NegInf => false,
+                LexBound::PosInf => true,
+                LexBound::Incl(m) => member < m,
+                LexBound::Excl(m) => member <= m,
+            },
+        }
+    }
+
+    /// Whether an element lies at or before the interval's end.
+    #[inline]
+    fn within_max(&self, score: f64, member: &[u8]) -> bool {
+        match self {
+            Range::Score(_, max) => {
+                if max.exclusive {
+                    score < max.value
+                } else {
+                    score <= max.value
+                }
+            }
+            Range::Lex(_, max) => match *max {
+                LexBound::NegInf => false,
+                LexBound::PosInf => true,
+                LexBound::Incl(m) => member <= m,
+                LexBound::Excl(m) => member < m,
+            },
+        }
+    }
+}
+
+/// Parses a score as Redis' getDoubleFromObject does (ZADD, ZINCRBY,
+/// WEIGHTS): all of the text must be a `strtod` number (decimal, hex,
+/// `inf`, `infinity`), not empty, no leading blank, not NaN, and not out of
+/// range (overflow to infinity or underflow to zero); `None` otherwise.
+pub fn parse_score(raw: &[u8]) -> Option<f64> {
+    if raw.first().is_none_or(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let (v, out_of_range) = strtod(raw)?;
+    if v.is_nan() || out_of_range {
+        return None;
+    }
+    Some(v)
+}
+
+/// `strtod` over the whole of `raw`: the value and whether it overflowed
+/// to an infinity or underflowed to zero (C's ERANGE cases Redis checks).
+fn strtod(raw: &[u8]) -> Option<(f64, bool)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (neg, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = body.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "infinity" => {
+            return Some((
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                },
+                false,
+            ));
+        }
+        "nan" => return Some((f64::NAN, false)),
+        _ if lower.starts_with("0x") => hex_float(&lower[2..])?,
+        _ => {
+            // Rust's parser takes "inf"/"nan" spellings (handled above) and
+            // decimals; refuse its other words and signs inside.
+            if !lower
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'))
+            {
+                return None;
+            }
+            if lower.starts_with(['+', '-']) {
+                return None;
+            }
+            body.parse::<f64>().ok()?
+        }
+    };
+    let mantissa = lower.split(['e', 'p']).next().unwrap_or("");
+    let nonzero = mantissa
+        .trim_start_matches("0x")
+        .bytes()
+        .any(|b| b.is_ascii_hexdigit() && b != b'0');
+    let out_of_range = v.is_infinite() || (v == 0.0 && nonzero);
+    Some((if neg { -v } else { v }, out_of_range))
+}
+
+/// The hex form strtod accepts after `0x`: digits, an optional fraction
+/// and an optional binary exponent (`p`).
+fn hex_float(t: &str) -> Option<f64> {
+    let (mant, exp) = match t.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp))
+}
+
+/// Writes `score` as Redis replies with it (`%.17g`, shortest form that
+/// reads back the same, `inf`/`-inf`), into `buf`; returns the text.
+pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
+    use std::io::Write;
+    let mut w = &mut buf[..];
+    if score.is_infinite() {
+        let t: &[u8] = if score > 0.0 { b"inf" } else { b"-inf" };
+        w.write_all(t).expect("fits");
+    } else if score == score.trunc() && score.abs() < 1e17 {
+        // Integral: %.17g prints it without exponent up to 17 digits.
+        // Redis 7.0 answers "0" for a score of -0 (checked by hand).
+        write!(w, "{}", score as i64).expect("fits");
+    } else {
+        // Redis 7.0 uses %.17g; the shortest round-trip form reads back
+        // the same and is what Redis 7.2+ prints, but to match 7.0 byte
+        // for byte print 17 significant digits the %g way.
+        g17(score, &mut w);
+    }
+    let n = 32 - w.len();
+    &buf[..n]
+}
+
+/// `%.17g`: 17 significant digits, trailing zeros dropped, exponent form
+/// when the exponent is below -4 or at least 17.
+fn g17(v: f64, w: &mut &mut [u8]) {
+    use std::io::Write;
+    let sci = format!("{:.16e}", v);
+    let (mant, exp) = sci.split_once('e').expect("exponent");
+    let exp: i32 = exp.parse().expect("exponent digits");
+    if !(-4..17).contains(&exp) {
+        let mant = trim_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        write!(w, "{mant}e{sign}{:02}", exp.abs()).expect("fits");
+    } else {
+        let decimals = (16 - exp).max(0) as usize;
+        let fixed = format!("{:.*}", decimals, v);
+        w.write_all(trim_zeros(&fixed).as_bytes()).expect("fits");
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+// ---------------------------------------------------- packed encoding
+
+/// A score as a pack entry: integers of up to 53 bits as their zigzag
+/// value in 0..=7 little-endian bytes (0..=7-byte entries), anything else
+/// as the 8 bytes of the double. A score of 1..=63 costs 2 bytes.
+#[inline]
+fn encode_score(score: f64, out: &mut [u8; 8]) -> usize {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    if score == score.trunc() && score.abs() < EXACT && !(score == 0.0 && score.is_sign_negative())
+    {
+        let i = score as i64;
+        let z = ((i << 1) ^ (i >> 63)) as u64;
+        let n = (64 - z.leading_zeros() as usize).div_ceil(8);
+        out[..n].copy_from_slice(&z.to_le_bytes()[..n]);
+        n
+    } else {
+        *out = score.to_bits().to_le_bytes();
+        8
+    }
+}
+
+#[inline]
+fn decode_score(entry: &[u8]) -> f64 {
+    if entry.len() == 8 {
+        return f64::from_bits(u64::from_le_bytes(entry.try_into().expect("8 bytes")));
+    }
+    let mut b = [0u8; 8];
+    b[..entry.len()].copy_from_slice(entry);
+    let z = u64::from_le_bytes(b);
+    (((z >> 1) as i64) ^ -((z & 1) as i64)) as f64
+}
+
+/// Offset of the pair of `member` and its score, scanning pairs.
+fn pack_find(p: &Pack, member: &[u8]) -> Option<(usize, f64)> {
+    let mut off = 0;
+    while off < p.end() {
+        let (m, next) = p.entry(off);
+        let (s, after) = p.entry(next);
+        if m == member {
+            return Some((off, decode_score(s)));
+        }
+        off = after;
+    }
+    None
+}
+
+/// Where (score, member) goes: offset of the first pair after it.
+fn pack_insert_point(p: &Pack, score: f64, member: &[u8]) -> usize {
+    let mut off = 0;
+    while off < p.end() {
+        let (m, next) = p.entry(off);
+        let (s, after) = p.entry(next);
+        if before(score, member, decode_score(s), m) {
+            return off;
+        }
+        off = after;
+    }
+    off
+}
+
+fn pack_insert(p: &mut Pack, score: f64, member: &[u8]) {
+    let at = pack_insert_point(p, score, member);
+    let mut enc = [0u8; 8];
+    let n = encode_score(score, &mut enc);
+    p.insert_at(at, &enc[..n]);
+    p.insert_at(at, member);
+}
+
+// ------------------------------------------------------------ skiplist
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    next: u32,
+    /// Elements crossed by following `next` (Redis' span).
+    span: u32,
+}
+
+const NO_LINK: Link = Link { next: NIL, span: 0 };
+
+#[derive(Clone, Debug)]
+struct Node {
+    member: Box<[u8]>,
+    score: f64,
+    back: u32,
+    /// Level 0 inline: three nodes in four have no other level.
+    link0: Link,
+    upper: Box<[Link]>,
+}
+
+impl Node {
+    #[inline]
+    fn link(&self, i: usize) -> Link {
+        if i == 0 {
+            self.link0
+        } else {
+            self.upper[i - 1]
+        }
+    }
+
+    #[inline]
+    fn link_mut(&mut self, i: usize) -> &mut Link {
+        if i == 0 {
+            &mut self.link0
+        } else {
+            &mut self.upper[i - 1]
+        }
+    }
+}
+
+/// Redis' zskiplist with a member index (see the module docs).
+#[derive(Clone)]
+pub struct Skiplist {
+    /// Node 0 is the head (MAX_LEVEL links, no element).
+    nodes: Vec<Node>,
+    /// Arena slots of removed nodes, reused first.
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: Hasher,
+    level: usize,
+    len: usize,
+    tail: u32,
+    rng: u64,
+}
+
+impl std::fmt::Debug for Skiplist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter_from(0)).finish()
+    }
+}
+
+impl Skiplist {
+    fn new() -> Skiplist {
+        let head = Node {
+            member: Box::default(),
+            score: 0.0,
+            back: NIL,
+            link0: NO_LINK,
+            upper: vec![NO_LINK; MAX_LEVEL - 1].into_boxed_slice(),
+        };
+        Skiplist {
+            nodes: vec![head],
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: Hasher::new(),
+            level: 1,
+            len: 0,
+            tail: NIL,
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+
+    #[inline]
+    fn hash(&self, member: &[u8]) -> u64 {
+        self.hasher.hash_one(member)
+    }
+
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index
+            .find(self.hash(member), |&i| &*nodes[i as usize].member == member)
+            .copied()
+    }
+
+    /// Redis' zslRandomLevel: each level with probability 1/4.
+    fn random_level(&mut self) -> usize {
+        let mut level = 1;
+        loop {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            if level < MAX_LEVEL && (self.rng & 0xffff) < 0x4000 {
+                level += 1;
+            } else {
+                return level;
+            }
+        }
+    }
+
+    #[inline]
+    fn node(&self, i: u32) -> &Node {
+        &self.nodes[i as usize]
+    }
+
+    /// For each level, the last node before (score, member), and its rank
+    /// (elements up to and including it).
+    fn path(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.node(x).link(i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = self.node(l.next);
+                if !before(n.score, &n.member, score, member) {
+                    break;
+                }
+                rank[i] += l.span;
+                x = l.next;
+            }
+            update[i] = x;
+        }
+        (update, rank)
+    }
+
+    /// Adds an element whose member is not present.
+    fn insert_new(&mut self, score: f64, member: &[u8]) {
+        let (mut update, rank) = self.path(score, member);
+        let level = self.random_level();
+        if level > self.level {
+            for u in update.iter_mut().take(level).skip(self.level) {
+                *u = HEAD;
+            }
+            for i in self.level..level {
+                self.nodes[0].link_mut(i).span = self.len as u32;
+            }
+            self.level = level;
+        }
+        let node = Node {
+            member: member.into(),
+            score,
+            back: NIL,
+            link0: NO_LINK,
+            upper: vec![NO_LINK; level - 1].into_boxed_slice(),
+        };
+        let x = match self.free.pop() {
+            Some(slot) => {
+                self.nodes[slot as usize] = node;
+                slot
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        // `rank` above the old level is 0, as Redis resets it.
+        for i in 0..level {
+            let r = rank[i];
+            let u = self.nodes[update[i] as usize].link(i);
+            let crossed = rank[0] - r;
+            *self.nodes[x as usize].link_mut(i) = Link {
+                next: u.next,
+                span: u.span.wrapping_sub(crossed),
+            };
+            *self.nodes[update[i] as usize].link_mut(i) = Link {
+                next: x,
+                span: crossed + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
+            self.nodes[u as usize].link_mut(i).span += 1;
+        }
+        self.nodes[x as usize].back = if update[0] == HEAD { NIL } else { update[0] };
+        let next = self.node(x).link0.next;
+        if next == NIL {
+            self.tail = x;
+        } else {
+            self.nodes[next as usize].back = x;
+        }
+        self.len += 1;
+        let hash = self.hash(member);
+        let nodes = &self.nodes;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, x, |&i| hasher.hash_one(&*nodes[i as usize].member));
+    }
+
+    /// Unlinks node `x`, whose predecessors are `update`; frees its slot.
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> (Box<[u8]>, f64) {
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.node(u).link(i);
+            if ul.next == x {
+                let xl = self.node(x).link(i);
+                *self.nodes[u as usize].link_mut(i) = Link {
+                    next: xl.next,
+                    span: ul.span + xl.span - 1,
+                };
+            } else {
+                self.nodes[u as usize].link_mut(i).span -= 1;
+            }
+        }
+        let (next, back) = (self.node(x).link0.next, self.node(x).back);
+        if next == NIL {
+            self.tail = back;
+        } else {
+            self.nodes[next as usize].back = back;
+        }
+        while self.level > 1 && self.node(HEAD).link(self.level - 1).next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        let hash = self.hash(&self.node(x).member);
+        if let Ok(e) = self.index.find_entry(hash, |&i| i == x) {
+            e.remove();
+        }
+        let node = &mut self.nodes[x as usize];
+        let member = std::mem::take(&mut node.member);
+        node.upper = Box::default();
+        let score = node.score;
+        // A free slot's mark: no element has a NaN score.
+        node.score = f64::NAN;
+        self.free.push(x);
+        (member, score)
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let x = self.find(member)?;
+        let score = self.node(x).score;
+        let (update, _) = self.path(score, member);
+        Some(self.unlink(x, &update).1)
+    }
+
+    /// Number of leading elements for which `pred` holds (`pred` true on
+    /// a prefix of the order).
+    fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.node(x).link(i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = self.node(l.next);
+                if !pred(n.score, &n.member) {
+                    break;
+                }
+                rank += l.span as usize;
+                x = l.next;
+            }
+        }
+        rank
+    }
+
+    /// The node at 0-based rank `r` (< len).
+    fn at_rank(&self, r: usize) -> u32 {
+        let want = r + 1;
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.node(x).link(i);
+                if l.next == NIL || traversed + l.span as usize > want {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            if traversed == want {
+                return x;
+            }
+        }
+        unreachable!("rank {r} within length {}", self.len)
+    }
+
+    /// 0-based rank of `member` (present, with `score`).
+    fn rank_of(&self, score: f64, member: &[u8]) -> usize {
+        self.count_while(|s, m| before(s, m, score, member))
+    }
+
+    fn iter_from(&self, rank: usize) -> SkipIter<'_> {
+        let node = if rank < self.len {
+            self.at_rank(rank)
+        } else {
+            NIL
+        };
+        SkipIter {
+            list: self,
+            node,
+            left: self.len.saturating_sub(rank),
+            rev: false,
+        }
+    }
+
+    fn iter_rev_from(&self, rank: usize) -> SkipIter<'_> {
+        let node = if rank < self.len {
+            self.at_rank(rank)
+        } else {
+            NIL
+        };
+        SkipIter {
+            list: self,
+            node,
+            left: if rank < self.len { rank + 1 } else { 0 },
+            rev: true,
+        }
+    }
+
+    /// Removes ranks `start..end` in one walk (Redis'
+    /// zslDeleteRangeByRank), handing each element to `f` in order.
+    fn remove_ranks(&mut self, start: usize, end: usize, f: &mut impl FnMut(&[u8], f64)) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for (i, u) in update.iter_mut().enumerate().take(self.level).rev() {
+            loop {
+                let l = self.node(x).link(i);
+                if l.next == NIL || traversed + l.span as usize > start {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            *u = x;
+        }
+        let mut x = self.node(x).link0.next;
+        for _ in start..end {
+            if x == NIL {
+                break;
+            }
+            let next = self.node(x).link0.next;
+            let (member, score) = self.unlink(x, &update);
+            f(&member, score);
+            x = next;
+        }
+    }
+}
+
+/// Elements of a skiplist from a node on, forwards or backwards.
+pub struct SkipIter<'a> {
+    list: &'a Skiplist,
+    node: u32,
+    left: usize,
+    rev: bool,
+}
+
+impl<'a> Iterator for SkipIter<'a> {
+    type Item = (&'a [u8], f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], f64)> {
+        if self.left == 0 || self.node == NIL {
+            return None;
+        }
+        let n = self.list.node(self.node);
+        self.node = if self.rev { n.back } else { n.link0.next };
+        self.left -= 1;
+        Some((&n.member, n.score))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+// ----------------------------------------------------------- the value
+
+/// A sorted set: packed pairs or a skiplist (see the module docs).
+#[derive(Clone, Debug)]
+pub enum ZSet {
+    Pack(Pack),
+    /// Boxed so that a packed set's header stays small.
+    Skip(Box<Skiplist>),
+}
+
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet::Pack(Pack::default())
+    }
+}
+
+impl PartialEq for ZSet {
+    /// Same elements in the same order, whatever the encodings.
+    fn eq(&self, other: &ZSet) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+/// What [`ZSet::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Inserted {
+    /// A new member.
+    Added,
+    /// An existing member whose score changed from this one.
+    Updated(f64),
+    /// An existing member that already had this score.
+    Unchanged,
+}
+
+/// Elements in ascending or descending order, as (member, score).
+pub enum ZIter<'a> {
+    Pack(PackPairs<'a>),
+    /// Descending over a pack: the pair offsets, collected once.
+    PackRev(&'a Pack, std::iter::Rev<std::vec::IntoIter<usize>>),
+    Skip(SkipIter<'a>),
+}
+
+/// Pairs of a packed sorted set, ascending.
+pub struct PackPairs<'a> {
+    it: PackIter<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for ZIter<'a> {
+    type Item = (&'a [u8], f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], f64)> {
+        match self {
+            ZIter::Pack(p) => {
+                if p.left == 0 {
+                    return None;
+                }
+                p.left -= 1;
+                let m = p.it.next()?;
+                let s = p.it.next()?;
+                Some((m, decode_score(s)))
+            }
+            ZIter::PackRev(pack, offs) => {
+                let off = offs.next()?;
+                let (m, next) = pack.entry(off);
+                Some((m, decode_score(pack.entry(next).0)))
+            }
+            ZIter::Skip(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            ZIter::Pack(p) => p.left,
+            ZIter::PackRev(_, offs) => offs.len(),
+            ZIter::Skip(it) => it.left,
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for ZIter<'_> {}
+
+impl ZSet {
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Pack(p) => p.len() / 2,
+            ZSet::Skip(s) => s.len,
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// OBJECT ENCODING's name for this value.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Pack(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    /// Accounted bytes (O(n) for a skiplist; changes are accounted as
+    /// they are made).
+    pub fn size(&self) -> usize {
+        match self {
+            ZSet::Pack(p) => packed_cost(p.capacity()),
+            ZSet::Skip(s) => {
+                cost::CONTAINER + s.iter_from(0).map(|(m, _)| elem_cost(m)).sum::<usize>()
+            }
+        }
+    }
+
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Pack(p) => pack_find(p, member).map(|(_, s)| s),
+            ZSet::Skip(s) => s.find(member).map(|i| s.node(i).score),
+        }
+    }
+
+    /// 0-based ascending rank of `member`, with its score.
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        match self {
+            ZSet::Pack(p) => {
+                let mut r = 0;
+                let mut it = p.iter();
+                while let (Some(m), Some(s)) = (it.next(), it.next()) {
+                    if m == member {
+                        return Some((r, decode_score(s)));
+                    }
+                    r += 1;
+                }
+                None
+            }
+            ZSet::Skip(s) => {
+                let score = s.node(s.find(member)?).score;
+                Some((s.rank_of(score, member), score))
+            }
+        }
+    }
+
+    /// The ascending ranks `start..end` of the elements inside `range`
+    /// (empty when none are). O(log n) for a skiplist.
+    pub fn rank_range(&self, range: &Range<'_>) -> (usize, usize) {
+        let start = self.count_while(|s, m| range.below_min(s, m));
+        let end = self.count_while(|s, m| range.below_min(s, m) || range.within_max(s, m));
+        (start, end.max(start))
+    }
+
+    /// Number of leading elements for which `pred` holds; `pred` must
+    /// hold on a prefix of the order.
+    pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Pack(_) => self.iter().take_while(|&(m, s)| pred(s, m)).count(),
+            ZSet::Skip(s) => s.count_while(pred),
+        }
+    }
+
+    /// Elements in ascending order.
+    pub fn iter(&self) -> ZIter<'_> {
+        self.iter_from(0)
+    }
+
+    /// Elements in ascending order from rank `rank` on (O(log n) to start
+    /// on a skiplist).
+    pub fn iter_from(&self, rank: usize) -> ZIter<'_> {
+        match self {
+            ZSet::Pack(p) => {
+                let mut it = p.iter();
+                if rank > 0 {
+                    it.nth(2 * rank - 1);
+                }
+                ZIter::Pack(PackPairs {
+                    it,
+                    left: self.len().saturating_sub(rank),
+                })
+            }
+            ZSet::Skip(s) => ZIter::Skip(s.iter_from(rank)),
+        }
+    }
+
+    /// Elements in descending order from ascending rank `rank` down to
+    /// rank 0 (nothing when `rank >= len`).
+    pub fn iter_rev_from(&self, rank: usize) -> ZIter<'_> {
+        match self {
+            ZSet::Pack(p) => {
+                let n = if rank < self.len() { rank + 1 } else { 0 };
+                let mut offs = Vec::with_capacity(n);
+                let mut off = 0;
+                for _ in 0..n {
+                    offs.push(off);
+                    off = p.next(p.next(off));
+                }
+                ZIter::PackRev(p, offs.into_iter().rev())
+            }
+            ZSet::Skip(s) => ZIter::Skip(s.iter_rev_from(rank)),
+        }
+    }
+
+    /// ZSCAN over a skiplist: the elements in arena slots `cursor..`
+    /// (slot order, which moves no element while it stays in the set, so
+    /// an element present for a whole scan is returned), up to `count`
+    /// slots; returns the next cursor (0 when done). A pack answers every
+    /// element at once with cursor 0, as Redis does for a listpack.
+    pub fn scan<'a>(
+        &'a self,
+        cursor: usize,
+        count: usize,
+        mut f: impl FnMut(&'a [u8], f64),
+    ) -> usize {
+        match self {
+            ZSet::Pack(_) => {
+                for (m, s) in self.iter() {
+                    f(m, s);
+                }
+                0
+            }
+            ZSet::Skip(sk) => {
+                let start = cursor.max(1);
+                let end = start.saturating_add(count.max(1)).min(sk.nodes.len());
+                for n in sk.nodes.get(start..end).unwrap_or(&[]) {
+                    if !n.score.is_nan() {
+                        f(&n.member, n.score);
+                    }
+                }
+                if end >= sk.nodes.len() { 0 } else { end }
+            }
+        }
+    }
+
+    /// The element at ascending rank `rank`.
+    pub fn get_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
+        self.iter_from(rank).next()
+    }
+
+    /// Turns a pack into a skiplist (O(n), once).
+    fn convert(&mut self, delta: &mut isize) {
+        let ZSet::Pack(p) = self else { return };
+        let before = packed_cost(p.capacity());
+        let mut s = Skiplist::new();
+        s.nodes.reserve(p.len() / 2 + 1);
+        let mut it = p.iter();
+        while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+            s.insert_new(decode_score(sc), m);
+        }
+        *self = ZSet::Skip(Box::new(s));
+        settle(delta, before, self.size());
+    }
+
+    /// Sets `member`'s score (adding it when new), converting the
+    /// encoding when the set outgrows `lim`.
+    pub(crate) fn insert(
+        &mut self,
+        member: &[u8],
+        score: f64,
+        lim: &Limits,
+        delta: &mut isize,
+    ) -> Inserted {
+        if let ZSet::Pack(p) = self {
+            let found = pack_find(p, member);
+            let before = p.capacity();
+            match found {
+                Some((_, old)) if old == score => return Inserted::Unchanged,
+                Some((off, old)) => {
+                    p.remove_run(off, 2);
+                    pack_insert(p, score, member);
+                    settle(delta, packed_cost(before), packed_cost(p.capacity()));
+                    return Inserted::Updated(old);
+                }
+                None if p.len() / 2 < lim.zset_max_entries
+                    && member.len() <= lim.zset_max_value =>
+                {
+                    pack_insert(p, score, member);
+                    settle(delta, packed_cost(before), packed_cost(p.capacity()));
+                    return Inserted::Added;
+                }
+                None => self.convert(delta),
+            }
+        }
+        let ZSet::Skip(s) = self else {
+            unreachable!("converted above")
+        };
+        match s.find(member) {
+            Some(i) => {
+                let old = s.node(i).score;
+                if old == score {
+                    return Inserted::Unchanged;
+                }
+                // Delete and insert again; the element's cost is unchanged.
+                s.remove(member);
+                s.insert_new(score, member);
+                Inserted::Updated(old)
+            }
+            None => {
+                s.insert_new(score, member);
+                *delta += elem_cost(member) as isize;
+                Inserted::Added
+            }
+        }
+    }
+
+    /// Removes `member`; returns its score if it was there.
+    pub(crate) fn remove(&mut self, member: &[u8], delta: &mut isize) -> Option<f64> {
+        match self {
+            ZSet::Pack(p) => {
+                let (off, score) = pack_find(p, member)?;
+                let before = p.capacity();
+                p.remove_run(off, 2);
+                settle(delta, packed_cost(before), packed_cost(p.capacity()));
+                Some(score)
+            }
+            ZSet::Skip(s) => {
+                let score = s.remove(member)?;
+                *delta -= elem_cost(member) as isize;
+                Some(score)
+            }
+        }
+    }
+
+    /// Removes the elements of ascending ranks `start..end` (clamped to the
+    /// length), handing each to `f` in ascending order; returns how many.
+    pub(crate) fn remove_ranks(
+        &mut self,
+        start: usize,
+        end: usize,
+        delta: &mut isize,
+        mut f: impl FnMut(&[u8], f64),
+    ) -> usize {
+        let end = end.min(self.len());
+        if start >= end {
+            return 0;
+        }
+        match self {
+            ZSet::Pack(p) => {
+                let before = p.capacity();
+                let off = p.offset_of(2 * start);
+                let mut o = off;
+                for _ in start..end {
+                    let (m, next) = p.entry(o);
+                    let (s, after) = p.entry(next);
+                    f(m, decode_score(s));
+                    o = after;
+                }
+                p.remove_run(off, 2 * (end - start));
+                settle(delta, packed_cost(before), packed_cost(p.capacity()));
+            }
+            ZSet::Skip(s) => {
+                let mut freed = 0usize;
+                s.remove_ranks(start, end, &mut |m: &[u8], sc| {
+                    freed += elem_cost(m);
+                    f(m, sc)
+                });
+                *delta -= freed as isize;
+            }
+        }
+        end - start
+    }
+
+    /// A sorted set of `pairs` (member, score; a later duplicate member
+    /// wins), encoded as the thresholds say: ZUNIONSTORE and friends,
+    /// RESTORE.
+    pub(crate) fn from_pairs<'m>(
+        pairs: impl IntoIterator<Item = (&'m [u8], f64)>,
+        lim: &Limits,
+    ) -> ZSet {
+        let mut z = ZSet::default();
+        let mut delta = 0;
+        for (m, s) in pairs {
+            z.insert(m, s, lim, &mut delta);
+        }
+        if let ZSet::Pack(p) = &mut z {
+            p.shrink();
+        }
+        z
+    }
+
+    /// Frees up to `budget` elements from the end (lazy free of a large
+    /// skiplist); returns the accounted bytes of the elements freed (the
+    /// container's own cost stays until the value is dropped).
+    pub(crate) fn free_some(&mut self, budget: usize) -> usize {
+        let n = self.len();
+        let from = n.saturating_sub(budget.max(1));
+        let mut delta = 0isize;
+        self.remove_ranks(from, n, &mut delta, |_, _| {});
+        delta.unsigned_abs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn lim(entries: usize) -> Limits {
+        Limits {
+            zset_max_entries: entries,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn scores_round_trip_through_the_pack_encoding() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            63.0,
+            64.0,
+            -65.0,
+            1e15,
+            9007199254740991.0,
+            9007199254740992.0,
+            -9007199254740993.0,
+            0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut b = [0u8; 8];
+            let n = encode_score(v, &mut b);
+            let back = decode_score(&b[..n]);
+            assert_eq!(back.to_bits(), v.to_bits(), "{v}");
+        }
+        let mut b = [0u8; 8];
+        assert_eq!(encode_score(7.0, &mut b), 1);
+    }
+
+    #[test]
+    fn scores_format_as_redis_7_0() {
+        let f = |v: f64| {
+            let mut b = [0u8; 32];
+            String::from_utf8(format_score(v, &mut b).to_vec()).unwrap()
+        };
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(-0.0), "0");
+        assert_eq!(f(1.5), "1.5");
+        assert_eq!(f(0.1), "0.10000000000000001");
+        assert_eq!(f(f64::INFINITY), "inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-inf");
+        assert_eq!(f(1e17), "1e+17");
+        assert_eq!(f(123456789012345678.0), "1.2345678901234568e+17");
+        assert_eq!(f(1.0e-5), "1.0000000000000001e-05");
+        assert_eq!(f(3.0e-3), "0.0030000000000000001");
+        assert_eq!(f(2.5e-300), "2.5e-300");
+    }
+
+    #[test]
+    fn parses_scores_like_strtod() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"1e3"), Some(1000.0));
+        assert_eq!(parse_score(b".5"), Some(0.5));
+        assert_eq!(parse_score(b"nan"), None);
+        assert_eq!(parse_score(b"abc"), None);
+        assert_eq!(parse_score(b""), None);
+        assert_eq!(parse_score(b" 1"), None);
+        assert_eq!(parse_score(b"1 "), None);
+        assert_eq!(parse_score(b"1e400"), None);
+        assert_eq!(parse_score(b"1e-400"), None);
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"1."), Some(1.0));
+        assert_eq!(parse_score(b"+infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"1e"), None);
+        assert_eq!(parse_score(b"--1"), None);
+        assert_eq!(ScoreBound::parse(b"(").map(|b| b.value), Some(0.0));
+        assert_eq!(ScoreBound::parse(b" 2").map(|b| b.value), Some(2.0));
+        assert_eq!(ScoreBound::parse(b"((2"), None);
+        assert_eq!(
+            ScoreBound::parse(b"1e400").map(|b| b.value),
+            Some(f64::INFINITY)
+        );
+    }
+
+    fn check(z: &ZSet, model: &BTreeMap<(u64, Vec<u8>), ()>, rng: &mut u64) {
+        let want: Vec<(Vec<u8>, f64)> = model
+            .keys()
+            .map(|(s, m)| (m.clone(), f64::from_bits(*s) - 1e6))
+            .collect();
+        assert_eq!(z.len(), want.len());
+        let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(got, want);
+        if want.is_empty() {
+            return;
+        }
+        let mut next = || {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            *rng
+        };
+        for _ in 0..5 {
+            let r = next() as usize % want.len();
+            assert_eq!(
+                z.get_rank(r).map(|(m, s)| (m.to_vec(), s)),
+                Some(want[r].clone())
+            );
+            assert_eq!(z.rank(&want[r].0), Some((r, want[r].1)));
+            assert_eq!(z.score(&want[r].0), Some(want[r].1));
+            let rev: Vec<_> = z.iter_rev_from(r).map(|(m, s)| (m.to_vec(), s)).collect();
+            let mut exp: Vec<_> = want[..=r].to_vec();
+            exp.reverse();
+            assert_eq!(rev, exp);
+            let lo = (next() % 40) as f64;
+            let hi = lo + (next() % 20) as f64;
+            let (ex_lo, ex_hi) = (next() % 2 == 0, next() % 2 == 0);
+            let range = Range::Score(
+                ScoreBound {
+                    value: lo,
+                    exclusive: ex_lo,
+                },
+                ScoreBound {
+                    value: hi,
+                    exclusive: ex_hi,
+                },
+            );
+            let (a, b) = z.rank_range(&range);
+            let exp: Vec<usize> = (0..want.len())
+                .filter(|&i| {
+                    let s = want[i].1;
+                    (if ex_lo { s > lo } else { s >= lo }) && (if ex_hi { s < hi } else { s <= hi })
+                })
+                .collect();
+            assert_eq!((a..b).collect::<Vec<_>>(), exp, "{range:?}");
+        }
+    }
+
+    /// Seeded random inserts, updates, removals and range removals against
+    /// a BTreeMap model, through both encodings and the conversion.
+    #[test]
+    fn random_operations_match_an_ordered_model() {
+        for (seed, entries) in [(1u64, 8usize), (2, 128), (3, 1), (4, 1000)] {
+            let lim = lim(entries);
+            let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut z = ZSet::default();
+            let mut delta = 0isize;
+            let mut model: BTreeMap<(u64, Vec<u8>), ()> = BTreeMap::new();
+            let mut scores: std::collections::HashMap<Vec<u8>, f64> = Default::default();
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let key = |s: f64| (s + 1e6).to_bits();
+            let mut crng = seed;
+            for step in 0..3000 {
+                let m = format!("m{}", next() % 300).into_bytes();
+                let score = (next() % 50) as f64;
+                match next() % 10 {
+                    0..=5 => {
+                        let got = z.insert(&m, score, &lim, &mut delta);
+                        let exp = match scores.insert(m.clone(), score) {
+                            None => Inserted::Added,
+                            Some(old) if old == score => Inserted::Unchanged,
+                            Some(old) => {
+                                model.remove(&(key(old), m.clone()));
+                                Inserted::Updated(old)
+                            }
+                        };
+                        model.insert((key(score), m), ());
+                        assert_eq!(got, exp);
+                    }
+                    6..=7 => {
+                        let got = z.remove(&m, &mut delta);
+                        let exp = scores.remove(&m);
+                        if let Some(old) = exp {
+                            model.remove(&(key(old), m));
+                        }
+                        assert_eq!(got, exp);
+                    }
+                    _ => {
+                        let n = z.len();
+                        let a = if n == 0 { 0 } else { next() as usize % n };
+                        let b = a + (next() % 4) as usize;
+                        let mut seen = Vec::new();
+                        let k = z.remove_ranks(a, b, &mut delta, |m, s| seen.push((m.to_vec(), s)));
+                        let exp: Vec<_> = model.keys().skip(a).take(b - a).cloned().collect();
+                        assert_eq!(k, exp.len());
+                        for (s, m) in exp {
+                            model.remove(&(s, m.clone()));
+                            scores.remove(&m);
+                        }
+                        assert_eq!(seen.len(), k);
+                    }
+                }
+                if step % 50 == 0 {
+                    check(&z, &model, &mut crng);
+                }
+                assert_eq!(
+                    z.size() as isize,
+                    ZSet::default().size() as isize + delta,
+                    "accounting at step {step}"
+                );
+            }
+            check(&z, &model, &mut crng);
+            if entries < 300 {
+                assert_eq!(z.encoding(), "skiplist");
+            }
+        }
+    }
+
+    #[test]
+    fn converts_past_the_thresholds_and_never_back() {
+        let lim = lim(3);
+        let mut z = ZSet::default();
+        let mut d = 0;
+        for (i, m) in [b"a", b"b", b"c"].iter().enumerate() {
+            z.insert(*m, i as f64, &lim, &mut d);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(b"d", 0.0, &lim, &mut d);
+        assert_eq!(z.encoding(), "skiplist");
+        z.remove(b"d", &mut d);
+        z.remove(b"c", &mut d);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut z = ZSet::default();
+        z.insert(&[b'x'; 65], 1.0, &Limits::default(), &mut d);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut z = ZSet::default();
+        z.insert(&[b'x'; 64], 1.0, &Limits::default(), &mut d);
+        assert_eq!(z.encoding(), "listpack");
+    }
+
+    #[test]
+    fn lex_ranges() {
+        let mut z = ZSet::default();
+        let mut d = 0;
+        for m in [&b"a"[..], b"b", b"c", b"d"] {
+            z.insert(m, 0.0, &Limits::default(), &mut d);
+        }
+        let r = Range::Lex(LexBound::Excl(b"a"), LexBound::Incl(b"c"));
+        assert_eq!(z.rank_range(&r), (1, 3));
+        let r = Range::Lex(LexBound::NegInf, LexBound::PosInf);
+        assert_eq!(z.rank_range(&r), (0, 4));
+        let r = Range::Lex(LexBound::PosInf, LexBound::NegInf);
+        let (a, b) = z.rank_range(&r);
+        assert_eq!(a, b);
+    }
+}
