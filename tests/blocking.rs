@@ -729,3 +729,89 @@ fn elements(mut buf: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// BZPOPMIN, BZPOPMAX and BZMPOP on the same mechanism: a ZADD wakes them
+/// on either shard; a list pushed on the key does not; list and sorted-set
+/// waiters on one key do not stand in each other's way.
+#[test]
+fn sorted_set_forms_block_and_wake() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let mut raw = s.raw();
+    for args in [
+        &["BZPOPMIN", "z1", "z2", "0.05"][..],
+        &["BZPOPMAX", "z1", "0.05"],
+        &["BZMPOP", "0.05", "2", "z1", "z2", "MIN", "COUNT", "3"],
+    ] {
+        raw.write_all(&resp(args)).unwrap();
+        let mut buf = [0u8; 5];
+        raw.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"*-1\r\n", "{args:?}");
+    }
+    assert_eq!(
+        e(&mut c, &["BZMPOP", "0", "1", "z", "LEFT"]),
+        "ERR syntax error"
+    );
+    let (tx, rx) = mpsc::channel();
+    for keys in shard_keys("zwake") {
+        let k = &keys[0];
+        let t = spawn_blocked(&s, &["BZPOPMIN", "none", k, "0"], 0, tx.clone());
+        wait_blocked(&mut c, 1);
+        // A list on the key is not for it; it keeps waiting.
+        q::<()>(&mut c, &["RPUSH", k, "x"]);
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(blocked_clients(&mut c), 1);
+        q::<()>(&mut c, &["DEL", k]);
+        q::<()>(&mut c, &["ZADD", k, "2", "b", "1", "a"]);
+        assert_eq!(
+            rx.recv().unwrap().1,
+            Value::Array(vec![
+                Value::BulkString(k.clone().into_bytes()),
+                Value::BulkString(b"a".to_vec()),
+                Value::BulkString(b"1".to_vec()),
+            ])
+        );
+        t.join().unwrap();
+        let got: Value = q(&mut c, &["BZPOPMAX", k, "0"]);
+        assert_eq!(
+            got,
+            Value::Array(vec![
+                Value::BulkString(k.clone().into_bytes()),
+                Value::BulkString(b"b".to_vec()),
+                Value::BulkString(b"2".to_vec()),
+            ])
+        );
+        // A list waiter and a sorted-set waiter on one key.
+        let tl = spawn_blocked(&s, &["BLPOP", k, "0"], 1, tx.clone());
+        wait_blocked(&mut c, 1);
+        let tz = spawn_blocked(
+            &s,
+            &["BZMPOP", "0", "1", k, "MAX", "COUNT", "2"],
+            2,
+            tx.clone(),
+        );
+        wait_blocked(&mut c, 2);
+        q::<()>(&mut c, &["ZADD", k, "1", "m", "3", "n", "2", "o"]);
+        let (tag, got) = rx.recv().unwrap();
+        assert_eq!(tag, 2);
+        let pair = |m: &str, s: &str| {
+            Value::Array(vec![
+                Value::BulkString(m.as_bytes().to_vec()),
+                Value::BulkString(s.as_bytes().to_vec()),
+            ])
+        };
+        assert_eq!(
+            got,
+            Value::Array(vec![
+                Value::BulkString(k.clone().into_bytes()),
+                Value::Array(vec![pair("n", "3"), pair("o", "2")]),
+            ])
+        );
+        tz.join().unwrap();
+        q::<()>(&mut c, &["DEL", k]);
+        q::<()>(&mut c, &["RPUSH", k, "l"]);
+        assert_eq!(rx.recv().unwrap().0, 1);
+        tl.join().unwrap();
+        wait_blocked(&mut c, 0);
+    }
+}

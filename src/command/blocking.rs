@@ -1,5 +1,5 @@
-//! Blocking commands of issue 13: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH and
-//! BLMPOP — the non-blocking pop or move when it finds something, else
+//! Blocking commands of issue 13: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+//! BLMPOP, BZPOPMIN, BZPOPMAX and BZMPOP — the non-blocking pop or move when it finds something, else
 //! the connection waits until a key it names gets an element, its timeout
 //! passes, CLIENT UNBLOCK names it, it disconnects, or the server stops.
 //!
@@ -12,8 +12,10 @@
 //! (`coord::blocking`: per-key first-come-first-served queues, woken one
 //! waiter at a time, the woken one retrying here; see that module for why
 //! it retries rather than being handed the element). What is generic over
-//! "what to pop" is [`Wants`] (which values a waiter takes) and `Got`
-//! (what an attempt found): the sorted-set forms add a `How` and a reply.
+//! "what to pop" is [`Wants`] (which values a waiter takes), `How` (what
+//! an attempt does with a value that fits) and `Got` (what it found): the
+//! sorted-set forms are one more `How` on the same mechanism, and list and
+//! sorted-set waiters on one key do not stand in each other's way.
 //!
 //! Inside MULTI/EXEC they do not block (Redis 7.0): they answer as the
 //! non-blocking form would, nil when there is nothing.
@@ -31,6 +33,7 @@ use crate::coord::blocking::Wants;
 use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
+use crate::store::{Db, Value};
 
 const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
 const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
@@ -47,6 +50,16 @@ const WANTS_LIST: Wants = Wants {
     kind: KIND_LIST,
     fits: is_list,
 };
+/// Sorted-set waiters compete with each other only.
+const KIND_ZSET: u8 = 2;
+const WANTS_ZSET: Wants = Wants {
+    kind: KIND_ZSET,
+    fits: is_zset,
+};
+
+fn is_zset(v: &Value) -> bool {
+    matches!(v, Value::ZSet(_))
+}
 
 /// A timeout as Redis 7.0 reads it: seconds as a long double, turned into
 /// whole milliseconds (0: wait forever). As in Redis, a value too large
@@ -78,6 +91,13 @@ enum How {
         count: usize,
         multi: bool,
     },
+    /// BZPOPMIN/BZPOPMAX (`multi` false: `[key, member, score]`) and
+    /// BZMPOP (`multi` true: `[key, [[member, score], ...]]`).
+    ZPop {
+        max: bool,
+        count: usize,
+        multi: bool,
+    },
     /// BLMOVE/BRPOPLPUSH: the single source is `keys[0]`.
     Move {
         dst: Box<[u8]>,
@@ -96,6 +116,7 @@ struct Blocking {
 /// What one attempt found.
 enum Got {
     Popped(Box<[u8]>, Vec<Box<[u8]>>),
+    ZPopped(Box<[u8]>, Vec<(Box<[u8]>, f64)>),
     Moved(Box<[u8]>),
     Error(&'static str),
     /// Nothing for this client yet (it is queued where it found nothing,
@@ -134,17 +155,48 @@ fn parse_move(args: &Args, sides: Option<(bool, bool)>) -> Result<Blocking, &'st
     })
 }
 
-/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count], checked
-/// in Redis' order: numkeys, the side, the options, then the timeout.
-fn parse_blmpop(args: &Args) -> Result<Blocking, &'static str> {
+fn parse_zpop(args: &Args, max: bool) -> Result<Blocking, &'static str> {
+    let mut cmd = parse_pop(args, true)?;
+    cmd.how = How::ZPop {
+        max,
+        count: 1,
+        multi: false,
+    };
+    Ok(cmd)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: BLMPOP's
+/// checks with MIN|MAX for the side.
+fn parse_bzmpop(args: &Args) -> Result<Blocking, &'static str> {
     let n = numkeys(args, 2)?;
     let where_at = n
         .checked_add(3)
         .filter(|&w| w < args.len())
         .ok_or(err::SYNTAX)?;
-    let left = side(args, where_at)?;
+    let max = if args.is(where_at, "MIN") {
+        false
+    } else if args.is(where_at, "MAX") {
+        true
+    } else {
+        return Err(err::SYNTAX);
+    };
+    let count = parse_count(args, where_at + 1)?;
+    let timeout_ms = parse_timeout(args.get(1))?;
+    Ok(Blocking {
+        keys: (3..where_at).map(|i| Box::from(args.get(i))).collect(),
+        how: How::ZPop {
+            max,
+            count,
+            multi: true,
+        },
+        timeout_ms,
+    })
+}
+
+/// `[COUNT count]` from `args[from..]`: 1 when absent.
+fn parse_count(args: &Args, from: usize) -> Result<usize, &'static str> {
     let mut count = None;
-    let mut i = where_at + 1;
+    let mut i = from;
     while i < args.len() {
         if count.is_none() && args.is(i, "COUNT") && i + 1 < args.len() {
             count = Some(match parse_i64(args.get(i + 1)) {
@@ -156,12 +208,25 @@ fn parse_blmpop(args: &Args) -> Result<Blocking, &'static str> {
             return Err(err::SYNTAX);
         }
     }
+    Ok(count.unwrap_or(1))
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count], checked
+/// in Redis' order: numkeys, the side, the options, then the timeout.
+fn parse_blmpop(args: &Args) -> Result<Blocking, &'static str> {
+    let n = numkeys(args, 2)?;
+    let where_at = n
+        .checked_add(3)
+        .filter(|&w| w < args.len())
+        .ok_or(err::SYNTAX)?;
+    let left = side(args, where_at)?;
+    let count = parse_count(args, where_at + 1)?;
     let timeout_ms = parse_timeout(args.get(1))?;
     Ok(Blocking {
         keys: (3..where_at).map(|i| Box::from(args.get(i))).collect(),
         how: How::Pop {
             left,
-            count: count.unwrap_or(1),
+            count,
             multi: true,
         },
         timeout_ms,
@@ -180,7 +245,7 @@ pub fn blmpop_keys(args: &Args) -> Option<(usize, usize)> {
 pub fn is_blocking(spec: &super::CommandSpec) -> bool {
     matches!(
         spec.name,
-        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop"
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop"
     )
 }
 
@@ -212,6 +277,9 @@ blocking_cmd!(brpop, |args| parse_pop(args, false));
 blocking_cmd!(blmove, |args| parse_move(args, None));
 blocking_cmd!(brpoplpush, |args| parse_move(args, Some((false, true))));
 blocking_cmd!(blmpop, parse_blmpop);
+blocking_cmd!(bzpopmin, |args| parse_zpop(args, false));
+blocking_cmd!(bzpopmax, |args| parse_zpop(args, true));
+blocking_cmd!(bzmpop, parse_bzmpop);
 
 /// Why a blocked client stopped waiting without being served.
 enum Ended {
@@ -360,26 +428,30 @@ async fn leave_queues(shard: &Shard, me: u64, cmd: &Blocking) {
 async fn attempt(shard: &Shard, me: u64, cmd: &Blocking, blocking: bool, first: bool) -> Got {
     let declared = cmd.keys.iter().map(|k| &k[..]).chain(match &cmd.how {
         How::Move { dst, .. } => Some(&dst[..]),
-        How::Pop { .. } => None,
+        How::Pop { .. } | How::ZPop { .. } => None,
     });
     let mut atomic = Atomic::new(shard, me, declared);
     match cmd.how.clone() {
-        How::Pop { left, count, .. } => {
+        how @ (How::Pop { .. } | How::ZPop { .. }) => {
+            let wants = match how {
+                How::ZPop { .. } => WANTS_ZSET,
+                _ => WANTS_LIST,
+            };
             for key in &cmd.keys {
                 let key = key.clone();
+                let how = how.clone();
                 let found = atomic
                     .on(shard.owner(&key), move |s: &Shard| {
-                        let state = probe(&mut s.db(), &key, is_list);
+                        let state = probe(&mut s.db(), &key, wants.fits);
                         let got = match state {
                             Probe::Wrong if first => return Got::Error(err::WRONGTYPE),
-                            Probe::Fits if !(blocking && s.waits_behind(&key, me, KIND_LIST)) => {
-                                let popped = pop_many(&mut s.db(), &key, left, count);
-                                return Got::Popped(key, popped);
+                            Probe::Fits if !(blocking && s.waits_behind(&key, me, wants.kind)) => {
+                                return pop(&mut s.db(), key, &how);
                             }
                             _ => Got::Nothing,
                         };
                         if blocking {
-                            s.block_on(&key, me, WANTS_LIST);
+                            s.block_on(&key, me, wants);
                         }
                         got
                     })
@@ -474,6 +546,31 @@ async fn attempt(shard: &Shard, me: u64, cmd: &Blocking, blocking: bool, first: 
     }
 }
 
+/// Pops from `key`, which holds a value of the kind `how` takes.
+fn pop(db: &mut Db, key: Box<[u8]>, how: &How) -> Got {
+    match *how {
+        How::Pop { left, count, .. } => {
+            let popped = pop_many(db, &key, left, count);
+            Got::Popped(key, popped)
+        }
+        How::ZPop { max, count, .. } => {
+            let mut popped = Vec::new();
+            if let Some(mut entry) = db.entry_mut(&key)
+                && let Ok(mut z) = entry.zset()
+            {
+                while popped.len() < count {
+                    match z.pop(max, |m, s| (Box::from(m), s)) {
+                        Some(e) => popped.push(e),
+                        None => break,
+                    }
+                }
+            }
+            Got::ZPopped(key, popped)
+        }
+        How::Move { .. } => Got::Nothing,
+    }
+}
+
 /// LMOVE's reply (a bulk, nil or an error) as what an attempt got.
 fn moved_reply(out: &[u8]) -> Got {
     match out.first() {
@@ -507,6 +604,25 @@ fn reply(out: &mut Vec<u8>, cmd: &Blocking, got: Got, timed_out: bool) {
                 out.array(2);
                 out.bulk(&key);
                 out.bulk(elems.first().map_or(&b""[..], |e| &e[..]));
+            }
+        },
+        Got::ZPopped(key, elems) => match cmd.how {
+            How::ZPop { multi: true, .. } => {
+                out.array(2);
+                out.bulk(&key);
+                out.array(elems.len());
+                for (m, score) in &elems {
+                    out.array(2);
+                    out.bulk(m);
+                    super::zsets::reply_score(out, *score);
+                }
+            }
+            _ => {
+                out.array(3);
+                out.bulk(&key);
+                let (m, score) = elems.first().map_or((&b""[..], 0.0), |(m, s)| (&m[..], *s));
+                out.bulk(m);
+                super::zsets::reply_score(out, score);
             }
         },
         Got::Nothing => match cmd.how {

@@ -152,6 +152,7 @@ const RM: &[&str] = &["readonly", "movablekeys"];
 const WB: &[&str] = &["write", "noscript", "blocking"];
 const WDNB: &[&str] = &["write", "denyoom", "noscript", "blocking"];
 const WBM: &[&str] = &["write", "blocking", "movablekeys"];
+const WBF: &[&str] = &["write", "noscript", "blocking", "fast"];
 /// Sorted sets' STORE forms (src/command/zsets.rs).
 const WDM: &[&str] = &["write", "denyoom", "movablekeys"];
 
@@ -763,6 +764,27 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         WBM,
         movable(super::blocking::blmpop_keys),
         Run(Async(super::blocking::blmpop))
+    ),
+    cmd!(
+        "bzpopmin",
+        -3,
+        WBF,
+        (1, -2, 1),
+        Run(Async(super::blocking::bzpopmin))
+    ),
+    cmd!(
+        "bzpopmax",
+        -3,
+        WBF,
+        (1, -2, 1),
+        Run(Async(super::blocking::bzpopmax))
+    ),
+    cmd!(
+        "bzmpop",
+        -5,
+        WBM,
+        movable(super::blocking::blmpop_keys),
+        Run(Async(super::blocking::bzmpop))
     ),
 ]);
 
