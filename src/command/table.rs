@@ -1141,6 +1141,9 @@ mod tests {
             "zunionstore",
             "zinterstore",
             "zdiffstore",
+            // Blocking commands.
+            "blmove",
+            "brpoplpush",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
