@@ -815,3 +815,32 @@ fn sorted_set_forms_block_and_wake() {
         wait_blocked(&mut c, 0);
     }
 }
+
+/// As in Redis, the time spent blocked is not the command's: a BLPOP that
+/// waited 300 ms counts as a call but not as 300 ms of latency, and does
+/// not reach the slow log.
+#[test]
+fn time_spent_blocked_is_not_command_latency() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    q::<()>(
+        &mut c,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "100000"],
+    );
+    let v: Value = q(&mut c, &["BLPOP", "k", "0.3"]);
+    assert_eq!(v, Value::Nil);
+    let stats: String = q(&mut c, &["INFO", "commandstats"]);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_blpop:"))
+        .expect("blpop counted");
+    assert!(line.starts_with("cmdstat_blpop:calls=1,"), "{line}");
+    let usec: u64 = line
+        .split(',')
+        .find_map(|f| f.strip_prefix("usec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(usec < 100_000, "{line}");
+    assert_eq!(q::<i64>(&mut c, &["SLOWLOG", "LEN"]), 0);
+}

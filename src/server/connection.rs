@@ -633,6 +633,15 @@ pub async fn dispatch<'m>(
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
             shard.db().refresh_clock();
+            // Blocking commands (issue 13): as in Redis, the time spent
+            // blocked is not the command's (latency, slow log); it counts
+            // as a call that took no time.
+            let timer = if crate::command::blocking::is_blocking(spec) {
+                timer.cancel();
+                CommandTimer::start(metrics, crate::command::table::slot_of(spec, args))
+            } else {
+                timer
+            };
             let mut timer = timer;
             timer.set_reply(&out[mark..]);
             return flow;
