@@ -438,6 +438,11 @@ fn client_unblock_ends_the_wait_with_a_timeout_or_an_error() {
         raw.write_all(&resp(&["BLMOVE", "x", "y", "LEFT", "LEFT", "0"]))
             .unwrap();
         wait_blocked(&mut c, 1);
+        let list: String = q(&mut c, &["CLIENT", "LIST", "ID", &id]);
+        assert!(
+            list.contains(" flags=b ") && list.contains(" cmd=blmove "),
+            "{list}"
+        );
         assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id, "ERROR"]), 1);
         assert_eq!(
             read_available(&mut raw),

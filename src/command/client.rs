@@ -26,7 +26,14 @@ impl ClientInfo {
                 .unwrap_or_default()
         };
         let multi = self.multi.get();
-        let flags = if multi >= 0 { "x" } else { "N" };
+        // `b`: waiting in a blocking command (issue 13).
+        let flags = if self.blocked.get() {
+            "b"
+        } else if multi >= 0 {
+            "x"
+        } else {
+            "N"
+        };
         let qbuf = self.qbuf.get();
         let _ = writeln!(
             out,
