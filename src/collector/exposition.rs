@@ -123,7 +123,7 @@ pub fn render(view: &MetricsView) -> String {
     }
 
     let a = &view.allocator;
-    let gauges: [(&str, &str, u64); 11] = [
+    let gauges: [(&str, &str, u64); 12] = [
         (
             "kora_keys_total",
             "Current key count across all shards.",
@@ -178,6 +178,12 @@ pub fn render(view: &MetricsView) -> String {
             "kora_slowlog_length",
             "Entries in the slow log (what SLOWLOG LEN answers).",
             m.slowlog_len,
+        ),
+        // Blocking commands (issue 13).
+        (
+            "kora_blocked_clients",
+            "Clients waiting in a blocking command (BLPOP, BLMOVE, ...).",
+            m.blocked_clients,
         ),
     ];
     for (name, help, value) in gauges {

@@ -26,7 +26,14 @@ impl ClientInfo {
                 .unwrap_or_default()
         };
         let multi = self.multi.get();
-        let flags = if multi >= 0 { "x" } else { "N" };
+        // `b`: waiting in a blocking command (issue 13).
+        let flags = if self.blocked.get() {
+            "b"
+        } else if multi >= 0 {
+            "x"
+        } else {
+            "N"
+        };
         let qbuf = self.qbuf.get();
         let _ = writeln!(
             out,
@@ -167,6 +174,12 @@ pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, ou
             Ok(filter) => out.int(kill(shard, filter).await as i64),
             Err(e) => out.error(&e),
         },
+        // Blocking commands (issue 13): CLIENT UNBLOCK.
+        (b"UNBLOCK", 3 | 4) => unblock(shard, args, out).await,
+        (b"UNBLOCK", 2) => out.error("ERR wrong number of arguments for 'client|unblock' command"),
+        (b"UNBLOCK", _) => out.error(
+            "ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.",
+        ),
         (b"HELP", 2) => {
             out.array(HELP.len());
             for line in HELP {
@@ -311,4 +324,40 @@ async fn list(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         text.push('\n');
     }
     out.bulk(text.as_bytes());
+}
+
+// ---- Blocking commands (issue 13): CLIENT UNBLOCK ----
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends the wait of a client blocked in
+/// BLPOP and the like, on whichever core it is (its id says which), as if
+/// it timed out or with an error. 1 if it was blocked, else 0.
+async fn unblock(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
+    use super::blocking::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
+    let Some(id) = crate::protocol::parser::parse_i64(args.get(2)) else {
+        return out.error(crate::protocol::reply::err::NOT_INTEGER);
+    };
+    let reason = if args.len() == 3 || args.is(3, "TIMEOUT") {
+        UNBLOCK_TIMEOUT
+    } else if args.is(3, "ERROR") {
+        UNBLOCK_ERROR
+    } else {
+        return out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return out.int(0);
+    };
+    let core = shard.core_of_client(id);
+    let done = crate::coord::on(shard, core, move |s: &Shard| {
+        let clients = s.clients();
+        match clients.get(&id) {
+            Some(info) if info.blocked.get() && info.unblock.get() == 0 => {
+                info.unblock.set(reason);
+                info.wake.signal(1);
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    out.int(i64::from(done == Some(true)));
 }

@@ -144,6 +144,8 @@ macro_rules! spread {
 }
 
 pub mod auth;
+// Blocking commands (issue 13).
+pub mod blocking;
 pub mod client;
 pub mod config;
 pub mod conn;

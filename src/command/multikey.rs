@@ -31,7 +31,7 @@ const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 
 /// What a key holds, as far as a command needing one type cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Probe {
+pub(crate) enum Probe {
     Missing,
     Fits,
     Wrong,
@@ -40,7 +40,7 @@ enum Probe {
 /// Looks at `key` without counting a keyspace hit or miss (Redis' write
 /// lookups do not count either) and without touching watchers: a check
 /// that ends in an error or a no-op changes nothing.
-fn probe(db: &mut Db, key: &[u8], fits: fn(&Value) -> bool) -> Probe {
+pub(crate) fn probe(db: &mut Db, key: &[u8], fits: fn(&Value) -> bool) -> Probe {
     match db.peek(key) {
         None => Probe::Missing,
         Some(e) if fits(&e.value) => Probe::Fits,
@@ -48,7 +48,7 @@ fn probe(db: &mut Db, key: &[u8], fits: fn(&Value) -> bool) -> Probe {
     }
 }
 
-fn is_list(v: &Value) -> bool {
+pub(crate) fn is_list(v: &Value) -> bool {
     matches!(v, Value::List(_))
 }
 
@@ -58,7 +58,7 @@ fn is_set(v: &Value) -> bool {
 
 /// `args[at]` as a key count of at least 1 (Redis reports a non-number the
 /// same way).
-fn numkeys(args: &Args, at: usize) -> Result<usize, &'static str> {
+pub(crate) fn numkeys(args: &Args, at: usize) -> Result<usize, &'static str> {
     match parse_i64(args.get(at)) {
         Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         _ => Err(NUMKEYS_POSITIVE),
@@ -66,7 +66,7 @@ fn numkeys(args: &Args, at: usize) -> Result<usize, &'static str> {
 }
 
 /// LEFT or RIGHT: true for LEFT.
-fn side(args: &Args, at: usize) -> Result<bool, &'static str> {
+pub(crate) fn side(args: &Args, at: usize) -> Result<bool, &'static str> {
     if args.is(at, "LEFT") {
         Ok(true)
     } else if args.is(at, "RIGHT") {
@@ -81,7 +81,7 @@ fn side(args: &Args, at: usize) -> Result<bool, &'static str> {
 /// Pops up to `count` elements from one end of the list under `key`
 /// (checked to be a list); the mutation guard deletes the key if that
 /// empties it.
-fn pop_many(db: &mut Db, key: &[u8], left: bool, count: usize) -> Vec<Box<[u8]>> {
+pub(crate) fn pop_many(db: &mut Db, key: &[u8], left: bool, count: usize) -> Vec<Box<[u8]>> {
     let Some(mut entry) = db.entry_mut(key) else {
         return Vec::new();
     };
@@ -105,7 +105,7 @@ fn pop_many(db: &mut Db, key: &[u8], left: bool, count: usize) -> Vec<Box<[u8]>>
 
 /// Pushes `elem` at one end of the list under `key`, creating it if the key
 /// is missing (callers checked it holds no other type).
-fn push_one(db: &mut Db, key: &[u8], elem: &[u8], left: bool) {
+pub(crate) fn push_one(db: &mut Db, key: &[u8], elem: &[u8], left: bool) {
     let mut entry = db.entry_or_insert_with(key, || Value::List(Box::default()));
     if let Ok(mut list) = entry.list() {
         if left {
@@ -119,7 +119,7 @@ fn push_one(db: &mut Db, key: &[u8], elem: &[u8], left: bool) {
 /// LMOVE with both keys on this shard. Redis' order of checks: a missing
 /// source is nil, then the source's type, then the destination's, all
 /// before anything moves.
-fn lmove_local(
+pub(crate) fn lmove_local(
     db: &mut Db,
     src: &[u8],
     dst: &[u8],

@@ -501,9 +501,10 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         section(&mut s, "Clients");
         let _ = write!(
             s,
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
             snap.connections_current,
-            shard.admission().max()
+            shard.admission().max(),
+            snap.blocked_clients
         );
     }
     if wants("memory") {

@@ -154,7 +154,11 @@ const WD: &[&str] = &["write", "denyoom"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WM: &[&str] = &["write", "movablekeys"];
 const RM: &[&str] = &["readonly", "movablekeys"];
-/// SORT (issue 13, dump family).
+// Blocking commands (issue 13), with Redis 7.0's flags.
+const WB: &[&str] = &["write", "noscript", "blocking"];
+const WDNB: &[&str] = &["write", "denyoom", "noscript", "blocking"];
+const WBM: &[&str] = &["write", "blocking", "movablekeys"];
+const WBF: &[&str] = &["write", "noscript", "blocking", "fast"];
 /// Sorted sets' STORE forms (src/command/zsets.rs).
 const WDM: &[&str] = &["write", "denyoom", "movablekeys"];
 
@@ -833,6 +837,64 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
             spread: geo::search_spread
         }
     ),
+    // Blocking commands of issue 13 (src/command/blocking.rs): connection
+    // commands, since they wait on their connection.
+    cmd!(
+        "blpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        Run(Async(super::blocking::blpop))
+    ),
+    cmd!(
+        "brpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        Run(Async(super::blocking::brpop))
+    ),
+    cmd!(
+        "brpoplpush",
+        4,
+        WDNB,
+        (1, 2, 1),
+        Run(Async(super::blocking::brpoplpush))
+    ),
+    cmd!(
+        "blmove",
+        6,
+        WDNB,
+        (1, 2, 1),
+        Run(Async(super::blocking::blmove))
+    ),
+    cmd!(
+        "blmpop",
+        -5,
+        WBM,
+        movable(super::blocking::blmpop_keys),
+        Run(Async(super::blocking::blmpop))
+    ),
+    cmd!(
+        "bzpopmin",
+        -3,
+        WBF,
+        (1, -2, 1),
+        Run(Async(super::blocking::bzpopmin))
+    ),
+    cmd!(
+        "bzpopmax",
+        -3,
+        WBF,
+        (1, -2, 1),
+        Run(Async(super::blocking::bzpopmax))
+    ),
+    cmd!(
+        "bzmpop",
+        -5,
+        WBM,
+        movable(super::blocking::blmpop_keys),
+        Run(Async(super::blocking::bzmpop))
+    ),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
@@ -1204,6 +1266,9 @@ mod tests {
             "geosearchstore",
             "georadius",
             "georadiusbymember",
+            // Blocking commands.
+            "blmove",
+            "brpoplpush",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

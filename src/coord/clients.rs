@@ -39,6 +39,16 @@ pub struct ClientInfo {
     /// Closed by CLIENT KILL: wakes the connection's read, which then ends.
     pub kill: Semaphore,
     pub killed: Cell<bool>,
+    // ---- Blocking commands (issue 13) ----
+    /// Signalled when a key it waits on may have something for it, when
+    /// CLIENT UNBLOCK names it, or when its socket closed while blocked.
+    pub wake: Semaphore,
+    /// Waiting in a blocking command (INFO blocked_clients, CLIENT UNBLOCK).
+    pub blocked: Cell<bool>,
+    /// CLIENT UNBLOCK's request while blocked: 1 TIMEOUT, 2 ERROR.
+    pub unblock: Cell<u8>,
+    /// The peer closed its end while the client was blocked.
+    pub peer_closed: Cell<bool>,
 }
 
 impl ClientInfo {
@@ -64,6 +74,10 @@ impl ClientInfo {
             watching: Cell::new(0),
             kill: Semaphore::new(0),
             killed: Cell::new(false),
+            wake: Semaphore::new(0),
+            blocked: Cell::new(false),
+            unblock: Cell::new(0),
+            peer_closed: Cell::new(false),
         }
     }
 }

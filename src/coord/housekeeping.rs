@@ -22,6 +22,9 @@ const EVICT_TICK: Duration = Duration::from_millis(10);
 
 /// Timers of a shard: shutdown polling, active expiry, hot-key decay.
 pub fn spawn_housekeeping(shard: &Rc<Shard>) {
+    // Blocking commands (issue 13): wakes blocked clients after writes.
+    super::blocking::spawn_dispatcher(shard);
+
     let s = shard.clone();
     glommio::spawn_local(async move {
         while !s.shutdown.poll() {

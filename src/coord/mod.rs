@@ -32,6 +32,8 @@
 //! May import: `store`, `metrics`, `protocol`, `config`.
 
 pub mod keylock;
+// Blocking commands (issue 13).
+pub mod blocking;
 pub mod mesh;
 pub mod txlock;
 

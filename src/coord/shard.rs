@@ -74,6 +74,9 @@ pub struct Shard {
     pub(super) output_limits: Cell<crate::config::OutputBufferLimits>,
     /// Connection admission over all shards (`maxclients`).
     pub(super) admission: Arc<Admission>,
+    /// Blocking commands (issue 13): this shard's keys' queues of blocked
+    /// clients (`coord::blocking`).
+    pub(super) blocking: RefCell<crate::coord::blocking::Registry>,
 }
 
 /// Where a command's keys are, beyond fixed positions: commands that name
@@ -202,6 +205,7 @@ impl Shard {
             tx: txlock::TxLock::default(),
             keys: Default::default(),
             clients: RefCell::new(HashMap::new()),
+            blocking: RefCell::default(),
         }
     }
 

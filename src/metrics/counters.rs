@@ -80,4 +80,7 @@ pub struct ShardStats {
     pub security_attacks: Counter,
     /// Connections refused by protected mode.
     pub protected_mode_denied: Counter,
+    /// Blocking commands (issue 13): this core's connections waiting in
+    /// BLPOP and the like (INFO blocked_clients, kora_blocked_clients).
+    pub blocked_clients: Gauge,
 }

@@ -34,6 +34,8 @@ pub struct ShardSnapshot {
     pub auth_failures: u64,
     pub security_attacks: u64,
     pub protected_mode_denied: u64,
+    /// Blocking commands (issue 13): clients waiting (a gauge).
+    pub blocked_clients: u64,
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -113,6 +115,7 @@ impl ShardSnapshot {
             auth_failures: s.auth_failures.get(),
             security_attacks: s.security_attacks.get(),
             protected_mode_denied: s.protected_mode_denied.get(),
+            blocked_clients: s.blocked_clients.get(),
             keys: db.keys,
             expires: db.expires,
             avg_ttl_ms: db.avg_ttl_ms,
@@ -160,6 +163,7 @@ impl ShardSnapshot {
         self.auth_failures += other.auth_failures;
         self.security_attacks += other.security_attacks;
         self.protected_mode_denied += other.protected_mode_denied;
+        self.blocked_clients += other.blocked_clients;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)

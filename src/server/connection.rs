@@ -315,7 +315,20 @@ async fn run(
                         {
                             settle(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                         }
-                        flow = dispatch(shard, client, &args, spec, &mut pipe, &mut out).await;
+                        flow = if client.multi.is_none()
+                            && spec.is_some_and(crate::command::blocking::is_blocking)
+                        {
+                            // Blocking commands (issue 13): a client that
+                            // leaves while blocked must stop waiting.
+                            let info = client.info.clone();
+                            future::or(
+                                dispatch(shard, client, &args, spec, &mut pipe, &mut out),
+                                watch_peer(stream, &info),
+                            )
+                            .await
+                        } else {
+                            dispatch(shard, client, &args, spec, &mut pipe, &mut out).await
+                        };
                         note_slow(shard, client, &args);
                         if flow == Flow::Exec {
                             transaction::exec(shard, client, &rbuf, &mut pipe, &mut out).await;
@@ -363,6 +376,19 @@ async fn run(
             return Ok(());
         }
     }
+}
+
+/// Blocking commands (issue 13): while one waits, tells it when the peer
+/// closes its end (a peek, so input sent meanwhile stays for later); never
+/// resolves itself. Input that arrives while blocked ends the watch, as
+/// Redis reads it only after the command.
+async fn watch_peer(stream: &TcpStream, info: &ClientInfo) -> Flow {
+    let mut byte = [0u8; 1];
+    if matches!(stream.peek(&mut byte).await, Ok(0) | Err(_)) {
+        info.peer_closed.set(true);
+        info.wake.signal(1);
+    }
+    future::pending().await
 }
 
 /// Resolves when the connection must end: CLIENT KILL or shutdown.
@@ -607,6 +633,15 @@ pub async fn dispatch<'m>(
             // It may have waited on other shards: later commands of this
             // batch must not expire keys by a stale clock.
             shard.db().refresh_clock();
+            // Blocking commands (issue 13): as in Redis, the time spent
+            // blocked is not the command's (latency, slow log); it counts
+            // as a call that took no time.
+            let timer = if crate::command::blocking::is_blocking(spec) {
+                timer.cancel();
+                CommandTimer::start(metrics, crate::command::table::slot_of(spec, args))
+            } else {
+                timer
+            };
             let mut timer = timer;
             timer.set_reply(&out[mark..]);
             return flow;

@@ -35,6 +35,8 @@
 //! `swap_remove` that moves the last entry) and TTL change keeps in step.
 
 pub mod agg;
+// Blocking commands (issue 13): keys with blocked clients.
+pub mod blocking;
 pub mod bytes;
 pub mod evict;
 pub mod glob;
@@ -278,6 +280,9 @@ pub struct Db {
 struct WatchedKey {
     version: u64,
     watchers: u32,
+    /// Blocked clients waiting on the key (blocking commands): a write to
+    /// it marks it ready for the shard's dispatcher (`store::blocking`).
+    blocked: u32,
 }
 
 /// Counts a modification of `key` if a client watches it.
@@ -287,6 +292,9 @@ fn touch_watched(watched: &mut HashMap<Key, WatchedKey, Hasher>, key: &[u8]) {
         && let Some(w) = watched.get_mut(key)
     {
         w.version += 1;
+        if w.blocked > 0 {
+            blocking::mark_ready(key);
+        }
     }
 }
 
@@ -780,6 +788,7 @@ impl Db {
         let w = self.watched.entry(key.into()).or_insert(WatchedKey {
             version: 0,
             watchers: 0,
+            blocked: 0,
         });
         w.watchers += 1;
         w.version
@@ -788,7 +797,7 @@ impl Db {
     pub fn unwatch(&mut self, key: &[u8]) {
         if let Some(w) = self.watched.get_mut(key) {
             w.watchers -= 1;
-            if w.watchers == 0 {
+            if w.watchers == 0 && w.blocked == 0 {
                 self.watched.remove(key);
             }
         }
@@ -799,6 +808,30 @@ impl Db {
     pub fn watch_intact(&mut self, key: &[u8], version: u64) -> bool {
         self.live_index(key);
         self.watched.get(key).is_some_and(|w| w.version == version)
+    }
+
+    // ---- Blocking commands (issue 13): keys with blocked clients ----
+
+    /// One more blocked client waits on `key`: its writes now mark it
+    /// ready (`store::blocking`). Shares the WATCH entry, so a write still
+    /// pays one branch while nothing is watched or waited on.
+    pub fn block_key(&mut self, key: &[u8]) {
+        let w = self.watched.entry(key.into()).or_insert(WatchedKey {
+            version: 0,
+            watchers: 0,
+            blocked: 0,
+        });
+        w.blocked += 1;
+    }
+
+    /// A blocked client stopped waiting on `key`.
+    pub fn unblock_key(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.blocked = w.blocked.saturating_sub(1);
+            if w.watchers == 0 && w.blocked == 0 {
+                self.watched.remove(key);
+            }
+        }
     }
 
     /// Key at a map position (SCAN cursors and RANDOMKEY).
