@@ -242,10 +242,7 @@ impl Knob {
         }
         let v = if matches!(
             self,
-            Knob::HashMaxValue
-                | Knob::SetMaxValue
-                | Knob::HllSparseMaxBytes
-                | Knob::ZsetMaxValue
+            Knob::HashMaxValue | Knob::SetMaxValue | Knob::HllSparseMaxBytes | Knob::ZsetMaxValue
         ) {
             // Redis' memory values: `1kb` and the like (and "" is 0).
             std::str::from_utf8(raw)

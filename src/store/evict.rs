@@ -332,7 +332,7 @@ impl Db {
     /// of the capacity is used the tables are reallocated to fit (as Redis
     /// resizes its dicts below 10% fill; an IndexMap slot is 8× a dict
     /// bucket). The copy is O(keys left), happens once per halving, and
-    /// only up to [`SHRINK_MAX_LEN`] keys. Called while evicting and by
+    /// only up to `SHRINK_MAX_LEN` keys. Called while evicting and by
     /// the active expiry tick (Redis' `tryResizeHashTables`).
     pub fn shrink_sparse_tables(&mut self) {
         let len = self.map.len();
