@@ -145,6 +145,7 @@ macro_rules! spread {
 
 pub mod auth;
 pub mod client;
+pub mod command_info;
 pub mod config;
 pub mod conn;
 pub mod hashes;
@@ -152,6 +153,7 @@ pub mod keys;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod misc;
 pub mod multikey;
 pub mod object;
 pub mod scripting;
@@ -311,7 +313,7 @@ pub fn help_reply(out: &mut Vec<u8>, cmd: &str, lines: &[&str]) {
         out.simple(line);
     }
     out.simple("HELP");
-    out.simple("    Print this help.");
+    out.simple("    Prints this help.");
 }
 
 /// A SCAN-family cursor: unsigned decimal digits and nothing else.
