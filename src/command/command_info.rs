@@ -1,4 +1,4 @@
-//! COMMAND and its subcommands (COUNT, LIST [FILTERBY], INFO, DOCS,
+//! COMMAND and its subcommands (COUNT, LIST `[FILTERBY]`, INFO, DOCS,
 //! GETKEYS, GETKEYSANDFLAGS, HELP) with Redis 7.0's reply shapes.
 //!
 //! The data is Redis 7.0's own: `tools/gen-command-docs.py` asks a

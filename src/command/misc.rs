@@ -100,7 +100,7 @@ fn reply_field(out: &mut Vec<u8>, (f, v): (&[u8], &[u8]), values: bool) {
     }
 }
 
-/// HRANDFIELD key [count [WITHVALUES]]: one field (nil when missing), or
+/// `HRANDFIELD key [count [WITHVALUES]]`: one field (nil when missing), or
 /// `count` distinct fields (the whole hash when count reaches its size), or
 /// for a negative count |count| picks that may repeat.
 pub fn hrandfield(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
