@@ -97,6 +97,10 @@ fn replies_are_redis_7_0s() {
                 "command list filterby module x",
                 "command getkeys lmpop 2 a b left",
                 "command getkeysandflags copy a b",
+                "command getkeys eval x 0",
+                "command getkeys eval x 3 k1 k2 k3 a1",
+                "command getkeys eval x 4 k1",
+                "command getkeys lmpop 0 a left",
             ]
         ),
         "*2\r\n*2\r\n$1\r\na\r\n*3\r\n+RW\r\n+access\r\n+delete\r\n*2\r\n$1\r\nb\r\n*2\r\n+RW\r\n+insert\r\n\
@@ -107,7 +111,9 @@ fn replies_are_redis_7_0s() {
          -ERR unknown subcommand 'foo'. Try COMMAND HELP.\r\n\
          -ERR wrong number of arguments for 'command|count' command\r\n-ERR syntax error\r\n\
          *1\r\n$-1\r\n*0\r\n*0\r\n*0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n\
-         *2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n"
+         *2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n\
+         *0\r\n*3\r\n$2\r\nk1\r\n$2\r\nk2\r\n$2\r\nk3\r\n*0\r\n\
+         -ERR Invalid arguments specified for command\r\n"
     );
     assert_eq!(
         exchange(&mut c, &["command info config|get get"]),

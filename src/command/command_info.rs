@@ -32,10 +32,38 @@ pub(crate) struct RedisCommand {
     pub step: i32,
     /// ACL categories, without the `@`.
     pub acl: &'static [&'static str],
-    /// Each key specification's flags (RO, RW, access…), in order.
-    pub key_flags: &'static [&'static [&'static str]],
+    /// The key specifications, in order.
+    pub specs: &'static [KeySpec],
     pub info: (usize, usize),
     pub docs: (usize, usize),
+}
+
+/// One key specification of a Redis 7.0 command: where the search for its
+/// keys begins and how they are found from there.
+pub(crate) struct KeySpec {
+    /// RO, RW, OW, RM, access, update, insert, delete, incomplete…
+    pub flags: &'static [&'static str],
+    pub begin: Bs,
+    pub find: Fk,
+}
+
+/// A key specification's `begin_search`.
+pub(crate) enum Bs {
+    /// At this argument index.
+    Index(i64),
+    /// After this keyword, searched from `startfrom` (negative: from the
+    /// end, backwards).
+    Keyword(&'static str, i64),
+    Unknown,
+}
+
+/// A key specification's `find_keys`.
+pub(crate) enum Fk {
+    /// (lastkey, keystep, limit).
+    Range(i64, i64, i64),
+    /// (keynumidx, firstkey, keystep).
+    Keynum(i64, i64, i64),
+    Unknown,
 }
 
 static BLOB: &[u8] = include_bytes!("redis_commands.resp");
@@ -323,7 +351,7 @@ fn getkeys(args: &Args, with_flags: bool, out: &mut Vec<u8>) {
     let redis = redis(spec.name.as_bytes());
     let has_keys = spec.first_key > 0
         || spec.movable.is_some()
-        || redis.is_some_and(|r| !r.key_flags.is_empty());
+        || redis.is_some_and(|r| r.specs.iter().any(|s| !s.flags.contains(&"not_key")));
     if !has_keys {
         return out.error("ERR The command has no key arguments");
     }
@@ -332,29 +360,130 @@ fn getkeys(args: &Args, with_flags: bool, out: &mut Vec<u8>) {
     if !spec.arity_ok(inner.len()) {
         return out.error("ERR Invalid number of arguments specified for command");
     }
+    // Redis' own way when its key specifications are complete; otherwise
+    // where Kora's table finds the keys.
+    // No keys: an error, unless the command may have none (EVAL … 0).
+    let none = |out: &mut Vec<u8>| {
+        let optional = redis.is_some_and(|r| {
+            BLOB[r.info.0..r.info.1]
+                .windows(19)
+                .any(|w| w == b"+no_mandatory_keys\r")
+        });
+        if optional {
+            out.array(0);
+        } else {
+            out.error("ERR Invalid arguments specified for command");
+        }
+    };
+    if let Some(found) = redis.and_then(|r| keys_by_specs(r, &inner)) {
+        if found.is_empty() {
+            return none(out);
+        }
+        out.array(found.len());
+        for (at, flags) in found {
+            if with_flags {
+                out.array(2);
+                out.bulk(inner.get(at));
+                out.array(flags.len());
+                for flag in flags {
+                    out.simple(flag);
+                }
+            } else {
+                out.bulk(inner.get(at));
+            }
+        }
+        return;
+    }
     let keys = crate::coord::key_args(spec.keys(), &inner);
     let count = keys.count();
-    if count == 0 && spec.movable.is_none() {
-        return out.error("ERR Invalid arguments specified for command");
+    if count == 0 {
+        return none(out);
     }
     out.array(count);
-    let flags = redis.map_or(&[][..], |r| r.key_flags);
-    for (i, key) in crate::coord::key_args(spec.keys(), &inner).enumerate() {
-        if !with_flags {
+    for key in crate::coord::key_args(spec.keys(), &inner) {
+        if with_flags {
+            out.array(2);
             out.bulk(key);
-            continue;
-        }
-        out.array(2);
-        out.bulk(key);
-        let f = match flags.len() {
-            0 => &[][..],
-            n => flags[i.min(n - 1)],
-        };
-        out.array(f.len());
-        for flag in f {
-            out.simple(flag);
+            out.array(0);
+        } else {
+            out.bulk(key);
         }
     }
+}
+
+/// Redis 7.0's `getKeysUsingKeySpecs`: the keys' positions in `args` with
+/// their specification's flags, or None when a specification cannot say
+/// (unknown or incomplete, a bad key count, out of bounds), where Redis
+/// falls back to the command's own key finder.
+fn keys_by_specs(r: &RedisCommand, args: &Args) -> Option<Vec<(usize, &'static [&'static str])>> {
+    if r.specs.is_empty() || r.specs.iter().any(|s| s.flags.contains(&"variable_flags")) {
+        return None;
+    }
+    let argc = args.len() as i64;
+    let mut found = Vec::new();
+    for spec in r.specs {
+        if spec.flags.contains(&"not_key") {
+            continue;
+        }
+        let mut first = match spec.begin {
+            Bs::Index(at) => at,
+            Bs::Keyword(word, from) => {
+                let start = if from > 0 { from } else { argc + from };
+                let end = if from > 0 { argc - 1 } else { 1 };
+                let mut i = start;
+                let mut at = 0;
+                while i != end {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if args.get(i as usize).eq_ignore_ascii_case(word.as_bytes()) {
+                        at = i + 1;
+                        break;
+                    }
+                    i = if start <= end { i + 1 } else { i - 1 };
+                }
+                if at == 0 {
+                    return None;
+                }
+                at
+            }
+            Bs::Unknown => return None,
+        };
+        let (last, step) = match spec.find {
+            Fk::Range(lastkey, step, limit) => {
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (last, step)
+            }
+            Fk::Keynum(idx, firstkey, step) => {
+                if idx >= argc || first + idx >= argc {
+                    return None;
+                }
+                let n = crate::protocol::parser::parse_i64(args.get((first + idx) as usize))
+                    .filter(|n| *n >= 0)?;
+                first += firstkey;
+                (first + n - 1, step)
+            }
+            Fk::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            found.push((i as usize, spec.flags));
+            i += step.max(1);
+        }
+        if spec.flags.contains(&"incomplete") {
+            return None;
+        }
+    }
+    Some(found)
 }
 
 #[cfg(test)]
