@@ -75,6 +75,10 @@ pub struct Config {
     pub set_max_listpack_entries: u64,
     /// ...and while no member is longer than this.
     pub set_max_listpack_value: u64,
+    // HyperLogLog (issue 13).
+    /// A sparse HyperLogLog sketch turns dense past this many bytes
+    /// (Redis' `hll-sparse-max-bytes`).
+    pub hll_sparse_max_bytes: u64,
     /// Seconds a /metrics client has to send a whole request head,
     /// counted from its first byte (and from the connection's start).
     pub metrics_request_timeout: u64,
@@ -324,6 +328,8 @@ impl Default for Config {
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,
+            // HyperLogLog (issue 13).
+            hll_sparse_max_bytes: 3000,
             eviction: EvictionSettings::default(),
         }
     }
@@ -429,6 +435,9 @@ pub struct Cli {
     /// ...and while no member is longer than this (default 64).
     #[arg(long)]
     pub set_max_listpack_value: Option<u64>,
+    /// A sparse HyperLogLog turns dense past this many bytes (default 3000).
+    #[arg(long)]
+    pub hll_sparse_max_bytes: Option<u64>,
     /// Memory limit over all shards, as Redis: bytes or 100mb, 2gb...; 0 = none.
     #[arg(long, value_name = "BYTES")]
     pub maxmemory: Option<String>,
@@ -500,6 +509,8 @@ struct FileConfig {
     set_max_intset_entries: Option<u64>,
     set_max_listpack_entries: Option<u64>,
     set_max_listpack_value: Option<u64>,
+    // HyperLogLog (issue 13).
+    hll_sparse_max_bytes: Option<u64>,
     maxmemory: Option<Memory>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u64>,
@@ -567,6 +578,8 @@ impl Config {
         layer!(set_max_intset_entries);
         layer!(set_max_listpack_entries);
         layer!(set_max_listpack_value);
+        // HyperLogLog (issue 13).
+        layer!(hll_sparse_max_bytes);
         cfg.eviction = eviction_settings(cli, &file)?;
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
@@ -619,6 +632,8 @@ impl Config {
             self.set_max_intset_entries,
             self.set_max_listpack_entries,
             self.set_max_listpack_value,
+            // HyperLogLog (issue 13).
+            self.hll_sparse_max_bytes,
         ];
         if thresholds.iter().any(|&v| v > i64::MAX as u64)
             || i32::try_from(self.list_max_listpack_size).is_err()

@@ -773,11 +773,15 @@ fn cross_shard_writes_and_transactions_are_all_or_nothing_when_over_budget() {
         assert_eq!(e(t, &["EXEC"]), "ERR EXEC without MULTI");
     }
     // Queued while its shard is full: refused at once, and EXEC aborts
-    // (Redis 7.0); the other commands queued did not run.
+    // (Redis 7.0); the other commands queued did not run. As Redis, any
+    // command is refused while queuing, not only those that may grow
+    // memory (a queue is memory too); Kora asks the shards of its keys.
     ok(&mut c, &["MULTI"]);
     assert_eq!(q::<String>(&mut c, &["SET", &free[2], "7"]), "QUEUED");
     assert_eq!(e(&mut c, &["SET", &full[1], "7"]), OOM);
-    assert_eq!(q::<String>(&mut c, &["GET", &full[1]]), "QUEUED");
+    assert_eq!(e(&mut c, &["GET", &full[1]]), OOM);
+    assert_eq!(e(&mut c, &["DEL", &full[1]]), OOM);
+    assert_eq!(q::<String>(&mut c, &["GET", &free[1]]), "QUEUED");
     assert_eq!(
         e(&mut c, &["EXEC"]),
         "EXECABORT Transaction discarded because of previous errors."

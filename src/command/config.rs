@@ -64,6 +64,9 @@ enum Knob {
     Timeout,
     /// `tcp-keepalive`: stored and reported; Kora keeps the OS default.
     TcpKeepalive,
+    // HyperLogLog (issue 13).
+    /// `hll-sparse-max-bytes`: a memory value, as Redis.
+    HllSparseMaxBytes,
 }
 
 /// Values of the parameters Kora accepts so that tools that set them at
@@ -142,7 +145,8 @@ impl Knob {
             | Knob::HashMaxValue
             | Knob::SetMaxIntset
             | Knob::SetMaxEntries
-            | Knob::SetMaxValue => (0, i64::MAX),
+            | Knob::SetMaxValue
+            | Knob::HllSparseMaxBytes => (0, i64::MAX),
             Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
             Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
             // Not integers: parsed on their own in `parse`.
@@ -229,7 +233,10 @@ impl Knob {
                 .map(Setting::OutputLimits)
                 .map_err(str::to_string);
         }
-        let v = if matches!(self, Knob::HashMaxValue | Knob::SetMaxValue) {
+        let v = if matches!(
+            self,
+            Knob::HashMaxValue | Knob::SetMaxValue | Knob::HllSparseMaxBytes
+        ) {
             // Redis' memory values: `1kb` and the like (and "" is 0).
             std::str::from_utf8(raw)
                 .ok()
@@ -309,7 +316,8 @@ impl Knob {
             | Knob::ListMaxSize
             | Knob::SetMaxIntset
             | Knob::SetMaxEntries
-            | Knob::SetMaxValue => {
+            | Knob::SetMaxValue
+            | Knob::HllSparseMaxBytes => {
                 let mut db = shard.db();
                 let limits = &mut db.limits;
                 let size = usize::try_from(value).unwrap_or(usize::MAX);
@@ -319,6 +327,7 @@ impl Knob {
                     Knob::ListMaxSize => limits.list_max_size = value,
                     Knob::SetMaxIntset => limits.set_max_intset = size,
                     Knob::SetMaxEntries => limits.set_max_entries = size,
+                    Knob::HllSparseMaxBytes => limits.hll_sparse_max_bytes = size,
                     _ => limits.set_max_value = size,
                 }
             }
@@ -418,6 +427,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("lazyfree-lazy-user-del", Some(Knob::LazyUserDel)),
     ("jemalloc-bg-thread", Some(Knob::JemallocBgThread)),
     ("lazyfree-lazy-user-flush", Some(Knob::LazyUserFlush)),
+    // HyperLogLog (issue 13).
+    ("hll-sparse-max-bytes", Some(Knob::HllSparseMaxBytes)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -479,6 +490,8 @@ fn value(shard: &Shard, name: &str) -> String {
         "jemalloc-bg-thread" => yes_no(crate::alloc::background_thread()),
         "lazyfree-lazy-user-del" => yes_no(shard.db().lazy_user_del),
         "lazyfree-lazy-user-flush" => yes_no(shard.db().lazy_user_flush),
+        // HyperLogLog (issue 13).
+        "hll-sparse-max-bytes" => shard.db().limits.hll_sparse_max_bytes.to_string(),
         _ => String::new(),
     }
 }

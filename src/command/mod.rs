@@ -163,6 +163,12 @@ pub mod slowlog;
 pub mod strings;
 pub mod table;
 pub mod transaction;
+// Bitmaps and HyperLogLog (issue 13).
+pub mod bitmaps;
+pub mod hll;
+// Issue 13, dump: DUMP/RESTORE (Redis 7.0 payloads) and SORT/SORT_RO.
+pub mod dump;
+pub mod sort;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

@@ -11,6 +11,10 @@ use super::{
     AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, misc, multikey, server, sets,
     strings,
 };
+// Bitmaps and HyperLogLog (issue 13).
+use super::{bitmaps, hll};
+// Issue 13, dump family.
+use super::{dump, sort};
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -148,6 +152,8 @@ const WD: &[&str] = &["write", "denyoom"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WM: &[&str] = &["write", "movablekeys"];
 const RM: &[&str] = &["readonly", "movablekeys"];
+/// SORT (issue 13, dump family).
+const WDM: &[&str] = &["write", "denyoom", "movablekeys"];
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $kind:expr) => {
@@ -571,6 +577,65 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (0, 0, 0),
         Run(Local(server::scripting))
     ),
+    // Bitmaps (issue 13, src/command/bitmaps.rs).
+    cmd!("setbit", 4, WD, (1, 1, 1), Keyed(bitmaps::setbit)),
+    cmd!("getbit", 3, RF, (1, 1, 1), Keyed(bitmaps::getbit)),
+    cmd!("bitcount", -2, R, (1, 1, 1), Keyed(bitmaps::bitcount)),
+    cmd!("bitpos", -3, R, (1, 1, 1), Keyed(bitmaps::bitpos)),
+    cmd!(
+        "bitop",
+        -4,
+        WD,
+        (2, -1, 1),
+        Kind::Multi {
+            whole: bitmaps::bitop,
+            spread: bitmaps::bitop_spread
+        }
+    ),
+    cmd!("bitfield", -2, WD, (1, 1, 1), Keyed(bitmaps::bitfield)),
+    cmd!(
+        "bitfield_ro",
+        -2,
+        RF,
+        (1, 1, 1),
+        Keyed(bitmaps::bitfield_ro)
+    ),
+    // HyperLogLog (issue 13, src/command/hll.rs).
+    cmd!("pfadd", -2, WDF, (1, 1, 1), Keyed(hll::pfadd)),
+    cmd!(
+        "pfcount",
+        -2,
+        R,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfcount,
+            spread: hll::pfcount_spread
+        }
+    ),
+    cmd!(
+        "pfmerge",
+        -2,
+        WD,
+        (1, -1, 1),
+        Kind::Multi {
+            whole: hll::pfmerge,
+            spread: hll::pfmerge_spread
+        }
+    ),
+    // Issue 13, dump family: DUMP/RESTORE (src/command/dump.rs).
+    cmd!("dump", 2, R, (1, 1, 1), Keyed(dump::dump)),
+    cmd!("restore", -4, WD, (1, 1, 1), Keyed(dump::restore)),
+    // SORT / SORT_RO (src/command/sort.rs): BY/GET patterns name keys on
+    // any shard, so the connection runs them through `coord`.
+    cmd!("sort", -2, WDM, (1, 1, 1), Run(Async(sort::sort))),
+    cmd!("sort_ro", -2, RM, (1, 1, 1), Run(Async(sort::sort_ro))),
+    cmd!(
+        "pfdebug",
+        3,
+        &["write", "denyoom", "admin"],
+        (2, 2, 1),
+        Keyed(hll::pfdebug)
+    ),
     // Issue 13, misc (src/command/misc.rs): HRANDFIELD, LCS, SWAPDB, MOVE.
     cmd!("hrandfield", -2, R, (1, 1, 1), Keyed(misc::hrandfield)),
     cmd!(
@@ -933,6 +998,14 @@ mod tests {
             "lmove",
             "rpoplpush",
             "copy",
+            // Bitmaps (issue 13).
+            "setbit",
+            "bitop",
+            "bitfield",
+            // HyperLogLog (issue 13).
+            "pfadd",
+            "pfmerge",
+            "pfdebug",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()

@@ -10,7 +10,7 @@
 use std::rc::Rc;
 
 use super::conn::ClientState;
-use super::{Args, lookup};
+use super::{Args, CommandSpec, lookup};
 use crate::coord::Shard;
 use crate::protocol::parser::ArgRange;
 use crate::protocol::reply::Resp;
@@ -81,7 +81,7 @@ pub fn queue_if_multi(
     // Run right away even inside MULTI, as in Redis.
     if matches!(
         spec.name,
-        "exec" | "discard" | "multi" | "watch" | "quit" | "post" | "host:"
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset" | "post" | "host:"
     ) {
         return false;
     }
@@ -100,6 +100,14 @@ pub fn queue_if_multi(
     client.info.multi.set(queued.len() as i64);
     out.simple("QUEUED");
     true
+}
+
+/// Whether `spec`, sent inside MULTI, is refused while its shards are out
+/// of memory: every command but those that end the transaction or the
+/// connection (Redis 7.0's `processCommand` rule; EXEC makes its own check
+/// of the queued commands).
+pub fn refused_when_out_of_memory(spec: &CommandSpec) -> bool {
+    !matches!(spec.name, "exec" | "discard" | "quit" | "reset")
 }
 
 /// Marks the open transaction failed (EXEC answers EXECABORT): a command

@@ -68,7 +68,9 @@ pub fn spawn_housekeeping(shard: &Rc<Shard>) {
             // A transaction holding this shard sees its keys as of its
             // start: no expiry cycle in between.
             if !s.tx.blocks_current() {
-                s.db.borrow_mut().active_expire(16);
+                let mut db = s.db.borrow_mut();
+                db.active_expire(16);
+                db.shrink_sparse_tables();
             }
         }
     })

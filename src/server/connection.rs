@@ -548,12 +548,12 @@ pub async fn dispatch<'m>(
     let metrics = shard.metrics();
     if client.multi.is_some()
         && let Some(spec) = spec
-        && spec.denyoom
+        && crate::command::transaction::refused_when_out_of_memory(spec)
         && spec.arity_ok(args.len())
         && !room_across(shard, spec, args).await
     {
-        // As Redis: a command that may grow memory is refused while it is
-        // queued when its shards are out of memory, and EXEC then aborts.
+        // As Redis: while queuing, any command is refused when its shards
+        // are out of memory (the queue grows too), and EXEC then aborts.
         crate::command::transaction::reject_queued(client);
         let mut timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
         timer.set_rejected();
@@ -675,13 +675,16 @@ fn unknown_command(args: &Args, out: &mut Vec<u8>) {
     out.error(&text);
 }
 
-/// Whether every shard a cross-shard `denyoom` command touches can take
-/// the write (`coord::room_for_write`).
+/// Whether every shard a command touches (this one for a command without
+/// keys) can take a write (`coord::room_for_write`).
 async fn room_across(shard: &Shard, spec: &CommandSpec, args: &Args<'_>) -> bool {
     if shard.db().budget() == 0 {
         return true;
     }
     let mut owners: Vec<usize> = shard.key_owners(spec.keys(), args).collect();
+    if owners.is_empty() {
+        owners.push(shard.id());
+    }
     owners.sort_unstable();
     owners.dedup();
     crate::coord::room_for_write(shard, &owners).await

@@ -37,6 +37,9 @@ pub(crate) struct Limits {
     pub set_max_entries: usize,
     /// `set-max-listpack-value` (Redis 7.2)
     pub set_max_value: usize,
+    // HyperLogLog (issue 13, store::hll).
+    /// `hll-sparse-max-bytes`: a sparse sketch longer than this turns dense.
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +51,8 @@ impl Default for Limits {
             set_max_intset: 512,
             set_max_entries: 128,
             set_max_value: 64,
+            // HyperLogLog (issue 13).
+            hll_sparse_max_bytes: super::hll::SPARSE_MAX_BYTES_DEFAULT,
         }
     }
 }
@@ -63,6 +68,8 @@ impl Limits {
             set_max_intset: size(config.set_max_intset_entries),
             set_max_entries: size(config.set_max_listpack_entries),
             set_max_value: size(config.set_max_listpack_value),
+            // HyperLogLog (issue 13).
+            hll_sparse_max_bytes: size(config.hll_sparse_max_bytes),
         }
     }
 }
@@ -1013,6 +1020,7 @@ mod tests {
             set_max_intset: 5,
             set_max_entries: 4,
             set_max_value: 8,
+            hll_sparse_max_bytes: 3000,
         }
     }
 

@@ -21,9 +21,7 @@
 use std::ops::Deref;
 
 use super::agg::{Hash, Limits, List, Set};
-use super::{
-    Db, Entry, StrEncoding, StrValue, Value, WrongType, entry_size, str_size, touch_watched,
-};
+use super::{Db, Entry, StrEncoding, StrValue, Value, WrongType, str_size, touch_watched};
 
 /// Write access to one live entry; settles the `Db` when dropped (see the
 /// module docs). Derefs to the value for reading.
@@ -64,8 +62,7 @@ impl Db {
             None => {
                 let mut entry = Entry::new(make(), self.now_secs);
                 entry.accessed = self.clock.fresh(self.now_secs);
-                self.mem_used += entry_size(key, &entry);
-                self.map.insert_full(key.into(), entry).0
+                self.insert_new(key, entry)
             }
         };
         EntryMut {

@@ -9,8 +9,8 @@
 //! `*-max-listpack-*` / `set-max-intset-entries` thresholds.
 //!
 //! [`PairPack`] holds a small hash's field/value pairs with one header
-//! byte for both lengths when the field is at most 7 bytes and the value
-//! at most 31 (a 3-byte field with a 16-byte value costs 20 bytes).
+//! byte for both lengths when the field is 1 to 8 bytes and the value at
+//! most 31 (a 3-byte field with a 16-byte value costs 20 bytes).
 //!
 //! Buffers grow exactly to size and shrink when a quarter is unused, so a
 //! packed value wastes little capacity: memory is the point.
@@ -368,9 +368,12 @@ impl ExactSizeIterator for PackIter<'_> {}
 const PAIR_ESCAPE: u8 = 0xff;
 
 /// Field/value pairs in one buffer: `[hdr][field][value]...`, where `hdr`
-/// is `flen << 5 | vlen` for a field of at most 7 bytes and a value of at
-/// most 31 (except that combination 7/31, which is the escape), else
-/// `0xff` followed by both lengths in LEB128.
+/// is `(flen - 1) << 5 | vlen` for a field of 1 to 8 bytes and a value of
+/// at most 31 (except that combination 8/31, which is the escape), else
+/// `0xff` followed by both lengths in LEB128. Fields of 1..=8 rather than
+/// 0..=7 bytes: empty fields are rare, 8-byte ones (`username`,
+/// `field:12`) common, and their second header byte was enough to push a
+/// 100-field hash into the next allocator size class.
 #[derive(Clone, Default, Debug)]
 pub struct PairPack {
     buf: Vec<u8>,
@@ -386,8 +389,8 @@ impl PartialEq for PairPack {
 /// Encodes the header of a pair; returns its length.
 #[inline]
 fn pair_header(flen: usize, vlen: usize, out: &mut [u8; 21]) -> usize {
-    if flen <= 7 && vlen <= 31 && !(flen == 7 && vlen == 31) {
-        out[0] = (flen << 5 | vlen) as u8;
+    if (1..=8).contains(&flen) && vlen <= 31 && !(flen == 8 && vlen == 31) {
+        out[0] = ((flen - 1) << 5 | vlen) as u8;
         return 1;
     }
     out[0] = PAIR_ESCAPE;
@@ -429,7 +432,7 @@ impl PairPack {
     fn layout(&self, off: usize) -> (usize, usize, usize, usize) {
         let h = self.buf[off];
         let (flen, vlen, start) = if h != PAIR_ESCAPE {
-            ((h >> 5) as usize, (h & 31) as usize, off + 1)
+            ((h >> 5) as usize + 1, (h & 31) as usize, off + 1)
         } else {
             let (flen, a) = decode_len(&self.buf, off + 1);
             let (vlen, b) = decode_len(&self.buf, off + 1 + a);
@@ -859,9 +862,16 @@ mod tests {
         assert_eq!(p.capacity(), 2000);
         let (f, v, _) = p.pair(p.find(b"f42").unwrap());
         assert_eq!((f, v), (&b"f42"[..], &[b'v'; 16][..]));
-        // 7 bytes and 31: the escape combination.
-        p.push(b"1234567", &[b'x'; 31]);
-        assert_eq!(p.bytes(), 2000 + 3 + 38);
+        // 8 bytes and 31: the escape combination.
+        p.push(b"12345678", &[b'x'; 31]);
+        assert_eq!(p.bytes(), 2000 + 3 + 39);
+        // An 8-byte field still has a one-byte header; an empty one does not.
+        p.push(b"username", &[b'x'; 16]);
+        assert_eq!(p.bytes(), 2042 + 25);
+        p.push(b"", &[b'x'; 16]);
+        assert_eq!(p.bytes(), 2067 + 3 + 16);
+        assert_eq!(p.pair(p.find(b"").unwrap()).1, &[b'x'; 16][..]);
+        assert_eq!(p.pair(p.find(b"username").unwrap()).0, b"username");
     }
 
     #[test]
@@ -985,7 +995,7 @@ mod tests {
                 prop_assert_eq!(pack.len(), model.len());
                 let got: Vec<(Vec<u8>, Vec<u8>)> = pack.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
                 prop_assert_eq!(&got, &model);
-                let small = |f: &Vec<u8>, v: &Vec<u8>| f.len() <= 7 && v.len() <= 31 && !(f.len() == 7 && v.len() == 31);
+                let small = |f: &Vec<u8>, v: &Vec<u8>| (1..=8).contains(&f.len()) && v.len() <= 31 && !(f.len() == 8 && v.len() == 31);
                 let size: usize = model.iter().map(|(f, v)| f.len() + v.len() + if small(f, v) { 1 } else { 1 + len_size(f.len()) + len_size(v.len()) }).sum();
                 prop_assert_eq!(pack.bytes(), size);
                 prop_assert!(pack.capacity() <= pack.bytes() + pack.bytes() / 4 + 64);

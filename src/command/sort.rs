@@ -1,0 +1,489 @@
+//! SORT and SORT_RO, with Redis 7.0's options, replies and errors: BY
+//! pattern (a pattern without `*` means no sorting), GET pattern (`#`
+//! for the element itself, `key*->field` for a hash field), LIMIT, ASC /
+//! DESC, ALPHA and (SORT only) STORE.
+//!
+//! The keys BY and GET name are made from the elements, so they are known
+//! only once the source has been read, and they may live on any shard.
+//! SORT is therefore a connection command that reaches the shards through
+//! the coordination layer, in steps: read the source on its shard, fetch
+//! the BY weights from their shards, sort on the connection's core, fetch
+//! the GET values for the elements in the LIMIT window, then reply or
+//! store the list on the destination's shard. So that no client sees a
+//! half-done SORT (a weight changing between two reads, a STORE landing
+//! after a later write), the steps run under one hold: with no pattern
+//! lookup, an [`Atomic`] over the source and destination keys; with
+//! lookups (and more than one shard), every shard is locked for the
+//! command's id in ascending order, as `coord::all_at_once` and EXEC lock
+//! them. Inside EXEC the transaction already holds every shard (SORT is a
+//! connection command, which involves them all).
+
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use super::conn::{ClientState, Flow};
+use super::keys::SHARD_GONE;
+use super::{Args, ConnFuture};
+use crate::coord::{Atomic, Shard};
+use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::{Resp, err};
+use crate::store::{Ttl, Value};
+
+const NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
+
+/// The parsed options of one SORT.
+#[derive(Clone, Debug, Default)]
+struct Opts {
+    desc: bool,
+    alpha: bool,
+    limit_start: i64,
+    limit_count: i64,
+    /// The BY pattern, when it has a `*` (one without means no sorting).
+    by: Option<Vec<u8>>,
+    dontsort: bool,
+    gets: Vec<Vec<u8>>,
+    store: Option<Vec<u8>>,
+}
+
+/// As Redis' `sortCommandGeneric` parses them; SORT_RO does not know
+/// STORE (a syntax error).
+fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
+    let mut o = Opts {
+        limit_count: -1,
+        ..Opts::default()
+    };
+    let mut j = 2;
+    while j < args.len() {
+        let left = args.len() - j - 1;
+        if args.is(j, "ASC") {
+            o.desc = false;
+        } else if args.is(j, "DESC") {
+            o.desc = true;
+        } else if args.is(j, "ALPHA") {
+            o.alpha = true;
+        } else if args.is(j, "LIMIT") && left >= 2 {
+            o.limit_start = parse_i64(args.get(j + 1)).ok_or(err::NOT_INTEGER)?;
+            o.limit_count = parse_i64(args.get(j + 2)).ok_or(err::NOT_INTEGER)?;
+            j += 2;
+        } else if !readonly && args.is(j, "STORE") && left >= 1 {
+            o.store = Some(args.get(j + 1).to_vec());
+            j += 1;
+        } else if args.is(j, "BY") && left >= 1 {
+            let pattern = args.get(j + 1);
+            if pattern.contains(&b'*') {
+                o.by = Some(pattern.to_vec());
+                o.dontsort = false;
+            } else {
+                o.by = None;
+                o.dontsort = true;
+            }
+            j += 1;
+        } else if args.is(j, "GET") && left >= 1 {
+            o.gets.push(args.get(j + 1).to_vec());
+            j += 1;
+        } else {
+            return Err(err::SYNTAX);
+        }
+        j += 1;
+    }
+    Ok(o)
+}
+
+/// What a pattern names for one element: the element itself (`#`), a
+/// key's string value, a hash field, or nothing (no `*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Lookup {
+    Itself,
+    Key(Vec<u8>),
+    Field(Vec<u8>, Vec<u8>),
+    Nothing,
+}
+
+/// Redis' `lookupKeyByPattern`: the first `*` takes the element, and a
+/// `->` after it (followed by a field name) reads a hash field.
+fn lookup_of(pattern: &[u8], elem: &[u8]) -> Lookup {
+    if pattern == b"#" {
+        return Lookup::Itself;
+    }
+    let Some(star) = pattern.iter().position(|&b| b == b'*') else {
+        return Lookup::Nothing;
+    };
+    let after = &pattern[star + 1..];
+    let arrow = after
+        .windows(2)
+        .position(|w| w == b"->")
+        .filter(|&at| at + 2 < after.len());
+    let (postfix, field) = match arrow {
+        Some(at) => (&after[..at], Some(&after[at + 2..])),
+        None => (after, None),
+    };
+    let mut key = Vec::with_capacity(star + elem.len() + postfix.len());
+    key.extend_from_slice(&pattern[..star]);
+    key.extend_from_slice(elem);
+    key.extend_from_slice(postfix);
+    match field {
+        Some(f) => Lookup::Field(key, f.to_vec()),
+        None => Lookup::Key(key),
+    }
+}
+
+/// Whether a pattern may name a key (so SORT must hold every shard).
+fn names_keys(pattern: &[u8]) -> bool {
+    pattern != b"#" && pattern.contains(&b'*')
+}
+
+/// The source as read on its shard.
+enum Source {
+    Wrong,
+    /// Its elements in their order, and whether it is a set.
+    Elems(Vec<Box<[u8]>>, bool),
+}
+
+/// How the steps reach the shards: under the command's own key locks, or
+/// with every shard held (locked by this command, or by EXEC).
+enum Hold<'s> {
+    Keys(Atomic<'s>),
+    All,
+}
+
+impl Hold<'_> {
+    async fn on<R, F>(&mut self, shard: &Shard, target: usize, op: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
+    {
+        match self {
+            Hold::Keys(atomic) => atomic.on(target, op).await,
+            Hold::All => crate::coord::on(shard, target, op).await,
+        }
+    }
+}
+
+pub fn sort<'a>(
+    shard: &'a Rc<Shard>,
+    client: &'a mut ClientState,
+    args: &'a Args<'a>,
+    out: &'a mut Vec<u8>,
+) -> ConnFuture<'a> {
+    Box::pin(async move {
+        run(shard, client.info.id, args, false, out).await;
+        Flow::Continue
+    })
+}
+
+pub fn sort_ro<'a>(
+    shard: &'a Rc<Shard>,
+    client: &'a mut ClientState,
+    args: &'a Args<'a>,
+    out: &'a mut Vec<u8>,
+) -> ConnFuture<'a> {
+    Box::pin(async move {
+        run(shard, client.info.id, args, true, out).await;
+        Flow::Continue
+    })
+}
+
+async fn run(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, readonly: bool, out: &mut Vec<u8>) {
+    let o = match parse(args, readonly) {
+        Ok(o) => o,
+        Err(e) => return out.error(e),
+    };
+    let src = args.get(1).to_vec();
+    let lookups = o.by.is_some() || o.gets.iter().any(|g| names_keys(g));
+    if !lookups || shard.nshards() == 1 {
+        let keys = std::iter::once(&src[..]).chain(o.store.as_deref());
+        let hold = Hold::Keys(Atomic::new(shard, tx, keys));
+        return steps(shard, hold, src, o, out).await;
+    }
+    if shard.in_transaction() {
+        return steps(shard, Hold::All, src, o, out).await;
+    }
+    let every: Vec<usize> = (0..shard.nshards()).collect();
+    if !shard.lock_shards(tx, &every).await {
+        return out.error(SHARD_GONE);
+    }
+    let fut = steps(shard, Hold::All, src, o, out);
+    let mut fut = std::pin::pin!(fut);
+    shard.with_tx(tx, fut.as_mut()).await;
+    shard.unlock_shards(tx, &every).await;
+}
+
+/// Runs `lookups` (one per element, in order) on the shards owning their
+/// keys; a value per lookup (None: no such key, wrong type, no field).
+async fn fetch(
+    shard: &Shard,
+    hold: &mut Hold<'_>,
+    lookups: Vec<Lookup>,
+    elems: &[&[u8]],
+) -> Option<Vec<Option<Box<[u8]>>>> {
+    let mut values: Vec<Option<Box<[u8]>>> = vec![None; lookups.len()];
+    let mut per_shard: Vec<Vec<(usize, Lookup)>> = vec![Vec::new(); shard.nshards()];
+    for (i, l) in lookups.into_iter().enumerate() {
+        match &l {
+            Lookup::Itself => values[i] = Some(elems[i].into()),
+            Lookup::Nothing => {}
+            Lookup::Key(k) | Lookup::Field(k, _) => per_shard[shard.owner(k)].push((i, l)),
+        }
+    }
+    for (target, wanted) in per_shard.into_iter().enumerate() {
+        if wanted.is_empty() {
+            continue;
+        }
+        let got = hold
+            .on(shard, target, move |s: &Shard| {
+                let mut db = s.db();
+                wanted
+                    .into_iter()
+                    .map(|(i, l)| {
+                        let v = match (&l, db.get(key_of(&l)).map(|e| &e.value)) {
+                            (Lookup::Key(_), Some(Value::Str(s))) => Some(s.as_bytes().into()),
+                            (Lookup::Field(_, f), Some(Value::Hash(h))) => h.get(f).map(Box::from),
+                            _ => None,
+                        };
+                        (i, v)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        for (i, v) in got {
+            values[i] = v;
+        }
+    }
+    Some(values)
+}
+
+fn key_of(l: &Lookup) -> &[u8] {
+    match l {
+        Lookup::Key(k) | Lookup::Field(k, _) => k,
+        _ => b"",
+    }
+}
+
+/// `strtod` as SORT reads a weight: leading spaces skipped, the whole
+/// rest a number (an empty string is 0); out of range or NaN is an error.
+fn score_of(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    if t.is_empty() {
+        return Some(0.0);
+    }
+    let v: f64 = t.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    let spelled_inf = lower.trim_start_matches(['+', '-']).starts_with("inf");
+    if v.is_infinite() && !spelled_inf {
+        return None; // ERANGE
+    }
+    if v == 0.0
+        && t.bytes()
+            .take_while(|&b| b != b'e' && b != b'E')
+            .any(|b| (b'1'..=b'9').contains(&b))
+    {
+        return None; // underflow: ERANGE
+    }
+    Some(v)
+}
+
+async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out: &mut Vec<u8>) {
+    let from = shard.owner(&src);
+    let read = hold
+        .on(shard, from, move |s: &Shard| {
+            let mut db = s.db();
+            match db.get(&src).map(|e| &e.value) {
+                None => Source::Elems(Vec::new(), false),
+                Some(Value::List(l)) => Source::Elems(l.iter().map(Box::from).collect(), false),
+                Some(Value::Set(set)) => {
+                    Source::Elems(set.iter().map(|m| Box::from(&*m)).collect(), true)
+                }
+                Some(_) => Source::Wrong,
+            }
+        })
+        .await;
+    let (mut elems, is_set) = match read {
+        None => return out.error(SHARD_GONE),
+        Some(Source::Wrong) => return out.error(err::WRONGTYPE),
+        Some(Source::Elems(e, s)) => (e, s),
+    };
+    // As Redis: an unsorted set is sorted anyway when stored, so that the
+    // stored list does not depend on the set's internal order.
+    if o.dontsort && is_set && o.store.is_some() {
+        o.dontsort = false;
+        o.alpha = true;
+        o.by = None;
+    }
+    let len = elems.len() as i64;
+    let mut start = o.limit_start.max(0);
+    let mut end = if o.limit_count < 0 {
+        len - 1
+    } else {
+        start.saturating_add(o.limit_count) - 1
+    };
+    if start >= len {
+        start = len - 1;
+        end = len - 2;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    if o.dontsort && !is_set && o.desc {
+        elems.reverse();
+    }
+    let mut failed = false;
+    if !o.dontsort {
+        // Weights: the BY values, else the elements themselves.
+        let weights: Vec<Option<Box<[u8]>>> = match &o.by {
+            Some(pattern) => {
+                let refs: Vec<&[u8]> = elems.iter().map(|e| &e[..]).collect();
+                let lookups = refs.iter().map(|e| lookup_of(pattern, e)).collect();
+                match fetch(shard, &mut hold, lookups, &refs).await {
+                    Some(w) => w,
+                    None => return out.error(SHARD_GONE),
+                }
+            }
+            None => Vec::new(),
+        };
+        let mut keyed: Vec<(usize, f64)> = Vec::with_capacity(elems.len());
+        for (i, e) in elems.iter().enumerate() {
+            let score = if o.alpha {
+                0.0
+            } else {
+                let w = match &o.by {
+                    Some(_) => weights[i].as_deref(),
+                    None => Some(&e[..]),
+                };
+                match w {
+                    None => 0.0,
+                    Some(w) => score_of(w).unwrap_or_else(|| {
+                        failed = true;
+                        0.0
+                    }),
+                }
+            };
+            keyed.push((i, score));
+        }
+        let by = o.by.is_some();
+        keyed.sort_by(|&(a, sa), &(b, sb)| {
+            let cmp = if !o.alpha {
+                sa.partial_cmp(&sb)
+                    .unwrap_or(Ordering::Equal)
+                    .then_with(|| elems[a].cmp(&elems[b]))
+            } else if by {
+                match (&weights[a], &weights[b]) {
+                    (None, None) => Ordering::Equal,
+                    (None, Some(_)) => Ordering::Less,
+                    (Some(_), None) => Ordering::Greater,
+                    (Some(x), Some(y)) => x.cmp(y),
+                }
+            } else {
+                elems[a].cmp(&elems[b])
+            };
+            if o.desc { cmp.reverse() } else { cmp }
+        });
+        let mut sorted: Vec<Box<[u8]>> = Vec::with_capacity(elems.len());
+        let mut taken: Vec<Option<Box<[u8]>>> = elems.into_iter().map(Some).collect();
+        for (i, _) in keyed {
+            sorted.push(taken[i].take().expect("each index once"));
+        }
+        elems = sorted;
+    }
+    if failed {
+        return out.error(NOT_DOUBLE);
+    }
+    let window: &[Box<[u8]>] = if end >= start && start >= 0 {
+        &elems[start as usize..=end as usize]
+    } else {
+        &[]
+    };
+    // The GET values of the window, pattern by pattern.
+    let mut columns: Vec<Vec<Option<Box<[u8]>>>> = Vec::with_capacity(o.gets.len());
+    for pattern in &o.gets {
+        let refs: Vec<&[u8]> = window.iter().map(|e| &e[..]).collect();
+        let lookups = refs.iter().map(|e| lookup_of(pattern, e)).collect();
+        match fetch(shard, &mut hold, lookups, &refs).await {
+            Some(c) => columns.push(c),
+            None => return out.error(SHARD_GONE),
+        }
+    }
+    let rows = window.len();
+    let Some(dest) = o.store else {
+        if columns.is_empty() {
+            out.array(rows);
+            for e in window {
+                out.bulk(e);
+            }
+        } else {
+            out.array(rows * columns.len());
+            for r in 0..rows {
+                for c in &columns {
+                    match &c[r] {
+                        Some(v) => out.bulk(v),
+                        None => out.nil(),
+                    }
+                }
+            }
+        }
+        return;
+    };
+    let mut result: Vec<Box<[u8]>> = Vec::with_capacity(rows * columns.len().max(1));
+    if columns.is_empty() {
+        result.extend(window.iter().cloned());
+    } else {
+        for r in 0..rows {
+            for c in &mut columns {
+                result.push(c[r].take().unwrap_or_default());
+            }
+        }
+    }
+    let n = result.len();
+    let to = shard.owner(&dest);
+    let stored = hold
+        .on(shard, to, move |s: &Shard| {
+            let mut db = s.db();
+            if result.is_empty() {
+                db.delete(&dest);
+                return;
+            }
+            let limits = db.limits;
+            let mut list = crate::store::List::default();
+            for e in &result {
+                list.push_back(e, &limits);
+            }
+            db.set(&dest, Value::List(Box::new(list)), Ttl::Clear);
+        })
+        .await;
+    match stored {
+        Some(()) => out.int(n as i64),
+        None => out.error(SHARD_GONE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_substitute_the_first_star() {
+        assert_eq!(lookup_of(b"#", b"x"), Lookup::Itself);
+        assert_eq!(lookup_of(b"nostar", b"x"), Lookup::Nothing);
+        assert_eq!(lookup_of(b"w_*", b"3"), Lookup::Key(b"w_3".to_vec()));
+        assert_eq!(lookup_of(b"w_*_*", b"3"), Lookup::Key(b"w_3_*".to_vec()));
+        assert_eq!(
+            lookup_of(b"h_*->f", b"3"),
+            Lookup::Field(b"h_3".to_vec(), b"f".to_vec())
+        );
+        // An arrow with no field name is part of the key.
+        assert_eq!(lookup_of(b"h_*->", b"3"), Lookup::Key(b"h_3->".to_vec()));
+    }
+
+    #[test]
+    fn weights_read_as_strtod() {
+        assert_eq!(score_of(b""), Some(0.0));
+        assert_eq!(score_of(b" 1.5"), Some(1.5));
+        assert_eq!(score_of(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(score_of(b"1e400"), None);
+        assert_eq!(score_of(b"nan"), None);
+        assert_eq!(score_of(b"1x"), None);
+    }
+}

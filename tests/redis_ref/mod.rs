@@ -1,0 +1,95 @@
+//! A real redis-server 7.0 to compare replies with, for the bitmap and
+//! HyperLogLog tests: started on a free loopback port when
+//! /usr/bin/redis-server exists (CI installs it), killed on drop. Without
+//! it the comparison parts of those tests print a note and are skipped.
+// Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+pub struct RedisRef {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisRef {
+    /// Starts redis-server, or None (with a printed note) when it is not
+    /// installed.
+    pub fn start(port: u16, what: &str) -> Option<RedisRef> {
+        if !std::path::Path::new(REDIS_SERVER).exists() {
+            eprintln!(
+                "note: {REDIS_SERVER} not found, skipping the comparison with Redis ({what})"
+            );
+            return None;
+        }
+        let child = Command::new(REDIS_SERVER)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let r = RedisRef { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RedisRef {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A reply as text, errors included, so two servers' replies compare with
+/// `assert_eq!` and read well when they differ.
+pub fn render(v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".into(),
+        Value::Int(n) => n.to_string(),
+        Value::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Value::SimpleString(s) => format!("+{s}"),
+        Value::Okay => "+OK".into(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(render).collect::<Vec<_>>().join(",")
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs `args` and renders the reply or the error line.
+pub fn reply(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    match cmd.query::<Value>(c) {
+        Ok(v) => render(&v),
+        Err(e) => match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("-{code} {detail}"),
+            (Some(code), None) => format!("-{code}"),
+            _ => format!("-{e}"),
+        },
+    }
+}
