@@ -1006,6 +1006,10 @@ mod tests {
             "pfadd",
             "pfmerge",
             "pfdebug",
+            // DUMP/RESTORE and SORT (issue 13): denyoom in Redis 7.0's
+            // COMMAND INFO too.
+            "restore",
+            "sort",
         ];
         let mut ours: Vec<&str> = COMMANDS
             .iter()
