@@ -115,8 +115,10 @@ const HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client meta attributes.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, out: &mut Vec<u8>) {
@@ -186,6 +188,24 @@ pub async fn client(shard: &Shard, client: &mut ClientState, args: &Args<'_>, ou
                 out.simple(line);
             }
         }
+        // Issue 13 (misc): CLIENT REPLY. OFF and SKIP answer nothing; the
+        // connection loop drops the replies the mode silences.
+        (b"REPLY", 3) => {
+            use crate::command::conn::ReplyMode;
+            if args.is(2, "ON") {
+                client.reply = ReplyMode::On;
+                out.ok();
+            } else if args.is(2, "OFF") {
+                client.reply = ReplyMode::Off;
+            } else if args.is(2, "SKIP") {
+                if client.reply != ReplyMode::Off {
+                    client.reply = ReplyMode::SkipNext;
+                }
+            } else {
+                out.error(crate::protocol::reply::err::SYNTAX);
+            }
+        }
+        (b"REPLY", _) => out.error("ERR wrong number of arguments for 'client|reply' command"),
         (b"NO-EVICT" | b"NO-TOUCH", 3) if args.is(2, "ON") || args.is(2, "OFF") => out.ok(),
         (b"ID" | b"SETNAME" | b"GETNAME" | b"SETINFO" | b"INFO" | b"KILL" | b"HELP", _) => out
             .error(&format!(

@@ -19,6 +19,24 @@ pub struct ClientState {
     /// Passed AUTH, or connected while no password was set
     /// (src/command/auth.rs).
     pub authenticated: bool,
+    /// CLIENT REPLY: whether this connection's replies are sent
+    /// (src/command/client.rs; the connection loop drops the others).
+    pub reply: ReplyMode,
+}
+
+/// CLIENT REPLY's modes, as Redis' `CLIENT_REPLY_OFF` / `_SKIP_NEXT` /
+/// `_SKIP` flags.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ReplyMode {
+    /// Every reply is sent.
+    #[default]
+    On,
+    /// No reply is sent until CLIENT REPLY ON.
+    Off,
+    /// Set by CLIENT REPLY SKIP: the next command's reply is dropped.
+    SkipNext,
+    /// The command being run is the one to skip.
+    Skip,
 }
 
 /// What the connection does after a command.

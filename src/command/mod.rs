@@ -147,6 +147,7 @@ pub mod auth;
 // Blocking commands (issue 13).
 pub mod blocking;
 pub mod client;
+pub mod command_info;
 pub mod config;
 pub mod conn;
 pub mod hashes;
@@ -154,6 +155,7 @@ pub mod keys;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod misc;
 pub mod multikey;
 pub mod object;
 pub mod scripting;
@@ -322,7 +324,7 @@ pub fn help_reply(out: &mut Vec<u8>, cmd: &str, lines: &[&str]) {
         out.simple(line);
     }
     out.simple("HELP");
-    out.simple("    Print this help.");
+    out.simple("    Prints this help.");
 }
 
 /// A SCAN-family cursor: unsigned decimal digits and nothing else.

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::conn::{ClientState, Flow};
-use super::table::{self, NUM_SLOTS, slot_name};
+use super::table::{NUM_SLOTS, slot_name};
 use super::{Args, auth, keys, wrong_arity};
 use crate::coord::Shard;
 use crate::metrics::MetricsView;
@@ -254,61 +254,9 @@ fn hello_reply(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut V
     out.array(0);
 }
 
-fn command_info(spec: &table::CommandSpec, out: &mut Vec<u8>) {
-    out.array(10);
-    out.bulk(spec.name.as_bytes());
-    out.int(spec.arity as i64);
-    out.array(spec.flags.len());
-    for f in spec.flags {
-        out.simple(f);
-    }
-    out.int(spec.first_key as i64);
-    out.int(spec.last_key as i64);
-    out.int(spec.key_step as i64);
-    for _ in 0..4 {
-        out.array(0);
-    }
-}
-
 pub fn command(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
-    command_reply(args, out);
+    super::command_info::command(args, out);
     Flow::Continue
-}
-
-fn command_reply(args: &Args, out: &mut Vec<u8>) {
-    let all = table::all();
-    if args.len() == 1 {
-        out.array(all.len());
-        for spec in all {
-            command_info(spec, out);
-        }
-        return;
-    }
-    let sub = args.get(1).to_ascii_uppercase();
-    match sub.as_slice() {
-        b"COUNT" => out.int(all.len() as i64),
-        b"LIST" => {
-            out.array(all.len());
-            for spec in all {
-                out.bulk(spec.name.as_bytes());
-            }
-        }
-        b"INFO" => {
-            out.array(args.len() - 2);
-            for name in args.iter_from(2) {
-                match table::lookup(name) {
-                    Some(spec) => command_info(spec, out),
-                    None => out.nil(),
-                }
-            }
-        }
-        // redis-cli asks for docs to show hints; having none is valid.
-        b"DOCS" => out.array(0),
-        _ => out.error(&format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(args.get(1))
-        )),
-    }
 }
 
 async fn hotkeys(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {

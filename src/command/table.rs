@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
-    AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, multikey, server, sets, strings,
-    zsets,
+    AsyncConn, Handler, LocalConn, Spread, hashes, keys, lists, misc, multikey, server, sets,
+    strings, zsets,
 };
 // Bitmaps and HyperLogLog (issue 13).
 use super::{bitmaps, hll};
@@ -895,6 +895,20 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         movable(super::blocking::blmpop_keys),
         Run(Async(super::blocking::bzmpop))
     ),
+    // Issue 13, misc (src/command/misc.rs): HRANDFIELD, LCS, SWAPDB, MOVE.
+    cmd!("hrandfield", -2, R, (1, 1, 1), Keyed(misc::hrandfield)),
+    cmd!(
+        "lcs",
+        -3,
+        R,
+        (1, 2, 1),
+        Kind::Multi {
+            whole: misc::lcs,
+            spread: misc::lcs_spread
+        }
+    ),
+    cmd!("swapdb", 3, WF, (0, 0, 0), Run(Local(misc::swapdb))),
+    cmd!("move", 3, WF, (1, 1, 1), Run(Local(misc::move_cmd))),
 ]);
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows

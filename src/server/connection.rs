@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 
 use super::transaction;
-use crate::command::conn::{ClientState, Flow};
+use crate::command::conn::{ClientState, Flow, ReplyMode};
 use crate::command::transaction::unwatch_all;
 use crate::command::{Args, CommandSpec, Conn, Kind, auth, lookup, slowlog, wrong_arity};
 use crate::coord::Shard;
@@ -207,6 +207,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         multi: None,
         watched: Vec::new(),
         authenticated: auth::authenticated_at_connect(&shard),
+        reply: Default::default(),
     };
     if let Err(Closed::OutputLimit) = run(&shard, &mut stream, &mut client).await {
         eprintln!(
@@ -315,6 +316,18 @@ async fn run(
                         {
                             settle(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
                         }
+                        // CLIENT REPLY OFF / SKIP: run the command alone
+                        // and drop what it answered (the rare path).
+                        let silenced = match client.reply {
+                            ReplyMode::On => None,
+                            ReplyMode::SkipNext => {
+                                client.reply = ReplyMode::Skip;
+                                Some(mark_silence(shard, client, &rbuf, &mut pipe, &mut out).await)
+                            }
+                            ReplyMode::Off | ReplyMode::Skip => {
+                                Some(mark_silence(shard, client, &rbuf, &mut pipe, &mut out).await)
+                            }
+                        };
                         flow = if client.multi.is_none()
                             && spec.is_some_and(crate::command::blocking::is_blocking)
                         {
@@ -334,6 +347,18 @@ async fn run(
                             transaction::exec(shard, client, &rbuf, &mut pipe, &mut out).await;
                             note_slow(shard, client, &args);
                             flow = Flow::Continue;
+                        }
+                        if let Some(mark) = silenced {
+                            complete_all(shard, client, &rbuf, &mut pipe, &mut out).await;
+                            match client.reply {
+                                // CLIENT REPLY ON answers even when off.
+                                ReplyMode::On => {}
+                                ReplyMode::Skip => {
+                                    out.truncate(mark);
+                                    client.reply = ReplyMode::On;
+                                }
+                                ReplyMode::Off | ReplyMode::SkipNext => out.truncate(mark),
+                            }
                         }
                     }
                     start += consumed;
@@ -389,6 +414,20 @@ async fn watch_peer(stream: &TcpStream, info: &ClientInfo) -> Flow {
         info.wake.signal(1);
     }
     future::pending().await
+}
+
+/// Before a command whose reply CLIENT REPLY drops: completes every
+/// earlier reply, so that the dropped one is what `out` gains after the
+/// returned length.
+async fn mark_silence<'m>(
+    shard: &'m Rc<Shard>,
+    client: &ClientState,
+    buf: &[u8],
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> usize {
+    complete_all(shard, client, buf, pipe, out).await;
+    out.len()
 }
 
 /// Resolves when the connection must end: CLIENT KILL or shutdown.
