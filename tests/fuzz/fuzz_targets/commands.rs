@@ -260,6 +260,7 @@ fuzz_target!(|data: &[u8]| {
                 Value::List(l) => l.is_empty(),
                 Value::Hash(h) => h.is_empty(),
                 Value::Set(s) => s.is_empty(),
+                Value::ZSet(z) => z.is_empty(),
                 Value::Str(_) => false,
             };
             assert!(
