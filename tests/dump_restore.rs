@@ -6,59 +6,16 @@
 //! bytes. Without redis-server the interop part is skipped with a note.
 
 mod common;
-
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod redis_ref;
 
 use common::{Server, e, error_text, free_port, keys_on_each_shard, q};
 use redis::{Connection, Value};
 
 /// A redis-server 7.0 on a free loopback port, killed when dropped.
-struct Reference {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use redis_ref::RedisRef as Reference;
 
 fn reference() -> Option<Reference> {
-    if !std::path::Path::new("/usr/bin/redis-server").exists() {
-        eprintln!("note: /usr/bin/redis-server not found; skipping the Redis interop part");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("/usr/bin/redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(mut c) = r.client_try()
-            && redis::cmd("PING").query::<String>(&mut c).is_ok()
-        {
-            return Some(r);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not start");
-}
-
-impl Reference {
-    fn client_try(&self) -> redis::RedisResult<Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
-    }
-    fn client(&self) -> Connection {
-        self.client_try().expect("connect to redis-server")
-    }
+    Reference::start(free_port(), "DUMP/RESTORE")
 }
 
 fn dump(c: &mut Connection, key: &str) -> Option<Vec<u8>> {

@@ -10,52 +10,18 @@
 //! were taken from redis-server 7.0.15).
 
 mod common;
-
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod redis_ref;
 
 use common::{Server, cmd, e, error_text, free_port, keys_on_each_shard, q, shard_of};
 use redis::{Connection, Value};
 
-/// A redis-server 7.0 for comparison, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
+use redis_ref::RedisRef as Redis;
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A redis-server 7.0 for comparison (killed when dropped) and a client.
 fn redis() -> Option<(Redis, Connection)> {
-    let bin = "/usr/bin/redis-server";
-    if !std::path::Path::new(bin).exists() {
-        eprintln!("note: {bin} not found; skipping the comparison with real Redis");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = Redis { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port))
-            && let Ok(mut c) = client.get_connection()
-            && cmd(&["PING"]).query::<String>(&mut c).is_ok()
-        {
-            return Some((server, c));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not start");
+    let server = Redis::start(free_port(), "geo")?;
+    let c = server.client();
+    Some((server, c))
 }
 
 /// A reply as a comparable value: the reply, or the error line.

@@ -4,50 +4,17 @@
 //! exists, and the replies must be equal (skipped with a note otherwise).
 
 mod common;
+mod redis_ref;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, cmd, error_text, free_port, keys_on_each_shard, shard_of};
 use redis::{Connection, Value};
 
-struct Reference {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use redis_ref::RedisRef as Reference;
 
 fn reference() -> Option<Reference> {
-    if !std::path::Path::new("/usr/bin/redis-server").exists() {
-        eprintln!("note: /usr/bin/redis-server not found; comparing with recorded replies only");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("/usr/bin/redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .and_then(|c| c.get_connection())
-            && redis::cmd("PING").query::<String>(&mut c).is_ok()
-        {
-            return Some(r);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not start");
+    Reference::start(free_port(), "SORT")
 }
 
 /// Kora and, when present, Redis: every command runs on both and must

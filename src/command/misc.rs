@@ -8,13 +8,12 @@
 //! including the order of its checks (the argument checks of HRANDFIELD
 //! before the key lookup; LCS's type check before its options).
 
-use std::collections::HashMap;
-
 use super::Args;
 use super::conn::{ClientState, Flow};
 use super::keys::SHARD_GONE;
 use crate::coord::{Atomic, Shard};
 use crate::protocol::reply::{Resp, err};
+use crate::store::Picker;
 use crate::store::{Db, Hash, Value};
 
 const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
@@ -56,42 +55,6 @@ pub fn move_cmd(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) 
 }
 
 // ---- HRANDFIELD ----
-
-/// Random positions for one command, from one seed the shard's generator
-/// gives (splitmix64), as SRANDMEMBER draws them.
-struct Picker(u64);
-
-impl Picker {
-    fn new(db: &mut Db) -> Picker {
-        Picker(db.random_index(usize::MAX) as u64)
-    }
-
-    /// In `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z % n as u64) as usize
-    }
-
-    /// `count` distinct positions in `0..len` (count < len): a partial
-    /// Fisher-Yates shuffle that records only the swapped slots, so a few
-    /// picks from a huge hash cost O(count).
-    fn distinct(&mut self, len: usize, count: usize) -> Vec<usize> {
-        let mut moved: HashMap<usize, usize> = HashMap::with_capacity(count);
-        (0..count)
-            .map(|k| {
-                let j = k + self.below(len - k);
-                let at_j = moved.get(&j).copied().unwrap_or(j);
-                let at_k = moved.get(&k).copied().unwrap_or(k);
-                moved.insert(j, at_k);
-                at_j
-            })
-            .collect()
-    }
-}
 
 fn reply_field(out: &mut Vec<u8>, (f, v): (&[u8], &[u8]), values: bool) {
     out.bulk(f);

@@ -16,6 +16,7 @@ use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, part
 use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
+use crate::store::Picker;
 use crate::store::glob::glob_match;
 use crate::store::zset::{Inserted, LexBound, Range, ScoreBound, format_score, parse_score};
 use crate::store::{Db, Hasher, Ttl, Value, WrongType, ZSet};
@@ -53,40 +54,6 @@ fn read_zset<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a ZSet>, WrongTy
 
 fn new_zset() -> Value {
     Value::ZSet(Box::default())
-}
-
-/// Random positions for one command, seeded from the shard's generator
-/// (the `Db` cannot lend it while one of its values is borrowed).
-struct Picker(u64);
-
-impl Picker {
-    fn new(db: &mut Db) -> Picker {
-        Picker(db.random_index(usize::MAX) as u64)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z % n as u64) as usize
-    }
-
-    /// `count` distinct positions in `0..len` (count <= len), O(count).
-    fn distinct(&mut self, len: usize, count: usize) -> Vec<usize> {
-        let mut moved: HashMap<usize, usize, Hasher> =
-            HashMap::with_capacity_and_hasher(count, Hasher::new());
-        (0..count)
-            .map(|k| {
-                let j = k + self.below(len - k);
-                let at_j = moved.get(&j).copied().unwrap_or(j);
-                let at_k = moved.get(&k).copied().unwrap_or(k);
-                moved.insert(j, at_k);
-                at_j
-            })
-            .collect()
-    }
 }
 
 // ------------------------------------------------------------ ZADD & co

@@ -43,6 +43,8 @@ pub mod glob;
 pub mod guard;
 pub(crate) mod lazyfree;
 pub mod packed;
+mod picker;
+pub(crate) use picker::Picker;
 // HyperLogLog sketches (issue 13).
 pub mod hll;
 // DUMP/RESTORE (issue 13, dump): Redis 7.0's serialization format.

@@ -1,5 +1,5 @@
-//! A real redis-server 7.0 to compare replies with, for the bitmap and
-//! HyperLogLog tests: started on a free loopback port when
+//! A real redis-server 7.0 to compare replies with, for the bitmap,
+//! HyperLogLog, geo, SORT and DUMP/RESTORE tests: started on a free loopback port when
 //! /usr/bin/redis-server exists (CI installs it), killed on drop. Without
 //! it the comparison parts of those tests print a note and are skipped.
 // Each test file uses a part of it.
