@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn accounting_matches_full_recount_after_random_set_writes() {
         let mut db = db();
-        let mut rng = Picker(42);
+        let mut rng = Picker::seeded(42);
         db.set(b"str", Value::Str(b"x".to_vec().into()), Ttl::Clear);
         for i in 0..3000 {
             let key = format!("s{}", rng.below(4));
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn distinct_picks_are_distinct_and_in_range() {
-        let mut rng = Picker(3);
+        let mut rng = Picker::seeded(3);
         for (len, count) in [(1, 1), (10, 3), (10, 9), (1000, 17), (5, 5)] {
             let mut picks = rng.distinct(len, count);
             assert_eq!(picks.len(), count);

@@ -15,6 +15,12 @@ impl Picker {
         Picker(db.random_index(usize::MAX) as u64)
     }
 
+    /// A fixed seed, for tests that want repeatable picks.
+    #[cfg(test)]
+    pub(crate) fn seeded(seed: u64) -> Picker {
+        Picker(seed)
+    }
+
     /// Uniform enough in `0..n` for sampling (n > 0).
     pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
