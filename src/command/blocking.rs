@@ -242,16 +242,6 @@ pub fn blmpop_keys(args: &Args) -> Option<(usize, usize)> {
     (n.checked_add(3)? < args.len()).then_some((3, 2 + n))
 }
 
-/// Whether a command row is one of this module's (the connection watches
-/// the socket while one runs, to notice a client that leaves while
-/// blocked).
-pub fn is_blocking(spec: &super::CommandSpec) -> bool {
-    matches!(
-        spec.name,
-        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop"
-    )
-}
-
 macro_rules! blocking_cmd {
     ($name:ident, $parse:expr) => {
         #[doc = concat!("`", stringify!($name), "`: see the module docs.")]

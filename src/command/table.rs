@@ -101,6 +101,9 @@ pub struct CommandSpec {
     /// memory budget that cannot evict (read from `flags` once, at compile
     /// time, so the check costs no string compare).
     pub denyoom: bool,
+    /// Has the `blocking` flag (BLPOP, BZPOPMIN…): the connection watches
+    /// its socket while it runs and does not time the wait.
+    pub blocking: bool,
 }
 
 impl CommandSpec {
@@ -177,6 +180,7 @@ macro_rules! cmd {
             sub_base: 0,
             kind: $kind,
             denyoom: has_flag($flags, "denyoom"),
+            blocking: has_flag($flags, "blocking"),
         }
     };
     ($name:literal, $arity:expr, $flags:expr, movable($finder:expr), $kind:expr) => {
@@ -193,6 +197,7 @@ macro_rules! cmd {
             sub_base: 0,
             kind: $kind,
             denyoom: has_flag($flags, "denyoom"),
+            blocking: has_flag($flags, "blocking"),
         }
     };
 }
@@ -1217,6 +1222,29 @@ mod tests {
         assert!(slots_named(b"nosuch").is_empty());
         assert_eq!(slot_of_name("exec"), lookup(b"exec").unwrap().slot);
         assert_ne!(slot_of_name("append"), SLOT_OTHER, "no more lumping");
+    }
+
+    #[test]
+    fn blocking_rows_are_redis_7_0s() {
+        let mut ours: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| c.blocking)
+            .map(|c| c.name)
+            .collect();
+        ours.sort_unstable();
+        assert_eq!(
+            ours,
+            [
+                "blmove",
+                "blmpop",
+                "blpop",
+                "brpop",
+                "brpoplpush",
+                "bzmpop",
+                "bzpopmax",
+                "bzpopmin"
+            ]
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ async fn run(
                             }
                         };
                         flow = if client.multi.is_none()
-                            && spec.is_some_and(crate::command::blocking::is_blocking)
+                            && spec.is_some_and(|s| s.blocking)
                         {
                             // Blocking commands (issue 13): a client that
                             // leaves while blocked must stop waiting.
@@ -675,7 +675,7 @@ pub async fn dispatch<'m>(
             // Blocking commands (issue 13): as in Redis, the time spent
             // blocked is not the command's (latency, slow log); it counts
             // as a call that took no time.
-            let timer = if crate::command::blocking::is_blocking(spec) {
+            let timer = if spec.blocking {
                 timer.cancel();
                 CommandTimer::start(metrics, crate::command::table::slot_of(spec, args))
             } else {
