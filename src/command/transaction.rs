@@ -81,7 +81,7 @@ pub fn queue_if_multi(
     // Run right away even inside MULTI, as in Redis.
     if matches!(
         spec.name,
-        "exec" | "discard" | "multi" | "watch" | "quit" | "reset" | "post" | "host:"
+        "exec" | "discard" | "multi" | "watch" | "quit" | "post" | "host:"
     ) {
         return false;
     }
@@ -105,9 +105,9 @@ pub fn queue_if_multi(
 /// Whether `spec`, sent inside MULTI, is refused while its shards are out
 /// of memory: every command but those that end the transaction or the
 /// connection (Redis 7.0's `processCommand` rule; EXEC makes its own check
-/// of the queued commands).
+/// of the queued commands; Redis also exempts RESET, which Kora lacks).
 pub fn refused_when_out_of_memory(spec: &CommandSpec) -> bool {
-    !matches!(spec.name, "exec" | "discard" | "quit" | "reset")
+    !matches!(spec.name, "exec" | "discard" | "quit")
 }
 
 /// Marks the open transaction failed (EXEC answers EXECABORT): a command
