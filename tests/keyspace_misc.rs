@@ -79,6 +79,16 @@ fn lcs_on_one_shard_and_across_shards() {
         "+OK\r\n+OK\r\n\
          -ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n"
     );
+    // On one shard as well; the options are still checked first, and a
+    // big string against a missing key fits (as in redis-server 7.0.15).
+    let same = format!("LCS {k1} {k1} LEN");
+    let bogus = format!("LCS {k1} {k1} BOGUS");
+    let missing = format!("LCS {k1} no-such-key LEN");
+    assert_eq!(
+        exchange(&mut c, &[&same, &bogus, &missing]),
+        "-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n\
+         -ERR syntax error\r\n:0\r\n"
+    );
 }
 
 #[test]

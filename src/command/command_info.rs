@@ -467,7 +467,7 @@ fn keys_by_specs(r: &RedisCommand, args: &Args) -> Option<Vec<(usize, &'static [
                 let n = crate::protocol::parser::parse_i64(args.get((first + idx) as usize))
                     .filter(|n| *n >= 0)?;
                 first += firstkey;
-                (first + n - 1, step)
+                (first.checked_add(n - 1)?, step)
             }
             Fk::Unknown => return None,
         };

@@ -185,25 +185,70 @@ fn lcs_options(args: &Args) -> Result<LcsOptions, &'static str> {
     Ok(o)
 }
 
-/// A key's value as LCS reads it: a missing key is the empty string.
+/// A key's value as LCS reads it: a missing key is the empty string. A
+/// string is first only measured (`Len`) and copied (`Str`) once both
+/// lengths are known to fit the table, so a pair that is refused as too
+/// large costs no copy of up to 2 × 512 MB.
 enum LcsInput {
     Str(Vec<u8>),
+    Len(usize),
     Missing,
     Wrong,
 }
 
-fn lcs_input(db: &mut Db, key: &[u8]) -> LcsInput {
+impl LcsInput {
+    fn len(&self) -> usize {
+        match self {
+            LcsInput::Str(s) => s.len(),
+            LcsInput::Len(n) => *n,
+            _ => 0,
+        }
+    }
+}
+
+/// Measures `key` without copying it.
+fn lcs_measure(db: &mut Db, key: &[u8]) -> LcsInput {
     match db.get(key).map(|e| &e.value) {
         None => LcsInput::Missing,
-        Some(Value::Str(s)) => LcsInput::Str(s.to_vec()),
+        Some(Value::Str(s)) => LcsInput::Len(s.len()),
         Some(_) => LcsInput::Wrong,
     }
+}
+
+/// Copies a measured string when the pair of lengths fits the table.
+fn lcs_copy_if_fits(db: &mut Db, key: &[u8], input: LcsInput, other: usize) -> LcsInput {
+    match input {
+        LcsInput::Len(n) if lcs_size_error(n, other).is_none() => {
+            match db.get(key).map(|e| &e.value) {
+                Some(Value::Str(s)) => LcsInput::Str(s.to_vec()),
+                _ => LcsInput::Missing,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Redis' limits on the LCS table for strings of `a` and `b` bytes.
+fn lcs_size_error(a: usize, b: usize) -> Option<&'static str> {
+    if a as u64 >= u32::MAX as u64 - 1 || b as u64 >= u32::MAX as u64 - 1 {
+        return Some(LCS_TOO_LONG);
+    }
+    let cells = (a as u64 + 1) * (b as u64 + 1);
+    (cells * 4 > crate::protocol::parser::MAX_BULK_LEN as u64).then_some(LCS_TOO_BIG)
 }
 
 /// Answers LCS for the two values (already read) under `args`' options.
 fn lcs_reply(a: LcsInput, b: LcsInput, args: &Args, out: &mut Vec<u8>) {
     let (a, b) = match (a, b) {
         (LcsInput::Wrong, _) | (_, LcsInput::Wrong) => return out.error(LCS_NOT_STRINGS),
+        // Not copied: the pair is too large (answered after the options
+        // are parsed, as Redis orders its checks).
+        (a @ LcsInput::Len(_), b) | (a, b @ LcsInput::Len(_)) => {
+            if let Err(e) = lcs_options(args) {
+                return out.error(e);
+            }
+            return out.error(lcs_size_error(a.len(), b.len()).unwrap_or(LCS_TOO_BIG));
+        }
         (a, b) => {
             let bytes = |v: LcsInput| match v {
                 LcsInput::Str(s) => s,
@@ -224,12 +269,8 @@ fn lcs_reply(a: LcsInput, b: LcsInput, args: &Args, out: &mut Vec<u8>) {
 /// proto-max-bulk-len, then walked back from the end to build the common
 /// string and its matching runs. LEN alone needs only two rows.
 fn lcs_compute(a: &[u8], b: &[u8], o: &LcsOptions, out: &mut Vec<u8>) {
-    if a.len() as u64 >= u32::MAX as u64 - 1 || b.len() as u64 >= u32::MAX as u64 - 1 {
-        return out.error(LCS_TOO_LONG);
-    }
-    let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
-    if cells * 4 > crate::protocol::parser::MAX_BULK_LEN as u64 {
-        return out.error(LCS_TOO_BIG);
+    if let Some(e) = lcs_size_error(a.len(), b.len()) {
+        return out.error(e);
     }
     let w = b.len() + 1;
     if o.len {
@@ -247,7 +288,7 @@ fn lcs_compute(a: &[u8], b: &[u8], o: &LcsOptions, out: &mut Vec<u8>) {
         }
         return out.int(row[w - 1] as i64);
     }
-    let mut t = vec![0u32; cells as usize];
+    let mut t = vec![0u32; (a.len() + 1) * (b.len() + 1)];
     for i in 1..=a.len() {
         for j in 1..w {
             t[i * w + j] = if a[i - 1] == b[j - 1] {
@@ -326,8 +367,11 @@ fn lcs_compute(a: &[u8], b: &[u8], o: &LcsOptions, out: &mut Vec<u8>) {
 
 /// LCS with both keys on this shard.
 pub fn lcs(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let a = lcs_input(db, args.get(1));
-    let b = lcs_input(db, args.get(2));
+    let (ka, kb) = (args.get(1), args.get(2));
+    let (a, b) = (lcs_measure(db, ka), lcs_measure(db, kb));
+    let (la, lb) = (a.len(), b.len());
+    let a = lcs_copy_if_fits(db, ka, a, lb);
+    let b = lcs_copy_if_fits(db, kb, b, la);
     lcs_reply(a, b, args, out);
 }
 
@@ -339,19 +383,40 @@ async fn lcs_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) 
     let (ka, kb) = (args.get(1).to_vec(), args.get(2).to_vec());
     let (oa, ob) = (shard.owner(&ka), shard.owner(&kb));
     let mut atomic = Atomic::new(shard, tx, [&ka[..], &kb[..]]);
+    // Measure a, then read b if the pair fits, then copy a if it does:
+    // the keys stay held, so the lengths cannot change in between.
     let key = ka.clone();
     let Some(a) = atomic
-        .on(oa, move |s: &Shard| lcs_input(&mut s.db(), &key))
+        .on(oa, move |s: &Shard| lcs_measure(&mut s.db(), &key))
         .await
     else {
         return out.error(SHARD_GONE);
     };
-    let key = kb.clone();
+    let (key, la) = (kb.clone(), a.len());
     let Some(b) = atomic
-        .on(ob, move |s: &Shard| lcs_input(&mut s.db(), &key))
+        .on(ob, move |s: &Shard| {
+            let mut db = s.db();
+            let b = lcs_measure(&mut db, &key);
+            lcs_copy_if_fits(&mut db, &key, b, la)
+        })
         .await
     else {
         return out.error(SHARD_GONE);
+    };
+    let a = match (a, &b) {
+        (a @ LcsInput::Len(_), LcsInput::Str(_) | LcsInput::Missing) => {
+            let (key, lb) = (ka.clone(), b.len());
+            match atomic
+                .on(oa, move |s: &Shard| {
+                    lcs_copy_if_fits(&mut s.db(), &key, a, lb)
+                })
+                .await
+            {
+                Some(a) => a,
+                None => return out.error(SHARD_GONE),
+            }
+        }
+        (a, _) => a,
     };
     drop(atomic);
     lcs_reply(a, b, args, out);

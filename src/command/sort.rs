@@ -262,29 +262,10 @@ fn key_of(l: &Lookup) -> &[u8] {
 
 /// `strtod` as SORT reads a weight: leading spaces skipped, the whole
 /// rest a number (an empty string is 0); out of range or NaN is an error.
+/// The same reader as sorted-set scores (hex floats included).
 fn score_of(bytes: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    if t.is_empty() {
-        return Some(0.0);
-    }
-    let v: f64 = t.parse().ok()?;
-    if v.is_nan() {
-        return None;
-    }
-    let lower = t.to_ascii_lowercase();
-    let spelled_inf = lower.trim_start_matches(['+', '-']).starts_with("inf");
-    if v.is_infinite() && !spelled_inf {
-        return None; // ERANGE
-    }
-    if v == 0.0
-        && t.bytes()
-            .take_while(|&b| b != b'e' && b != b'E')
-            .any(|b| (b'1'..=b'9').contains(&b))
-    {
-        return None; // underflow: ERANGE
-    }
-    Some(v)
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    start.map_or(Some(0.0), |i| crate::store::zset::parse_score(&bytes[i..]))
 }
 
 async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out: &mut Vec<u8>) {

@@ -328,9 +328,7 @@ async fn run(
                                 Some(mark_silence(shard, client, &rbuf, &mut pipe, &mut out).await)
                             }
                         };
-                        flow = if client.multi.is_none()
-                            && spec.is_some_and(|s| s.blocking)
-                        {
+                        flow = if client.multi.is_none() && spec.is_some_and(|s| s.blocking) {
                             // Blocking commands (issue 13): a client that
                             // leaves while blocked must stop waiting.
                             let info = client.info.clone();
