@@ -22,7 +22,7 @@ use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::geohash::{self, Shape, ShapeKind};
 use crate::store::zset::{Range, ScoreBound, ZSet, parse_score};
-use crate::store::{Db, Ttl, Value};
+use crate::store::{Db, Value};
 
 const BAD_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
 const BAD_MEMBER: &str = "ERR could not decode requested zset member";
@@ -601,21 +601,10 @@ fn search(db: &mut Db, args: &Args, out: &mut Vec<u8>) -> Option<ToStore> {
     }
 }
 
-/// Installs a search's result: a new sorted set replacing whatever the
-/// key held (its TTL too), or no key at all for an empty result.
-fn store(db: &mut Db, key: &[u8], pairs: &[(Box<[u8]>, f64)]) {
-    if pairs.is_empty() {
-        db.delete(key);
-        return;
-    }
-    let z = ZSet::from_pairs(pairs.iter().map(|(m, s)| (&m[..], *s)), &db.limits);
-    db.set(key, Value::ZSet(Box::new(z)), Ttl::Clear);
-}
-
 /// Every search command with its keys on one shard.
 pub fn search_cmd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if let Some(ToStore { key, pairs }) = search(db, args, out) {
-        store(db, args.get(key), &pairs);
+        super::zsets::store_elems(db, args.get(key), &pairs);
         out.int(pairs.len() as i64);
     }
 }
@@ -672,10 +661,12 @@ async fn search_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8
     };
     let n = pairs.len() as i64;
     let stored = atomic
-        .on(to, move |s: &Shard| store(&mut s.db(), &dst, &pairs))
+        .on(to, move |s: &Shard| {
+            super::zsets::store_elems(&mut s.db(), &dst, &pairs)
+        })
         .await;
     match stored {
-        Some(()) => out.int(n),
+        Some(_) => out.int(n),
         None => out.error(SHARD_GONE),
     }
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use super::keys::SHARD_GONE;
+use super::multikey::{Probe, numkeys, probe};
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, parts_by_owner};
 use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
@@ -31,7 +32,6 @@ const LIMIT_RANK: &str =
     "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
 const WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
 const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
-const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
 const COUNT_POSITIVE: &str = "ERR count should be greater than 0";
 const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 /// Most elements a ZRANDMEMBER with a negative count answers (see there).
@@ -540,9 +540,10 @@ fn rangestore_source(db: &mut Db, args: &Args) -> Result<Elems, &'static str> {
     }
 }
 
-/// The STORE half of every storing command: replaces `dst` whatever it
-/// held (TTL included); an empty result deletes it. Returns the count.
-fn store_elems(db: &mut Db, dst: &[u8], elems: Elems) -> usize {
+/// The STORE half of every storing command (the Z*STORE forms and geo's
+/// STORE/STOREDIST): replaces `dst` whatever it held (TTL included); an
+/// empty result deletes it. Returns the count.
+pub(crate) fn store_elems(db: &mut Db, dst: &[u8], elems: &[(Box<[u8]>, f64)]) -> usize {
     let n = elems.len();
     if n == 0 {
         db.delete(dst);
@@ -557,7 +558,7 @@ fn store_elems(db: &mut Db, dst: &[u8], elems: Elems) -> usize {
 pub fn zrangestore(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match rangestore_source(db, args) {
         Ok(elems) => {
-            let n = store_elems(db, args.get(1), elems);
+            let n = store_elems(db, args.get(1), &elems);
             out.int(n as i64)
         }
         Err(e) => out.error(e),
@@ -569,11 +570,10 @@ spread!(zrangestore_spread => zrangestore_across);
 async fn zrangestore_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let (dst, src) = (args.get(1).to_vec(), args.get(2));
     let mut atomic = Atomic::new(shard, tx, [&dst[..], src]);
-    let shipped: Vec<Vec<u8>> = args.iter_from(0).map(<[u8]>::to_vec).collect();
+    let (buf, ranges) = (args.buf().to_vec(), args.ranges().to_vec());
     let fetched = atomic
         .on(shard.owner(src), move |s: &Shard| {
-            let refs: Vec<&[u8]> = shipped.iter().map(Vec::as_slice).collect();
-            with_args(&refs, |a| rangestore_source(&mut s.db(), a))
+            rangestore_source(&mut s.db(), &Args::new(&buf, &ranges))
         })
         .await;
     let elems = match fetched {
@@ -583,24 +583,14 @@ async fn zrangestore_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut V
     };
     let home = shard.owner(&dst);
     match atomic
-        .on(home, move |s: &Shard| store_elems(&mut s.db(), &dst, elems))
+        .on(home, move |s: &Shard| {
+            store_elems(&mut s.db(), &dst, &elems)
+        })
         .await
     {
         Some(n) => out.int(n as i64),
         None => out.error(SHARD_GONE),
     }
-}
-
-/// Runs `f` on an [`Args`] view of owned argument copies.
-fn with_args<R>(argv: &[&[u8]], f: impl FnOnce(&Args) -> R) -> R {
-    let mut buf = Vec::new();
-    let mut ranges = Vec::with_capacity(argv.len());
-    for a in argv {
-        let start = buf.len();
-        buf.extend_from_slice(a);
-        ranges.push((start, buf.len()));
-    }
-    f(&Args::new(&buf, &ranges))
 }
 
 // ------------------------------------------------------- removing ranges
@@ -710,13 +700,6 @@ pub fn zpopmax(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     zpop_generic(db, args, out, true)
 }
 
-fn numkeys(args: &Args, at: usize) -> Result<usize, &'static str> {
-    match parse_i64(args.get(at)) {
-        Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        _ => Err(NUMKEYS_POSITIVE),
-    }
-}
-
 /// ZMPOP's parsed arguments: key count, MAX?, elements to pop.
 fn zmpop_args(args: &Args) -> Result<(usize, bool, usize), &'static str> {
     let n = numkeys(args, 1)?;
@@ -764,20 +747,8 @@ fn reply_mpop(out: &mut Vec<u8>, key: &[u8], elems: &Elems) {
     }
 }
 
-/// What a key holds, for a command that needs a sorted set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Probe {
-    Missing,
-    Fits,
-    Wrong,
-}
-
-fn probe(db: &mut Db, key: &[u8]) -> Probe {
-    match db.peek(key).map(|e| matches!(e.value, Value::ZSet(_))) {
-        None => Probe::Missing,
-        Some(true) => Probe::Fits,
-        Some(false) => Probe::Wrong,
-    }
+fn is_zset(v: &Value) -> bool {
+    matches!(v, Value::ZSet(_))
 }
 
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`, keys on one shard.
@@ -787,7 +758,7 @@ pub fn zmpop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Err(e) => return out.error(e),
     };
     for key in args.iter_from(2).take(n) {
-        match probe(db, key) {
+        match probe(db, key, is_zset) {
             Probe::Missing => continue,
             Probe::Wrong => return out.error(err::WRONGTYPE),
             Probe::Fits => {
@@ -817,7 +788,10 @@ async fn zmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
         let probed = atomic
             .on(part.shard, move |s: &Shard| {
                 let mut db = s.db();
-                wanted.iter().map(|k| probe(&mut db, k)).collect::<Vec<_>>()
+                wanted
+                    .iter()
+                    .map(|k| probe(&mut db, k, is_zset))
+                    .collect::<Vec<_>>()
             })
             .await;
         let Some(probed) = probed else {
@@ -1231,7 +1205,7 @@ fn algebra_whole(db: &mut Db, args: &Args, out: &mut Vec<u8>, shape: Shape) {
     match algebra_finish(args, shape, n, sources) {
         Outcome::Reply(r) => out.extend_from_slice(&r),
         Outcome::Store(elems) => {
-            let n = store_elems(db, args.get(1), elems);
+            let n = store_elems(db, args.get(1), &elems);
             out.int(n as i64)
         }
     }
@@ -1272,7 +1246,9 @@ async fn algebra_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u
             let dst = dst.expect("a storing command");
             let home = shard.owner(&dst);
             match atomic
-                .on(home, move |s: &Shard| store_elems(&mut s.db(), &dst, elems))
+                .on(home, move |s: &Shard| {
+                    store_elems(&mut s.db(), &dst, &elems)
+                })
                 .await
             {
                 Some(n) => out.int(n as i64),
