@@ -661,15 +661,19 @@ pub async fn dispatch<'m>(
             let mark = out.len();
             let flow = match run {
                 Conn::Local(run) => run(shard, client, args, out),
-                Conn::Async(run) => run(shard, client, args, out).await,
+                Conn::Async(run) => {
+                    let flow = run(shard, client, args, out).await;
+                    // It may have waited on other shards (or blocked): later
+                    // commands of this batch must not expire keys by a
+                    // stale clock. A local one did not wait.
+                    shard.db().refresh_clock();
+                    flow
+                }
             };
             if flow == Flow::Exec {
                 timer.cancel(); // EXEC times itself
                 return flow;
             }
-            // It may have waited on other shards: later commands of this
-            // batch must not expire keys by a stale clock.
-            shard.db().refresh_clock();
             // Blocking commands (issue 13): as in Redis, the time spent
             // blocked is not the command's (latency, slow log); it counts
             // as a call that took no time.

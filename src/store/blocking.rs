@@ -15,9 +15,15 @@
 use std::cell::RefCell;
 use std::task::{Poll, Waker};
 
+use indexmap::IndexSet;
+
+use super::Hasher;
+
 #[derive(Default)]
 struct Ready {
-    keys: Vec<Box<[u8]>>,
+    /// A set, so that one step writing many keys with waiters costs O(1)
+    /// per key (a list scanned for duplicates made it quadratic).
+    keys: IndexSet<Box<[u8]>, Hasher>,
     waker: Option<Waker>,
 }
 
@@ -32,8 +38,8 @@ pub fn mark_ready(key: &[u8]) {
         let mut r = r.borrow_mut();
         // A step writes few keys with waiters; a linear check keeps the list
         // free of duplicates without a set.
-        if !r.keys.iter().any(|k| &**k == key) {
-            r.keys.push(key.into());
+        if !r.keys.contains(key) {
+            r.keys.insert(key.into());
         }
         if let Some(w) = r.waker.take() {
             w.wake();
@@ -51,7 +57,7 @@ pub async fn next_ready() -> Vec<Box<[u8]>> {
                 r.waker = Some(cx.waker().clone());
                 Poll::Pending
             } else {
-                Poll::Ready(std::mem::take(&mut r.keys))
+                Poll::Ready(std::mem::take(&mut r.keys).into_iter().collect())
             }
         })
     })
