@@ -628,10 +628,13 @@ fn lowering_maxmemory_at_runtime_evicts_without_traffic_or_stalls() {
         total as i64 - n
     );
     assert_eq!(evicted(&mut c), total as i64 - n);
-    // A quarter of the bytes, less the shards' baselines: 15-25% of the
-    // keys.
+    // A quarter of the bytes, less the shards' baselines: 5-30% of the
+    // keys. The baseline is mostly the key tables, still sized for 100k
+    // keys per shard (~2.5 MB each) until the expiry tick shrinks them,
+    // which may land before or after the evictor reaches the budget: runs
+    // here leave 9-14%.
     let left = n as f64 / total as f64;
-    assert!((0.1..0.3).contains(&left), "{n} keys left");
+    assert!((0.05..0.3).contains(&left), "{n} keys left");
     let u = used(&mut c);
     assert!(u <= target + OVERHEAD, "used {u}, maxmemory {target}");
     // A generous sanity bound: PINGs on both cores answered within 10 ms
