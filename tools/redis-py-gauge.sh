@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compatibility gauge: redis-py 5.2.1's own test suite (test_commands.py,
-# test_pipeline.py, test_lock.py from its sdist on PyPI, run with that sdist's
+# test_pipeline.py, test_lock.py, test_pubsub.py, test_scripting.py from its sdist on PyPI, run with that sdist's
 # own client) against a fresh 2-shard Kora on loopback. Most of the suite
 # fails today (commands Kora lacks), so it is not pass/fail as a whole:
 # the tests listed in the baseline must pass, any of them failing is a
@@ -19,7 +19,8 @@ version=5.2.1
 # The sdist is cached under target/ (never committed): CI downloads it once
 # per fresh machine, a developer once per checkout.
 cache=target/redis-py-gauge
-files=(tests/test_commands.py tests/test_pipeline.py tests/test_lock.py)
+files=(tests/test_commands.py tests/test_pipeline.py tests/test_lock.py tests/test_pubsub.py
+  tests/test_scripting.py)
 
 # Tests that only wait out a timeout on behaviour Kora lacks: each costs
 # its full timeout and can never pass today, and together they made the
