@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility gauge: redis-py 5.2.1's own test suite (test_commands.py,
 # test_pipeline.py, test_lock.py, test_pubsub.py, test_scripting.py from
-# its sdist on PyPI, run with that sdist's own client) against a fresh 2-shard Kora on loopback. Most of the suite
-# fails today (commands Kora lacks), so it is not pass/fail as a whole:
+# its sdist on PyPI, run with that sdist's own client) against a fresh
+# 2-shard Kora on loopback. Most of the suite fails today (commands Kora lacks), so it is not pass/fail as a whole:
 # the tests listed in the baseline must pass, any of them failing is a
 # regression and fails this script; tests that newly pass are printed so
 # the baseline can grow.
