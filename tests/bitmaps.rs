@@ -510,3 +510,79 @@ fn cross_shard_bitop_and_pfmerge_in_a_transaction() {
     assert_eq!((len, ok.as_str(), n), (2, "OK", 2));
     assert_eq!(q::<Vec<u8>>(&mut c, &["GET", b]), vec![0u8, 0]);
 }
+
+/// Cross-shard BITOP folds each shard's sources there and combines the
+/// partial results: a seeded model run with many sources of different
+/// lengths (some missing) on both shards must match a local fold.
+#[test]
+fn cross_shard_bitop_matches_a_model_with_many_sources() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let keys = keys_on_each_shard("bmodel", 2, 6);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..20 {
+        // Six keys per shard, interleaved so both shards hold sources.
+        let mut srcs: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
+        for i in 0..6 {
+            for shard in &keys {
+                let key = shard[i].as_str();
+                let value = match next() % 5 {
+                    0 => None,
+                    _ => Some((0..next() % 40).map(|_| next() as u8).collect()),
+                };
+                match &value {
+                    Some(v) => {
+                        let _: () = q(&mut c, &["SET", key, ""]);
+                        let _: () = redis::cmd("SET").arg(key).arg(v).query(&mut c).unwrap();
+                    }
+                    None => {
+                        let _: i64 = q(&mut c, &["DEL", key]);
+                    }
+                }
+                srcs.push((key, value));
+            }
+        }
+        let take = 2 + (next() as usize % (srcs.len() - 1));
+        let srcs = &srcs[..take];
+        for op in ["AND", "OR", "XOR"] {
+            let len = srcs
+                .iter()
+                .map(|(_, v)| v.as_ref().map_or(0, Vec::len))
+                .max();
+            let mut model = vec![0u8; len.unwrap_or(0)];
+            for (i, byte) in model.iter_mut().enumerate() {
+                let mut bits = srcs
+                    .iter()
+                    .map(|(_, v)| v.as_ref().and_then(|v| v.get(i).copied()).unwrap_or(0));
+                let first = bits.next().unwrap();
+                *byte = bits.fold(first, |acc, b| match op {
+                    "AND" => acc & b,
+                    "OR" => acc | b,
+                    _ => acc ^ b,
+                });
+            }
+            let mut cmd = redis::cmd("BITOP");
+            cmd.arg(op).arg("bmodel-dst");
+            for (k, _) in srcs {
+                cmd.arg(*k);
+            }
+            let n: i64 = cmd.query(&mut c).unwrap();
+            assert_eq!(n as usize, model.len(), "round {round} {op}");
+            if model.is_empty() {
+                assert_eq!(q::<i64>(&mut c, &["EXISTS", "bmodel-dst"]), 0);
+            } else {
+                assert_eq!(
+                    q::<Vec<u8>>(&mut c, &["GET", "bmodel-dst"]),
+                    model,
+                    "round {round} {op}"
+                );
+            }
+        }
+    }
+}

@@ -9,9 +9,9 @@
 //! exact. Offsets are bounded by `proto-max-bulk-len` (512 MB) as in Redis,
 //! so no command can make a string larger than that.
 //!
-//! BITOP's keys may live on several shards: its `spread` driver copies the
-//! sources from their shards and stores the result, all in one
-//! [`Atomic`] step, like SINTERSTORE.
+//! BITOP's keys may live on several shards: its `spread` driver has each
+//! shard fold its own sources, combines the partial results and stores
+//! the result, all in one [`Atomic`] step, like SINTERSTORE.
 
 use super::keys::SHARD_GONE;
 use super::{Args, parts_by_owner};
@@ -449,8 +449,11 @@ pub fn bitop(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 spread!(bitop_spread => bitop_across);
 
-/// BITOP over several shards: the sources are copied from their shards and
-/// the result stored, while every involved shard is held.
+/// BITOP over several shards, while every involved shard is held: each
+/// shard folds its own sources into one partial result and ships only
+/// that (AND, OR and XOR are associative and zero-pad alike, and NOT has
+/// one source), so the copy across cores is one string per shard, not one
+/// per source argument.
 async fn bitop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
     let op = match parse_bitop(args) {
         Ok(op) => op,
@@ -459,32 +462,26 @@ async fn bitop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
     let dst = args.get(2).to_vec();
     let home = shard.owner(&dst);
     let mut atomic = Atomic::new(shard, tx, args.iter_from(2));
-    let mut sources: Vec<Option<Vec<u8>>> = vec![None; args.len() - 3];
+    // NOT's one partial is already inverted: combining only copies it.
+    let mut acc = Combine::new(if op == BitOp::Not { BitOp::Or } else { op });
     for part in parts_by_owner(shard, args, 3, 1) {
         let keys = part.args;
-        let fetched = atomic
+        let folded = atomic
             .on(part.shard, move |s: &Shard| {
                 let mut db = s.db();
-                keys.iter()
-                    .map(|k| read(&mut db, k).map(|v| v.map(<[u8]>::to_vec)))
-                    .collect::<Result<Vec<_>, _>>()
+                let mut partial = Combine::new(op);
+                for k in keys.iter() {
+                    partial.add(read(&mut db, k)?);
+                }
+                Ok::<_, &'static str>(partial.res)
             })
             .await;
-        match fetched {
-            Some(Ok(found)) => {
-                for (at, v) in part.groups.into_iter().zip(found) {
-                    sources[at] = v;
-                }
-            }
+        match folded {
+            Some(Ok(partial)) => acc.add(Some(&partial)),
             Some(Err(e)) => return out.error(e),
             None => return out.error(SHARD_GONE),
         }
     }
-    let mut acc = Combine::new(op);
-    for src in &sources {
-        acc.add(src.as_deref());
-    }
-    drop(sources);
     let res = acc.res;
     match atomic
         .on(home, move |s: &Shard| store_bitop(&mut s.db(), &dst, res))
