@@ -8,7 +8,7 @@ mod redis_ref;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, cmd, error_text, free_port, keys_on_each_shard, shard_of};
+use common::{Server, cmd, error_text, free_port, keys_on_each_shard, q, shard_of};
 use redis::{Connection, Value};
 
 use redis_ref::RedisRef as Reference;
@@ -446,4 +446,56 @@ fn sort_with_patterns_is_atomic_across_shards() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
+}
+
+/// A BY or GET pattern naming the same key for every element reads that
+/// key once per shard and step, not once per element: 4000 elements
+/// sorting by (and getting) one 1 MB value across shards must not copy it
+/// 4000 times (4 GB). The server's peak RSS is the witness.
+#[test]
+fn a_pattern_naming_one_big_key_copies_it_once() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let keys = keys_on_each_shard("sortbig", 2, 1);
+    // The list on one shard, the big weight key ("w" + element) on the other.
+    let list = &keys[0][0];
+    let mut elem = 0;
+    while shard_of(&format!("w{elem}"), 2) != 1 {
+        elem += 1;
+    }
+    let (elem, weight) = (elem.to_string(), format!("w{elem}"));
+    let mut push = redis::cmd("RPUSH");
+    push.arg(list);
+    for _ in 0..4000 {
+        push.arg(&elem);
+    }
+    let _: i64 = push.query(&mut c).unwrap();
+    let big = "z".repeat(1 << 20);
+    let _: () = q(&mut c, &["SET", &weight, &big]);
+    let peak = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let before = peak(s.pid());
+    let sorted: Vec<String> = q(
+        &mut c,
+        &["SORT", list, "BY", "w*", "ALPHA", "LIMIT", "0", "2"],
+    );
+    assert_eq!(sorted, [elem.as_str(), elem.as_str()]);
+    let got: Vec<Vec<u8>> = q(
+        &mut c,
+        &[
+            "SORT", list, "BY", "w*", "ALPHA", "LIMIT", "0", "3", "GET", "w*",
+        ],
+    );
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|v| v.len() == 1 << 20));
+    let grew = peak(s.pid()) - before;
+    assert!(grew < 64 << 20, "peak RSS grew {} MB", grew >> 20);
 }

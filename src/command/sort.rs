@@ -19,6 +19,7 @@
 //! connection command, which involves them all).
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::conn::{ClientState, Flow};
@@ -92,7 +93,7 @@ fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
 
 /// What a pattern names for one element: the element itself (`#`), a
 /// key's string value, a hash field, or nothing (no `*`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Lookup {
     Itself,
     Key(Vec<u8>),
@@ -209,19 +210,35 @@ async fn run(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, readonly: bool, out: &
     shard.unlock_shards(tx, &every).await;
 }
 
+/// A value a GET or ALPHA BY pattern found, shared by every element whose
+/// pattern names the same key (and field): a key named for each of 10k
+/// elements is copied across cores once, not 10k times.
+type Found = Option<Rc<[u8]>>;
+
 /// Runs `lookups` (one per element, in order) on the shards owning their
-/// keys; a value per lookup (None: no such key, wrong type, no field).
-async fn fetch(
+/// keys, reading each value found with `read` there; one result per
+/// lookup (None: no such key, wrong type, no field). Each shard reads a
+/// key (and field) once however many lookups name it, and ships that one
+/// result; `local` turns it into what the caller keeps (an `Rc` shared by
+/// those lookups).
+async fn fetch<T, L, R>(
     shard: &Shard,
     hold: &mut Hold<'_>,
     lookups: Vec<Lookup>,
     elems: &[&[u8]],
-) -> Option<Vec<Option<Box<[u8]>>>> {
-    let mut values: Vec<Option<Box<[u8]>>> = vec![None; lookups.len()];
+    read: R,
+    local: impl Fn(T) -> L,
+) -> Option<Vec<Option<L>>>
+where
+    T: Send + 'static,
+    L: Clone,
+    R: Fn(&[u8]) -> T + Send + Clone + 'static,
+{
+    let mut values: Vec<Option<L>> = vec![None; lookups.len()];
     let mut per_shard: Vec<Vec<(usize, Lookup)>> = vec![Vec::new(); shard.nshards()];
     for (i, l) in lookups.into_iter().enumerate() {
         match &l {
-            Lookup::Itself => values[i] = Some(elems[i].into()),
+            Lookup::Itself => values[i] = Some(local(read(elems[i]))),
             Lookup::Nothing => {}
             Lookup::Key(k) | Lookup::Field(k, _) => per_shard[shard.owner(k)].push((i, l)),
         }
@@ -230,27 +247,51 @@ async fn fetch(
         if wanted.is_empty() {
             continue;
         }
-        let got = hold
+        let read = read.clone();
+        let (found, refs) = hold
             .on(shard, target, move |s: &Shard| {
                 let mut db = s.db();
-                wanted
-                    .into_iter()
-                    .map(|(i, l)| {
-                        let v = match (&l, db.get(key_of(&l)).map(|e| &e.value)) {
-                            (Lookup::Key(_), Some(Value::Str(s))) => Some(s.as_bytes().into()),
-                            (Lookup::Field(_, f), Some(Value::Hash(h))) => h.get(f).map(Box::from),
+                let mut found: Vec<T> = Vec::new();
+                let mut seen: HashMap<&Lookup, Option<u32>> = HashMap::new();
+                let mut refs: Vec<(usize, u32)> = Vec::with_capacity(wanted.len());
+                for (i, l) in &wanted {
+                    let at = *seen.entry(l).or_insert_with(|| {
+                        let v = match (l, db.get(key_of(l)).map(|e| &e.value)) {
+                            (Lookup::Key(_), Some(Value::Str(s))) => Some(read(s.as_bytes())),
+                            (Lookup::Field(_, f), Some(Value::Hash(h))) => h.get(f).map(&read),
                             _ => None,
                         };
-                        (i, v)
-                    })
-                    .collect::<Vec<_>>()
+                        v.map(|v| {
+                            found.push(v);
+                            found.len() as u32 - 1
+                        })
+                    });
+                    if let Some(at) = at {
+                        refs.push((*i, at));
+                    }
+                }
+                (found, refs)
             })
             .await?;
-        for (i, v) in got {
-            values[i] = v;
+        let found: Vec<L> = found.into_iter().map(&local).collect();
+        for (i, at) in refs {
+            values[i] = Some(found[at as usize].clone());
         }
     }
     Some(values)
+}
+
+/// [`fetch`] of values whose bytes the caller keeps (GET, ALPHA BY).
+async fn fetch_bytes(
+    shard: &Shard,
+    hold: &mut Hold<'_>,
+    lookups: Vec<Lookup>,
+    elems: &[&[u8]],
+) -> Option<Vec<Found>> {
+    fn copy(b: &[u8]) -> Box<[u8]> {
+        b.into()
+    }
+    fetch(shard, hold, lookups, elems, copy, Rc::<[u8]>::from).await
 }
 
 fn key_of(l: &Lookup) -> &[u8] {
@@ -318,34 +359,41 @@ async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out
     }
     let mut failed = false;
     if !o.dontsort {
-        // Weights: the BY values, else the elements themselves.
-        let weights: Vec<Option<Box<[u8]>>> = match &o.by {
-            Some(pattern) => {
-                let refs: Vec<&[u8]> = elems.iter().map(|e| &e[..]).collect();
-                let lookups = refs.iter().map(|e| lookup_of(pattern, e)).collect();
-                match fetch(shard, &mut hold, lookups, &refs).await {
-                    Some(w) => w,
-                    None => return out.error(SHARD_GONE),
-                }
+        // Weights: the BY values, else the elements themselves. A numeric
+        // BY ships each weight as its score (read on its shard), an ALPHA
+        // one its bytes.
+        let mut scores: Vec<Option<Option<f64>>> = Vec::new();
+        let mut weights: Vec<Found> = Vec::new();
+        if let Some(pattern) = &o.by {
+            let refs: Vec<&[u8]> = elems.iter().map(|e| &e[..]).collect();
+            let lookups = refs.iter().map(|e| lookup_of(pattern, e)).collect();
+            let fetched = if o.alpha {
+                fetch_bytes(shard, &mut hold, lookups, &refs)
+                    .await
+                    .map(|w| weights = w)
+            } else {
+                fetch(shard, &mut hold, lookups, &refs, score_of, |s| s)
+                    .await
+                    .map(|w| scores = w)
+            };
+            if fetched.is_none() {
+                return out.error(SHARD_GONE);
             }
-            None => Vec::new(),
-        };
+        }
         let mut keyed: Vec<(usize, f64)> = Vec::with_capacity(elems.len());
         for (i, e) in elems.iter().enumerate() {
             let score = if o.alpha {
                 0.0
             } else {
                 let w = match &o.by {
-                    Some(_) => weights[i].as_deref(),
-                    None => Some(&e[..]),
+                    // A missing weight key sorts as 0.
+                    Some(_) => scores[i].unwrap_or(Some(0.0)),
+                    None => score_of(e),
                 };
-                match w {
-                    None => 0.0,
-                    Some(w) => score_of(w).unwrap_or_else(|| {
-                        failed = true;
-                        0.0
-                    }),
-                }
+                w.unwrap_or_else(|| {
+                    failed = true;
+                    0.0
+                })
             };
             keyed.push((i, score));
         }
@@ -383,11 +431,11 @@ async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out
         &[]
     };
     // The GET values of the window, pattern by pattern.
-    let mut columns: Vec<Vec<Option<Box<[u8]>>>> = Vec::with_capacity(o.gets.len());
+    let mut columns: Vec<Vec<Found>> = Vec::with_capacity(o.gets.len());
+    let refs: Vec<&[u8]> = window.iter().map(|e| &e[..]).collect();
     for pattern in &o.gets {
-        let refs: Vec<&[u8]> = window.iter().map(|e| &e[..]).collect();
         let lookups = refs.iter().map(|e| lookup_of(pattern, e)).collect();
-        match fetch(shard, &mut hold, lookups, &refs).await {
+        match fetch_bytes(shard, &mut hold, lookups, &refs).await {
             Some(c) => columns.push(c),
             None => return out.error(SHARD_GONE),
         }
@@ -417,8 +465,8 @@ async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out
         result.extend(window.iter().cloned());
     } else {
         for r in 0..rows {
-            for c in &mut columns {
-                result.push(c[r].take().unwrap_or_default());
+            for c in &columns {
+                result.push(c[r].as_deref().map(Box::from).unwrap_or_default());
             }
         }
     }
