@@ -321,11 +321,32 @@ async fn lmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
         Ok(parsed) => parsed,
         Err(e) => return out.error(e),
     };
-    let last = 1 + n;
-    let keys = Args::new(args.buf(), &args.ranges()[..=last]);
+    let popped = mpop_across(shard, tx, args, n, is_list, move |db, key| {
+        pop_many(db, key, left, count)
+    });
+    match popped.await {
+        Ok(Some((key, elems))) if !elems.is_empty() => reply_popped(out, &key, &elems),
+        Ok(_) => out.nil_array(),
+        Err(e) => out.error(e),
+    }
+}
+
+/// LMPOP's and ZMPOP's cross-shard step (`numkeys` keys from `args[2]`),
+/// in one [`Atomic`]: probes every key on its shard, then runs `pop` on the
+/// first key that exists, if it `fits` (else WRONGTYPE, as Redis stops at
+/// the first existing key). Ok(None) when no key exists.
+pub(crate) async fn mpop_across<T: Send + 'static>(
+    shard: &Shard,
+    tx: u64,
+    args: &Args<'_>,
+    numkeys: usize,
+    fits: fn(&Value) -> bool,
+    pop: impl FnOnce(&mut Db, &[u8]) -> T + Send + 'static,
+) -> Result<Option<(Vec<u8>, T)>, &'static str> {
+    let keys = Args::new(args.buf(), &args.ranges()[..=1 + numkeys]);
     let parts = parts_by_owner(shard, &keys, 2, 1);
     let mut atomic = Atomic::new(shard, tx, keys.iter_from(2));
-    let mut states = vec![Probe::Missing; n];
+    let mut states = vec![Probe::Missing; numkeys];
     for part in parts {
         let wanted = part.args;
         let probed = atomic
@@ -333,36 +354,30 @@ async fn lmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
                 let mut db = s.db();
                 wanted
                     .iter()
-                    .map(|k| probe(&mut db, k, is_list))
+                    .map(|k| probe(&mut db, k, fits))
                     .collect::<Vec<_>>()
             })
-            .await;
-        let Some(probed) = probed else {
-            return out.error(SHARD_GONE);
-        };
+            .await
+            .ok_or(SHARD_GONE)?;
         for (at, state) in part.groups.into_iter().zip(probed) {
             states[at] = state;
         }
     }
     let Some(at) = states.iter().position(|&s| s != Probe::Missing) else {
-        return out.nil_array();
+        return Ok(None);
     };
     if states[at] == Probe::Wrong {
-        return out.error(err::WRONGTYPE);
+        return Err(err::WRONGTYPE);
     }
     let key = args.get(2 + at).to_vec();
     let home = shard.owner(&key);
-    let popped = atomic
+    atomic
         .on(home, move |s: &Shard| {
-            let popped = pop_many(&mut s.db(), &key, left, count);
-            (key, popped)
+            let popped = pop(&mut s.db(), &key);
+            Some((key, popped))
         })
-        .await;
-    match popped {
-        Some((key, elems)) if !elems.is_empty() => reply_popped(out, &key, &elems),
-        Some(_) => out.nil_array(),
-        None => out.error(SHARD_GONE),
-    }
+        .await
+        .ok_or(SHARD_GONE)
 }
 
 // ---- Sets: SMOVE, SINTERCARD ----

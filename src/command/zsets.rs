@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use super::keys::SHARD_GONE;
-use super::multikey::{Probe, numkeys, probe};
+use super::multikey::{Probe, mpop_across, numkeys, probe};
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, parts_by_owner};
 use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
@@ -779,46 +779,13 @@ async fn zmpop_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>
         Ok(parsed) => parsed,
         Err(e) => return out.error(e),
     };
-    let keys = Args::new(args.buf(), &args.ranges()[..=1 + n]);
-    let parts = parts_by_owner(shard, &keys, 2, 1);
-    let mut atomic = Atomic::new(shard, tx, keys.iter_from(2));
-    let mut states = vec![Probe::Missing; n];
-    for part in parts {
-        let wanted = part.args;
-        let probed = atomic
-            .on(part.shard, move |s: &Shard| {
-                let mut db = s.db();
-                wanted
-                    .iter()
-                    .map(|k| probe(&mut db, k, is_zset))
-                    .collect::<Vec<_>>()
-            })
-            .await;
-        let Some(probed) = probed else {
-            return out.error(SHARD_GONE);
-        };
-        for (at, state) in part.groups.into_iter().zip(probed) {
-            states[at] = state;
-        }
-    }
-    let Some(at) = states.iter().position(|&s| s != Probe::Missing) else {
-        return out.nil_array();
-    };
-    if states[at] == Probe::Wrong {
-        return out.error(err::WRONGTYPE);
-    }
-    let key = args.get(2 + at).to_vec();
-    let home = shard.owner(&key);
-    let popped = atomic
-        .on(home, move |s: &Shard| {
-            let popped = pop_many(&mut s.db(), &key, max, count);
-            (key, popped)
-        })
-        .await;
-    match popped {
-        Some((key, elems)) if !elems.is_empty() => reply_mpop(out, &key, &elems),
-        Some(_) => out.nil_array(),
-        None => out.error(SHARD_GONE),
+    let popped = mpop_across(shard, tx, args, n, is_zset, move |db, key| {
+        pop_many(db, key, max, count)
+    });
+    match popped.await {
+        Ok(Some((key, elems))) if !elems.is_empty() => reply_mpop(out, &key, &elems),
+        Ok(_) => out.nil_array(),
+        Err(e) => out.error(e),
     }
 }
 
