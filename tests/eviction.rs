@@ -324,10 +324,17 @@ fn noeviction_answers_oom_to_writes_and_serves_reads() {
         vec!["SADD", "set", "x"],
         vec!["HSET", "hash", "f", "v"],
         vec!["SETRANGE", k, "0", "x"],
+        // SORT is a connection command with Redis' denyoom flag.
+        vec!["SORT", "list", "STORE", "sorted"],
+        vec!["SORT", "list"],
     ] {
         assert_eq!(e(&mut c, &args), OOM, "{args:?}");
     }
     // Reads and writes that do not grow memory still work.
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SORT_RO", "list"]),
+        Vec::<String>::new()
+    );
     assert_eq!(q::<String>(&mut c, &["GET", k]), value);
     assert_eq!(q::<usize>(&mut c, &["DBSIZE"]), written.len());
     assert_eq!(q::<i64>(&mut c, &["EXPIRE", k, "100"]), 1);

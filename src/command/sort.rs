@@ -191,6 +191,17 @@ async fn run(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, readonly: bool, out: &
         Err(e) => return out.error(e),
     };
     let src = args.get(1).to_vec();
+    // SORT has Redis' denyoom flag (SORT_RO does not): refused on shards
+    // over their memory budget, as the connection refuses keyed denyoom
+    // commands. Inside EXEC the transaction was checked whole.
+    if !readonly && !shard.in_transaction() {
+        let mut owners = vec![shard.owner(&src)];
+        owners.extend(o.store.as_deref().map(|d| shard.owner(d)));
+        owners.dedup();
+        if !crate::coord::room_for_write(shard, &owners).await {
+            return out.error(crate::store::evict::OOM);
+        }
+    }
     let lookups = o.by.is_some() || o.gets.iter().any(|g| names_keys(g));
     if !lookups || shard.nshards() == 1 {
         let keys = std::iter::once(&src[..]).chain(o.store.as_deref());
