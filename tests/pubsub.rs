@@ -590,3 +590,42 @@ fn soft_limit_closes_a_subscriber_that_stays_behind() {
         assert_eq!(publisher.call(&["PUBLISH", "slow", &payload], 1), b":1\r\n");
     }
 }
+
+#[test]
+fn client_kill_quit_and_shutdown_end_subscribers() {
+    let s = Server::start(2);
+    let mut subs = one_per_core(s.port, 2);
+    for c in subs.iter_mut() {
+        c.call(&["SUBSCRIBE", "k"], 1);
+    }
+    let mut c = s.client();
+    let id = {
+        let reply = subs[1].call(&["PING"], 1);
+        assert_eq!(reply, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+        let list: String = q(&mut c, &["CLIENT", "LIST"]);
+        list.lines()
+            .filter(|l| l.contains(" sub=1 "))
+            .map(|l| l[3..l.find(' ').unwrap()].parse::<u64>().unwrap())
+            .find(|id| id % 2 == 1)
+            .unwrap()
+    };
+    assert_eq!(
+        q::<i64>(&mut c, &["CLIENT", "KILL", "ID", &id.to_string()]),
+        1
+    );
+    let mut b = [0u8; 16];
+    assert_eq!(subs[1].s.read(&mut b).unwrap(), 0, "killed: closed");
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "k", "m"]), 1);
+    assert_eq!(subs[0].frames(1), message("k", "m"));
+    // QUIT is allowed in subscribed mode and closes.
+    assert_eq!(subs[0].call(&["QUIT"], 1), b"+OK\r\n");
+    assert_eq!(subs[0].s.read(&mut b).unwrap(), 0);
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "k", "m"]), 0);
+    // A waiting subscriber does not hold up a shutdown.
+    let mut last = Raw::connect(s.port);
+    last.call(&["PSUBSCRIBE", "*"], 1);
+    let start = Instant::now();
+    let status = s.terminate();
+    assert!(status.success());
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

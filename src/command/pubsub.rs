@@ -10,7 +10,7 @@
 //! every core's registry and merge (a name subscribed on two cores is one
 //! channel). While a connection has a subscription it is in subscribed
 //! mode: the connection loop waits on its mailbox beside its socket and
-//! only the commands [`allowed_when_subscribed`] run.
+//! only the commands `allowed_when_subscribed` names run.
 //!
 //! Layer: command (connection-level commands; reach other cores through
 //! `coord`).

@@ -91,6 +91,8 @@ impl Mailbox {
             self.info.soft_limit_since.set(Some(since));
             now.duration_since(since).as_secs() >= limit.soft_seconds
         } else {
+            // Back under the soft limit: its clock starts again next time.
+            self.info.soft_limit_since.set(None);
             false
         };
         if over {
@@ -383,4 +385,88 @@ fn frame(parts: &[&[u8]]) -> Rc<[u8]> {
         out.extend_from_slice(b"\r\n");
     }
     out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> Rc<ClientInfo> {
+        Rc::new(ClientInfo::new(1, String::new(), String::new(), 0))
+    }
+
+    const NO_LIMIT: BufferLimit = BufferLimit {
+        hard: 0,
+        soft: 0,
+        soft_seconds: 0,
+    };
+
+    #[test]
+    fn frames_are_resp2_arrays_of_bulks() {
+        assert_eq!(
+            &*frame(&[b"message", b"ch", b""]),
+            b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn registry_counts_subscribers_patterns_and_gauges() {
+        let stats = ShardStats::default();
+        let mut reg = Registry::default();
+        let (mut a, mut b) = (Subscriber::new(info()), Subscriber::new(info()));
+        assert!(reg.subscribe(&stats, &mut a, Space::Channel, b"c"));
+        assert!(!reg.subscribe(&stats, &mut a, Space::Channel, b"c"));
+        assert!(reg.subscribe(&stats, &mut b, Space::Channel, b"c"));
+        assert!(reg.subscribe(&stats, &mut b, Space::Pattern, b"c*"));
+        assert!(reg.subscribe(&stats, &mut b, Space::Shard, b"c"));
+        assert_eq!((a.count(Space::Channel), b.count(Space::Pattern)), (1, 2));
+        assert_eq!(b.count(Space::Shard), 1);
+        assert_eq!(stats.pubsub_channels.get(), 1);
+        assert_eq!(stats.pubsub_patterns.get(), 1);
+        // Two channel subscribers and one pattern match; the shard space
+        // is separate and patterns do not see it.
+        assert_eq!(reg.deliver(&stats, Space::Channel, b"c", b"m", NO_LIMIT), 3);
+        assert_eq!(reg.deliver(&stats, Space::Shard, b"c", b"m", NO_LIMIT), 1);
+        assert_eq!(
+            reg.deliver(&stats, Space::Channel, b"cx", b"m", NO_LIMIT),
+            1
+        );
+        assert_eq!(reg.deliver(&stats, Space::Channel, b"x", b"m", NO_LIMIT), 0);
+        assert_eq!(stats.pubsub_delivered.get(), 5);
+        let mut out = Vec::new();
+        a.mailbox.drain_into(&mut out);
+        assert_eq!(out, &*frame(&[b"message", b"c", b"m"]));
+        assert_eq!(reg.counts(Space::Channel, &[b"c".as_slice().into()]), [2]);
+        reg.unsubscribe_all(&stats, &mut b);
+        assert!(!b.active());
+        assert!(reg.unsubscribe(&stats, &mut a, Space::Channel, b"c"));
+        assert!(reg.is_empty());
+        assert_eq!(stats.pubsub_channels.get(), 0);
+        assert_eq!(stats.pubsub_patterns.get(), 0);
+        assert_eq!(stats.pubsub_shard_channels.get(), 0);
+    }
+
+    #[test]
+    fn a_mailbox_past_its_hard_limit_takes_nothing_more() {
+        let stats = ShardStats::default();
+        let mut reg = Registry::default();
+        let mut a = Subscriber::new(info());
+        reg.subscribe(&stats, &mut a, Space::Channel, b"c");
+        let limit = BufferLimit {
+            hard: 1000,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        let big = vec![b'x'; 300];
+        for _ in 0..10 {
+            reg.deliver(&stats, Space::Channel, b"c", &big, limit);
+        }
+        assert!(a.mailbox.overflowed());
+        assert!(a.mailbox.queued() < 1000);
+        // What the connection already holds unwritten counts too.
+        let b = Subscriber::new(info());
+        b.mailbox.info.omem.set(990);
+        b.mailbox.push(&frame(&[b"m"]), limit);
+        assert!(b.mailbox.overflowed());
+    }
 }
