@@ -915,7 +915,8 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     cmd!("swapdb", 3, WF, (0, 0, 0), Run(Local(misc::swapdb))),
     cmd!("move", 3, WF, (1, 1, 1), Run(Local(misc::move_cmd))),
     // Pub/Sub (issue 14, src/command/pubsub.rs): connection commands;
-    // PUBLISH reaches every core through coord::publish.
+    // PUBLISH reaches every core through coord::publish. Shard channels
+    // are not keys (no cluster), as Redis' key specs say (`not_key`).
     cmd!(
         "subscribe",
         -2,
@@ -948,14 +949,14 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         "ssubscribe",
         -2,
         PUBSUB_FLAGS,
-        (1, -1, 1),
+        (0, 0, 0),
         Run(Local(super::pubsub::ssubscribe_cmd))
     ),
     cmd!(
         "sunsubscribe",
         -1,
         PUBSUB_FLAGS,
-        (1, -1, 1),
+        (0, 0, 0),
         Run(Local(super::pubsub::sunsubscribe_cmd))
     ),
     cmd!(
@@ -969,7 +970,7 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         "spublish",
         3,
         &["pubsub", "loading", "stale", "fast", "may_replicate"],
-        (1, 1, 1),
+        (0, 0, 0),
         Run(Async(super::pubsub::spublish_cmd))
     ),
     cmd!(
