@@ -915,8 +915,7 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     cmd!("swapdb", 3, WF, (0, 0, 0), Run(Local(misc::swapdb))),
     cmd!("move", 3, WF, (1, 1, 1), Run(Local(misc::move_cmd))),
     // Pub/Sub (issue 14, src/command/pubsub.rs): connection commands;
-    // PUBLISH reaches every core through coord::publish. Shard channels
-    // are not keys (no cluster), as Redis' key specs say (`not_key`).
+    // PUBLISH reaches every core through coord::publish.
     cmd!(
         "subscribe",
         -2,
@@ -949,14 +948,14 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         "ssubscribe",
         -2,
         PUBSUB_FLAGS,
-        (0, 0, 0),
+        (1, -1, 1),
         Run(Local(super::pubsub::ssubscribe_cmd))
     ),
     cmd!(
         "sunsubscribe",
         -1,
         PUBSUB_FLAGS,
-        (0, 0, 0),
+        (1, -1, 1),
         Run(Local(super::pubsub::sunsubscribe_cmd))
     ),
     cmd!(
@@ -970,7 +969,7 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         "spublish",
         3,
         &["pubsub", "loading", "stale", "fast", "may_replicate"],
-        (0, 0, 0),
+        (1, 1, 1),
         Run(Async(super::pubsub::spublish_cmd))
     ),
     cmd!(
