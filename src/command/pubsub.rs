@@ -361,6 +361,9 @@ pub fn reset<'a>(
             shard.metrics().stats.tx_discarded.add(1);
         }
         super::transaction::unwatch_all(shard, client).await;
+        // Messages that arrived before RESET still go out, as those in
+        // Redis' reply buffer do.
+        flush_mailbox(client, out);
         forget(shard, client);
         client.reply = ReplyMode::On;
         *client.info.name.borrow_mut() = None;
