@@ -629,3 +629,139 @@ fn client_kill_quit_and_shutdown_end_subscribers() {
     assert!(status.success());
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// Glob as the model sees it: only `*` and `?` appear in the test's
+/// patterns.
+fn model_match(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => model_match(&p[1..], s) || (!s.is_empty() && model_match(p, &s[1..])),
+        (Some(b'?'), Some(_)) => model_match(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => model_match(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+#[test]
+fn random_subscriptions_on_both_cores_match_a_model() {
+    let s = Server::start(2);
+    let mut subs: Vec<Raw> = Vec::new();
+    for _ in 0..3 {
+        subs.extend(one_per_core(s.port, 2));
+    }
+    let mut publisher = Raw::connect(s.port);
+    let channels = ["a", "b", "ab", "ba"];
+    let patterns = ["a*", "?b", "*", "b?"];
+    // Per connection: its channels and patterns, in the model.
+    let mut model: Vec<(Vec<&str>, Vec<&str>)> = vec![(Vec::new(), Vec::new()); subs.len()];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for step in 0..400 {
+        let who = next(subs.len());
+        let (chans, pats) = &mut model[who];
+        match next(5) {
+            0 => {
+                let ch = channels[next(channels.len())];
+                if !chans.contains(&ch) {
+                    chans.push(ch);
+                }
+                let count = chans.len() + pats.len();
+                let reply = subs[who].call(&["SUBSCRIBE", ch], 1);
+                let head = encode(&[b"subscribe", ch.as_bytes()]);
+                assert!(reply.ends_with(format!(":{count}\r\n").as_bytes()));
+                assert_eq!(reply[4..head.len()], head[4..], "step {step}");
+                let text = String::from_utf8_lossy(&reply).into_owned();
+                assert!(
+                    text.ends_with(&format!(":{count}\r\n")),
+                    "step {step}: {text}"
+                );
+            }
+            1 => {
+                let p = patterns[next(patterns.len())];
+                if !pats.contains(&p) {
+                    pats.push(p);
+                }
+                let count = chans.len() + pats.len();
+                let text =
+                    String::from_utf8_lossy(&subs[who].call(&["PSUBSCRIBE", p], 1)).into_owned();
+                assert!(
+                    text.ends_with(&format!(":{count}\r\n")),
+                    "step {step}: {text}"
+                );
+            }
+            2 => {
+                let ch = channels[next(channels.len())];
+                chans.retain(|c| *c != ch);
+                let count = chans.len() + pats.len();
+                let text =
+                    String::from_utf8_lossy(&subs[who].call(&["UNSUBSCRIBE", ch], 1)).into_owned();
+                assert!(
+                    text.ends_with(&format!(":{count}\r\n")),
+                    "step {step}: {text}"
+                );
+            }
+            3 => {
+                let p = patterns[next(patterns.len())];
+                pats.retain(|c| *c != p);
+                let count = chans.len() + pats.len();
+                let text =
+                    String::from_utf8_lossy(&subs[who].call(&["PUNSUBSCRIBE", p], 1)).into_owned();
+                assert!(
+                    text.ends_with(&format!(":{count}\r\n")),
+                    "step {step}: {text}"
+                );
+            }
+            _ => {
+                let ch = channels[next(channels.len())];
+                let payload = format!("m{step}");
+                let mut total = 0;
+                let mut expected: Vec<Vec<Vec<u8>>> = Vec::new();
+                for (chans, pats) in &model {
+                    let mut frames = Vec::new();
+                    if chans.contains(&ch) {
+                        frames.push(message(ch, &payload));
+                    }
+                    for p in pats
+                        .iter()
+                        .filter(|p| model_match(p.as_bytes(), ch.as_bytes()))
+                    {
+                        frames.push(pmessage(p, ch, &payload));
+                    }
+                    total += frames.len();
+                    expected.push(frames);
+                }
+                assert_eq!(
+                    publisher.call(&["PUBLISH", ch, &payload], 1),
+                    format!(":{total}\r\n").into_bytes(),
+                    "step {step}"
+                );
+                for (c, mut frames) in subs.iter_mut().zip(expected) {
+                    let mut got: Vec<Vec<u8>> = (0..frames.len()).map(|_| c.frames(1)).collect();
+                    // Several matching patterns come in no set order.
+                    got.sort();
+                    frames.sort();
+                    assert_eq!(got, frames, "step {step}");
+                }
+            }
+        }
+    }
+    // Introspection agrees with the model; nothing stray arrived.
+    let mut c = s.client();
+    for ch in channels {
+        let n = model.iter().filter(|(cs, _)| cs.contains(&ch)).count() as i64;
+        let reply: Vec<redis::Value> = q(&mut c, &["PUBSUB", "NUMSUB", ch]);
+        assert_eq!(reply[1], redis::Value::Int(n), "NUMSUB {ch}");
+    }
+    let mut pats: Vec<&str> = model.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    pats.sort();
+    pats.dedup();
+    assert_eq!(q::<i64>(&mut c, &["PUBSUB", "NUMPAT"]), pats.len() as i64);
+    for sub in subs.iter_mut() {
+        assert!(sub.quiet());
+    }
+}
