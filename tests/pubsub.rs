@@ -391,6 +391,22 @@ fn publish_counts_and_pubsub_introspection_span_cores() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Server-wide gauges count each name once (b[1]'s "both" is gone, a's
+    // remain); each core tells a name's home core, so poll briefly.
+    let wanted = [
+        "kora_pubsub_channels 3\n",
+        "kora_pubsub_patterns 1\n",
+        "kora_pubsub_shard_channels 1\n",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !wanted.iter().all(|w| s.metrics().contains(w)) {
+        assert!(
+            Instant::now() < deadline,
+            "server-wide gauges: {}",
+            s.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Metrics: per-core gauges (the shared channel counts on each core).
     let metrics = s.metrics();
     for sample in [
@@ -422,7 +438,13 @@ fn publish_counts_and_pubsub_introspection_span_cores() {
         q::<Vec<String>>(&mut c2, &["PUBSUB", "CHANNELS"]),
         Vec::<String>::new()
     );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.metrics().contains("kora_pubsub_channels 0\n") {
+        assert!(Instant::now() < deadline, "server-wide gauge stays up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let metrics = s.metrics();
+    assert!(metrics.contains("kora_pubsub_patterns 0\n"));
     assert!(metrics.contains("kora_shard_pubsub_channels{shard=\"0\"} 0"));
     assert!(metrics.contains("kora_shard_pubsub_channels{shard=\"1\"} 0"));
 }
@@ -761,6 +783,18 @@ fn random_subscriptions_on_both_cores_match_a_model() {
     pats.sort();
     pats.dedup();
     assert_eq!(q::<i64>(&mut c, &["PUBSUB", "NUMPAT"]), pats.len() as i64);
+    let mut chans: Vec<&str> = model.iter().flat_map(|(c, _)| c.iter().copied()).collect();
+    chans.sort();
+    chans.dedup();
+    let wanted = [
+        format!("kora_pubsub_channels {}\n", chans.len()),
+        format!("kora_pubsub_patterns {}\n", pats.len()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !wanted.iter().all(|w| s.metrics().contains(w.as_str())) {
+        assert!(Instant::now() < deadline, "{wanted:?}: {}", s.metrics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for sub in subs.iter_mut() {
         assert!(sub.quiet());
     }

@@ -360,6 +360,27 @@ pub fn render(view: &MetricsView) -> String {
             );
         }
     }
+    let pubsub_distinct: [(&str, &str, u64); 3] = [
+        (
+            "kora_pubsub_channels",
+            "Pub/Sub channels with at least one subscriber (each counted once over all cores).",
+            m.pubsub_distinct[0],
+        ),
+        (
+            "kora_pubsub_patterns",
+            "Pub/Sub patterns with at least one subscriber (each counted once over all cores).",
+            m.pubsub_distinct[1],
+        ),
+        (
+            "kora_pubsub_shard_channels",
+            "Shard channels (SSUBSCRIBE) with at least one subscriber (each counted once).",
+            m.pubsub_distinct[2],
+        ),
+    ];
+    for (name, help, value) in pubsub_distinct {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
     let pubsub_counters: [(&str, &str, u64); 2] = [
         (
             "kora_pubsub_messages_published_total",

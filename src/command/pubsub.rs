@@ -109,6 +109,7 @@ fn subscribe(
         shard.pubsub().subscribe(stats, sub, space, name);
         notify(out, event(space, true), Some(name), sub.count(space));
     }
+    crate::coord::pubsub_tell_homes(shard);
 }
 
 fn unsubscribe(
@@ -146,6 +147,7 @@ fn unsubscribe(
             notify(out, kind, Some(name), sub.count(space));
         }
     }
+    crate::coord::pubsub_tell_homes(shard);
 }
 
 pub fn subscribe_cmd(
@@ -212,6 +214,7 @@ pub fn sunsubscribe_cmd(
 pub(crate) fn forget(shard: &Shard, client: &mut ClientState) {
     if let Some(sub) = client.pubsub.as_mut() {
         shard.pubsub().unsubscribe_all(&shard.metrics().stats, sub);
+        crate::coord::pubsub_tell_homes(shard);
     }
     client.pubsub = None;
 }

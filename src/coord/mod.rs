@@ -284,3 +284,30 @@ pub async fn publish(shard: &Shard, space: pubsub::Space, channel: &[u8], messag
     .await;
     local + remote.into_iter().flatten().sum::<usize>()
 }
+
+/// Sends this core's Pub/Sub name changes (a name's first subscriber here,
+/// or its last one gone) to each name's home core, which counts the names
+/// subscribed anywhere for the server-wide gauges. Fire and forget: one
+/// message per change, never awaited (the mesh keeps one core's changes in
+/// order).
+pub fn pubsub_tell_homes(shard: &Shard) {
+    let changes = std::mem::take(&mut shard.pubsub.borrow_mut().changes);
+    let stats = &shard.metrics.stats;
+    for (space, name, delta) in changes {
+        let home = shard_of(&name, shard.nshards);
+        if home == shard.id {
+            shard
+                .pubsub
+                .borrow_mut()
+                .count_home(stats, space, &name, delta);
+        } else {
+            let call: mesh::Call = Box::new(move |s: &Shard| {
+                s.pubsub
+                    .borrow_mut()
+                    .count_home(&s.metrics.stats, space, &name, delta);
+                Box::new(()) as Box<dyn Any + Send>
+            });
+            drop(shard.node.request(home, Request::Now(call)));
+        }
+    }
+}

@@ -43,6 +43,7 @@ use crate::store::glob::glob_match;
 
 /// The three namespaces of Redis 7.0's Pub/Sub.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
 pub enum Space {
     /// SUBSCRIBE / PUBLISH.
     Channel,
@@ -206,11 +207,21 @@ impl Subscriber {
 }
 
 /// This core's subscriptions: name → this core's subscribed mailboxes.
+///
+/// For the server-wide gauges it also keeps the names *homed* on this
+/// core (`shard_of(name)`): how many cores have a subscriber of each. A
+/// core tells a name's home when the name appears in or leaves its own
+/// registry (`changes`, sent by `coord::pubsub_tell_homes`), so the sum of
+/// every core's homed names counts each name once.
 #[derive(Default)]
 pub struct Registry {
     channels: HashMap<Box<[u8]>, Vec<Rc<Mailbox>>>,
     patterns: HashMap<Box<[u8]>, Vec<Rc<Mailbox>>>,
     shard_channels: HashMap<Box<[u8]>, Vec<Rc<Mailbox>>>,
+    /// Per space: name homed here → cores with a subscriber of it.
+    homed: [HashMap<Box<[u8]>, u32>; 3],
+    /// Names that appeared (+1) or left (-1) here, for their homes.
+    pub(super) changes: Vec<(Space, Box<[u8]>, i32)>,
 }
 
 impl Registry {
@@ -247,10 +258,15 @@ impl Registry {
             return false;
         }
         sub.set_mut(space).insert(name.into());
-        let list = self.map(space).entry(name.into()).or_insert_with(|| {
-            gauge(stats, space).inc();
-            Vec::new()
-        });
+        let map = self.map(space);
+        let list = match map.get_mut(name) {
+            Some(list) => list,
+            None => {
+                gauge(stats, space).inc();
+                self.changes.push((space, name.into(), 1));
+                self.map(space).entry(name.into()).or_default()
+            }
+        };
         list.push(sub.mailbox.clone());
         count_cell(&sub.mailbox.info, space).set(sub.set(space).len());
         true
@@ -274,9 +290,34 @@ impl Registry {
             if list.is_empty() {
                 map.remove(name);
                 gauge(stats, space).dec();
+                self.changes.push((space, name.into(), -1));
             }
         }
         true
+    }
+
+    /// A core gained (+1) or lost (-1) its last subscriber of `name`,
+    /// homed on this core: keeps the server-wide gauge of distinct names.
+    pub fn count_home(&mut self, stats: &ShardStats, space: Space, name: &[u8], delta: i32) {
+        let gauge = match space {
+            Space::Channel => &stats.pubsub_home_channels,
+            Space::Pattern => &stats.pubsub_home_patterns,
+            Space::Shard => &stats.pubsub_home_shard_channels,
+        };
+        let homed = &mut self.homed[space as usize];
+        if delta > 0 {
+            let n = homed.entry(name.into()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                gauge.inc();
+            }
+        } else if let Some(n) = homed.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                homed.remove(name);
+                gauge.dec();
+            }
+        }
     }
 
     /// Drops every subscription of `sub` (RESET, disconnect).
@@ -444,6 +485,31 @@ mod tests {
         assert_eq!(stats.pubsub_channels.get(), 0);
         assert_eq!(stats.pubsub_patterns.get(), 0);
         assert_eq!(stats.pubsub_shard_channels.get(), 0);
+    }
+
+    #[test]
+    fn names_appearing_and_leaving_are_counted_once_at_home() {
+        let stats = ShardStats::default();
+        let mut reg = Registry::default();
+        let (mut a, mut b) = (Subscriber::new(info()), Subscriber::new(info()));
+        reg.subscribe(&stats, &mut a, Space::Channel, b"c");
+        reg.subscribe(&stats, &mut b, Space::Channel, b"c");
+        reg.unsubscribe(&stats, &mut a, Space::Channel, b"c");
+        // Only the first subscriber and the last to leave are changes.
+        assert_eq!(reg.changes.len(), 1);
+        reg.unsubscribe(&stats, &mut b, Space::Channel, b"c");
+        assert_eq!(reg.changes.len(), 2);
+        // Two cores with a subscriber of "c" make one homed name.
+        reg.count_home(&stats, Space::Channel, b"c", 1);
+        reg.count_home(&stats, Space::Channel, b"c", 1);
+        assert_eq!(stats.pubsub_home_channels.get(), 1);
+        reg.count_home(&stats, Space::Channel, b"c", -1);
+        assert_eq!(stats.pubsub_home_channels.get(), 1);
+        reg.count_home(&stats, Space::Channel, b"c", -1);
+        assert_eq!(stats.pubsub_home_channels.get(), 0);
+        // A late -1 for a name never counted changes nothing.
+        reg.count_home(&stats, Space::Pattern, b"p", -1);
+        assert_eq!(stats.pubsub_home_patterns.get(), 0);
     }
 
     #[test]

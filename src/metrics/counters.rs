@@ -89,6 +89,11 @@ pub struct ShardStats {
     pub pubsub_channels: Gauge,
     pub pubsub_patterns: Gauge,
     pub pubsub_shard_channels: Gauge,
+    /// Names homed on this core (`shard_of(name)`) with a subscriber on
+    /// any core: summed over cores, each name counts once.
+    pub pubsub_home_channels: Gauge,
+    pub pubsub_home_patterns: Gauge,
+    pub pubsub_home_shard_channels: Gauge,
     /// PUBLISH / SPUBLISH run by this core's connections.
     pub pubsub_published: Counter,
     /// Messages queued for this core's subscribers (one per receiver).

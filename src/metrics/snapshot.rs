@@ -40,6 +40,8 @@ pub struct ShardSnapshot {
     /// (channels, patterns, shard channels: gauges; merged: the sums), and
     /// messages published and delivered (counters).
     pub pubsub_names: [u64; 3],
+    /// Names homed on the shard's core (merged: distinct names server-wide).
+    pub pubsub_distinct: [u64; 3],
     pub pubsub_published: u64,
     pub pubsub_delivered: u64,
     pub keys: u64,
@@ -127,6 +129,11 @@ impl ShardSnapshot {
                 s.pubsub_patterns.get(),
                 s.pubsub_shard_channels.get(),
             ],
+            pubsub_distinct: [
+                s.pubsub_home_channels.get(),
+                s.pubsub_home_patterns.get(),
+                s.pubsub_home_shard_channels.get(),
+            ],
             pubsub_published: s.pubsub_published.get(),
             pubsub_delivered: s.pubsub_delivered.get(),
             keys: db.keys,
@@ -178,6 +185,9 @@ impl ShardSnapshot {
         self.protected_mode_denied += other.protected_mode_denied;
         self.blocked_clients += other.blocked_clients;
         for (mine, theirs) in self.pubsub_names.iter_mut().zip(other.pubsub_names) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.pubsub_distinct.iter_mut().zip(other.pubsub_distinct) {
             *mine += theirs;
         }
         self.pubsub_published += other.pubsub_published;
