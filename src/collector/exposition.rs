@@ -330,6 +330,74 @@ pub fn render(view: &MetricsView) -> String {
         }
     }
 
+    // Pub/Sub (issue 14): per shard, the names with a subscriber on that
+    // core (INFO pubsub_channels counts a name subscribed on several cores
+    // once); server-wide, messages published and delivered.
+    let pubsub_gauges: [(&str, &str, usize); 3] = [
+        (
+            "kora_shard_pubsub_channels",
+            "Pub/Sub channels with a subscriber on the shard's core.",
+            0,
+        ),
+        (
+            "kora_shard_pubsub_patterns",
+            "Pub/Sub patterns with a subscriber on the shard's core.",
+            1,
+        ),
+        (
+            "kora_shard_pubsub_shard_channels",
+            "Shard channels (SSUBSCRIBE) with a subscriber on the shard's core.",
+            2,
+        ),
+    ];
+    for (name, help, i) in pubsub_gauges {
+        family(&mut out, name, "gauge", help);
+        for snap in view.shards.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\"}} {}",
+                snap.shard, snap.pubsub_names[i]
+            );
+        }
+    }
+    let pubsub_distinct: [(&str, &str, u64); 3] = [
+        (
+            "kora_pubsub_channels",
+            "Pub/Sub channels with at least one subscriber (each counted once over all cores).",
+            m.pubsub_distinct[0],
+        ),
+        (
+            "kora_pubsub_patterns",
+            "Pub/Sub patterns with at least one subscriber (each counted once over all cores).",
+            m.pubsub_distinct[1],
+        ),
+        (
+            "kora_pubsub_shard_channels",
+            "Shard channels (SSUBSCRIBE) with at least one subscriber (each counted once).",
+            m.pubsub_distinct[2],
+        ),
+    ];
+    for (name, help, value) in pubsub_distinct {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let pubsub_counters: [(&str, &str, u64); 2] = [
+        (
+            "kora_pubsub_messages_published_total",
+            "PUBLISH and SPUBLISH commands run.",
+            m.pubsub_published,
+        ),
+        (
+            "kora_pubsub_messages_delivered_total",
+            "Pub/Sub messages queued for subscribers (one per receiver, pattern matches included).",
+            m.pubsub_delivered,
+        ),
+    ];
+    for (name, help, value) in pubsub_counters {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+
     family(
         &mut out,
         "kora_uptime_seconds",

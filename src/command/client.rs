@@ -27,7 +27,10 @@ impl ClientInfo {
         };
         let multi = self.multi.get();
         // `b`: waiting in a blocking command (issue 13).
-        let flags = if self.blocked.get() {
+        let flags = if self.subscribed() {
+            // Pub/Sub (issue 14): Redis' 'P' comes before 'x' and 'b'.
+            "P"
+        } else if self.blocked.get() {
             "b"
         } else if multi >= 0 {
             "x"
@@ -37,7 +40,7 @@ impl ClientInfo {
         let qbuf = self.qbuf.get();
         let _ = writeln!(
             out,
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem={} \
              tot-mem={} events=r cmd={} user=default redir=-1 resp=2 lib-name={} lib-ver={} \
              tot-net-in={} tot-net-out={} tot-cmds={}",
@@ -48,6 +51,9 @@ impl ClientInfo {
             now_ms.saturating_sub(self.created_ms) / 1000,
             now_ms.saturating_sub(self.last_active_ms.get()) / 1000,
             flags,
+            self.sub.get(),
+            self.psub.get(),
+            self.ssub.get(),
             multi,
             self.watching.get(),
             qbuf,

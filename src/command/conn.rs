@@ -22,6 +22,10 @@ pub struct ClientState {
     /// CLIENT REPLY: whether this connection's replies are sent
     /// (src/command/client.rs; the connection loop drops the others).
     pub reply: ReplyMode,
+    /// Pub/Sub (issue 14): the connection's subscriptions and mailbox,
+    /// from its first (P|S)SUBSCRIBE until RESET or disconnect
+    /// (src/command/pubsub.rs).
+    pub pubsub: Option<Box<crate::coord::pubsub::Subscriber>>,
 }
 
 /// CLIENT REPLY's modes, as Redis' `CLIENT_REPLY_OFF` / `_SKIP_NEXT` /

@@ -190,7 +190,12 @@ pub fn exec_cmd(_: &Shard, _: &mut ClientState, _: &Args, _: &mut Vec<u8>) -> Fl
     Flow::Exec
 }
 
-pub fn ping(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+pub fn ping(_: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    // Pub/Sub (issue 14): in subscribed mode PING answers as a push.
+    if client.info.subscribed() && args.len() <= 2 {
+        super::pubsub::ping_subscribed(args, out);
+        return Flow::Continue;
+    }
     match args.len() {
         1 => out.simple("PONG"),
         2 => out.bulk(args.get(1)),
@@ -415,7 +420,11 @@ async fn info(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-    let view = shard.metrics_view().await;
+    let mut view = shard.metrics_view().await;
+    // Pub/Sub (issue 14): the names subscribed on every core, each once.
+    if sections.contains(&"stats") && view.merged.pubsub_names.iter().any(|&n| n > 0) {
+        view.merged.pubsub_names = super::pubsub::distinct_counts(shard).await;
+    }
     let text = render_info(shard, &view, &sections);
     out.bulk(text.as_bytes());
 }
@@ -569,6 +578,12 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         );
         // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
         let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);
+        // Pub/Sub (issue 14).
+        let _ = write!(
+            s,
+            "pubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n",
+            snap.pubsub_names[0], snap.pubsub_names[1], snap.pubsub_names[2]
+        );
     }
     if wants("replication") {
         section(&mut s, "Replication");

@@ -914,7 +914,89 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     ),
     cmd!("swapdb", 3, WF, (0, 0, 0), Run(Local(misc::swapdb))),
     cmd!("move", 3, WF, (1, 1, 1), Run(Local(misc::move_cmd))),
+    // Pub/Sub (issue 14, src/command/pubsub.rs): connection commands;
+    // PUBLISH reaches every core through coord::publish.
+    cmd!(
+        "subscribe",
+        -2,
+        PUBSUB_FLAGS,
+        (0, 0, 0),
+        Run(Local(super::pubsub::subscribe_cmd))
+    ),
+    cmd!(
+        "unsubscribe",
+        -1,
+        PUBSUB_FLAGS,
+        (0, 0, 0),
+        Run(Local(super::pubsub::unsubscribe_cmd))
+    ),
+    cmd!(
+        "psubscribe",
+        -2,
+        PUBSUB_FLAGS,
+        (0, 0, 0),
+        Run(Local(super::pubsub::psubscribe_cmd))
+    ),
+    cmd!(
+        "punsubscribe",
+        -1,
+        PUBSUB_FLAGS,
+        (0, 0, 0),
+        Run(Local(super::pubsub::punsubscribe_cmd))
+    ),
+    cmd!(
+        "ssubscribe",
+        -2,
+        PUBSUB_FLAGS,
+        (1, -1, 1),
+        Run(Local(super::pubsub::ssubscribe_cmd))
+    ),
+    cmd!(
+        "sunsubscribe",
+        -1,
+        PUBSUB_FLAGS,
+        (1, -1, 1),
+        Run(Local(super::pubsub::sunsubscribe_cmd))
+    ),
+    cmd!(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast", "may_replicate"],
+        (0, 0, 0),
+        Run(Async(super::pubsub::publish_cmd))
+    ),
+    cmd!(
+        "spublish",
+        3,
+        &["pubsub", "loading", "stale", "fast", "may_replicate"],
+        (1, 1, 1),
+        Run(Async(super::pubsub::spublish_cmd))
+    ),
+    cmd!(
+        "pubsub",
+        -2,
+        NONE,
+        (0, 0, 0),
+        Run(Async(super::pubsub::pubsub_cmd))
+    ),
+    cmd!(
+        "reset",
+        1,
+        &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy"
+        ],
+        (0, 0, 0),
+        Run(Async(super::pubsub::reset))
+    ),
 ]);
+
+/// Pub/Sub (issue 14): Redis 7.0's flags of (P|S)(UN)SUBSCRIBE.
+const PUBSUB_FLAGS: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 
 /// The subcommands Redis 7.0 counts separately (`INFO commandstats` shows
 /// `cmdstat_config|set`…), per container, as redis-server 7.0.15's
@@ -1034,6 +1116,18 @@ pub static CONTAINERS: &[(&str, &[&str])] = &[
             "function|load",
             "function|restore",
             "function|stats",
+        ],
+    ),
+    // Pub/Sub (issue 14).
+    (
+        "pubsub",
+        &[
+            "pubsub|channels",
+            "pubsub|help",
+            "pubsub|numpat",
+            "pubsub|numsub",
+            "pubsub|shardchannels",
+            "pubsub|shardnumsub",
         ],
     ),
 ];

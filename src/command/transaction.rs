@@ -82,6 +82,8 @@ pub fn queue_if_multi(
     if matches!(
         spec.name,
         "exec" | "discard" | "multi" | "watch" | "quit" | "post" | "host:"
+        // Pub/Sub (issue 14): RESET ends the transaction itself.
+        | "reset"
     ) {
         return false;
     }

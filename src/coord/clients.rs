@@ -49,9 +49,22 @@ pub struct ClientInfo {
     pub unblock: Cell<u8>,
     /// The peer closed its end while the client was blocked.
     pub peer_closed: Cell<bool>,
+    // ---- Pub/Sub (issue 14) ----
+    /// Channels, patterns and shard channels subscribed (CLIENT LIST
+    /// `sub=` `psub=` `ssub=`); any of them non-zero is subscribed mode.
+    pub sub: Cell<usize>,
+    pub psub: Cell<usize>,
+    pub ssub: Cell<usize>,
 }
 
 impl ClientInfo {
+    /// In subscribed mode (Pub/Sub, issue 14): its output counts against
+    /// `client-output-buffer-limit pubsub`, as Redis' pubsub class.
+    #[inline]
+    pub fn subscribed(&self) -> bool {
+        self.sub.get() + self.psub.get() + self.ssub.get() > 0
+    }
+
     pub fn new(id: u64, addr: String, laddr: String, now_ms: u64) -> ClientInfo {
         ClientInfo {
             id,
@@ -78,6 +91,9 @@ impl ClientInfo {
             blocked: Cell::new(false),
             unblock: Cell::new(0),
             peer_closed: Cell::new(false),
+            sub: Cell::new(0),
+            psub: Cell::new(0),
+            ssub: Cell::new(0),
         }
     }
 }

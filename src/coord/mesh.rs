@@ -223,6 +223,11 @@ pub enum Request {
     /// To the collector: CONFIG RESETSTAT. What INFO and LATENCY HISTOGRAM
     /// show starts again from zero; `/metrics` is not affected.
     ResetStats,
+    /// Pub/Sub (issue 14): a closure that touches no keyspace data, run
+    /// as soon as it arrives — never behind a transaction's shard lock or
+    /// held keys — so the calls one core sends another run in the order
+    /// sent (`coord::on_others_now`); answered with `Call`.
+    Now(Call),
 }
 
 pub enum Response {

@@ -36,6 +36,8 @@ pub mod keylock;
 pub mod blocking;
 pub mod mesh;
 pub mod txlock;
+// Pub/Sub (issue 14).
+pub mod pubsub;
 
 mod atomic;
 mod clients;
@@ -216,5 +218,96 @@ fn downcast<R: 'static>(resp: Response) -> Option<R> {
     match resp {
         Response::Call(any) => any.downcast::<R>().ok().map(|b| *b),
         _ => None,
+    }
+}
+
+// ---- Pub/Sub (issue 14) ----
+
+/// Runs `op` on every other shard, each as soon as its message arrives:
+/// not behind a transaction's shard lock nor keys held by multi-key
+/// commands, so it must touch no keyspace data (Pub/Sub delivery). One
+/// mesh message per other shard; the mesh is FIFO per pair of cores and
+/// nothing defers these, so the ops one core sends a peer run there in
+/// the order sent. Results in shard order, this shard left out; None for
+/// a shard that is gone.
+pub async fn on_others_now<R, F>(shard: &Shard, op: F) -> Vec<Option<R>>
+where
+    R: Send + 'static,
+    F: FnOnce(&Shard) -> R + Send + Clone + 'static,
+{
+    let pending: Vec<_> = (0..shard.nshards)
+        .filter(|&t| t != shard.id)
+        .map(|t| {
+            let op = op.clone();
+            let call: mesh::Call = Box::new(move |s| Box::new(op(s)) as Box<dyn Any + Send>);
+            shard.node.request(t, Request::Now(call))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(pending.len());
+    for fut in pending {
+        out.push(downcast(fut.await));
+    }
+    out
+}
+
+/// PUBLISH / SPUBLISH: delivers `message` on `channel` to this core's
+/// subscribers, then to every other core's with one mesh message per
+/// core; returns the receivers of all cores (subscribers of the channel
+/// plus matching patterns, as Redis counts them).
+pub async fn publish(shard: &Shard, space: pubsub::Space, channel: &[u8], message: &[u8]) -> usize {
+    let stats = &shard.metrics.stats;
+    stats.pubsub_published.add(1);
+    let limit = shard.output_limits.get().pubsub;
+    let local = shard
+        .pubsub
+        .borrow()
+        .deliver(stats, space, channel, message, limit);
+    if shard.nshards == 1 {
+        return local;
+    }
+    // One buffer holds both, so each peer's copy is one allocation.
+    let mut both = Vec::with_capacity(channel.len() + message.len());
+    both.extend_from_slice(channel);
+    both.extend_from_slice(message);
+    let both: Box<[u8]> = both.into();
+    let split = channel.len();
+    let remote = on_others_now(shard, move |s: &Shard| {
+        let limit = s.output_limits.get().pubsub;
+        s.pubsub.borrow().deliver(
+            &s.metrics.stats,
+            space,
+            &both[..split],
+            &both[split..],
+            limit,
+        )
+    })
+    .await;
+    local + remote.into_iter().flatten().sum::<usize>()
+}
+
+/// Sends this core's Pub/Sub name changes (a name's first subscriber here,
+/// or its last one gone) to each name's home core, which counts the names
+/// subscribed anywhere for the server-wide gauges. Fire and forget: one
+/// message per change, never awaited (the mesh keeps one core's changes in
+/// order).
+pub fn pubsub_tell_homes(shard: &Shard) {
+    let changes = std::mem::take(&mut shard.pubsub.borrow_mut().changes);
+    let stats = &shard.metrics.stats;
+    for (space, name, delta) in changes {
+        let home = shard_of(&name, shard.nshards);
+        if home == shard.id {
+            shard
+                .pubsub
+                .borrow_mut()
+                .count_home(stats, space, &name, delta);
+        } else {
+            let call: mesh::Call = Box::new(move |s: &Shard| {
+                s.pubsub
+                    .borrow_mut()
+                    .count_home(&s.metrics.stats, space, &name, delta);
+                Box::new(()) as Box<dyn Any + Send>
+            });
+            drop(shard.node.request(home, Request::Now(call)));
+        }
     }
 }

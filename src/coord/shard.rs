@@ -77,6 +77,9 @@ pub struct Shard {
     /// Blocking commands (issue 13): this shard's keys' queues of blocked
     /// clients (`coord::blocking`).
     pub(super) blocking: RefCell<crate::coord::blocking::Registry>,
+    /// Pub/Sub (issue 14): this core's subscribed connections
+    /// (`coord::pubsub`).
+    pub(super) pubsub: RefCell<crate::coord::pubsub::Registry>,
 }
 
 /// Where a command's keys are, beyond fixed positions: commands that name
@@ -206,6 +209,7 @@ impl Shard {
             keys: Default::default(),
             clients: RefCell::new(HashMap::new()),
             blocking: RefCell::default(),
+            pubsub: RefCell::default(),
         }
     }
 
@@ -497,12 +501,18 @@ impl Shard {
             Request::View | Request::ResetStats => Response::View(Box::default()),
             // Taken by `admit_request` before they get here.
             Request::Lock(_) | Request::Unlock(_) => Response::Locked,
-            Request::KeyLockCall(_, _, f) | Request::LockCall(_, f) => {
+            Request::KeyLockCall(_, _, f) | Request::LockCall(_, f) | Request::Now(f) => {
                 self.db.borrow_mut().refresh_clock();
                 Response::Call(f(self))
             }
         };
         self.node.respond(from, id, resp);
+    }
+
+    /// Pub/Sub (issue 14): this core's registry of subscribed connections.
+    /// Borrowed for one synchronous step, never across an await.
+    pub fn pubsub(&self) -> RefMut<'_, crate::coord::pubsub::Registry> {
+        self.pubsub.borrow_mut()
     }
 
     pub fn snapshot(&self) -> ShardSnapshot {

@@ -83,4 +83,19 @@ pub struct ShardStats {
     /// Blocking commands (issue 13): this core's connections waiting in
     /// BLPOP and the like (INFO blocked_clients, kora_blocked_clients).
     pub blocked_clients: Gauge,
+    // ---- Pub/Sub (issue 14) ----
+    /// Channels, patterns and shard channels with a subscriber on this
+    /// core (a name subscribed on two cores counts on each).
+    pub pubsub_channels: Gauge,
+    pub pubsub_patterns: Gauge,
+    pub pubsub_shard_channels: Gauge,
+    /// Names homed on this core (`shard_of(name)`) with a subscriber on
+    /// any core: summed over cores, each name counts once.
+    pub pubsub_home_channels: Gauge,
+    pub pubsub_home_patterns: Gauge,
+    pub pubsub_home_shard_channels: Gauge,
+    /// PUBLISH / SPUBLISH run by this core's connections.
+    pub pubsub_published: Counter,
+    /// Messages queued for this core's subscribers (one per receiver).
+    pub pubsub_delivered: Counter,
 }

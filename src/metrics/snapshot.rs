@@ -36,6 +36,14 @@ pub struct ShardSnapshot {
     pub protected_mode_denied: u64,
     /// Blocking commands (issue 13): clients waiting (a gauge).
     pub blocked_clients: u64,
+    /// Pub/Sub (issue 14): names with a subscriber on the shard's core
+    /// (channels, patterns, shard channels: gauges; merged: the sums), and
+    /// messages published and delivered (counters).
+    pub pubsub_names: [u64; 3],
+    /// Names homed on the shard's core (merged: distinct names server-wide).
+    pub pubsub_distinct: [u64; 3],
+    pub pubsub_published: u64,
+    pub pubsub_delivered: u64,
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -116,6 +124,18 @@ impl ShardSnapshot {
             security_attacks: s.security_attacks.get(),
             protected_mode_denied: s.protected_mode_denied.get(),
             blocked_clients: s.blocked_clients.get(),
+            pubsub_names: [
+                s.pubsub_channels.get(),
+                s.pubsub_patterns.get(),
+                s.pubsub_shard_channels.get(),
+            ],
+            pubsub_distinct: [
+                s.pubsub_home_channels.get(),
+                s.pubsub_home_patterns.get(),
+                s.pubsub_home_shard_channels.get(),
+            ],
+            pubsub_published: s.pubsub_published.get(),
+            pubsub_delivered: s.pubsub_delivered.get(),
             keys: db.keys,
             expires: db.expires,
             avg_ttl_ms: db.avg_ttl_ms,
@@ -164,6 +184,14 @@ impl ShardSnapshot {
         self.security_attacks += other.security_attacks;
         self.protected_mode_denied += other.protected_mode_denied;
         self.blocked_clients += other.blocked_clients;
+        for (mine, theirs) in self.pubsub_names.iter_mut().zip(other.pubsub_names) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.pubsub_distinct.iter_mut().zip(other.pubsub_distinct) {
+            *mine += theirs;
+        }
+        self.pubsub_published += other.pubsub_published;
+        self.pubsub_delivered += other.pubsub_delivered;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)

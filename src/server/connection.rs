@@ -208,6 +208,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         watched: Vec::new(),
         authenticated: auth::authenticated_at_connect(&shard),
         reply: Default::default(),
+        pubsub: None,
     };
     if let Err(Closed::OutputLimit) = run(&shard, &mut stream, &mut client).await {
         eprintln!(
@@ -215,6 +216,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             client.info.id, client.info.addr
         );
     }
+    // Pub/Sub (issue 14): no more deliveries to a closed connection.
+    crate::command::pubsub::forget(&shard, &mut client);
     unwatch_all(&shard, &mut client).await;
     shard.unregister_client(id);
     stats.connections_current.dec();
@@ -250,7 +253,25 @@ async fn run(
             // until the bytes arrive.
             rbuf.resize(want, 0);
         }
-        let n = {
+        // Pub/Sub (issue 14): a subscribed connection also waits for its
+        // mailbox; only in that mode, so the usual path is untouched.
+        let n = if let Some(sub) = client.pubsub.as_ref().filter(|s| s.active()) {
+            let mailbox = sub.mailbox.clone();
+            match subscribed_read(shard, stream, &mut rbuf[end..], &client.info, &mailbox).await? {
+                Some(n) => n,
+                None => {
+                    if mailbox.overflowed() {
+                        return Err(over_limit(shard));
+                    }
+                    if client.info.killed.get() || shard.shutdown().is_shutting_down() {
+                        return Ok(());
+                    }
+                    mailbox.drain_into(&mut out);
+                    write_out(shard, &client.info, stream, &mut out, 0).await?;
+                    continue;
+                }
+            }
+        } else {
             let read = stream.read(&mut rbuf[end..]);
             if shard.shutdown().is_shutting_down() {
                 // Shutting down: answer what the client already sent, then
@@ -401,6 +422,34 @@ async fn run(
     }
 }
 
+/// Pub/Sub (issue 14): a subscribed connection's wait for input. Some(n)
+/// when the socket gave `n` bytes (0: the client left); None when its
+/// mailbox has frames to write or passed its output limit, or the
+/// connection must end (CLIENT KILL, shutdown). Frames already queued are
+/// taken first, so a client that keeps sending cannot starve them. A
+/// dropped read loses nothing (glommio reads only once the socket is
+/// readable).
+async fn subscribed_read(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    info: &ClientInfo,
+    mailbox: &crate::coord::pubsub::Mailbox,
+) -> Result<Option<usize>, Closed> {
+    if mailbox.queued() > 0 || mailbox.overflowed() {
+        return Ok(None);
+    }
+    let read = async { Some(stream.read(buf).await) };
+    let other = async {
+        future::or(stopped(shard, info), mailbox.ready()).await;
+        None
+    };
+    match future::or(read, other).await {
+        Some(n) => Ok(Some(n?)),
+        None => Ok(None),
+    }
+}
+
 /// Blocking commands (issue 13): while one waits, tells it when the peer
 /// closes its end (a peek, so input sent meanwhile stays for later); never
 /// resolves itself. Input that arrives while blocked ends the watch, as
@@ -490,7 +539,12 @@ async fn write_out(
     }
     let total = (out.len() + held) as u64;
     info.omem.set(total as usize);
-    let limit = shard.output_limits().get().normal;
+    // Pub/Sub (issue 14): a subscribed client is in Redis' pubsub class.
+    let limit = if info.subscribed() {
+        shard.output_limits().get().pubsub
+    } else {
+        shard.output_limits().get().normal
+    };
     if limit.hard > 0 && total >= limit.hard {
         return Err(over_limit(shard));
     }
@@ -609,6 +663,21 @@ pub async fn dispatch<'m>(
     if auth::auth_required(shard, client) && !auth::allowed_before_auth(spec) {
         timer.set_rejected();
         local_reply(pipe, timer, |buf| buf.error(auth::NOAUTH));
+        return Flow::Continue;
+    }
+    // Pub/Sub (issue 14): subscribed mode (RESP2) runs only a few commands.
+    if client.pubsub.is_some()
+        && client.info.subscribed()
+        && !crate::command::pubsub::allowed_when_subscribed(spec.name)
+    {
+        timer.set_rejected();
+        let slot = crate::command::table::slot_of(spec, args);
+        let name = crate::command::table::slot_name(slot as usize)
+            .filter(|n| *n != "other")
+            .unwrap_or(spec.name);
+        local_reply(pipe, timer, |buf| {
+            crate::command::pubsub::refuse_when_subscribed(name, buf)
+        });
         return Flow::Continue;
     }
     match spec.kind {
