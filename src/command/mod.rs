@@ -174,6 +174,7 @@ pub mod sort;
 pub mod zsets;
 // Geo (issue 13).
 pub mod geo;
+pub(crate) mod lualib; // Lua libraries for scripts (issue 14).
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 
