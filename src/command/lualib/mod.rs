@@ -89,9 +89,32 @@ pub(crate) fn arg_fail<T>(narg: i32, msg: impl Into<String>) -> LibResult<T> {
 
 /// The marker a callback returns first to say "raise this".
 static FAILURE: u8 = 0;
+/// The marker a callback returns first to say "my results are the
+/// elements 1..n of this table" (mlua cannot return thousands of values
+/// from a callback; the C modules can, up to the stack limit).
+static SPREAD: u8 = 0;
 
 fn failure_ptr() -> *mut std::ffi::c_void {
     &FAILURE as *const u8 as *mut std::ffi::c_void
+}
+
+fn spread_ptr() -> *mut std::ffi::c_void {
+    &SPREAD as *const u8 as *mut std::ffi::c_void
+}
+
+/// Results for a library function: returned directly when few, else
+/// through a table the trampoline spreads onto the stack.
+pub(crate) fn results(lua: &Lua, vals: Vec<Value>) -> LibResult<MultiValue> {
+    if vals.len() <= 32 {
+        return Ok(MultiValue::from_vec(vals));
+    }
+    let n = vals.len();
+    let t = lua.create_sequence_from(vals)?;
+    Ok(MultiValue::from_vec(vec![
+        Value::LightUserData(mlua::LightUserData(spread_ptr())),
+        Value::Table(t),
+        Value::Integer(n as i64),
+    ]))
 }
 
 /// Calls the Rust callback (upvalue 1) with this call's arguments; if it
@@ -133,6 +156,20 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
                     0
                 }
             }
+        } else if n == 3
+            && ffi::lua_type(state, 1) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(state, 1) == spread_ptr()
+        {
+            let count = ffi::lua_tointeger(state, 3) as c_int;
+            ffi::lua_settop(state, 2);
+            ffi::lua_replace(state, 1);
+            if ffi::lua_checkstack(state, count) == 0 {
+                ffi::luaL_error(state, c"stack overflow (too many results)".as_ptr());
+            }
+            for i in 1..=count {
+                ffi::lua_rawgeti(state, 1, i.into());
+            }
+            count
         } else {
             n
         }
