@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use std::ffi::c_int;
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Value, ffi};
+use mlua::{Function, Lua, MultiValue, Table, Value, ffi};
 
 pub(crate) mod bit;
 pub(crate) mod cjson;
@@ -102,19 +102,55 @@ fn spread_ptr() -> *mut std::ffi::c_void {
     &SPREAD as *const u8 as *mut std::ffi::c_void
 }
 
-/// Results for a library function: returned directly when few, else
-/// through a table the trampoline spreads onto the stack.
-pub(crate) fn results(lua: &Lua, vals: Vec<Value>) -> LibResult<MultiValue> {
-    if vals.len() <= 32 {
-        return Ok(MultiValue::from_vec(vals));
+/// Results for a library function, held in `t[1..=n]` (a Lua table, as
+/// mlua can hold only a few thousand Rust-side references): returned
+/// directly when few, else spread onto the stack by the trampoline.
+pub(crate) fn results(lua: &Lua, t: Table, n: usize) -> LibResult<MultiValue> {
+    let _ = lua;
+    if n <= 32 {
+        let mut out = Vec::with_capacity(n);
+        for i in 1..=n {
+            out.push(t.raw_get::<Value>(i)?);
+        }
+        return Ok(MultiValue::from_vec(out));
     }
-    let n = vals.len();
-    let t = lua.create_sequence_from(vals)?;
     Ok(MultiValue::from_vec(vec![
         Value::LightUserData(mlua::LightUserData(spread_ptr())),
         Value::Table(t),
         Value::Integer(n as i64),
     ]))
+}
+
+/// A growing result list kept in a Lua table (see [`results`]).
+pub(crate) struct ResultList {
+    t: Table,
+    n: usize,
+}
+
+impl ResultList {
+    pub(crate) fn new(lua: &Lua) -> mlua::Result<Self> {
+        Ok(ResultList { t: lua.create_table()?, n: 0 })
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+    pub(crate) fn push(&mut self, v: Value) -> mlua::Result<()> {
+        self.n += 1;
+        self.t.raw_set(self.n, v)
+    }
+    pub(crate) fn last(&self) -> mlua::Result<Value> {
+        if self.n == 0 { Ok(Value::Nil) } else { self.t.raw_get(self.n) }
+    }
+    pub(crate) fn pop(&mut self) -> mlua::Result<()> {
+        if self.n > 0 {
+            self.t.raw_set(self.n, Value::Nil)?;
+            self.n -= 1;
+        }
+        Ok(())
+    }
+    pub(crate) fn finish(self, lua: &Lua) -> LibResult<MultiValue> {
+        results(lua, self.t, self.n)
+    }
 }
 
 /// Calls the Rust callback (upvalue 1) with this call's arguments; if it

@@ -13,7 +13,7 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{
-    LibResult, MAX_CSTACK, arg_fail, arg_type_name, check_string, fail, make_fn, num, opt_integer,
+    LibResult, MAX_CSTACK, ResultList, arg_fail, arg_type_name, check_string, fail, make_fn, num, opt_integer,
     to_number,
 };
 
@@ -239,7 +239,7 @@ fn b_unpack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
     // then fails the length check, as in C.
     let mut pos: usize = (start as u64 as usize).wrapping_sub(1);
     let mut h = Header::new();
-    let mut out: Vec<Value> = Vec::new();
+    let mut out = ResultList::new(lua)?;
     let base = args.len().max(2) as i64;
     let mut fp = 0usize;
     while fp < fmt.len() {
@@ -256,46 +256,46 @@ fn b_unpack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
                 let signed = opt.is_ascii_lowercase();
-                out.push(num(get_integer(&data[pos..pos + size], h.endian, signed, size)));
+                out.push(num(get_integer(&data[pos..pos + size], h.endian, signed, size)))?;
             }
             b'x' => {}
             b'f' => {
                 let b: [u8; 4] = data[pos..pos + 4].try_into().unwrap_or([0; 4]);
                 let f = if h.endian == Endian::Little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
-                out.push(num(f64::from(f)));
+                out.push(num(f64::from(f)))?;
             }
             b'd' => {
                 let b: [u8; 8] = data[pos..pos + 8].try_into().unwrap_or([0; 8]);
                 let d = if h.endian == Endian::Little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
-                out.push(num(d));
+                out.push(num(d))?;
             }
             b'c' => {
                 if size == 0 {
-                    let prev = out.last().and_then(to_number);
+                    let prev = if out.len() == 0 { None } else { to_number(&out.last()?) };
                     let Some(n) = prev else {
                         return fail("format 'c0' needs a previous size");
                     };
-                    out.pop();
+                    out.pop()?;
                     size = if n < 0.0 { super::number_to_integer(n) as u64 as usize } else { double_to_u64(n) as usize };
                     if !(size <= ld && pos <= ld - size) {
                         return arg_fail(2, "data string too short");
                     }
                 }
-                out.push(Value::String(lua.create_string(&data[pos..pos + size])?));
+                out.push(Value::String(lua.create_string(&data[pos..pos + size])?))?;
             }
             b's' => {
                 let Some(e) = data[pos..].iter().position(|&c| c == 0) else {
                     return fail("unfinished string in data");
                 };
                 size = e + 1;
-                out.push(Value::String(lua.create_string(&data[pos..pos + e])?));
+                out.push(Value::String(lua.create_string(&data[pos..pos + e])?))?;
             }
             _ => controloptions(opt, fmt, &mut fp, &mut h)?,
         }
         pos = pos.wrapping_add(size);
     }
-    out.push(num(pos.wrapping_add(1) as i64 as f64));
-    super::results(lua, out)
+    out.push(num(pos.wrapping_add(1) as i64 as f64))?;
+    out.finish(lua)
 }
 
 fn b_size(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
@@ -392,7 +392,13 @@ mod tests {
             assert_eq!(eval_err(code), want, "{code}");
         }
         // The largest result list Redis allows still works.
-        assert_eq!(eval("return select('#', struct.unpack(string.rep('b', 7996), string.rep('a', 7996)))"), "7997");
+        // redis-server 7.0.15: 7997 items unpack (7998 results), 7998 do not.
+        assert_eq!(eval("return select('#', struct.unpack(string.rep('b', 7997), string.rep('a', 7997)))"), "7998");
+        assert_eq!(eval("return select('#', struct.unpack(string.rep('c1', 7997), string.rep('a', 7997)))"), "7998");
+        assert_eq!(
+            eval_err("return select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))"),
+            "user_script:1: stack overflow (too many results)"
+        );
     }
 
     #[test]
