@@ -48,10 +48,16 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
                 *slot = digits[(b & 15) as usize];
                 b >>= 4;
             }
-            Ok(MultiValue::from_vec(vec![Value::String(lua.create_string(&buf[..n])?)]))
+            Ok(MultiValue::from_vec(vec![Value::String(
+                lua.create_string(&buf[..n])?,
+            )]))
         })?,
     )?;
-    let variadic: [(&str, Op); 3] = [("band", |a, b| a & b), ("bor", |a, b| a | b), ("bxor", |a, b| a ^ b)];
+    let variadic: [(&str, Op); 3] = [
+        ("band", |a, b| a & b),
+        ("bor", |a, b| a | b),
+        ("bxor", |a, b| a ^ b),
+    ];
     for (name, op) in variadic {
         t.raw_set(
             name,
@@ -122,11 +128,26 @@ mod tests {
     #[test]
     fn lualib_bit_errors_match_redis() {
         // redis-server 7.0.15: "ERR user_script:1: bad argument #1 to 'tobit' (number expected, got string) ..."
-        assert_eq!(eval_err("return bit.tobit('x')"), "user_script:1: bad argument #1 to 'tobit' (number expected, got string)");
-        assert_eq!(eval_err("return bit.band()"), "user_script:1: bad argument #1 to 'band' (number expected, got no value)");
-        assert_eq!(eval_err("return bit.band(1, 'x', {})"), "user_script:1: bad argument #3 to 'band' (number expected, got table)");
-        assert_eq!(eval_err("return bit.lshift(1)"), "user_script:1: bad argument #2 to 'lshift' (number expected, got no value)");
-        assert_eq!(eval_err("return bit.tohex(1, 'z')"), "user_script:1: bad argument #2 to 'tohex' (number expected, got string)");
+        assert_eq!(
+            eval_err("return bit.tobit('x')"),
+            "user_script:1: bad argument #1 to 'tobit' (number expected, got string)"
+        );
+        assert_eq!(
+            eval_err("return bit.band()"),
+            "user_script:1: bad argument #1 to 'band' (number expected, got no value)"
+        );
+        assert_eq!(
+            eval_err("return bit.band(1, 'x', {})"),
+            "user_script:1: bad argument #3 to 'band' (number expected, got table)"
+        );
+        assert_eq!(
+            eval_err("return bit.lshift(1)"),
+            "user_script:1: bad argument #2 to 'lshift' (number expected, got no value)"
+        );
+        assert_eq!(
+            eval_err("return bit.tohex(1, 'z')"),
+            "user_script:1: bad argument #2 to 'tohex' (number expected, got string)"
+        );
         // Through pcall the caller is a C function: no position, like Redis.
         assert_eq!(
             eval("local ok, e = pcall(bit.tobit) return {ok, type(e), e}"),

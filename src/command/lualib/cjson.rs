@@ -24,8 +24,8 @@ use std::rc::Rc;
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 use super::{
-    LibError, LibResult, MAX_CSTACK, arg_fail, check_integer, check_string, double_to_int, fail, make_fn, make_fn_with,
-    num, push_fmt_g, type_name,
+    LibError, LibResult, MAX_CSTACK, arg_fail, check_integer, check_string, double_to_int, fail,
+    make_fn, make_fn_with, num, push_fmt_g, type_name,
 };
 
 /// Kora's cap on one `cjson.encode` result (Redis has none).
@@ -92,7 +92,10 @@ fn check_option(lua: &Lua, args: &[Value], i: usize, options: &[&str]) -> LibRes
     let name = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
     match options.iter().position(|o| o.as_bytes() == name) {
         Some(p) => Ok(p),
-        None => arg_fail(i as i32, format!("invalid option '{}'", String::from_utf8_lossy(name))),
+        None => arg_fail(
+            i as i32,
+            format!("invalid option '{}'", String::from_utf8_lossy(name)),
+        ),
     }
 }
 
@@ -125,7 +128,13 @@ fn enum_option(
 
 /// `json_integer_option`: reports range errors against argument 1 (as
 /// lua-cjson does, whatever the argument).
-fn integer_option(args: &[Value], i: usize, setting: &mut i32, min: i32, max: i32) -> LibResult<Value> {
+fn integer_option(
+    args: &[Value],
+    i: usize,
+    setting: &mut i32,
+    min: i32,
+    max: i32,
+) -> LibResult<Value> {
     if !arg_is_nil(args, i) {
         let value = check_integer(args, i)? as i32;
         if !(min <= value && value <= max) {
@@ -238,9 +247,15 @@ impl Encoder<'_> {
             items = items.wrapping_add(1);
         }
         let cfg = self.cfg;
-        if cfg.sparse_ratio > 0 && max > items.wrapping_mul(cfg.sparse_ratio) && max > cfg.sparse_safe {
+        if cfg.sparse_ratio > 0
+            && max > items.wrapping_mul(cfg.sparse_ratio)
+            && max > cfg.sparse_safe
+        {
             if !cfg.sparse_convert {
-                return Err(exception(&Value::Table(t.clone()), "excessively sparse array"));
+                return Err(exception(
+                    &Value::Table(t.clone()),
+                    "excessively sparse array",
+                ));
             }
             return Ok(-1);
         }
@@ -249,7 +264,10 @@ impl Encoder<'_> {
 
     #[inline(never)]
     fn table(&mut self, t: &Table, depth: i32, used: i64) -> LibResult<()> {
-        if !(depth <= self.cfg.encode_max_depth && depth <= ENCODE_DEPTH_CAP && used + 3 <= MAX_CSTACK) {
+        if !(depth <= self.cfg.encode_max_depth
+            && depth <= ENCODE_DEPTH_CAP
+            && used + 3 <= MAX_CSTACK)
+        {
             return fail(format!("Cannot serialise, excessive nesting ({depth})"));
         }
         if self.out.len() > MAX_OUTPUT {
@@ -308,8 +326,16 @@ fn json_encode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
     if args.len() != 1 {
         return arg_fail(1, "expected 1 argument");
     }
-    let buf = if cfg.keep_buffer { std::mem::take(&mut cfg.buf) } else { Vec::new() };
-    let mut enc = Encoder { cfg, out: buf, fmt: String::new() };
+    let buf = if cfg.keep_buffer {
+        std::mem::take(&mut cfg.buf)
+    } else {
+        Vec::new()
+    };
+    let mut enc = Encoder {
+        cfg,
+        out: buf,
+        fmt: String::new(),
+    };
     enc.out.clear();
     let r = enc.value(&args[0], 0, 1);
     let out = enc.out;
@@ -427,7 +453,11 @@ impl Parser<'_> {
         } else if cp <= 0x7FF {
             t.extend_from_slice(&[(cp >> 6) as u8 | 0xC0, (cp & 0x3F) as u8 | 0x80]);
         } else if cp <= 0xFFFF {
-            t.extend_from_slice(&[(cp >> 12) as u8 | 0xE0, ((cp >> 6) & 0x3F) as u8 | 0x80, (cp & 0x3F) as u8 | 0x80]);
+            t.extend_from_slice(&[
+                (cp >> 12) as u8 | 0xE0,
+                ((cp >> 6) & 0x3F) as u8 | 0x80,
+                (cp & 0x3F) as u8 | 0x80,
+            ]);
         } else {
             t.extend_from_slice(&[
                 (cp >> 18) as u8 | 0xF0,
@@ -496,7 +526,9 @@ impl Parser<'_> {
         } else if c <= b'9' {
             return false;
         }
-        let word: Vec<u8> = (0..3).map(|k| self.at(i + k).to_ascii_lowercase()).collect();
+        let word: Vec<u8> = (0..3)
+            .map(|k| self.at(i + k).to_ascii_lowercase())
+            .collect();
         word == b"inf" || word == b"nan"
     }
 
@@ -552,7 +584,10 @@ impl Parser<'_> {
         } else if rest.starts_with(b"null") {
             self.pos += 4;
             Tok::Null
-        } else if matches!(ch, b'i' | b'I' | b'n' | b'N' | b'+') && self.decode_invalid_numbers && self.is_invalid_number() {
+        } else if matches!(ch, b'i' | b'I' | b'n' | b'N' | b'+')
+            && self.decode_invalid_numbers
+            && self.is_invalid_number()
+        {
             self.number()
         } else {
             Tok::Error("invalid token")
@@ -562,7 +597,11 @@ impl Parser<'_> {
 }
 
 fn parse_error(expected: &str, tok: (Tok, usize)) -> LibError {
-    LibError::Where(format!("Expected {expected} but found {} at character {}", tok.0.name(), tok.1 + 1))
+    LibError::Where(format!(
+        "Expected {expected} but found {} at character {}",
+        tok.0.name(),
+        tok.1 + 1
+    ))
 }
 
 enum Open {
@@ -579,7 +618,12 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
     if bytes.len() >= 2 && (bytes[0] == 0 || bytes[1] == 0) {
         return fail("JSON parser does not support UTF-16 or UTF-32");
     }
-    let mut p = Parser { data: &bytes, pos: 0, tmp: Vec::new(), decode_invalid_numbers: cfg.decode_invalid_numbers };
+    let mut p = Parser {
+        data: &bytes,
+        pos: 0,
+        tmp: Vec::new(),
+        decode_invalid_numbers: cfg.decode_invalid_numbers,
+    };
     let max_depth = cfg.decode_max_depth;
     // Open containers live in Lua tables (mlua can hold only a few
     // thousand Rust-side references): tables[d] and, for objects, keys[d].
@@ -600,11 +644,18 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
                 let depth = stack.len() as i64 + 1;
                 let slots = if is_obj { 3 } else { 2 };
                 if !(depth <= i64::from(max_depth) && used + slots <= MAX_CSTACK) {
-                    return fail(format!("Found too many nested data structures ({depth}) at character {}", p.pos));
+                    return fail(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        p.pos
+                    ));
                 }
                 let t = lua.create_table()?;
                 tok = p.next();
-                let empty = if is_obj { tok.0 == Tok::ObjEnd } else { tok.0 == Tok::ArrEnd };
+                let empty = if is_obj {
+                    tok.0 == Tok::ObjEnd
+                } else {
+                    tok.0 == Tok::ArrEnd
+                };
                 if empty {
                     Value::Table(t)
                 } else {
@@ -663,7 +714,14 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
                 continue;
             }
             if tok.0 != Tok::Comma {
-                return Err(parse_error(if is_obj { "comma or object end" } else { "comma or array end" }, tok));
+                return Err(parse_error(
+                    if is_obj {
+                        "comma or object end"
+                    } else {
+                        "comma or array end"
+                    },
+                    tok,
+                ));
             }
             tok = p.next();
             if is_obj {
@@ -737,7 +795,14 @@ fn config_fns(lua: &Lua, t: &Table, cfg: &Rc<RefCell<Cfg>>) -> mlua::Result<()> 
         "encode_invalid_numbers",
         make_fn_with(lua, cfg, |lua, c, a| {
             arg_init(a, 1)?;
-            one(enum_option(lua, a, 1, &mut c.encode_invalid_numbers, Some(&["off", "on", "null"]), 1)?)
+            one(enum_option(
+                lua,
+                a,
+                1,
+                &mut c.encode_invalid_numbers,
+                Some(&["off", "on", "null"]),
+                1,
+            )?)
         })?,
     )?;
     t.raw_set(
@@ -758,7 +823,10 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let cfg = Rc::new(RefCell::new(Cfg::default()));
     config_fns(lua, &t, &cfg)?;
-    t.raw_set("new", make_fn(lua, |lua, _| one(Value::Table(module(lua)?)))?)?;
+    t.raw_set(
+        "new",
+        make_fn(lua, |lua, _| one(Value::Table(module(lua)?)))?,
+    )?;
     t.raw_set("null", LightUserData(std::ptr::null_mut()))?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
@@ -775,29 +843,71 @@ mod tests {
     fn lualib_cjson_encode_matches_redis() {
         let cases: &[(&str, &str)] = &[
             ("return cjson.encode({1,2,{a=1}})", r#""[1,2,{\"a\":1}]""#),
-            ("return cjson.encode('a/b\"\\\\\\1\\127\\128')", r#""\"a\\/b\\\"\\\\\\u0001\\u007f\x80\"""#),
+            (
+                "return cjson.encode('a/b\"\\\\\\1\\127\\128')",
+                r#""\"a\\/b\\\"\\\\\\u0001\\u007f\x80\"""#,
+            ),
             ("return cjson.encode(-0.0)", r#""-0""#),
             (
                 "return cjson.encode({1e300, 0.1, 1/3, 123456789012345678, 1e15,1e16, -1.5e-7, 100})",
                 r#""[1e+300,0.1,0.33333333333333,1.2345678901235e+17,1e+15,1e+16,-1.5e-07,100]""#,
             ),
-            ("return cjson.encode({[1]=1,[2]=2,[4]=4})", r#""[1,2,null,4]""#),
-            ("return cjson.encode({[1]=1,[10]=2})", r#""[1,null,null,null,null,null,null,null,null,2]""#),
-            ("return cjson.encode({[1.5]=1, [-1]=2})", r#""{\"1.5\":1,\"-1\":2}""#),
-            ("return cjson.encode({[1e10]=1})", r#""{\"10000000000\":1}""#),
-            ("return cjson.encode({[1e15]=1, [2^53]=2})", r#""{\"1e+15\":1,\"9.007199254741e+15\":2}""#),
-            ("return cjson.encode(12345678901234567)", r#""1.2345678901235e+16""#),
-            ("cjson.encode_sparse_array(true) return cjson.encode({[1]=1,[20]=2})", r#""{\"1\":1,\"20\":2}""#),
+            (
+                "return cjson.encode({[1]=1,[2]=2,[4]=4})",
+                r#""[1,2,null,4]""#,
+            ),
+            (
+                "return cjson.encode({[1]=1,[10]=2})",
+                r#""[1,null,null,null,null,null,null,null,null,2]""#,
+            ),
+            (
+                "return cjson.encode({[1.5]=1, [-1]=2})",
+                r#""{\"1.5\":1,\"-1\":2}""#,
+            ),
+            (
+                "return cjson.encode({[1e10]=1})",
+                r#""{\"10000000000\":1}""#,
+            ),
+            (
+                "return cjson.encode({[1e15]=1, [2^53]=2})",
+                r#""{\"1e+15\":1,\"9.007199254741e+15\":2}""#,
+            ),
+            (
+                "return cjson.encode(12345678901234567)",
+                r#""1.2345678901235e+16""#,
+            ),
+            (
+                "cjson.encode_sparse_array(true) return cjson.encode({[1]=1,[20]=2})",
+                r#""{\"1\":1,\"20\":2}""#,
+            ),
             (
                 "local a,b,c = cjson.encode_sparse_array(true, 0, 3) return {tostring(a),b,c,cjson.encode({[1]=1,[5]=2})}",
                 r#"{"true",0,3,"[1,null,null,null,2]"}"#,
             ),
-            ("return {cjson.encode({}), cjson.encode({{}})}", r#"{"{}","[{}]"}"#),
-            ("return cjson.encode({cjson.null, true, false, 'x'})", r#""[null,true,false,\"x\"]""#),
-            ("return cjson.encode({a={b={1,2,3}}, c='d', [1]=5})", r#""{\"a\":{\"b\":[1,2,3]},\"c\":\"d\",\"1\":5}""#),
-            ("return {tostring(cjson.encode_invalid_numbers(true)), cjson.encode({1/0, -1/0, 0/0})}", r#"{"true","[inf,-inf,nan]"}"#),
-            ("return {tostring(cjson.encode_invalid_numbers('null')), cjson.encode({1/0, -1/0, 0/0})}", r#"{"null","[null,null,null]"}"#),
-            ("cjson.encode_number_precision(3) return cjson.encode({1/3, 12345, 0.5, [2.5]=1})", r#""{\"1\":0.333,\"2\":1.23e+04,\"3\":0.5,\"2.5\":1}""#),
+            (
+                "return {cjson.encode({}), cjson.encode({{}})}",
+                r#"{"{}","[{}]"}"#,
+            ),
+            (
+                "return cjson.encode({cjson.null, true, false, 'x'})",
+                r#""[null,true,false,\"x\"]""#,
+            ),
+            (
+                "return cjson.encode({a={b={1,2,3}}, c='d', [1]=5})",
+                r#""{\"a\":{\"b\":[1,2,3]},\"c\":\"d\",\"1\":5}""#,
+            ),
+            (
+                "return {tostring(cjson.encode_invalid_numbers(true)), cjson.encode({1/0, -1/0, 0/0})}",
+                r#"{"true","[inf,-inf,nan]"}"#,
+            ),
+            (
+                "return {tostring(cjson.encode_invalid_numbers('null')), cjson.encode({1/0, -1/0, 0/0})}",
+                r#"{"null","[null,null,null]"}"#,
+            ),
+            (
+                "cjson.encode_number_precision(3) return cjson.encode({1/3, 12345, 0.5, [2.5]=1})",
+                r#""{\"1\":0.333,\"2\":1.23e+04,\"3\":0.5,\"2.5\":1}""#,
+            ),
         ];
         for (code, want) in cases {
             assert_eq!(eval(code), *want, "{code}");
@@ -812,13 +922,28 @@ mod tests {
                  tostring(cjson.encode_keep_buffer()), tostring(cjson.encode_invalid_numbers()), tostring(cjson.decode_invalid_numbers())}",
                 r#"{1000,1000,14,"true","false","true"}"#,
             ),
-            ("local a,b,c = cjson.encode_sparse_array() return {tostring(a),b,c}", r#"{"false",2,10}"#),
+            (
+                "local a,b,c = cjson.encode_sparse_array() return {tostring(a),b,c}",
+                r#"{"false",2,10}"#,
+            ),
             ("return {cjson.encode_sparse_array('on', 1)}", "{true,1,10}"),
             ("return cjson.encode_max_depth('5')", "5"),
-            ("local c = cjson.new() c.encode_max_depth(1) cjson.encode_max_depth(5) return {cjson.encode_max_depth(), c.encode_max_depth(), c._NAME}", r#"{5,1,"cjson"}"#),
-            ("return tostring(cjson.encode_keep_buffer('off'))", r#""false""#),
-            ("return {cjson.decode_invalid_numbers('on'), tostring(cjson.decode_invalid_numbers('off'))}", r#"{true,"false"}"#),
-            ("return {cjson._NAME, cjson._VERSION, type(cjson.null)}", r#"{"cjson","2.1.0","userdata"}"#),
+            (
+                "local c = cjson.new() c.encode_max_depth(1) cjson.encode_max_depth(5) return {cjson.encode_max_depth(), c.encode_max_depth(), c._NAME}",
+                r#"{5,1,"cjson"}"#,
+            ),
+            (
+                "return tostring(cjson.encode_keep_buffer('off'))",
+                r#""false""#,
+            ),
+            (
+                "return {cjson.decode_invalid_numbers('on'), tostring(cjson.decode_invalid_numbers('off'))}",
+                r#"{true,"false"}"#,
+            ),
+            (
+                "return {cjson._NAME, cjson._VERSION, type(cjson.null)}",
+                r#"{"cjson","2.1.0","userdata"}"#,
+            ),
         ];
         for (code, want) in cases {
             assert_eq!(eval(code), *want, "{code}");
@@ -833,9 +958,18 @@ mod tests {
             ("return tostring(cjson.decode('-Infinity'))", r#""-inf""#),
             ("return tostring(cjson.decode('nan'))", r#""nan""#),
             ("return cjson.decode(12)", "12"),
-            ("return cjson.decode('[1,\"a\",{\"b\":[true,false,null]}]')", r#"{1,"a",{["b"]={true,false,null}}}"#),
-            ("return cjson.decode('[1]' .. string.char(0) .. 'garbage')", "{1}"),
-            ("return cjson.decode('\"\\\\u00e9\\\\ud83d\\\\ude00\\\\u0000x\"')", r#""\xc3\xa9\xf0\x9f\x98\x80\x00x""#),
+            (
+                "return cjson.decode('[1,\"a\",{\"b\":[true,false,null]}]')",
+                r#"{1,"a",{["b"]={true,false,null}}}"#,
+            ),
+            (
+                "return cjson.decode('[1]' .. string.char(0) .. 'garbage')",
+                "{1}",
+            ),
+            (
+                "return cjson.decode('\"\\\\u00e9\\\\ud83d\\\\ude00\\\\u0000x\"')",
+                r#""\xc3\xa9\xf0\x9f\x98\x80\x00x""#,
+            ),
             ("return cjson.decode(' {\"a\" : 1 , \"a\" : 2} ').a", "2"),
             ("return cjson.decode('[1.5e3, -0, 1E-2]')", "{1500,-0,0.01}"),
         ];
@@ -847,45 +981,162 @@ mod tests {
     #[test]
     fn lualib_cjson_errors_match_redis() {
         let cases: &[(&str, &str)] = &[
-            ("return cjson.encode()", "user_script:1: bad argument #1 to 'encode' (expected 1 argument)"),
-            ("return cjson.decode()", "user_script:1: bad argument #1 to 'decode' (expected 1 argument)"),
-            ("return cjson.encode(1,2)", "user_script:1: bad argument #1 to 'encode' (expected 1 argument)"),
-            ("return cjson.encode(function() end)", "user_script:1: Cannot serialise function: type not supported"),
-            ("return cjson.encode(cjson.new)", "user_script:1: Cannot serialise function: type not supported"),
-            ("return cjson.decode('[1,]')", "user_script:1: Expected value but found T_ARR_END at character 4"),
-            ("return cjson.encode(0/0)", "user_script:1: Cannot serialise number: must not be NaN or Inf"),
-            ("return cjson.encode({[{}]=1})", "user_script:1: Cannot serialise table: table key must be a number or string"),
-            ("return cjson.encode({[1]=1,[20]=2})", "user_script:1: Cannot serialise table: excessively sparse array"),
-            ("return cjson.decode('[1,2')", "user_script:1: Expected comma or array end but found T_END at character 5"),
-            ("return cjson.decode('{\"a\" 1}')", "user_script:1: Expected colon but found T_NUMBER at character 6"),
-            ("return cjson.decode('{1:1}')", "user_script:1: Expected object key string but found T_NUMBER at character 2"),
-            ("return cjson.decode('{\"a\":1,}')", "user_script:1: Expected object key string but found T_OBJ_END at character 8"),
-            ("return cjson.decode('[\"abc')", "user_script:1: Expected value but found unexpected end of string at character 6"),
-            ("return cjson.decode('[\"a\\\\qb\"]')", "user_script:1: Expected value but found invalid escape code at character 4"),
-            ("return cjson.decode('[\"a\\\\u12\"]')", "user_script:1: Expected value but found invalid unicode escape code at character 4"),
-            ("return cjson.decode('[1] x')", "user_script:1: Expected the end but found invalid token at character 5"),
-            ("return cjson.decode('')", "user_script:1: Expected value but found T_END at character 1"),
-            ("return cjson.decode('  ')", "user_script:1: Expected value but found T_END at character 3"),
-            ("return cjson.decode('-')", "user_script:1: Expected value but found invalid number at character 1"),
-            ("return cjson.decode('tru')", "user_script:1: Expected value but found invalid token at character 1"),
-            ("return cjson.decode('1.5e')", "user_script:1: Expected the end but found invalid token at character 4"),
-            ("return cjson.decode('a\\0')", "user_script:1: JSON parser does not support UTF-16 or UTF-32"),
-            ("return cjson.decode(string.char(0)..'x')", "user_script:1: JSON parser does not support UTF-16 or UTF-32"),
-            ("return cjson.decode({})", "user_script:1: bad argument #1 to 'decode' (string expected, got table)"),
-            ("return cjson.encode_invalid_numbers('x')", "user_script:1: bad argument #1 to 'encode_invalid_numbers' (invalid option 'x')"),
-            ("return cjson.encode_invalid_numbers(1,2)", "user_script:1: bad argument #2 to 'encode_invalid_numbers' (found too many arguments)"),
-            ("return cjson.encode_max_depth(0)", "user_script:1: bad argument #1 to 'encode_max_depth' (expected integer between 1 and 2147483647)"),
-            ("return cjson.encode_max_depth('a')", "user_script:1: bad argument #1 to 'encode_max_depth' (number expected, got string)"),
-            ("return cjson.encode_number_precision(15)", "user_script:1: bad argument #1 to 'encode_number_precision' (expected integer between 1 and 14)"),
-            ("return {cjson.encode_sparse_array(nil, -1)}", "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)"),
-            ("return {cjson.encode_sparse_array(nil, 1, -1)}", "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)"),
-            ("return {cjson.encode_sparse_array(1)}", "user_script:1: bad argument #1 to 'encode_sparse_array' (invalid option '1')"),
-            ("return tostring(cjson.encode_keep_buffer(1))", "user_script:1: bad argument #1 to 'encode_keep_buffer' (invalid option '1')"),
-            ("cjson.decode_invalid_numbers(false) return cjson.decode('[0x10]')", "user_script:1: Expected value but found invalid number at character 2"),
-            ("cjson.decode_invalid_numbers(false) return cjson.decode('[NaN]')", "user_script:1: Expected value but found invalid token at character 2"),
-            ("cjson.decode_invalid_numbers(false) return cjson.decode('[01]')", "user_script:1: Expected value but found invalid number at character 2"),
-            ("cjson.decode_invalid_numbers(false) return cjson.decode('[+1]')", "user_script:1: Expected value but found invalid token at character 2"),
-            ("cjson.decode_invalid_numbers(false) return cjson.decode('[-0x1]')", "user_script:1: Expected value but found invalid number at character 2"),
+            (
+                "return cjson.encode()",
+                "user_script:1: bad argument #1 to 'encode' (expected 1 argument)",
+            ),
+            (
+                "return cjson.decode()",
+                "user_script:1: bad argument #1 to 'decode' (expected 1 argument)",
+            ),
+            (
+                "return cjson.encode(1,2)",
+                "user_script:1: bad argument #1 to 'encode' (expected 1 argument)",
+            ),
+            (
+                "return cjson.encode(function() end)",
+                "user_script:1: Cannot serialise function: type not supported",
+            ),
+            (
+                "return cjson.encode(cjson.new)",
+                "user_script:1: Cannot serialise function: type not supported",
+            ),
+            (
+                "return cjson.decode('[1,]')",
+                "user_script:1: Expected value but found T_ARR_END at character 4",
+            ),
+            (
+                "return cjson.encode(0/0)",
+                "user_script:1: Cannot serialise number: must not be NaN or Inf",
+            ),
+            (
+                "return cjson.encode({[{}]=1})",
+                "user_script:1: Cannot serialise table: table key must be a number or string",
+            ),
+            (
+                "return cjson.encode({[1]=1,[20]=2})",
+                "user_script:1: Cannot serialise table: excessively sparse array",
+            ),
+            (
+                "return cjson.decode('[1,2')",
+                "user_script:1: Expected comma or array end but found T_END at character 5",
+            ),
+            (
+                "return cjson.decode('{\"a\" 1}')",
+                "user_script:1: Expected colon but found T_NUMBER at character 6",
+            ),
+            (
+                "return cjson.decode('{1:1}')",
+                "user_script:1: Expected object key string but found T_NUMBER at character 2",
+            ),
+            (
+                "return cjson.decode('{\"a\":1,}')",
+                "user_script:1: Expected object key string but found T_OBJ_END at character 8",
+            ),
+            (
+                "return cjson.decode('[\"abc')",
+                "user_script:1: Expected value but found unexpected end of string at character 6",
+            ),
+            (
+                "return cjson.decode('[\"a\\\\qb\"]')",
+                "user_script:1: Expected value but found invalid escape code at character 4",
+            ),
+            (
+                "return cjson.decode('[\"a\\\\u12\"]')",
+                "user_script:1: Expected value but found invalid unicode escape code at character 4",
+            ),
+            (
+                "return cjson.decode('[1] x')",
+                "user_script:1: Expected the end but found invalid token at character 5",
+            ),
+            (
+                "return cjson.decode('')",
+                "user_script:1: Expected value but found T_END at character 1",
+            ),
+            (
+                "return cjson.decode('  ')",
+                "user_script:1: Expected value but found T_END at character 3",
+            ),
+            (
+                "return cjson.decode('-')",
+                "user_script:1: Expected value but found invalid number at character 1",
+            ),
+            (
+                "return cjson.decode('tru')",
+                "user_script:1: Expected value but found invalid token at character 1",
+            ),
+            (
+                "return cjson.decode('1.5e')",
+                "user_script:1: Expected the end but found invalid token at character 4",
+            ),
+            (
+                "return cjson.decode('a\\0')",
+                "user_script:1: JSON parser does not support UTF-16 or UTF-32",
+            ),
+            (
+                "return cjson.decode(string.char(0)..'x')",
+                "user_script:1: JSON parser does not support UTF-16 or UTF-32",
+            ),
+            (
+                "return cjson.decode({})",
+                "user_script:1: bad argument #1 to 'decode' (string expected, got table)",
+            ),
+            (
+                "return cjson.encode_invalid_numbers('x')",
+                "user_script:1: bad argument #1 to 'encode_invalid_numbers' (invalid option 'x')",
+            ),
+            (
+                "return cjson.encode_invalid_numbers(1,2)",
+                "user_script:1: bad argument #2 to 'encode_invalid_numbers' (found too many arguments)",
+            ),
+            (
+                "return cjson.encode_max_depth(0)",
+                "user_script:1: bad argument #1 to 'encode_max_depth' (expected integer between 1 and 2147483647)",
+            ),
+            (
+                "return cjson.encode_max_depth('a')",
+                "user_script:1: bad argument #1 to 'encode_max_depth' (number expected, got string)",
+            ),
+            (
+                "return cjson.encode_number_precision(15)",
+                "user_script:1: bad argument #1 to 'encode_number_precision' (expected integer between 1 and 14)",
+            ),
+            (
+                "return {cjson.encode_sparse_array(nil, -1)}",
+                "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)",
+            ),
+            (
+                "return {cjson.encode_sparse_array(nil, 1, -1)}",
+                "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)",
+            ),
+            (
+                "return {cjson.encode_sparse_array(1)}",
+                "user_script:1: bad argument #1 to 'encode_sparse_array' (invalid option '1')",
+            ),
+            (
+                "return tostring(cjson.encode_keep_buffer(1))",
+                "user_script:1: bad argument #1 to 'encode_keep_buffer' (invalid option '1')",
+            ),
+            (
+                "cjson.decode_invalid_numbers(false) return cjson.decode('[0x10]')",
+                "user_script:1: Expected value but found invalid number at character 2",
+            ),
+            (
+                "cjson.decode_invalid_numbers(false) return cjson.decode('[NaN]')",
+                "user_script:1: Expected value but found invalid token at character 2",
+            ),
+            (
+                "cjson.decode_invalid_numbers(false) return cjson.decode('[01]')",
+                "user_script:1: Expected value but found invalid number at character 2",
+            ),
+            (
+                "cjson.decode_invalid_numbers(false) return cjson.decode('[+1]')",
+                "user_script:1: Expected value but found invalid token at character 2",
+            ),
+            (
+                "cjson.decode_invalid_numbers(false) return cjson.decode('[-0x1]')",
+                "user_script:1: Expected value but found invalid number at character 2",
+            ),
         ];
         for (code, want) in cases {
             assert_eq!(eval_err(code), *want, "{code}");
@@ -927,7 +1178,10 @@ mod tests {
                 "user_script:1: Cannot serialise, excessive nesting (1001)",
             ),
             // A cycle stops at the depth limit.
-            ("local t = {} t[1] = t return cjson.encode(t)", "user_script:1: Cannot serialise, excessive nesting (1001)"),
+            (
+                "local t = {} t[1] = t return cjson.encode(t)",
+                "user_script:1: Cannot serialise, excessive nesting (1001)",
+            ),
         ];
         for (code, want) in cases {
             assert_eq!(eval_err(code), *want, "{code}");
@@ -935,11 +1189,15 @@ mod tests {
         // The deepest nestings Redis decodes decode here too; encoding
         // 1000 levels fits a 1 MB stack (half the executors' default).
         assert_eq!(
-            eval("cjson.decode_max_depth(100000) local s = string.rep('[',7998)..string.rep(']',7998) return type(cjson.decode(s))"),
+            eval(
+                "cjson.decode_max_depth(100000) local s = string.rep('[',7998)..string.rep(']',7998) return type(cjson.decode(s))"
+            ),
             "\"table\""
         );
         assert_eq!(
-            eval("cjson.decode_max_depth(100000) local s = string.rep('{\"a\":',3999)..'1'..string.rep('}',3999) return type(cjson.decode(s))"),
+            eval(
+                "cjson.decode_max_depth(100000) local s = string.rep('{\"a\":',3999)..'1'..string.rep('}',3999) return type(cjson.decode(s))"
+            ),
             "\"table\""
         );
         let h = std::thread::Builder::new()
@@ -955,23 +1213,36 @@ mod tests {
     /// Random values whose numbers survive `%.14g` exactly.
     fn random_json_value(rng: &mut Rng, depth: u32) -> String {
         match rng.below(if depth > 3 { 5 } else { 7 }) {
-            0 => format!("{}", (rng.below(2_000_000_000_000) as i64) - 1_000_000_000_000),
+            0 => format!(
+                "{}",
+                (rng.below(2_000_000_000_000) as i64) - 1_000_000_000_000
+            ),
             1 => format!("{}", (rng.below(4_000_000_000) as f64 - 2e9) / 64.0),
             2 => {
                 let b = rng.bytes(30);
-                format!("'{}'", b.iter().map(|c| format!("\\{c}")).collect::<String>())
+                format!(
+                    "'{}'",
+                    b.iter().map(|c| format!("\\{c}")).collect::<String>()
+                )
             }
-            3 => (if rng.below(2) == 0 { "true" } else { "cjson.null" }).into(),
+            3 => (if rng.below(2) == 0 {
+                "true"
+            } else {
+                "cjson.null"
+            })
+            .into(),
             4 => format!("{}", rng.below(300) as i64 - 150),
             5 => {
                 let n = rng.below(12) + 1;
-                let items: Vec<String> = (0..n).map(|_| random_json_value(rng, depth + 1)).collect();
+                let items: Vec<String> =
+                    (0..n).map(|_| random_json_value(rng, depth + 1)).collect();
                 format!("{{{}}}", items.join(","))
             }
             _ => {
                 let n = rng.below(8);
-                let items: Vec<String> =
-                    (0..n).map(|i| format!("['k{i}\\0\\1/\"']={}", random_json_value(rng, depth + 1))).collect();
+                let items: Vec<String> = (0..n)
+                    .map(|i| format!("['k{i}\\0\\1/\"']={}", random_json_value(rng, depth + 1)))
+                    .collect();
                 format!("{{{}}}", items.join(","))
             }
         }
@@ -984,11 +1255,17 @@ mod tests {
         for _ in 0..300 {
             let v = random_json_value(&mut rng, 0);
             let code = format!("local v = {v} return v, cjson.decode(cjson.encode(v))");
-            let out: mlua::MultiValue = lua.load(&code).call(()).unwrap_or_else(|e| panic!("{e}: {v}"));
+            let out: mlua::MultiValue = lua
+                .load(&code)
+                .call(())
+                .unwrap_or_else(|e| panic!("{e}: {v}"));
             assert_eq!(render(&out[0]), render(&out[1]), "{v}");
         }
         assert_eq!(
-            eval_in(&lua, "return cjson.encode(cjson.decode('[1,-2.5,\"x\\\\u0000y\",{\"a\":[true,false]},{}]'))"),
+            eval_in(
+                &lua,
+                "return cjson.encode(cjson.decode('[1,-2.5,\"x\\\\u0000y\",{\"a\":[true,false]},{}]'))"
+            ),
             r#""[1,-2.5,\"x\\u0000y\",{\"a\":[true,false]},{}]""#
         );
     }
@@ -996,13 +1273,18 @@ mod tests {
     #[test]
     fn lualib_cjson_random_bytes_never_panic() {
         let lua = vm();
-        let f = lua.load("return function(s) return pcall(cjson.decode, s) end").eval::<mlua::Function>().unwrap();
+        let f = lua
+            .load("return function(s) return pcall(cjson.decode, s) end")
+            .eval::<mlua::Function>()
+            .unwrap();
         let mut rng = Rng::new(31337);
         let alphabet = b"[]{}:,\"\\u0123456789abcdefABCDEF-+.eExtrnulfsaINinfy \t\n";
         for i in 0..4000 {
             let n = rng.below(40) as usize;
             let b: Vec<u8> = if i % 2 == 0 {
-                (0..n).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect()
+                (0..n)
+                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                    .collect()
             } else {
                 rng.bytes(40)
             };

@@ -19,8 +19,8 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{
-    LibError, LibResult, MAX_CSTACK, arg_fail, check_string, double_to_int, fail, make_fn, num, number_to_integer,
-    opt_integer, check_integer,
+    LibError, LibResult, MAX_CSTACK, arg_fail, check_integer, check_string, double_to_int, fail,
+    make_fn, num, number_to_integer, opt_integer,
 };
 
 /// `LUACMSGPACK_MAX_NESTING`.
@@ -197,12 +197,17 @@ fn mp_pack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
     if args.is_empty() {
         return arg_fail(0, "MessagePack pack needs input.");
     }
-    let mut p = Packer { out: Vec::new(), tables: 0 };
+    let mut p = Packer {
+        out: Vec::new(),
+        tables: 0,
+    };
     for a in args {
         p.value(a, 0)?;
         p.check_size()?;
     }
-    Ok(MultiValue::from_vec(vec![Value::String(lua.create_string(&p.out)?)]))
+    Ok(MultiValue::from_vec(vec![Value::String(
+        lua.create_string(&p.out)?,
+    )]))
 }
 
 /// Why decoding stopped, as lua-cmsgpack reports it.
@@ -231,10 +236,16 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn need(&self, n: usize) -> Result<(), Stop> {
-        if self.p.len() < n { Err(Stop::Eof) } else { Ok(()) }
+        if self.p.len() < n {
+            Err(Stop::Eof)
+        } else {
+            Ok(())
+        }
     }
     fn be(&self, at: usize, n: usize) -> u64 {
-        self.p[at..at + n].iter().fold(0u64, |a, &b| (a << 8) | u64::from(b))
+        self.p[at..at + n]
+            .iter()
+            .fold(0u64, |a, &b| (a << 8) | u64::from(b))
     }
     fn consume(&mut self, n: usize) {
         self.p = &self.p[n..];
@@ -316,7 +327,7 @@ fn read_item(lua: &Lua, c: &mut Cursor<'_>) -> Result<Item, Stop> {
             c.consume(9);
             Item::Value(num(d))
         }
-        0xd9 | 0xda | 0xdb => {
+        0xd9..=0xdb => {
             let hl = match b {
                 0xd9 => 1,
                 0xda => 2,
@@ -329,12 +340,16 @@ fn read_item(lua: &Lua, c: &mut Cursor<'_>) -> Result<Item, Stop> {
             c.consume(1 + hl + l);
             Item::Value(Value::String(s))
         }
-        0xdc | 0xdd | 0xde | 0xdf => {
+        0xdc..=0xdf => {
             let hl = if b == 0xdc || b == 0xde { 2 } else { 4 };
             c.need(1 + hl)?;
             let l = c.be(1, hl);
             c.consume(1 + hl);
-            if b <= 0xdd { Item::Array(l) } else { Item::Map(l) }
+            if b <= 0xdd {
+                Item::Array(l)
+            } else {
+                Item::Map(l)
+            }
         }
         _ if b & 0x80 == 0 => {
             c.consume(1);
@@ -364,7 +379,8 @@ fn read_item(lua: &Lua, c: &mut Cursor<'_>) -> Result<Item, Stop> {
     Ok(item)
 }
 
-const TOO_MANY: &str = "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)";
+const TOO_MANY: &str =
+    "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)";
 
 /// Lua-side scratch space for [`decode_one`]: open tables by depth and
 /// their pending keys.
@@ -389,13 +405,18 @@ fn decode_one(lua: &Lua, c: &mut Cursor<'_>, base: i64, work: &Work) -> Result<V
             Item::Array(l) => {
                 let t = lua.create_table()?;
                 if used + 2 > MAX_CSTACK {
-                    return Err(Stop::Raise(LibError::Where("stack overflow (in function mp_decode_to_lua_array)".into())));
+                    return Err(Stop::Raise(LibError::Where(
+                        "stack overflow (in function mp_decode_to_lua_array)".into(),
+                    )));
                 }
                 if l == 0 {
                     Value::Table(t)
                 } else {
                     work.tables.raw_set(stack.len() + 1, t)?;
-                    stack.push(Frame::Array { remaining: l, index: 1 });
+                    stack.push(Frame::Array {
+                        remaining: l,
+                        index: 1,
+                    });
                     used += 2;
                     continue;
                 }
@@ -406,7 +427,10 @@ fn decode_one(lua: &Lua, c: &mut Cursor<'_>, base: i64, work: &Work) -> Result<V
                     Value::Table(t)
                 } else {
                     work.tables.raw_set(stack.len() + 1, t)?;
-                    stack.push(Frame::Map { remaining: l, has_key: false });
+                    stack.push(Frame::Map {
+                        remaining: l,
+                        has_key: false,
+                    });
                     used += 1;
                     continue;
                 }
@@ -469,25 +493,42 @@ fn decode_one(lua: &Lua, c: &mut Cursor<'_>, base: i64, work: &Work) -> Result<V
 
 /// `mp_unpack_full`: `limit` 0 with `offset` 0 means "everything, no
 /// offset result"; `base` is the stack slots the arguments occupy.
-fn unpack_full(lua: &Lua, args: &[Value], limit: i64, offset: i64, base: i64) -> LibResult<MultiValue> {
+fn unpack_full(
+    lua: &Lua,
+    args: &[Value],
+    limit: i64,
+    offset: i64,
+    base: i64,
+) -> LibResult<MultiValue> {
     let s = check_string(lua, args, 1)?;
     let bytes = s.as_bytes();
     let len = bytes.len();
     // C passes these as int.
     let (limit, offset) = (limit as i32, offset as i32);
     if offset < 0 || limit < 0 {
-        return fail(format!("Invalid request to unpack with offset of {offset} and limit of {}.", len as i32));
+        return fail(format!(
+            "Invalid request to unpack with offset of {offset} and limit of {}.",
+            len as i32
+        ));
     } else if offset as usize > len {
-        return fail(format!("Start offset {offset} greater than input length {}.", len as i32));
+        return fail(format!(
+            "Start offset {offset} greater than input length {}.",
+            len as i32
+        ));
     }
     let decode_all = limit == 0 && offset == 0;
     let limit = if decode_all { i32::MAX } else { limit };
-    let mut c = Cursor { p: &bytes[offset as usize..] };
+    let mut c = Cursor {
+        p: &bytes[offset as usize..],
+    };
     // Results accumulate in a Lua table (see `Frame`); slot 1 is the
     // offset when one is returned.
     let out = lua.create_table()?;
     let first = if decode_all { 1 } else { 2 };
-    let work = Work { tables: lua.create_table()?, keys: lua.create_table()? };
+    let work = Work {
+        tables: lua.create_table()?,
+        keys: lua.create_table()?,
+    };
     let mut cnt: i32 = 0;
     while !c.p.is_empty() && cnt < limit {
         match decode_one(lua, &mut c, base + i64::from(cnt), &work) {
@@ -502,7 +543,11 @@ fn unpack_full(lua: &Lua, args: &[Value], limit: i64, offset: i64, base: i64) ->
         if base + i64::from(cnt) + 1 > MAX_CSTACK {
             return fail("stack overflow (in function mp_check_stack)");
         }
-        let next = if c.p.is_empty() { -1 } else { (len - c.p.len()) as i32 };
+        let next = if c.p.is_empty() {
+            -1
+        } else {
+            (len - c.p.len()) as i32
+        };
         out.raw_set(1, num(f64::from(next)))?;
     }
     super::results(lua, out, (i64::from(cnt) + first - 1) as usize)
@@ -565,9 +610,22 @@ mod tests {
             )),
             "\"909301020381a161018201010303c3c2c0a3616263bf78787878787878787878787878787878787878787878787878787878787878d9207878787878787878787878787878787878787878787878787878787878787878c081ca3fc000000281000181ff01\""
         );
-        assert_eq!(eval(&format!("{HEX} return hex(cmsgpack.pack({{1,nil,3}}))")), "\"8201010303\"");
-        assert_eq!(eval(&format!("{HEX} return hex(cmsgpack.pack(string.rep('x', 256)):sub(1,10))")), "\"da010078787878787878\"");
-        assert_eq!(eval(&format!("{HEX} return hex(cmsgpack.pack(string.rep('x', 65536)):sub(1,12))")), "\"db0001000078787878787878\"");
+        assert_eq!(
+            eval(&format!("{HEX} return hex(cmsgpack.pack({{1,nil,3}}))")),
+            "\"8201010303\""
+        );
+        assert_eq!(
+            eval(&format!(
+                "{HEX} return hex(cmsgpack.pack(string.rep('x', 256)):sub(1,10))"
+            )),
+            "\"da010078787878787878\""
+        );
+        assert_eq!(
+            eval(&format!(
+                "{HEX} return hex(cmsgpack.pack(string.rep('x', 65536)):sub(1,12))"
+            )),
+            "\"db0001000078787878787878\""
+        );
         assert_eq!(
             eval(&format!(
                 "{HEX} local t={{}} for i=1,16 do t[i]=i end local m={{}} for i=1,16 do m['k'..i]=i end \
@@ -577,27 +635,68 @@ mod tests {
         );
         // Nesting deeper than 16 becomes nil (also what stops cycles).
         assert_eq!(
-            eval(&format!("{HEX} local t={{}} local c=t for i=1,20 do c[1]={{}} c=c[1] end return hex(cmsgpack.pack(t))")),
+            eval(&format!(
+                "{HEX} local t={{}} local c=t for i=1,20 do c[1]={{}} c=c[1] end return hex(cmsgpack.pack(t))"
+            )),
             "\"91919191919191919191919191919191c0\""
         );
     }
 
     #[test]
     fn lualib_cmsgpack_unpack_matches_redis() {
-        assert_eq!(eval("local t = {cmsgpack.unpack(cmsgpack.pack({1,2,{a=1}}, 'x'))} return {t[1][3].a, t[2]}"), r#"{1,"x"}"#);
-        assert_eq!(eval("return {cmsgpack.unpack('')}"), "{}");
-        assert_eq!(eval("return {cmsgpack.unpack(string.char(1,2,3))}"), "{1,2,3}");
-        assert_eq!(eval("return {cmsgpack.unpack_one(string.char(1,2,3))}"), "{1,1}");
-        assert_eq!(eval("return {cmsgpack.unpack_one(string.char(1,2,3), 2)}"), "{-1,3}");
-        assert_eq!(eval("return {cmsgpack.unpack_one(string.char(1,2,3), 3)}"), "{-1}");
-        assert_eq!(eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 2)}"), "{2,1,2}");
-        assert_eq!(eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 0, 1)}"), "{1}");
-        assert_eq!(eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 0)}"), "{1,2,3}");
-        assert_eq!(eval("return tostring(cmsgpack.unpack(string.char(0xcf, 0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff)))"), "\"-1\"");
-        assert_eq!(eval("return tostring(cmsgpack.unpack(string.char(0xd3, 0x80,0,0,0,0,0,0,0)))"), "\"-9.2233720368548e+18\"");
-        assert_eq!(eval("return tostring(cmsgpack.unpack(string.char(0xca, 0x3f,0xc0,0,0)))"), "\"1.5\"");
         assert_eq!(
-            eval("return {cmsgpack._NAME, cmsgpack._VERSION, cmsgpack._COPYRIGHT, cmsgpack._DESCRIPTION}"),
+            eval(
+                "local t = {cmsgpack.unpack(cmsgpack.pack({1,2,{a=1}}, 'x'))} return {t[1][3].a, t[2]}"
+            ),
+            r#"{1,"x"}"#
+        );
+        assert_eq!(eval("return {cmsgpack.unpack('')}"), "{}");
+        assert_eq!(
+            eval("return {cmsgpack.unpack(string.char(1,2,3))}"),
+            "{1,2,3}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_one(string.char(1,2,3))}"),
+            "{1,1}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_one(string.char(1,2,3), 2)}"),
+            "{-1,3}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_one(string.char(1,2,3), 3)}"),
+            "{-1}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 2)}"),
+            "{2,1,2}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 0, 1)}"),
+            "{1}"
+        );
+        assert_eq!(
+            eval("return {cmsgpack.unpack_limit(string.char(1,2,3), 0)}"),
+            "{1,2,3}"
+        );
+        assert_eq!(
+            eval(
+                "return tostring(cmsgpack.unpack(string.char(0xcf, 0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff)))"
+            ),
+            "\"-1\""
+        );
+        assert_eq!(
+            eval("return tostring(cmsgpack.unpack(string.char(0xd3, 0x80,0,0,0,0,0,0,0)))"),
+            "\"-9.2233720368548e+18\""
+        );
+        assert_eq!(
+            eval("return tostring(cmsgpack.unpack(string.char(0xca, 0x3f,0xc0,0,0)))"),
+            "\"1.5\""
+        );
+        assert_eq!(
+            eval(
+                "return {cmsgpack._NAME, cmsgpack._VERSION, cmsgpack._COPYRIGHT, cmsgpack._DESCRIPTION}"
+            ),
             r#"{"cmsgpack","lua-cmsgpack 0.4.0","Copyright (C) 2012, Salvatore Sanfilippo","MessagePack C implementation for Lua"}"#
         );
     }
@@ -605,20 +704,59 @@ mod tests {
     #[test]
     fn lualib_cmsgpack_errors_match_redis() {
         let cases = [
-            ("return cmsgpack.pack()", "user_script:1: bad argument #0 to 'pack' (MessagePack pack needs input.)"),
-            ("return {cmsgpack.unpack(string.char(0xc4, 1, 65))}", "user_script:1: Bad data format in input."),
-            ("return {cmsgpack.unpack(string.char(0xc1))}", "user_script:1: Bad data format in input."),
-            ("return {cmsgpack.unpack(string.char(0xd4, 1, 65))}", "user_script:1: Bad data format in input."),
-            ("return {cmsgpack.unpack(string.char(0x92, 1))}", "user_script:1: Missing bytes in input."),
+            (
+                "return cmsgpack.pack()",
+                "user_script:1: bad argument #0 to 'pack' (MessagePack pack needs input.)",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0xc4, 1, 65))}",
+                "user_script:1: Bad data format in input.",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0xc1))}",
+                "user_script:1: Bad data format in input.",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0xd4, 1, 65))}",
+                "user_script:1: Bad data format in input.",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0x92, 1))}",
+                "user_script:1: Missing bytes in input.",
+            ),
             // An array header claiming 4G elements: bounded by the input.
-            ("return {cmsgpack.unpack(string.char(0xdd, 255,255,255,255, 1))}", "user_script:1: Missing bytes in input."),
-            ("return {cmsgpack.unpack(string.char(0xdb, 255,255,255,255, 1))}", "user_script:1: Missing bytes in input."),
-            ("return {cmsgpack.unpack(string.char(0x81, 0xc0, 1))}", "table index is nil"),
-            ("return {cmsgpack.unpack(string.char(0x81, 0xcb, 0x7f,0xf8,0,0,0,0,0,0, 1))}", "table index is NaN"),
-            ("return {cmsgpack.unpack()}", "user_script:1: bad argument #1 to 'unpack' (string expected, got no value)"),
-            ("return {cmsgpack.unpack_one(string.char(1,2,3), 4)}", "user_script:1: Start offset 4 greater than input length 3."),
-            ("return {cmsgpack.unpack_one(string.char(1,2,3), -1)}", "user_script:1: Invalid request to unpack with offset of -1 and limit of 3."),
-            ("return {cmsgpack.unpack_limit(string.char(1,2,3))}", "user_script:1: bad argument #2 to 'unpack_limit' (number expected, got no value)"),
+            (
+                "return {cmsgpack.unpack(string.char(0xdd, 255,255,255,255, 1))}",
+                "user_script:1: Missing bytes in input.",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0xdb, 255,255,255,255, 1))}",
+                "user_script:1: Missing bytes in input.",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0x81, 0xc0, 1))}",
+                "table index is nil",
+            ),
+            (
+                "return {cmsgpack.unpack(string.char(0x81, 0xcb, 0x7f,0xf8,0,0,0,0,0,0, 1))}",
+                "table index is NaN",
+            ),
+            (
+                "return {cmsgpack.unpack()}",
+                "user_script:1: bad argument #1 to 'unpack' (string expected, got no value)",
+            ),
+            (
+                "return {cmsgpack.unpack_one(string.char(1,2,3), 4)}",
+                "user_script:1: Start offset 4 greater than input length 3.",
+            ),
+            (
+                "return {cmsgpack.unpack_one(string.char(1,2,3), -1)}",
+                "user_script:1: Invalid request to unpack with offset of -1 and limit of 3.",
+            ),
+            (
+                "return {cmsgpack.unpack_limit(string.char(1,2,3))}",
+                "user_script:1: bad argument #2 to 'unpack_limit' (number expected, got no value)",
+            ),
             (
                 "return #{cmsgpack.unpack(string.rep(string.char(1), 9000))}",
                 "user_script:1: stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)",
@@ -645,28 +783,49 @@ mod tests {
     fn lualib_cmsgpack_limits_match_redis() {
         // redis-server 7.0.15: 7999 values unpack, the 8000th overflows;
         // 3998 nested arrays decode, 3999 do not.
-        assert_eq!(eval("return select('#', cmsgpack.unpack(string.rep(string.char(1), 7999)))"), "7999");
+        assert_eq!(
+            eval("return select('#', cmsgpack.unpack(string.rep(string.char(1), 7999)))"),
+            "7999"
+        );
         assert_eq!(
             eval_err("return select('#', cmsgpack.unpack(string.rep(string.char(1), 8000)))"),
             "user_script:1: stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
         );
-        assert_eq!(eval("return type(cmsgpack.unpack(string.rep(string.char(0x91), 3999)..string.char(1)))"), "\"table\"");
         assert_eq!(
-            eval_err("return type(cmsgpack.unpack(string.rep(string.char(0x91), 4000)..string.char(1)))"),
+            eval(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x91), 3999)..string.char(1)))"
+            ),
+            "\"table\""
+        );
+        assert_eq!(
+            eval_err(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x91), 4000)..string.char(1)))"
+            ),
             "user_script:1: stack overflow (in function mp_decode_to_lua_array)"
         );
-        assert_eq!(eval("return type(cmsgpack.unpack(string.rep(string.char(0x81,1), 3999)..string.char(1)))"), "\"table\"");
         assert_eq!(
-            eval_err("return type(cmsgpack.unpack(string.rep(string.char(0x81,1), 4000)..string.char(1)))"),
+            eval(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x81,1), 3999)..string.char(1)))"
+            ),
+            "\"table\""
+        );
+        assert_eq!(
+            eval_err(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x81,1), 4000)..string.char(1)))"
+            ),
             "user_script:1: stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
         );
         // Maps nested through their keys: one slot per level.
         assert_eq!(
-            eval_err("return type(cmsgpack.unpack(string.rep(string.char(0x81), 7997)..string.char(1, 1)))"),
+            eval_err(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x81), 7997)..string.char(1, 1)))"
+            ),
             "user_script:1: Missing bytes in input."
         );
         assert_eq!(
-            eval_err("return type(cmsgpack.unpack(string.rep(string.char(0x81), 7998)..string.char(1, 1)))"),
+            eval_err(
+                "return type(cmsgpack.unpack(string.rep(string.char(0x81), 7998)..string.char(1, 1)))"
+            ),
             "user_script:1: stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
         );
     }
@@ -679,7 +838,10 @@ mod tests {
             1 => format!("{}", (rng.next() >> 11) as f64 / 1024.0 - 4e12),
             2 => {
                 let b = rng.bytes(40);
-                format!("'{}'", b.iter().map(|c| format!("\\{c}")).collect::<String>())
+                format!(
+                    "'{}'",
+                    b.iter().map(|c| format!("\\{c}")).collect::<String>()
+                )
             }
             3 => (if rng.below(2) == 0 { "true" } else { "false" }).into(),
             4 => format!("{}", rng.below(300) as i64 - 150),
@@ -690,8 +852,9 @@ mod tests {
             }
             _ => {
                 let n = rng.below(10);
-                let items: Vec<String> =
-                    (0..n).map(|i| format!("['k{i}']={}", random_value(rng, depth + 1))).collect();
+                let items: Vec<String> = (0..n)
+                    .map(|i| format!("['k{i}']={}", random_value(rng, depth + 1)))
+                    .collect();
                 format!("{{{}}}", items.join(","))
             }
         }
@@ -721,7 +884,10 @@ mod tests {
     #[test]
     fn lualib_cmsgpack_random_bytes_never_panic() {
         let lua = vm();
-        let f = lua.load("return function(s) return pcall(cmsgpack.unpack, s) end").eval::<mlua::Function>().unwrap();
+        let f = lua
+            .load("return function(s) return pcall(cmsgpack.unpack, s) end")
+            .eval::<mlua::Function>()
+            .unwrap();
         let g = lua
             .load("return function(s, n, o) return pcall(cmsgpack.unpack_limit, s, n, o) end")
             .eval::<mlua::Function>()
@@ -731,7 +897,9 @@ mod tests {
             let b = rng.bytes(48);
             let s = lua.create_string(&b).unwrap();
             let _: mlua::MultiValue = f.call(s.clone()).unwrap();
-            let _: mlua::MultiValue = g.call((s, rng.below(4) as i64, rng.below(6) as i64 - 1)).unwrap();
+            let _: mlua::MultiValue = g
+                .call((s, rng.below(4) as i64, rng.below(6) as i64 - 1))
+                .unwrap();
         }
     }
 
@@ -744,8 +912,14 @@ mod tests {
             &lua,
             "local t = {} t[1] = t t[2] = t t[3] = t t[4] = t local ok, e = pcall(cmsgpack.pack, t) return ok, e",
         );
-        assert_eq!(err, "false \"MessagePack pack visits more than 1048576 tables\"");
-        let err = eval_in(&lua, "local ok, e = pcall(cmsgpack.pack, string.rep('x', 40000000), string.rep('y', 40000000)) return ok, e");
+        assert_eq!(
+            err,
+            "false \"MessagePack pack visits more than 1048576 tables\""
+        );
+        let err = eval_in(
+            &lua,
+            "local ok, e = pcall(cmsgpack.pack, string.rep('x', 40000000), string.rep('y', 40000000)) return ok, e",
+        );
         assert_eq!(err, "false \"MessagePack pack result exceeds 64 MB\"");
         // Singly self-referential: 16 levels then nil, as in Redis.
         assert_eq!(

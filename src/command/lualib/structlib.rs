@@ -13,8 +13,8 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{
-    LibResult, MAX_CSTACK, ResultList, arg_fail, arg_type_name, check_string, fail, make_fn, num, opt_integer,
-    to_number,
+    LibResult, MAX_CSTACK, ResultList, arg_fail, arg_type_name, check_string, fail, make_fn, num,
+    opt_integer, to_number,
 };
 
 const MAXINTSIZE: usize = 32;
@@ -33,7 +33,10 @@ struct Header {
 
 impl Header {
     fn new() -> Self {
-        Header { endian: Endian::Little, align: 1 }
+        Header {
+            endian: Endian::Little,
+            align: 1,
+        }
     }
 }
 
@@ -66,7 +69,9 @@ fn optsize(opt: u8, fmt: &[u8], pos: &mut usize) -> LibResult<usize> {
         b'i' | b'I' => {
             let sz = getnum(fmt, pos, 4)?;
             if sz as usize > MAXINTSIZE {
-                return fail(format!("integral size {sz} is larger than limit of {MAXINTSIZE}"));
+                return fail(format!(
+                    "integral size {sz} is larger than limit of {MAXINTSIZE}"
+                ));
             }
             sz as usize
         }
@@ -113,10 +118,18 @@ fn c_str(b: &[u8]) -> &[u8] {
 }
 
 fn put_integer(out: &mut Vec<u8>, n: f64, endian: Endian, size: usize) {
-    let mut value: u64 = if n < 0.0 { super::number_to_integer(n) as u64 } else { double_to_u64(n) };
+    let mut value: u64 = if n < 0.0 {
+        super::number_to_integer(n) as u64
+    } else {
+        double_to_u64(n)
+    };
     let mut buf = [0u8; MAXINTSIZE];
     for i in 0..size {
-        let slot = if endian == Endian::Little { i } else { size - 1 - i };
+        let slot = if endian == Endian::Little {
+            i
+        } else {
+            size - 1 - i
+        };
         buf[slot] = (value & 0xff) as u8;
         value >>= 8;
     }
@@ -137,7 +150,11 @@ fn double_to_u64(n: f64) -> u64 {
 fn get_integer(b: &[u8], endian: Endian, signed: bool, size: usize) -> f64 {
     let mut l: u64 = 0;
     for i in 0..size {
-        let byte = if endian == Endian::Big { b[i] } else { b[size - 1 - i] };
+        let byte = if endian == Endian::Big {
+            b[i]
+        } else {
+            b[size - 1 - i]
+        };
         l = (l << 8) | u64::from(byte);
     }
     if !signed {
@@ -163,11 +180,20 @@ fn b_pack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
     // The C function pushes a nil separator after the arguments, so the
     // first missing argument reads as nil, later ones as "no value".
     let getarg = |i: usize| -> Value { args.get(i - 1).cloned().unwrap_or(Value::Nil) };
-    let missing_name = |i: usize| if i == args.len() + 1 { "nil" } else { arg_type_name(args, i) };
+    let missing_name = |i: usize| {
+        if i == args.len() + 1 {
+            "nil"
+        } else {
+            arg_type_name(args, i)
+        }
+    };
     let need_number = |i: usize| -> LibResult<f64> {
         match args.get(i - 1).and_then(to_number) {
             Some(n) => Ok(n),
-            None => arg_fail(i as i32, format!("number expected, got {}", missing_name(i))),
+            None => arg_fail(
+                i as i32,
+                format!("number expected, got {}", missing_name(i)),
+            ),
         }
     };
     while pos < fmt.len() {
@@ -186,13 +212,21 @@ fn b_pack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
             b'f' => {
                 let f = need_number(arg)? as f32;
                 arg += 1;
-                let b = if h.endian == Endian::Little { f.to_le_bytes() } else { f.to_be_bytes() };
+                let b = if h.endian == Endian::Little {
+                    f.to_le_bytes()
+                } else {
+                    f.to_be_bytes()
+                };
                 out.extend_from_slice(&b);
             }
             b'd' => {
                 let d = need_number(arg)?;
                 arg += 1;
-                let b = if h.endian == Endian::Little { d.to_le_bytes() } else { d.to_be_bytes() };
+                let b = if h.endian == Endian::Little {
+                    d.to_le_bytes()
+                } else {
+                    d.to_be_bytes()
+                };
                 out.extend_from_slice(&b);
             }
             b'c' | b's' => {
@@ -200,7 +234,12 @@ fn b_pack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
                 let s = match v {
                     Value::String(s) => s,
                     Value::Integer(_) | Value::Number(_) => check_string(lua, args, arg)?,
-                    _ => return arg_fail(arg as i32, format!("string expected, got {}", missing_name(arg))),
+                    _ => {
+                        return arg_fail(
+                            arg as i32,
+                            format!("string expected, got {}", missing_name(arg)),
+                        );
+                    }
                 };
                 arg += 1;
                 let sb = s.as_bytes();
@@ -220,7 +259,9 @@ fn b_pack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
             _ => controloptions(opt, fmt, &mut pos, &mut h)?,
         }
     }
-    Ok(MultiValue::from_vec(vec![Value::String(lua.create_string(&out)?)]))
+    Ok(MultiValue::from_vec(vec![Value::String(
+        lua.create_string(&out)?,
+    )]))
 }
 
 fn b_unpack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
@@ -256,27 +297,48 @@ fn b_unpack(lua: &Lua, args: &[Value]) -> LibResult<MultiValue> {
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
                 let signed = opt.is_ascii_lowercase();
-                out.push(num(get_integer(&data[pos..pos + size], h.endian, signed, size)))?;
+                out.push(num(get_integer(
+                    &data[pos..pos + size],
+                    h.endian,
+                    signed,
+                    size,
+                )))?;
             }
             b'x' => {}
             b'f' => {
                 let b: [u8; 4] = data[pos..pos + 4].try_into().unwrap_or([0; 4]);
-                let f = if h.endian == Endian::Little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
+                let f = if h.endian == Endian::Little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
                 out.push(num(f64::from(f)))?;
             }
             b'd' => {
                 let b: [u8; 8] = data[pos..pos + 8].try_into().unwrap_or([0; 8]);
-                let d = if h.endian == Endian::Little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
+                let d = if h.endian == Endian::Little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
                 out.push(num(d))?;
             }
             b'c' => {
                 if size == 0 {
-                    let prev = if out.len() == 0 { None } else { to_number(&out.last()?) };
+                    let prev = if out.len() == 0 {
+                        None
+                    } else {
+                        to_number(&out.last()?)
+                    };
                     let Some(n) = prev else {
                         return fail("format 'c0' needs a previous size");
                     };
                     out.pop()?;
-                    size = if n < 0.0 { super::number_to_integer(n) as u64 as usize } else { double_to_u64(n) as usize };
+                    size = if n < 0.0 {
+                        super::number_to_integer(n) as u64 as usize
+                    } else {
+                        double_to_u64(n) as usize
+                    };
                     if !(size <= ld && pos <= ld - size) {
                         return arg_fail(2, "data string too short");
                     }
@@ -353,50 +415,136 @@ mod tests {
             got,
             r#"{"0102","feffffff","fffffefffffffdffffffffffffff04000000000000000500000000000000","0100000002000000","01000000000000000000000000000040","3ff80000000000003dcccccd","616200","616263","6162","00","ffffffffffffffff0000000000000000","000000000000000000000001"}"#
         );
-        assert_eq!(eval("return {struct.size('bhil'), struct.size('!bhil'), struct.size('!2 b d'), struct.size('>I3 c5')}"), "{15,16,10,8}");
+        assert_eq!(
+            eval(
+                "return {struct.size('bhil'), struct.size('!bhil'), struct.size('!2 b d'), struct.size('>I3 c5')}"
+            ),
+            "{15,16,10,8}"
+        );
     }
 
     #[test]
     fn lualib_struct_unpack_matches_redis() {
-        assert_eq!(eval("return {struct.unpack('>I2 <i4 b', string.char(1,2, 0xfe,0xff,0xff,0xff, 0x80))}"), "{258,-2,-128,8}");
-        assert_eq!(eval("return {struct.unpack('s s', 'ab\\0cd\\0')}"), r#"{"ab","cd",7}"#);
-        assert_eq!(eval("return {struct.unpack('b c0', string.char(2)..'xyz')}"), r#"{"xy",4}"#);
+        assert_eq!(
+            eval(
+                "return {struct.unpack('>I2 <i4 b', string.char(1,2, 0xfe,0xff,0xff,0xff, 0x80))}"
+            ),
+            "{258,-2,-128,8}"
+        );
+        assert_eq!(
+            eval("return {struct.unpack('s s', 'ab\\0cd\\0')}"),
+            r#"{"ab","cd",7}"#
+        );
+        assert_eq!(
+            eval("return {struct.unpack('b c0', string.char(2)..'xyz')}"),
+            r#"{"xy",4}"#
+        );
         assert_eq!(eval("return {struct.unpack('b', 'xyz', 3)}"), "{122,4}");
-        assert_eq!(eval("return {struct.unpack('>d', struct.pack('>d', 0.1))}"), "{0.1,9}");
-        assert_eq!(eval("return {struct.unpack('<i16', string.rep(string.char(255), 16))}"), "{-1,17}");
-        assert_eq!(eval("return {tostring(struct.unpack('<i8', string.char(0,0,0,0,0,0,0,128)))}"), r#"{"-9.2233720368548e+18"}"#);
+        assert_eq!(
+            eval("return {struct.unpack('>d', struct.pack('>d', 0.1))}"),
+            "{0.1,9}"
+        );
+        assert_eq!(
+            eval("return {struct.unpack('<i16', string.rep(string.char(255), 16))}"),
+            "{-1,17}"
+        );
+        assert_eq!(
+            eval("return {tostring(struct.unpack('<i8', string.char(0,0,0,0,0,0,0,128)))}"),
+            r#"{"-9.2233720368548e+18"}"#
+        );
     }
 
     #[test]
     fn lualib_struct_errors_match_redis() {
         let cases = [
-            ("return struct.size('s')", "user_script:1: bad argument #1 to 'size' (option 's' has no fixed size)"),
-            ("return struct.pack('c999999999999', 'a')", "user_script:1: integral size overflow"),
-            ("return struct.pack('c2147483648','a')", "user_script:1: integral size overflow"),
-            ("return struct.pack('c2', 'a')", "user_script:1: bad argument #3 to 'pack' (string too short)"),
-            ("return struct.pack('i33', 1)", "user_script:1: integral size 33 is larger than limit of 32"),
-            ("return struct.pack('!3', 1)", "user_script:1: alignment 3 is not a power of 2"),
-            ("return struct.pack('!0')", "user_script:1: alignment 0 is not a power of 2"),
-            ("return struct.pack('z', 1)", "user_script:1: bad argument #1 to 'pack' (invalid format option 'z')"),
-            ("return struct.pack('i')", "user_script:1: bad argument #2 to 'pack' (number expected, got nil)"),
-            ("return {struct.unpack('s', 'ab')}", "user_script:1: unfinished string in data"),
-            ("return {struct.unpack('c0', 'xyz')}", "user_script:1: format 'c0' needs a previous size"),
-            ("return {struct.unpack('i4', 'xyz')}", "user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("return {struct.unpack('b', 'xyz', 4)}", "user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("return {struct.unpack('b', 'xyz', 5)}", "user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("return {struct.unpack('b', 'xyz', 0)}", "user_script:1: bad argument #3 to 'unpack' (offset must be 1 or greater)"),
-            ("return {struct.unpack('b', 'xyz', -1)}", "user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("return #{struct.unpack(string.rep('b', 9000), string.rep('a', 9000))}", "user_script:1: stack overflow (too many results)"),
+            (
+                "return struct.size('s')",
+                "user_script:1: bad argument #1 to 'size' (option 's' has no fixed size)",
+            ),
+            (
+                "return struct.pack('c999999999999', 'a')",
+                "user_script:1: integral size overflow",
+            ),
+            (
+                "return struct.pack('c2147483648','a')",
+                "user_script:1: integral size overflow",
+            ),
+            (
+                "return struct.pack('c2', 'a')",
+                "user_script:1: bad argument #3 to 'pack' (string too short)",
+            ),
+            (
+                "return struct.pack('i33', 1)",
+                "user_script:1: integral size 33 is larger than limit of 32",
+            ),
+            (
+                "return struct.pack('!3', 1)",
+                "user_script:1: alignment 3 is not a power of 2",
+            ),
+            (
+                "return struct.pack('!0')",
+                "user_script:1: alignment 0 is not a power of 2",
+            ),
+            (
+                "return struct.pack('z', 1)",
+                "user_script:1: bad argument #1 to 'pack' (invalid format option 'z')",
+            ),
+            (
+                "return struct.pack('i')",
+                "user_script:1: bad argument #2 to 'pack' (number expected, got nil)",
+            ),
+            (
+                "return {struct.unpack('s', 'ab')}",
+                "user_script:1: unfinished string in data",
+            ),
+            (
+                "return {struct.unpack('c0', 'xyz')}",
+                "user_script:1: format 'c0' needs a previous size",
+            ),
+            (
+                "return {struct.unpack('i4', 'xyz')}",
+                "user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "return {struct.unpack('b', 'xyz', 4)}",
+                "user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "return {struct.unpack('b', 'xyz', 5)}",
+                "user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "return {struct.unpack('b', 'xyz', 0)}",
+                "user_script:1: bad argument #3 to 'unpack' (offset must be 1 or greater)",
+            ),
+            (
+                "return {struct.unpack('b', 'xyz', -1)}",
+                "user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "return #{struct.unpack(string.rep('b', 9000), string.rep('a', 9000))}",
+                "user_script:1: stack overflow (too many results)",
+            ),
         ];
         for (code, want) in cases {
             assert_eq!(eval_err(code), want, "{code}");
         }
         // The largest result list Redis allows still works.
         // redis-server 7.0.15: 7997 items unpack (7998 results), 7998 do not.
-        assert_eq!(eval("return select('#', struct.unpack(string.rep('b', 7997), string.rep('a', 7997)))"), "7998");
-        assert_eq!(eval("return select('#', struct.unpack(string.rep('c1', 7997), string.rep('a', 7997)))"), "7998");
         assert_eq!(
-            eval_err("return select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))"),
+            eval("return select('#', struct.unpack(string.rep('b', 7997), string.rep('a', 7997)))"),
+            "7998"
+        );
+        assert_eq!(
+            eval(
+                "return select('#', struct.unpack(string.rep('c1', 7997), string.rep('a', 7997)))"
+            ),
+            "7998"
+        );
+        assert_eq!(
+            eval_err(
+                "return select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))"
+            ),
             "user_script:1: stack overflow (too many results)"
         );
     }
@@ -405,7 +553,9 @@ mod tests {
     fn lualib_struct_round_trips_random_values() {
         let lua = vm();
         let mut rng = Rng::new(14);
-        let fmts = ["<i4", ">i4", "<I2", ">h", "b", "B", "<l", ">L", "<d", ">d", "!8 d", "<i3", ">I7"];
+        let fmts = [
+            "<i4", ">i4", "<I2", ">h", "b", "B", "<l", ">L", "<d", ">d", "!8 d", "<i3", ">I7",
+        ];
         for _ in 0..300 {
             let f = fmts[rng.below(fmts.len() as u64) as usize];
             let v: i64 = match f {
@@ -420,9 +570,13 @@ mod tests {
             };
             let v = if f.ends_with('L') { v.abs() } else { v };
             let code = if f.contains('d') {
-                format!("local s = struct.pack('{f}', {v}.25) local a, b = struct.unpack('{f}', s) return a == {v}.25 and b == #s + 1")
+                format!(
+                    "local s = struct.pack('{f}', {v}.25) local a, b = struct.unpack('{f}', s) return a == {v}.25 and b == #s + 1"
+                )
             } else {
-                format!("local s = struct.pack('{f}', {v}) local a, b = struct.unpack('{f}', s) return a == {v} and b == #s + 1")
+                format!(
+                    "local s = struct.pack('{f}', {v}) local a, b = struct.unpack('{f}', s) return a == {v} and b == #s + 1"
+                )
             };
             assert_eq!(eval_in(&lua, &code), "true", "{code}");
         }
@@ -433,12 +587,23 @@ mod tests {
         let lua = vm();
         let mut rng = Rng::new(7);
         let alphabet = b"bBhHlLTiIfdxcs<>! 0123456789z";
-        let f = lua.load("return function(f, d) return pcall(struct.unpack, f, d) end").eval::<mlua::Function>().unwrap();
-        let p = lua.load("return function(f, d) return pcall(struct.pack, f, d, d, 1, 2) end").eval::<mlua::Function>().unwrap();
-        let s = lua.load("return function(f) return pcall(struct.size, f) end").eval::<mlua::Function>().unwrap();
+        let f = lua
+            .load("return function(f, d) return pcall(struct.unpack, f, d) end")
+            .eval::<mlua::Function>()
+            .unwrap();
+        let p = lua
+            .load("return function(f, d) return pcall(struct.pack, f, d, d, 1, 2) end")
+            .eval::<mlua::Function>()
+            .unwrap();
+        let s = lua
+            .load("return function(f) return pcall(struct.size, f) end")
+            .eval::<mlua::Function>()
+            .unwrap();
         for _ in 0..2000 {
             let n = rng.below(12) as usize;
-            let fmt: Vec<u8> = (0..n).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let fmt: Vec<u8> = (0..n)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
             let data = rng.bytes(64);
             let fs = lua.create_string(&fmt).unwrap();
             let ds = lua.create_string(&data).unwrap();

@@ -36,10 +36,21 @@ pub(crate) fn eval_err(code: &str) -> String {
 
 /// Like [`eval_err`] in a given VM.
 pub(crate) fn eval_err_in(lua: &Lua, code: &str) -> String {
-    match lua.load(code).set_name("@user_script").call::<MultiValue>(()) {
-        Ok(r) => panic!("expected an error, got {:?}", r.iter().map(render).collect::<Vec<_>>()),
+    match lua
+        .load(code)
+        .set_name("@user_script")
+        .call::<MultiValue>(())
+    {
+        Ok(r) => panic!(
+            "expected an error, got {:?}",
+            r.iter().map(render).collect::<Vec<_>>()
+        ),
         // mlua appends a traceback; Redis's reply carries the message only.
-        Err(mlua::Error::RuntimeError(m)) => m.split("\nstack traceback:").next().unwrap_or("").to_string(),
+        Err(mlua::Error::RuntimeError(m)) => m
+            .split("\nstack traceback:")
+            .next()
+            .unwrap_or("")
+            .to_string(),
         Err(e) => format!("{e}"),
     }
 }
@@ -57,7 +68,9 @@ pub(crate) fn render(v: &Value) -> String {
         Value::LightUserData(p) if p.0.is_null() => "null".into(),
         Value::Table(t) => {
             let n = t.raw_len();
-            let mut parts: Vec<String> = (1..=n).map(|i| render(&t.raw_get::<Value>(i).unwrap_or(Value::Nil))).collect();
+            let mut parts: Vec<String> = (1..=n)
+                .map(|i| render(&t.raw_get::<Value>(i).unwrap_or(Value::Nil)))
+                .collect();
             let mut rest: Vec<String> = Vec::new();
             for pair in t.pairs::<Value, Value>() {
                 let (k, v) = pair.expect("pair");
