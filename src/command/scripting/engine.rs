@@ -489,6 +489,31 @@ pub(crate) struct Invocation {
     pub read_only: bool,
 }
 
+impl Invocation {
+    /// A run of the function `finder` finds under `name`, read-write, with
+    /// `-NOSCRIPT` when it is missing. Set the other fields after (new
+    /// fields get defaults here, so callers of `new` keep compiling).
+    pub(crate) fn new(
+        finder: Finder,
+        name: &[u8],
+        label: &str,
+        style: Style,
+        keys: Vec<Box<[u8]>>,
+        argv: Vec<Box<[u8]>>,
+    ) -> Invocation {
+        Invocation {
+            finder,
+            name: name.into(),
+            label: label.into(),
+            missing: NOSCRIPT,
+            style,
+            keys,
+            argv,
+            read_only: false,
+        }
+    }
+}
+
 /// What a run produced: its RESP2 reply, and whether it failed.
 pub(crate) struct Outcome {
     pub reply: Vec<u8>,

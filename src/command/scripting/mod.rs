@@ -355,9 +355,10 @@ async fn script_cmd(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// SCRIPT KILL: asks every busy core's script to stop. The reply as an
-/// error text, or "" for +OK (written by the caller).
-fn script_kill(shard: &Shard) -> &'static str {
+/// SCRIPT KILL (and FUNCTION KILL): asks every busy core's script to
+/// stop. The reply as an error text (`NOTBUSY …`, `UNKILLABLE …`), or ""
+/// for +OK (written by the caller).
+pub(crate) fn script_kill(shard: &Shard) -> &'static str {
     let mut busy = false;
     let mut unkillable = false;
     for core in 0..shard.nshards() {
