@@ -13,6 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -146,6 +147,10 @@ struct RunCtx {
     busy: bool,
     /// Set by the hook: why the script is being stopped.
     abort: Option<&'static str>,
+    nshards: usize,
+    /// Multi-shard mode (see [`run_spread`]): the connection's shard, the
+    /// shards the script holds (ascending) and its transaction id.
+    spread: Option<(Rc<Shard>, Vec<usize>, u64)>,
 }
 
 thread_local! {
@@ -181,6 +186,11 @@ pub(crate) struct Sandbox {
     pub env: Table,
     run: Function,
     run_with: Function,
+    /// Runs a script as a coroutine, for the multi-shard mode.
+    run_co: Function,
+    /// Switches redis.call/pcall between the direct (one shard) and the
+    /// awaiting (several shards) versions.
+    use_async: Function,
 }
 
 /// This core's Lua state and script cache.
@@ -243,6 +253,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<Sandbox> {
             }
         })?,
     )?;
+    raw.set("acall", lua.create_async_function(acall)?)?;
     raw.set(
         "aborting",
         lua.create_function(|_, ()| {
@@ -379,6 +390,8 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<Sandbox> {
         env: built.get("env")?,
         run: built.get("run")?,
         run_with: built.get("run_with")?,
+        run_co: built.get("run_co")?,
+        use_async: built.get("use_async")?,
     })
 }
 
@@ -553,6 +566,8 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
                 start: started,
                 busy: false,
                 abort: None,
+                nshards: s.nshards(),
+                spread: None,
             })
         });
         let _guard = CtxGuard(s.id());
@@ -676,9 +691,54 @@ fn lua_number_text(n: f64) -> Vec<u8> {
 /// a Lua value, or (nil, error text) — the Lua side (prelude.lua) raises
 /// it for `redis.call` and returns it as `{err=...}` for `redis.pcall`.
 fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, Value)> {
-    let fail = |text: &str| Ok((Value::Nil, Value::String(lua.create_string(text)?)));
+    let (buf, ranges) = match encode_args(&args) {
+        Ok(parts) => parts,
+        Err(text) => return fail(lua, text),
+    };
+    let args = Args::new(&buf, &ranges);
+    let reply = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        let ctx = c.as_mut().expect("redis.call runs inside a script");
+        // SAFETY: the pointer was set by `run_here` from the `&Shard` it
+        // runs on, and the context is cleared before that call returns.
+        let shard = unsafe { &*ctx.shard };
+        match plan(shard.id(), ctx, &args, |owner| owner == shard.id())? {
+            Plan::Answered(reply) => Ok(reply),
+            Plan::Run { handler, spec, .. } => Ok(run_handler(shard, spec, handler, &args)),
+            // Only reachable with several shards held (the async path).
+            Plan::Spread(_) => Err(UNDECLARED.to_string()),
+        }
+    });
+    reply_to_lua(lua, reply)
+}
+
+fn fail(lua: &Lua, text: &str) -> mlua::Result<(Value, Value)> {
+    Ok((Value::Nil, Value::String(lua.create_string(text)?)))
+}
+
+/// A command's reply (or a refusal) as redis.call's two results.
+fn reply_to_lua(lua: &Lua, reply: Result<Vec<u8>, String>) -> mlua::Result<(Value, Value)> {
+    match reply {
+        Err(text) => fail(lua, &text),
+        Ok(reply) if reply.first() == Some(&b'-') => {
+            let text =
+                String::from_utf8_lossy(&reply[1..reply.len().saturating_sub(2)]).into_owned();
+            fail(lua, &error_code_text(&text))
+        }
+        Ok(reply) => {
+            let mut pos = 0;
+            Ok((resp_to_lua(lua, &reply, &mut pos)?, Value::Nil))
+        }
+    }
+}
+
+type ArgBuf = (Vec<u8>, Vec<crate::protocol::parser::ArgRange>);
+
+/// redis.call's arguments as a command: strings as they are, numbers as
+/// Redis 7.0 formats them (`%.17g`), anything else refused.
+fn encode_args(args: &MultiValue) -> Result<ArgBuf, &'static str> {
     if args.is_empty() {
-        return fail(NO_ARGS);
+        return Err(NO_ARGS);
     }
     let mut buf = Vec::new();
     let mut ranges = Vec::with_capacity(args.len());
@@ -688,31 +748,11 @@ fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, Value)> {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
             Value::Integer(i) => buf.extend_from_slice(i.to_string().as_bytes()),
             Value::Number(n) => buf.extend_from_slice(&format_number(*n)),
-            _ => return fail(BAD_ARG),
+            _ => return Err(BAD_ARG),
         }
         ranges.push((start, buf.len()));
     }
-    let args = Args::new(&buf, &ranges);
-    let reply = CTX.with(|c| {
-        let mut c = c.borrow_mut();
-        let ctx = c.as_mut().expect("redis.call runs inside a script");
-        // SAFETY: the pointer was set by `run_here` from the `&Shard` it
-        // runs on, and the context is cleared before that call returns.
-        let shard = unsafe { &*ctx.shard };
-        exec(shard, ctx, &args)
-    });
-    match reply {
-        Err(text) => fail(&text),
-        Ok(reply) if reply.first() == Some(&b'-') => {
-            let text =
-                String::from_utf8_lossy(&reply[1..reply.len().saturating_sub(2)]).into_owned();
-            fail(&error_code_text(&text))
-        }
-        Ok(reply) => {
-            let mut pos = 0;
-            Ok((resp_to_lua(lua, &reply, &mut pos)?, Value::Nil))
-        }
-    }
+    Ok((buf, ranges))
 }
 
 /// Redis' error table text: "CODE message"; a message without a code
@@ -726,8 +766,29 @@ fn error_code_text(text: &str) -> String {
     }
 }
 
-/// Runs one command of a script on `s` (the shard the script runs on).
-fn exec(s: &Shard, ctx: &mut RunCtx, args: &Args) -> Result<Vec<u8>, String> {
+/// Where and how one command of a script runs.
+enum Plan {
+    /// Answered without a shard (PING, TIME…).
+    Answered(Vec<u8>),
+    /// Its handler on shard `target`.
+    Run {
+        target: usize,
+        spec: &'static crate::command::CommandSpec,
+        handler: crate::command::Handler,
+    },
+    /// A multi-key command over several held shards.
+    Spread(&'static crate::command::CommandSpec),
+}
+
+/// Checks one command of a script (Redis 7.0's checks and texts, then
+/// Kora's key rule: every key on a shard the script holds) and says where
+/// it runs. `here` is the core the script runs on.
+fn plan(
+    here: usize,
+    ctx: &mut RunCtx,
+    args: &Args,
+    holds: impl Fn(usize) -> bool,
+) -> Result<Plan, String> {
     let spec = lookup(args.get(0)).ok_or(UNKNOWN)?;
     if !spec.arity_ok(args.len()) {
         return Err(ARITY.into());
@@ -742,33 +803,212 @@ fn exec(s: &Shard, ctx: &mut RunCtx, args: &Args) -> Result<Vec<u8>, String> {
     if spec.denyoom && ctx.pre_oom && !ctx.wrote {
         return Err(crate::store::evict::OOM.into());
     }
-    let handler = match spec.kind {
-        Kind::Keyed(h) => h,
+    let (handler, spread) = match spec.kind {
+        Kind::Keyed(h) => (h, false),
         Kind::Multi { whole, .. } => {
             if spec.key_step > 1 && !(args.len() - 1).is_multiple_of(spec.key_step as usize) {
                 return Err(ARITY.into());
             }
-            whole
+            (whole, true)
         }
-        Kind::Conn(Conn::Local(_) | Conn::Async(_)) => return conn_command(spec.name, args),
+        Kind::Conn(Conn::Local(_) | Conn::Async(_)) => {
+            return conn_command(spec.name, args).map(Plan::Answered);
+        }
     };
-    if s.key_owners(spec.keys(), args).any(|owner| owner != s.id()) {
+    let nshards = ctx.nshards;
+    let mut owners =
+        crate::coord::key_args(spec.keys(), args).map(|k| crate::coord::shard_of(k, nshards));
+    let target = owners.next().unwrap_or(here);
+    let mut several = false;
+    if !holds(target) {
         return Err(UNDECLARED.into());
+    }
+    for owner in owners {
+        if !holds(owner) {
+            return Err(UNDECLARED.into());
+        }
+        several |= owner != target;
     }
     if write {
         ctx.wrote = true;
         if ctx.busy
-            && let Some(slot) = slot(s.id())
+            && let Some(slot) = slot(here)
         {
             slot.wrote.store(true, Ordering::SeqCst);
         }
     }
+    if several && spread {
+        return Ok(Plan::Spread(spec));
+    }
+    Ok(Plan::Run {
+        target,
+        spec,
+        handler,
+    })
+}
+
+/// Runs a command's handler on `s`, timed in `s`'s commandstats.
+fn run_handler(
+    s: &Shard,
+    spec: &'static crate::command::CommandSpec,
+    handler: crate::command::Handler,
+    args: &Args,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut timer = CommandTimer::start(s.metrics(), crate::command::table::slot_of(spec, args));
     handler(&mut s.db(), args, &mut out);
     timer.set_reply(&out);
     drop(timer);
-    Ok(out)
+    out
+}
+
+/// `raw.acall(...)`: redis.call in the multi-shard mode, an async
+/// function: a command on another held shard awaits a hop there (the
+/// shards are locked for the script's transaction, so the hop passes and
+/// nobody else runs there meanwhile).
+async fn acall(lua: Lua, args: MultiValue) -> mlua::Result<(Value, Value)> {
+    let (buf, ranges) = match encode_args(&args) {
+        Ok(parts) => parts,
+        Err(text) => return fail(&lua, text),
+    };
+    drop(args);
+    let planned = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        let ctx = c.as_mut().expect("redis.call runs inside a script");
+        let (shard, held, tx) = ctx.spread.clone().expect("the multi-shard mode");
+        let args = Args::new(&buf, &ranges);
+        plan(shard.id(), ctx, &args, |owner| {
+            held.binary_search(&owner).is_ok()
+        })
+        .map(|p| (p, shard, tx))
+    });
+    let reply = match planned {
+        Err(text) => Err(text),
+        Ok((Plan::Answered(reply), _, _)) => Ok(reply),
+        Ok((
+            Plan::Run {
+                target,
+                spec,
+                handler,
+            },
+            shard,
+            _,
+        )) if target == shard.id() => Ok(run_handler(
+            &shard,
+            spec,
+            handler,
+            &Args::new(&buf, &ranges),
+        )),
+        Ok((
+            Plan::Run {
+                target,
+                spec,
+                handler,
+            },
+            shard,
+            _,
+        )) => {
+            let op = move |s: &Shard| run_handler(s, spec, handler, &Args::new(&buf, &ranges));
+            crate::coord::on(&shard, target, op)
+                .await
+                .ok_or_else(|| crate::command::keys::SHARD_GONE.to_string())
+        }
+        Ok((Plan::Spread(spec), shard, tx)) => {
+            let Kind::Multi { spread, .. } = spec.kind else {
+                unreachable!("Plan::Spread is made for multi-key commands")
+            };
+            let args = Args::new(&buf, &ranges);
+            let mut out = Vec::new();
+            let mut timer =
+                CommandTimer::start(shard.metrics(), crate::command::table::slot_of(spec, &args));
+            spread(&shard, tx, &args, &mut out).await;
+            timer.set_reply(&out);
+            drop(timer);
+            Ok(out)
+        }
+    };
+    reply_to_lua(&lua, reply)
+}
+
+/// Restores the direct redis.call when a multi-shard run ends.
+struct AsyncModeGuard(Function);
+
+impl Drop for AsyncModeGuard {
+    fn drop(&mut self) {
+        let _ = self.0.call::<()>(false);
+    }
+}
+
+/// Runs `inv` on the connection's core while the script's transaction
+/// `tx` holds `held` (ascending; the connection's own shard among them):
+/// the multi-shard mode. The script is a coroutine; a redis.call on
+/// another held shard awaits a hop. Nothing else runs Lua on this core
+/// meanwhile: every other script bound to this core waits for the lock on
+/// its shard, which this script holds.
+pub(crate) async fn run_spread(
+    shard: &Rc<Shard>,
+    tx: u64,
+    held: Vec<usize>,
+    pre_oom: bool,
+    inv: Invocation,
+) -> Outcome {
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let found = with_engine(|engine| {
+        let f = (inv.finder)(engine, &inv.name)?;
+        Some((engine.lua.clone(), engine.sandbox.clone(), f))
+    });
+    let Some((lua, sb, f)) = found else {
+        reply.error(inv.missing);
+        return Outcome {
+            reply,
+            failed: true,
+            nanos: 0,
+        };
+    };
+    let built = (|| -> mlua::Result<(Table, Table)> {
+        Ok((sequence(&lua, &inv.keys)?, sequence(&lua, &inv.argv)?))
+    })();
+    let Ok((keys, argv)) = built else {
+        reply.error("ERR Lua out of memory");
+        return Outcome {
+            reply,
+            failed: true,
+            nanos: 0,
+        };
+    };
+    CTX.with(|c| {
+        *c.borrow_mut() = Some(RunCtx {
+            shard: Rc::as_ptr(shard),
+            read_only: inv.read_only,
+            wrote: false,
+            pre_oom,
+            start: started,
+            busy: false,
+            abort: None,
+            nshards: shard.nshards(),
+            spread: Some((shard.clone(), held, tx)),
+        })
+    });
+    let _guard = CtxGuard(shard.id());
+    let _ = sb.use_async.call::<()>(true);
+    let _mode = AsyncModeGuard(sb.use_async.clone());
+    let globals = inv.style == Style::Globals;
+    if globals {
+        let _ = sb.globals.raw_set("KEYS", keys.clone());
+        let _ = sb.globals.raw_set("ARGV", argv.clone());
+    }
+    let result = sb
+        .run_co
+        .call_async::<MultiValue>((f, keys, argv, globals))
+        .await;
+    finish(result, &inv.label, &mut reply);
+    let failed = reply.first() == Some(&b'-');
+    Outcome {
+        reply,
+        failed,
+        nanos: started.elapsed().as_nanos() as u64,
+    }
 }
 
 /// The connection-level commands a script may run: those that need no

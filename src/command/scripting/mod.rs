@@ -93,9 +93,6 @@ const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write com
 const NEGATIVE_KEYS: &str = "ERR Number of keys can't be negative";
 const TOO_MANY_KEYS: &str = "ERR Number of keys can't be greater than number of args";
 
-/// The temporary reply for declared keys on several shards.
-const SPREAD_KEYS: &str = "ERR Kora runs a script only when its declared keys live on one shard";
-
 /// EVAL script numkeys [key ...] [arg ...]
 pub fn eval<'a>(
     shard: &'a Rc<Shard>,
@@ -246,22 +243,66 @@ pub(crate) async fn run(
     inv: Invocation,
     out: &mut Vec<u8>,
 ) {
-    let _ = client;
-    let mut owners = inv.keys.iter().map(|k| shard.owner(k));
-    let target = match owners.next() {
-        None => shard.id(),
-        Some(first) => {
-            if owners.any(|o| o != first) {
-                return out.error(SPREAD_KEYS);
-            }
-            first
-        }
+    let mut owners: Vec<usize> = inv.keys.iter().map(|k| shard.owner(k)).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let target = match owners.as_slice() {
+        [] => shard.id(),
+        [one] => *one,
+        _ => return run_across(shard, client, owners, inv, out).await,
     };
-    if target != shard.id() && engine::slot(target).is_some_and(|s| s.busy.load(Ordering::Relaxed))
-    {
+    if target != shard.id() && is_busy(target) {
         return out.error(BUSY);
     }
     match crate::coord::on(shard, target, move |s: &Shard| engine::run_here(s, inv)).await {
+        Some(outcome) => out.extend_from_slice(&outcome.reply),
+        None => out.error(super::keys::SHARD_GONE),
+    }
+    shard.db().refresh_clock();
+}
+
+fn is_busy(core: usize) -> bool {
+    engine::slot(core).is_some_and(|s| s.busy.load(Ordering::Relaxed))
+}
+
+/// Declared keys on several shards: the script locks those shards and its
+/// connection's own (ascending, as EXEC locks them) for its transaction
+/// (the client id), then runs on the connection's core with redis.call
+/// hopping to the held shards ([`engine::run_spread`]). Inside EXEC the
+/// transaction (this client's id too) already holds every shard.
+async fn run_across(
+    shard: &Rc<Shard>,
+    client: &ClientState,
+    mut held: Vec<usize>,
+    inv: Invocation,
+    out: &mut Vec<u8>,
+) {
+    if held.iter().any(|&s| s != shard.id() && is_busy(s)) {
+        return out.error(BUSY);
+    }
+    let tx = client.info.id;
+    if shard.in_transaction() {
+        let held: Vec<usize> = (0..shard.nshards()).collect();
+        let pre_oom = !crate::coord::room_for_write(shard, &held).await;
+        let outcome = engine::run_spread(shard, tx, held, pre_oom, inv).await;
+        out.extend_from_slice(&outcome.reply);
+        shard.db().refresh_clock();
+        return;
+    }
+    held.push(shard.id());
+    held.sort_unstable();
+    held.dedup();
+    let run = async {
+        if !shard.lock_shards(tx, &held).await {
+            return None;
+        }
+        let pre_oom = !crate::coord::room_for_write(shard, &held).await;
+        let outcome = engine::run_spread(shard, tx, held.clone(), pre_oom, inv).await;
+        shard.unlock_shards(tx, &held).await;
+        Some(outcome)
+    };
+    let mut run = std::pin::pin!(run);
+    match shard.with_tx(tx, run.as_mut()).await {
         Some(outcome) => out.extend_from_slice(&outcome.reply),
         None => out.error(super::keys::SHARD_GONE),
     }

@@ -8,7 +8,7 @@
 -- writes); `rawset` and `setmetatable` refuse them too.
 local real, raw = ...
 local type, tostring, select, error, rawget, rawset = type, tostring, select, error, rawget, rawset
-local setmetatable, getmetatable, setfenv, xpcall, pcall = setmetatable, getmetatable, setfenv, xpcall, pcall
+local setmetatable, getmetatable, setfenv, xpcall, pcall, unpack = setmetatable, getmetatable, setfenv, xpcall, pcall, unpack
 local loadstring, load = loadstring, load
 local floor, ceil = math.floor, math.ceil
 local getinfo = real.debug.getinfo
@@ -142,7 +142,24 @@ local function caught(ok, ...)
   if type(e) == 'userdata' then return false, raw.abort_text(e) end
   return false, ...
 end
-G.pcall = function(...) return caught(pcall(...)) end
+-- Lua 5.1 cannot yield across pcall, and a multi-shard script's
+-- redis.call yields while it waits for another core: so a script's pcall
+-- runs its function as a coroutine and passes yields through (the
+-- coxpcall technique). C functions cannot be coroutines: plain pcall.
+local cocreate, coresume, costatus, coyield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local function pack(...) return { n = select('#', ...), ... } end
+local function drive(co, ...)
+  local res = pack(coresume(co, ...))
+  while costatus(co) ~= 'dead' do
+    res = pack(coresume(co, coyield(unpack(res, 2, res.n))))
+  end
+  return res
+end
+G.pcall = function(f, ...)
+  if type(f) ~= 'function' or getinfo(f, 'S').what == 'C' then return caught(pcall(f, ...)) end
+  local res = drive(cocreate(f), ...)
+  return caught(unpack(res, 1, res.n))
+end
 
 -- Libraries, read-only.
 for _, name in ipairs({ 'string', 'table', 'math', 'coroutine', 'cjson', 'bit', 'struct', 'cmsgpack' }) do
@@ -177,7 +194,58 @@ local function handler(e)
   end
   return e
 end
+local function located(co, e)
+  local t = type(e)
+  if t == 'table' then
+    if type(rawget(e, 'err')) ~= 'string' then e = { err = 'ERR ' .. tostring(e) } end
+  elseif t == 'userdata' then
+    e = { err = raw.abort_text(e) }
+  else
+    e = { err = 'ERR ' .. tostring(e) }
+  end
+  if rawget(e, 'source') == nil then
+    for level = 0, 60 do
+      local i = getinfo(co, level, 'Sl')
+      if not i then break end
+      if i.source and sub(i.source, 1, 6) == '@user_' then
+        rawset(e, 'source', i.source)
+        rawset(e, 'line', i.currentline)
+        break
+      end
+    end
+  end
+  return e
+end
+-- The multi-shard mode's runner: the script as a coroutine whose yields
+-- (redis.call waiting for another core) pass through to the Rust poller.
+local function run_co(f, k, a, globals)
+  local co = cocreate(globals and f or function() return f(k, a) end)
+  local res = drive(co)
+  if res[1] then return true, unpack(res, 2, res.n) end
+  return false, located(co, res[2])
+end
+local direct_call, direct_pcall = redis.call, redis.pcall
+local acall = raw.acall
+-- In tail position (`return redis.call(...)`) a Lua function loses the
+-- script's frame: errors then name no line (multi-shard mode only).
+local async_call = function(...)
+  local r, e = acall(...)
+  if e ~= nil then error({ err = e }) end
+  return r
+end
+local async_pcall = function(...)
+  local r, e = acall(...)
+  if e ~= nil then return { err = e } end
+  return r
+end
+local function use_async(on)
+  if on then
+    redis.call, redis.pcall = async_call, async_pcall
+  else
+    redis.call, redis.pcall = direct_call, direct_pcall
+  end
+end
 local function run(f) return xpcall(f, handler) end
 local function run_with(f, k, a) return xpcall(function() return f(k, a) end, handler) end
 
-return { G = G, env = env, readonly = readonly, run = run, run_with = run_with, handler = handler, protect = protect }
+return { G = G, env = env, readonly = readonly, run = run, run_with = run_with, run_co = run_co, use_async = use_async, handler = handler, protect = protect }
