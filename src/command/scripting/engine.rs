@@ -14,7 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mlua::{
@@ -104,9 +104,23 @@ const HOOK_PERIOD: u32 = 100_000;
 
 // ---- Busy scripts, across cores ----
 
-/// `busy-reply-threshold` in milliseconds (CONFIG SET sets it); read by
-/// the count hook only, never on the data path.
-pub(crate) static BUSY_THRESHOLD_MS: AtomicU64 = AtomicU64::new(5000);
+thread_local! {
+    /// This core's `busy-reply-threshold` once CONFIG SET changed it (it
+    /// sets every core's); until then the configuration's.
+    static BUSY_THRESHOLD_MS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// This core's `busy-reply-threshold` in milliseconds.
+pub(crate) fn busy_threshold_ms(shard: &Shard) -> u64 {
+    BUSY_THRESHOLD_MS
+        .with(Cell::get)
+        .unwrap_or(shard.config().busy_reply_threshold)
+}
+
+/// CONFIG SET busy-reply-threshold, on this core.
+pub(crate) fn set_busy_threshold_ms(ms: u64) {
+    BUSY_THRESHOLD_MS.with(|t| t.set(Some(ms)));
+}
 
 /// One core's running-script state as other cores see it. Written by the
 /// count hook once a script has run past the busy threshold (and by the
@@ -119,7 +133,7 @@ pub(crate) struct BusySlot {
     pub kill: AtomicBool,
 }
 
-const MAX_SLOTS: usize = 256;
+const MAX_SLOTS: usize = 1024;
 pub(crate) static SLOTS: [BusySlot; MAX_SLOTS] = [const {
     BusySlot {
         busy: AtomicBool::new(false),
@@ -462,13 +476,13 @@ impl Engine {
         let _ = self.lua.gc_collect();
     }
 
-    /// (number of cached scripts, their bodies' bytes, the Lua heap).
-    pub(crate) fn stats(&self) -> (usize, usize, usize) {
-        (
-            self.scripts.len(),
-            self.scripts_bytes,
-            self.lua.used_memory(),
-        )
+    /// Publishes this core's script cache and Lua heap sizes to its
+    /// instruments (INFO memory, /metrics).
+    pub(crate) fn note_sizes(&self, s: &Shard) {
+        let stats = &s.metrics().stats;
+        stats.scripts_cached.set(self.scripts.len() as u64);
+        stats.scripts_bytes.set(self.scripts_bytes as u64);
+        stats.lua_memory_bytes.set(self.lua.used_memory() as u64);
     }
 }
 
@@ -480,6 +494,7 @@ pub(crate) enum Style {
     /// EVAL: as the globals `KEYS` and `ARGV`.
     Globals,
     /// FCALL: as its two arguments, `f(keys, args)`.
+    #[allow(dead_code)] // FCALL's (the FUNCTION helper's part)
     Args,
 }
 
@@ -528,6 +543,7 @@ impl Invocation {
 }
 
 /// What a run produced: its RESP2 reply, and whether it failed.
+#[allow(dead_code)] // `failed` and `nanos` are for FCALL's callers
 pub(crate) struct Outcome {
     pub reply: Vec<u8>,
     pub failed: bool,
@@ -580,12 +596,25 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
             Style::Args => sb.run_with.call::<MultiValue>((f, keys, argv)),
         };
         finish(result, &inv.label, &mut reply);
+        engine.note_sizes(s);
     });
+    outcome(s, reply, started)
+}
+
+/// Counts a finished run in `s`'s instruments (kora_script_*).
+fn outcome(s: &Shard, reply: Vec<u8>, started: Instant) -> Outcome {
     let failed = reply.first() == Some(&b'-');
+    let nanos = started.elapsed().as_nanos() as u64;
+    let stats = &s.metrics().stats;
+    stats.script_calls.add(1);
+    stats.script_nanos.add(nanos);
+    if failed {
+        stats.script_errors.add(1);
+    }
     Outcome {
         reply,
         failed,
-        nanos: started.elapsed().as_nanos() as u64,
+        nanos,
     }
 }
 
@@ -960,22 +989,14 @@ pub(crate) async fn run_spread(
     });
     let Some((lua, sb, f)) = found else {
         reply.error(inv.missing);
-        return Outcome {
-            reply,
-            failed: true,
-            nanos: 0,
-        };
+        return outcome(shard, reply, started);
     };
     let built = (|| -> mlua::Result<(Table, Table)> {
         Ok((sequence(&lua, &inv.keys)?, sequence(&lua, &inv.argv)?))
     })();
     let Ok((keys, argv)) = built else {
         reply.error("ERR Lua out of memory");
-        return Outcome {
-            reply,
-            failed: true,
-            nanos: 0,
-        };
+        return outcome(shard, reply, started);
     };
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
@@ -1003,12 +1024,8 @@ pub(crate) async fn run_spread(
         .call_async::<MultiValue>((f, keys, argv, globals))
         .await;
     finish(result, &inv.label, &mut reply);
-    let failed = reply.first() == Some(&b'-');
-    Outcome {
-        reply,
-        failed,
-        nanos: started.elapsed().as_nanos() as u64,
-    }
+    with_engine(|e| e.note_sizes(shard));
+    outcome(shard, reply, started)
 }
 
 /// The connection-level commands a script may run: those that need no
@@ -1191,7 +1208,7 @@ fn hook() -> mlua::Result<VmState> {
         let shard = unsafe { &*ctx.shard };
         let slot = slot(shard.id());
         if !ctx.busy {
-            let threshold = BUSY_THRESHOLD_MS.load(Ordering::Relaxed);
+            let threshold = busy_threshold_ms(shard);
             if (ctx.start.elapsed().as_millis() as u64) < threshold {
                 return Ok(VmState::Continue);
             }
