@@ -45,9 +45,6 @@ pub(crate) const MAX_CSTACK: i64 = 8000;
 ///
 /// Raw sets, so it works whether or not the engine already protects the
 /// global table.
-// Until the scripting engine (issue 14, branch i14-script) calls this, only
-// the tests do; the allow keeps it and everything it reaches lint-clean.
-#[allow(dead_code)]
 pub(crate) fn open(lua: &Lua) -> mlua::Result<()> {
     let g = lua.globals();
     g.raw_set("cjson", cjson::module(lua)?)?;

@@ -237,11 +237,8 @@ pub(crate) fn new_state() -> mlua::Result<(Lua, Sandbox)> {
 }
 
 /// The `cjson`, `cmsgpack`, `bit` and `struct` libraries.
-// TODO(issue 14, lead): call `crate::command::lualib::open(lua)` here once
-// the lualib helper's branch is merged; until then scripts see no such
-// globals.
-fn open_libraries(_lua: &Lua) -> mlua::Result<()> {
-    Ok(())
+fn open_libraries(lua: &Lua) -> mlua::Result<()> {
+    crate::command::lualib::open(lua)
 }
 
 /// Installs the `redis` API, the deterministic `math.random` and the
