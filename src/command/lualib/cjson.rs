@@ -604,9 +604,60 @@ fn parse_error(expected: &str, tok: (Tok, usize)) -> LibError {
     ))
 }
 
-enum Open {
-    Array { index: i64 },
-    Object,
+/// Containers nested at most this deep stay in Rust while open; deeper
+/// ones go to Lua-side work tables (mlua holds Rust-side Lua references
+/// in a bounded auxiliary stack, and nesting may reach ~8000).
+const INLINE_DEPTH: usize = 128;
+
+/// An open array or object.
+struct Open {
+    is_obj: bool,
+    /// Next array index.
+    index: i64,
+    /// The table, when kept inline.
+    t: Option<Table>,
+    /// The pending object key, when kept inline.
+    key: Option<mlua::String>,
+}
+
+/// Lua-side storage for containers deeper than [`INLINE_DEPTH`], created
+/// on first use.
+struct Spill<'l> {
+    lua: &'l Lua,
+    tables: Option<Table>,
+    keys: Option<Table>,
+}
+
+impl Spill<'_> {
+    fn tables(&mut self) -> mlua::Result<&Table> {
+        if self.tables.is_none() {
+            self.tables = Some(self.lua.create_table()?);
+        }
+        Ok(self.tables.as_ref().expect("created"))
+    }
+    fn keys(&mut self) -> mlua::Result<&Table> {
+        if self.keys.is_none() {
+            self.keys = Some(self.lua.create_table()?);
+        }
+        Ok(self.keys.as_ref().expect("created"))
+    }
+}
+
+/// Records the key string just read for the object at `depth`.
+fn set_key(
+    lua: &Lua,
+    spill: &mut Spill<'_>,
+    top: &mut Open,
+    depth: usize,
+    key: &[u8],
+) -> mlua::Result<()> {
+    let k = lua.create_string(key)?;
+    if depth <= INLINE_DEPTH {
+        top.key = Some(k);
+        Ok(())
+    } else {
+        spill.keys()?.raw_set(depth, k)
+    }
 }
 
 fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue> {
@@ -625,11 +676,14 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
         decode_invalid_numbers: cfg.decode_invalid_numbers,
     };
     let max_depth = cfg.decode_max_depth;
-    // Open containers live in Lua tables (mlua can hold only a few
-    // thousand Rust-side references): tables[d] and, for objects, keys[d].
-    let tables = lua.create_table()?;
-    let keys = lua.create_table()?;
+    let mut spill = Spill {
+        lua,
+        tables: None,
+        keys: None,
+    };
     let mut stack: Vec<Open> = Vec::new();
+    // C stack slots the C module would use: the argument, then one per
+    // open array (table) and two per open object (table, key).
     let mut used: i64 = 1;
     let mut tok = p.next();
     loop {
@@ -641,9 +695,9 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
             Tok::Null => Value::LightUserData(LightUserData(std::ptr::null_mut())),
             Tok::ObjBegin | Tok::ArrBegin => {
                 let is_obj = tok.0 == Tok::ObjBegin;
-                let depth = stack.len() as i64 + 1;
+                let depth = stack.len() + 1;
                 let slots = if is_obj { 3 } else { 2 };
-                if !(depth <= i64::from(max_depth) && used + slots <= MAX_CSTACK) {
+                if !(depth as i64 <= i64::from(max_depth) && used + slots <= MAX_CSTACK) {
                     return fail(format!(
                         "Found too many nested data structures ({depth}) at character {}",
                         p.pos
@@ -659,23 +713,33 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
                 if empty {
                     Value::Table(t)
                 } else {
-                    tables.raw_set(depth, t)?;
+                    let t = if depth <= INLINE_DEPTH {
+                        Some(t)
+                    } else {
+                        spill.tables()?.raw_set(depth, t)?;
+                        None
+                    };
+                    let mut open = Open {
+                        is_obj,
+                        index: 1,
+                        t,
+                        key: None,
+                    };
                     if is_obj {
-                        stack.push(Open::Object);
                         used += 2;
                         if tok.0 != Tok::Str {
                             return Err(parse_error("object key string", tok));
                         }
-                        keys.raw_set(depth, lua.create_string(&p.tmp)?)?;
+                        set_key(lua, &mut spill, &mut open, depth, &p.tmp)?;
                         let colon = p.next();
                         if colon.0 != Tok::Colon {
                             return Err(parse_error("colon", colon));
                         }
                         tok = p.next();
                     } else {
-                        stack.push(Open::Array { index: 1 });
                         used += 1;
                     }
+                    stack.push(open);
                     continue;
                 }
             }
@@ -691,26 +755,41 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
                 }
                 return one(v);
             };
-            let t: Table = tables.raw_get(depth)?;
-            let is_obj = match top {
-                Open::Array { index } => {
-                    t.raw_set(*index, v)?;
-                    *index += 1;
-                    false
-                }
-                Open::Object => {
-                    let k: Value = keys.raw_get(depth)?;
-                    t.raw_set(k, v)?;
-                    true
+            let spilled: Table;
+            let t: &Table = match &top.t {
+                Some(t) => t,
+                None => {
+                    spilled = spill.tables()?.raw_get(depth)?;
+                    &spilled
                 }
             };
+            if top.is_obj {
+                match top.key.take() {
+                    Some(k) => t.raw_set(k, v)?,
+                    None => {
+                        let k: Value = spill.keys()?.raw_get(depth)?;
+                        t.raw_set(k, v)?;
+                    }
+                }
+            } else {
+                t.raw_set(top.index, v)?;
+                top.index += 1;
+            }
+            let is_obj = top.is_obj;
             tok = p.next();
             let close = if is_obj { Tok::ObjEnd } else { Tok::ArrEnd };
             if tok.0 == close {
-                stack.pop();
+                let done = stack.pop().expect("non-empty");
                 used -= if is_obj { 2 } else { 1 };
-                tables.raw_set(depth, Value::Nil)?;
-                v = Value::Table(t);
+                v = match done.t {
+                    Some(t) => Value::Table(t),
+                    None => {
+                        let tables = spill.tables()?;
+                        let t: Table = tables.raw_get(depth)?;
+                        tables.raw_set(depth, Value::Nil)?;
+                        Value::Table(t)
+                    }
+                };
                 continue;
             }
             if tok.0 != Tok::Comma {
@@ -728,7 +807,8 @@ fn json_decode(lua: &Lua, cfg: &mut Cfg, args: &[Value]) -> LibResult<MultiValue
                 if tok.0 != Tok::Str {
                     return Err(parse_error("object key string", tok));
                 }
-                keys.raw_set(depth, lua.create_string(&p.tmp)?)?;
+                let top = stack.last_mut().expect("non-empty");
+                set_key(lua, &mut spill, top, depth, &p.tmp)?;
                 let colon = p.next();
                 if colon.0 != Tok::Colon {
                     return Err(parse_error("colon", colon));
@@ -1199,6 +1279,14 @@ mod tests {
                 "cjson.decode_max_depth(100000) local s = string.rep('{\"a\":',3999)..'1'..string.rep('}',3999) return type(cjson.decode(s))"
             ),
             "\"table\""
+        );
+        // Containers past the inline depth (128) are kept Lua-side while open.
+        assert_eq!(
+            eval(
+                "local s = string.rep('[{\"k\":', 300)..'7'..string.rep('}]', 300) local t = cjson.decode(s) \
+                 for i = 1, 300 do t = t[1].k end return t"
+            ),
+            "7"
         );
         let h = std::thread::Builder::new()
             .stack_size(1 << 20)
