@@ -166,3 +166,33 @@ fn lua_libraries_are_protected() {
         }
     }
 }
+
+/// The libraries inside scripts whose keys live on both shards (the
+/// engine's multi-shard mode runs them as a coroutine whose redis.call
+/// hops between cores): values stored and read back through cjson,
+/// cmsgpack and struct, and a library error caught by pcall mid-script.
+#[test]
+fn lua_libraries_in_scripts_across_shards() {
+    let kora = Server::start(2);
+    let mut k = kora.client();
+    let reference = RedisRef::start(free_port(), "Lua libraries");
+    let mut r = reference.as_ref().map(|s| s.client());
+    let per = common::keys_on_each_shard("lualib:", 2, 1);
+    let (a, b) = (per[0][0].as_str(), per[1][0].as_str());
+    let script = "redis.call('set', KEYS[1], cjson.encode({n = tonumber(ARGV[1]), tags = {'x', 'y'}})) \
+                  redis.call('set', KEYS[2], cmsgpack.pack({1, 2.5, 'z'}) .. struct.pack('>I4', ARGV[1])) \
+                  local j = cjson.decode(redis.call('get', KEYS[1])) \
+                  local m = redis.call('get', KEYS[2]) \
+                  local off, t = cmsgpack.unpack_one(m) \
+                  local ok, e = pcall(cjson.decode, '[') \
+                  return {redis.call('get', KEYS[1]), j.n, j.tags[2], t[3], tostring(t[2]), \
+                          struct.unpack('>I4', m, off + 1), tostring(ok), e, bit.tohex(j.n)}";
+    let mine = reply(&mut k, &["EVAL", script, "2", a, b, "4660"]);
+    if let Some(rc) = r.as_mut() {
+        assert_eq!(mine, reply(rc, &["EVAL", script, "2", a, b, "4660"]));
+    }
+    assert_eq!(
+        mine,
+        r#"["{\"tags\":[\"x\",\"y\"],\"n\":4660}",4660,"y","z","2.5",4660,"false","Expected value but found T_END at character 2","00001234"]"#
+    );
+}
