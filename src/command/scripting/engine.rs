@@ -383,11 +383,60 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<Sandbox> {
             Ok(t)
         })?,
     )?;
-    raw.set("lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
     raw.set(
-        "srand48",
-        lua.create_function(|_, seed: i64| {
-            srand48(seed as i32);
+        "random",
+        lua.create_function(|lua, args: MultiValue| {
+            // Lua 5.1's math.random over Redis' rand48.
+            let r = (lrand48() % 2_147_483_647) as f64 / 2_147_483_647.0;
+            let int = |i: usize| -> mlua::Result<f64> {
+                let v = args.get(i).unwrap_or(&Value::Nil);
+                as_number(v).map(f64::trunc).ok_or_else(|| {
+                    let got = match v {
+                        Value::Nil => "no value",
+                        other => other.type_name(),
+                    };
+                    arg_error(lua, i + 1, "random", &format!("number expected, got {got}"))
+                })
+            };
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = int(0)?;
+                    if u < 1.0 {
+                        return Err(arg_error(lua, 1, "random", "interval is empty"));
+                    }
+                    Ok((r * u).floor() + 1.0)
+                }
+                2 => {
+                    let (l, u) = (int(0)?, int(1)?);
+                    if l > u {
+                        return Err(arg_error(lua, 2, "random", "interval is empty"));
+                    }
+                    Ok((r * (u - l + 1.0)).floor() + l)
+                }
+                _ => Err(raise(&format!(
+                    "ERR {}wrong number of arguments",
+                    caller(lua)
+                ))),
+            }
+        })?,
+    )?;
+    raw.set(
+        "randomseed",
+        lua.create_function(|lua, seed: Value| {
+            let Some(n) = as_number(&seed) else {
+                let got = match seed {
+                    Value::Nil => "no value",
+                    ref other => other.type_name(),
+                };
+                return Err(arg_error(
+                    lua,
+                    1,
+                    "randomseed",
+                    &format!("number expected, got {got}"),
+                ));
+            };
+            srand48(n as i32);
             Ok(())
         })?,
     )?;
@@ -667,6 +716,28 @@ impl std::fmt::Display for ScriptError {
 }
 
 impl std::error::Error for ScriptError {}
+
+/// "user_script:3: " for the Lua function calling the running Rust one,
+/// as luaL_where(L, 1) writes it.
+fn caller(lua: &Lua) -> String {
+    lua.inspect_stack(1, |d| {
+        let line = d.current_line();
+        let src = d.source().short_src.map(|s| s.into_owned());
+        match (src, line) {
+            (Some(src), Some(line)) if line > 0 => format!("{src}:{line}: "),
+            _ => String::new(),
+        }
+    })
+    .unwrap_or_default()
+}
+
+/// luaL_argerror's text, with the caller's position.
+fn arg_error(lua: &Lua, n: usize, fname: &str, msg: &str) -> mlua::Error {
+    raise(&format!(
+        "ERR {}bad argument #{n} to '{fname}' ({msg})",
+        caller(lua)
+    ))
+}
 
 fn raise(text: &str) -> mlua::Error {
     mlua::Error::external(ScriptError(text.to_string()))
