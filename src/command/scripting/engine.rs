@@ -1145,7 +1145,9 @@ fn printf_g(format: &std::ffi::CStr, n: f64) -> Vec<u8> {
 /// A Lua number as a RESP integer: truncated, as C's cast on x86 (NaN and
 /// out-of-range values give i64::MIN).
 fn number_to_int(n: f64) -> i64 {
-    if n.is_nan() || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&n) {
+    // 2^63: i64's range as doubles.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64

@@ -145,11 +145,11 @@ pub fn evalsha_ro<'a>(
     })
 }
 
+/// Owned arguments (KEYS or ARGV) shipped to the core that runs a script.
+pub(crate) type KeyList = Vec<Box<[u8]>>;
+
 /// KEYS and ARGV of an EVAL-style command: `args[at]` is numkeys.
-pub(crate) fn keys_and_args(
-    args: &Args,
-    at: usize,
-) -> Result<(Vec<Box<[u8]>>, Vec<Box<[u8]>>), &'static str> {
+pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(KeyList, KeyList), &'static str> {
     let numkeys = args.int(at)?;
     if numkeys < 0 {
         return Err(NEGATIVE_KEYS);
