@@ -4,7 +4,7 @@
 //! the count hook that makes a long script killable.
 //!
 //! A script runs synchronously on the core that owns its keys
-//! ([`run_here`]): while it runs nothing else runs on that core, so it is
+//! (`run_here`): while it runs nothing else runs on that core, so it is
 //! atomic with respect to every other client, and each `redis.call` is a
 //! direct call of the command's handler on this core's `Db` (zero hops).
 //! The running script's context (which shard, read-only or not, whether
@@ -150,7 +150,7 @@ pub(crate) fn slot(core: usize) -> Option<&'static BusySlot> {
 
 struct RunCtx {
     /// The shard this script runs on; valid for the whole run (the run is
-    /// one synchronous call inside an op on that shard, see [`run_here`]).
+    /// one synchronous call inside an op on that shard, see `run_here`).
     shard: *const Shard,
     read_only: bool,
     wrote: bool,
@@ -162,7 +162,7 @@ struct RunCtx {
     /// Set by the hook: why the script is being stopped.
     abort: Option<&'static str>,
     nshards: usize,
-    /// Multi-shard mode (see [`run_spread`]): the connection's shard, the
+    /// Multi-shard mode (see `run_spread`): the connection's shard, the
     /// shards the script holds (ascending) and its transaction id.
     spread: Option<(Rc<Shard>, Vec<usize>, u64)>,
 }
@@ -190,7 +190,7 @@ impl Drop for CtxGuard {
 
 // ---- The engine ----
 
-/// A Lua state with Kora's sandbox installed (see [`install`]): what a
+/// A Lua state with Kora's sandbox installed (see `install`): what a
 /// script sees as its globals and the functions that run one.
 #[derive(Clone)]
 pub(crate) struct Sandbox {
@@ -551,7 +551,7 @@ pub(crate) enum Style {
 pub(crate) type Finder = fn(&mut Engine, &[u8]) -> Option<Function>;
 
 /// One script run, sent to the core that runs it (see
-/// [`crate::command::scripting`] for the API).
+/// `crate::command::scripting` for the API).
 pub(crate) struct Invocation {
     /// Looks the function up on the running core by `name`.
     pub finder: Finder,
@@ -744,7 +744,7 @@ fn raise(text: &str) -> mlua::Error {
 }
 
 /// The text of an error value that is not a Lua table or string: a
-/// pending abort (SCRIPT KILL, shutdown), a [`ScriptError`], or another
+/// pending abort (SCRIPT KILL, shutdown), a `ScriptError`, or another
 /// mlua error (then with ERR).
 fn error_value_text(e: &Value) -> String {
     if let Some(text) = CTX.with(|c| c.borrow().as_ref().and_then(|c| c.abort)) {
@@ -1267,7 +1267,7 @@ fn srand48(seed: i32) {
 
 // ---- The count hook ----
 
-/// Every [`HOOK_PERIOD`] instructions: past `busy-reply-threshold` the
+/// Every `HOOK_PERIOD` instructions: past `busy-reply-threshold` the
 /// script is marked busy for other cores (SCRIPT KILL, BUSY replies), and
 /// stopped if SCRIPT KILL asked (it has not written) or the server is
 /// shutting down. A Lua 5.1 hook cannot yield; it raises an error.
