@@ -4,7 +4,7 @@
 //! the count hook that makes a long script killable.
 //!
 //! A script runs synchronously on the core that owns its keys
-//! ([`run_here`]): while it runs nothing else runs on that core, so it is
+//! (`run_here`): while it runs nothing else runs on that core, so it is
 //! atomic with respect to every other client, and each `redis.call` is a
 //! direct call of the command's handler on this core's `Db` (zero hops).
 //! The running script's context (which shard, read-only or not, whether
@@ -150,7 +150,7 @@ pub(crate) fn slot(core: usize) -> Option<&'static BusySlot> {
 
 struct RunCtx {
     /// The shard this script runs on; valid for the whole run (the run is
-    /// one synchronous call inside an op on that shard, see [`run_here`]).
+    /// one synchronous call inside an op on that shard, see `run_here`).
     shard: *const Shard,
     read_only: bool,
     wrote: bool,
@@ -162,7 +162,7 @@ struct RunCtx {
     /// Set by the hook: why the script is being stopped.
     abort: Option<&'static str>,
     nshards: usize,
-    /// Multi-shard mode (see [`run_spread`]): the connection's shard, the
+    /// Multi-shard mode (see `run_spread`): the connection's shard, the
     /// shards the script holds (ascending) and its transaction id.
     spread: Option<(Rc<Shard>, Vec<usize>, u64)>,
 }
@@ -190,7 +190,7 @@ impl Drop for CtxGuard {
 
 // ---- The engine ----
 
-/// A Lua state with Kora's sandbox installed (see [`install`]): what a
+/// A Lua state with Kora's sandbox installed (see `install`): what a
 /// script sees as its globals and the functions that run one.
 #[derive(Clone)]
 pub(crate) struct Sandbox {
@@ -380,11 +380,60 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<Sandbox> {
             Ok(t)
         })?,
     )?;
-    raw.set("lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
     raw.set(
-        "srand48",
-        lua.create_function(|_, seed: i64| {
-            srand48(seed as i32);
+        "random",
+        lua.create_function(|lua, args: MultiValue| {
+            // Lua 5.1's math.random over Redis' rand48.
+            let r = (lrand48() % 2_147_483_647) as f64 / 2_147_483_647.0;
+            let int = |i: usize| -> mlua::Result<f64> {
+                let v = args.get(i).unwrap_or(&Value::Nil);
+                as_number(v).map(f64::trunc).ok_or_else(|| {
+                    let got = match v {
+                        Value::Nil => "no value",
+                        other => other.type_name(),
+                    };
+                    arg_error(lua, i + 1, "random", &format!("number expected, got {got}"))
+                })
+            };
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = int(0)?;
+                    if u < 1.0 {
+                        return Err(arg_error(lua, 1, "random", "interval is empty"));
+                    }
+                    Ok((r * u).floor() + 1.0)
+                }
+                2 => {
+                    let (l, u) = (int(0)?, int(1)?);
+                    if l > u {
+                        return Err(arg_error(lua, 2, "random", "interval is empty"));
+                    }
+                    Ok((r * (u - l + 1.0)).floor() + l)
+                }
+                _ => Err(raise(&format!(
+                    "ERR {}wrong number of arguments",
+                    caller(lua)
+                ))),
+            }
+        })?,
+    )?;
+    raw.set(
+        "randomseed",
+        lua.create_function(|lua, seed: Value| {
+            let Some(n) = as_number(&seed) else {
+                let got = match seed {
+                    Value::Nil => "no value",
+                    ref other => other.type_name(),
+                };
+                return Err(arg_error(
+                    lua,
+                    1,
+                    "randomseed",
+                    &format!("number expected, got {got}"),
+                ));
+            };
+            srand48(n as i32);
             Ok(())
         })?,
     )?;
@@ -499,7 +548,7 @@ pub(crate) enum Style {
 pub(crate) type Finder = fn(&mut Engine, &[u8]) -> Option<Function>;
 
 /// One script run, sent to the core that runs it (see
-/// [`crate::command::scripting`] for the API).
+/// `crate::command::scripting` for the API).
 pub(crate) struct Invocation {
     /// Looks the function up on the running core by `name`.
     pub finder: Finder,
@@ -665,12 +714,34 @@ impl std::fmt::Display for ScriptError {
 
 impl std::error::Error for ScriptError {}
 
+/// "user_script:3: " for the Lua function calling the running Rust one,
+/// as luaL_where(L, 1) writes it.
+fn caller(lua: &Lua) -> String {
+    lua.inspect_stack(1, |d| {
+        let line = d.current_line();
+        let src = d.source().short_src.map(|s| s.into_owned());
+        match (src, line) {
+            (Some(src), Some(line)) if line > 0 => format!("{src}:{line}: "),
+            _ => String::new(),
+        }
+    })
+    .unwrap_or_default()
+}
+
+/// luaL_argerror's text, with the caller's position.
+fn arg_error(lua: &Lua, n: usize, fname: &str, msg: &str) -> mlua::Error {
+    raise(&format!(
+        "ERR {}bad argument #{n} to '{fname}' ({msg})",
+        caller(lua)
+    ))
+}
+
 fn raise(text: &str) -> mlua::Error {
     mlua::Error::external(ScriptError(text.to_string()))
 }
 
 /// The text of an error value that is not a Lua table or string: a
-/// pending abort (SCRIPT KILL, shutdown), a [`ScriptError`], or another
+/// pending abort (SCRIPT KILL, shutdown), a `ScriptError`, or another
 /// mlua error (then with ERR).
 fn error_value_text(e: &Value) -> String {
     if let Some(text) = CTX.with(|c| c.borrow().as_ref().and_then(|c| c.abort)) {
@@ -1071,7 +1142,9 @@ fn printf_g(format: &std::ffi::CStr, n: f64) -> Vec<u8> {
 /// A Lua number as a RESP integer: truncated, as C's cast on x86 (NaN and
 /// out-of-range values give i64::MIN).
 fn number_to_int(n: f64) -> i64 {
-    if n.is_nan() || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&n) {
+    // 2^63: i64's range as doubles.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -1191,7 +1264,7 @@ fn srand48(seed: i32) {
 
 // ---- The count hook ----
 
-/// Every [`HOOK_PERIOD`] instructions: past `busy-reply-threshold` the
+/// Every `HOOK_PERIOD` instructions: past `busy-reply-threshold` the
 /// script is marked busy for other cores (SCRIPT KILL, BUSY replies), and
 /// stopped if SCRIPT KILL asked (it has not written) or the server is
 /// shutting down. A Lua 5.1 hook cannot yield; it raises an error.

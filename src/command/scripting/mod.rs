@@ -5,7 +5,7 @@
 //!
 //! # Where a script runs
 //!
-//! Every core has its own Lua state and script cache ([`engine`]). A
+//! Every core has its own Lua state and script cache (`engine`). A
 //! script runs on the core that owns its declared keys, as ONE
 //! synchronous op there (`coord::on`): a core runs one thing at a time, so
 //! nothing interleaves with the script, and each `redis.call` is a direct
@@ -61,13 +61,13 @@
 //!
 //! # API for FUNCTION / FCALL
 //!
-//! - [`engine::new_state`] / [`engine::install`]: a Lua state with the
+//! - `engine::new_state` / `engine::install`: a Lua state with the
 //!   libraries, the `redis` API, `math.random` and the globals protection;
-//!   [`engine::with_engine`] gives this core's state ([`engine::Engine`]:
-//!   `lua` and `sandbox`), the one scripts run in; [`engine::compile`]
+//!   `engine::with_engine` gives this core's state (`engine::Engine`:
+//!   `lua` and `sandbox`), the one scripts run in; `engine::compile`
 //!   compiles code in the sandbox's read-only environment.
-//! - [`run`]: runs a function (found on the executing core by an
-//!   [`engine::Finder`]) with KEYS/ARGV as globals (EVAL) or as its two
+//! - `run`: runs a function (found on the executing core by an
+//!   `engine::Finder`) with KEYS/ARGV as globals (EVAL) or as its two
 //!   table arguments (FCALL), read-only or not, on the right core under
 //!   the rules above, and appends its reply.
 //!
@@ -145,11 +145,11 @@ pub fn evalsha_ro<'a>(
     })
 }
 
+/// Owned arguments (KEYS or ARGV) shipped to the core that runs a script.
+pub(crate) type KeyList = Vec<Box<[u8]>>;
+
 /// KEYS and ARGV of an EVAL-style command: `args[at]` is numkeys.
-pub(crate) fn keys_and_args(
-    args: &Args,
-    at: usize,
-) -> Result<(Vec<Box<[u8]>>, Vec<Box<[u8]>>), &'static str> {
+pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(KeyList, KeyList), &'static str> {
     let numkeys = args.int(at)?;
     if numkeys < 0 {
         return Err(NEGATIVE_KEYS);
@@ -271,7 +271,7 @@ fn any_busy(shard: &Shard) -> bool {
 /// Declared keys on several shards: the script locks those shards and its
 /// connection's own (ascending, as EXEC locks them) for its transaction
 /// (the client id), then runs on the connection's core with redis.call
-/// hopping to the held shards ([`engine::run_spread`]). Inside EXEC the
+/// hopping to the held shards (`engine::run_spread`). Inside EXEC the
 /// transaction (this client's id too) already holds every shard.
 async fn run_across(
     shard: &Rc<Shard>,
