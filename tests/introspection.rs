@@ -870,12 +870,10 @@ fn object_reports_encoding_frequency_idle_time_and_refcount() {
 fn scripting_commands_answer_clear_errors() {
     let s = Server::start(1);
     let mut c = s.client();
+    // EVAL and SCRIPT run (tests/scripting.rs); functions do not yet.
+    assert_eq!(q::<i64>(&mut c, &["EVAL", "return 1", "0"]), 1);
     for args in [
-        &["EVAL", "return 1", "0"][..],
-        &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
-        &["EVAL_RO", "return 1", "0"],
-        &["FCALL", "f", "0"],
-        &["SCRIPT", "LOAD", "return 1"],
+        &["FCALL", "f", "0"][..],
         &[
             "FUNCTION",
             "LOAD",
@@ -885,7 +883,7 @@ fn scripting_commands_answer_clear_errors() {
         let err = e(&mut c, args);
         assert!(
             err.starts_with(&format!(
-                "ERR '{}' is not supported: Kora does not run Lua scripts",
+                "ERR '{}' is not supported: Kora does not run Lua",
                 args[0].to_lowercase()
             )),
             "{args:?}: {err}"

@@ -176,6 +176,7 @@ pub mod zsets;
 pub mod geo;
 // Pub/Sub (issue 14).
 pub mod pubsub;
+pub(crate) mod lualib; // Lua libraries for scripts (issue 14).
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

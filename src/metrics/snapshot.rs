@@ -44,6 +44,15 @@ pub struct ShardSnapshot {
     pub pubsub_distinct: [u64; 3],
     pub pubsub_published: u64,
     pub pubsub_delivered: u64,
+    // Scripting (issue 14): runs, failed runs, ns; the script cache
+    // (merged: the largest core's, every core caches every script) and Lua
+    // heap bytes (merged: the sum).
+    pub script_calls: u64,
+    pub script_errors: u64,
+    pub script_nanos: u64,
+    pub scripts_cached: u64,
+    pub scripts_bytes: u64,
+    pub lua_memory_bytes: u64,
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -136,6 +145,13 @@ impl ShardSnapshot {
             ],
             pubsub_published: s.pubsub_published.get(),
             pubsub_delivered: s.pubsub_delivered.get(),
+            // Scripting (issue 14).
+            script_calls: s.script_calls.get(),
+            script_errors: s.script_errors.get(),
+            script_nanos: s.script_nanos.get(),
+            scripts_cached: s.scripts_cached.get(),
+            scripts_bytes: s.scripts_bytes.get(),
+            lua_memory_bytes: s.lua_memory_bytes.get(),
             keys: db.keys,
             expires: db.expires,
             avg_ttl_ms: db.avg_ttl_ms,
@@ -192,6 +208,13 @@ impl ShardSnapshot {
         }
         self.pubsub_published += other.pubsub_published;
         self.pubsub_delivered += other.pubsub_delivered;
+        // Scripting (issue 14).
+        self.script_calls += other.script_calls;
+        self.script_errors += other.script_errors;
+        self.script_nanos += other.script_nanos;
+        self.scripts_cached = self.scripts_cached.max(other.scripts_cached);
+        self.scripts_bytes = self.scripts_bytes.max(other.scripts_bytes);
+        self.lua_memory_bytes += other.lua_memory_bytes;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)
