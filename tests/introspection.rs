@@ -874,13 +874,8 @@ fn scripting_commands_answer_clear_errors() {
         &["EVAL", "return 1", "0"][..],
         &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
         &["EVAL_RO", "return 1", "0"],
-        &["FCALL", "f", "0"],
+        // FUNCTION and FCALL: tests/functions.rs (issue 14).
         &["SCRIPT", "LOAD", "return 1"],
-        &[
-            "FUNCTION",
-            "LOAD",
-            "#!lua name=x\nredis.register_function('f', function() end)",
-        ],
     ] {
         let err = e(&mut c, args);
         assert!(

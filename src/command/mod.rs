@@ -174,6 +174,8 @@ pub mod sort;
 pub mod zsets;
 // Geo (issue 13).
 pub mod geo;
+// Functions: FUNCTION, FCALL, FCALL_RO (issue 14).
+pub mod functions;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 
