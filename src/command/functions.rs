@@ -142,8 +142,9 @@ enum Policy {
     Replace,
 }
 
-/// A core's function registry: its Lua state and its libraries.
-pub(crate) struct Registry {
+/// A Lua state libraries load into: the load environment and the
+/// globals of library code.
+struct Loader {
     lua: Lua,
     /// The globals table of every library's code: empty, read-only, reads
     /// go to `__index` of `env_meta` (the load API while a library loads,
@@ -158,6 +159,17 @@ pub(crate) struct Registry {
     /// Whether redis.log writes (only the dry run on the connection's core
     /// logs, so a load logs once, not once per core).
     log: Rc<Cell<bool>>,
+    /// Whether loads run under the 500 ms timeout hook.
+    timed: bool,
+}
+
+/// A core's function registry: its libraries, the Lua state their
+/// functions live in (`runner`: the scripting engine's, so FCALL runs them
+/// as EVAL runs scripts) and a private state for dry runs (`checker`,
+/// whose load-timeout hook cannot disturb the engine's own hook).
+pub(crate) struct Registry {
+    runner: Loader,
+    checker: Loader,
     libs: Libs,
 }
 
@@ -196,11 +208,174 @@ return missing, readonly, view
 
 impl Registry {
     fn new() -> Registry {
-        Registry::build().expect("the functions Lua state builds")
+        let (lua, run_api) = runtime();
+        let checker = Lua::new();
+        let globals = checker.globals();
+        Registry {
+            runner: Loader::build(lua, run_api, false).expect("the functions Lua state builds"),
+            checker: Loader::build(checker, globals, true).expect("the functions Lua state builds"),
+            libs: Libs::default(),
+        }
     }
 
-    fn build() -> mlua::Result<Registry> {
-        let lua = Lua::new();
+    /// The function called `name` (case-insensitive), if loaded.
+    pub(crate) fn function(&self, name: &[u8]) -> Option<&FunctionDef> {
+        let name = std::str::from_utf8(name).ok()?;
+        let lib = self.libs.libs.get(self.libs.owner_of(name)?)?;
+        lib.functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Number of libraries and of functions (FUNCTION STATS).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.libs.libs.len(), self.libs.function_count())
+    }
+
+    /// FUNCTION LOAD: checks and compiles `code` against the libraries as
+    /// they are (`libs`), without changing them. The library to link, or
+    /// the error text (without its `-`).
+    fn prepare_load(
+        &self,
+        libs: &Libs,
+        code: &[u8],
+        replace: bool,
+        dry: bool,
+    ) -> Result<Library, String> {
+        let (engine, name, body) = parse_metadata(code)?;
+        let Some(name) = valid_name(&name) else {
+            return Err(format!("ERR {NAME_RULES}"));
+        };
+        if !engine.eq_ignore_ascii_case(b"LUA") {
+            return Err(format!(
+                "ERR Engine '{}' not found",
+                String::from_utf8_lossy(&engine)
+            ));
+        }
+        if libs.libs.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{name}' already exists"));
+        }
+        let loader = if dry { &self.checker } else { &self.runner };
+        // Only the dry run logs (once per load, not once per core).
+        let functions = loader.compile(&code[body..], dry)?;
+        if functions.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        for f in &functions {
+            if let Some(owner) = libs.owner_of(&f.name)
+                && *owner != name
+            {
+                return Err(format!("ERR Function {} already exists", f.name));
+            }
+        }
+        Ok(Library {
+            name,
+            code: code.to_vec(),
+            functions,
+        })
+    }
+
+    /// FUNCTION LOAD applied: the library's name, or the error.
+    fn load(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let lib = self.prepare_load(&self.libs, code, replace, false)?;
+        let name = lib.name.clone();
+        self.libs.unlink(&name);
+        self.libs.link(lib);
+        Ok(name)
+    }
+
+    fn delete(&mut self, name: &[u8]) -> bool {
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.libs.unlink(n))
+            .is_some()
+    }
+
+    fn flush(&mut self) {
+        self.libs = Libs::default();
+        let _ = self.runner.lua.gc_collect();
+    }
+
+    /// FUNCTION DUMP's payload.
+    fn dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for lib in self.libs.libs.values() {
+            out.push(OPCODE_FUNCTION2);
+            rdb::put_rdb_string(&mut out, &lib.code);
+        }
+        out.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+        let crc = rdb::crc64(0, &out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// FUNCTION RESTORE without changing anything: the libraries of the
+    /// payload, checked against the current ones by `policy`.
+    fn prepare_restore(&self, payload: &[u8], policy: Policy, dry: bool) -> Result<Libs, String> {
+        if rdb::verify(payload).is_err() {
+            return Err("ERR DUMP payload version or checksum are wrong".into());
+        }
+        let mut new = Libs::default();
+        let mut pos = 0;
+        // As Redis' rio buffer: strings are read from the whole payload
+        // (a bad length can run into the footer), libraries while more
+        // than the 10 footer bytes remain.
+        while payload.len() - pos > 10 {
+            let ty = payload[pos];
+            pos += 1;
+            let code = match ty {
+                OPCODE_FUNCTION2 => rdb::read_string_at(payload, &mut pos)
+                    .ok_or("ERR Failed loading library payload")?,
+                OPCODE_FUNCTION_PRE_GA => pre_ga_code(payload, &mut pos)?,
+                _ => return Err("ERR given type is not a function".into()),
+            };
+            let lib = self.prepare_load(&new, &code, false, dry)?;
+            new.link(lib);
+        }
+        if policy != Policy::Flush {
+            for name in new.libs.keys() {
+                if self.libs.libs.contains_key(name) && policy == Policy::Append {
+                    return Err(format!("ERR Library {name} already exists"));
+                }
+            }
+            for lib in new.libs.values() {
+                for f in &lib.functions {
+                    if let Some(owner) = self.libs.owner_of(&f.name)
+                        && !(policy == Policy::Replace && new.libs.contains_key(owner))
+                    {
+                        return Err(format!("ERR Function {} already exists", f.name));
+                    }
+                }
+            }
+        }
+        Ok(new)
+    }
+
+    fn restore(&mut self, payload: &[u8], policy: Policy) -> Result<(), String> {
+        let new = self.prepare_restore(payload, policy, false)?;
+        if policy == Policy::Flush {
+            self.libs = new;
+            return Ok(());
+        }
+        for (_, lib) in new.libs {
+            self.libs.unlink(&lib.name);
+            self.libs.link(lib);
+        }
+        Ok(())
+    }
+}
+
+/// The Lua state functions run in and the globals they see at run time.
+/// Until the scripting engine provides them: a state of this module's own,
+/// with Lua's globals.
+fn runtime() -> (Lua, Table) {
+    let lua = Lua::new();
+    let globals = lua.globals();
+    (lua, globals)
+}
+
+impl Loader {
+    fn build(lua: Lua, run_api: Table, timed: bool) -> mlua::Result<Loader> {
         let (_missing, readonly, view): (Function, Function, Function) =
             lua.load(HELPERS).set_name("=functions_helpers").eval()?;
         let pending: Rc<RefCell<Option<Vec<FunctionDef>>>> = Rc::new(RefCell::new(None));
@@ -233,16 +408,13 @@ impl Registry {
         load_fields.set("redis", redis)?;
         let load_api: Table = view.call(load_fields)?;
 
-        // Until the scripting engine provides the runtime API, functions
-        // see the state's own globals when they run.
-        let run_api = lua.globals();
         let env_meta = lua.create_table()?;
         env_meta.set("__index", run_api.clone())?;
         env_meta.set("__newindex", readonly)?;
         env_meta.set("__metatable", false)?;
         let env = lua.create_table()?;
         env.set_metatable(Some(env_meta.clone()))?;
-        Ok(Registry {
+        Ok(Loader {
             lua,
             env,
             env_meta,
@@ -250,67 +422,13 @@ impl Registry {
             run_api,
             pending,
             log,
-            libs: Libs::default(),
-        })
-    }
-
-    /// The function called `name` (case-insensitive), if loaded.
-    pub(crate) fn function(&self, name: &[u8]) -> Option<&FunctionDef> {
-        let name = std::str::from_utf8(name).ok()?;
-        let lib = self.libs.libs.get(self.libs.owner_of(name)?)?;
-        lib.functions
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-    }
-
-    /// Number of libraries and of functions (FUNCTION STATS).
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        (self.libs.libs.len(), self.libs.function_count())
-    }
-
-    /// FUNCTION LOAD: checks and compiles `code` against the libraries as
-    /// they are (`libs`), without changing them. The library to link, or
-    /// the error text (without its `-`).
-    fn prepare_load(
-        &self,
-        libs: &Libs,
-        code: &[u8],
-        replace: bool,
-        log: bool,
-    ) -> Result<Library, String> {
-        let (engine, name, body) = parse_metadata(code)?;
-        let Some(name) = valid_name(&name) else {
-            return Err(format!("ERR {NAME_RULES}"));
-        };
-        if !engine.eq_ignore_ascii_case(b"LUA") {
-            return Err(format!(
-                "ERR Engine '{}' not found",
-                String::from_utf8_lossy(&engine)
-            ));
-        }
-        if libs.libs.contains_key(&name) && !replace {
-            return Err(format!("ERR Library '{name}' already exists"));
-        }
-        let functions = self.compile(&code[body..], log)?;
-        if functions.is_empty() {
-            return Err("ERR No functions registered".into());
-        }
-        for f in &functions {
-            if let Some(owner) = libs.owner_of(&f.name)
-                && *owner != name
-            {
-                return Err(format!("ERR Function {} already exists", f.name));
-            }
-        }
-        Ok(Library {
-            name,
-            code: code.to_vec(),
-            functions,
+            timed,
         })
     }
 
     /// Runs a library's code (after its shebang line) in the load
-    /// environment, under the load timeout; the functions it registered.
+    /// environment (under the load timeout if `timed`); the functions it
+    /// registered.
     fn compile(&self, body: &[u8], log: bool) -> Result<Vec<FunctionDef>, String> {
         let chunk = self
             .lua
@@ -324,112 +442,29 @@ impl Registry {
         self.log.set(log);
         let swapped = self.env_meta.raw_set("__index", self.load_api.clone());
         let start = Instant::now();
-        let hooked = self.lua.set_hook(
-            HookTriggers::new().every_nth_instruction(LOAD_HOOK_EVERY),
-            move |_, _| {
-                if start.elapsed() > LOAD_TIMEOUT {
-                    Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()))
-                } else {
-                    Ok(VmState::Continue)
-                }
-            },
-        );
+        let hooked = if self.timed {
+            self.lua.set_hook(
+                HookTriggers::new().every_nth_instruction(LOAD_HOOK_EVERY),
+                move |_, _| {
+                    if start.elapsed() > LOAD_TIMEOUT {
+                        Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()))
+                    } else {
+                        Ok(VmState::Continue)
+                    }
+                },
+            )
+        } else {
+            Ok(())
+        };
         let ran = swapped.and(hooked).and_then(|()| chunk.call::<()>(()));
-        self.lua.remove_hook();
+        if self.timed {
+            self.lua.remove_hook();
+        }
         let _ = self.env_meta.raw_set("__index", self.run_api.clone());
         self.log.set(false);
         let functions = self.pending.borrow_mut().take().unwrap_or_default();
         ran.map_err(|e| format!("ERR Error registering functions: ERR {}", lua_message(&e)))?;
         Ok(functions)
-    }
-
-    /// FUNCTION LOAD applied: the library's name, or the error.
-    fn load(&mut self, code: &[u8], replace: bool, log: bool) -> Result<String, String> {
-        let lib = self.prepare_load(&self.libs, code, replace, log)?;
-        let name = lib.name.clone();
-        self.libs.unlink(&name);
-        self.libs.link(lib);
-        Ok(name)
-    }
-
-    fn delete(&mut self, name: &[u8]) -> bool {
-        std::str::from_utf8(name)
-            .ok()
-            .and_then(|n| self.libs.unlink(n))
-            .is_some()
-    }
-
-    fn flush(&mut self) {
-        self.libs = Libs::default();
-        let _ = self.lua.gc_collect();
-    }
-
-    /// FUNCTION DUMP's payload.
-    fn dump(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for lib in self.libs.libs.values() {
-            out.push(OPCODE_FUNCTION2);
-            rdb::put_rdb_string(&mut out, &lib.code);
-        }
-        out.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
-        let crc = rdb::crc64(0, &out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// FUNCTION RESTORE without changing anything: the libraries of the
-    /// payload, checked against the current ones by `policy`.
-    fn prepare_restore(&self, payload: &[u8], policy: Policy, log: bool) -> Result<Libs, String> {
-        if rdb::verify(payload).is_err() {
-            return Err("ERR DUMP payload version or checksum are wrong".into());
-        }
-        let mut new = Libs::default();
-        let mut pos = 0;
-        // As Redis' rio buffer: strings are read from the whole payload
-        // (a bad length can run into the footer), libraries while more
-        // than the 10 footer bytes remain.
-        while payload.len() - pos > 10 {
-            let ty = payload[pos];
-            pos += 1;
-            let code = match ty {
-                OPCODE_FUNCTION2 => rdb::read_string_at(payload, &mut pos)
-                    .ok_or("ERR Failed loading library payload")?,
-                OPCODE_FUNCTION_PRE_GA => pre_ga_code(payload, &mut pos)?,
-                _ => return Err("ERR given type is not a function".into()),
-            };
-            let lib = self.prepare_load(&new, &code, false, log)?;
-            new.link(lib);
-        }
-        if policy != Policy::Flush {
-            for name in new.libs.keys() {
-                if self.libs.libs.contains_key(name) && policy == Policy::Append {
-                    return Err(format!("ERR Library {name} already exists"));
-                }
-            }
-            for lib in new.libs.values() {
-                for f in &lib.functions {
-                    if let Some(owner) = self.libs.owner_of(&f.name)
-                        && !(policy == Policy::Replace && new.libs.contains_key(owner))
-                    {
-                        return Err(format!("ERR Function {} already exists", f.name));
-                    }
-                }
-            }
-        }
-        Ok(new)
-    }
-
-    fn restore(&mut self, payload: &[u8], policy: Policy, log: bool) -> Result<(), String> {
-        let new = self.prepare_restore(payload, policy, log)?;
-        if policy == Policy::Flush {
-            self.libs = new;
-            return Ok(());
-        }
-        for (_, lib) in new.libs {
-            self.libs.unlink(&lib.name);
-            self.libs.link(lib);
-        }
-        Ok(())
     }
 }
 
@@ -918,11 +953,11 @@ fn subcommand_syntax(out: &mut Vec<u8>, sub: &[u8]) {
 async fn everywhere<R, F>(shard: &Rc<Shard>, client: &ClientState, op: F) -> Option<R>
 where
     R: Send + 'static,
-    F: Fn(&mut Registry, bool) -> R + Send + Clone + 'static,
+    F: Fn(&mut Registry) -> R + Send + Clone + 'static,
 {
     let me = shard.id();
     crate::coord::all_at_once(shard, client.info.id, move |s: &Shard| {
-        (s.id(), with_registry(|r| op(r, false)))
+        (s.id(), with_registry(|r| op(r)))
     })
     .await
     .into_iter()
@@ -955,7 +990,7 @@ async fn load(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: &mu
         return out.error(&e);
     }
     let code: Arc<[u8]> = Arc::from(code);
-    match everywhere(shard, client, move |r, log| r.load(&code, replace, log)).await {
+    match everywhere(shard, client, move |r| r.load(&code, replace)).await {
         Some(Ok(name)) => out.bulk(name.as_bytes()),
         Some(Err(e)) => out.error(&e),
         None => out.error(SHUTTING_DOWN),
@@ -964,7 +999,7 @@ async fn load(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: &mu
 
 async fn delete(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: &mut Vec<u8>) {
     let name: Arc<[u8]> = Arc::from(args.get(2));
-    match everywhere(shard, client, move |r, _| r.delete(&name)).await {
+    match everywhere(shard, client, move |r| r.delete(&name)).await {
         Some(true) => out.ok(),
         Some(false) => out.error("ERR Library not found"),
         None => out.error(SHUTTING_DOWN),
@@ -980,7 +1015,7 @@ async fn flush(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: &m
     if args.len() == 3 && !args.is(2, "SYNC") && !args.is(2, "ASYNC") {
         return out.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
     }
-    match everywhere(shard, client, |r, _| r.flush()).await {
+    match everywhere(shard, client, |r| r.flush()).await {
         Some(()) => out.ok(),
         None => out.error(SHUTTING_DOWN),
     }
@@ -1010,11 +1045,7 @@ async fn restore(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: 
         return out.error(&e);
     }
     let payload: Arc<[u8]> = Arc::from(payload);
-    match everywhere(shard, client, move |r, log| {
-        r.restore(&payload, policy, log)
-    })
-    .await
-    {
+    match everywhere(shard, client, move |r| r.restore(&payload, policy)).await {
         Some(Ok(())) => out.ok(),
         Some(Err(e)) => out.error(&e),
         None => out.error(SHUTTING_DOWN),
@@ -1138,7 +1169,7 @@ mod tests {
     #[test]
     fn shebang_errors_are_redis() {
         let r = Registry::new();
-        let e = |code: &[u8]| r.prepare_load(&r.libs, code, false, false).err().unwrap();
+        let e = |code: &[u8]| r.prepare_load(&r.libs, code, false, true).err().unwrap();
         assert_eq!(e(b"return 1"), "ERR Missing library metadata");
         assert_eq!(e(b"#!lua"), "ERR Invalid library metadata");
         assert_eq!(e(b"#!lua name=\"a\nx"), "ERR Invalid library metadata");
@@ -1167,7 +1198,7 @@ mod tests {
     fn load_environment_is_redis_7_0s() {
         let r = Registry::new();
         let e = |body: &str| {
-            r.prepare_load(&r.libs, &lib("a", body), false, false)
+            r.prepare_load(&r.libs, &lib("a", body), false, true)
                 .err()
                 .unwrap()
         };
@@ -1201,7 +1232,7 @@ mod tests {
     fn register_function_errors_are_redis() {
         let r = Registry::new();
         let e = |body: &str| {
-            r.prepare_load(&r.libs, &lib("a", body), false, false)
+            r.prepare_load(&r.libs, &lib("a", body), false, true)
                 .err()
                 .unwrap()
                 .trim_start_matches("ERR Error registering functions: ERR ")
@@ -1282,14 +1313,14 @@ mod tests {
     fn registry_load_replace_delete() {
         let mut r = Registry::new();
         let body = "redis.register_function{function_name='f', callback=function() end, flags={'no-writes', 'ALLOW-OOM'}, description='d'}";
-        assert_eq!(r.load(&lib("l", body), false, false), Ok("l".into()));
+        assert_eq!(r.load(&lib("l", body), false), Ok("l".into()));
         assert_eq!(
-            r.load(&lib("l", body), false, false),
+            r.load(&lib("l", body), false),
             Err("ERR Library 'l' already exists".into())
         );
-        assert_eq!(r.load(&lib("l", body), true, false), Ok("l".into()));
+        assert_eq!(r.load(&lib("l", body), true), Ok("l".into()));
         assert_eq!(
-            r.load(&lib("m", body), false, false),
+            r.load(&lib("m", body), false),
             Err("ERR Function f already exists".into())
         );
         let f = r.function(b"F").unwrap();
@@ -1308,27 +1339,25 @@ mod tests {
         r.load(
             &lib("a", "redis.register_function('fa', function() end)"),
             false,
-            false,
         )
         .unwrap();
         let payload = r.dump();
         assert_eq!(
-            r.restore(&payload, Policy::Append, false),
+            r.restore(&payload, Policy::Append),
             Err("ERR Library a already exists".into())
         );
-        assert_eq!(r.restore(&payload, Policy::Replace, false), Ok(()));
+        assert_eq!(r.restore(&payload, Policy::Replace), Ok(()));
         r.load(
             &lib("b", "redis.register_function('fb', function() end)"),
             false,
-            false,
         )
         .unwrap();
-        assert_eq!(r.restore(&payload, Policy::Flush, false), Ok(()));
+        assert_eq!(r.restore(&payload, Policy::Flush), Ok(()));
         assert_eq!(r.counts(), (1, 1));
         let mut bad = payload.clone();
         bad[3] ^= 1;
         assert_eq!(
-            r.restore(&bad, Policy::Flush, false),
+            r.restore(&bad, Policy::Flush),
             Err("ERR DUMP payload version or checksum are wrong".into())
         );
     }
