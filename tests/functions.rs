@@ -10,7 +10,7 @@ mod redis_ref;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, e, free_port, q};
+use common::{Server, e, free_port, keys_on_each_shard, q};
 use redis::{Connection, Value};
 use redis_ref::{RedisRef, render, reply};
 
@@ -335,9 +335,9 @@ fn registry_is_the_same_on_both_cores() {
         e(&mut b, &["FUNCTION", "LOAD", &lib("la", body)]),
         "ERR Library 'la' already exists"
     );
-    // FCALL finds it from either core (it gets past "Function not found").
+    // FCALL finds it from either core.
     for c in [&mut a, &mut b] {
-        assert_ne!(e(c, &["FCALL", "fa", "0"]), "ERR Function not found");
+        assert_eq!(q::<i64>(c, &["FCALL", "fa", "0"]), 1);
         assert_eq!(
             e(c, &["FCALL", "fa", "1"]),
             "ERR Number of keys can't be greater than number of args"
@@ -498,4 +498,169 @@ fn a_load_that_loops_times_out_and_the_server_goes_on() {
     assert_eq!(q::<String>(&mut b, &["PING"]), "PONG");
     assert_eq!(libraries(&mut a), vec![]);
     assert_eq!(libraries(&mut b), vec![]);
+}
+
+// ------------------------------------------------------------------ FCALL
+
+const CALLS: &str = "#!lua name=calls
+redis.register_function('echo', function(keys, args) return {#keys, #args, keys[1] or 'nk', args[1] or 'na'} end)
+redis.register_function{function_name='put', callback=function(keys, args) return redis.call('set', keys[1], args[1]) end}
+redis.register_function{function_name='get', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}
+redis.register_function{function_name='sneaky', callback=function(keys) return redis.call('set', keys[1], 'v') end, flags={'no-writes'}}
+redis.register_function('unknown', function() return redis.call('nosuch') end)
+redis.register_function('setglobal', function() x = 1 end)
+redis.register_function('getglobal', function() return y end)
+redis.register_function('fmt', function() return string.format('%d-%s', 5, 'a') end)
+redis.register_function('pincr', function(keys) return redis.pcall('incr', keys[1]) end)
+redis.register_function('err', function() return redis.error_reply('MY err') end)
+redis.register_function('status', function() return redis.status_reply('FINE') end)
+redis.register_function('throw', function() error('boom') end)
+redis.register_function('reg', function() return redis.register_function end)
+redis.register_function('transfer', function(keys, args)
+  local n = tonumber(args[1])
+  redis.call('decrby', keys[1], n)
+  return redis.call('incrby', keys[2], n)
+end)";
+
+fn fcall_script() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["FCALL", "echo", "0"],
+        vec!["FCALL", "echo", "2", "a", "b", "c"],
+        vec!["FCALL", "ECHO", "1", "a"],
+        vec!["FCALL", "put", "1", "k1", "v1"],
+        vec!["FCALL", "get", "1", "k1"],
+        vec!["FCALL_RO", "get", "1", "k1"],
+        vec!["FCALL_RO", "put", "1", "k1", "v"],
+        vec!["FCALL", "sneaky", "1", "k1"],
+        vec!["FCALL_RO", "sneaky", "1", "k1"],
+        vec!["FCALL", "unknown", "0"],
+        vec!["FCALL", "setglobal", "0"],
+        vec!["FCALL", "getglobal", "0"],
+        vec!["FCALL", "fmt", "0"],
+        vec!["SET", "str", "abc"],
+        vec!["FCALL", "pincr", "1", "str"],
+        vec!["FCALL", "err", "0"],
+        vec!["FCALL", "status", "0"],
+        vec!["FCALL", "throw", "0"],
+        vec!["FCALL", "reg", "0"],
+        vec!["FCALL", "get", "x"],
+        vec!["FCALL", "get", "-1"],
+        vec!["FCALL", "get", "3", "a"],
+        vec!["FCALL", "nope", "0"],
+        vec!["FUNCTION", "KILL"],
+    ]
+}
+
+#[test]
+fn fcall_replies_match_redis_7_0() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    assert_eq!(q::<String>(&mut c, &["FUNCTION", "LOAD", CALLS]), "calls");
+    let ours: Vec<String> = fcall_script().iter().map(|a| reply(&mut c, a)).collect();
+    assert_eq!(ours[0], "[0,0,\"nk\",\"na\"]");
+    assert_eq!(ours[3], "+OK");
+    assert_eq!(ours[4], "\"v1\"");
+    assert_eq!(
+        ours[6],
+        "-ERR Can not execute a script with write flag using *_ro command."
+    );
+    assert!(
+        ours[7].starts_with("-ERR Write commands are not allowed from read-only scripts."),
+        "{}",
+        ours[7]
+    );
+    let Some(redis) = RedisRef::start(free_port(), "FCALL") else {
+        return;
+    };
+    let mut r = redis.client();
+    assert_eq!(q::<String>(&mut r, &["FUNCTION", "LOAD", CALLS]), "calls");
+    for (i, args) in fcall_script().iter().enumerate() {
+        assert_eq!(ours[i], reply(&mut r, args), "{args:?}");
+    }
+}
+
+#[test]
+fn fcall_from_both_cores_on_keys_of_both_shards() {
+    let s = Server::start(2);
+    let (mut a, mut b) = one_per_core(&s);
+    // Loaded from core 1, called from both.
+    assert_eq!(q::<String>(&mut b, &["FUNCTION", "LOAD", CALLS]), "calls");
+    let keys = keys_on_each_shard("fk", 2, 2);
+    for (ci, c) in [&mut a, &mut b].into_iter().enumerate() {
+        for shard_keys in &keys {
+            let k = &shard_keys[0];
+            let v = format!("v{ci}");
+            assert_eq!(q::<String>(c, &["FCALL", "put", "1", k, &v]), "OK");
+            assert_eq!(q::<String>(c, &["FCALL_RO", "get", "1", k]), v);
+            assert_eq!(q::<String>(c, &["GET", k]), v);
+        }
+        // Declared keys on both shards: one atomic call across them.
+        let (from, to) = (&keys[0][1], &keys[1][1]);
+        let _: () = q(c, &["SET", from, "100"]);
+        let _: () = q(c, &["SET", to, "0"]);
+        assert_eq!(q::<i64>(c, &["FCALL", "transfer", "2", from, to, "30"]), 30);
+        assert_eq!(q::<i64>(c, &["GET", from]), 70);
+        assert_eq!(q::<i64>(c, &["GET", to]), 30);
+    }
+    // Replaced on core 0: core 1 runs the new code.
+    let v2 = CALLS.replace("return {#keys, #args", "return {'v2', #keys, #args");
+    assert_eq!(
+        q::<String>(&mut a, &["FUNCTION", "LOAD", "REPLACE", &v2]),
+        "calls"
+    );
+    for c in [&mut a, &mut b] {
+        assert_eq!(
+            reply(c, &["FCALL", "echo", "1", &keys[1][0]]),
+            format!("[\"v2\",1,0,\"{}\",\"na\"]", keys[1][0])
+        );
+    }
+    // Deleted on core 1: gone for calls on either core, whatever the key's shard.
+    assert_eq!(q::<String>(&mut b, &["FUNCTION", "DELETE", "calls"]), "OK");
+    for c in [&mut a, &mut b] {
+        for shard_keys in &keys {
+            assert_eq!(
+                e(c, &["FCALL", "get", "1", &shard_keys[0]]),
+                "ERR Function not found"
+            );
+        }
+    }
+}
+
+#[test]
+fn function_kill_stops_a_busy_function() {
+    let s = Server::start(2);
+    let (mut a, mut b) = one_per_core(&s);
+    let spin = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(q::<String>(&mut a, &["FUNCTION", "LOAD", spin]), "spin");
+    assert_eq!(
+        e(&mut b, &["FUNCTION", "KILL"]),
+        "NOTBUSY No scripts in execution right now."
+    );
+    let runner = std::thread::spawn(move || {
+        let got = e(&mut a, &["FCALL", "spin", "0"]);
+        (got, a)
+    });
+    // Busy after busy-reply-threshold (5 s by default): then KILL from the
+    // other core stops it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "FUNCTION KILL never succeeded");
+        match redis::cmd("FUNCTION").arg("KILL").query::<String>(&mut b) {
+            Ok(ok) => {
+                assert_eq!(ok, "OK");
+                break;
+            }
+            Err(err) => assert_eq!(
+                common::error_text(&err),
+                "NOTBUSY No scripts in execution right now."
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (got, mut a) = runner.join().unwrap();
+    assert_eq!(
+        got,
+        "ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."
+    );
+    assert_eq!(q::<String>(&mut a, &["PING"]), "PONG");
 }

@@ -42,6 +42,8 @@ use indexmap::IndexMap;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 use super::conn::{ClientState, Flow};
+use super::scripting::engine::with_engine;
+use super::scripting::{self, Engine, Invocation, Style};
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
 use crate::protocol::reply::Resp;
@@ -82,8 +84,6 @@ pub(crate) struct FunctionDef {
     pub name: String,
     pub desc: Option<Vec<u8>>,
     pub flags: u8,
-    // Called by FCALL once the scripting engine runs functions.
-    #[allow(dead_code)]
     pub callback: Function,
 }
 
@@ -365,13 +365,22 @@ impl Registry {
     }
 }
 
-/// The Lua state functions run in and the globals they see at run time.
-/// Until the scripting engine provides them: a state of this module's own,
-/// with Lua's globals.
+/// The Lua state functions run in and the globals they see at run time:
+/// this core's scripting engine's state and its read-only script
+/// environment (the `redis` API with `call`, the libraries…), so FCALL
+/// runs functions exactly as EVAL runs scripts.
 fn runtime() -> (Lua, Table) {
-    let lua = Lua::new();
-    let globals = lua.globals();
-    (lua, globals)
+    with_engine(|e| (e.lua.clone(), e.sandbox.env.clone()))
+}
+
+/// The engine's [`Finder`] for FCALL: the function `name` in the registry
+/// of the core that runs it (which never creates the registry: the engine
+/// is borrowed while it looks).
+fn find_function(_: &mut Engine, name: &[u8]) -> Option<Function> {
+    REGISTRY.with(|r| {
+        let r = r.try_borrow().ok()?;
+        r.as_ref()?.function(name).map(|f| f.callback.clone())
+    })
 }
 
 impl Loader {
@@ -934,7 +943,10 @@ async fn function(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out:
         "dump" => out.bulk(&with_registry(|r| r.dump())),
         "restore" => restore(shard, client, args, out).await,
         "stats" => stats(out),
-        "kill" => out.error("NOTBUSY No scripts in execution right now."),
+        "kill" => match scripting::script_kill(shard) {
+            "" => out.ok(),
+            e => out.error(e),
+        },
         _ => help_reply(out, "FUNCTION", HELP),
     }
 }
@@ -1132,15 +1144,20 @@ fn stats(out: &mut Vec<u8>) {
 }
 
 /// FCALL / FCALL_RO: the function looked up, the key count and the
-/// write flag checked as Redis checks them, in Redis' order.
+/// write flag checked as Redis checks them, in Redis' order; then the
+/// function runs through the scripting engine, as EVAL runs a script (on
+/// the core owning its keys, atomically; see `scripting`'s docs), called
+/// with (KEYS, ARGV). A `no-writes` function, or any function under
+/// FCALL_RO, runs read-only.
 async fn fcall(
-    _shard: &Rc<Shard>,
-    _client: &mut ClientState,
+    shard: &Rc<Shard>,
+    client: &mut ClientState,
     args: &Args<'_>,
     out: &mut Vec<u8>,
     ro: bool,
 ) {
-    let Some(flags) = with_registry(|r| r.function(args.get(1)).map(|f| f.flags)) else {
+    let name = args.get(1);
+    let Some(flags) = with_registry(|r| r.function(name).map(|f| f.flags)) else {
         return out.error("ERR Function not found");
     };
     let Some(numkeys) = crate::protocol::parser::parse_i64(args.get(2)) else {
@@ -1155,7 +1172,16 @@ async fn fcall(
     if ro && flags & FLAG_NO_WRITES == 0 {
         return out.error("ERR Can not execute a script with write flag using *_ro command.");
     }
-    out.error("ERR FCALL is not available yet: Kora's Lua engine is not built in");
+    let (keys, argv) = match scripting::keys_and_args(args, 2) {
+        Ok(split) => split,
+        Err(e) => return out.error(e),
+    };
+    // Redis labels errors with the name as called.
+    let label = String::from_utf8_lossy(name);
+    let mut inv = Invocation::new(find_function, name, &label, Style::Args, keys, argv);
+    inv.read_only = ro || flags & FLAG_NO_WRITES != 0;
+    inv.missing = "ERR Function not found";
+    scripting::run(shard, client, inv, out).await;
 }
 
 #[cfg(test)]

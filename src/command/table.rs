@@ -17,6 +17,8 @@ use super::{bitmaps, hll};
 use super::{dump, sort};
 // Geo (issue 13).
 use super::geo;
+// Scripting (issue 14).
+use super::scripting;
 // Functions (issue 14).
 use super::functions;
 
@@ -714,23 +716,24 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     cmd!("slowlog", -2, A, (0, 0, 0), Run(Async(server::slowlog_cmd))),
     cmd!("memory", -2, R, (0, 0, 0), Run(Async(server::memory_cmd))),
     cmd!("object", -2, R, (0, 0, 0), Run(Async(server::object_cmd))),
-    // Scripting: not supported, answered with a clear error.
-    cmd!("eval", -3, NONE, (0, 0, 0), Run(Local(server::scripting))),
+    // Scripting (issue 14, src/command/scripting/): EVAL family and SCRIPT.
+    cmd!("eval", -3, NONE, (0, 0, 0), Run(Async(scripting::eval))),
     cmd!(
         "evalsha",
         -3,
         NONE,
         (0, 0, 0),
-        Run(Local(server::scripting))
+        Run(Async(scripting::evalsha))
     ),
-    cmd!("eval_ro", -3, R, (0, 0, 0), Run(Local(server::scripting))),
+    cmd!("eval_ro", -3, R, (0, 0, 0), Run(Async(scripting::eval_ro))),
     cmd!(
         "evalsha_ro",
         -3,
         R,
         (0, 0, 0),
-        Run(Local(server::scripting))
+        Run(Async(scripting::evalsha_ro))
     ),
+    cmd!("script", -2, NONE, (0, 0, 0), Run(Async(scripting::script))),
     // Functions (issue 14, src/command/functions.rs).
     cmd!(
         "fcall",
@@ -746,7 +749,6 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (0, 0, 0),
         Run(Async(functions::fcall_ro_cmd))
     ),
-    cmd!("script", -2, NONE, (0, 0, 0), Run(Local(server::scripting))),
     cmd!(
         "function",
         -2,

@@ -36,6 +36,12 @@ impl Shutdown {
         self.requested.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a stop was requested (by any core), before this core's
+    /// timer has noticed it: a long-running script polls it (scripting).
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::Relaxed)
+    }
+
     /// Whether this core has begun shutting down.
     #[inline]
     pub fn is_shutting_down(&self) -> bool {
