@@ -2,11 +2,18 @@
 //! STATS/KILL/HELP, FCALL and FCALL_RO.
 //!
 //! This module owns the function library registry. Every core holds its
-//! own copy in a thread-local [`Registry`]: a Lua 5.1 state (mlua) with
-//! each library's code run once to register its functions, and the
-//! library table (names, code, functions with their flags and
-//! descriptions). A connection's FCALL reads its own core's copy without
-//! crossing cores.
+//! own copy in a thread-local `Registry`: the library table (names,
+//! code, functions with their flags and descriptions) and each function's
+//! Lua callback, created by running the library's code once in that
+//! core's scripting engine state (`scripting::engine`), so a
+//! function runs exactly as an EVAL script does.
+//!
+//! FCALL/FCALL_RO check the function, the key count and the write flag as
+//! Redis does, then hand the call to the engine (`scripting::run`): it runs
+//! on the core owning the declared keys, atomically, called as
+//! `f(KEYS, ARGV)`, read-only for a `no-writes` function or FCALL_RO; the
+//! engine looks the function up in the registry of the core that runs it.
+//! FUNCTION KILL is SCRIPT KILL (`scripting::script_kill`).
 //!
 //! The copies stay the same on every core because every change (LOAD,
 //! DELETE, FLUSH, RESTORE) is applied to all of them as one step of
