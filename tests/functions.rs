@@ -664,3 +664,37 @@ fn function_kill_stops_a_busy_function() {
     );
     assert_eq!(q::<String>(&mut a, &["PING"]), "PONG");
 }
+
+#[test]
+fn load_and_fcall_inside_multi_exec() {
+    let s = Server::start(2);
+    let (mut a, mut b) = one_per_core(&s);
+    let keys = keys_on_each_shard("mx", 2, 1);
+    let code = "#!lua name=m\nredis.register_function('mf', function(k) return redis.call('incr', k[1]) end)";
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .cmd("FCALL")
+        .arg("mf")
+        .arg(1)
+        .arg(&keys[0][0])
+        .cmd("FCALL")
+        .arg("mf")
+        .arg(1)
+        .arg(&keys[1][0]);
+    let (name, x, y): (String, i64, i64) = pipe.query(&mut a).unwrap();
+    assert_eq!((name.as_str(), x, y), ("m", 1, 1));
+    // Loaded inside a transaction on core 0: known on core 1 too.
+    assert_eq!(q::<i64>(&mut b, &["FCALL", "mf", "1", &keys[0][0]]), 2);
+    // Scripts cannot reach the registry, as in Redis.
+    assert!(
+        e(
+            &mut b,
+            &["EVAL", "return redis.call('function', 'flush')", "0"]
+        )
+        .starts_with("ERR This Redis command is not allowed from script")
+    );
+    assert_eq!(libraries(&mut b).len(), 1);
+}
