@@ -91,6 +91,11 @@ pub struct Config {
     /// `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`,
     /// `maxmemory-eviction-tenacity`: Redis' names, units and defaults.
     pub eviction: EvictionSettings,
+    // Scripting (issue 14).
+    /// Milliseconds a script may run before it counts as busy (Redis'
+    /// `busy-reply-threshold`, alias `lua-time-limit`): then SCRIPT KILL
+    /// can stop it and other cores answer BUSY for its core.
+    pub busy_reply_threshold: u64,
 }
 
 /// One client class' output buffer limit, as Redis: close the connection
@@ -338,6 +343,8 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             eviction: EvictionSettings::default(),
+            // Scripting (issue 14).
+            busy_reply_threshold: 5000,
         }
     }
 }
@@ -471,6 +478,10 @@ pub struct Cli {
     /// 0..100: how long one write may evict (default 10: 500 µs).
     #[arg(long)]
     pub maxmemory_eviction_tenacity: Option<u64>,
+    // Scripting (issue 14).
+    /// Milliseconds before a running script counts as busy (default 5000).
+    #[arg(long, alias = "lua-time-limit")]
+    pub busy_reply_threshold: Option<u64>,
 }
 
 /// A memory amount in `kora.toml`: an integer of bytes or Redis' text
@@ -532,6 +543,9 @@ struct FileConfig {
     lfu_log_factor: Option<u64>,
     lfu_decay_time: Option<u64>,
     maxmemory_eviction_tenacity: Option<u64>,
+    // Scripting (issue 14).
+    #[serde(alias = "lua_time_limit")]
+    busy_reply_threshold: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -598,6 +612,8 @@ impl Config {
         layer!(zset_max_listpack_entries);
         layer!(zset_max_listpack_value);
         cfg.eviction = eviction_settings(cli, &file)?;
+        // Scripting (issue 14).
+        layer!(busy_reply_threshold);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }

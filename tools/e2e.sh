@@ -67,6 +67,7 @@ fi
 # redis-py.
 if out=$(python3 tests/python/redis_py_smoke.py "$port" 2>&1); then ok "redis-py smoke"; else bad "redis-py smoke" "$out"; fi
 if out=$(timeout 120 python3 tests/python/redis_py_transactions.py "$port" 2>&1); then ok "redis-py transactions ($out)"; else bad "redis-py transactions" "$out"; fi
+if out=$(timeout 120 python3 tests/python/redis_py_lock.py "$port" 2>&1); then ok "redis-py Lock ($out)"; else bad "redis-py Lock" "$out"; fi
 
 # promtool on a live scrape. kora_keys_total is a gauge by the product's
 # metric contract, which promtool's naming lint flags; that is the only

@@ -255,6 +255,44 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "kora_transactions_total{{result=\"{result}\"}} {n}");
     }
 
+    // Scripting (issue 14).
+    let scripting: [(&str, &str, &str, String); 5] = [
+        (
+            "kora_script_calls_total",
+            "counter",
+            "Script runs (EVAL, EVALSHA and their _RO forms).",
+            m.script_calls.to_string(),
+        ),
+        (
+            "kora_script_errors_total",
+            "counter",
+            "Script runs answered with an error.",
+            m.script_errors.to_string(),
+        ),
+        (
+            "kora_script_duration_seconds_total",
+            "counter",
+            "Time spent running scripts, in seconds.",
+            format!("{}", m.script_nanos as f64 / 1e9),
+        ),
+        (
+            "kora_scripts_cached",
+            "gauge",
+            "Scripts in the script cache (every core caches every script).",
+            m.scripts_cached.to_string(),
+        ),
+        (
+            "kora_lua_memory_bytes",
+            "gauge",
+            "Bytes used by the Lua states of all cores.",
+            m.lua_memory_bytes.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in scripting {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+
     // Access control (src/command/auth.rs).
     let security: [(&str, &str, u64); 3] = [
         (

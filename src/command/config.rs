@@ -73,6 +73,9 @@ enum Knob {
     /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`): a
     /// memory value, as Redis.
     ZsetMaxValue,
+    // Scripting (issue 14).
+    /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds.
+    BusyReplyThreshold,
 }
 
 /// Values of the parameters Kora accepts so that tools that set them at
@@ -156,6 +159,8 @@ impl Knob {
             Knob::ZsetMaxEntries | Knob::ZsetMaxValue => (0, i64::MAX),
             Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
             Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
+            // Scripting (issue 14).
+            Knob::BusyReplyThreshold => (0, i64::MAX),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
             | Knob::RequirePass
@@ -357,6 +362,10 @@ impl Knob {
             | Knob::AppendFsync => {}
             Knob::Timeout => store("timeout", &value.to_string()),
             Knob::TcpKeepalive => store("tcp-keepalive", &value.to_string()),
+            // Scripting (issue 14): this core's copy.
+            Knob::BusyReplyThreshold => {
+                crate::command::scripting::engine::set_busy_threshold_ms(value as u64)
+            }
         }
     }
 
@@ -443,6 +452,9 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("lazyfree-lazy-user-flush", Some(Knob::LazyUserFlush)),
     // HyperLogLog (issue 13).
     ("hll-sparse-max-bytes", Some(Knob::HllSparseMaxBytes)),
+    // Scripting (issue 14).
+    ("busy-reply-threshold", Some(Knob::BusyReplyThreshold)),
+    ("lua-time-limit", Some(Knob::BusyReplyThreshold)),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -513,6 +525,10 @@ fn value(shard: &Shard, name: &str) -> String {
         "lazyfree-lazy-user-flush" => yes_no(shard.db().lazy_user_flush),
         // HyperLogLog (issue 13).
         "hll-sparse-max-bytes" => shard.db().limits.hll_sparse_max_bytes.to_string(),
+        // Scripting (issue 14).
+        "busy-reply-threshold" | "lua-time-limit" => {
+            crate::command::scripting::engine::busy_threshold_ms(shard).to_string()
+        }
         _ => String::new(),
     }
 }

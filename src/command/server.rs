@@ -530,6 +530,17 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             snap.lazyfreed,
             snap.dataset_bytes,
         );
+        // Scripting (issue 14): Redis 7.0's EVAL fields (the Lua heap of
+        // every core; the cache, which every core holds whole, once).
+        let _ = write!(
+            s,
+            "used_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts}\r\nnumber_of_cached_scripts:{}\r\nused_memory_scripts:{scripts}\r\nused_memory_scripts_human:{}\r\n",
+            human_bytes(snap.lua_memory_bytes),
+            snap.scripts_cached,
+            human_bytes(snap.scripts_bytes),
+            lua = snap.lua_memory_bytes,
+            scripts = snap.scripts_bytes,
+        );
     }
     if wants("persistence") {
         section(&mut s, "Persistence");

@@ -41,6 +41,12 @@ impl Gauge {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+
+    /// Scripting (issue 14): a gauge the shard recomputes (its script
+    /// cache's size).
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
 }
 
 /// Aligned to a cache line so two shards' stats never share one.
@@ -83,4 +89,15 @@ pub struct ShardStats {
     /// Blocking commands (issue 13): this core's connections waiting in
     /// BLPOP and the like (INFO blocked_clients, kora_blocked_clients).
     pub blocked_clients: Gauge,
+    // Scripting (issue 14).
+    /// Script runs on this core (EVAL and friends), those answered with
+    /// an error, and their time in ns (kora_script_*).
+    pub script_calls: Counter,
+    pub script_errors: Counter,
+    pub script_nanos: Counter,
+    /// This core's script cache: scripts, their bodies' bytes; and its Lua
+    /// heap (INFO used_memory_lua).
+    pub scripts_cached: Gauge,
+    pub scripts_bytes: Gauge,
+    pub lua_memory_bytes: Gauge,
 }

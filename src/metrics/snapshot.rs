@@ -36,6 +36,15 @@ pub struct ShardSnapshot {
     pub protected_mode_denied: u64,
     /// Blocking commands (issue 13): clients waiting (a gauge).
     pub blocked_clients: u64,
+    // Scripting (issue 14): runs, failed runs, ns; the script cache
+    // (merged: the largest core's, every core caches every script) and Lua
+    // heap bytes (merged: the sum).
+    pub script_calls: u64,
+    pub script_errors: u64,
+    pub script_nanos: u64,
+    pub scripts_cached: u64,
+    pub scripts_bytes: u64,
+    pub lua_memory_bytes: u64,
     pub keys: u64,
     pub expires: u64,
     pub avg_ttl_ms: u64,
@@ -116,6 +125,13 @@ impl ShardSnapshot {
             security_attacks: s.security_attacks.get(),
             protected_mode_denied: s.protected_mode_denied.get(),
             blocked_clients: s.blocked_clients.get(),
+            // Scripting (issue 14).
+            script_calls: s.script_calls.get(),
+            script_errors: s.script_errors.get(),
+            script_nanos: s.script_nanos.get(),
+            scripts_cached: s.scripts_cached.get(),
+            scripts_bytes: s.scripts_bytes.get(),
+            lua_memory_bytes: s.lua_memory_bytes.get(),
             keys: db.keys,
             expires: db.expires,
             avg_ttl_ms: db.avg_ttl_ms,
@@ -164,6 +180,13 @@ impl ShardSnapshot {
         self.security_attacks += other.security_attacks;
         self.protected_mode_denied += other.protected_mode_denied;
         self.blocked_clients += other.blocked_clients;
+        // Scripting (issue 14).
+        self.script_calls += other.script_calls;
+        self.script_errors += other.script_errors;
+        self.script_nanos += other.script_nanos;
+        self.scripts_cached = self.scripts_cached.max(other.scripts_cached);
+        self.scripts_bytes = self.scripts_bytes.max(other.scripts_bytes);
+        self.lua_memory_bytes += other.lua_memory_bytes;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
             .checked_div(total_expires)

@@ -14,7 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mlua::{
@@ -104,9 +104,23 @@ const HOOK_PERIOD: u32 = 100_000;
 
 // ---- Busy scripts, across cores ----
 
-/// `busy-reply-threshold` in milliseconds (CONFIG SET sets it); read by
-/// the count hook only, never on the data path.
-pub(crate) static BUSY_THRESHOLD_MS: AtomicU64 = AtomicU64::new(5000);
+thread_local! {
+    /// This core's `busy-reply-threshold` once CONFIG SET changed it (it
+    /// sets every core's); until then the configuration's.
+    static BUSY_THRESHOLD_MS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// This core's `busy-reply-threshold` in milliseconds.
+pub(crate) fn busy_threshold_ms(shard: &Shard) -> u64 {
+    BUSY_THRESHOLD_MS
+        .with(Cell::get)
+        .unwrap_or(shard.config().busy_reply_threshold)
+}
+
+/// CONFIG SET busy-reply-threshold, on this core.
+pub(crate) fn set_busy_threshold_ms(ms: u64) {
+    BUSY_THRESHOLD_MS.with(|t| t.set(Some(ms)));
+}
 
 /// One core's running-script state as other cores see it. Written by the
 /// count hook once a script has run past the busy threshold (and by the
@@ -119,7 +133,7 @@ pub(crate) struct BusySlot {
     pub kill: AtomicBool,
 }
 
-const MAX_SLOTS: usize = 256;
+const MAX_SLOTS: usize = 1024;
 pub(crate) static SLOTS: [BusySlot; MAX_SLOTS] = [const {
     BusySlot {
         busy: AtomicBool::new(false),
@@ -369,11 +383,60 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<Sandbox> {
             Ok(t)
         })?,
     )?;
-    raw.set("lrand48", lua.create_function(|_, ()| Ok(lrand48()))?)?;
     raw.set(
-        "srand48",
-        lua.create_function(|_, seed: i64| {
-            srand48(seed as i32);
+        "random",
+        lua.create_function(|lua, args: MultiValue| {
+            // Lua 5.1's math.random over Redis' rand48.
+            let r = (lrand48() % 2_147_483_647) as f64 / 2_147_483_647.0;
+            let int = |i: usize| -> mlua::Result<f64> {
+                let v = args.get(i).unwrap_or(&Value::Nil);
+                as_number(v).map(f64::trunc).ok_or_else(|| {
+                    let got = match v {
+                        Value::Nil => "no value",
+                        other => other.type_name(),
+                    };
+                    arg_error(lua, i + 1, "random", &format!("number expected, got {got}"))
+                })
+            };
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = int(0)?;
+                    if u < 1.0 {
+                        return Err(arg_error(lua, 1, "random", "interval is empty"));
+                    }
+                    Ok((r * u).floor() + 1.0)
+                }
+                2 => {
+                    let (l, u) = (int(0)?, int(1)?);
+                    if l > u {
+                        return Err(arg_error(lua, 2, "random", "interval is empty"));
+                    }
+                    Ok((r * (u - l + 1.0)).floor() + l)
+                }
+                _ => Err(raise(&format!(
+                    "ERR {}wrong number of arguments",
+                    caller(lua)
+                ))),
+            }
+        })?,
+    )?;
+    raw.set(
+        "randomseed",
+        lua.create_function(|lua, seed: Value| {
+            let Some(n) = as_number(&seed) else {
+                let got = match seed {
+                    Value::Nil => "no value",
+                    ref other => other.type_name(),
+                };
+                return Err(arg_error(
+                    lua,
+                    1,
+                    "randomseed",
+                    &format!("number expected, got {got}"),
+                ));
+            };
+            srand48(n as i32);
             Ok(())
         })?,
     )?;
@@ -462,13 +525,13 @@ impl Engine {
         let _ = self.lua.gc_collect();
     }
 
-    /// (number of cached scripts, their bodies' bytes, the Lua heap).
-    pub(crate) fn stats(&self) -> (usize, usize, usize) {
-        (
-            self.scripts.len(),
-            self.scripts_bytes,
-            self.lua.used_memory(),
-        )
+    /// Publishes this core's script cache and Lua heap sizes to its
+    /// instruments (INFO memory, /metrics).
+    pub(crate) fn note_sizes(&self, s: &Shard) {
+        let stats = &s.metrics().stats;
+        stats.scripts_cached.set(self.scripts.len() as u64);
+        stats.scripts_bytes.set(self.scripts_bytes as u64);
+        stats.lua_memory_bytes.set(self.lua.used_memory() as u64);
     }
 }
 
@@ -480,6 +543,7 @@ pub(crate) enum Style {
     /// EVAL: as the globals `KEYS` and `ARGV`.
     Globals,
     /// FCALL: as its two arguments, `f(keys, args)`.
+    #[allow(dead_code)] // FCALL's (the FUNCTION helper's part)
     Args,
 }
 
@@ -528,6 +592,7 @@ impl Invocation {
 }
 
 /// What a run produced: its RESP2 reply, and whether it failed.
+#[allow(dead_code)] // `failed` and `nanos` are for FCALL's callers
 pub(crate) struct Outcome {
     pub reply: Vec<u8>,
     pub failed: bool,
@@ -580,12 +645,25 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
             Style::Args => sb.run_with.call::<MultiValue>((f, keys, argv)),
         };
         finish(result, &inv.label, &mut reply);
+        engine.note_sizes(s);
     });
+    outcome(s, reply, started)
+}
+
+/// Counts a finished run in `s`'s instruments (kora_script_*).
+fn outcome(s: &Shard, reply: Vec<u8>, started: Instant) -> Outcome {
     let failed = reply.first() == Some(&b'-');
+    let nanos = started.elapsed().as_nanos() as u64;
+    let stats = &s.metrics().stats;
+    stats.script_calls.add(1);
+    stats.script_nanos.add(nanos);
+    if failed {
+        stats.script_errors.add(1);
+    }
     Outcome {
         reply,
         failed,
-        nanos: started.elapsed().as_nanos() as u64,
+        nanos,
     }
 }
 
@@ -638,6 +716,28 @@ impl std::fmt::Display for ScriptError {
 }
 
 impl std::error::Error for ScriptError {}
+
+/// "user_script:3: " for the Lua function calling the running Rust one,
+/// as luaL_where(L, 1) writes it.
+fn caller(lua: &Lua) -> String {
+    lua.inspect_stack(1, |d| {
+        let line = d.current_line();
+        let src = d.source().short_src.map(|s| s.into_owned());
+        match (src, line) {
+            (Some(src), Some(line)) if line > 0 => format!("{src}:{line}: "),
+            _ => String::new(),
+        }
+    })
+    .unwrap_or_default()
+}
+
+/// luaL_argerror's text, with the caller's position.
+fn arg_error(lua: &Lua, n: usize, fname: &str, msg: &str) -> mlua::Error {
+    raise(&format!(
+        "ERR {}bad argument #{n} to '{fname}' ({msg})",
+        caller(lua)
+    ))
+}
 
 fn raise(text: &str) -> mlua::Error {
     mlua::Error::external(ScriptError(text.to_string()))
@@ -960,22 +1060,14 @@ pub(crate) async fn run_spread(
     });
     let Some((lua, sb, f)) = found else {
         reply.error(inv.missing);
-        return Outcome {
-            reply,
-            failed: true,
-            nanos: 0,
-        };
+        return outcome(shard, reply, started);
     };
     let built = (|| -> mlua::Result<(Table, Table)> {
         Ok((sequence(&lua, &inv.keys)?, sequence(&lua, &inv.argv)?))
     })();
     let Ok((keys, argv)) = built else {
         reply.error("ERR Lua out of memory");
-        return Outcome {
-            reply,
-            failed: true,
-            nanos: 0,
-        };
+        return outcome(shard, reply, started);
     };
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
@@ -1003,12 +1095,8 @@ pub(crate) async fn run_spread(
         .call_async::<MultiValue>((f, keys, argv, globals))
         .await;
     finish(result, &inv.label, &mut reply);
-    let failed = reply.first() == Some(&b'-');
-    Outcome {
-        reply,
-        failed,
-        nanos: started.elapsed().as_nanos() as u64,
-    }
+    with_engine(|e| e.note_sizes(shard));
+    outcome(shard, reply, started)
 }
 
 /// The connection-level commands a script may run: those that need no
@@ -1057,7 +1145,9 @@ fn printf_g(format: &std::ffi::CStr, n: f64) -> Vec<u8> {
 /// A Lua number as a RESP integer: truncated, as C's cast on x86 (NaN and
 /// out-of-range values give i64::MIN).
 fn number_to_int(n: f64) -> i64 {
-    if n.is_nan() || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&n) {
+    // 2^63: i64's range as doubles.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -1191,7 +1281,7 @@ fn hook() -> mlua::Result<VmState> {
         let shard = unsafe { &*ctx.shard };
         let slot = slot(shard.id());
         if !ctx.busy {
-            let threshold = BUSY_THRESHOLD_MS.load(Ordering::Relaxed);
+            let threshold = busy_threshold_ms(shard);
             if (ctx.start.elapsed().as_millis() as u64) < threshold {
                 return Ok(VmState::Continue);
             }

@@ -84,7 +84,7 @@ use super::conn::{ClientState, Flow};
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
 use crate::protocol::reply::{Resp, err};
-pub(crate) use engine::{Engine, Finder, Invocation, Outcome, Style};
+pub(crate) use engine::{Engine, Invocation, Style};
 
 const BUSY: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -145,11 +145,11 @@ pub fn evalsha_ro<'a>(
     })
 }
 
+/// Owned arguments (KEYS or ARGV) shipped to the core that runs a script.
+pub(crate) type KeyList = Vec<Box<[u8]>>;
+
 /// KEYS and ARGV of an EVAL-style command: `args[at]` is numkeys.
-pub(crate) fn keys_and_args(
-    args: &Args,
-    at: usize,
-) -> Result<(Vec<Box<[u8]>>, Vec<Box<[u8]>>), &'static str> {
+pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(KeyList, KeyList), &'static str> {
     let numkeys = args.int(at)?;
     if numkeys < 0 {
         return Err(NEGATIVE_KEYS);
@@ -194,16 +194,9 @@ async fn eval_generic(
             Err(e) => return out.error(&e),
         }
     };
-    let inv = Invocation {
-        finder: find_script,
-        name: Box::from(&sha[..]),
-        label: String::from_utf8_lossy(&sha).into(),
-        missing: engine::NOSCRIPT,
-        style: Style::Globals,
-        keys,
-        argv,
-        read_only,
-    };
+    let label = String::from_utf8_lossy(&sha).into_owned();
+    let mut inv = Invocation::new(find_script, &sha, &label, Style::Globals, keys, argv);
+    inv.read_only = read_only;
     run(shard, client, inv, out).await;
 }
 
@@ -219,11 +212,17 @@ async fn ensure_loaded(shard: &Shard, body: &[u8]) -> Result<[u8; 40], String> {
         let sha = e.load(body)?;
         Ok::<_, String>((sha, !e.sent.contains(&sha)))
     })?;
+    // A busy core would hold the broadcast (and this client) until its
+    // script ends: answer BUSY, as Redis answers everything then.
+    if new && any_busy(shard) {
+        return Err(BUSY.into());
+    }
     if new && shard.nshards() > 1 {
         let body: Arc<[u8]> = Arc::from(body);
-        crate::coord::all(shard, move |_: &Shard| {
+        crate::coord::all(shard, move |s: &Shard| {
             engine::with_engine(|e| {
                 let _ = e.load(&body);
+                e.note_sizes(s);
             })
         })
         .await;
@@ -263,6 +262,10 @@ pub(crate) async fn run(
 
 fn is_busy(core: usize) -> bool {
     engine::slot(core).is_some_and(|s| s.busy.load(Ordering::Relaxed))
+}
+
+fn any_busy(shard: &Shard) -> bool {
+    (0..shard.nshards()).any(|core| core != shard.id() && is_busy(core))
 }
 
 /// Declared keys on several shards: the script locks those shards and its
@@ -357,7 +360,16 @@ async fn script_cmd(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
             if args.len() == 3 && !(args.is(2, "ASYNC") || args.is(2, "SYNC")) || args.len() > 3 {
                 return out.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
             }
-            crate::coord::all(shard, |_: &Shard| engine::with_engine(Engine::flush)).await;
+            if any_busy(shard) {
+                return out.error(BUSY);
+            }
+            crate::coord::all(shard, |s: &Shard| {
+                engine::with_engine(|e| {
+                    e.flush();
+                    e.note_sizes(s);
+                })
+            })
+            .await;
             out.ok();
         }
         "kill" => match script_kill(shard) {

@@ -10,7 +10,7 @@ local real, raw = ...
 local type, tostring, select, error, rawget, rawset = type, tostring, select, error, rawget, rawset
 local setmetatable, getmetatable, setfenv, xpcall, pcall, unpack = setmetatable, getmetatable, setfenv, xpcall, pcall, unpack
 local loadstring, load = loadstring, load
-local floor, ceil = math.floor, math.ceil
+local floor = math.floor
 local getinfo = real.debug.getinfo
 local sub, find, gsub = string.sub, string.find, string.gsub
 local rawcall, aborting = raw.call, raw.aborting
@@ -60,36 +60,9 @@ end
 
 -- math.random / math.randomseed: Redis' rand48 (same sequence on every
 -- platform), from a per-core state (engine.rs).
-local lrand, srand = raw.lrand48, raw.srand48
-local function checkint(v, n, fname)
-  local x = tonumber(v)
-  if x == nil then
-    error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got " ..
-      (v == nil and 'no value' or type(v)) .. ")", 3)
-  end
-  if x >= 0 then return floor(x) end
-  return ceil(x)
-end
-real.math.random = function(...)
-  local n = select('#', ...)
-  local r = (lrand() % 2147483647) / 2147483647
-  if n == 0 then return r end
-  local a, b = ...
-  if n == 1 then
-    local u = checkint(a, 1, 'random')
-    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
-    return floor(r * u) + 1
-  elseif n == 2 then
-    local l = checkint(a, 1, 'random')
-    local u = checkint(b, 2, 'random')
-    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
-    return floor(r * (u - l + 1)) + l
-  end
-  error('wrong number of arguments', 2)
-end
-real.math.randomseed = function(s)
-  srand(checkint(s, 1, 'randomseed'))
-end
+-- (C functions in engine.rs, so that errors name the script's line).
+real.math.random = raw.random
+real.math.randomseed = raw.randomseed
 
 -- The redis API.
 local redis = {}
