@@ -375,6 +375,12 @@ fn registry_is_the_same_on_both_cores() {
         "[\"running_script\",nil,\"engines\",[\"LUA\",[\"libraries_count\",1,\"functions_count\",1]]]"
     );
     assert_eq!(stats(&mut a), stats(&mut b));
+    // INFO memory counts them as Redis 7.0 does, on either core.
+    for c in [&mut a, &mut b] {
+        let info: String = q(c, &["INFO", "memory"]);
+        assert!(info.contains("number_of_functions:1\r\n"), "{info}");
+        assert!(info.contains("number_of_libraries:1\r\n"), "{info}");
+    }
 }
 
 #[test]

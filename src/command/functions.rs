@@ -380,6 +380,22 @@ fn runtime() -> (Lua, Table) {
     with_engine(|e| (e.lua.clone(), e.sandbox.env.clone()))
 }
 
+/// INFO memory's `number_of_functions`, `number_of_libraries` and
+/// `used_memory_functions` (the libraries' code bytes) of this core's
+/// registry, without creating it.
+pub(crate) fn counts_here() -> (usize, usize, usize) {
+    REGISTRY.with(|r| {
+        let Ok(r) = r.try_borrow() else {
+            return (0, 0, 0);
+        };
+        r.as_ref().map_or((0, 0, 0), |r| {
+            let (libs, funcs) = r.counts();
+            let code = r.libs.libs.values().map(|l| l.code.len()).sum();
+            (funcs, libs, code)
+        })
+    })
+}
+
 /// The engine's [`Finder`] for FCALL: the function `name` in the registry
 /// of the core that runs it (which never creates the registry: the engine
 /// is borrowed while it looks).
