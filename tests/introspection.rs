@@ -1,6 +1,6 @@
 //! Introspection end to end, with the numbers checked: CONFIG GET/SET/
 //! RESETSTAT, INFO sections and errorstats, SLOWLOG, LATENCY's monitor,
-//! MEMORY, OBJECT, and the scripting commands' errors. Servers run with two
+//! MEMORY and OBJECT. Servers run with two
 //! shards, and keys or connections are picked on each of them, so every
 //! merge across shards is exercised.
 
@@ -864,50 +864,3 @@ fn object_reports_encoding_frequency_idle_time_and_refcount() {
     );
 }
 
-// --------------------------------------------------------------- scripting
-
-#[test]
-fn scripting_commands_answer_clear_errors() {
-    let s = Server::start(1);
-    let mut c = s.client();
-    // EVAL and SCRIPT run (tests/scripting.rs); functions do not yet.
-    assert_eq!(q::<i64>(&mut c, &["EVAL", "return 1", "0"]), 1);
-    for args in [
-        &["FCALL", "f", "0"][..],
-        &[
-            "FUNCTION",
-            "LOAD",
-            "#!lua name=x\nredis.register_function('f', function() end)",
-        ],
-    ] {
-        let err = e(&mut c, args);
-        assert!(
-            err.starts_with(&format!(
-                "ERR '{}' is not supported: Kora does not run Lua",
-                args[0].to_lowercase()
-            )),
-            "{args:?}: {err}"
-        );
-    }
-    ok(&mut c, &["FUNCTION", "FLUSH"]);
-    ok(&mut c, &["FUNCTION", "FLUSH", "ASYNC"]);
-    let list: Vec<Value> = q(&mut c, &["FUNCTION", "LIST"]);
-    assert!(list.is_empty());
-    let list: Vec<Value> = q(
-        &mut c,
-        &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "x*"],
-    );
-    assert!(list.is_empty());
-    assert_eq!(
-        e(&mut c, &["EVAL", "return 1"]),
-        "ERR wrong number of arguments for 'eval' command"
-    );
-    // COMMAND knows them all, so clients can discover them.
-    let info: Vec<Value> = q(
-        &mut c,
-        &[
-            "COMMAND", "INFO", "eval", "function", "slowlog", "memory", "object",
-        ],
-    );
-    assert!(info.iter().all(|i| *i != Value::Nil), "{info:?}");
-}

@@ -177,6 +177,8 @@ pub mod geo;
 // Pub/Sub (issue 14).
 pub mod pubsub;
 pub(crate) mod lualib; // Lua libraries for scripts (issue 14).
+// Functions: FUNCTION, FCALL, FCALL_RO (issue 14).
+pub mod functions;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

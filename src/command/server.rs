@@ -550,6 +550,13 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
             lua = snap.lua_memory_bytes,
             scripts = snap.scripts_bytes,
         );
+        // Functions (issue 14): every core holds the same registry; this
+        // core's copy answers.
+        let (functions, libraries, code) = super::functions::counts_here();
+        let _ = write!(
+            s,
+            "number_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nused_memory_functions:{code}\r\n",
+        );
     }
     if wants("persistence") {
         section(&mut s, "Persistence");

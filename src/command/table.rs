@@ -19,6 +19,8 @@ use super::{dump, sort};
 use super::geo;
 // Scripting (issue 14).
 use super::scripting;
+// Functions (issue 14).
+use super::functions;
 
 pub use crate::metrics::slots::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, Slot};
 
@@ -731,15 +733,28 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (0, 0, 0),
         Run(Async(scripting::evalsha_ro))
     ),
-    cmd!("fcall", -3, NONE, (0, 0, 0), Run(Local(server::scripting))),
-    cmd!("fcall_ro", -3, R, (0, 0, 0), Run(Local(server::scripting))),
     cmd!("script", -2, NONE, (0, 0, 0), Run(Async(scripting::script))),
+    // Functions (issue 14, src/command/functions.rs).
+    cmd!(
+        "fcall",
+        -3,
+        NONE,
+        (0, 0, 0),
+        Run(Async(functions::fcall_cmd))
+    ),
+    cmd!(
+        "fcall_ro",
+        -3,
+        R,
+        (0, 0, 0),
+        Run(Async(functions::fcall_ro_cmd))
+    ),
     cmd!(
         "function",
         -2,
         NONE,
         (0, 0, 0),
-        Run(Local(server::scripting))
+        Run(Async(functions::function_cmd))
     ),
     // Bitmaps (issue 13, src/command/bitmaps.rs).
     cmd!("setbit", 4, WD, (1, 1, 1), Keyed(bitmaps::setbit)),

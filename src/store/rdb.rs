@@ -954,6 +954,34 @@ impl super::Db {
     }
 }
 
+// ------------------------------------------- function payloads (issue 14)
+
+// FUNCTION DUMP/RESTORE (src/command/functions.rs) write and read the RDB
+// strings of a function payload; they are read from the whole payload, as
+// Redis' rio buffer reads them (a bad length may run into the footer).
+
+/// `rdbGenericLoadStringObject` at `*pos` (raw, int-encoded or LZF),
+/// advancing `*pos`; None when malformed or past the end.
+pub(crate) fn read_string_at(buf: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
+    let mut r = Reader { buf, pos: *pos };
+    let s = r.string().ok()?.into_owned();
+    *pos = r.pos;
+    Some(s)
+}
+
+/// `rdbLoadLen` at `*pos`, advancing `*pos`.
+pub(crate) fn read_len_at(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut r = Reader { buf, pos: *pos };
+    let n = r.len().ok()?;
+    *pos = r.pos;
+    Some(n)
+}
+
+/// `rdbSaveRawString` without compression.
+pub(crate) fn put_rdb_string(out: &mut Vec<u8>, s: &[u8]) {
+    put_string(out, s);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
