@@ -863,4 +863,3 @@ fn object_reports_encoding_frequency_idle_time_and_refcount() {
         "ERR unknown subcommand 'NOPE'. Try OBJECT HELP."
     );
 }
-

@@ -175,8 +175,8 @@ pub mod zsets;
 // Geo (issue 13).
 pub mod geo;
 // Pub/Sub (issue 14).
-pub mod pubsub;
-pub(crate) mod lualib; // Lua libraries for scripts (issue 14).
+pub(crate) mod lualib;
+pub mod pubsub; // Lua libraries for scripts (issue 14).
 // Functions: FUNCTION, FCALL, FCALL_RO (issue 14).
 pub mod functions;
 

@@ -87,10 +87,10 @@ fn flush_mailbox(client: &ClientState, out: &mut Vec<u8>) {
     }
 }
 
-fn subscribe(
+async fn subscribe(
     shard: &Shard,
     client: &mut ClientState,
-    args: &Args,
+    args: &Args<'_>,
     out: &mut Vec<u8>,
     space: Space,
 ) {
@@ -109,13 +109,13 @@ fn subscribe(
         shard.pubsub().subscribe(stats, sub, space, name);
         notify(out, event(space, true), Some(name), sub.count(space));
     }
-    crate::coord::pubsub_tell_homes(shard);
+    crate::coord::pubsub_tell_peers(shard).await;
 }
 
-fn unsubscribe(
+async fn unsubscribe(
     shard: &Shard,
     client: &mut ClientState,
-    args: &Args,
+    args: &Args<'_>,
     out: &mut Vec<u8>,
     space: Space,
 ) {
@@ -147,74 +147,20 @@ fn unsubscribe(
             notify(out, kind, Some(name), sub.count(space));
         }
     }
-    crate::coord::pubsub_tell_homes(shard);
+    crate::coord::pubsub_tell_peers(shard).await;
 }
 
-pub fn subscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    subscribe(shard, client, args, out, Space::Channel);
-    Flow::Continue
+/// Drops every subscription of a closing connection, and waits until the
+/// other cores know (before its socket closes: a client that saw it close
+/// then publishes is not counted as a receiver).
+pub(crate) async fn forget(shard: &Shard, client: &mut ClientState) {
+    drop_subscriptions(shard, client);
+    crate::coord::pubsub_tell_peers(shard).await;
 }
 
-pub fn psubscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    subscribe(shard, client, args, out, Space::Pattern);
-    Flow::Continue
-}
-
-pub fn ssubscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    subscribe(shard, client, args, out, Space::Shard);
-    Flow::Continue
-}
-
-pub fn unsubscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    unsubscribe(shard, client, args, out, Space::Channel);
-    Flow::Continue
-}
-
-pub fn punsubscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    unsubscribe(shard, client, args, out, Space::Pattern);
-    Flow::Continue
-}
-
-pub fn sunsubscribe_cmd(
-    shard: &Shard,
-    client: &mut ClientState,
-    args: &Args,
-    out: &mut Vec<u8>,
-) -> Flow {
-    unsubscribe(shard, client, args, out, Space::Shard);
-    Flow::Continue
-}
-
-/// Drops every subscription of a closing (or RESET) connection.
-pub(crate) fn forget(shard: &Shard, client: &mut ClientState) {
+fn drop_subscriptions(shard: &Shard, client: &mut ClientState) {
     if let Some(sub) = client.pubsub.as_mut() {
         shard.pubsub().unsubscribe_all(&shard.metrics().stats, sub);
-        crate::coord::pubsub_tell_homes(shard);
     }
     client.pubsub = None;
 }
@@ -232,17 +178,59 @@ macro_rules! pubsub_async {
     };
 }
 
-pubsub_async!(publish_cmd, |shard, _client, args, out| {
-    let n = crate::coord::publish(shard, Space::Channel, args.get(1), args.get(2)).await;
-    out.int(n as i64);
+pubsub_async!(subscribe_cmd, |shard, client, args, out| {
+    subscribe(shard, client, args, out, Space::Channel).await;
     Flow::Continue
 });
 
-pubsub_async!(spublish_cmd, |shard, _client, args, out| {
-    let n = crate::coord::publish(shard, Space::Shard, args.get(1), args.get(2)).await;
-    out.int(n as i64);
+pubsub_async!(psubscribe_cmd, |shard, client, args, out| {
+    subscribe(shard, client, args, out, Space::Pattern).await;
     Flow::Continue
 });
+
+pubsub_async!(ssubscribe_cmd, |shard, client, args, out| {
+    subscribe(shard, client, args, out, Space::Shard).await;
+    Flow::Continue
+});
+
+pubsub_async!(unsubscribe_cmd, |shard, client, args, out| {
+    unsubscribe(shard, client, args, out, Space::Channel).await;
+    Flow::Continue
+});
+
+pubsub_async!(punsubscribe_cmd, |shard, client, args, out| {
+    unsubscribe(shard, client, args, out, Space::Pattern).await;
+    Flow::Continue
+});
+
+pubsub_async!(sunsubscribe_cmd, |shard, client, args, out| {
+    unsubscribe(shard, client, args, out, Space::Shard).await;
+    Flow::Continue
+});
+
+/// PUBLISH: answered from this core without waiting for the others
+/// (`coord::publish`).
+pub fn publish_cmd(
+    shard: &Shard,
+    _client: &mut ClientState,
+    args: &Args,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let n = crate::coord::publish(shard, Space::Channel, args.get(1), args.get(2));
+    out.int(n as i64);
+    Flow::Continue
+}
+
+pub fn spublish_cmd(
+    shard: &Shard,
+    _client: &mut ClientState,
+    args: &Args,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let n = crate::coord::publish(shard, Space::Shard, args.get(1), args.get(2));
+    out.int(n as i64);
+    Flow::Continue
+}
 
 const HELP: &[&str] = &[
     "CHANNELS [<pattern>]",
@@ -367,7 +355,8 @@ pub fn reset<'a>(
         // Messages that arrived before RESET still go out, as those in
         // Redis' reply buffer do.
         flush_mailbox(client, out);
-        forget(shard, client);
+        drop_subscriptions(shard, client);
+        crate::coord::pubsub_tell_peers(shard).await;
         client.reply = ReplyMode::On;
         *client.info.name.borrow_mut() = None;
         client.authenticated = super::auth::authenticated_at_connect(shard);

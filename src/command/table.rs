@@ -932,62 +932,63 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     cmd!("swapdb", 3, WF, (0, 0, 0), Run(Local(misc::swapdb))),
     cmd!("move", 3, WF, (1, 1, 1), Run(Local(misc::move_cmd))),
     // Pub/Sub (issue 14, src/command/pubsub.rs): connection commands;
-    // PUBLISH reaches every core through coord::publish.
+    // PUBLISH reaches the other cores through coord::publish, without
+    // waiting for them; (un)subscribes wait until every core knows.
     cmd!(
         "subscribe",
         -2,
         PUBSUB_FLAGS,
         (0, 0, 0),
-        Run(Local(super::pubsub::subscribe_cmd))
+        Run(Async(super::pubsub::subscribe_cmd))
     ),
     cmd!(
         "unsubscribe",
         -1,
         PUBSUB_FLAGS,
         (0, 0, 0),
-        Run(Local(super::pubsub::unsubscribe_cmd))
+        Run(Async(super::pubsub::unsubscribe_cmd))
     ),
     cmd!(
         "psubscribe",
         -2,
         PUBSUB_FLAGS,
         (0, 0, 0),
-        Run(Local(super::pubsub::psubscribe_cmd))
+        Run(Async(super::pubsub::psubscribe_cmd))
     ),
     cmd!(
         "punsubscribe",
         -1,
         PUBSUB_FLAGS,
         (0, 0, 0),
-        Run(Local(super::pubsub::punsubscribe_cmd))
+        Run(Async(super::pubsub::punsubscribe_cmd))
     ),
     cmd!(
         "ssubscribe",
         -2,
         PUBSUB_FLAGS,
         (1, -1, 1),
-        Run(Local(super::pubsub::ssubscribe_cmd))
+        Run(Async(super::pubsub::ssubscribe_cmd))
     ),
     cmd!(
         "sunsubscribe",
         -1,
         PUBSUB_FLAGS,
         (1, -1, 1),
-        Run(Local(super::pubsub::sunsubscribe_cmd))
+        Run(Async(super::pubsub::sunsubscribe_cmd))
     ),
     cmd!(
         "publish",
         3,
         &["pubsub", "loading", "stale", "fast", "may_replicate"],
         (0, 0, 0),
-        Run(Async(super::pubsub::publish_cmd))
+        Run(Local(super::pubsub::publish_cmd))
     ),
     cmd!(
         "spublish",
         3,
         &["pubsub", "loading", "stale", "fast", "may_replicate"],
         (1, 1, 1),
-        Run(Async(super::pubsub::spublish_cmd))
+        Run(Local(super::pubsub::spublish_cmd))
     ),
     cmd!(
         "pubsub",

@@ -251,38 +251,58 @@ where
 }
 
 /// PUBLISH / SPUBLISH: delivers `message` on `channel` to this core's
-/// subscribers, then to every other core's with one mesh message per
-/// core; returns the receivers of all cores (subscribers of the channel
-/// plus matching patterns, as Redis counts them).
-pub async fn publish(shard: &Shard, space: pubsub::Space, channel: &[u8], message: &[u8]) -> usize {
+/// subscribers and sends it, fire and forget, to every other core that
+/// has a receiver (one mesh message per such core, not per subscriber);
+/// returns the receivers of all cores (subscribers of the channel plus
+/// matching patterns, as Redis counts them), the others' from this
+/// core's view of their subscriptions ([`pubsub`]).
+pub fn publish(shard: &Shard, space: pubsub::Space, channel: &[u8], message: &[u8]) -> usize {
     let stats = &shard.metrics.stats;
     stats.pubsub_published.add(1);
     let limit = shard.output_limits.get().pubsub;
-    let local = shard
-        .pubsub
-        .borrow()
-        .deliver(stats, space, channel, message, limit);
-    if shard.nshards == 1 {
-        return local;
+    let registry = shard.pubsub.borrow();
+    let mut receivers = registry.deliver(stats, space, channel, message, limit);
+    for peer in (0..shard.nshards).filter(|&p| p != shard.id) {
+        let n = registry.peer_receivers(peer, space, channel);
+        if n == 0 {
+            continue;
+        }
+        receivers += n;
+        // One buffer holds both: each peer's copy is one allocation (its
+        // own, so no reference count is shared between cores).
+        let both: Box<[u8]> = [channel, message].concat().into();
+        let split = channel.len();
+        let call: mesh::Call = Box::new(move |s: &Shard| {
+            let limit = s.output_limits.get().pubsub;
+            s.pubsub.borrow().deliver(
+                &s.metrics.stats,
+                space,
+                &both[..split],
+                &both[split..],
+                limit,
+            );
+            Box::new(()) as Box<dyn Any + Send>
+        });
+        drop(shard.node.request(peer, Request::Now(call)));
     }
-    // One buffer holds both, so each peer's copy is one allocation.
-    let mut both = Vec::with_capacity(channel.len() + message.len());
-    both.extend_from_slice(channel);
-    both.extend_from_slice(message);
-    let both: Box<[u8]> = both.into();
-    let split = channel.len();
-    let remote = on_others_now(shard, move |s: &Shard| {
-        let limit = s.output_limits.get().pubsub;
-        s.pubsub.borrow().deliver(
-            &s.metrics.stats,
-            space,
-            &both[..split],
-            &both[split..],
-            limit,
-        )
+    receivers
+}
+
+/// Tells every other core the subscriptions this core added or dropped
+/// since it last told them, and waits until all have applied them (so a
+/// PUBLISH on any core sees a subscription once its SUBSCRIBE answered).
+/// Also tells the names' home cores (the server-wide gauges).
+pub async fn pubsub_tell_peers(shard: &Shard) {
+    pubsub_tell_homes(shard);
+    let deltas = std::mem::take(&mut shard.pubsub.borrow_mut().deltas);
+    if deltas.is_empty() || shard.nshards == 1 {
+        return;
+    }
+    let from = shard.id;
+    on_others_now(shard, move |s: &Shard| {
+        s.pubsub.borrow_mut().apply_peer(from, &deltas)
     })
     .await;
-    local + remote.into_iter().flatten().sum::<usize>()
 }
 
 /// Sends this core's Pub/Sub name changes (a name's first subscriber here,

@@ -1,20 +1,24 @@
 //! Pub/Sub (issue 14): each core's registry of its own subscribed
 //! connections, their mailboxes, and delivery of published messages.
 //!
-//! Subscriptions never leave their core: a SUBSCRIBE only adds the
+//! Subscriptions never leave their core: a SUBSCRIBE adds the
 //! connection's [`Mailbox`] to this core's [`Registry`] (channel →
 //! local subscribers, pattern → local subscribers, shard channel → local
-//! subscribers). A PUBLISH delivers to its own core's subscribers, then
-//! sends ONE mesh message per other core ([`crate::coord::on_others_now`])
-//! carrying the channel and message; each core delivers to its own
-//! subscribers and answers how many received it, so PUBLISH returns the
-//! receivers of all cores, counted as Redis counts them (channel
-//! subscribers plus pattern matches).
+//! subscribers). Every other core keeps a view of them: how many
+//! subscriptions each core has per channel, pattern and shard channel. A
+//! (un)subscribe tells the other cores and waits for them before it
+//! answers, so once a client has its SUBSCRIBE reply, a PUBLISH on any
+//! core counts and reaches it.
 //!
-//! Order: a publisher's PUBLISH waits for every core's answer before its
-//! next command runs, the mesh is FIFO per pair of cores and delivery
-//! messages run on arrival (they never wait for locks or held keys), so
-//! every subscriber sees one publisher's messages in publish order.
+//! A PUBLISH delivers to its own core's subscribers, counts the other
+//! cores' receivers from its view (channel subscribers plus pattern
+//! matches, as Redis counts them) and sends ONE mesh message to each core
+//! that has a receiver, without waiting for it: a PUBLISH costs no round
+//! trip, and nothing is sent to cores without subscribers.
+//!
+//! Order: the mesh is FIFO per pair of cores and delivery messages run on
+//! arrival (they never wait for locks or held keys), so every subscriber
+//! sees one publisher's messages in publish order.
 //!
 //! A [`Mailbox`] is a subscribed connection's queue of encoded frames
 //! (shared `Rc<[u8]>`: one encoding per core and message, not per
@@ -222,6 +226,14 @@ pub struct Registry {
     homed: [HashMap<Box<[u8]>, u32>; 3],
     /// Names that appeared (+1) or left (-1) here, for their homes.
     pub(super) changes: Vec<(Space, Box<[u8]>, i32)>,
+    /// Every subscription added (+1) or dropped (-1) here since the other
+    /// cores were last told (`coord::pubsub_tell_peers`).
+    pub(super) deltas: Vec<(Space, Box<[u8]>, i32)>,
+    /// What every other core told of its subscriptions: per core and
+    /// space, name → its subscriptions there. A PUBLISH counts the
+    /// receivers of the other cores from this view and sends the message
+    /// only to cores with a receiver, without waiting for them.
+    peers: Vec<[HashMap<Box<[u8]>, u32>; 3]>,
 }
 
 impl Registry {
@@ -269,6 +281,7 @@ impl Registry {
         };
         list.push(sub.mailbox.clone());
         count_cell(&sub.mailbox.info, space).set(sub.set(space).len());
+        self.deltas.push((space, name.into(), 1));
         true
     }
 
@@ -284,6 +297,7 @@ impl Registry {
             return false;
         }
         count_cell(&sub.mailbox.info, space).set(sub.set(space).len());
+        self.deltas.push((space, name.into(), -1));
         let map = self.map(space);
         if let Some(list) = map.get_mut(name) {
             list.retain(|m| !Rc::ptr_eq(m, &sub.mailbox));
@@ -318,6 +332,48 @@ impl Registry {
                 gauge.dec();
             }
         }
+    }
+
+    /// Applies subscriptions core `from` added or dropped to this core's
+    /// view of it.
+    pub fn apply_peer(&mut self, from: usize, deltas: &[(Space, Box<[u8]>, i32)]) {
+        if self.peers.len() <= from {
+            self.peers.resize_with(from + 1, Default::default);
+        }
+        let view = &mut self.peers[from];
+        for (space, name, delta) in deltas {
+            let map = &mut view[*space as usize];
+            if *delta > 0 {
+                *map.entry(name.clone()).or_insert(0) += 1;
+            } else if let Some(n) = map.get_mut(name) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Receivers core `peer` has for a message on `channel` in `space`, as
+    /// far as it told this core: subscribers of the channel plus, outside
+    /// the shard space, subscriptions of matching patterns.
+    pub fn peer_receivers(&self, peer: usize, space: Space, channel: &[u8]) -> usize {
+        let Some(view) = self.peers.get(peer) else {
+            return 0;
+        };
+        let direct = match space {
+            Space::Shard => &view[Space::Shard as usize],
+            _ => &view[Space::Channel as usize],
+        };
+        let mut n = direct.get(channel).map_or(0, |&n| n as usize);
+        if space != Space::Shard {
+            for (pattern, &subs) in &view[Space::Pattern as usize] {
+                if glob_match(pattern, channel) {
+                    n += subs as usize;
+                }
+            }
+        }
+        n
     }
 
     /// Drops every subscription of `sub` (RESET, disconnect).

@@ -217,7 +217,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         );
     }
     // Pub/Sub (issue 14): no more deliveries to a closed connection.
-    crate::command::pubsub::forget(&shard, &mut client);
+    crate::command::pubsub::forget(&shard, &mut client).await;
     unwatch_all(&shard, &mut client).await;
     shard.unregister_client(id);
     stats.connections_current.dec();
