@@ -1021,10 +1021,16 @@ fn run_handler(
     args: &Args,
 ) -> Vec<u8> {
     let mut out = Vec::new();
+    // A fresh start (the chained stamp would count the Lua code before
+    // this command as its time).
+    s.metrics().forget_stamp();
     let mut timer = CommandTimer::start(s.metrics(), crate::command::table::slot_of(spec, args));
     handler(&mut s.db(), args, &mut out);
     timer.set_reply(&out);
     drop(timer);
+    // As Redis, the slow log shows the script (EVAL), not the commands it
+    // ran; a pending entry would be logged under the next command here.
+    let _ = s.metrics().take_slow();
     out
 }
 
@@ -1085,11 +1091,13 @@ async fn acall(lua: Lua, args: MultiValue) -> mlua::Result<(Value, Value)> {
             };
             let args = Args::new(&buf, &ranges);
             let mut out = Vec::new();
+            shard.metrics().forget_stamp();
             let mut timer =
                 CommandTimer::start(shard.metrics(), crate::command::table::slot_of(spec, &args));
             spread(&shard, tx, &args, &mut out).await;
             timer.set_reply(&out);
             drop(timer);
+            let _ = shard.metrics().take_slow();
             Ok(out)
         }
     };
