@@ -304,6 +304,51 @@ fn replies_match_redis() {
             "1",
             "n",
         ],
+        // Shebang flags (Redis 7.0).
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'b')",
+            "1",
+            "a",
+        ],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+            "1",
+            "foo",
+        ],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &["EVAL", "#!lua\nreturn x", "0"],
+        &["EVAL", "#!lua\nerror('x')", "0"],
+        &["EVAL", "#!lua flags=foo\nreturn 1", "0"],
+        &["EVAL", "#!luax\nreturn 1", "0"],
+        &["EVAL", "#!lua name=x\nreturn 1", "0"],
+        &["EVAL", "#!lua flags=\nreturn 1", "0"],
+        &[
+            "EVAL",
+            "#!lua  flags=allow-oom,no-writes,no-cluster,allow-stale,allow-cross-slot-keys\nreturn 1",
+            "0",
+        ],
+        &["EVAL", "#!lua flags=no-writes", "0"],
+        &[
+            "EVAL_RO",
+            "#!lua\nreturn redis.call('set', KEYS[1], 'b')",
+            "1",
+            "a",
+        ],
+        &[
+            "EVAL_RO",
+            "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+            "1",
+            "foo",
+        ],
+        &[
+            "EVAL",
+            "#!lua\nreturn redis.call('set', KEYS[1], 'b')",
+            "1",
+            "a",
+        ],
+        &["SCRIPT", "LOAD", "#!lua flags=bad\nreturn 1"],
     ];
     for case in cases {
         assert_eq!(reply(&mut k, case), reply(&mut r, case), "{case:?}");
@@ -778,6 +823,35 @@ fn scripts_respect_maxmemory() {
         &["EVAL", "return redis.call('strlen', KEYS[1])", "1", key],
     );
     assert_eq!(n, 100_000);
+    // With a shebang (and no no-writes/allow-oom) a script is refused
+    // before it runs; no-writes and allow-oom scripts run.
+    assert_eq!(
+        eval_err(
+            &mut c,
+            "#!lua\nreturn redis.call('get', KEYS[1]) and 1",
+            &[key]
+        ),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    let n: i64 = q(
+        &mut c,
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('strlen', KEYS[1])",
+            "1",
+            key,
+        ],
+    );
+    assert_eq!(n, 100_000);
+    let _: String = q(
+        &mut c,
+        &[
+            "EVAL",
+            "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], 'z')",
+            "1",
+            key,
+        ],
+    );
     // DEL is not denyoom: it runs, and frees room.
     let _: i64 = q(
         &mut c,

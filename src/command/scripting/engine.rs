@@ -212,7 +212,7 @@ pub(crate) struct Engine {
     pub lua: Lua,
     pub sandbox: Sandbox,
     /// EVAL scripts by sha (lower-case hex), with their body's length.
-    scripts: HashMap<[u8; 40], (Function, usize)>,
+    scripts: HashMap<[u8; 40], (Function, usize, ScriptFlags)>,
     scripts_bytes: usize,
     /// Scripts this core has already sent to every core (EVAL of a body
     /// broadcasts it once per core that sees it first).
@@ -492,14 +492,63 @@ pub(crate) fn compile(
         })
 }
 
+/// A script's `#!lua flags=...` (Redis 7.0). Without a shebang a script
+/// runs in compatibility mode: it may write, and only its first write is
+/// checked against maxmemory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScriptFlags {
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+}
+
+/// Parses a body's shebang line, as Redis 7.0 (texts included); returns
+/// the flags and the code to compile: the body from the end of the
+/// shebang line on, so that line numbers stay the body's.
+pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, &[u8]), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((ScriptFlags::default(), body));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = ScriptFlags {
+        shebang: true,
+        ..ScriptFlags::default()
+    };
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {part}"));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            match flag {
+                "no-writes" => flags.no_writes = true,
+                "allow-oom" => flags.allow_oom = true,
+                // Replication, cluster and stale-replica flags: nothing
+                // to do on a standalone Kora.
+                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
+            }
+        }
+    }
+    Ok((flags, &body[end..]))
+}
+
 impl Engine {
     /// Compiles and caches an EVAL script (if not cached yet); its sha.
     pub(crate) fn load(&mut self, body: &[u8]) -> Result<[u8; 40], String> {
         let sha = sha1_hex(body);
         if !self.scripts.contains_key(&sha) {
-            let f = compile(&self.lua, &self.sandbox, body, "@user_script")
+            let (flags, code) = shebang(body)?;
+            let f = compile(&self.lua, &self.sandbox, code, "@user_script")
                 .map_err(|m| format!("ERR Error compiling script (new function): {m}"))?;
-            self.scripts.insert(sha, (f, body.len()));
+            self.scripts.insert(sha, (f, body.len(), flags));
             self.scripts_bytes += body.len();
         }
         Ok(sha)
@@ -507,7 +556,13 @@ impl Engine {
 
     pub(crate) fn script(&self, sha: &[u8]) -> Option<Function> {
         let sha: &[u8; 40] = sha.try_into().ok()?;
-        self.scripts.get(sha).map(|(f, _)| f.clone())
+        self.scripts.get(sha).map(|(f, _, _)| f.clone())
+    }
+
+    /// A cached script's shebang flags.
+    pub(crate) fn flags(&self, sha: &[u8]) -> Option<ScriptFlags> {
+        let sha: &[u8; 40] = sha.try_into().ok()?;
+        self.scripts.get(sha).map(|(_, _, flags)| *flags)
     }
 
     pub(crate) fn has(&self, sha: &[u8]) -> bool {
@@ -561,6 +616,11 @@ pub(crate) struct Invocation {
     pub keys: Vec<Box<[u8]>>,
     pub argv: Vec<Box<[u8]>>,
     pub read_only: bool,
+    /// Refused with OOM before it runs when the shard is over maxmemory
+    /// (scripts with a shebang and without `no-writes`/`allow-oom`).
+    pub deny_oom: bool,
+    /// Its writes are never refused for memory (`allow-oom`).
+    pub allow_oom: bool,
 }
 
 impl Invocation {
@@ -584,6 +644,8 @@ impl Invocation {
             keys,
             argv,
             read_only: false,
+            deny_oom: false,
+            allow_oom: false,
         }
     }
 }
@@ -615,10 +677,14 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
             reply.error("ERR Lua out of memory");
             return;
         };
-        let pre_oom = {
+        let pre_oom = !inv.allow_oom && {
             let mut db = s.db();
             db.over_budget() && !db.admit_write()
         };
+        if pre_oom && inv.deny_oom {
+            reply.error(crate::store::evict::OOM);
+            return;
+        }
         CTX.with(|c| {
             *c.borrow_mut() = Some(RunCtx {
                 shard: s as *const Shard,
@@ -952,10 +1018,16 @@ fn run_handler(
     args: &Args,
 ) -> Vec<u8> {
     let mut out = Vec::new();
+    // A fresh start (the chained stamp would count the Lua code before
+    // this command as its time).
+    s.metrics().forget_stamp();
     let mut timer = CommandTimer::start(s.metrics(), crate::command::table::slot_of(spec, args));
     handler(&mut s.db(), args, &mut out);
     timer.set_reply(&out);
     drop(timer);
+    // As Redis, the slow log shows the script (EVAL), not the commands it
+    // ran; a pending entry would be logged under the next command here.
+    let _ = s.metrics().take_slow();
     out
 }
 
@@ -1016,11 +1088,13 @@ async fn acall(lua: Lua, args: MultiValue) -> mlua::Result<(Value, Value)> {
             };
             let args = Args::new(&buf, &ranges);
             let mut out = Vec::new();
+            shard.metrics().forget_stamp();
             let mut timer =
                 CommandTimer::start(shard.metrics(), crate::command::table::slot_of(spec, &args));
             spread(&shard, tx, &args, &mut out).await;
             timer.set_reply(&out);
             drop(timer);
+            let _ = shard.metrics().take_slow();
             Ok(out)
         }
     };
@@ -1066,6 +1140,11 @@ pub(crate) async fn run_spread(
         reply.error("ERR Lua out of memory");
         return outcome(shard, reply, started);
     };
+    let pre_oom = pre_oom && !inv.allow_oom;
+    if pre_oom && inv.deny_oom {
+        reply.error(crate::store::evict::OOM);
+        return outcome(shard, reply, started);
+    }
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
             shard: Rc::as_ptr(shard),

@@ -194,9 +194,15 @@ async fn eval_generic(
             Err(e) => return out.error(&e),
         }
     };
+    let flags = engine::with_engine(|e| e.flags(&sha)).unwrap_or_default();
+    if read_only && flags.shebang && !flags.no_writes {
+        return out.error("ERR Can not execute a script with write flag using *_ro command.");
+    }
     let label = String::from_utf8_lossy(&sha).into_owned();
     let mut inv = Invocation::new(find_script, &sha, &label, Style::Globals, keys, argv);
-    inv.read_only = read_only;
+    inv.read_only = read_only || flags.no_writes;
+    inv.allow_oom = flags.allow_oom || flags.no_writes;
+    inv.deny_oom = flags.shebang && !inv.allow_oom;
     run(shard, client, inv, out).await;
 }
 
