@@ -907,44 +907,32 @@ const SUBCOMMANDS: &[(&str, i32)] = &[
     ("help", 2),
 ];
 
-/// The FUNCTION row's handler ([`super::AsyncConn`]).
-pub fn function_cmd<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// The FUNCTION row's handler ([`super::AsyncConn`]).
+    function_cmd,
+    |shard, client, args, out| {
         function(shard, client, args, out).await;
         Flow::Continue
-    })
-}
+    }
+);
 
-/// The FCALL row's handler.
-pub fn fcall_cmd<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// The FCALL row's handler.
+    fcall_cmd,
+    |shard, client, args, out| {
         fcall(shard, client, args, out, false).await;
         Flow::Continue
-    })
-}
+    }
+);
 
-/// The FCALL_RO row's handler.
-pub fn fcall_ro_cmd<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// The FCALL_RO row's handler.
+    fcall_ro_cmd,
+    |shard, client, args, out| {
         fcall(shard, client, args, out, true).await;
         Flow::Continue
-    })
-}
+    }
+);
 
 async fn function(shard: &Rc<Shard>, client: &ClientState, args: &Args<'_>, out: &mut Vec<u8>) {
     let sub = args.get(1);

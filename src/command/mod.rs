@@ -127,6 +127,23 @@
 //! **5. Users:** add the command to the README's "Commands" list (and take
 //! it off "Commands Kora does not have").
 
+/// `$name`: an [`AsyncConn`] whose body is the block, with the
+/// connection's shard, client state, arguments and output (the same
+/// signature for every connection command that may wait).
+macro_rules! conn_async {
+    ($(#[$meta:meta])* $name:ident, |$shard:ident, $client:ident, $args:ident, $out:ident| $body:block) => {
+        $(#[$meta])*
+        pub fn $name<'a>(
+            $shard: &'a std::rc::Rc<crate::coord::Shard>,
+            $client: &'a mut crate::command::conn::ClientState,
+            $args: &'a crate::command::Args<'a>,
+            $out: &'a mut Vec<u8>,
+        ) -> crate::command::ConnFuture<'a> {
+            Box::pin(async move { $body })
+        }
+    };
+}
+
 /// Declares `$name` as a [`Spread`] that runs the async fn `$body`
 /// (boxing its future: spreads are the rare cross-shard path).
 macro_rules! spread {

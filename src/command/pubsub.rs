@@ -165,45 +165,32 @@ fn drop_subscriptions(shard: &Shard, client: &mut ClientState) {
     client.pubsub = None;
 }
 
-macro_rules! pubsub_async {
-    ($name:ident, |$shard:ident, $client:ident, $args:ident, $out:ident| $body:block) => {
-        pub fn $name<'a>(
-            $shard: &'a Rc<Shard>,
-            $client: &'a mut ClientState,
-            $args: &'a Args<'a>,
-            $out: &'a mut Vec<u8>,
-        ) -> super::ConnFuture<'a> {
-            Box::pin(async move { $body })
-        }
-    };
-}
-
-pubsub_async!(subscribe_cmd, |shard, client, args, out| {
+conn_async!(subscribe_cmd, |shard, client, args, out| {
     subscribe(shard, client, args, out, Space::Channel).await;
     Flow::Continue
 });
 
-pubsub_async!(psubscribe_cmd, |shard, client, args, out| {
+conn_async!(psubscribe_cmd, |shard, client, args, out| {
     subscribe(shard, client, args, out, Space::Pattern).await;
     Flow::Continue
 });
 
-pubsub_async!(ssubscribe_cmd, |shard, client, args, out| {
+conn_async!(ssubscribe_cmd, |shard, client, args, out| {
     subscribe(shard, client, args, out, Space::Shard).await;
     Flow::Continue
 });
 
-pubsub_async!(unsubscribe_cmd, |shard, client, args, out| {
+conn_async!(unsubscribe_cmd, |shard, client, args, out| {
     unsubscribe(shard, client, args, out, Space::Channel).await;
     Flow::Continue
 });
 
-pubsub_async!(punsubscribe_cmd, |shard, client, args, out| {
+conn_async!(punsubscribe_cmd, |shard, client, args, out| {
     unsubscribe(shard, client, args, out, Space::Pattern).await;
     Flow::Continue
 });
 
-pubsub_async!(sunsubscribe_cmd, |shard, client, args, out| {
+conn_async!(sunsubscribe_cmd, |shard, client, args, out| {
     unsubscribe(shard, client, args, out, Space::Shard).await;
     Flow::Continue
 });
@@ -304,7 +291,7 @@ async fn channels(shard: &Shard, args: &Args<'_>, space: Space, out: &mut Vec<u8
     }
 }
 
-pubsub_async!(pubsub_cmd, |shard, _client, args, out| {
+conn_async!(pubsub_cmd, |shard, _client, args, out| {
     let sub = args.get(1);
     let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
     let argc = args.len();

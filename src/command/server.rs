@@ -8,8 +8,6 @@
 
 use std::fmt::Write as _;
 
-use std::rc::Rc;
-
 use super::conn::{ClientState, Flow};
 use super::table::{NUM_SLOTS, slot_name};
 use super::{Args, auth, keys, wrong_arity};
@@ -22,21 +20,6 @@ use crate::protocol::reply::{Resp, err};
 /// `redis_version`).
 pub const REDIS_VERSION: &str = "7.2.4";
 pub const KORA_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `$name`: an [`AsyncConn`](super::AsyncConn) whose body is the block,
-/// with the connection's shard, client state, arguments and output.
-macro_rules! conn_async {
-    ($name:ident, |$shard:ident, $client:ident, $args:ident, $out:ident| $body:block) => {
-        pub fn $name<'a>(
-            $shard: &'a Rc<Shard>,
-            $client: &'a mut ClientState,
-            $args: &'a Args<'a>,
-            $out: &'a mut Vec<u8>,
-        ) -> super::ConnFuture<'a> {
-            Box::pin(async move { $body })
-        }
-    };
-}
 
 pub fn echo(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
     out.bulk(args.get(1));

@@ -22,9 +22,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::conn::{ClientState, Flow};
+use super::Args;
+use super::conn::Flow;
 use super::keys::SHARD_GONE;
-use super::{Args, ConnFuture};
 use crate::coord::{Atomic, Shard};
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
@@ -161,29 +161,15 @@ impl Hold<'_> {
     }
 }
 
-pub fn sort<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> ConnFuture<'a> {
-    Box::pin(async move {
-        run(shard, client.info.id, args, false, out).await;
-        Flow::Continue
-    })
-}
+conn_async!(sort, |shard, client, args, out| {
+    run(shard, client.info.id, args, false, out).await;
+    Flow::Continue
+});
 
-pub fn sort_ro<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> ConnFuture<'a> {
-    Box::pin(async move {
-        run(shard, client.info.id, args, true, out).await;
-        Flow::Continue
-    })
-}
+conn_async!(sort_ro, |shard, client, args, out| {
+    run(shard, client.info.id, args, true, out).await;
+    Flow::Continue
+});
 
 async fn run(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, readonly: bool, out: &mut Vec<u8>) {
     let o = match parse(args, readonly) {

@@ -93,57 +93,41 @@ const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write com
 const NEGATIVE_KEYS: &str = "ERR Number of keys can't be negative";
 const TOO_MANY_KEYS: &str = "ERR Number of keys can't be greater than number of args";
 
-/// EVAL script numkeys [key ...] [arg ...]
-pub fn eval<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// EVAL script numkeys [key ...] [arg ...]
+    eval,
+    |shard, client, args, out| {
         eval_generic(shard, client, args, out, false, false).await;
         Flow::Continue
-    })
-}
+    }
+);
 
-/// EVAL_RO: EVAL whose write commands are refused.
-pub fn eval_ro<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// EVAL_RO: EVAL whose write commands are refused.
+    eval_ro,
+    |shard, client, args, out| {
         eval_generic(shard, client, args, out, false, true).await;
         Flow::Continue
-    })
-}
+    }
+);
 
-/// EVALSHA sha1 numkeys [key ...] [arg ...]
-pub fn evalsha<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// EVALSHA sha1 numkeys [key ...] [arg ...]
+    evalsha,
+    |shard, client, args, out| {
         eval_generic(shard, client, args, out, true, false).await;
         Flow::Continue
-    })
-}
+    }
+);
 
-/// EVALSHA_RO
-pub fn evalsha_ro<'a>(
-    shard: &'a Rc<Shard>,
-    client: &'a mut ClientState,
-    args: &'a Args<'a>,
-    out: &'a mut Vec<u8>,
-) -> super::ConnFuture<'a> {
-    Box::pin(async move {
+conn_async!(
+    /// EVALSHA_RO
+    evalsha_ro,
+    |shard, client, args, out| {
         eval_generic(shard, client, args, out, true, true).await;
         Flow::Continue
-    })
-}
+    }
+);
 
 /// Owned arguments (KEYS or ARGV) shipped to the core that runs a script.
 pub(crate) type KeyList = Vec<Box<[u8]>>;
