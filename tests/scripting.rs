@@ -324,6 +324,11 @@ fn replies_match_redis() {
         &["EVAL", "#!luax\nreturn 1", "0"],
         &["EVAL", "#!lua name=x\nreturn 1", "0"],
         &["EVAL", "#!lua flags=\nreturn 1", "0"],
+        // Shebangs split as Redis' sdssplitargs: quotes, and an empty flag.
+        &["EVAL", "#!lua flags=no-writes,\nreturn 1", "0"],
+        &["EVAL", "#!lua \"flags=no-writes\"\nreturn 2", "0"],
+        &["EVAL", "#!lua \"flags\nreturn 4", "0"],
+        &["EVAL", "#!  \nreturn 5", "0"],
         &[
             "EVAL",
             "#!lua  flags=allow-oom,no-writes,no-cluster,allow-stale,allow-cross-slot-keys\nreturn 1",

@@ -727,7 +727,7 @@ fn parse_metadata(code: &[u8]) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
     let Some(end) = memchr::memchr(b'\n', text) else {
         return Err("ERR Invalid library metadata".into());
     };
-    let parts = match split_args(&text[..end]) {
+    let parts = match crate::protocol::parser::split_words(&text[..end]) {
         Some(p) if !p.is_empty() => p,
         _ => return Err("ERR Invalid library metadata".into()),
     };
@@ -752,84 +752,6 @@ fn parse_metadata(code: &[u8]) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
         return Err("ERR Library name was not given".into());
     };
     Ok((engine, name, end))
-}
-
-/// Redis' `sdssplitargs`: blank-separated words, "double quotes" with
-/// `\n \r \t \b \a \xHH` and `\<char>` escapes, 'single quotes' with `\'`;
-/// a closing quote must end its word. None for unbalanced quotes.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
-    let mut out = Vec::new();
-    let mut p = 0;
-    loop {
-        while at(p) != 0 && is_space(at(p)) {
-            p += 1;
-        }
-        if at(p) == 0 {
-            return Some(out);
-        }
-        let (mut inq, mut insq, mut done) = (false, false, false);
-        let mut cur = Vec::new();
-        while !done {
-            let c = at(p);
-            if inq {
-                if c == b'\\'
-                    && at(p + 1) == b'x'
-                    && at(p + 2).is_ascii_hexdigit()
-                    && at(p + 3).is_ascii_hexdigit()
-                {
-                    let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-                    cur.push(hex(at(p + 2)) * 16 + hex(at(p + 3)));
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    cur.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else if insq {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    cur.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
-                    b'"' => inq = true,
-                    b'\'' => insq = true,
-                    _ => cur.push(c),
-                }
-            }
-            if at(p) != 0 {
-                p += 1;
-            }
-        }
-        out.push(cur);
-    }
 }
 
 /// A pre-GA library record (name, engine, optional description, code) as
@@ -1401,7 +1323,7 @@ mod tests {
 
     #[test]
     fn split_args_is_sdssplitargs() {
-        let s = |l: &[u8]| split_args(l);
+        let s = |l: &[u8]| crate::protocol::parser::split_words(l);
         assert_eq!(
             s(b"#!lua  name=x "),
             Some(vec![b"#!lua".to_vec(), b"name=x".to_vec()])

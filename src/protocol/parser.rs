@@ -218,6 +218,17 @@ fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Redis' `sdssplitargs` over a line that is not a request (a script's or
+/// a library's `#!` shebang): its words, unescaped as in an inline command;
+/// None for unbalanced quotes. As in C, the line ends at its first NUL.
+pub fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let end = memchr::memchr(0, line).unwrap_or(line.len());
+    let mut buf = line[..end].to_vec();
+    let mut ranges = Vec::new();
+    split_inline_args(&mut buf, 0, &mut ranges).ok()?;
+    Some(ranges.iter().map(|&(a, b)| buf[a..b].to_vec()).collect())
+}
+
 /// Splits an inline command line into arguments as Redis' `sdssplitargs`
 /// does: whitespace separates, "double quotes" take `\n \r \t \b \a \\ \"`
 /// and `\xHH` escapes, 'single quotes' take `\'`. Unescaping only ever

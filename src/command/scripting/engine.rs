@@ -512,9 +512,11 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, &[u8]), String> {
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
         return Err("ERR Invalid script shebang".into());
     };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or_default();
+    let words = crate::protocol::parser::split_words(&body[..end]).unwrap_or_default();
+    let mut parts = words.iter().map(|w| String::from_utf8_lossy(w));
+    let Some(engine) = parts.next() else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
     if engine != "#!lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
     }
@@ -526,7 +528,8 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, &[u8]), String> {
         let Some(list) = part.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {part}"));
         };
-        for flag in list.split(',').filter(|f| !f.is_empty()) {
+        // As Redis' sdssplitlen: `flags=` names none, `a,,b` an empty one.
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
             match flag {
                 "no-writes" => flags.no_writes = true,
                 "allow-oom" => flags.allow_oom = true,
