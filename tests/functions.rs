@@ -704,3 +704,46 @@ fn load_and_fcall_inside_multi_exec() {
     );
     assert_eq!(libraries(&mut b).len(), 1);
 }
+
+/// Over maxmemory, a function without `no-writes` or `allow-oom` is
+/// refused before it runs (as Redis 7.0.15 answers: checked by hand), an
+/// `allow-oom` one writes, a `no-writes` one reads.
+#[test]
+fn functions_follow_their_oom_flags() {
+    let s = Server::start_with(2, &["--maxmemory-policy", "noeviction"]);
+    let mut c = s.client();
+    let lib = "#!lua name=oomlib\n\
+        redis.register_function('w', function(k) return redis.call('set', k[1], 'b') end)\n\
+        redis.register_function{function_name='o', callback=function(k) return redis.call('set', k[1], 'b') end, flags={'allow-oom'}}\n\
+        redis.register_function{function_name='r', callback=function(k) return redis.call('get', k[1]) end, flags={'no-writes'}}";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("pad")
+        .arg("x".repeat(1000))
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let fcall = |c: &mut redis::Connection, f: &str| {
+        redis::cmd("FCALL")
+            .arg(f)
+            .arg(1)
+            .arg("k")
+            .query::<Option<String>>(c)
+    };
+    let err = fcall(&mut c, "w").unwrap_err();
+    assert_eq!(
+        common::error_text(&err),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert_eq!(fcall(&mut c, "o").unwrap().as_deref(), Some("OK"));
+    assert_eq!(fcall(&mut c, "r").unwrap().as_deref(), Some("b"));
+}

@@ -1113,6 +1113,11 @@ async fn fcall(
     let label = String::from_utf8_lossy(name);
     let mut inv = Invocation::new(find_function, name, &label, Style::Args, keys, argv);
     inv.read_only = ro || flags & FLAG_NO_WRITES != 0;
+    // Functions always run with flags (Redis 7 has no compatibility mode
+    // for them): without no-writes or allow-oom one is refused up front
+    // over maxmemory.
+    inv.allow_oom = flags & (FLAG_ALLOW_OOM | FLAG_NO_WRITES) != 0;
+    inv.deny_oom = !inv.allow_oom;
     inv.missing = "ERR Function not found";
     scripting::run(shard, client, inv, out).await;
 }
