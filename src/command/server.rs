@@ -60,11 +60,6 @@ pub fn time(_: &Shard, _: &mut ClientState, _: &Args, out: &mut Vec<u8>) -> Flow
     Flow::Continue
 }
 
-pub fn scripting(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
-    super::scripting::scripting(args, out);
-    Flow::Continue
-}
-
 conn_async!(dbsize, |shard, client, _args, out| {
     let sizes = crate::coord::all_at_once(shard, client.info.id, |s: &Shard| s.db().len()).await;
     out.int(sizes.iter().sum::<usize>() as i64);

@@ -598,7 +598,6 @@ pub(crate) enum Style {
     /// EVAL: as the globals `KEYS` and `ARGV`.
     Globals,
     /// FCALL: as its two arguments, `f(keys, args)`.
-    #[allow(dead_code)] // FCALL's (the FUNCTION helper's part)
     Args,
 }
 
@@ -653,12 +652,10 @@ impl Invocation {
     }
 }
 
-/// What a run produced: its RESP2 reply, and whether it failed.
-#[allow(dead_code)] // `failed` and `nanos` are for FCALL's callers
+/// What a run produced: its RESP2 reply (counted in the `kora_script_*`
+/// metrics of the core that ran it).
 pub(crate) struct Outcome {
     pub reply: Vec<u8>,
-    pub failed: bool,
-    pub nanos: u64,
 }
 
 /// Runs `inv` on this core's shard `s`, synchronously: called inside an op
@@ -726,11 +723,7 @@ fn outcome(s: &Shard, reply: Vec<u8>, started: Instant) -> Outcome {
     if failed {
         stats.script_errors.add(1);
     }
-    Outcome {
-        reply,
-        failed,
-        nanos,
-    }
+    Outcome { reply }
 }
 
 fn sequence(lua: &Lua, items: &[Box<[u8]>]) -> mlua::Result<Table> {

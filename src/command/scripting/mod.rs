@@ -83,7 +83,7 @@ use std::sync::atomic::Ordering;
 use super::conn::{ClientState, Flow};
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
-use crate::protocol::reply::{Resp, err};
+use crate::protocol::reply::Resp;
 pub(crate) use engine::{Engine, Invocation, Style};
 
 const BUSY: &str =
@@ -422,47 +422,4 @@ pub(crate) fn script_kill(shard: &Shard) -> &'static str {
         (true, true) => UNKILLABLE,
         (true, false) => "",
     }
-}
-
-/// FCALL, FCALL_RO and FUNCTION: not implemented here (the FUNCTION
-/// helper's part). Answers a clear error, except what is trivially true
-/// without functions: FUNCTION FLUSH and FUNCTION LIST (empty).
-pub fn scripting(args: &Args, out: &mut Vec<u8>) {
-    if args.is(0, "FUNCTION") {
-        if args.is(1, "FLUSH") {
-            return match args.len() {
-                2 => out.ok(),
-                3 if args.is(2, "ASYNC") || args.is(2, "SYNC") => out.ok(),
-                _ => out.error(err::SYNTAX),
-            };
-        }
-        if args.is(1, "LIST") {
-            return function_list(args, out);
-        }
-    }
-    out.error(&format!(
-        "ERR '{}' is not supported: Kora does not run Lua functions yet \
-         (FUNCTION and FCALL are not available; only FUNCTION LIST and \
-         FUNCTION FLUSH answer)",
-        String::from_utf8_lossy(args.get(0)).to_lowercase()
-    ));
-}
-
-/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]: checked like Redis, and
-/// empty.
-fn function_list(args: &Args, out: &mut Vec<u8>) {
-    let mut i = 2;
-    while i < args.len() {
-        if args.is(i, "WITHCODE") {
-            i += 1;
-        } else if args.is(i, "LIBRARYNAME") && i + 1 < args.len() {
-            i += 2;
-        } else {
-            return out.error(&format!(
-                "ERR Unknown argument {}",
-                String::from_utf8_lossy(args.get(i))
-            ));
-        }
-    }
-    out.array(0);
 }
