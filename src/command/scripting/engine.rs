@@ -12,7 +12,7 @@
 //! callbacks read it there.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -214,9 +214,6 @@ pub(crate) struct Engine {
     /// EVAL scripts by sha (lower-case hex), with their body's length.
     scripts: HashMap<[u8; 40], (Function, usize, ScriptFlags)>,
     scripts_bytes: usize,
-    /// Scripts this core has already sent to every core (EVAL of a body
-    /// broadcasts it once per core that sees it first).
-    pub sent: HashSet<[u8; 40]>,
 }
 
 /// Creates a Lua 5.1 state with the libraries Redis 7.0 loads and Kora's
@@ -466,7 +463,6 @@ pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
                 sandbox,
                 scripts: HashMap::new(),
                 scripts_bytes: 0,
-                sent: HashSet::new(),
             }
         });
         f(engine)
@@ -543,18 +539,30 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, &[u8]), String> {
     Ok((flags, &body[end..]))
 }
 
+/// Whether [`Engine::load`] compiled a body this core did not have. A body
+/// one core has, every core has (a new one is sent to all before its
+/// first reply; SCRIPT FLUSH empties all), so a new one here is what must
+/// be sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fresh {
+    New,
+    Known,
+}
+
 impl Engine {
-    /// Compiles and caches an EVAL script (if not cached yet); its sha.
-    pub(crate) fn load(&mut self, body: &[u8]) -> Result<[u8; 40], String> {
+    /// Compiles and caches an EVAL script (if not cached yet); its sha,
+    /// and whether it was new here.
+    pub(crate) fn load(&mut self, body: &[u8]) -> Result<([u8; 40], Fresh), String> {
         let sha = sha1_hex(body);
-        if !self.scripts.contains_key(&sha) {
-            let (flags, code) = shebang(body)?;
-            let f = compile(&self.lua, &self.sandbox, code, "@user_script")
-                .map_err(|m| format!("ERR Error compiling script (new function): {m}"))?;
-            self.scripts.insert(sha, (f, body.len(), flags));
-            self.scripts_bytes += body.len();
+        if self.scripts.contains_key(&sha) {
+            return Ok((sha, Fresh::Known));
         }
-        Ok(sha)
+        let (flags, code) = shebang(body)?;
+        let f = compile(&self.lua, &self.sandbox, code, "@user_script")
+            .map_err(|m| format!("ERR Error compiling script (new function): {m}"))?;
+        self.scripts.insert(sha, (f, body.len(), flags));
+        self.scripts_bytes += body.len();
+        Ok((sha, Fresh::New))
     }
 
     pub(crate) fn script(&self, sha: &[u8]) -> Option<Function> {
@@ -575,7 +583,6 @@ impl Engine {
     /// SCRIPT FLUSH on this core.
     pub(crate) fn flush(&mut self) {
         self.scripts.clear();
-        self.sent.clear();
         self.scripts_bytes = 0;
         let _ = self.lua.gc_collect();
     }

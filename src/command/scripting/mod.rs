@@ -198,16 +198,14 @@ fn find_script(engine: &mut Engine, name: &[u8]) -> Option<mlua::Function> {
 /// (a compile error is the reply) and, the first time this core sees it,
 /// sends it to every core before answering.
 async fn ensure_loaded(shard: &Shard, body: &[u8]) -> Result<[u8; 40], String> {
-    let (sha, new) = engine::with_engine(|e| {
-        let sha = e.load(body)?;
-        Ok::<_, String>((sha, !e.sent.contains(&sha)))
-    })?;
     // A busy core would hold the broadcast (and this client) until its
-    // script ends: answer BUSY, as Redis answers everything then.
-    if new && any_busy(shard) {
+    // script ends: answer BUSY, as Redis answers everything then. Checked
+    // before compiling, so a body is never new here without being sent.
+    if any_busy(shard) && !engine::with_engine(|e| e.has(&sha1::sha1_hex(body))) {
         return Err(BUSY.into());
     }
-    if new && shard.nshards() > 1 {
+    let (sha, fresh) = engine::with_engine(|e| e.load(body))?;
+    if fresh == engine::Fresh::New && shard.nshards() > 1 {
         let body: Arc<[u8]> = Arc::from(body);
         crate::coord::all(shard, move |s: &Shard| {
             engine::with_engine(|e| {
@@ -216,9 +214,6 @@ async fn ensure_loaded(shard: &Shard, body: &[u8]) -> Result<[u8; 40], String> {
             })
         })
         .await;
-    }
-    if new {
-        engine::with_engine(|e| e.sent.insert(sha));
     }
     Ok(sha)
 }
