@@ -13,6 +13,11 @@ a zipf:0.99 1:10 SET:GET mix at P=1 and P=16, against redis-server, Kora
 same rows for the observability cost; redis-benchmark for a second opinion.
 With --rounds R every cell is measured R times, round-robin over the
 servers so that load drift hits them alike, and the median is shown.
+--kora-before BINARY adds an older build (x1 and every core) to the same
+rounds, so a change is shown before/after from one run; --perf adds the
+server's syscalls, context switches and migrations per request (perf stat
+counts, steadier than times on a noisy machine); --only-get-set keeps the
+four SET/GET rows and the goal table.
 """
 
 import argparse
@@ -44,6 +49,10 @@ WORKLOADS = [
     ("zipf:0.99 SET:GET 1:10", 1, ["--ratio", "1:10", "--distribution", "zipf:0.99"], True),
     ("zipf:0.99 SET:GET 1:10", 16, ["--ratio", "1:10", "--distribution", "zipf:0.99"], True),
 ]
+
+# perf stat events counted on the server with --perf (software events and
+# tracepoints: they work where hardware counters are not exposed, as in VMs).
+PERF_EVENTS = ["raw_syscalls:sys_enter", "context-switches", "cpu-migrations"]
 
 running = {}  # pid -> Popen
 
@@ -129,20 +138,36 @@ class Measured:
     """CPU per command of the server and of the client over one client run:
     less sensitive to other load on the machine than ops/s."""
 
-    def __init__(self, port, proc):
-        self.port, self.proc = port, proc
+    def __init__(self, port, proc, perf=False):
+        self.port, self.proc, self.perf = port, proc, perf
+        self.counts = {}
 
     def __enter__(self):
         self.commands = commands_processed(self.port)
         self.server_cpu = server_cpu_seconds(self.proc.pid)
         self.client_cpu = children_cpu_seconds()
+        self.perf_proc = None
+        if self.perf:
+            # Counts, not times: steady whatever else the machine does.
+            self.perf_proc = subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-e", ",".join(PERF_EVENTS), "-p", str(self.proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.2)  # perf attaches before the run starts
         return self
 
     def __exit__(self, *exc):
+        if self.perf_proc is not None:
+            self.perf_proc.send_signal(signal.SIGINT)
+            _, err = self.perf_proc.communicate(timeout=30)
+            for line in err.splitlines():
+                cells = line.split(",")
+                if len(cells) > 2 and cells[2] in PERF_EVENTS and cells[0].strip().isdigit():
+                    self.counts[cells[2]] = int(cells[0])
         if exc[0] is None:
             n = max(1, commands_processed(self.port) - self.commands - 1)
             self.server_us = (server_cpu_seconds(self.proc.pid) - self.server_cpu) / n * 1e6
             self.client_us = (children_cpu_seconds() - self.client_cpu) / n * 1e6
+            self.per_request = {event: count / n for event, count in self.counts.items()}
 
 
 class Server:
@@ -158,19 +183,25 @@ class Server:
         return port, proc
 
 
-def servers(cores):
+def servers(cores, before=None):
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
     redis_version = next((w[2:] for w in redis_version.split() if w.startswith("v=")), "?")
     redis = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no"]
     kora = [KORA, "--bind", "127.0.0.1", "--port", "{port}", "--metrics-port", "0"]
-    return [
+    main = [
         Server("redis", f"redis-server {redis_version}", redis),
         Server("kora1", "kora --workers 1", kora + ["--workers", "1"]),
         Server(f"kora{cores}", f"kora --workers {cores}", kora + ["--workers", str(cores)]),
-        Server("kora-off", f"kora --workers {cores} --no-instrumentation",
-               kora + ["--workers", str(cores), "--no-instrumentation"]),
     ]
+    off = Server("kora-off", f"kora --workers {cores} --no-instrumentation",
+                 kora + ["--workers", str(cores), "--no-instrumentation"])
+    if before is None:
+        return main + [off], []
+    old = [before] + kora[1:]
+    extra = [Server("before1", "before: kora --workers 1", old + ["--workers", "1"]),
+             Server(f"before{cores}", f"before: kora --workers {cores}", old + ["--workers", str(cores)])]
+    return main + [off] + extra, extra
 
 
 def preload(port):
@@ -235,6 +266,14 @@ def main():
     parser.add_argument("--rb-requests", type=int, default=200_000,
                         help="redis-benchmark -n at P=1; 5x that at P=16 (default 200000)")
     parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
+    parser.add_argument("--kora-before", metavar="BINARY",
+                        help="also measure this older kora binary (x1 and every core) in the same rounds: "
+                             "before/after from one run")
+    parser.add_argument("--perf", action="store_true",
+                        help="count the server's syscalls, context switches and migrations per request "
+                             "with perf stat (needs perf)")
+    parser.add_argument("--only-get-set", action="store_true",
+                        help="only the SET/GET rows (no zipf mix, no redis-benchmark): the issue's goal table")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 <= args.warmup <= 30 and 1 <= args.rounds <= 9):
         sys.exit("compare: --seconds in (0, 60], --warmup in [0, 30], --rounds in [1, 9]")
@@ -244,7 +283,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     cores = os.cpu_count() or 1
-    all_servers = servers(cores)
+    all_servers, before = servers(cores, args.kora_before)
+    workloads = WORKLOADS[:4] if args.only_get_set else WORKLOADS
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip() or "?"
     load_before = open("/proc/loadavg").read().split()[:3]
@@ -255,23 +295,24 @@ def main():
           f"{args.warmup:g} s warmup + {args.seconds:g} s per run, median of {args.rounds}", flush=True)
 
     results = {}  # (workload index, server key) -> [runs]
-    for i, (label, pipeline, extra, needs_keys) in enumerate(WORKLOADS):
+    for i, (label, pipeline, extra, needs_keys) in enumerate(workloads):
         for _ in range(args.rounds):
             for server in all_servers:
                 port, proc = server.start()
                 try:
                     if needs_keys:
                         preload(port)
-                    with Measured(port, proc) as cpu:
+                    with Measured(port, proc, args.perf) as cpu:
                         run = kora_bench(port, pipeline, extra, args)
                     run["server_us"], run["client_us"] = cpu.server_us, cpu.client_us
+                    run["per_request"] = cpu.per_request
                 finally:
                     stop(proc)
                 results.setdefault((i, server.key), []).append(run)
         print(f"#   done: {label} P={pipeline}", file=sys.stderr, flush=True)
 
     rb = {}
-    for server in all_servers[:3]:
+    for server in ([] if args.only_get_set else all_servers[:3]):
         for pipeline in (1, 16):
             port, proc = server.start()
             try:
@@ -282,21 +323,48 @@ def main():
             finally:
                 stop(proc)
     print("#   done: redis-benchmark", file=sys.stderr, flush=True)
-    load_after = open("/proc/loadavg").read().split()[:3]
 
     # Table 1: kora-bench, every workload against every server.
     print()
-    print("| workload | P | server | ops/s | p50 ms | p99 ms | vs Redis | server CPU µs/op |")
-    print("|---|---|---|---|---|---|---|---|")
+    counted = PERF_EVENTS if args.perf else []
+    print("| workload | P | server | ops/s | p50 ms | p99 ms | vs Redis | server CPU µs/op |"
+          + "".join(f" {e.split(':')[-1]}/op |" for e in counted))
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(counted))
     errors = 0
-    for i, (label, pipeline, _, _) in enumerate(WORKLOADS):
+    shown = all_servers[:3] + before
+    for i, (label, pipeline, _, _) in enumerate(workloads):
         redis = median_run(results[(i, "redis")])
-        for server in all_servers[:3]:
-            r = median_run(results[(i, server.key)])
-            errors += sum(run["errors"] for run in results[(i, server.key)])
-            cpu = statistics.median(run["server_us"] for run in results[(i, server.key)])
+        for server in shown:
+            runs = results[(i, server.key)]
+            r = median_run(runs)
+            errors += sum(run["errors"] for run in runs)
+            cpu = statistics.median(run["server_us"] for run in runs)
+            extra = "".join(f" {statistics.median(run['per_request'].get(e, 0) for run in runs):.2f} |"
+                            for e in counted)
             print(f"| {label} | {pipeline} | {server.name} | {fmt_ops(r['ops'])} | {r['p50']:.3f} | "
-                  f"{r['p99']:.3f} | {r['ops'] / redis['ops']:.2f} | {cpu:.2f} |")
+                  f"{r['p99']:.3f} | {r['ops'] / redis['ops']:.2f} | {cpu:.2f} |{extra}")
+
+    # Table 1b: the per-core efficiency goals (issue 15), as ratios of medians.
+    def cpu_of(i, key):
+        return statistics.median(run["server_us"] for run in results[(i, key)])
+
+    def ops_of(i, key):
+        return median_run(results[(i, key)])["ops"]
+
+    print()
+    print(f"| workload | P | CPU/op x1 / Redis (goal <= 0.77) | CPU/op x{cores} / x1 (goal <= 1.2) | "
+          f"ops/s x{cores} / Redis (goal >= 1) |")
+    print("|---|---|---|---|---|")
+    for i, (label, pipeline, _, _) in enumerate(workloads[:4]):
+        cells = []
+        for pre in ([""] + (["before"] if before else [])):
+            one, many = (pre or "kora") + "1", f"{pre or 'kora'}{cores}"
+            cells.append((cpu_of(i, one) / cpu_of(i, "redis"), cpu_of(i, many) / cpu_of(i, one),
+                          ops_of(i, many) / ops_of(i, "redis")))
+        now = cells[0]
+        was = cells[1] if before else None
+        print(f"| {label} | {pipeline} | " + " | ".join(
+            f"{now[k]:.2f}" + (f" (before {was[k]:.2f})" if was else "") for k in range(3)) + " |")
 
     # Table 2: the cost of observability, same workloads, same run.
     on_key, off_key = all_servers[2].key, all_servers[3].key
@@ -304,12 +372,15 @@ def main():
     print(f"| workload | P | kora --workers {cores} ops/s | with --no-instrumentation | on/off | "
           f"p99 ms on | p99 ms off | server CPU µs/op on | off |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for i, (label, pipeline, _, _) in enumerate(WORKLOADS):
+    for i, (label, pipeline, _, _) in enumerate(workloads):
         on, off = median_run(results[(i, on_key)]), median_run(results[(i, off_key)])
         cpu_on = statistics.median(run["server_us"] for run in results[(i, on_key)])
         cpu_off = statistics.median(run["server_us"] for run in results[(i, off_key)])
         print(f"| {label} | {pipeline} | {fmt_ops(on['ops'])} | {fmt_ops(off['ops'])} | "
               f"{on['ops'] / off['ops']:.2f} | {on['p99']:.3f} | {off['p99']:.3f} | {cpu_on:.2f} | {cpu_off:.2f} |")
+
+    if args.only_get_set:
+        return finish(args, started, load_before, errors, results, rb, commit, workloads)
 
     # Table 3: redis-benchmark's opinion on the same three servers.
     print()
@@ -335,12 +406,17 @@ def main():
         print(f"| {label} | {pipeline} | {fmt_ops(ours)} | {fmt_ops(theirs)} | {ours / theirs:.2f} | "
               f"{ours_cpu:.2f} | {rb[('redis', pipeline)]['client_us']:.2f} |")
 
+    return finish(args, started, load_before, errors, results, rb, commit, workloads)
+
+
+def finish(args, started, load_before, errors, results, rb, commit, workloads):
+    load_after = open("/proc/loadavg").read().split()[:3]
     print()
     print(f"# {time.monotonic() - started:.0f} s; load average before {' '.join(load_before)}, "
           f"after {' '.join(load_after)}; kora-bench errors: {errors}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"kora_bench": {f"{WORKLOADS[i][0]} P={WORKLOADS[i][1]} {k}": v
+            json.dump({"kora_bench": {f"{workloads[i][0]} P={workloads[i][1]} {k}": v
                                       for (i, k), v in results.items()},
                        "redis_benchmark": {f"{k} P={p}": v for (k, p), v in rb.items()},
                        "load_before": load_before, "load_after": load_after, "commit": commit}, f, indent=1)
