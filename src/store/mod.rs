@@ -398,6 +398,42 @@ impl Db {
         Some(idx)
     }
 
+    /// Starts loading what a command on `key` will read (its map slot, the
+    /// key's and the string's heap blocks) without waiting for any of it,
+    /// and changes nothing: the connection calls it for every key of a
+    /// pipelined batch before running the batch, so that the cache misses
+    /// of sixteen lookups overlap instead of coming one after another (at
+    /// P=16 the lookup was ~35% of a shard's CPU, nearly all of it
+    /// waiting on memory). The probe compares only what the slot holds
+    /// (`Key::may_equal`): a wrong guess costs one useless prefetch, never
+    /// a wrong answer, since the command looks the key up again.
+    #[inline]
+    pub(crate) fn prefetch(&self, key: &[u8]) {
+        use indexmap::map::RawEntryApiV1;
+        let hash = self.map.hasher().hash_one(key);
+        let Some((k, entry)) = self
+            .map
+            .raw_entry_v1()
+            .from_hash(hash, |k| k.may_equal(key))
+        else {
+            return;
+        };
+        if let Some(p) = k.heap_ptr() {
+            bytes::prefetch_line(p);
+        }
+        match &entry.value {
+            Value::Str(s) => {
+                if let Some(p) = s.heap_ptr() {
+                    bytes::prefetch_line(p);
+                }
+            }
+            Value::List(b) => bytes::prefetch_line(&**b as *const List as *const u8),
+            Value::Hash(b) => bytes::prefetch_line(&**b as *const Hash as *const u8),
+            Value::Set(b) => bytes::prefetch_line(&**b as *const Set as *const u8),
+            Value::ZSet(b) => bytes::prefetch_line(&**b as *const ZSet as *const u8),
+        }
+    }
+
     /// `live_index` without counting as an access.
     fn peek_index(&mut self, key: &[u8]) -> Option<usize> {
         let idx = self.map.get_index_of(key)?;
