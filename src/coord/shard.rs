@@ -422,17 +422,18 @@ impl Shard {
         let single = check == KeyCheck::Stop;
         let check = single && !self.keys.is_empty();
         // As a connection does for its own shard's part of a pipeline
-        // (`Db::prefetch`): start the cache misses of every key of the
+        // (`Db::prefetch_keys`): start the cache misses of every key of the
         // batch before running it, so they overlap. Argument 1 is the key
         // of nearly every command cut into a batch; where it is not, the
         // prefetch is wasted, never wrong.
         if batch.ops.len() - from >= 2 {
-            for &(_, first, count) in &batch.ops[from..] {
-                if count >= 2 {
-                    let (s, e) = batch.ranges[first as usize + 1];
-                    db.prefetch(&batch.data[s..e]);
-                }
-            }
+            db.prefetch_keys(batch.ops[from..].iter().filter_map(|&(_, first, count)| {
+                let (s, e) = *batch
+                    .ranges
+                    .get(first as usize + 1)
+                    .filter(|_| count >= 2)?;
+                Some(&batch.data[s..e])
+            }));
         }
         for &(op, first, count) in &batch.ops[from..] {
             let ranges = &batch.ranges[first as usize..(first + count) as usize];

@@ -314,7 +314,9 @@ async fn run(
             let ahead = prepared.take(start, unauthenticated, &mut argv);
             let parsed = match ahead {
                 Some((consumed, _)) => Ok(Parsed::Command { consumed }),
-                None => parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated),
+                None => {
+                    parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated)
+                }
             };
             match parsed {
                 Ok(Parsed::Incomplete { need: n })
@@ -449,7 +451,7 @@ struct Frame {
 
 /// The commands of one read, parsed before any of them runs so that the
 /// keyspace memory their keys touch can be loaded all at once
-/// (`Db::prefetch`): the cache misses of a pipelined batch's lookups then
+/// (`Db::prefetch_keys`): the cache misses of a pipelined batch's lookups then
 /// overlap instead of each command waiting for its own in turn (issue 15:
 /// at P=16 the lookup was about a third of a shard's CPU, mostly waiting
 /// on memory). The main loop takes each frame's parse and command from
@@ -511,19 +513,17 @@ impl Prepared {
         if self.frames.len() < 2 {
             return;
         }
-        let db = shard.db();
-        for f in &self.frames {
-            if let Some(spec) = f.spec
-                && spec.first_key > 0
-                && (spec.first_key as u32) < f.count
-            {
-                let (s, e) = self.argv[(f.first + spec.first_key as u32) as usize];
-                let key = &rbuf[s..e];
-                if shard.owner(key) == shard.id() {
-                    db.prefetch(key);
-                }
+        let rbuf = &*rbuf;
+        let keys = self.frames.iter().filter_map(|f| {
+            let spec = f.spec?;
+            if spec.first_key <= 0 || spec.first_key as u32 >= f.count {
+                return None;
             }
-        }
+            let (s, e) = self.argv[(f.first + spec.first_key as u32) as usize];
+            let key = &rbuf[s..e];
+            (shard.owner(key) == shard.id()).then_some(key)
+        });
+        shard.db().prefetch_keys(keys);
     }
 
     /// The frame at `start` if it was parsed ahead (for an authenticated

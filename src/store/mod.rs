@@ -398,39 +398,50 @@ impl Db {
         Some(idx)
     }
 
-    /// Starts loading what a command on `key` will read (its map slot, the
-    /// key's and the string's heap blocks) without waiting for any of it,
-    /// and changes nothing: the connection calls it for every key of a
-    /// pipelined batch before running the batch, so that the cache misses
-    /// of sixteen lookups overlap instead of coming one after another (at
-    /// P=16 the lookup was ~35% of a shard's CPU, nearly all of it
-    /// waiting on memory). The probe compares only what the slot holds
-    /// (`Key::may_equal`): a wrong guess costs one useless prefetch, never
-    /// a wrong answer, since the command looks the key up again.
-    #[inline]
-    pub(crate) fn prefetch(&self, key: &[u8]) {
+    /// Starts loading what commands on `keys` (at most 32; more are
+    /// ignored) will read: their map slots and the keys' and strings' heap
+    /// blocks, without waiting for any of it, and changes nothing. The
+    /// connection calls it for the keys of a pipelined batch before running
+    /// the batch, so that the cache misses of sixteen lookups overlap
+    /// instead of coming one after another (issue 15: at P=16 the lookup
+    /// was ~35% of a shard's CPU, nearly all of it waiting on memory).
+    ///
+    /// Two passes, so that more misses are in flight at once: the first
+    /// finds each key's slot without reading it (the first full slot whose
+    /// control byte matches) and starts loading it; the second reads the
+    /// slots, by then arriving together, checks what the slot alone can
+    /// tell (`Key::may_equal`) and starts loading the heap blocks. A wrong
+    /// guess costs one useless prefetch, never a wrong answer: the
+    /// commands look their keys up again.
+    pub(crate) fn prefetch_keys<'a>(&self, keys: impl Iterator<Item = &'a [u8]> + Clone) {
         use indexmap::map::RawEntryApiV1;
-        let hash = self.map.hasher().hash_one(key);
-        let Some((k, entry)) = self
-            .map
-            .raw_entry_v1()
-            .from_hash(hash, |k| k.may_equal(key))
-        else {
-            return;
-        };
-        if let Some(p) = k.heap_ptr() {
-            bytes::prefetch_line(p);
-        }
-        match &entry.value {
-            Value::Str(s) => {
-                if let Some(p) = s.heap_ptr() {
-                    bytes::prefetch_line(p);
-                }
+        const NONE: usize = usize::MAX;
+        let mut slots = [NONE; 32];
+        for (slot, key) in slots.iter_mut().zip(keys.clone()) {
+            let hash = self.map.hasher().hash_one(key);
+            if let Some(idx) = self.map.raw_entry_v1().index_from_hash(hash, |_| true) {
+                let (k, e) = self.map.get_index(idx).expect("index from the table");
+                bytes::prefetch_line(k as *const Key as *const u8);
+                bytes::prefetch_line(e as *const Entry as *const u8);
+                *slot = idx;
             }
-            Value::List(b) => bytes::prefetch_line(&**b as *const List as *const u8),
-            Value::Hash(b) => bytes::prefetch_line(&**b as *const Hash as *const u8),
-            Value::Set(b) => bytes::prefetch_line(&**b as *const Set as *const u8),
-            Value::ZSet(b) => bytes::prefetch_line(&**b as *const ZSet as *const u8),
+        }
+        for (&idx, key) in slots.iter().zip(keys) {
+            if idx == NONE {
+                continue;
+            }
+            let (k, entry) = self.map.get_index(idx).expect("index from the table");
+            if !k.may_equal(key) {
+                continue;
+            }
+            if let Some(p) = k.heap_ptr() {
+                bytes::prefetch_line(p);
+            }
+            if let Value::Str(s) = &entry.value
+                && let Some(p) = s.heap_ptr()
+            {
+                bytes::prefetch_line(p);
+            }
         }
     }
 
