@@ -2,6 +2,11 @@
 //! ones inline, send one batch per other shard over the mesh, reassemble
 //! replies in request order and write them with one write.
 //!
+//! Before the commands of a read run, they are parsed ahead and the
+//! keyspace memory of their local keys is prefetched in one go
+//! (`Prepared`, `Db::prefetch_keys`), so that a pipelined batch's cache
+//! misses overlap; the main loop then reuses that parse.
+//!
 //! Layer: server. May import every layer below: `protocol`, `metrics`,
 //! `store`, coordination (`Shard`, the mesh) and `command`.
 

@@ -33,6 +33,11 @@
 //! time); the invariant there: `Entry::has_ttl` is set exactly for the
 //! positions `expiring` holds, which every removal (`detach_at`, a
 //! `swap_remove` that moves the last entry) and TTL change keeps in step.
+//!
+//! Memory latency: a lookup is a chain of dependent cache misses (control
+//! byte, index slot, map slot, then the key's and value's heap blocks when
+//! they are not inline). `Db::prefetch_keys` starts those of a whole
+//! pipelined batch before it runs, so they overlap (issue 15).
 
 pub mod agg;
 // Blocking commands (issue 13): keys with blocked clients.
