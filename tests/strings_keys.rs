@@ -2078,3 +2078,36 @@ fn inline_quoted_arguments_like_redis7() {
     raw.send(b"ECHO \"x\\ny\"\r\n");
     assert_eq!(raw.reply(), "$3\r\nx\ny\r\n");
 }
+
+/// A pipeline is parsed ahead to prefetch its keys (issue 15), and the
+/// main loop reuses that parse: frames parsed ahead, an inline command
+/// (which ends the look-ahead), an empty `*0` frame, keys on both shards
+/// and a frame split over two writes must all answer as one at a time.
+#[test]
+fn pipelined_frames_parsed_ahead_answer_in_order() {
+    let s = Server::start(2);
+    let mut raw = s.raw();
+    let mut first = Vec::new();
+    for i in 0..20 {
+        first.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n$6\r\nkey:{i:02}\r\n$1\r\n{}\r\n",
+                i % 10
+            )
+            .as_bytes(),
+        );
+    }
+    first.extend_from_slice(b"*0\r\n*2\r\n$3\r\nGET\r\n$6\r\nkey:03\r\nGET key:04\r\n");
+    first.extend_from_slice(b"*2\r\n$4\r\nINCR\r\n$6\r\nkey:05\r\n*2\r\n$3\r\nGET\r\n$6\r\nke");
+    let mut expected = "+OK\r\n".repeat(20);
+    expected.push_str("$1\r\n3\r\n$1\r\n4\r\n:6\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&raw_exchange(&mut raw, &first)),
+        expected
+    );
+    let rest = b"y:05\r\n*2\r\n$3\r\nGET\r\n$6\r\nkey:19\r\n*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&raw_exchange(&mut raw, rest)),
+        "$1\r\n6\r\n$1\r\n9\r\n$-1\r\n"
+    );
+}

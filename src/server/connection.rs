@@ -2,6 +2,11 @@
 //! ones inline, send one batch per other shard over the mesh, reassemble
 //! replies in request order and write them with one write.
 //!
+//! Before the commands of a read run, they are parsed ahead and the
+//! keyspace memory of their local keys is prefetched in one go
+//! (`Prepared`, `Db::prefetch_keys`), so that a pipelined batch's cache
+//! misses overlap; the main loop then reuses that parse.
+//!
 //! Layer: server. May import every layer below: `protocol`, `metrics`,
 //! `store`, coordination (`Shard`, the mesh) and `command`.
 
@@ -236,6 +241,7 @@ async fn run(
     let mut argv: Vec<ArgRange> = Vec::with_capacity(16);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut pipe = Pipeline::new(shard.nshards());
+    let mut prepared = Prepared::default();
     loop {
         // Make room: compact, then grow for a frame larger than the buffer,
         // but only READ_AHEAD past what has arrived: the buffer follows the
@@ -306,10 +312,18 @@ async fn run(
         if end - start < need {
             continue;
         }
+        prepared.scan(shard, &mut rbuf, (start, end), &mut argv);
         let mut flow = Flow::Continue;
         while start < end {
             let unauthenticated = auth::auth_required(shard, client);
-            match parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated) {
+            let ahead = prepared.take(start, unauthenticated, &mut argv);
+            let parsed = match ahead {
+                Some((consumed, _)) => Ok(Parsed::Command { consumed }),
+                None => {
+                    parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated)
+                }
+            };
+            match parsed {
                 Ok(Parsed::Incomplete { need: n })
                     if n > shard.config().client_query_buffer_limit =>
                 {
@@ -328,7 +342,10 @@ async fn run(
                     need = 1;
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
-                        let spec = lookup(args.get(0));
+                        let spec = match ahead {
+                            Some((_, spec)) => spec,
+                            None => lookup(args.get(0)),
+                        };
                         // A command that waits for every reply before it:
                         // write them as they come rather than gathering
                         // them all.
@@ -419,6 +436,120 @@ async fn run(
         if flow == Flow::Close || client.info.killed.get() {
             return Ok(());
         }
+    }
+}
+
+/// Most commands of one read that [`Prepared::scan`] looks at.
+const PREFETCH_MAX: usize = 32;
+
+/// One multibulk frame parsed ahead by [`Prepared::scan`].
+#[derive(Clone, Copy)]
+struct Frame {
+    /// Where it starts in the read buffer, and its length.
+    pos: usize,
+    consumed: usize,
+    /// Its argument ranges: `Prepared::argv[first..first + count]`.
+    first: u32,
+    count: u32,
+    spec: Option<&'static CommandSpec>,
+}
+
+/// The commands of one read, parsed before any of them runs so that the
+/// keyspace memory their keys touch can be loaded all at once
+/// (`Db::prefetch_keys`): the cache misses of a pipelined batch's lookups then
+/// overlap instead of each command waiting for its own in turn (issue 15:
+/// at P=16 the lookup was about a third of a shard's CPU, mostly waiting
+/// on memory). The main loop takes each frame's parse and command from
+/// here instead of parsing it again.
+///
+/// Only what is cheap to find: multibulk frames (an inline command, which
+/// parsing may rewrite, ends the scan), at most [`PREFETCH_MAX`]
+/// commands, the first key of a command with keys, keys of this shard;
+/// and prefetches only when the read holds two commands or more (a lone
+/// command has nothing to overlap with). A frame is parsed with the
+/// limits of an authenticated client, so the main loop uses it only for
+/// one (`take`); prefetching changes nothing, so it cannot change a reply.
+#[derive(Default)]
+struct Prepared {
+    frames: Vec<Frame>,
+    argv: Vec<ArgRange>,
+    /// The next frame `take` hands out.
+    next: usize,
+}
+
+impl Prepared {
+    /// Parses the frames of `rbuf[start..end]` ahead and prefetches their
+    /// keys; `scratch` is the connection's argument vector (parsing clears
+    /// it, so ranges are copied out of it).
+    fn scan(
+        &mut self,
+        shard: &Shard,
+        rbuf: &mut [u8],
+        (start, end): (usize, usize),
+        scratch: &mut Vec<ArgRange>,
+    ) {
+        self.frames.clear();
+        self.argv.clear();
+        self.next = 0;
+        let mut pos = start;
+        while pos < end && self.frames.len() < PREFETCH_MAX && rbuf[pos] == b'*' {
+            let Ok(Parsed::Command { consumed }) =
+                parse_command_with(&mut rbuf[pos..end], pos, scratch, false)
+            else {
+                break;
+            };
+            let args = Args::new(rbuf, scratch);
+            let spec = if args.is_empty() {
+                None
+            } else {
+                lookup(args.get(0))
+            };
+            self.frames.push(Frame {
+                pos,
+                consumed,
+                first: self.argv.len() as u32,
+                count: scratch.len() as u32,
+                spec,
+            });
+            self.argv.extend_from_slice(scratch);
+            pos += consumed;
+        }
+        scratch.clear();
+        if self.frames.len() < 2 {
+            return;
+        }
+        let rbuf = &*rbuf;
+        let keys = self.frames.iter().filter_map(|f| {
+            let spec = f.spec?;
+            if spec.first_key <= 0 || spec.first_key as u32 >= f.count {
+                return None;
+            }
+            let (s, e) = self.argv[(f.first + spec.first_key as u32) as usize];
+            let key = &rbuf[s..e];
+            (shard.owner(key) == shard.id()).then_some(key)
+        });
+        shard.db().prefetch_keys(keys);
+    }
+
+    /// The frame at `start` if it was parsed ahead (for an authenticated
+    /// client only: see the type's docs): its ranges go into `argv`;
+    /// returns its length and command.
+    #[inline]
+    fn take(
+        &mut self,
+        start: usize,
+        unauthenticated: bool,
+        argv: &mut Vec<ArgRange>,
+    ) -> Option<(usize, Option<&'static CommandSpec>)> {
+        let f = *self.frames.get(self.next)?;
+        if f.pos != start || unauthenticated {
+            self.frames.clear();
+            return None;
+        }
+        self.next += 1;
+        argv.clear();
+        argv.extend_from_slice(&self.argv[f.first as usize..(f.first + f.count) as usize]);
+        Some((f.consumed, f.spec))
     }
 }
 

@@ -175,6 +175,39 @@ impl Key {
     pub fn heap_len(&self) -> usize {
         if self.tag == Tag::Heap { self.len() } else { 0 }
     }
+
+    /// Whether this key may equal `other`, judged from the slot alone: an
+    /// inline key compares its bytes, a heap key only its length, so the
+    /// answer costs no load beyond the slot (`Db::prefetch`'s probe).
+    #[inline]
+    pub(crate) fn may_equal(&self, other: &[u8]) -> bool {
+        if self.tag == Tag::Heap {
+            get7(&self.data[..7]) == other.len()
+        } else {
+            &self.data[..self.tag as usize] == other
+        }
+    }
+
+    /// The address of the heap block (None when inline), for prefetching.
+    #[inline]
+    pub(crate) fn heap_ptr(&self) -> Option<*const u8> {
+        (self.tag == Tag::Heap).then(|| get_addr(&self.data[7..]) as *const u8)
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `p` (hint only: it
+/// never faults, whatever `p` is, and changes no state).
+#[inline(always)]
+pub(crate) fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing into the program and
+    // cannot fault, even for an address that is not mapped.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl Drop for Key {
@@ -388,6 +421,12 @@ impl StrValue {
         } else {
             &self.data[..self.tag as usize]
         }
+    }
+
+    /// The address of the heap buffer (None when inline), for prefetching.
+    #[inline]
+    pub(crate) fn heap_ptr(&self) -> Option<*const u8> {
+        (self.tag == Tag::Heap).then(|| get_addr(&self.data[6..]) as *const u8)
     }
 
     /// Heap capacity this value owns beyond its slot (0 when inline).
