@@ -92,6 +92,12 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// Completions posted while the task runs in user space wait for its
+        /// next kernel entry instead of an IPI that interrupts it (5.19+).
+        const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN`: the kernel flags pending completion work in
+        /// the SQ ring's flags (5.19+).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

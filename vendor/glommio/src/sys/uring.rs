@@ -895,6 +895,18 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
+/// Kora: a sleepable ring that does not IPI its own thread. Without
+/// `COOP_TASKRUN`, every completion that arrives while the executor runs
+/// (a socket turning readable, most often) kicks its CPU with a reschedule
+/// IPI so the completion is posted at once; the executor enters the kernel
+/// for recv/send all the time anyway, and before it sleeps, so the IPI only
+/// costs. Kernels before 5.19 reject the flag: fall back to none.
+fn new_sleepable_ring(size: u32) -> io::Result<iou::IoUring> {
+    let coop = iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+    iou::IoUring::new_with_flags(size, coop, iou::SetupFeatures::empty())
+        .or_else(|_| iou::IoUring::new(size))
+}
+
 impl SleepableRing {
     fn new(
         size: usize,
@@ -904,7 +916,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: new_sleepable_ring(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
