@@ -224,6 +224,12 @@ impl Source {
         })
     }
 
+    /// Kora: the kernel has this request and has not completed it yet (or
+    /// it is queued for submission).
+    pub(crate) fn in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner
