@@ -62,3 +62,44 @@ fn persistence_and_timeout_knobs_are_accepted_and_reported() {
     assert_eq!(get(&mut other, "tcp-keepalive"), "60");
     assert_eq!(get(&mut other, "appendfsync"), "always");
 }
+
+/// CPUs the first thread of `pid` whose name starts with `name` may run on
+/// (`Cpus_allowed_list`).
+fn allowed_cpus(pid: u32, name: &str) -> String {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        // glommio appends the executor id to the name ("kora-shard-0-1").
+        if comm.trim().starts_with(name) {
+            let status = std::fs::read_to_string(dir.join("status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .unwrap();
+            return line.split(':').nth(1).unwrap().trim().to_string();
+        }
+    }
+    panic!("no thread {name} in {pid}");
+}
+
+/// `cpu-affinity` (issue 15): yes pins each shard to one CPU, no (the
+/// default) leaves the kernel free to place it; a start-time knob that
+/// CONFIG GET reports.
+#[test]
+fn cpu_affinity_pins_shards_or_not() {
+    // What this test process may use: an unpinned shard gets the same.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let pinned = Server::start_with(1, &["--cpu-affinity", "yes"]);
+    assert_eq!(get(&mut pinned.client(), "cpu-affinity"), "yes");
+    let one = allowed_cpus(pinned.pid(), "kora-shard-0-");
+    assert!(!one.contains(['-', ',']), "pinned to one CPU: {one}");
+    let free = Server::start(1);
+    assert_eq!(get(&mut free.client(), "cpu-affinity"), "no");
+    assert_eq!(allowed_cpus(free.pid(), "kora-shard-0-"), all);
+}

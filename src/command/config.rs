@@ -436,6 +436,7 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     ("zset-max-ziplist-value", Some(Knob::ZsetMaxValue)),
     // Kora's own.
     ("workers", None),
+    ("cpu-affinity", None),
     ("metrics-port", None),
     ("metrics-bind", None),
     ("metrics-max-connections", None),
@@ -486,6 +487,7 @@ fn value(shard: &Shard, name: &str) -> String {
         "proto-max-bulk-len" => crate::protocol::parser::MAX_BULK_LEN.to_string(),
         "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
         "io-threads" | "workers" => c.workers.to_string(),
+        "cpu-affinity" => yes_no(c.cpu_affinity),
         "enable-debug-command" => yes_no(c.enable_debug_command),
         "slowlog-log-slower-than" => m.slowlog.slower_than_us().to_string(),
         "slowlog-max-len" => m.slowlog.max_len().to_string(),
