@@ -7,7 +7,7 @@
 //! request (GET P=1: 8.9 against 10.4 µs with one shard, 12.3 against 18.7
 //! with two): a pinned shard cannot leave a core the client or another
 //! process is busy on, and two pinned shards always pay a cross-core
-//! wake-up per mesh message. The glommio copy in vendor/glommio (see its
+//! wake-up per mesh message. The glommio copy in tools/vendor/glommio (see its
 //! KORA.md) is what every executor runs on.
 //!
 //! Layer: server. The collector sits above the server, so it is not
