@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Server CPU, syscalls, context switches and membarriers per request of
+one or more Kora binaries, side by side (the cross-core hop's costs).
+
+    flock /tmp/kora-bench.lock python3 bench/hop_ab.py [--workers 2] [--pipeline 1]
+        [--test get|set] [-n N] [--rounds 3] BIN[@VAR=VALUE...] ...
+
+Each round starts every binary fresh (round-robin, so load drift hits them
+alike) on a free loopback port, preloads keys for GET, then runs
+`redis-benchmark -c 50 -r 100000 -d 64 -P P -t TEST -n N` with
+`perf stat -e raw_syscalls:sys_enter,context-switches,
+syscalls:sys_enter_membarrier` attached to the server, and reads the
+server's utime+stime from /proc before and after. Prints medians and the
+spread. `BIN@VAR=VALUE` runs BIN with VAR=VALUE in its environment (A/B of
+an experimental switch in one binary), `BIN@--flag=value` with that flag. Counts do not depend on load; CPU
+per request does, so compare only binaries of the same run.
+"""
+import argparse, os, socket, statistics, subprocess, sys, time, re
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fl = f.read().rsplit(")", 1)[1].split()
+    return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
+
+def wait_ready(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
+        except OSError: time.sleep(0.05)
+    raise SystemExit("not ready")
+
+def one(binary, a, how):
+    env, args = how
+    port = free_port()
+    p = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
+                          "--workers", str(a.workers)] + a.extra + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_ready(port)
+        rb = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-r", "100000", "-d", "64", "-P", str(a.pipeline), "-q"]
+        if a.test == "get":
+            subprocess.run(rb + ["-t", "set", "-P", "32", "-n", "300000"], check=True, capture_output=True)
+        c0 = cpu(p.pid)
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_membarrier", "-p", str(p.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+        t0 = time.time()
+        r = subprocess.run(rb + ["-t", a.test, "-n", str(a.n)], check=True, capture_output=True, text=True)
+        dt = time.time() - t0
+        c1 = cpu(p.pid)
+        perf.send_signal(2); err = perf.communicate()[1]
+        ev = {}
+        for line in err.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[0].strip().isdigit(): ev[f[2]] = int(f[0])
+        m = re.search(r"([\d.]+) requests per second", r.stdout.replace("\r", "\n"))
+        return dict(us=(c1 - c0) / a.n * 1e6, sc=ev.get("raw_syscalls:sys_enter", 0) / a.n,
+                    cs=ev.get("context-switches", 0) / a.n, mb=ev.get("syscalls:sys_enter_membarrier", 0) / a.n, ops=float(m.group(1)) if m else 0)
+    finally:
+        p.terminate(); p.wait()
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bins", nargs="+")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pipeline", type=int, default=1)
+    ap.add_argument("--test", default="get")
+    ap.add_argument("-n", type=int, default=200000)
+    ap.add_argument("--extra", default="")
+    a = ap.parse_args()
+    a.extra = a.extra.split() if a.extra else []
+    bins = []
+    for b in a.bins:  # BIN or BIN@ENV=VAL
+        path, *es = b.split("@")
+        env, args = dict(os.environ), []
+        for e in es:
+            if e.startswith("--"):
+                args += e.split("=", 1)
+            else:
+                k, v = e.split("=", 1); env[k] = v
+        bins.append((b, path, (env, args)))
+    res = {b: [] for b, _, _ in bins}
+    for _ in range(a.rounds):
+        for b, path, env in bins:
+            res[b].append(one(path, a, env))
+    print(f"workers={a.workers} P={a.pipeline} test={a.test} n={a.n}")
+    for b, rs in res.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        spread = {k: (min(r[k] for r in rs), max(r[k] for r in rs)) for k in rs[0]}
+        print(f"  {b}: us/req {med['us']:.2f} [{spread['us'][0]:.2f}-{spread['us'][1]:.2f}]  sys/req {med['sc']:.2f}  cs/req {med['cs']:.3f} [{spread['cs'][0]:.3f}-{spread['cs'][1]:.3f}]  membarrier/req {med['mb']:.3f}  ops/s {med['ops']:.0f}")
+main()
