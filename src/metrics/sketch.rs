@@ -45,8 +45,8 @@
 //! smallest `count + before`) when its estimate beats twice that entry's
 //! `count + before`: the newcomer must look clearly stronger than the
 //! leaving entry once looked, so the noise-admitted entries at the bottom
-//! do not churn as the cold keys' estimates rise (with a bar of 1× a
-//! uniform stream's admissions cost +50% per access in the bench). Ranking the victims by the upper bound
+//! do not churn as the cold keys' estimates keep rising until the next
+//! halving (each admission is a scan of the table). Ranking the victims by the upper bound
 //! instead (Space-Saving) let the table fill with cold keys of the noisiest
 //! estimates, and a hot key whose count was below that noise (the tenth
 //! hottest of zipf(0.99), ~1.5% of its shard) was evicted and came back
