@@ -8,6 +8,13 @@ use std::rc::Rc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kora::metrics::{CommandTimer, HotKeys, ShardMetrics, ShardStats};
 
+/// kora-bench's xoshiro and zipf sampler, to feed the sketch the skewed
+/// access stream HOTKEYS is for (a hot key passes the sketch's admission
+/// filter on nearly every access, a uniform one almost never).
+#[allow(dead_code)]
+#[path = "kora_bench/workload.rs"]
+mod workload;
+
 fn keys(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("key:{i:08}").into_bytes()).collect()
 }
@@ -29,6 +36,22 @@ fn instrumentation(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % keys.len();
             hot.touch(black_box(&keys[i]));
+        })
+    });
+
+    // zipf(0.99) over the same 100k keys, drawn ahead of time so the
+    // sampler's cost stays out of the figure.
+    let zipf = workload::Zipf::new(keys.len() as u64, 0.99);
+    let mut rng = workload::Rng::new(15);
+    let skewed: Vec<usize> = (0..1 << 16)
+        .map(|_| zipf.sample(&mut rng) as usize - 1)
+        .collect();
+    let mut hot_zipf = HotKeys::new(32, true);
+    let mut j = 0usize;
+    c.bench_function("sketch touch (zipf 0.99 keys)", |b| {
+        b.iter(|| {
+            j = (j + 1) & (skewed.len() - 1);
+            hot_zipf.touch(black_box(&keys[skewed[j]]));
         })
     });
 

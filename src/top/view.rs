@@ -355,7 +355,7 @@ pub fn render(frame: &Frame, ctx: &Context<'_>, every: f64) -> Vec<Line> {
     lines.push(text(String::new()));
 
     lines.push(heading(
-        "HOTKEYS (estimated accesses, halved every hotkeys_decay_ms)".to_string(),
+        "HOTKEYS (accesses since entering the top-K, halved every hotkeys_decay_ms)".to_string(),
     ));
     match ctx.hotkeys {
         Ok(keys) if keys.is_empty() => lines.push(text("(none yet)".to_string())),
