@@ -6,12 +6,11 @@
 //! shows up as a failing comparison rather than a stale expectation.
 
 mod common;
+mod redis_ref;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{Server, cmd, error_text, free_port};
+use redis_ref::RedisRef;
 
 /// (command, expected reply). Two shards: the one-letter keys spread over
 /// both, so COPY and RENAME run both the one-shard and the cross-shard
@@ -154,48 +153,12 @@ fn string_encodings_and_moved_ttls_answer_as_redis_7_0() {
     assert!(bad.is_empty(), "kora differs from Redis 7.0: {bad:#?}");
 }
 
-/// A redis-server on a free loopback port, killed when dropped.
-struct Redis(Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<Redis> {
-    let bin = "/usr/bin/redis-server";
-    if !std::path::Path::new(bin).exists() {
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Redis(child, port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(redis);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn the_script_matches_a_real_redis_when_one_is_installed() {
-    let Some(redis) = start_redis() else {
-        eprintln!("redis-server not installed; comparison skipped");
+    let Some(redis) = RedisRef::start(free_port(), "string encodings") else {
         return;
     };
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.1)).unwrap();
-    let mut c = client.get_connection().unwrap();
+    let mut c = redis.client();
     let version: String = cmd(&["INFO", "server"]).query(&mut c).unwrap();
     if !version.contains("redis_version:7.0.") {
         eprintln!("not Redis 7.0; comparison skipped");

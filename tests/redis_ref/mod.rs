@@ -20,7 +20,10 @@ pub struct RedisRef {
 
 impl RedisRef {
     /// Starts redis-server, or None (with a printed note) when it is not
-    /// installed.
+    /// installed. Ready means it answered PING with +PONG while its process
+    /// lives: a bare connect can succeed before it listens (a loopback
+    /// connect to a free ephemeral port may connect to itself), and if it
+    /// could not bind `port` it is started again on another free one.
     pub fn start(port: u16, what: &str) -> Option<RedisRef> {
         if !std::path::Path::new(REDIS_SERVER).exists() {
             eprintln!(
@@ -28,20 +31,31 @@ impl RedisRef {
             );
             return None;
         }
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let r = RedisRef { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(r);
+        let mut port = port;
+        for _ in 0..5 {
+            let child = Command::new(REDIS_SERVER)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            let mut r = RedisRef { child, port };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = r.child.try_wait() {
+                    break;
+                }
+                if answers_pong(port) {
+                    return Some(r);
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            drop(r);
+            port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
         }
         panic!("redis-server did not start");
     }
@@ -52,6 +66,16 @@ impl RedisRef {
             .get_connection()
             .unwrap()
     }
+}
+
+fn answers_pong(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 impl Drop for RedisRef {
