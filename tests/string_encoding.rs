@@ -8,7 +8,6 @@
 mod common;
 mod redis_ref;
 
-
 use common::{Server, cmd, error_text, free_port};
 use redis_ref::RedisRef;
 
