@@ -354,6 +354,7 @@ impl HotKeys {
 
     /// Candidates with the bounds of their true count: (key, exact count
     /// since admission, upper bound), highest upper bound first.
+    #[cfg(test)]
     pub fn bounds(&self) -> Vec<(Vec<u8>, u64, u64)> {
         let mut out: Vec<(Vec<u8>, u64, u64)> = self
             .candidates
@@ -390,50 +391,28 @@ impl HotKeys {
     }
 }
 
+/// kora-bench's seeded generator and zipf sampler, so the unit tests draw
+/// the same kind of stream as the bench and `tests/hotkeys.rs`.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../bench/kora_bench/workload.rs"]
+mod bench_workload;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-    /// splitmix64: a seeded stream for the workloads below.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
-
-    /// zipf(s) over ranks 0..n by inverting the cumulative weights.
-    struct Zipf(Vec<f64>);
-    impl Zipf {
-        fn new(n: usize, s: f64) -> Zipf {
-            let mut acc = 0.0;
-            let cdf: Vec<f64> = (1..=n)
-                .map(|k| {
-                    acc += 1.0 / (k as f64).powf(s);
-                    acc
-                })
-                .collect();
-            Zipf(cdf.iter().map(|c| c / acc).collect())
-        }
-        fn sample(&self, rng: &mut Rng) -> usize {
-            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-            self.0.partition_point(|&c| c < u).min(self.0.len() - 1)
-        }
-    }
+    use super::bench_workload::{Rng, Zipf};
 
     /// One shard's share of a zipf(0.99) GET stream over 100k keys (the
     /// keys of even rank), as (key, true count) and the stream itself.
-    fn shard_stream(requests: usize, seed: u64) -> (Vec<usize>, HashMap<usize, u64>) {
+    fn shard_stream(requests: usize, seed: u64) -> (Vec<u64>, HashMap<u64, u64>) {
         let zipf = Zipf::new(100_000, 0.99);
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut stream = Vec::new();
-        let mut truth: HashMap<usize, u64> = HashMap::new();
+        let mut truth: HashMap<u64, u64> = HashMap::new();
         for _ in 0..requests {
             let rank = zipf.sample(&mut rng);
             if rank.is_multiple_of(2) {
@@ -444,7 +423,7 @@ mod tests {
         (stream, truth)
     }
 
-    fn key(rank: usize) -> Vec<u8> {
+    fn key(rank: u64) -> Vec<u8> {
         format!("key:{rank:08}").into_bytes()
     }
 
@@ -511,11 +490,11 @@ mod tests {
             for &rank in &stream {
                 hot.touch(&key(rank));
             }
-            let mut real: Vec<(u64, usize)> = truth.iter().map(|(&k, &n)| (n, k)).collect();
+            let mut real: Vec<(u64, u64)> = truth.iter().map(|(&k, &n)| (n, k)).collect();
             real.sort_by(|a, b| b.cmp(a));
             let top = hot.top();
             for (i, (k, n)) in top.iter().enumerate() {
-                let rank: usize = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+                let rank: u64 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
                 let t = truth[&rank];
                 assert!(*n <= t, "seed {seed}: {rank} reported {n} > {t}");
                 if i < 5 {
