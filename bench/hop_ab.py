@@ -17,20 +17,11 @@ per request does, so compare only binaries of the same run.
 """
 import argparse, os, socket, statistics, subprocess, sys, time, re
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# compare.py's server helpers: a free port, a PING/+PONG readiness check,
+# the server's CPU from /proc.
+from compare import free_port, server_cpu_seconds as cpu, wait_ready  # noqa: E402
 
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fl = f.read().rsplit(")", 1)[1].split()
-    return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
-
-def wait_ready(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
-        except OSError: time.sleep(0.05)
-    raise SystemExit("not ready")
 
 def one(binary, a, how):
     env, args = how
@@ -38,7 +29,7 @@ def one(binary, a, how):
     p = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
                           "--workers", str(a.workers)] + a.extra + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        wait_ready(port)
+        wait_ready(port, p, binary)
         rb = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-r", "100000", "-d", "64", "-P", str(a.pipeline), "-q"]
         if a.test == "get":
             subprocess.run(rb + ["-t", "set", "-P", "32", "-n", "300000"], check=True, capture_output=True)
