@@ -110,10 +110,7 @@ pub fn run<F: Future<Output = io::Result<()>> + 'static>(
     // Executor ids, and so mesh peer ids, follow spawn order: shards first
     // (peer i is shard i), the collector last (peer n).
     for id in 0..n {
-        let placement = match cores.get(id % cores.len().max(1)) {
-            Some(core) if config.cpu_affinity => Placement::Fixed(core.id),
-            _ => Placement::Unbound,
-        };
+        let placement = placement(&config, cores.get(id % cores.len().max(1)));
         let (config, mesh, shutdown, admission) = (
             config.clone(),
             mesh.clone(),
@@ -129,10 +126,7 @@ pub fn run<F: Future<Output = io::Result<()>> + 'static>(
     }
     // The collector gets a core of its own when one is free; on a small
     // machine it shares and stays idle between scrapes.
-    let placement = match cores.get(n) {
-        Some(core) if config.cpu_affinity => Placement::Fixed(core.id),
-        _ => Placement::Unbound,
-    };
+    let placement = placement(&config, cores.get(n));
     let (c_config, c_mesh, c_shutdown) = (config.clone(), mesh.clone(), shutdown.clone());
     handles.push((
         "the collector".to_string(),
@@ -147,6 +141,15 @@ pub fn run<F: Future<Output = io::Result<()>> + 'static>(
         &shutdown,
         Duration::from_secs(config.shutdown_timeout),
     )
+}
+
+/// Where an executor runs: on `core` with `cpu-affinity yes`, else (or
+/// without a core for it) wherever the kernel puts it.
+fn placement(config: &Config, core: Option<&core_affinity::CoreId>) -> Placement {
+    match core {
+        Some(core) if config.cpu_affinity => Placement::Fixed(core.id),
+        _ => Placement::Unbound,
+    }
 }
 
 /// Waits for every executor to stop. Once shutdown has begun, waits at
