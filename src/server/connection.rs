@@ -312,7 +312,14 @@ async fn run(
         if end - start < need {
             continue;
         }
-        prepared.scan(shard, &mut rbuf, (start, end), &mut argv);
+        // Parsing ahead uses an authenticated client's limits: a client
+        // that has not authenticated gets its frames parsed one at a time
+        // under its own (smaller) limits, as before.
+        if auth::auth_required(shard, client) {
+            prepared.clear();
+        } else {
+            prepared.scan(shard, &mut rbuf, (start, end), &mut argv);
+        }
         let mut flow = Flow::Continue;
         while start < end {
             let unauthenticated = auth::auth_required(shard, client);
@@ -468,7 +475,9 @@ struct Frame {
 /// and prefetches only when the read holds two commands or more (a lone
 /// command has nothing to overlap with). A frame is parsed with the
 /// limits of an authenticated client, so the main loop uses it only for
-/// one (`take`); prefetching changes nothing, so it cannot change a reply.
+/// one (`run` does not scan for a client that must still authenticate,
+/// and `take` checks again); prefetching changes nothing, so it cannot
+/// change a reply.
 #[derive(Default)]
 struct Prepared {
     frames: Vec<Frame>,
@@ -488,9 +497,7 @@ impl Prepared {
         (start, end): (usize, usize),
         scratch: &mut Vec<ArgRange>,
     ) {
-        self.frames.clear();
-        self.argv.clear();
-        self.next = 0;
+        self.clear();
         let mut pos = start;
         while pos < end && self.frames.len() < PREFETCH_MAX && rbuf[pos] == b'*' {
             let Ok(Parsed::Command { consumed }) =
@@ -529,6 +536,13 @@ impl Prepared {
             (shard.owner(key) == shard.id()).then_some(key)
         });
         shard.db().prefetch_keys(keys);
+    }
+
+    /// Forgets every frame parsed ahead.
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.argv.clear();
+        self.next = 0;
     }
 
     /// The frame at `start` if it was parsed ahead (for an authenticated
