@@ -137,6 +137,22 @@ where
         .collect()
 }
 
+/// Cluster mode (issue 16): applies `change` to every core's copy of the
+/// cluster state (each core then recomputes what depends on it) and
+/// returns once all have. The one way the cluster state changes, so the
+/// cores never disagree for longer than this call.
+pub async fn cluster_update<F>(shard: &Shard, change: F)
+where
+    F: Fn(&mut crate::cluster::ClusterState) + Send + Clone + 'static,
+{
+    all(shard, move |s| {
+        let mut state = s.cluster_mut();
+        change(&mut state);
+        state.refresh();
+    })
+    .await;
+}
+
 /// Before an op runs on this core's own shard: it waits, as a call from
 /// another core does, for a transaction holding the shard and for keys
 /// held by multi-key commands (none are held inside a transaction's own

@@ -80,6 +80,9 @@ pub struct Shard {
     /// Pub/Sub (issue 14): this core's subscribed connections
     /// (`coord::pubsub`).
     pub(super) pubsub: RefCell<crate::coord::pubsub::Registry>,
+    /// Cluster mode (issue 16): this core's copy of the cluster's state
+    /// (`coord::cluster_update` changes every core's).
+    pub(super) cluster: RefCell<crate::cluster::ClusterState>,
 }
 
 /// Where a command's keys are, beyond fixed positions: commands that name
@@ -191,7 +194,12 @@ impl Shard {
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
         metrics.set_slowlog_max_len(config.slowlog_max_len);
         metrics.set_latency_threshold_ms(config.latency_monitor_threshold);
+        let cluster = RefCell::new(initial_cluster_state(&config));
+        if config.cluster_enabled {
+            db.count_slots();
+        }
         Shard {
+            cluster,
             id,
             nshards: config.workers,
             metrics,
@@ -237,6 +245,24 @@ impl Shard {
             Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
         );
         shard
+    }
+
+    /// This core's copy of the cluster's state (cluster mode, issue 16).
+    #[inline]
+    pub fn cluster(&self) -> std::cell::Ref<'_, crate::cluster::ClusterState> {
+        self.cluster.borrow()
+    }
+
+    /// Changes this core's copy only: callers go through
+    /// `coord::cluster_update` so that every core changes alike.
+    pub(crate) fn cluster_mut(&self) -> RefMut<'_, crate::cluster::ClusterState> {
+        self.cluster.borrow_mut()
+    }
+
+    /// Whether the server runs in cluster mode.
+    #[inline]
+    pub fn cluster_enabled(&self) -> bool {
+        self.config.cluster_enabled
     }
 
     /// This shard's index (0-based), equal to its mesh peer id.
@@ -559,4 +585,27 @@ impl Shard {
     pub async fn reset_info_stats(&self) {
         let _ = self.node.request(self.nshards, Request::ResetStats).await;
     }
+}
+
+/// The cluster state a core starts with: its id, and the topology of
+/// `cluster-config-file` when there is one (checked at start by
+/// [`crate::cluster::load_topology`], so it parses here).
+fn initial_cluster_state(config: &Config) -> crate::cluster::ClusterState {
+    let (host, port) = config.cluster_announce();
+    let coverage = if config.cluster_require_full_coverage {
+        crate::cluster::Coverage::Full
+    } else {
+        crate::cluster::Coverage::Partial
+    };
+    let mut state = crate::cluster::ClusterState::new(
+        crate::cluster::node_id_for(&host, port),
+        coverage,
+        config.cluster_node_timeout,
+    );
+    if config.cluster_enabled
+        && let Ok(Some(topology)) = crate::cluster::load_topology(config)
+    {
+        state.set_topology(std::sync::Arc::new(topology));
+    }
+    state
 }

@@ -21,12 +21,12 @@ use mlua::{
     ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
 };
 
-use super::sha1::sha1_hex;
 use crate::command::{Conn, Kind, lookup};
 use crate::coord::Shard;
 use crate::metrics::CommandTimer;
 use crate::protocol::Args;
 use crate::protocol::reply::Resp;
+use crate::protocol::sha1::sha1_hex;
 
 pub(crate) const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 const UNKNOWN: &str = "ERR Unknown Redis command called from script";
