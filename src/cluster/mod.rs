@@ -17,9 +17,11 @@
 //! key or its `{hash tag}`, mod 16384), node ids, the topology text, and
 //! [`ClusterState`], one core's copy of what it knows (each core keeps its
 //! own, changed on every core at once through `coord::cluster_update`, so
-//! the data path reads it without sharing). Within a node, slots are not
-//! shards: keys still go to `shard_of(key)`, so one slot's keys may live
-//! on several cores (multi-key commands across cores are atomic anyway).
+//! the data path reads it without sharing). Within a node, keys go to
+//! shards by slot (`coord::Routing::Slot`: slot mod shards), so everything
+//! one legal cluster command or script names — one slot — is on one core:
+//! transactions and scripts take the single-shard path, and a slot's keys
+//! are counted, listed and migrated by one shard.
 //!
 //! Layer: beside `config` (imports only the leaves).
 

@@ -483,12 +483,25 @@ fn slot_arg(args: &Args, i: usize, out: &mut Vec<u8>, range_error: &str) -> Opti
     }
 }
 
+/// The shard holding `slot`'s keys (cluster mode routes keys by slot).
+fn slot_shard(shard: &Shard, slot: u16) -> usize {
+    crate::coord::Routing::slot_shard(slot, shard.nshards())
+}
+
+/// How many keys `slot` has on this node.
+async fn keys_in_slot(shard: &Shard, slot: u16) -> u64 {
+    crate::coord::on(shard, slot_shard(shard, slot), move |s| {
+        s.db().count_in_slot(slot)
+    })
+    .await
+    .unwrap_or(0)
+}
+
 async fn countkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
     let Some(slot) = slot_arg(args, 2, out, "ERR Invalid slot") else {
         return;
     };
-    let counts = crate::coord::all(shard, move |s| s.db().count_in_slot(slot)).await;
-    out.int(counts.iter().sum::<u64>() as i64);
+    out.int(keys_in_slot(shard, slot).await as i64);
 }
 
 async fn getkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
@@ -501,9 +514,11 @@ async fn getkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         return out.error(INVALID);
     }
     let (slot, count) = (slot as u16, count as usize);
-    // Every shard's part is asked at once; each returns at most `count`.
-    let found = crate::coord::all(shard, move |s| s.db().keys_in_slot(slot, count)).await;
-    let keys: Vec<Vec<u8>> = found.into_iter().flatten().take(count).collect();
+    let keys = crate::coord::on(shard, slot_shard(shard, slot), move |s| {
+        s.db().keys_in_slot(slot, count)
+    })
+    .await
+    .unwrap_or_default();
     out.array(keys.len());
     for key in &keys {
         out.bulk(key);
@@ -572,11 +587,7 @@ async fn setslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
             };
             if owner == me && owner.is_some() && Some(index) != me {
                 // As Redis: a node gives a slot away only once its keys are.
-                let count = crate::coord::all(shard, move |s| s.db().count_in_slot(slot))
-                    .await
-                    .iter()
-                    .sum::<u64>();
-                if count > 0 {
+                if keys_in_slot(shard, slot).await > 0 {
                     return out.error(&format!(
                         "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
                     ));
