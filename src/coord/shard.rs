@@ -51,6 +51,7 @@ impl Routing {
     #[inline]
     pub fn shard(self, key: &[u8], nshards: usize) -> usize {
         match self {
+            _ if nshards == 1 => 0,
             Routing::Key => shard_of(key, nshards),
             Routing::Slot => Routing::slot_shard(crate::cluster::key_slot(key), nshards),
         }
