@@ -3,7 +3,7 @@
 //! Lettuce, Envoy) spread keys over many Kora hosts.
 //!
 //! The model is a *managed* cluster, as Dragonfly's: there is no gossip
-//! bus. An operator tool (`kora cluster`, [`tool`]) pushes one
+//! bus. An operator tool (`kora cluster`) pushes one
 //! [`Topology`] — every node's id, address and hash slots, with an epoch —
 //! to every node (`CLUSTER SETTOPOLOGY`); each node then checks the slot of
 //! every key a command names and answers `-MOVED`, `-ASK`, `-CROSSSLOT`,

@@ -1,7 +1,7 @@
 //! Cluster mode (issue 16): the slot check every keyed command passes,
 //! the CLUSTER command family, READONLY / READWRITE / ASKING.
 //!
-//! The check ([`plan`], then [`resolve`] when keys must be looked up) runs
+//! The check (`plan`, then `resolve` when keys must be looked up) runs
 //! on the connection's core before a command is routed, against this
 //! core's copy of the cluster state (`Shard::cluster`), in Redis 7.0's
 //! order (`getNodeByQuery`): every key in one slot (`-CROSSSLOT`), a slot
