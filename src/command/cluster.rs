@@ -253,7 +253,7 @@ const MANAGED_ELSEWHERE: &[&[u8]] = &[
 ];
 
 conn_async!(
-    /// CLUSTER <subcommand> ...
+    /// `CLUSTER <subcommand> ...`
     cluster_cmd,
     |shard, _client, args, out| {
         let sub = args.get(1).to_ascii_uppercase();
