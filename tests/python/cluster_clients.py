@@ -2,7 +2,7 @@
 
 Usage: python3 cluster_clients.py PORT0 PORT1 PORT2  (three Kora nodes on
 127.0.0.1 that already share one topology; tools/e2e.sh starts them from
-one topology file).
+one topology file). The script owns that cluster: it FLUSHALLs it first.
 
 1. redis-py's RedisCluster, entered through the first node, writes 100k
    keys through its cluster pipeline (grouped by node, MOVED followed by
@@ -61,6 +61,10 @@ def main():
     started = time.monotonic()
     key = lambda i: f"ck:{i}"
     value = lambda i: f"v{i}:{i * 7919 % 1000003}"
+
+    # The cluster is this test's: empty it, so that step 2 can count keys.
+    for p in ports:
+        redis.Redis(host="127.0.0.1", port=p, socket_timeout=10).flushall()
 
     # 1. Write through the first node, pipelined by the cluster pipeline.
     rc = RedisCluster(host="127.0.0.1", port=ports[0], socket_timeout=10)
