@@ -274,13 +274,16 @@ conn_async!(
         let sub = args.get(1).to_ascii_uppercase();
         let Some(&(_, arity)) = SUBCOMMANDS.iter().find(|(name, _)| *name == sub.as_slice())
         else {
-            if shard.cluster_enabled() && MANAGED_ELSEWHERE.contains(&sub.as_slice()) {
+            // As Redis: a subcommand Redis does not have is unknown whether
+            // or not cluster mode is on; one it has is refused as disabled
+            // outside cluster mode.
+            if !MANAGED_ELSEWHERE.contains(&sub.as_slice()) {
+                unknown_subcommand(out, "CLUSTER", args.get(1));
+            } else if shard.cluster_enabled() {
                 out.error(&format!(
                     "ERR CLUSTER {} is not supported: Kora clusters are managed (push a topology with `kora cluster`)",
                     String::from_utf8_lossy(&sub)
                 ));
-            } else if sub == b"HELP" || shard.cluster_enabled() {
-                unknown_subcommand(out, "CLUSTER", args.get(1));
             } else {
                 out.error(DISABLED);
             }
