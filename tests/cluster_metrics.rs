@@ -81,8 +81,8 @@ fn promtool_accepts(text: &str) {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     // The metric contract's kora_keys_total (a gauge) is promtool's one
     // known lint finding (tools/prometheus-e2e.sh): anything else, a
     // parse error or a remark about the cluster families, fails.

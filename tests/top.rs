@@ -537,9 +537,15 @@ fn cluster_mode_against_a_standalone_server_or_nothing_fails() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_kora"))
-        .args(["top", "--cluster", "nocolon", "--iterations", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    for args in [
+        &["--cluster", "nocolon"][..],
+        &["--cluster", "h:1", "--port", "2"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kora"))
+            .arg("top")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
 }

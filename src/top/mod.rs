@@ -62,7 +62,8 @@ pub struct TopArgs {
     /// Watch a whole cluster instead: HOST:PORT of any node (RESP). One row
     /// per node from its CLUSTER NODES, each node's /metrics found with
     /// CONFIG GET metrics-port on the node's own host.
-    #[arg(long, value_name = "HOST:PORT", value_parser = cluster_entry)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = cluster_entry,
+          conflicts_with_all = ["host", "port", "metrics_port", "hotkeys"])]
     pub cluster: Option<String>,
 }
 
