@@ -628,7 +628,6 @@ fn promql(port: u16, query: &str) -> Vec<serde_json::Value> {
 /// (a targets file as tools/cluster-targets.json): every node is up, each
 /// carries its own node id, and the cluster-wide sums add up.
 #[test]
-#[ignore = "needs the cluster metrics (helper C): kora_cluster_node_info, kora_cluster_slots_owned, kora_cluster_state"]
 fn prometheus_scrapes_all_three_nodes() {
     assert!(
         Command::new("prometheus").arg("--version").output().is_ok(),

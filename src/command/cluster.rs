@@ -106,8 +106,15 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     keys: impl Fn() -> I,
 ) -> Check {
     let mut slot = None;
-    let mut count = 0;
+    // As Redis' `multiple_keys`: several *different* keys (a transaction
+    // that sets and reads one key names one key).
+    let mut first: Option<&[u8]> = None;
+    let mut several = false;
     for key in keys() {
+        match first {
+            None => first = Some(key),
+            Some(f) => several |= f != key,
+        }
         let s = key_slot(key);
         match slot {
             // As Redis: a first key nobody serves answers CLUSTERDOWN
@@ -119,7 +126,6 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
         }
-        count += 1;
     }
     let Some(slot) = slot else {
         return Check::Run;
@@ -136,7 +142,7 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         Serving::Importing { owner } if client.cluster.asking == Asking::No => {
             Check::Refuse(Redirect::Moved(slot, state.address(owner)))
         }
-        Serving::Importing { .. } if count == 1 => Check::Run,
+        Serving::Importing { .. } if !several => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } => Check::Lookup(Pending {
             slot,
             keys: keys().map(<[u8]>::to_vec).collect(),
