@@ -9,6 +9,7 @@
 mod args;
 pub mod parser;
 pub mod reply;
+pub(crate) mod sha1;
 // Issue 16: replies of other servers (MIGRATE, cluster peers).
 pub mod reply_reader;
 
