@@ -265,8 +265,12 @@ fn dump_keys(s: &Shard, keys: Vec<(usize, Box<[u8]>)>) -> Vec<Found> {
 }
 
 /// RESTORE-ASKING in cluster mode, RESTORE otherwise (as Redis).
-fn restore_kind(_shard: &Shard) -> Restore {
-    Restore::Plain
+fn restore_kind(shard: &Shard) -> Restore {
+    if shard.cluster_enabled() {
+        Restore::Asking
+    } else {
+        Restore::Plain
+    }
 }
 
 /// Sends everything to the target and reads its replies, retrying once as

@@ -15,10 +15,23 @@
 //! second while the cache is not empty. The cache is this core's alone (a
 //! thread-local: one executor per thread), so nothing is shared or locked.
 //!
-//! Layer: coordination. Imports `protocol` only.
+//! Peer health (cluster mode): [`spawn_health`] starts, on shard 0 only, one
+//! probe task per other node of the topology and a judge. A probe keeps a
+//! connection to its node and sends `PING` every `max(cluster-node-timeout
+//! / 10, 100 ms)`; any RESP reply (even an error: the node lives) counts.
+//! The judge, on the same period, marks a node `Fail` once it has not
+//! replied for `cluster-node-timeout`, and `Online` again after its next
+//! reply, through [`crate::coord::cluster_update`] (every core's copy at
+//! once, only when something changed). Probes follow topology changes:
+//! new nodes get one, removed ones stop. No gossip: each node judges for
+//! itself what it can reach.
+//!
+//! Layer: coordination. Imports `protocol` and `cluster` (a leaf).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
@@ -326,6 +339,134 @@ async fn sweep() {
     }
 }
 
+// ---- Peer health (cluster mode) ----
+
+use super::Shard;
+use crate::cluster::{Health, NodeId};
+
+/// Shortest PING period, however small `cluster-node-timeout` is.
+const MIN_PING_PERIOD: Duration = Duration::from_millis(100);
+
+/// The PING period for a node timeout: a tenth of it, at least 100 ms.
+pub fn ping_period(node_timeout: Duration) -> Duration {
+    (node_timeout / 10).max(MIN_PING_PERIOD)
+}
+
+/// What a probe and the judge share (both on shard 0).
+struct Probe {
+    /// Where the node is (a new address starts a new probe).
+    host: String,
+    port: u16,
+    /// When the node last answered (or the probe started: a node gets one
+    /// node timeout of grace).
+    last_reply: Cell<Instant>,
+    /// The current node timeout (CONFIG SET may change it).
+    timeout: Cell<Duration>,
+    /// Set when the node left the topology: the probe ends.
+    stop: Cell<bool>,
+}
+
+/// Starts the peer checks (see the module docs) when this is shard 0 of a
+/// node in cluster mode; does nothing otherwise.
+pub fn spawn_health(shard: &Rc<Shard>) {
+    if shard.id != 0 || !shard.cluster_enabled() {
+        return;
+    }
+    let s = shard.clone();
+    glommio::spawn_local(async move { judge(s).await }).detach();
+}
+
+/// The judge: keeps one probe per other node and turns silence into
+/// `Fail` and replies into `Online`.
+async fn judge(shard: Rc<Shard>) {
+    let mut probes: HashMap<NodeId, Rc<Probe>> = HashMap::new();
+    while !shard.shutdown.is_shutting_down() {
+        let (topology, me, timeout) = {
+            let c = shard.cluster();
+            (
+                c.topology.clone(),
+                c.me,
+                Duration::from_millis(c.node_timeout_ms.max(1)),
+            )
+        };
+        glommio::timer::sleep(ping_period(timeout)).await;
+        // Follow the topology: a probe per other node, at its address.
+        probes.retain(|id, p| {
+            let keep = topology.index_of(id).is_some_and(|i| {
+                let n = &topology.nodes[i];
+                Some(i) != me && n.host == p.host && n.port == p.port
+            });
+            if !keep {
+                p.stop.set(true);
+            }
+            keep
+        });
+        for (i, node) in topology.nodes.iter().enumerate() {
+            if Some(i) == me || probes.contains_key(&node.id) {
+                continue;
+            }
+            let p = Rc::new(Probe {
+                host: node.host.clone(),
+                port: node.port,
+                last_reply: Cell::new(Instant::now()),
+                timeout: Cell::new(timeout),
+                stop: Cell::new(false),
+            });
+            probes.insert(node.id, p.clone());
+            glommio::spawn_local(probe(shard.clone(), p)).detach();
+        }
+        let changes: Vec<(NodeId, Health)> = {
+            let c = shard.cluster();
+            probes
+                .iter()
+                .filter_map(|(id, p)| {
+                    p.timeout.set(timeout);
+                    let now = if p.last_reply.get().elapsed() > timeout {
+                        Health::Fail
+                    } else {
+                        Health::Online
+                    };
+                    let was = c.health.get(id).copied().unwrap_or_default();
+                    (now != was).then_some((*id, now))
+                })
+                .collect()
+        };
+        if !changes.is_empty() {
+            super::cluster_update(&shard, move |state| {
+                for &(id, health) in &changes {
+                    match health {
+                        Health::Online => state.health.remove(&id),
+                        Health::Fail => state.health.insert(id, health),
+                    };
+                }
+            })
+            .await;
+        }
+    }
+    for p in probes.values() {
+        p.stop.set(true);
+    }
+}
+
+/// One node's probe: PING every period over a kept connection (a new one
+/// after any failure), noting each reply.
+async fn probe(shard: Rc<Shard>, p: Rc<Probe>) {
+    let mut conn: Option<Peer> = None;
+    while !p.stop.get() && !shard.shutdown.is_shutting_down() {
+        let timeout = p.timeout.get();
+        if conn.is_none() {
+            conn = Peer::connect(p.host.as_bytes(), p.port, timeout).await.ok();
+        }
+        if let Some(c) = conn.as_mut() {
+            match c.call(&[b"PING"], timeout).await {
+                Ok(_) => p.last_reply.set(Instant::now()),
+                Err(_) => conn = None,
+            }
+        }
+        glommio::timer::sleep(ping_period(timeout)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +552,22 @@ mod tests {
             let r = Peer::connect(b"", 1, Duration::from_secs(1)).await;
             assert_eq!(r.err(), Some(PeerError::Address));
         });
+    }
+
+    #[test]
+    fn pings_come_every_tenth_of_the_node_timeout_at_least_100ms() {
+        assert_eq!(
+            ping_period(Duration::from_secs(15)),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            ping_period(Duration::from_millis(500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            ping_period(Duration::from_millis(1)),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
