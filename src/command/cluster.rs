@@ -89,11 +89,18 @@ pub(crate) fn plan(
     spec: &CommandSpec,
     args: &Args<'_>,
 ) -> Check {
+    // RESTORE-ASKING (Redis' `asking` flag, what MIGRATE sends in cluster
+    // mode) runs in an importing slot as if ASKING came before it.
+    let asking = if spec.flags.contains(&"asking") {
+        Asking::Next
+    } else {
+        client.cluster.asking
+    };
     if crate::command::command_info::keys_need_redis_finder(spec) {
         let keys = crate::command::command_info::keys_like_redis(spec, args);
-        return plan_keys(shard, client, is_migrate(spec), || keys.iter().copied());
+        return plan_keys(shard, asking, is_migrate(spec), || keys.iter().copied());
     }
-    plan_keys(shard, client, is_migrate(spec), || {
+    plan_keys(shard, asking, is_migrate(spec), || {
         key_args(spec.keys(), args)
     })
 }
@@ -101,7 +108,7 @@ pub(crate) fn plan(
 /// [`plan`] over any set of keys (EXEC passes every queued command's).
 fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     shard: &Shard,
-    client: &ClientState,
+    asking: Asking,
     migrate: bool,
     keys: impl Fn() -> I,
 ) -> Check {
@@ -139,7 +146,7 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         Serving::Mine => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } if migrate => Check::Run,
         Serving::Elsewhere { owner } => Check::Refuse(Redirect::Moved(slot, state.address(owner))),
-        Serving::Importing { owner } if client.cluster.asking == Asking::No => {
+        Serving::Importing { owner } if asking == Asking::No => {
             Check::Refuse(Redirect::Moved(slot, state.address(owner)))
         }
         Serving::Importing { .. } if !several => Check::Run,
@@ -196,7 +203,7 @@ pub(crate) async fn plan_exec(shard: &Shard, client: &ClientState) -> Option<Red
         })
         .collect();
     let keys = || found.iter().copied();
-    match plan_keys(shard, client, false, keys) {
+    match plan_keys(shard, client.cluster.asking, false, keys) {
         Check::Run => None,
         Check::Refuse(r) => Some(r),
         Check::Lookup(pending) => resolve(shard, pending).await,
