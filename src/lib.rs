@@ -7,6 +7,7 @@
 #![doc = include_str!("ARCHITECTURE.md")]
 
 pub(crate) mod alloc;
+pub mod cluster;
 pub mod collector;
 pub mod command;
 pub mod config;

@@ -18,6 +18,7 @@ fn rank(module: &str) -> Option<u32> {
         "server" => 5,
         "collector" => 6,
         "top" => 1,
+        "cluster" => 1,
         _ => return None,
     })
 }
