@@ -379,9 +379,6 @@ fn ranges_where(pick: impl Fn(usize) -> bool) -> Vec<(u16, u16)> {
 }
 
 fn show_ranges(ranges: &[(u16, u16)]) -> String {
-    if ranges.is_empty() {
-        return "-".to_string();
-    }
     ranges
         .iter()
         .map(|&(a, b)| {
@@ -450,9 +447,18 @@ impl Conn {
     }
 
     fn call(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
+        // "CLUSTER SETSLOT", "MIGRATE": enough to say what failed.
+        let words = if args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"CLUSTER"))
+        {
+            2
+        } else {
+            1
+        };
         let name = args
             .iter()
-            .take(2)
+            .take(words)
             .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
             .collect::<Vec<_>>()
             .join(" ");
@@ -861,6 +867,12 @@ fn push(file: &PathBuf, entry: Option<&Addr>, force: Force) -> Result<Outcome, S
     }
     let text = layout.text()?;
     if push_text(&text, &targets, force) > 0 {
+        if force == Force::No {
+            say!(
+                "A node takes a topology whose epoch is above its own, or equal with the same content: \
+                 raise the file's epoch (or push with --force)."
+            );
+        }
         return Ok(Outcome::Problems);
     }
     check(&layout.nodes[0].addr)
@@ -1395,7 +1407,7 @@ mod tests {
         assert_eq!(moved.uncovered(), vec![(0, 0)]);
         assert_eq!(moved.epoch, 4);
         assert_eq!(show_ranges(&moved.ranges(0)), "1-100");
-        assert_eq!(show_ranges(&[]), "-");
+        assert_eq!(show_ranges(&[]), "");
     }
 
     #[test]
