@@ -102,6 +102,22 @@ pub struct Config {
     /// (issue 15: 12.3 against 18.7 µs per GET at P=1 with two shards);
     /// yes suits a host whose other cores serve nothing else.
     pub cpu_affinity: bool,
+    // Cluster mode (issue 16, src/cluster).
+    /// Speak the Redis Cluster protocol (`cluster-enabled`, yes|no,
+    /// default no): every key command checks its hash slot.
+    pub cluster_enabled: bool,
+    /// The topology file read at start and rewritten when a topology is
+    /// pushed (`cluster-config-file`; empty: none).
+    pub cluster_config_file: String,
+    /// This node's address as the cluster knows it (`cluster-announce-ip`;
+    /// empty: the bind address). Its node id derives from it and the port.
+    pub cluster_announce_ip: String,
+    /// Milliseconds a peer may stay silent before it counts as failed
+    /// (`cluster-node-timeout`, Redis' default 15000).
+    pub cluster_node_timeout: u64,
+    /// Whether one unserved slot takes the whole cluster down
+    /// (`cluster-require-full-coverage`, Redis' default yes).
+    pub cluster_require_full_coverage: bool,
 }
 
 /// One client class' output buffer limit, as Redis: close the connection
@@ -352,6 +368,11 @@ impl Default for Config {
             // Scripting (issue 14).
             busy_reply_threshold: 5000,
             cpu_affinity: false,
+            cluster_enabled: false,
+            cluster_config_file: String::new(),
+            cluster_announce_ip: String::new(),
+            cluster_node_timeout: 15000,
+            cluster_require_full_coverage: true,
         }
     }
 }
@@ -493,6 +514,22 @@ pub struct Cli {
     /// kernel places and moves them, cheaper when clients share the cores).
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     pub cpu_affinity: Option<bool>,
+    // Cluster mode (issue 16).
+    /// Speak the Redis Cluster protocol (yes|no; default no).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub cluster_enabled: Option<bool>,
+    /// Topology file, read at start and rewritten when a topology is pushed.
+    #[arg(long, value_name = "PATH")]
+    pub cluster_config_file: Option<String>,
+    /// This node's address in the cluster (default: the bind address).
+    #[arg(long, value_name = "IP")]
+    pub cluster_announce_ip: Option<String>,
+    /// Milliseconds before a silent peer counts as failed (default 15000).
+    #[arg(long, value_name = "MS")]
+    pub cluster_node_timeout: Option<u64>,
+    /// Whether one unserved slot takes the cluster down (yes|no; default yes).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    pub cluster_require_full_coverage: Option<bool>,
 }
 
 /// A memory amount in `kora.toml`: an integer of bytes or Redis' text
@@ -558,6 +595,12 @@ struct FileConfig {
     #[serde(alias = "lua_time_limit")]
     busy_reply_threshold: Option<u64>,
     cpu_affinity: Option<bool>,
+    // Cluster mode (issue 16).
+    cluster_enabled: Option<bool>,
+    cluster_config_file: Option<String>,
+    cluster_announce_ip: Option<String>,
+    cluster_node_timeout: Option<u64>,
+    cluster_require_full_coverage: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -627,6 +670,12 @@ impl Config {
         // Scripting (issue 14).
         layer!(busy_reply_threshold);
         layer!(cpu_affinity);
+        // Cluster mode (issue 16).
+        layer!(cluster_enabled);
+        layer!(cluster_config_file);
+        layer!(cluster_announce_ip);
+        layer!(cluster_node_timeout);
+        layer!(cluster_require_full_coverage);
         if let Some(on) = file.instrumentation {
             cfg.instrumentation = on;
         }
@@ -651,6 +700,17 @@ impl Config {
                 "hotkeys_top_k must be between 1 and 1024, got {}",
                 self.hotkeys_top_k
             )));
+        }
+        if self.cluster_enabled
+            && self.cluster_announce_ip.is_empty()
+            && matches!(self.bind.as_str(), "0.0.0.0" | "::" | "*" | "")
+        {
+            return Err(ConfigError(
+                "cluster mode on a wildcard bind address needs cluster_announce_ip (the address other nodes and clients reach this one at)".into(),
+            ));
+        }
+        if self.cluster_node_timeout == 0 {
+            return Err(ConfigError("cluster_node_timeout must be positive".into()));
         }
         if self.hotkeys_decay_ms == 0 {
             return Err(ConfigError("hotkeys_decay_ms must be positive".into()));
@@ -704,6 +764,17 @@ impl Config {
     }
 
     /// `host:port` for the RESP listener.
+    /// This node's address in a cluster: `cluster-announce-ip` (or the bind
+    /// address) and the port.
+    pub fn cluster_announce(&self) -> (String, u16) {
+        let host = if self.cluster_announce_ip.is_empty() {
+            self.bind.clone()
+        } else {
+            self.cluster_announce_ip.clone()
+        };
+        (host, self.port)
+    }
+
     pub fn listen_addr(&self) -> String {
         join_host_port(&self.bind, self.port)
     }

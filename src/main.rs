@@ -46,6 +46,19 @@ fn main() -> ExitCode {
             config.metrics_addr()
         },
     );
+    if config.cluster_enabled {
+        // A topology file that does not parse stops the start, as a bad
+        // config would: serving slots from a half-read file is worse.
+        if let Err(e) = kora::cluster::load_topology(&config) {
+            eprintln!("kora: cluster-config-file {e}");
+            return ExitCode::from(2);
+        }
+        let (host, port) = config.cluster_announce();
+        eprintln!(
+            "kora: cluster mode, node id {} ({host}:{port})",
+            kora::cluster::node_id_for(&host, port)
+        );
+    }
     for warning in kora::command::auth::startup_warnings(&config) {
         eprintln!("kora: {warning}");
     }

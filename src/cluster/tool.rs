@@ -37,13 +37,7 @@ use clap::{Parser, Subcommand};
 
 use crate::top::resp::{Reply, RespClient};
 
-// The lead's Topology (parse/to_text) is read through `layout_of` only.
-#[path = "tool_stub.rs"]
-mod stub;
-use self::stub::Topology;
-
-/// Number of hash slots of Redis Cluster.
-const SLOTS: usize = 16384;
+use super::{Node, NodeId, SLOTS, Topology};
 
 /// Connect, read and write timeout of the admin commands.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -263,29 +257,23 @@ struct Layout {
     owner: Vec<Option<usize>>,
 }
 
-/// The one place that reads the cluster module's [`Topology`].
+/// The tool's view of a [`Topology`].
 fn layout_of(topology: &Topology) -> Layout {
-    let mut layout = Layout {
+    Layout {
         epoch: topology.epoch,
-        nodes: Vec::with_capacity(topology.nodes.len()),
-        owner: vec![None; SLOTS],
-    };
-    for node in &topology.nodes {
-        let index = layout.nodes.len();
-        layout.nodes.push(Member {
-            id: node.id.clone(),
-            addr: Addr {
-                host: node.host.clone(),
-                port: node.port,
-            },
-        });
-        for &(first, last) in &node.slots {
-            for slot in first..=last {
-                layout.owner[slot as usize] = Some(index);
-            }
-        }
+        nodes: topology
+            .nodes
+            .iter()
+            .map(|node| Member {
+                id: node.id.to_string(),
+                addr: Addr {
+                    host: node.host.clone(),
+                    port: node.port,
+                },
+            })
+            .collect(),
+        owner: (0..SLOTS as u16).map(|s| topology.owner(s)).collect(),
     }
-    layout
 }
 
 /// Parses topology text (a file, or a node's GETTOPOLOGY answer).
@@ -294,23 +282,26 @@ fn parse_layout(text: &str) -> Result<Layout, String> {
 }
 
 impl Layout {
-    /// The topology text (the spec's format, ids explicit), checked by the
-    /// cluster module's parser before any node sees it.
+    /// The canonical topology text, built by [`Topology::new`] (which
+    /// refuses what a node would refuse).
     fn text(&self) -> Result<String, String> {
-        let mut text = format!("epoch {}\n", self.epoch);
-        for (index, node) in self.nodes.iter().enumerate() {
-            text.push_str(&format!("node {} {}", node.id, node.addr));
-            for (first, last) in self.ranges(index) {
-                if first == last {
-                    text.push_str(&format!(" {first}"));
-                } else {
-                    text.push_str(&format!(" {first}-{last}"));
-                }
-            }
-            text.push('\n');
-        }
-        let checked = Topology::parse(&text).map_err(|e| format!("internal: bad topology: {e}"))?;
-        Ok(checked.to_text())
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, member)| {
+                let id = NodeId::parse(member.id.as_bytes()).ok_or_else(|| {
+                    format!("{} has an invalid node id {:?}", member.addr, member.id)
+                })?;
+                Ok(Node {
+                    id,
+                    host: member.addr.host.clone(),
+                    port: member.addr.port,
+                    ranges: self.ranges(index),
+                })
+            })
+            .collect::<Result<Vec<Node>, String>>()?;
+        Ok(Topology::new(self.epoch, nodes)?.to_text())
     }
 
     /// The slots of node `index` as merged ranges.
@@ -617,12 +608,31 @@ struct NodeReport {
 
 fn inspect(addr: &Addr) -> Result<NodeReport, String> {
     let mut conn = Conn::open(addr, ADMIN_TIMEOUT)?;
-    Ok(NodeReport {
+    let report = NodeReport {
         id: conn.myid(),
         topology: conn.topology(),
         info: conn.info(),
         open: conn.open_slots(),
-    })
+    };
+    if conn.broken {
+        // One line for a node that went away (a process that exits can
+        // accept a connection and reset it), not one per question.
+        let first = [
+            report.id.as_ref().err(),
+            report.topology.as_ref().err(),
+            report.info.as_ref().err(),
+            report.open.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+        return Err(format!(
+            "cannot reach {addr}: lost the connection ({first})"
+        ));
+    }
+    Ok(report)
 }
 
 fn check(entry: &Addr) -> Result<Outcome, String> {

@@ -76,6 +76,11 @@ enum Knob {
     // Scripting (issue 14).
     /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds.
     BusyReplyThreshold,
+    // Cluster mode (issue 16).
+    /// `cluster-node-timeout`, milliseconds.
+    ClusterNodeTimeout,
+    /// `cluster-require-full-coverage`, yes|no.
+    ClusterFullCoverage,
 }
 
 /// Values of the parameters Kora accepts so that tools that set them at
@@ -161,6 +166,7 @@ impl Knob {
             Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
             // Scripting (issue 14).
             Knob::BusyReplyThreshold => (0, i64::MAX),
+            Knob::ClusterNodeTimeout => (1, i64::MAX),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
             | Knob::RequirePass
@@ -168,6 +174,7 @@ impl Knob {
             | Knob::LazyUserDel
             | Knob::LazyUserFlush
             | Knob::JemallocBgThread
+            | Knob::ClusterFullCoverage
             | Knob::MaxMemory
             | Knob::MaxMemoryPolicy
             | Knob::Save
@@ -184,6 +191,7 @@ impl Knob {
             Knob::ProtectedMode
             | Knob::LazyUserDel
             | Knob::LazyUserFlush
+            | Knob::ClusterFullCoverage
             | Knob::JemallocBgThread => {
                 return match raw.to_ascii_lowercase().as_slice() {
                     b"yes" => Ok(Setting::Flag(true)),
@@ -311,6 +319,15 @@ impl Knob {
                         crate::alloc::set_background_thread(on);
                     }
                     Knob::LazyUserFlush => shard.db().lazy_user_flush = on,
+                    Knob::ClusterFullCoverage => {
+                        let mut state = shard.cluster_mut();
+                        state.coverage = if on {
+                            crate::cluster::Coverage::Full
+                        } else {
+                            crate::cluster::Coverage::Partial
+                        };
+                        state.refresh();
+                    }
                     _ => shard.auth().set_protected_mode(on),
                 };
             }
@@ -351,6 +368,7 @@ impl Knob {
             | Knob::LazyUserDel
             | Knob::LazyUserFlush
             | Knob::JemallocBgThread
+            | Knob::ClusterFullCoverage
             | Knob::MaxMemory
             | Knob::MaxMemoryPolicy
             | Knob::MaxMemorySamples
@@ -366,6 +384,7 @@ impl Knob {
             Knob::BusyReplyThreshold => {
                 crate::command::scripting::engine::set_busy_threshold_ms(value as u64)
             }
+            Knob::ClusterNodeTimeout => shard.cluster_mut().node_timeout_ms = value as u64,
         }
     }
 
@@ -456,6 +475,15 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     // Scripting (issue 14).
     ("busy-reply-threshold", Some(Knob::BusyReplyThreshold)),
     ("lua-time-limit", Some(Knob::BusyReplyThreshold)),
+    // Cluster mode (issue 16), Redis' names.
+    ("cluster-enabled", None),
+    ("cluster-config-file", None),
+    ("cluster-announce-ip", None),
+    ("cluster-node-timeout", Some(Knob::ClusterNodeTimeout)),
+    (
+        "cluster-require-full-coverage",
+        Some(Knob::ClusterFullCoverage),
+    ),
 ];
 
 fn yes_no(on: bool) -> String {
@@ -530,6 +558,14 @@ fn value(shard: &Shard, name: &str) -> String {
         // Scripting (issue 14).
         "busy-reply-threshold" | "lua-time-limit" => {
             crate::command::scripting::engine::busy_threshold_ms(shard).to_string()
+        }
+        // Cluster mode (issue 16).
+        "cluster-enabled" => yes_no(c.cluster_enabled),
+        "cluster-config-file" => c.cluster_config_file.clone(),
+        "cluster-announce-ip" => c.cluster_announce_ip.clone(),
+        "cluster-node-timeout" => shard.cluster().node_timeout_ms.to_string(),
+        "cluster-require-full-coverage" => {
+            yes_no(shard.cluster().coverage == crate::cluster::Coverage::Full)
         }
         _ => String::new(),
     }

@@ -26,6 +26,8 @@ pub struct ClientState {
     /// from its first (P|S)SUBSCRIBE until RESET or disconnect
     /// (src/command/pubsub.rs).
     pub pubsub: Option<Box<crate::coord::pubsub::Subscriber>>,
+    /// Cluster mode (issue 16): ASKING and READONLY (src/command/cluster.rs).
+    pub cluster: crate::command::cluster::ClusterClient,
 }
 
 /// CLIENT REPLY's modes, as Redis' `CLIENT_REPLY_OFF` / `_SKIP_NEXT` /

@@ -23,7 +23,11 @@ const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 
 /// SWAPDB index1 index2: only 0 exists, and swapping it with itself is a
 /// no-op.
-pub fn swapdb(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+pub fn swapdb(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    if shard.cluster_enabled() {
+        out.error("ERR SWAPDB is not allowed in cluster mode");
+        return Flow::Continue;
+    }
     let (a, b) = match (args.int(1), args.int(2)) {
         (Err(_), _) => {
             out.error("ERR invalid first DB index");

@@ -196,6 +196,8 @@ pub(crate) mod lualib;
 pub mod pubsub; // Lua libraries for scripts (issue 14).
 // Functions: FUNCTION, FCALL, FCALL_RO (issue 14).
 pub mod functions;
+// Cluster mode (issue 16).
+pub mod cluster;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

@@ -31,9 +31,10 @@ pub fn auth(shard: &Shard, client: &mut ClientState, args: &Args, out: &mut Vec<
     Flow::Continue
 }
 
-pub fn select(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+pub fn select(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
     match args.int(1) {
         Ok(0) => out.ok(),
+        Ok(_) if shard.cluster_enabled() => out.error("ERR SELECT is not allowed in cluster mode"),
         Ok(_) => out.error("ERR DB index is out of range"),
         Err(e) => out.error(e),
     }

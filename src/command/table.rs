@@ -1011,6 +1011,35 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
         (0, 0, 0),
         Run(Async(super::pubsub::reset))
     ),
+    // Cluster mode (issue 16, src/command/cluster.rs).
+    cmd!(
+        "cluster",
+        -2,
+        NONE,
+        (0, 0, 0),
+        Run(Async(super::cluster::cluster_cmd))
+    ),
+    cmd!(
+        "asking",
+        1,
+        F,
+        (0, 0, 0),
+        Run(Local(super::cluster::asking))
+    ),
+    cmd!(
+        "readonly",
+        1,
+        &["fast", "loading", "stale"],
+        (0, 0, 0),
+        Run(Local(super::cluster::readonly))
+    ),
+    cmd!(
+        "readwrite",
+        1,
+        &["fast", "loading", "stale"],
+        (0, 0, 0),
+        Run(Local(super::cluster::readonly))
+    ),
 ]);
 
 /// Pub/Sub (issue 14): Redis 7.0's flags of (P|S)(UN)SUBSCRIBE.
@@ -1099,6 +1128,24 @@ pub static CONTAINERS: &[(&str, &[&str])] = &[
             "memory|purge",
             "memory|stats",
             "memory|usage",
+        ],
+    ),
+    (
+        "cluster",
+        &[
+            "cluster|countkeysinslot",
+            "cluster|getkeysinslot",
+            "cluster|gettopology",
+            "cluster|help",
+            "cluster|info",
+            "cluster|keyslot",
+            "cluster|links",
+            "cluster|myid",
+            "cluster|nodes",
+            "cluster|setslot",
+            "cluster|settopology",
+            "cluster|shards",
+            "cluster|slots",
         ],
     ),
     (

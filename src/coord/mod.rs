@@ -51,7 +51,7 @@ pub use clients::ClientInfo;
 pub use housekeeping::spawn_housekeeping;
 pub use mesh::{Growth, Handler, Op};
 pub use settings::AuthSettings;
-pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Shard, key_args, shard_of};
+pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Routing, Shard, key_args, shard_of};
 pub use shutdown::Shutdown;
 
 use std::any::Any;
@@ -135,6 +135,22 @@ where
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Cluster mode (issue 16): applies `change` to every core's copy of the
+/// cluster state (each core then recomputes what depends on it) and
+/// returns once all have. The one way the cluster state changes, so the
+/// cores never disagree for longer than this call.
+pub async fn cluster_update<F>(shard: &Shard, change: F)
+where
+    F: Fn(&mut crate::cluster::ClusterState) + Send + Clone + 'static,
+{
+    all(shard, move |s| {
+        let mut state = s.cluster_mut();
+        change(&mut state);
+        state.refresh();
+    })
+    .await;
 }
 
 /// Before an op runs on this core's own shard: it waits, as a call from

@@ -26,6 +26,44 @@ use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardSta
 use crate::protocol::Args;
 use crate::store::Db;
 
+/// How keys are spread over a node's shards.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Routing {
+    /// By a hash of the whole key ([`shard_of`]).
+    Key,
+    /// Cluster mode (issue 16): by the key's hash slot, so that keys with
+    /// one `{hash tag}` — everything a legal cluster command or script may
+    /// name together — share a shard, and a slot's keys are on one shard.
+    Slot,
+}
+
+impl Routing {
+    /// The routing a server with `config` uses.
+    pub fn of(config: &Config) -> Routing {
+        if config.cluster_enabled {
+            Routing::Slot
+        } else {
+            Routing::Key
+        }
+    }
+
+    /// The shard of `key` among `nshards`.
+    #[inline]
+    pub fn shard(self, key: &[u8], nshards: usize) -> usize {
+        match self {
+            _ if nshards == 1 => 0,
+            Routing::Key => shard_of(key, nshards),
+            Routing::Slot => Routing::slot_shard(crate::cluster::key_slot(key), nshards),
+        }
+    }
+
+    /// With [`Routing::Slot`], the shard of every key of `slot`.
+    #[inline]
+    pub fn slot_shard(slot: u16, nshards: usize) -> usize {
+        slot as usize % nshards
+    }
+}
+
 /// Key → shard, identical on every core and every run: ahash with fixed
 /// seeds (distinct from the ones the per-shard maps use, so a shard's keys
 /// still spread over its whole table).
@@ -80,6 +118,10 @@ pub struct Shard {
     /// Pub/Sub (issue 14): this core's subscribed connections
     /// (`coord::pubsub`).
     pub(super) pubsub: RefCell<crate::coord::pubsub::Registry>,
+    /// Cluster mode (issue 16): this core's copy of the cluster's state
+    /// (`coord::cluster_update` changes every core's).
+    pub(super) cluster: RefCell<crate::cluster::ClusterState>,
+    pub(super) routing: Routing,
 }
 
 /// Where a command's keys are, beyond fixed positions: commands that name
@@ -191,7 +233,13 @@ impl Shard {
         metrics.set_slowlog_slower_than_us(config.slowlog_log_slower_than);
         metrics.set_slowlog_max_len(config.slowlog_max_len);
         metrics.set_latency_threshold_ms(config.latency_monitor_threshold);
+        let cluster = RefCell::new(initial_cluster_state(&config));
+        if config.cluster_enabled {
+            db.count_slots();
+        }
         Shard {
+            cluster,
+            routing: Routing::of(&config),
             id,
             nshards: config.workers,
             metrics,
@@ -237,6 +285,24 @@ impl Shard {
             Rc::new(move |from, req_id, req| serving.admit_request(from, req_id, req)),
         );
         shard
+    }
+
+    /// This core's copy of the cluster's state (cluster mode, issue 16).
+    #[inline]
+    pub fn cluster(&self) -> std::cell::Ref<'_, crate::cluster::ClusterState> {
+        self.cluster.borrow()
+    }
+
+    /// Changes this core's copy only: callers go through
+    /// `coord::cluster_update` so that every core changes alike.
+    pub(crate) fn cluster_mut(&self) -> RefMut<'_, crate::cluster::ClusterState> {
+        self.cluster.borrow_mut()
+    }
+
+    /// Whether the server runs in cluster mode.
+    #[inline]
+    pub fn cluster_enabled(&self) -> bool {
+        self.config.cluster_enabled
     }
 
     /// This shard's index (0-based), equal to its mesh peer id.
@@ -381,7 +447,13 @@ impl Shard {
 
     #[inline]
     pub fn owner(&self, key: &[u8]) -> usize {
-        shard_of(key, self.nshards)
+        self.routing.shard(key, self.nshards)
+    }
+
+    /// How this node spreads keys over its shards.
+    #[inline]
+    pub fn routing(&self) -> Routing {
+        self.routing
     }
 
     /// The owning shard of each key of a command, in argument order, from
@@ -559,4 +631,27 @@ impl Shard {
     pub async fn reset_info_stats(&self) {
         let _ = self.node.request(self.nshards, Request::ResetStats).await;
     }
+}
+
+/// The cluster state a core starts with: its id, and the topology of
+/// `cluster-config-file` when there is one (checked at start by
+/// [`crate::cluster::load_topology`], so it parses here).
+fn initial_cluster_state(config: &Config) -> crate::cluster::ClusterState {
+    let (host, port) = config.cluster_announce();
+    let coverage = if config.cluster_require_full_coverage {
+        crate::cluster::Coverage::Full
+    } else {
+        crate::cluster::Coverage::Partial
+    };
+    let mut state = crate::cluster::ClusterState::new(
+        crate::cluster::node_id_for(&host, port),
+        coverage,
+        config.cluster_node_timeout,
+    );
+    if config.cluster_enabled
+        && let Ok(Some(topology)) = crate::cluster::load_topology(config)
+    {
+        state.set_topology(std::sync::Arc::new(topology));
+    }
+    state
 }

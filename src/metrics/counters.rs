@@ -115,4 +115,20 @@ pub struct ShardStats {
     pub scripts_cached: Gauge,
     pub scripts_bytes: Gauge,
     pub lua_memory_bytes: Gauge,
+    // Cluster mode (issue 16).
+    /// Commands answered with a redirection or refusal instead of running,
+    /// by [`REDIRECT_KINDS`] (kora_cluster_redirections_total{type}).
+    pub cluster_redirects: [Counter; REDIRECT_KINDS.len()],
+}
+
+/// The kinds of cluster answers counted in `ShardStats::cluster_redirects`.
+pub const REDIRECT_KINDS: [&str; 5] = ["moved", "ask", "crossslot", "tryagain", "down"];
+
+impl ShardStats {
+    /// Counts one cluster answer of `kind` (one of [`REDIRECT_KINDS`]).
+    pub fn count_redirect(&self, kind: &str) {
+        if let Some(i) = REDIRECT_KINDS.iter().position(|k| *k == kind) {
+            self.cluster_redirects[i].add(1);
+        }
+    }
 }

@@ -23,9 +23,13 @@ pub const ERROR_KINDS: [&str; NUM_ERROR_KINDS] = [
     "READONLY",
     "CROSSSLOT",
     "MOVED",
+    // Cluster mode (issue 16).
+    "ASK",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
     "other",
 ];
-pub const NUM_ERROR_KINDS: usize = 16;
+pub const NUM_ERROR_KINDS: usize = 19;
 pub const ERROR_KIND_OTHER: u8 = NUM_ERROR_KINDS as u8 - 1;
 
 /// The kind of an error reply (`-WRONGTYPE ...\r\n`), or None when the

@@ -8,5 +8,6 @@
 mod args;
 pub mod parser;
 pub mod reply;
+pub(crate) mod sha1;
 
 pub use args::Args;

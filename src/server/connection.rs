@@ -214,6 +214,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         authenticated: auth::authenticated_at_connect(&shard),
         reply: Default::default(),
         pubsub: None,
+        cluster: Default::default(),
     };
     if let Err(Closed::OutputLimit) = run(&shard, &mut stream, &mut client).await {
         eprintln!(
@@ -769,6 +770,23 @@ pub async fn dispatch<'m>(
     out: &mut Vec<u8>,
 ) -> Flow {
     let metrics = shard.metrics();
+    // Cluster mode (issue 16): a command whose keys this node does not
+    // serve is redirected before anything else looks at it (also while
+    // queuing in MULTI, which then aborts at EXEC, as Redis).
+    if shard.cluster_enabled()
+        && let Some(spec) = spec
+        && spec.arity_ok(args.len())
+        && (!auth::auth_required(shard, client) || auth::allowed_before_auth(spec))
+        && let Some(redirect) = cluster_check(shard, client, spec, args, pipe, out).await
+    {
+        crate::command::transaction::reject_queued(client);
+        let mut timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
+        timer.set_rejected();
+        local_reply(pipe, timer, |buf| {
+            crate::command::cluster::refuse(shard, &redirect, buf)
+        });
+        return Flow::Continue;
+    }
     if client.multi.is_some()
         && let Some(spec) = spec
         && crate::command::transaction::refused_when_out_of_memory(spec)
@@ -903,6 +921,34 @@ pub async fn dispatch<'m>(
         }
     }
     Flow::Continue
+}
+
+/// The cluster slot check of one command (`command::cluster`): None to
+/// run it. ASKING holds for the next command only (for a whole
+/// transaction while queuing, as Redis).
+async fn cluster_check<'m>(
+    shard: &'m Rc<Shard>,
+    client: &mut ClientState,
+    spec: &CommandSpec,
+    args: &Args<'_>,
+    pipe: &mut Pipeline<'m>,
+    out: &mut Vec<u8>,
+) -> Option<crate::cluster::Redirect> {
+    use crate::command::cluster::{Asking, Check, plan, resolve};
+    let check = plan(shard, client, spec, args);
+    if spec.name != "asking" && client.multi.is_none() {
+        client.cluster.asking = Asking::No;
+    }
+    match check {
+        Check::Run => None,
+        Check::Refuse(redirect) => Some(redirect),
+        Check::Lookup(pending) => {
+            // Whether the keys are here must see the pipeline's earlier
+            // writes (a slot being migrated: rare).
+            complete_all(shard, client, args.buf(), pipe, out).await;
+            resolve(shard, pending).await
+        }
+    }
 }
 
 fn unknown_command(args: &Args, out: &mut Vec<u8>) {

@@ -53,6 +53,18 @@ pub async fn exec<'m>(
     let mark = out.len();
     let stats = &shard.metrics().stats;
     client.info.multi.set(-1);
+    // Cluster mode (issue 16): every queued key in one slot served here.
+    if shard.cluster_enabled()
+        && client.multi.as_ref().is_some_and(|q| !q.failed)
+        && let Some(redirect) = crate::command::cluster::plan_exec(shard, client).await
+    {
+        client.multi = None;
+        unwatch_all(shard, client).await;
+        stats.tx_discarded.add(1);
+        crate::command::cluster::refuse(shard, &redirect, out);
+        timer.set_reply(&out[mark..]);
+        return;
+    }
     match client.multi.take() {
         None => out.error("ERR EXEC without MULTI"),
         Some(queued) if queued.failed => {

@@ -282,6 +282,10 @@ pub struct Db {
     clock: evict::Clock,
     /// The encoding thresholds (`hash-max-listpack-*`, ...).
     pub(crate) limits: agg::Limits,
+    /// Cluster mode (issue 16): how many keys each hash slot has here, for
+    /// CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT (None outside cluster mode,
+    /// so that keys are not hashed twice there).
+    slot_counts: Option<Box<[u32]>>,
 }
 
 struct WatchedKey {
@@ -346,6 +350,61 @@ impl Db {
             evict: evict::Evictor::default(),
             clock: evict::Clock::default(),
             limits: agg::Limits::default(),
+            slot_counts: None,
+        }
+    }
+
+    /// Cluster mode: keeps a count of keys per hash slot from now on.
+    pub fn count_slots(&mut self) {
+        let mut counts = vec![0u32; crate::cluster::SLOTS].into_boxed_slice();
+        for key in self.map.keys() {
+            counts[crate::cluster::key_slot(key) as usize] += 1;
+        }
+        self.slot_counts = Some(counts);
+    }
+
+    /// How many keys of `slot` this shard holds (expired ones not yet
+    /// removed included, as Redis' count); 0 outside cluster mode.
+    pub fn count_in_slot(&self, slot: u16) -> u64 {
+        self.slot_counts
+            .as_ref()
+            .map_or(0, |c| c[slot as usize] as u64)
+    }
+
+    /// Up to `count` live keys of `slot`. Walks the table until it has
+    /// found them all (a slot's keys are spread over it), stopping early
+    /// when the slot's count says there are no more.
+    pub fn keys_in_slot(&mut self, slot: u16, count: usize) -> Vec<Vec<u8>> {
+        let want = count.min(self.count_in_slot(slot) as usize);
+        let mut found = Vec::with_capacity(want.min(1024));
+        if want == 0 {
+            return found;
+        }
+        for idx in 0..self.map.len() {
+            let (key, _) = self.map.get_index(idx).expect("in range");
+            if crate::cluster::key_slot(key) == slot {
+                if !self.is_expired_at(idx) {
+                    found.push(key.to_vec());
+                }
+                if found.len() == want {
+                    break;
+                }
+            }
+        }
+        found
+    }
+
+    #[inline]
+    fn count_slot(&mut self, key: &[u8], delta: i32) {
+        if let Some(counts) = self.slot_counts.as_mut() {
+            let c = &mut counts[crate::cluster::key_slot(key) as usize];
+            *c = c.wrapping_add_signed(delta);
+        }
+    }
+
+    fn clear_slot_counts(&mut self) {
+        if let Some(counts) = self.slot_counts.as_mut() {
+            counts.fill(0);
         }
     }
 
@@ -635,6 +694,7 @@ impl Db {
             .swap_remove_index(idx)
             .expect("index of a present key");
         self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k, &entry));
+        self.count_slot(&k, -1);
         touch_watched(&mut self.watched, &k);
         if entry.has_ttl {
             self.expiring.swap_remove(&idx);
@@ -699,6 +759,7 @@ impl Db {
     #[inline]
     pub(super) fn insert_new(&mut self, key: &[u8], entry: Entry) -> usize {
         self.mem_used += entry_size(key, &entry);
+        self.count_slot(key, 1);
         grow_gently(&mut self.map);
         self.map.insert_full(key.into(), entry).0
     }
@@ -720,6 +781,7 @@ impl Db {
     pub fn flush(&mut self) {
         self.touch_watched_present();
         self.evict.forget();
+        self.clear_slot_counts();
         self.map.clear();
         self.map.shrink_to_fit();
         self.expiring.clear();
@@ -732,6 +794,7 @@ impl Db {
     /// table is freed in slices; its bytes stay counted until freed.
     pub fn flush_async(&mut self) {
         self.evict.forget();
+        self.clear_slot_counts();
         if self.map.len() <= lazyfree::LAZYFREE_THRESHOLD {
             // Small: not worth queuing, but keep what is queued queued.
             self.touch_watched_present();

@@ -74,7 +74,6 @@
 //! Layer: command (connection-level commands, `Conn::Async`).
 
 pub(crate) mod engine;
-mod sha1;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -201,7 +200,7 @@ async fn ensure_loaded(shard: &Shard, body: &[u8]) -> Result<[u8; 40], String> {
     // A busy core would hold the broadcast (and this client) until its
     // script ends: answer BUSY, as Redis answers everything then. Checked
     // before compiling, so a body is never new here without being sent.
-    if any_busy(shard) && !engine::with_engine(|e| e.has(&sha1::sha1_hex(body))) {
+    if any_busy(shard) && !engine::with_engine(|e| e.has(&crate::protocol::sha1::sha1_hex(body))) {
         return Err(BUSY.into());
     }
     let (sha, fresh) = engine::with_engine(|e| e.load(body))?;
