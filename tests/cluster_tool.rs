@@ -488,3 +488,76 @@ fn bad_arguments_and_unreachable_entry() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("given twice"), "{out}");
 }
+
+#[test]
+fn password_protected_nodes() {
+    // The harness needs an open PING to see the server up: the password
+    // comes after.
+    let nodes = three_nodes();
+    for n in &nodes {
+        let _: () = redis::cmd("CONFIG")
+            .arg(&["SET", "requirepass", "s3cret"])
+            .query(&mut n.client())
+            .unwrap();
+    }
+    let list = [addr(&nodes[0]), addr(&nodes[1]), addr(&nodes[2])];
+    let (code, out) = tool(&["create", &list[0], &list[1], &list[2]]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOAUTH"), "{out}");
+    // redis-cli's variable, or --pass.
+    let out = Command::new(env!("CARGO_BIN_EXE_kora"))
+        .args(["cluster", "create", &list[0], &list[1], &list[2]])
+        .env("REDISCLI_AUTH", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, out) = tool(&["check", &list[1], "--pass", "s3cret"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = tool(&["--pass", "wrong", "info", &list[1]]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("WRONGPASS"), "{out}");
+}
+
+#[test]
+fn reshard_with_a_password() {
+    let nodes = three_nodes();
+    create(&nodes);
+    let keys = keys_in_low_slots("pw:", 2, 10);
+    for n in &nodes {
+        let _: () = redis::cmd("CONFIG")
+            .arg(&["SET", "requirepass", "s3cret"])
+            .query(&mut n.client())
+            .unwrap();
+    }
+    let url = |s: &Server| format!("redis://:s3cret@127.0.0.1:{}/", s.port);
+    let mut src = redis::Client::open(url(&nodes[0]))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for k in &keys {
+        let _: () = redis::cmd("SET").arg(k).arg(k).query(&mut src).unwrap();
+    }
+    // MIGRATE must give the target the password too (AUTH before KEYS).
+    let (code, out) = tool(&[
+        "--pass",
+        "s3cret",
+        "reshard",
+        &addr(&nodes[0]),
+        "--from",
+        &addr(&nodes[0]),
+        "--to",
+        &addr(&nodes[1]),
+        "--slots",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Moved 2 slot(s), 10 key(s)"), "{out}");
+    let mut dst = redis::Client::open(url(&nodes[1]))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for k in &keys {
+        let v: String = redis::cmd("GET").arg(k).query(&mut dst).unwrap();
+        assert_eq!(&v, k);
+    }
+}

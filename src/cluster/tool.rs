@@ -31,6 +31,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +60,17 @@ macro_rules! say {
 pub(crate) struct ClusterArgs {
     #[command(subcommand)]
     action: Action,
+    /// The nodes' password (`requirepass`), sent with AUTH on every
+    /// connection and with MIGRATE; default: $REDISCLI_AUTH, as redis-cli.
+    #[arg(long, global = true, value_name = "PASSWORD")]
+    pass: Option<String>,
+}
+
+/// The nodes' password, set once from `--pass` or `$REDISCLI_AUTH`.
+static PASSWORD: OnceLock<Option<String>> = OnceLock::new();
+
+fn password() -> Option<&'static str> {
+    PASSWORD.get().and_then(|p| p.as_deref())
 }
 
 #[derive(Subcommand, Debug, PartialEq)]
@@ -204,6 +216,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let pass = args
+        .pass
+        .clone()
+        .or_else(|| std::env::var("REDISCLI_AUTH").ok())
+        .filter(|p| !p.is_empty());
+    let _ = PASSWORD.set(pass);
     match run(&args.action) {
         Ok(Outcome::Healthy) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
@@ -428,13 +446,17 @@ struct Conn {
 
 impl Conn {
     fn open(addr: &Addr, timeout: Duration) -> Result<Conn, String> {
-        RespClient::connect(&addr.host, addr.port, timeout)
+        let mut conn = RespClient::connect(&addr.host, addr.port, timeout)
             .map(|client| Conn {
                 addr: addr.clone(),
                 client,
                 broken: false,
             })
-            .map_err(|e| format!("cannot reach {addr}: {e}"))
+            .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+        if let Some(pass) = password() {
+            conn.ok(&[b"AUTH", pass.as_bytes()])?;
+        }
+        Ok(conn)
     }
 
     fn call(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
@@ -953,8 +975,11 @@ fn move_slot(
             b"0",
             timeout.as_bytes(),
             b"REPLACE",
-            b"KEYS",
         ];
+        if let Some(pass) = password() {
+            args.extend([b"AUTH".as_slice(), pass.as_bytes()]);
+        }
+        args.push(b"KEYS");
         args.extend(keys.iter().map(|k| k.as_slice()));
         match src.call(&args)? {
             // NOKEY: they expired or were deleted since GETKEYSINSLOT.
