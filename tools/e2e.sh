@@ -77,6 +77,42 @@ lint=$(promtool check metrics </tmp/kora-e2e.metrics 2>&1)
 other=$(echo "$lint" | grep -v '^kora_keys_total non-counter metrics should not have "_total" suffix$' | grep -v '^$')
 [ -z "$other" ] && ok "promtool check metrics (only the contract's kora_keys_total finding)" || bad "promtool check metrics" "$lint"
 
+# Cluster mode (issue 16): three nodes form one cluster from one topology
+# file (each node gets its own copy: a node writes pushed topologies back
+# to its file), then redis-py's RedisCluster (100k keys through its
+# pipeline, read back from every entry node) and redis-cli -c.
+cdir=$(mktemp -d)
+cports=("$(free_port)" "$(free_port)" "$(free_port)")
+cpids=()
+trap 'kill "$pid" "${cpids[@]}" 2>/dev/null; wait "$pid" "${cpids[@]}" 2>/dev/null; rm -rf "$cdir"' EXIT
+printf 'epoch 1\nnode 127.0.0.1:%s 0-5460\nnode 127.0.0.1:%s 5461-10922\nnode 127.0.0.1:%s 10923-16383\n' \
+  "${cports[@]}" >"$cdir/topology.conf"
+for i in 0 1 2; do
+  cp "$cdir/topology.conf" "$cdir/node$i.conf"
+  "$bin" --port "${cports[$i]}" --metrics-port 0 --workers 2 --cluster-enabled yes \
+    --cluster-config-file "$cdir/node$i.conf" 2>"$cdir/node$i.log" &
+  cpids+=($!)
+done
+for p in "${cports[@]}"; do
+  for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+expect "cluster: CLUSTER INFO state from the topology file" "cluster_state:ok" \
+  "$(redis-cli -p "${cports[1]}" cluster info | head -n 1 | tr -d '\r')"
+expect "cluster: redis-cli without -c gets MOVED" "MOVED 12182 127.0.0.1:${cports[2]}" \
+  "$(redis-cli -p "${cports[0]}" get foo 2>&1)"
+redis-cli -c -p "${cports[0]}" set foo bar >/dev/null
+expect "cluster: redis-cli -c follows MOVED" "bar" "$(redis-cli -c -p "${cports[1]}" get foo | tail -n 1)"
+if out=$(timeout 120 python3 tests/python/cluster_clients.py "${cports[@]}" 2>&1); then
+  ok "cluster: redis-py RedisCluster + redis-cli -c ($out)"
+else
+  bad "cluster: redis-py RedisCluster + redis-cli -c" "$out"
+fi
+kill "${cpids[@]}" 2>/dev/null
+wait "${cpids[@]}" 2>/dev/null
+cpids=()
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT
+rm -rf "$cdir"
+
 # SIGTERM: clean exit with status 0.
 kill -TERM "$pid"
 wait "$pid"

@@ -11,6 +11,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+# The reference replies: tests/cluster.rs (and the comparisons in other
+# test files) run a real redis-server 7.0 beside Kora.
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then

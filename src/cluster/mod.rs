@@ -435,6 +435,10 @@ pub enum Coverage {
 pub struct ClusterState {
     /// This node's id (from its announced address).
     pub my_id: NodeId,
+    /// This node's announced address, for the CLUSTER replies of a node
+    /// that is not in the topology (yet).
+    pub my_host: String,
+    pub my_port: u16,
     pub topology: Arc<Topology>,
     /// Index of this node in `topology`, if it is listed.
     pub me: Option<usize>,
@@ -510,12 +514,14 @@ pub enum Serving {
 
 impl ClusterState {
     /// The state of a node that has no topology yet.
-    pub fn new(my_id: NodeId, coverage: Coverage, node_timeout_ms: u64) -> ClusterState {
+    pub fn new(host: &str, port: u16, coverage: Coverage, node_timeout_ms: u64) -> ClusterState {
         ClusterState {
+            my_id: node_id_for(host, port),
+            my_host: host.to_string(),
+            my_port: port,
             served: 0,
             ok: false,
             node_timeout_ms,
-            my_id,
             topology: Arc::new(Topology::default()),
             me: None,
             moves: HashMap::new(),
@@ -682,7 +688,7 @@ mod tests {
             Topology::parse("epoch 1\nnode 127.0.0.1:1 0-8191\nnode 127.0.0.1:2 8192-16383\n")
                 .unwrap(),
         );
-        let mut s = ClusterState::new(node_id_for("127.0.0.1", 1), Coverage::Full, 15000);
+        let mut s = ClusterState::new("127.0.0.1", 1, Coverage::Full, 15000);
         assert_eq!(s.serving(0), Err(Redirect::Unbound));
         s.set_topology(t.clone());
         assert_eq!(s.serving(0), Ok(Serving::Mine));

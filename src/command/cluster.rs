@@ -89,6 +89,10 @@ pub(crate) fn plan(
     spec: &CommandSpec,
     args: &Args<'_>,
 ) -> Check {
+    if crate::command::command_info::keys_need_redis_finder(spec) {
+        let keys = crate::command::command_info::keys_like_redis(spec, args);
+        return plan_keys(shard, client, is_migrate(spec), || keys.iter().copied());
+    }
     plan_keys(shard, client, is_migrate(spec), || {
         key_args(spec.keys(), args)
     })
@@ -106,6 +110,11 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     for key in keys() {
         let s = key_slot(key);
         match slot {
+            // As Redis: a first key nobody serves answers CLUSTERDOWN
+            // before the other keys are compared with it.
+            None if shard.cluster().topology.owner(s).is_none() => {
+                return Check::Refuse(Redirect::Unbound);
+            }
             None => slot = Some(s),
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
@@ -170,11 +179,17 @@ pub(crate) async fn plan_exec(shard: &Shard, client: &ClientState) -> Option<Red
             super::lookup(args.get(0)).map(|spec| (args, spec))
         })
         .collect();
-    let keys = || {
-        commands
-            .iter()
-            .flat_map(|(args, spec)| key_args(spec.keys(), args))
-    };
+    let found: Vec<&[u8]> = commands
+        .iter()
+        .flat_map(|(args, spec)| {
+            if crate::command::command_info::keys_need_redis_finder(spec) {
+                crate::command::command_info::keys_like_redis(spec, args)
+            } else {
+                key_args(spec.keys(), args).collect()
+            }
+        })
+        .collect();
+    let keys = || found.iter().copied();
     match plan_keys(shard, client, false, keys) {
         Check::Run => None,
         Check::Refuse(r) => Some(r),
@@ -259,13 +274,16 @@ conn_async!(
         let sub = args.get(1).to_ascii_uppercase();
         let Some(&(_, arity)) = SUBCOMMANDS.iter().find(|(name, _)| *name == sub.as_slice())
         else {
-            if shard.cluster_enabled() && MANAGED_ELSEWHERE.contains(&sub.as_slice()) {
+            // As Redis: a subcommand Redis does not have is unknown whether
+            // or not cluster mode is on; one it has is refused as disabled
+            // outside cluster mode.
+            if !MANAGED_ELSEWHERE.contains(&sub.as_slice()) {
+                unknown_subcommand(out, "CLUSTER", args.get(1));
+            } else if shard.cluster_enabled() {
                 out.error(&format!(
                     "ERR CLUSTER {} is not supported: Kora clusters are managed (push a topology with `kora cluster`)",
                     String::from_utf8_lossy(&sub)
                 ));
-            } else if sub == b"HELP" || shard.cluster_enabled() {
-                unknown_subcommand(out, "CLUSTER", args.get(1));
             } else {
                 out.error(DISABLED);
             }
@@ -396,36 +414,52 @@ fn slots(state: &ClusterState, out: &mut Vec<u8>) {
 /// CLUSTER SHARDS: one shard per node (no replicas), Redis 7.0's fields.
 fn shards(state: &ClusterState, out: &mut Vec<u8>) {
     let t = &state.topology;
-    out.array(t.nodes.len());
-    for (i, node) in t.nodes.iter().enumerate() {
-        out.array(4);
-        out.bulk(b"slots");
-        out.array(node.ranges.len() * 2);
-        for &(a, b) in &node.ranges {
-            out.int(a as i64);
-            out.int(b as i64);
-        }
-        out.bulk(b"nodes");
-        out.array(1);
-        out.array(14);
-        out.bulk(b"id");
-        out.bulk(node.id.as_bytes());
-        out.bulk(b"port");
-        out.int(node.port as i64);
-        out.bulk(b"ip");
-        out.bulk(node.host.as_bytes());
-        out.bulk(b"endpoint");
-        out.bulk(node.host.as_bytes());
-        out.bulk(b"role");
-        out.bulk(b"master");
-        out.bulk(b"replication-offset");
-        out.int(0);
-        out.bulk(b"health");
-        out.bulk(match state.health_of(i) {
-            Health::Online => b"online".as_slice(),
-            Health::Fail => b"fail",
-        });
+    let alone = state.me.is_none();
+    out.array(t.nodes.len() + usize::from(alone));
+    if alone {
+        // As a Redis node that has met nobody: a shard of its own.
+        let me = crate::cluster::Node {
+            id: state.my_id,
+            host: state.my_host.clone(),
+            port: state.my_port,
+            ranges: Vec::new(),
+        };
+        shard_entry(&me, Health::Online, out);
     }
+    for (i, node) in t.nodes.iter().enumerate() {
+        shard_entry(node, state.health_of(i), out);
+    }
+}
+
+/// One CLUSTER SHARDS entry: a node and its slots.
+fn shard_entry(node: &crate::cluster::Node, health: Health, out: &mut Vec<u8>) {
+    out.array(4);
+    out.bulk(b"slots");
+    out.array(node.ranges.len() * 2);
+    for &(a, b) in &node.ranges {
+        out.int(a as i64);
+        out.int(b as i64);
+    }
+    out.bulk(b"nodes");
+    out.array(1);
+    out.array(14);
+    out.bulk(b"id");
+    out.bulk(node.id.as_bytes());
+    out.bulk(b"port");
+    out.int(node.port as i64);
+    out.bulk(b"ip");
+    out.bulk(node.host.as_bytes());
+    out.bulk(b"endpoint");
+    out.bulk(node.host.as_bytes());
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"replication-offset");
+    out.int(0);
+    out.bulk(b"health");
+    out.bulk(match health {
+        Health::Online => b"online".as_slice(),
+        Health::Fail => b"fail",
+    });
 }
 
 /// CLUSTER NODES: Redis' line format; `@0` for the bus port (there is no
@@ -433,6 +467,13 @@ fn shards(state: &ClusterState, out: &mut Vec<u8>) {
 fn nodes(state: &ClusterState) -> String {
     let t = &state.topology;
     let mut text = String::new();
+    if state.me.is_none() {
+        // As a Redis node that has met nobody: itself, with no slots.
+        text.push_str(&format!(
+            "{} {}:{}@0 myself,master - 0 0 {} connected\n",
+            state.my_id, state.my_host, state.my_port, t.epoch
+        ));
+    }
     for (i, node) in t.nodes.iter().enumerate() {
         let me = Some(i) == state.me;
         let failed = state.health_of(i) == Health::Fail;
@@ -651,10 +692,10 @@ async fn settopology(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Coverage, node_id_for};
+    use crate::cluster::Coverage;
 
     fn state() -> ClusterState {
-        let mut s = ClusterState::new(node_id_for("127.0.0.1", 7000), Coverage::Full, 15000);
+        let mut s = ClusterState::new("127.0.0.1", 7000, Coverage::Full, 15000);
         s.set_topology(Arc::new(
             Topology::parse(
                 "epoch 4\nnode 127.0.0.1:7000 0-5460\nnode 127.0.0.1:7001 5461-16383\n",

@@ -643,11 +643,8 @@ fn initial_cluster_state(config: &Config) -> crate::cluster::ClusterState {
     } else {
         crate::cluster::Coverage::Partial
     };
-    let mut state = crate::cluster::ClusterState::new(
-        crate::cluster::node_id_for(&host, port),
-        coverage,
-        config.cluster_node_timeout,
-    );
+    let mut state =
+        crate::cluster::ClusterState::new(&host, port, coverage, config.cluster_node_timeout);
     if config.cluster_enabled
         && let Ok(Some(topology)) = crate::cluster::load_topology(config)
     {
