@@ -655,6 +655,17 @@ async fn setslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         }
     };
     crate::coord::cluster_update(shard, move |s| change(s)).await;
+    if action.as_slice() == b"NODE" {
+        // As Redis saves nodes.conf: a restarted node keeps the new owner
+        // even when no topology push follows (redis-cli --cluster reshard).
+        let topology = shard.cluster().topology.clone();
+        if let Err(e) = crate::cluster::save_topology(shard.config(), &topology) {
+            return out.error(&format!(
+                "ERR Slot assigned but not saved to {}: {e}",
+                shard.config().cluster_config_file
+            ));
+        }
+    }
     out.ok();
 }
 
