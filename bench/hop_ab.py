@@ -30,6 +30,10 @@ def one(binary, a, how):
                           "--workers", str(a.workers)] + a.extra + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_ready(port, p, binary)
+        if any(x.startswith("--cluster-enabled") for x in args):
+            # Cluster mode (issue 16): one node serving every slot.
+            subprocess.run(["redis-cli", "-p", str(port), "CLUSTER", "SETTOPOLOGY",
+                            f"epoch 1\nnode 127.0.0.1:{port} 0-16383\n"], check=True, capture_output=True)
         rb = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-r", "100000", "-d", "64", "-P", str(a.pipeline), "-q"]
         if a.test == "get":
             subprocess.run(rb + ["-t", "set", "-P", "32", "-n", "300000"], check=True, capture_output=True)

@@ -1,7 +1,7 @@
 //! Cluster mode (issue 16): the slot check every keyed command passes,
 //! the CLUSTER command family, READONLY / READWRITE / ASKING.
 //!
-//! The check ([`plan`], then [`resolve`] when keys must be looked up) runs
+//! The check (`plan`, then `resolve` when keys must be looked up) runs
 //! on the connection's core before a command is routed, against this
 //! core's copy of the cluster state (`Shard::cluster`), in Redis 7.0's
 //! order (`getNodeByQuery`): every key in one slot (`-CROSSSLOT`), a slot
@@ -89,6 +89,10 @@ pub(crate) fn plan(
     spec: &CommandSpec,
     args: &Args<'_>,
 ) -> Check {
+    if crate::command::command_info::keys_need_redis_finder(spec) {
+        let keys = crate::command::command_info::keys_like_redis(spec, args);
+        return plan_keys(shard, client, is_migrate(spec), || keys.iter().copied());
+    }
     plan_keys(shard, client, is_migrate(spec), || {
         key_args(spec.keys(), args)
     })
@@ -106,6 +110,11 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     for key in keys() {
         let s = key_slot(key);
         match slot {
+            // As Redis: a first key nobody serves answers CLUSTERDOWN
+            // before the other keys are compared with it.
+            None if shard.cluster().topology.owner(s).is_none() => {
+                return Check::Refuse(Redirect::Unbound);
+            }
             None => slot = Some(s),
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
@@ -170,11 +179,17 @@ pub(crate) async fn plan_exec(shard: &Shard, client: &ClientState) -> Option<Red
             super::lookup(args.get(0)).map(|spec| (args, spec))
         })
         .collect();
-    let keys = || {
-        commands
-            .iter()
-            .flat_map(|(args, spec)| key_args(spec.keys(), args))
-    };
+    let found: Vec<&[u8]> = commands
+        .iter()
+        .flat_map(|(args, spec)| {
+            if crate::command::command_info::keys_need_redis_finder(spec) {
+                crate::command::command_info::keys_like_redis(spec, args)
+            } else {
+                key_args(spec.keys(), args).collect()
+            }
+        })
+        .collect();
+    let keys = || found.iter().copied();
     match plan_keys(shard, client, false, keys) {
         Check::Run => None,
         Check::Refuse(r) => Some(r),
@@ -253,7 +268,7 @@ const MANAGED_ELSEWHERE: &[&[u8]] = &[
 ];
 
 conn_async!(
-    /// CLUSTER <subcommand> ...
+    /// `CLUSTER <subcommand> ...`
     cluster_cmd,
     |shard, _client, args, out| {
         let sub = args.get(1).to_ascii_uppercase();
@@ -399,36 +414,52 @@ fn slots(state: &ClusterState, out: &mut Vec<u8>) {
 /// CLUSTER SHARDS: one shard per node (no replicas), Redis 7.0's fields.
 fn shards(state: &ClusterState, out: &mut Vec<u8>) {
     let t = &state.topology;
-    out.array(t.nodes.len());
-    for (i, node) in t.nodes.iter().enumerate() {
-        out.array(4);
-        out.bulk(b"slots");
-        out.array(node.ranges.len() * 2);
-        for &(a, b) in &node.ranges {
-            out.int(a as i64);
-            out.int(b as i64);
-        }
-        out.bulk(b"nodes");
-        out.array(1);
-        out.array(14);
-        out.bulk(b"id");
-        out.bulk(node.id.as_bytes());
-        out.bulk(b"port");
-        out.int(node.port as i64);
-        out.bulk(b"ip");
-        out.bulk(node.host.as_bytes());
-        out.bulk(b"endpoint");
-        out.bulk(node.host.as_bytes());
-        out.bulk(b"role");
-        out.bulk(b"master");
-        out.bulk(b"replication-offset");
-        out.int(0);
-        out.bulk(b"health");
-        out.bulk(match state.health_of(i) {
-            Health::Online => b"online".as_slice(),
-            Health::Fail => b"fail",
-        });
+    let alone = state.me.is_none();
+    out.array(t.nodes.len() + usize::from(alone));
+    if alone {
+        // As a Redis node that has met nobody: a shard of its own.
+        let me = crate::cluster::Node {
+            id: state.my_id,
+            host: state.my_host.clone(),
+            port: state.my_port,
+            ranges: Vec::new(),
+        };
+        shard_entry(&me, Health::Online, out);
     }
+    for (i, node) in t.nodes.iter().enumerate() {
+        shard_entry(node, state.health_of(i), out);
+    }
+}
+
+/// One CLUSTER SHARDS entry: a node and its slots.
+fn shard_entry(node: &crate::cluster::Node, health: Health, out: &mut Vec<u8>) {
+    out.array(4);
+    out.bulk(b"slots");
+    out.array(node.ranges.len() * 2);
+    for &(a, b) in &node.ranges {
+        out.int(a as i64);
+        out.int(b as i64);
+    }
+    out.bulk(b"nodes");
+    out.array(1);
+    out.array(14);
+    out.bulk(b"id");
+    out.bulk(node.id.as_bytes());
+    out.bulk(b"port");
+    out.int(node.port as i64);
+    out.bulk(b"ip");
+    out.bulk(node.host.as_bytes());
+    out.bulk(b"endpoint");
+    out.bulk(node.host.as_bytes());
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"replication-offset");
+    out.int(0);
+    out.bulk(b"health");
+    out.bulk(match health {
+        Health::Online => b"online".as_slice(),
+        Health::Fail => b"fail",
+    });
 }
 
 /// CLUSTER NODES: Redis' line format; `@0` for the bus port (there is no
@@ -436,6 +467,13 @@ fn shards(state: &ClusterState, out: &mut Vec<u8>) {
 fn nodes(state: &ClusterState) -> String {
     let t = &state.topology;
     let mut text = String::new();
+    if state.me.is_none() {
+        // As a Redis node that has met nobody: itself, with no slots.
+        text.push_str(&format!(
+            "{} {}:{}@0 myself,master - 0 0 {} connected\n",
+            state.my_id, state.my_host, state.my_port, t.epoch
+        ));
+    }
     for (i, node) in t.nodes.iter().enumerate() {
         let me = Some(i) == state.me;
         let failed = state.health_of(i) == Health::Fail;
@@ -486,12 +524,25 @@ fn slot_arg(args: &Args, i: usize, out: &mut Vec<u8>, range_error: &str) -> Opti
     }
 }
 
+/// The shard holding `slot`'s keys (cluster mode routes keys by slot).
+fn slot_shard(shard: &Shard, slot: u16) -> usize {
+    crate::coord::Routing::slot_shard(slot, shard.nshards())
+}
+
+/// How many keys `slot` has on this node.
+async fn keys_in_slot(shard: &Shard, slot: u16) -> u64 {
+    crate::coord::on(shard, slot_shard(shard, slot), move |s| {
+        s.db().count_in_slot(slot)
+    })
+    .await
+    .unwrap_or(0)
+}
+
 async fn countkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
     let Some(slot) = slot_arg(args, 2, out, "ERR Invalid slot") else {
         return;
     };
-    let counts = crate::coord::all(shard, move |s| s.db().count_in_slot(slot)).await;
-    out.int(counts.iter().sum::<u64>() as i64);
+    out.int(keys_in_slot(shard, slot).await as i64);
 }
 
 async fn getkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
@@ -504,9 +555,11 @@ async fn getkeysinslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         return out.error(INVALID);
     }
     let (slot, count) = (slot as u16, count as usize);
-    // Every shard's part is asked at once; each returns at most `count`.
-    let found = crate::coord::all(shard, move |s| s.db().keys_in_slot(slot, count)).await;
-    let keys: Vec<Vec<u8>> = found.into_iter().flatten().take(count).collect();
+    let keys = crate::coord::on(shard, slot_shard(shard, slot), move |s| {
+        s.db().keys_in_slot(slot, count)
+    })
+    .await
+    .unwrap_or_default();
     out.array(keys.len());
     for key in &keys {
         out.bulk(key);
@@ -575,11 +628,7 @@ async fn setslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
             };
             if owner == me && owner.is_some() && Some(index) != me {
                 // As Redis: a node gives a slot away only once its keys are.
-                let count = crate::coord::all(shard, move |s| s.db().count_in_slot(slot))
-                    .await
-                    .iter()
-                    .sum::<u64>();
-                if count > 0 {
+                if keys_in_slot(shard, slot).await > 0 {
                     return out.error(&format!(
                         "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
                     ));
@@ -643,10 +692,10 @@ async fn settopology(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Coverage, node_id_for};
+    use crate::cluster::Coverage;
 
     fn state() -> ClusterState {
-        let mut s = ClusterState::new(node_id_for("127.0.0.1", 7000), Coverage::Full, 15000);
+        let mut s = ClusterState::new("127.0.0.1", 7000, Coverage::Full, 15000);
         s.set_topology(Arc::new(
             Topology::parse(
                 "epoch 4\nnode 127.0.0.1:7000 0-5460\nnode 127.0.0.1:7001 5461-16383\n",

@@ -394,13 +394,12 @@ fn getkeys(args: &Args, with_flags: bool, out: &mut Vec<u8>) {
         }
         return;
     }
-    let keys = crate::coord::key_args(spec.keys(), &inner);
-    let count = keys.count();
-    if count == 0 {
+    let keys = keys_like_redis(spec, &inner);
+    if keys.is_empty() {
         return none(out);
     }
-    out.array(count);
-    for key in crate::coord::key_args(spec.keys(), &inner) {
+    out.array(keys.len());
+    for key in keys {
         if with_flags {
             out.array(2);
             out.bulk(key);
@@ -409,6 +408,79 @@ fn getkeys(args: &Args, with_flags: bool, out: &mut Vec<u8>) {
             out.bulk(key);
         }
     }
+}
+
+/// The keys of a command as Redis 7.0 finds them (`getKeysFromCommand`):
+/// its key specifications, the subcommand's for a container (OBJECT
+/// ENCODING, MEMORY USAGE), SORT's own finder for its STORE key, and the
+/// table's positions where Redis' data says nothing more. For the cluster
+/// slot check of commands whose keys the table's positions do not give
+/// exactly (scripts, containers, movable keys); others use
+/// `coord::key_args` without allocating.
+pub(crate) fn keys_like_redis<'a>(spec: &CommandSpec, args: &Args<'a>) -> Vec<&'a [u8]> {
+    let from_specs = |r: &RedisCommand| {
+        keys_by_specs(r, args).map(|found| found.into_iter().map(|(at, _)| args.get(at)).collect())
+    };
+    if spec.name == "sort" || spec.name == "sort_ro" {
+        return sort_keys(args);
+    }
+    let sub = (args.len() > 1)
+        .then(|| {
+            let mut name = [0u8; 64];
+            let (cmd, sub) = (spec.name.as_bytes(), args.get(1));
+            let len = cmd.len() + 1 + sub.len();
+            (len <= name.len()).then(|| {
+                name[..cmd.len()].copy_from_slice(cmd);
+                name[cmd.len()] = b'|';
+                name[cmd.len() + 1..len].copy_from_slice(sub);
+                redis(&name[..len])
+            })
+        })
+        .flatten()
+        .flatten();
+    if let Some(keys) = sub
+        .or_else(|| redis(spec.name.as_bytes()))
+        .and_then(from_specs)
+    {
+        return keys;
+    }
+    crate::coord::key_args(spec.keys(), args).collect()
+}
+
+/// Whether [`keys_like_redis`] may find other keys than the table's
+/// positions: scripts and functions, containers, movable keys, a last key
+/// counted from the end beyond the last argument (BLPOP's timeout).
+pub(crate) fn keys_need_redis_finder(spec: &CommandSpec) -> bool {
+    spec.movable.is_some()
+        || spec.last_key < -1
+        || !spec.subs.is_empty()
+        || matches!(spec.kind, crate::command::Kind::Conn(_))
+}
+
+/// SORT's keys as Redis' `sortGetKeys`: the sorted key, and the STORE
+/// destination (BY and GET patterns are not keys).
+fn sort_keys<'a>(args: &Args<'a>) -> Vec<&'a [u8]> {
+    let mut keys = vec![args.get(1)];
+    let mut i = 2;
+    while i < args.len() {
+        let word = args.get(i);
+        let skip = if word.eq_ignore_ascii_case(b"LIMIT") {
+            2
+        } else if word.eq_ignore_ascii_case(b"GET") || word.eq_ignore_ascii_case(b"BY") {
+            1
+        } else if word.eq_ignore_ascii_case(b"STORE") {
+            if i + 1 < args.len() {
+                // As Redis: the last STORE wins.
+                keys.truncate(1);
+                keys.push(args.get(i + 1));
+            }
+            1
+        } else {
+            0
+        };
+        i += 1 + skip;
+    }
+    keys
 }
 
 /// Redis 7.0's `getKeysUsingKeySpecs`: the keys' positions in `args` with
@@ -443,7 +515,9 @@ fn keys_by_specs(r: &RedisCommand, args: &Args) -> Option<Vec<(usize, &'static [
                     i = if start <= end { i + 1 } else { i - 1 };
                 }
                 if at == 0 {
-                    return None;
+                    // As Redis: a keyword that is not there names no key
+                    // (GEORADIUS without STORE).
+                    continue;
                 }
                 at
             }

@@ -49,7 +49,11 @@ pub fn swapdb(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>
 
 /// MOVE key db: Redis checks the index before the key, so with one
 /// database every call is an error (index 0 is the source itself).
-pub fn move_cmd(_: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+pub fn move_cmd(shard: &Shard, _: &mut ClientState, args: &Args, out: &mut Vec<u8>) -> Flow {
+    if shard.cluster_enabled() {
+        out.error("ERR MOVE is not allowed in cluster mode");
+        return Flow::Continue;
+    }
     match args.int(2) {
         Err(e) => out.error(e),
         Ok(0) => out.error(SAME_OBJECT),

@@ -682,7 +682,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
 
 /// COPY's options after the two keys: whether REPLACE was given. DB must
 /// name database 0, the only one.
-fn copy_replace(args: &Args) -> Result<bool, &'static str> {
+fn copy_replace(args: &Args, cluster: bool) -> Result<bool, &'static str> {
     let mut replace = false;
     let mut i = 3;
     while i < args.len() {
@@ -693,6 +693,9 @@ fn copy_replace(args: &Args) -> Result<bool, &'static str> {
             let db = parse_i64(args.get(i + 1)).ok_or(err::NOT_INTEGER)?;
             if i32::try_from(db).is_err() {
                 return Err(DB_NOT_INT);
+            }
+            if db != 0 && cluster {
+                return Err("ERR Copying to another database is not allowed in cluster mode");
             }
             if db != 0 {
                 return Err(DB_OUT_OF_RANGE);
@@ -720,7 +723,7 @@ fn ttl_of(expire_at: u64) -> Ttl {
 /// `COPY source destination [DB destination-db] [REPLACE]`, keys on one
 /// shard: a deep copy of the value, with its TTL.
 pub fn copy(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let replace = match copy_replace(args) {
+    let replace = match copy_replace(args, db.cluster_mode()) {
         Ok(replace) => replace,
         Err(e) => return out.error(e),
     };
@@ -745,7 +748,7 @@ spread!(copy_spread => copy_across);
 /// shard and installed on the destination's, both held. Without REPLACE an
 /// existing destination is seen first, so no value is copied for nothing.
 async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>) {
-    let replace = match copy_replace(args) {
+    let replace = match copy_replace(args, shard.cluster_enabled()) {
         Ok(replace) => replace,
         Err(e) => return out.error(e),
     };

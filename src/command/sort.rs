@@ -48,7 +48,7 @@ struct Opts {
 
 /// As Redis' `sortCommandGeneric` parses them; SORT_RO does not know
 /// STORE (a syntax error).
-fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
+fn parse(args: &Args, readonly: bool, cluster: bool) -> Result<Opts, &'static str> {
     let mut o = Opts {
         limit_count: -1,
         ..Opts::default()
@@ -74,6 +74,10 @@ fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
             // As Redis: once a BY without `*` was seen, a later BY with
             // one does not sort again.
             if pattern.contains(&b'*') {
+                // Cluster mode: the keys a pattern names may be anywhere.
+                if cluster {
+                    return Err("ERR BY option of SORT denied in Cluster mode.");
+                }
                 o.by = Some(pattern.to_vec());
             } else {
                 o.by = None;
@@ -81,6 +85,9 @@ fn parse(args: &Args, readonly: bool) -> Result<Opts, &'static str> {
             }
             j += 1;
         } else if args.is(j, "GET") && left >= 1 {
+            if cluster {
+                return Err("ERR GET option of SORT denied in Cluster mode.");
+            }
             o.gets.push(args.get(j + 1).to_vec());
             j += 1;
         } else {
@@ -172,7 +179,7 @@ conn_async!(sort_ro, |shard, client, args, out| {
 });
 
 async fn run(shard: &Rc<Shard>, tx: u64, args: &Args<'_>, readonly: bool, out: &mut Vec<u8>) {
-    let o = match parse(args, readonly) {
+    let o = match parse(args, readonly, shard.cluster_enabled()) {
         Ok(o) => o,
         Err(e) => return out.error(e),
     };

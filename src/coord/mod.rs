@@ -51,7 +51,7 @@ pub use clients::ClientInfo;
 pub use housekeeping::spawn_housekeeping;
 pub use mesh::{Growth, Handler, Op};
 pub use settings::AuthSettings;
-pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Shard, key_args, shard_of};
+pub use shard::{Admission, Admitted, KeyFinder, KeySpec, Routing, Shard, key_args, shard_of};
 pub use shutdown::Shutdown;
 
 use std::any::Any;

@@ -26,6 +26,44 @@ use crate::metrics::{HotKeys, MetricsView, ShardMetrics, ShardSnapshot, ShardSta
 use crate::protocol::Args;
 use crate::store::Db;
 
+/// How keys are spread over a node's shards.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Routing {
+    /// By a hash of the whole key ([`shard_of`]).
+    Key,
+    /// Cluster mode (issue 16): by the key's hash slot, so that keys with
+    /// one `{hash tag}` — everything a legal cluster command or script may
+    /// name together — share a shard, and a slot's keys are on one shard.
+    Slot,
+}
+
+impl Routing {
+    /// The routing a server with `config` uses.
+    pub fn of(config: &Config) -> Routing {
+        if config.cluster_enabled {
+            Routing::Slot
+        } else {
+            Routing::Key
+        }
+    }
+
+    /// The shard of `key` among `nshards`.
+    #[inline]
+    pub fn shard(self, key: &[u8], nshards: usize) -> usize {
+        match self {
+            _ if nshards == 1 => 0,
+            Routing::Key => shard_of(key, nshards),
+            Routing::Slot => Routing::slot_shard(crate::cluster::key_slot(key), nshards),
+        }
+    }
+
+    /// With [`Routing::Slot`], the shard of every key of `slot`.
+    #[inline]
+    pub fn slot_shard(slot: u16, nshards: usize) -> usize {
+        slot as usize % nshards
+    }
+}
+
 /// Key → shard, identical on every core and every run: ahash with fixed
 /// seeds (distinct from the ones the per-shard maps use, so a shard's keys
 /// still spread over its whole table).
@@ -83,6 +121,7 @@ pub struct Shard {
     /// Cluster mode (issue 16): this core's copy of the cluster's state
     /// (`coord::cluster_update` changes every core's).
     pub(super) cluster: RefCell<crate::cluster::ClusterState>,
+    pub(super) routing: Routing,
 }
 
 /// Where a command's keys are, beyond fixed positions: commands that name
@@ -200,6 +239,7 @@ impl Shard {
         }
         Shard {
             cluster,
+            routing: Routing::of(&config),
             id,
             nshards: config.workers,
             metrics,
@@ -407,7 +447,13 @@ impl Shard {
 
     #[inline]
     pub fn owner(&self, key: &[u8]) -> usize {
-        shard_of(key, self.nshards)
+        self.routing.shard(key, self.nshards)
+    }
+
+    /// How this node spreads keys over its shards.
+    #[inline]
+    pub fn routing(&self) -> Routing {
+        self.routing
     }
 
     /// The owning shard of each key of a command, in argument order, from
@@ -597,11 +643,8 @@ fn initial_cluster_state(config: &Config) -> crate::cluster::ClusterState {
     } else {
         crate::cluster::Coverage::Partial
     };
-    let mut state = crate::cluster::ClusterState::new(
-        crate::cluster::node_id_for(&host, port),
-        coverage,
-        config.cluster_node_timeout,
-    );
+    let mut state =
+        crate::cluster::ClusterState::new(&host, port, coverage, config.cluster_node_timeout);
     if config.cluster_enabled
         && let Ok(Some(topology)) = crate::cluster::load_topology(config)
     {

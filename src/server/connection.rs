@@ -936,7 +936,9 @@ async fn cluster_check<'m>(
 ) -> Option<crate::cluster::Redirect> {
     use crate::command::cluster::{Asking, Check, plan, resolve};
     let check = plan(shard, client, spec, args);
-    if spec.name != "asking" && client.multi.is_none() {
+    // As Redis' resetClient: neither ASKING nor MULTI, nor anything
+    // queued in a transaction, ends ASKING.
+    if !matches!(spec.name, "asking" | "multi") && client.multi.is_none() {
         client.cluster.asking = Asking::No;
     }
     match check {

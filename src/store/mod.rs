@@ -363,6 +363,11 @@ impl Db {
         self.slot_counts = Some(counts);
     }
 
+    /// Whether this shard serves a cluster node (it counts keys per slot).
+    pub fn cluster_mode(&self) -> bool {
+        self.slot_counts.is_some()
+    }
+
     /// How many keys of `slot` this shard holds (expired ones not yet
     /// removed included, as Redis' count); 0 outside cluster mode.
     pub fn count_in_slot(&self, slot: u16) -> u64 {

@@ -162,10 +162,27 @@ struct RunCtx {
     /// Set by the hook: why the script is being stopped.
     abort: Option<&'static str>,
     nshards: usize,
+    routing: crate::coord::Routing,
     /// Multi-shard mode (see `run_spread`): the connection's shard, the
     /// shards the script holds (ascending) and its transaction id.
     spread: Option<(Rc<Shard>, Vec<usize>, u64)>,
+    /// Cluster mode (issue 16): the topology and this node's place in it
+    /// when the script started; keys of slots it does not own are refused.
+    cluster: Option<(std::sync::Arc<crate::cluster::Topology>, Option<usize>)>,
 }
+
+/// A script's view of the cluster (None outside cluster mode).
+fn cluster_view(
+    shard: &Shard,
+) -> Option<(std::sync::Arc<crate::cluster::Topology>, Option<usize>)> {
+    shard.cluster_enabled().then(|| {
+        let state = shard.cluster();
+        (state.topology.clone(), state.me)
+    })
+}
+
+/// Redis 7.0's text for a key of a slot another node serves.
+const NON_LOCAL: &str = "ERR Script attempted to access a non local key in a cluster node";
 
 thread_local! {
     static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
@@ -702,7 +719,9 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
                 busy: false,
                 abort: None,
                 nshards: s.nshards(),
+                routing: s.routing(),
                 spread: None,
+                cluster: cluster_view(s),
             })
         });
         let _guard = CtxGuard(s.id());
@@ -981,9 +1000,14 @@ fn plan(
             return conn_command(spec.name, args).map(Plan::Answered);
         }
     };
-    let nshards = ctx.nshards;
-    let mut owners =
-        crate::coord::key_args(spec.keys(), args).map(|k| crate::coord::shard_of(k, nshards));
+    if let Some((topology, me)) = &ctx.cluster
+        && crate::coord::key_args(spec.keys(), args)
+            .any(|k| me.is_none() || topology.owner(crate::cluster::key_slot(k)) != *me)
+    {
+        return Err(NON_LOCAL.into());
+    }
+    let (nshards, routing) = (ctx.nshards, ctx.routing);
+    let mut owners = crate::coord::key_args(spec.keys(), args).map(|k| routing.shard(k, nshards));
     let target = owners.next().unwrap_or(here);
     let mut several = false;
     if !holds(target) {
@@ -1158,7 +1182,9 @@ pub(crate) async fn run_spread(
             busy: false,
             abort: None,
             nshards: shard.nshards(),
+            routing: shard.routing(),
             spread: Some((shard.clone(), held, tx)),
+            cluster: cluster_view(shard),
         })
     });
     let _guard = CtxGuard(shard.id());
