@@ -203,7 +203,7 @@ else
 import socket, sys, time
 topology, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
 def call(port, *args):
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     words = [a.encode() for a in args]
     s.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
     return s.recv(100)
@@ -216,9 +216,12 @@ for port in ports:
             pass
         time.sleep(0.1)
     else:
+        print(f"no +PONG from {port}", file=sys.stderr)
         sys.exit(1)
 for port in ports:
-    if call(port, "CLUSTER", "SETTOPOLOGY", topology) != b"+OK\r\n":
+    reply = call(port, "CLUSTER", "SETTOPOLOGY", topology)
+    if reply != b"+OK\r\n":
+        print(f"CLUSTER SETTOPOLOGY on {port}: {reply!r}", file=sys.stderr)
         sys.exit(1)
 PY
   cluster_url="redis://127.0.0.1:${cports[0]}"

@@ -89,11 +89,18 @@ pub(crate) fn plan(
     spec: &CommandSpec,
     args: &Args<'_>,
 ) -> Check {
+    // A command flagged `asking` (RESTORE-ASKING, which MIGRATE sends in
+    // cluster mode) counts as sent after ASKING, as Redis' CMD_ASKING.
+    let asking = if spec.flags.contains(&"asking") {
+        Asking::Next
+    } else {
+        client.cluster.asking
+    };
     if crate::command::command_info::keys_need_redis_finder(spec) {
         let keys = crate::command::command_info::keys_like_redis(spec, args);
-        return plan_keys(shard, client, is_migrate(spec), || keys.iter().copied());
+        return plan_keys(shard, asking, is_migrate(spec), || keys.iter().copied());
     }
-    plan_keys(shard, client, is_migrate(spec), || {
+    plan_keys(shard, asking, is_migrate(spec), || {
         key_args(spec.keys(), args)
     })
 }
@@ -101,12 +108,15 @@ pub(crate) fn plan(
 /// [`plan`] over any set of keys (EXEC passes every queued command's).
 fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     shard: &Shard,
-    client: &ClientState,
+    asking: Asking,
     migrate: bool,
     keys: impl Fn() -> I,
 ) -> Check {
     let mut slot = None;
-    let mut count = 0;
+    // As Redis' `multiple_keys`: another key name than the first (the same
+    // key named twice is one key).
+    let mut first_key: Option<&[u8]> = None;
+    let mut multiple = false;
     for key in keys() {
         let s = key_slot(key);
         match slot {
@@ -119,7 +129,11 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
         }
-        count += 1;
+        match first_key {
+            None => first_key = Some(key),
+            Some(first) if first != key => multiple = true,
+            _ => {}
+        }
     }
     let Some(slot) = slot else {
         return Check::Run;
@@ -133,10 +147,10 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         Serving::Mine => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } if migrate => Check::Run,
         Serving::Elsewhere { owner } => Check::Refuse(Redirect::Moved(slot, state.address(owner))),
-        Serving::Importing { owner } if client.cluster.asking == Asking::No => {
+        Serving::Importing { owner } if asking == Asking::No => {
             Check::Refuse(Redirect::Moved(slot, state.address(owner)))
         }
-        Serving::Importing { .. } if count == 1 => Check::Run,
+        Serving::Importing { .. } if !multiple => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } => Check::Lookup(Pending {
             slot,
             keys: keys().map(<[u8]>::to_vec).collect(),
@@ -190,7 +204,7 @@ pub(crate) async fn plan_exec(shard: &Shard, client: &ClientState) -> Option<Red
         })
         .collect();
     let keys = || found.iter().copied();
-    match plan_keys(shard, client, false, keys) {
+    match plan_keys(shard, client.cluster.asking, false, keys) {
         Check::Run => None,
         Check::Refuse(r) => Some(r),
         Check::Lookup(pending) => resolve(shard, pending).await,
