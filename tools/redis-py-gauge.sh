@@ -230,9 +230,12 @@ for port, pid in zip(ports, pids):
             pass
         time.sleep(0.1)
     else:
+        print(f"no +PONG from {port}", file=sys.stderr)
         sys.exit(1)
 for port in ports:
-    if call(port, "CLUSTER", "SETTOPOLOGY", topology) != b"+OK\r\n":
+    reply = call(port, "CLUSTER", "SETTOPOLOGY", topology)
+    if reply != b"+OK\r\n":
+        print(f"CLUSTER SETTOPOLOGY on {port}: {reply!r}", file=sys.stderr)
         sys.exit(1)
 PY
     then
