@@ -8,8 +8,13 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "top") {
         return kora::top::main(std::env::args_os().skip(2));
     }
+    // So is `kora cluster`, the tool that pushes the topology to the nodes.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "cluster") {
+        return kora::cluster::tool::main(std::env::args_os().skip(2));
+    }
     let command = Cli::command().after_help(
-        "Live view of a running server: kora top [--host H] [--port P] [--metrics-port M] (kora top --help)",
+        "Live view of a running server: kora top [--host H] [--port P] [--metrics-port M] (kora top --help)\n\
+         Cluster operations: kora cluster create|check|push|reshard|fix|info (kora cluster --help)",
     );
     let cli = match command
         .try_get_matches()

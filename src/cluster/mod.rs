@@ -28,6 +28,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod tool;
+
 /// How many hash slots a Redis cluster has.
 pub const SLOTS: usize = 16384;
 

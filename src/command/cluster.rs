@@ -113,8 +113,15 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     keys: impl Fn() -> I,
 ) -> Check {
     let mut slot = None;
-    let mut count = 0;
+    // As Redis' `multiple_keys`: several *different* keys (a transaction
+    // that sets and reads one key names one key).
+    let mut first: Option<&[u8]> = None;
+    let mut several = false;
     for key in keys() {
+        match first {
+            None => first = Some(key),
+            Some(f) => several |= f != key,
+        }
         let s = key_slot(key);
         match slot {
             // As Redis: a first key nobody serves answers CLUSTERDOWN
@@ -126,7 +133,6 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
         }
-        count += 1;
     }
     let Some(slot) = slot else {
         return Check::Run;
@@ -143,7 +149,7 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         Serving::Importing { owner } if asking == Asking::No => {
             Check::Refuse(Redirect::Moved(slot, state.address(owner)))
         }
-        Serving::Importing { .. } if count == 1 => Check::Run,
+        Serving::Importing { .. } if !several => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } => Check::Lookup(Pending {
             slot,
             keys: keys().map(<[u8]>::to_vec).collect(),
@@ -649,6 +655,17 @@ async fn setslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         }
     };
     crate::coord::cluster_update(shard, move |s| change(s)).await;
+    if action.as_slice() == b"NODE" {
+        // As Redis saves nodes.conf: a restarted node keeps the new owner
+        // even when no topology push follows (redis-cli --cluster reshard).
+        let topology = shard.cluster().topology.clone();
+        if let Err(e) = crate::cluster::save_topology(shard.config(), &topology) {
+            return out.error(&format!(
+                "ERR Slot assigned but not saved to {}: {e}",
+                shard.config().cluster_config_file
+            ));
+        }
+    }
     out.ok();
 }
 
