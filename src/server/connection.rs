@@ -791,7 +791,8 @@ pub async fn dispatch<'m>(
                 return Flow::Continue;
             }
             Verdict::Ran(reply) => {
-                let timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
+                let timer =
+                    CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
                 local_reply(pipe, timer, |buf| buf.extend_from_slice(&reply));
                 return Flow::Continue;
             }
