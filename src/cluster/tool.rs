@@ -896,6 +896,15 @@ fn push(file: &PathBuf, entry: Option<&Addr>, force: Force) -> Result<Outcome, S
                 highest + 1
             ));
         }
+        let stranded = stranded_keys(&layout, &targets);
+        if !stranded.is_empty() {
+            return Err(format!(
+                "pushing {} would leave keys where clients no longer look: {}; move those slots with \
+                 `kora cluster reshard` first (or push with --force)",
+                file.display(),
+                stranded.join("; ")
+            ));
+        }
     }
     let text = layout.text()?;
     if push_text(&text, &targets, force) > 0 {
@@ -908,6 +917,51 @@ fn push(file: &PathBuf, entry: Option<&Addr>, force: Force) -> Result<Outcome, S
         return Ok(Outcome::Problems);
     }
     check(&layout.nodes[0].addr)
+}
+
+/// Nodes that hold keys in slots they own now and would not own under
+/// `layout` (a push changes owners, it does not move keys). Nodes that do
+/// not answer are left to the push to report.
+fn stranded_keys(layout: &Layout, targets: &[Addr]) -> Vec<String> {
+    let mut found = Vec::new();
+    for addr in targets {
+        let Ok(mut conn) = Conn::open(addr, ADMIN_TIMEOUT) else {
+            continue;
+        };
+        let (Ok(id), Ok((_, current)), Ok(keys)) =
+            (conn.myid(), conn.topology(), conn.int(&[b"DBSIZE"]))
+        else {
+            continue;
+        };
+        let Some(me) = current.nodes.iter().position(|n| n.id == id) else {
+            continue;
+        };
+        if keys == 0 {
+            continue;
+        }
+        let next = layout.nodes.iter().position(|n| n.id == id);
+        let mut losing = vec![false; SLOTS];
+        let mut count = 0i64;
+        for slot in 0..SLOTS {
+            if current.owner[slot] != Some(me) || (next.is_some() && layout.owner[slot] == next) {
+                continue;
+            }
+            let n = conn
+                .int(&[b"CLUSTER", b"COUNTKEYSINSLOT", slot.to_string().as_bytes()])
+                .unwrap_or(0);
+            if n > 0 {
+                count += n;
+                losing[slot] = true;
+            }
+        }
+        if count > 0 {
+            found.push(format!(
+                "{addr} holds {count} key(s) in slots it would no longer own ({})",
+                show_ranges(&ranges_where(|s| losing[s]))
+            ));
+        }
+    }
+    found
 }
 
 /// The highest `cluster_current_epoch` among the nodes that answer.
