@@ -942,7 +942,7 @@ fn stranded_keys(layout: &Layout, targets: &[Addr]) -> Vec<String> {
         let next = layout.nodes.iter().position(|n| n.id == id);
         let mut losing = vec![false; SLOTS];
         let mut count = 0i64;
-        for slot in 0..SLOTS {
+        for (slot, lost) in losing.iter_mut().enumerate() {
             if current.owner[slot] != Some(me) || (next.is_some() && layout.owner[slot] == next) {
                 continue;
             }
@@ -951,7 +951,7 @@ fn stranded_keys(layout: &Layout, targets: &[Addr]) -> Vec<String> {
                 .unwrap_or(0);
             if n > 0 {
                 count += n;
-                losing[slot] = true;
+                *lost = true;
             }
         }
         if count > 0 {
