@@ -11,9 +11,6 @@
 //!
 //! What has no Redis counterpart (CLUSTER SETTOPOLOGY's epoch rules, the
 //! topology file across a restart) is checked against Kora alone.
-//! Comparisons Kora fails today are `#[ignore]`d with the bug they show
-//! (notes: helper-D.md); `cargo test --release --test cluster -- --ignored`
-//! runs them.
 
 mod common;
 mod redis_ref;
@@ -1041,7 +1038,6 @@ fn keyless_commands_run_anywhere_and_one_database() {
 /// ASKING then MULTI: Redis keeps the ASKING flag for the whole
 /// transaction.
 #[test]
-#[ignore = "core bug (helper-D.md #5): ASKING is cleared by MULTI, so the queued commands of an ASKING transaction are MOVED"]
 fn asking_holds_for_a_transaction() {
     compare(|p| {
         let (r0, k0) = (p.redis.nodes[0].1.clone(), p.kora.nodes[0].1.clone());
@@ -1072,7 +1068,6 @@ fn asking_holds_for_a_transaction() {
 
 /// EVAL / EVALSHA / FCALL: the declared keys are slot-checked.
 #[test]
-#[ignore = "core bug (helper-D.md #1): EVAL/EVALSHA/FCALL keys are not slot-checked (no key spec in the table)"]
 fn script_keys_are_slot_checked() {
     compare(|p| {
         p.script(
@@ -1095,7 +1090,6 @@ fn script_keys_are_slot_checked() {
 
 /// A script touching a key of another node's slot.
 #[test]
-#[ignore = "core bug (helper-D.md #2): redis.call on a key of a slot this node does not serve runs (declared key on the same shard) or fails with Kora's shard text"]
 fn script_non_local_keys() {
     compare(|p| {
         p.script(
@@ -1109,7 +1103,6 @@ fn script_non_local_keys() {
 
 /// Subcommands with keys (OBJECT, MEMORY USAGE) and SORT ... STORE.
 #[test]
-#[ignore = "core bug (helper-D.md #3): OBJECT/MEMORY USAGE keys and SORT's STORE key are not slot-checked"]
 fn keys_of_subcommands_and_sort_store() {
     compare(|p| {
         p.script(
@@ -1129,7 +1122,6 @@ fn keys_of_subcommands_and_sort_store() {
 /// words as keys, so keys of one hash tag answer CROSSSLOT (redis-py's own
 /// cluster suite fails 14 tests on this).
 #[test]
-#[ignore = "core bug (helper-D.md #7): non-key words (BLPOP timeout, numkeys, GEORADIUS args) are slot-checked as keys -> CROSSSLOT"]
 fn keys_of_one_tag_with_words_between() {
     compare(|p| {
         p.script(
@@ -1160,7 +1152,6 @@ fn keys_of_one_tag_with_words_between() {
 /// next key's slot: keys in two unserved slots are CLUSTERDOWN, not
 /// CROSSSLOT.
 #[test]
-#[ignore = "core bug (helper-D.md #8): CROSSSLOT is answered before CLUSTERDOWN Hash slot not served (Redis: first key unbound wins)"]
 fn unbound_first_key_beats_crossslot() {
     let dir = TempDir::new("lone2");
     let (mut redis, rport) = redis_node(&dir.0, &[]);
@@ -1177,7 +1168,6 @@ fn unbound_first_key_beats_crossslot() {
 
 /// MOVE and COPY ... DB in cluster mode, INFO's cluster section.
 #[test]
-#[ignore = "core bug (helper-D.md #4): MOVE / COPY DB texts, INFO cluster_enabled:0 in cluster mode"]
 fn one_database_texts_and_info() {
     compare(|p| {
         p.script(
@@ -1246,7 +1236,6 @@ fn clusterdown_before_a_topology_is_pushed() {
 /// Redis lists the node itself in CLUSTER NODES / SHARDS before it has
 /// slots or peers.
 #[test]
-#[ignore = "core bug (helper-D.md #6): CLUSTER NODES / SHARDS are empty before a topology (Redis lists myself)"]
 fn a_lone_node_lists_itself() {
     let kora = Server::start_with(1, &["--cluster-enabled", "yes"]);
     let mut k = Raw::connect(kora.port);

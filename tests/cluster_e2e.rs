@@ -1,9 +1,6 @@
-//! The cluster's end-to-end tests from issue 16 that need the parts other
-//! helpers build: `kora cluster create/reshard/check` (the tool), MIGRATE,
-//! peer health checks and the cluster metrics. Each is `#[ignore]`d with
-//! what it waits for; once those branches are merged the lead removes the
-//! `#[ignore]` lines (`cargo test --release --test cluster_e2e -- --ignored`
-//! runs them before that).
+//! The cluster's end-to-end tests from issue 16, over every part at once:
+//! `kora cluster create/reshard/check` (the tool), MIGRATE, peer health
+//! checks and the cluster metrics.
 //!
 //! - A reshard of 1000 slots while a client loops SET/GET with
 //!   verification: zero lost or wrong values, every MOVED / ASK followed
@@ -246,7 +243,6 @@ fn keys_in(prefix: &str, slots: std::ops::Range<u16>, count: usize) -> Vec<Strin
 /// every MOVED and ASK itself: no lost or wrong value, and the keys end
 /// where the new topology says.
 #[test]
-#[ignore = "needs `kora cluster create/reshard/check` (helper A, c16-A) and MIGRATE (helper B, c16-B)"]
 fn reshard_1000_slots_under_a_verifying_load() {
     let servers: Vec<Server> = (0..3)
         .map(|_| Server::start_with(2, &["--cluster-enabled", "yes"]))
@@ -472,7 +468,6 @@ fn info_field(port: u16, field: &str) -> String {
 /// cluster-require-full-coverage no only its slots are; back on its port
 /// with its topology file, it rejoins and the cluster is ok again.
 #[test]
-#[ignore = "needs peer health checks (helper B, c16-B)"]
 fn a_killed_node_takes_its_slots_down() {
     const TIMEOUT_MS: u64 = 500;
     let dir = TempDir::new("kill");
@@ -628,7 +623,6 @@ fn promql(port: u16, query: &str) -> Vec<serde_json::Value> {
 /// (a targets file as tools/cluster-targets.json): every node is up, each
 /// carries its own node id, and the cluster-wide sums add up.
 #[test]
-#[ignore = "needs the cluster metrics (helper C): kora_cluster_node_info, kora_cluster_slots_owned, kora_cluster_state"]
 fn prometheus_scrapes_all_three_nodes() {
     assert!(
         Command::new("prometheus").arg("--version").output().is_ok(),

@@ -1,9 +1,8 @@
 //! `kora cluster` against three real `kora --cluster-enabled yes` servers:
 //! create splits the slots as redis-cli does and every node serves that
 //! topology; check sees disagreement, holes and open slots; push takes a
-//! hand-written file; reshard and fix move slots with their keys (those
-//! three tests are `#[ignore]`d until MIGRATE lands: `cargo test --release
-//! --test cluster_tool -- --include-ignored`).
+//! hand-written file; reshard and fix move slots with their keys (with
+//! MIGRATE and RESTORE-ASKING).
 
 mod common;
 
@@ -361,7 +360,6 @@ fn push_a_topology_file_to_every_node() {
 }
 
 #[test]
-#[ignore = "needs MIGRATE (helper B, c16-B) sending RESTORE-ASKING, and RESTORE-ASKING run in an importing slot"]
 fn reshard_moves_slots_with_their_keys() {
     let nodes = three_nodes();
     create(&nodes);
@@ -448,7 +446,6 @@ fn reshard_moves_slots_with_their_keys() {
 }
 
 #[test]
-#[ignore = "needs MIGRATE (helper B, c16-B) sending RESTORE-ASKING, and RESTORE-ASKING run in an importing slot"]
 fn fix_finishes_a_move_left_open() {
     let nodes = three_nodes();
     create(&nodes);
@@ -556,7 +553,6 @@ fn password_protected_nodes() {
 }
 
 #[test]
-#[ignore = "needs MIGRATE (helper B, c16-B) sending RESTORE-ASKING, and RESTORE-ASKING run in an importing slot"]
 fn reshard_with_a_password() {
     let nodes = three_nodes();
     create(&nodes);

@@ -387,3 +387,165 @@ fn termios_of(fd: &OwnedFd) -> libc::termios {
         t
     }
 }
+
+/// `kora top --cluster` (issue 16): three cluster-mode servers with a
+/// topology pushed; one plain block has a row per node (id, address,
+/// health, state, slots, ops/s, keys) and a total row; a stopped node
+/// shows as unreachable while the others keep their rows.
+#[test]
+fn cluster_mode_shows_one_row_per_node_and_a_total() {
+    let mut servers: Vec<Server> = (0..3)
+        .map(|_| Server::start_with(2, &["--cluster-enabled", "yes"]))
+        .collect();
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    let topology = format!(
+        "epoch 1\nnode 127.0.0.1:{} 0-5460\nnode 127.0.0.1:{} 5461-10922\nnode 127.0.0.1:{} 10923-16383\n",
+        ports[0], ports[1], ports[2]
+    );
+    let mut ids = Vec::new();
+    for s in &servers {
+        let mut c = s.client();
+        let ok: String = common::q(&mut c, &["CLUSTER", "SETTOPOLOGY", &topology]);
+        assert_eq!(ok, "OK");
+        ids.push(common::q::<String>(&mut c, &["CLUSTER", "MYID"]));
+    }
+    // One key on each node, in its own slots: "x3" is slot 1984,
+    // "{user1}:a" 8106, "foo" 12182; two more on the first.
+    for (s, keys) in servers
+        .iter()
+        .zip([&["x3", "{x3}a", "{x3}b"][..], &["{user1}:a"], &["foo"]])
+    {
+        let mut c = s.client();
+        for k in keys {
+            let _: () = common::q(&mut c, &["SET", k, "v"]);
+        }
+    }
+    // Traffic on the first node while top measures.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut c = servers[0].client();
+    let load = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let _: Option<String> = common::q(&mut c, &["GET", "x3"]);
+        }
+    });
+    let entry = format!("127.0.0.1:{}", ports[1]);
+    let run = |iterations: &str| {
+        let child = Command::new(env!("CARGO_BIN_EXE_kora"))
+            .args(["top", "--cluster", &entry, "--iterations", iterations])
+            .args(["--interval", "0.5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        output_within(child, Duration::from_secs(20))
+    };
+    let out = run("1");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: HashMap<String, Vec<String>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f.len() >= 10)
+        .map(|f| (f[0].clone(), f))
+        .collect();
+    let slots = ["5461", "5462", "5461"];
+    let keys = ["3", "1", "1"];
+    for i in 0..3 {
+        let row = rows
+            .get(&ids[i][..8])
+            .unwrap_or_else(|| panic!("no row for {}:\n{stdout}", ids[i]));
+        // NODE ADDRESS HEALTH STATE SLOTS OPS/S P99 REDIR/S KEYS MEMORY(2 words)
+        assert_eq!(row[1], format!("127.0.0.1:{}", ports[i]), "{stdout}");
+        assert_eq!(
+            (row[2].as_str(), row[3].as_str()),
+            ("online", "ok"),
+            "{stdout}"
+        );
+        assert_eq!(row[4], slots[i], "{stdout}");
+        assert_eq!(row[8], keys[i], "{stdout}");
+    }
+    let busy: f64 = rows[&ids[0][..8]][5].parse().unwrap();
+    assert!(busy > 10.0, "the first node's ops/s: {stdout}");
+    assert!(seconds(&rows[&ids[0][..8]][6]) > 0.0, "{stdout}");
+    let total = rows
+        .get("TOTAL")
+        .unwrap_or_else(|| panic!("no total:\n{stdout}"));
+    // TOTAL 3 nodes SLOTS OPS/S P99 REDIR/S KEYS MEMORY
+    assert_eq!(
+        (total[1].as_str(), total[3].as_str()),
+        ("3", "16384"),
+        "{stdout}"
+    );
+    assert_eq!(total[7], "5", "{stdout}");
+    assert!(
+        stdout.contains("nodes 3 (3 see the cluster ok)  slots 16384/16384  epoch 1"),
+        "{stdout}"
+    );
+
+    // A stopped node: still listed by the others, its row unreachable.
+    let third = servers.pop().unwrap();
+    drop(third);
+    let out = run("1");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&ids[2][..8]))
+        .unwrap_or_else(|| panic!("no row for the stopped node:\n{stdout}"));
+    assert!(line.contains("unreachable"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{} 127.0.0.1:{}: cannot reach",
+            &ids[2][..8],
+            ports[2]
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{} 127.0.0.1:{} ", &ids[0][..8], ports[0])),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cluster_mode_against_a_standalone_server_or_nothing_fails() {
+    let s = Server::start(1);
+    let entry = format!("127.0.0.1:{}", s.port);
+    let out = Command::new(env!("CARGO_BIN_EXE_kora"))
+        .args([
+            "top",
+            "--cluster",
+            &entry,
+            "--iterations",
+            "1",
+            "--interval",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("This instance has cluster support disabled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for args in [
+        &["--cluster", "nocolon"][..],
+        &["--cluster", "h:1", "--port", "2"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kora"))
+            .arg("top")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::command::server::{KORA_VERSION, REDIS_VERSION};
 use crate::command::table::{HOT_NAMES, NUM_SLOTS, SLOT_OTHER, lookup, slot_name};
 use crate::metrics::ShardSnapshot;
+use crate::metrics::counters::REDIRECT_KINDS;
 use crate::metrics::errors::ERROR_KINDS;
 use crate::metrics::view::{LE_BOUNDS_SECONDS, MetricsView};
 
@@ -436,6 +437,8 @@ pub fn render(view: &MetricsView) -> String {
         let _ = writeln!(out, "{name} {value}");
     }
 
+    render_cluster(&mut out, view);
+
     family(
         &mut out,
         "kora_uptime_seconds",
@@ -466,4 +469,164 @@ pub fn render(view: &MetricsView) -> String {
         view.shards.len()
     );
     out
+}
+
+/// A label value with `\\`, `"` and newlines escaped, as the text format
+/// requires (an announced host name is free text).
+fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cluster mode (issue 16): `kora_cluster_enabled` always; the rest only
+/// in cluster mode, where they mean something (a standalone server would
+/// otherwise report a failed cluster). `kora_cluster_node_info` is an
+/// info metric: its labels join any series of this instance to its node
+/// id (`* on(instance) group_left(node_id) kora_cluster_node_info`).
+/// No per-slot series: 16384 of them would outweigh everything else.
+fn render_cluster(out: &mut String, view: &MetricsView) {
+    family(
+        out,
+        "kora_cluster_enabled",
+        "gauge",
+        "1 if the server runs in cluster mode (cluster-enabled yes), else 0.",
+    );
+    let _ = writeln!(out, "kora_cluster_enabled {}", view.cluster_enabled as u8);
+    if !view.cluster_enabled {
+        return;
+    }
+    // Counted by every shard, known from the start: always exported.
+    family(
+        out,
+        "kora_cluster_redirections_total",
+        "counter",
+        "Keyed commands answered with a redirection or refusal instead of running, by type: moved, ask, crossslot, tryagain, down (CLUSTERDOWN).",
+    );
+    for (kind, n) in REDIRECT_KINDS.iter().zip(view.merged.cluster_redirects) {
+        let _ = writeln!(
+            out,
+            "kora_cluster_redirections_total{{type=\"{kind}\"}} {n}"
+        );
+    }
+    // Shard 0's picture; absent only until it has answered once.
+    let Some(c) = &view.merged.cluster else {
+        return;
+    };
+    family(
+        out,
+        "kora_cluster_node_info",
+        "gauge",
+        "This node's cluster identity (CLUSTER MYID and its announced address); the value is always 1.",
+    );
+    let _ = writeln!(
+        out,
+        "kora_cluster_node_info{{node_id=\"{}\",address=\"{}\"}} 1",
+        label_value(&c.node_id),
+        label_value(&c.address)
+    );
+    let gauges: [(&str, &str, u64); 7] = [
+        (
+            "kora_cluster_state",
+            "1 if this node sees the cluster as ok (CLUSTER INFO cluster_state:ok), 0 if fail.",
+            c.state_ok as u64,
+        ),
+        (
+            "kora_cluster_slots_assigned",
+            "Hash slots with an owner in this node's topology (of 16384).",
+            c.slots_assigned,
+        ),
+        (
+            "kora_cluster_slots_ok",
+            "Hash slots whose owner is not marked fail.",
+            c.slots_ok,
+        ),
+        (
+            "kora_cluster_slots_owned",
+            "Hash slots this node serves.",
+            c.slots_owned,
+        ),
+        (
+            "kora_cluster_known_nodes",
+            "Nodes in this node's topology, itself included.",
+            c.known_nodes,
+        ),
+        (
+            "kora_cluster_epoch",
+            "Epoch of this node's topology (CLUSTER INFO cluster_current_epoch).",
+            c.epoch,
+        ),
+        (
+            "kora_cluster_nodes_failed",
+            "Peers this node marks fail (no answer to PING for cluster-node-timeout).",
+            c.nodes_failed,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::snapshot::ClusterFigures;
+
+    fn cluster_lines(view: &MetricsView) -> Vec<String> {
+        let mut out = String::new();
+        render_cluster(&mut out, view);
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn cluster_families_only_in_cluster_mode() {
+        let mut view = MetricsView::default();
+        assert_eq!(cluster_lines(&view), vec!["kora_cluster_enabled 0"]);
+        view.cluster_enabled = true;
+        view.merged.cluster_redirects = [3, 0, 1, 0, 2];
+        // Before shard 0 has answered: the counters, not a made-up state.
+        let lines = cluster_lines(&view);
+        assert_eq!(lines.len(), 6);
+        assert!(lines.contains(&"kora_cluster_redirections_total{type=\"moved\"} 3".into()));
+        assert!(lines.contains(&"kora_cluster_redirections_total{type=\"down\"} 2".into()));
+        view.merged.cluster = Some(ClusterFigures {
+            node_id: "ab".repeat(20),
+            address: "h\"x\\:1".into(),
+            state_ok: true,
+            slots_assigned: 16384,
+            slots_ok: 16000,
+            slots_owned: 5461,
+            known_nodes: 3,
+            epoch: 7,
+            nodes_failed: 1,
+        });
+        let lines = cluster_lines(&view);
+        let node_info = format!(
+            "kora_cluster_node_info{{node_id=\"{}\",address=\"h\\\"x\\\\:1\"}} 1",
+            "ab".repeat(20)
+        );
+        for want in [
+            node_info.as_str(),
+            "kora_cluster_state 1",
+            "kora_cluster_slots_assigned 16384",
+            "kora_cluster_slots_ok 16000",
+            "kora_cluster_slots_owned 5461",
+            "kora_cluster_known_nodes 3",
+            "kora_cluster_epoch 7",
+            "kora_cluster_nodes_failed 1",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want} not in {lines:?}");
+        }
+    }
 }

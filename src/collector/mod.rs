@@ -50,6 +50,8 @@ pub struct Collector {
     info_base: RefCell<Option<ShardSnapshot>>,
     since_reset: RefCell<Option<LatencyTotals>>,
     peak_memory: Cell<u64>,
+    /// `cluster-enabled` (fixed at start): `kora_cluster_enabled`.
+    cluster_enabled: bool,
 }
 
 fn snapshot_call() -> Call {
@@ -110,6 +112,7 @@ impl Collector {
         self.peak_memory
             .set(self.peak_memory.get().max(view.allocator.allocated));
         view.peak_memory_bytes = self.peak_memory.get();
+        view.cluster_enabled = self.cluster_enabled;
         view.uptime_seconds = self.started.elapsed().as_secs_f64();
         view.start_time_seconds = self
             .start_time
@@ -173,6 +176,7 @@ pub async fn collector_main(
         info_base: RefCell::new(None),
         since_reset: RefCell::new(None),
         peak_memory: Cell::new(0),
+        cluster_enabled: config.cluster_enabled,
     });
     // Shards ask the collector for views (INFO, LATENCY); building one
     // waits on every shard, so it runs as its own task.

@@ -89,11 +89,18 @@ pub(crate) fn plan(
     spec: &CommandSpec,
     args: &Args<'_>,
 ) -> Check {
+    // RESTORE-ASKING (Redis' `asking` flag, what MIGRATE sends in cluster
+    // mode) runs in an importing slot as if ASKING came before it.
+    let asking = if spec.flags.contains(&"asking") {
+        Asking::Next
+    } else {
+        client.cluster.asking
+    };
     if crate::command::command_info::keys_need_redis_finder(spec) {
         let keys = crate::command::command_info::keys_like_redis(spec, args);
-        return plan_keys(shard, client, is_migrate(spec), || keys.iter().copied());
+        return plan_keys(shard, asking, is_migrate(spec), || keys.iter().copied());
     }
-    plan_keys(shard, client, is_migrate(spec), || {
+    plan_keys(shard, asking, is_migrate(spec), || {
         key_args(spec.keys(), args)
     })
 }
@@ -101,13 +108,20 @@ pub(crate) fn plan(
 /// [`plan`] over any set of keys (EXEC passes every queued command's).
 fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     shard: &Shard,
-    client: &ClientState,
+    asking: Asking,
     migrate: bool,
     keys: impl Fn() -> I,
 ) -> Check {
     let mut slot = None;
-    let mut count = 0;
+    // As Redis' `multiple_keys`: several *different* keys (a transaction
+    // that sets and reads one key names one key).
+    let mut first: Option<&[u8]> = None;
+    let mut several = false;
     for key in keys() {
+        match first {
+            None => first = Some(key),
+            Some(f) => several |= f != key,
+        }
         let s = key_slot(key);
         match slot {
             // As Redis: a first key nobody serves answers CLUSTERDOWN
@@ -119,7 +133,6 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
             Some(first) if first != s => return Check::Refuse(Redirect::CrossSlot),
             _ => {}
         }
-        count += 1;
     }
     let Some(slot) = slot else {
         return Check::Run;
@@ -133,10 +146,10 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         Serving::Mine => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } if migrate => Check::Run,
         Serving::Elsewhere { owner } => Check::Refuse(Redirect::Moved(slot, state.address(owner))),
-        Serving::Importing { owner } if client.cluster.asking == Asking::No => {
+        Serving::Importing { owner } if asking == Asking::No => {
             Check::Refuse(Redirect::Moved(slot, state.address(owner)))
         }
-        Serving::Importing { .. } if count == 1 => Check::Run,
+        Serving::Importing { .. } if !several => Check::Run,
         Serving::Migrating { .. } | Serving::Importing { .. } => Check::Lookup(Pending {
             slot,
             keys: keys().map(<[u8]>::to_vec).collect(),
@@ -190,7 +203,7 @@ pub(crate) async fn plan_exec(shard: &Shard, client: &ClientState) -> Option<Red
         })
         .collect();
     let keys = || found.iter().copied();
-    match plan_keys(shard, client, false, keys) {
+    match plan_keys(shard, client.cluster.asking, false, keys) {
         Check::Run => None,
         Check::Refuse(r) => Some(r),
         Check::Lookup(pending) => resolve(shard, pending).await,
@@ -642,6 +655,17 @@ async fn setslot(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         }
     };
     crate::coord::cluster_update(shard, move |s| change(s)).await;
+    if action.as_slice() == b"NODE" {
+        // As Redis saves nodes.conf: a restarted node keeps the new owner
+        // even when no topology push follows (redis-cli --cluster reshard).
+        let topology = shard.cluster().topology.clone();
+        if let Err(e) = crate::cluster::save_topology(shard.config(), &topology) {
+            return out.error(&format!(
+                "ERR Slot assigned but not saved to {}: {e}",
+                shard.config().cluster_config_file
+            ));
+        }
+    }
     out.ok();
 }
 

@@ -198,6 +198,8 @@ pub mod pubsub; // Lua libraries for scripts (issue 14).
 pub mod functions;
 // Cluster mode (issue 16).
 pub mod cluster;
+// MIGRATE (issue 16).
+pub mod migrate;
 
 pub use table::{CommandSpec, Conn, HOT_NAMES, Kind, NUM_SLOTS, SLOT_OTHER, Slot, lookup};
 

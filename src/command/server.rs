@@ -637,7 +637,7 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
     }
     if wants("cluster") {
         section(&mut s, "Cluster");
-        s.push_str("cluster_enabled:0\r\n");
+        let _ = write!(s, "cluster_enabled:{}\r\n", shard.cluster_enabled() as u8);
     }
     if wants("keyspace") {
         section(&mut s, "Keyspace");

@@ -804,6 +804,22 @@ pub static COMMANDS: &[CommandSpec] = &with_slots([
     // Issue 13, dump family: DUMP/RESTORE (src/command/dump.rs).
     cmd!("dump", 2, R, (1, 1, 1), Keyed(dump::dump)),
     cmd!("restore", -4, WD, (1, 1, 1), Keyed(dump::restore)),
+    // MIGRATE (issue 16, src/command/migrate.rs) and the RESTORE it sends
+    // in cluster mode (`asking`: runs in a slot being imported).
+    cmd!(
+        "migrate",
+        -6,
+        WM,
+        movable(super::migrate::migrate_keys),
+        Run(Async(super::migrate::migrate))
+    ),
+    cmd!(
+        "restore-asking",
+        -4,
+        &["write", "denyoom", "asking"],
+        (1, 1, 1),
+        Keyed(dump::restore)
+    ),
     // SORT / SORT_RO (src/command/sort.rs): BY/GET patterns name keys on
     // any shard, so the connection runs them through `coord`.
     cmd!("sort", -2, WDM, (1, 1, 1), Run(Async(sort::sort))),
@@ -1454,6 +1470,7 @@ mod tests {
             "pfdebug",
             // DUMP/RESTORE and SORT (issue 13).
             "restore",
+            "restore-asking",
             "sort",
             // Sorted sets.
             "zadd",

@@ -24,6 +24,8 @@ const EVICT_TICK: Duration = Duration::from_millis(10);
 pub fn spawn_housekeeping(shard: &Rc<Shard>) {
     // Blocking commands (issue 13): wakes blocked clients after writes.
     super::blocking::spawn_dispatcher(shard);
+    // Cluster mode (issue 16): shard 0 PINGs the other nodes.
+    super::peer::spawn_health(shard);
 
     let s = shard.clone();
     glommio::spawn_local(async move {

@@ -29,6 +29,9 @@
 //! registry, runtime settings, [`Shutdown`] and housekeeping timers), whose
 //! fields are private to this module.
 //!
+//! [`peer`] is the one place a core talks to another *server* (MIGRATE,
+//! the cluster's peer checks), always async and within a timeout.
+//!
 //! May import: `store`, `metrics`, `protocol`, `config`.
 
 pub mod keylock;
@@ -38,6 +41,8 @@ pub mod mesh;
 pub mod txlock;
 // Pub/Sub (issue 14).
 pub mod pubsub;
+// Issue 16: Kora as a client of other servers (MIGRATE, cluster peers).
+pub mod peer;
 
 mod atomic;
 mod clients;

@@ -615,7 +615,44 @@ impl Shard {
             lazyfreed: db.lazyfreed_objects(),
             hotkeys: db.hot.top(),
         };
-        ShardSnapshot::take(self.id, &self.metrics, figures)
+        drop(db);
+        let mut snap = ShardSnapshot::take(self.id, &self.metrics, figures);
+        // Every core holds the same cluster picture: one copy is enough.
+        if self.id == 0 && self.cluster_enabled() {
+            snap.cluster = Some(self.cluster_figures());
+        }
+        snap
+    }
+
+    /// Cluster mode (issue 16): this core's cluster state as the values
+    /// `/metrics` shows (`kora_cluster_*`). O(nodes), never O(slots): the
+    /// served-slot count is kept by `ClusterState::refresh`.
+    fn cluster_figures(&self) -> crate::metrics::snapshot::ClusterFigures {
+        let state = self.cluster();
+        let t = &state.topology;
+        let address = match state.me {
+            Some(me) => t.nodes[me].address(),
+            None => {
+                // Not listed yet: the address its id is derived from.
+                let (host, port) = self.config.cluster_announce();
+                format!("{host}:{port}")
+            }
+        };
+        crate::metrics::snapshot::ClusterFigures {
+            node_id: state.my_id.to_string(),
+            address,
+            state_ok: state.ok(),
+            // Each slot has one owner at most: the nodes' counts add up
+            // (O(ranges), where slots_assigned scans 16384 entries).
+            slots_assigned: t.nodes.iter().map(|n| n.slot_count() as u64).sum(),
+            slots_ok: state.slots_ok() as u64,
+            slots_owned: state.me.map_or(0, |me| t.nodes[me].slot_count() as u64),
+            known_nodes: t.nodes.len() as u64,
+            epoch: t.epoch,
+            nodes_failed: (0..t.nodes.len())
+                .filter(|&i| state.health_of(i) == crate::cluster::Health::Fail)
+                .count() as u64,
+        }
     }
 
     /// The collector's merged view of every shard (INFO, LATENCY).

@@ -5,6 +5,7 @@
 //! the shard reads from its `Db`: metrics stays below the store.
 
 use super::ShardMetrics;
+use super::counters::REDIRECT_KINDS;
 use super::errors::NUM_ERROR_KINDS;
 use super::histogram::LatencyHistogram;
 use super::slots::{NUM_SLOTS, PerSlot, Slot};
@@ -81,6 +82,37 @@ pub struct ShardSnapshot {
     pub interval: Vec<(Slot, LatencyHistogram)>,
     /// Hot-key candidates with their estimates, highest first.
     pub hotkeys: Vec<(Vec<u8>, u64)>,
+    /// Cluster mode (issue 16): commands answered with a redirection or
+    /// refusal, by [`REDIRECT_KINDS`] (merged: the sums).
+    pub cluster_redirects: [u64; REDIRECT_KINDS.len()],
+    /// Cluster mode: this node's picture of its cluster. Every core keeps
+    /// the same copy, so only shard 0 reports it (merged: the first one
+    /// found); None on the other shards and outside cluster mode.
+    pub cluster: Option<ClusterFigures>,
+}
+
+/// What `/metrics` shows of a node's cluster state (`kora_cluster_*`),
+/// read by shard 0 from its own `ClusterState` copy: a plain value, so
+/// the collector never reads another core's state in place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterFigures {
+    /// This node's id (40 hex digits, CLUSTER MYID).
+    pub node_id: String,
+    /// This node's `host:port`, as MOVED names it.
+    pub address: String,
+    /// Redis' `cluster_state:ok`.
+    pub state_ok: bool,
+    /// Slots with an owner, and those whose owner is not failed.
+    pub slots_assigned: u64,
+    pub slots_ok: u64,
+    /// Slots this node owns.
+    pub slots_owned: u64,
+    /// Nodes in the topology (this one included, when listed).
+    pub known_nodes: u64,
+    /// The topology's epoch.
+    pub epoch: u64,
+    /// Peers marked fail (silent for `cluster-node-timeout`).
+    pub nodes_failed: u64,
 }
 
 /// What a snapshot needs from the shard's keyspace, read by the shard.
@@ -167,6 +199,10 @@ impl ShardSnapshot {
             slowlog_max_len: metrics.slowlog.max_len(),
             interval: metrics.histograms.take_interval(),
             hotkeys: db.hotkeys,
+            cluster_redirects: std::array::from_fn(|i| s.cluster_redirects[i].get()),
+            // Filled by the shard (it reads its ClusterState; metrics stays
+            // below the cluster module).
+            cluster: None,
         }
     }
 
@@ -236,6 +272,16 @@ impl ShardSnapshot {
         // SLOWLOG shows the newest max-len entries of all shards.
         self.slowlog_max_len = self.slowlog_max_len.max(other.slowlog_max_len);
         self.slowlog_len = (self.slowlog_len + other.slowlog_len).min(self.slowlog_max_len);
+        for (mine, theirs) in self
+            .cluster_redirects
+            .iter_mut()
+            .zip(other.cluster_redirects)
+        {
+            *mine += theirs;
+        }
+        if self.cluster.is_none() {
+            self.cluster.clone_from(&other.cluster);
+        }
         self.hotkeys.extend(other.hotkeys.iter().cloned());
         self.hotkeys
             .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -323,5 +369,27 @@ mod tests {
             (7, 150, 4, 2500)
         );
         assert_eq!(m.hotkeys, vec![(b"y".to_vec(), 9), (b"x".to_vec(), 5)]);
+    }
+
+    #[test]
+    fn merging_sums_redirects_and_keeps_the_one_cluster_picture() {
+        let figures = ClusterFigures {
+            node_id: "ab".repeat(20),
+            slots_owned: 5461,
+            ..Default::default()
+        };
+        let a = ShardSnapshot {
+            cluster_redirects: [1, 0, 2, 0, 3],
+            cluster: Some(figures.clone()),
+            ..Default::default()
+        };
+        let b = ShardSnapshot {
+            cluster_redirects: [4, 1, 0, 0, 0],
+            ..Default::default()
+        };
+        let m = ShardSnapshot::merged(&[b.clone(), a]);
+        assert_eq!(m.cluster_redirects, [5, 1, 2, 0, 3]);
+        assert_eq!(m.cluster, Some(figures));
+        assert_eq!(ShardSnapshot::merged(&[b]).cluster, None);
     }
 }

@@ -101,6 +101,9 @@ pub struct MetricsView {
     pub peak_memory_bytes: u64,
     /// Process-wide allocator figures at this round (src/alloc.rs).
     pub allocator: crate::alloc::ProcessMemory,
+    /// Whether the server runs in cluster mode (`kora_cluster_enabled`);
+    /// the cluster figures themselves are in `merged.cluster`.
+    pub cluster_enabled: bool,
 }
 
 impl MetricsView {
@@ -119,6 +122,7 @@ impl MetricsView {
             start_time_seconds: 0.0,
             peak_memory_bytes: 0,
             allocator: Default::default(),
+            cluster_enabled: false,
         }
     }
 

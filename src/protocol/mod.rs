@@ -1,4 +1,5 @@
-//! RESP2: the request parser and the reply encoder.
+//! RESP2: the request parser, the reply encoder, and the reply reader for
+//! when Kora is the client of another server.
 //!
 //! Layer: a leaf (see the crate docs, "Layers and imports"). Owns the wire
 //! format: parsing requests into argument ranges and encoding replies, with
@@ -9,5 +10,7 @@ mod args;
 pub mod parser;
 pub mod reply;
 pub(crate) mod sha1;
+// Issue 16: replies of other servers (MIGRATE, cluster peers).
+pub mod reply_reader;
 
 pub use args::Args;

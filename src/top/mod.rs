@@ -3,13 +3,15 @@
 //! keys. Every interval it scrapes `/metrics` (rates and latency quantiles
 //! come from the difference between two scrapes) and asks `HOTKEYS` over
 //! RESP. On a terminal it redraws one screen and quits on `q`; on a pipe it
-//! prints one plain block per interval.
+//! prints one plain block per interval. With `--cluster HOST:PORT` it
+//! watches every node of a cluster instead, one row each ([`cluster`]).
 //!
 //! Layer: none — a separate client of a running server (see the crate docs,
 //! "Layers and imports"). Owns `kora top`'s scrape parsing, its RESP client,
 //! the view and the terminal. Imports nothing from the rest of the crate and
 //! talks to the server over TCP only, like any operator tool.
 
+pub mod cluster;
 pub mod resp;
 pub mod scrape;
 pub mod term;
@@ -31,7 +33,8 @@ use self::view::{Context, Frame, Line};
 #[command(
     name = "kora top",
     about = "Live view of a running Kora server: ops/s and p50/p99 per command, memory, keys, \
-             network, clients, per-shard balance and hot keys. Quit with q.",
+             network, clients, per-shard balance and hot keys; with --cluster, one row per node \
+             of a cluster. Quit with q.",
     version
 )]
 pub struct TopArgs {
@@ -56,6 +59,16 @@ pub struct TopArgs {
     /// Plain text blocks even on a terminal (the default when stdout is not one).
     #[arg(long)]
     pub plain: bool,
+    /// Watch a whole cluster instead: HOST:PORT of any node (RESP). One row
+    /// per node from its CLUSTER NODES, each node's /metrics found with
+    /// CONFIG GET metrics-port on the node's own host.
+    #[arg(long, value_name = "HOST:PORT", value_parser = cluster_entry,
+          conflicts_with_all = ["host", "port", "metrics_port", "hotkeys"])]
+    pub cluster: Option<String>,
+}
+
+fn cluster_entry(s: &str) -> Result<String, String> {
+    cluster::parse_host_port(s).map(|_| s.to_string())
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -122,6 +135,9 @@ impl Hotkeys {
 /// Runs until the iterations are done, `q`, or a signal. Fails when the
 /// last refresh could not read the server.
 pub fn run(args: &TopArgs) -> Result<(), String> {
+    if let Some(entry) = &args.cluster {
+        return cluster::run(args, entry);
+    }
     let interval = Duration::from_secs_f64(args.interval);
     let timeout = interval.clamp(Duration::from_millis(500), Duration::from_secs(2));
     let terminal = !args.plain && term::is_terminal(libc::STDOUT_FILENO);

@@ -44,6 +44,25 @@ pub struct Scrape {
     pub expired: f64,
     pub uptime_seconds: f64,
     pub version: String,
+    /// Cluster mode (issue 16; `kora top --cluster`): what the node says
+    /// of itself. None/empty for a server outside cluster mode.
+    pub cluster: ClusterCounters,
+}
+
+/// The `kora_cluster_*` families a node exports in cluster mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterCounters {
+    /// `kora_cluster_enabled`.
+    pub enabled: bool,
+    /// `kora_cluster_node_info`'s `node_id` label.
+    pub node_id: String,
+    /// `kora_cluster_state`: whether the node sees its cluster as ok.
+    pub state_ok: Option<bool>,
+    pub slots_owned: Option<f64>,
+    pub epoch: Option<f64>,
+    pub nodes_failed: Option<f64>,
+    /// `kora_cluster_redirections_total`, all types.
+    pub redirections: f64,
 }
 
 impl Scrape {
@@ -64,6 +83,7 @@ impl Scrape {
             expired: 0.0,
             uptime_seconds: 0.0,
             version: String::new(),
+            cluster: ClusterCounters::default(),
         };
         for line in text.lines() {
             let Some(sample) = Sample::parse(line) else {
@@ -97,6 +117,15 @@ impl Scrape {
                 "kora_build_info" => {
                     s.version = sample.label("version").unwrap_or_default().to_string()
                 }
+                "kora_cluster_enabled" => s.cluster.enabled = sample.value == 1.0,
+                "kora_cluster_node_info" => {
+                    s.cluster.node_id = sample.label("node_id").unwrap_or_default().to_string()
+                }
+                "kora_cluster_state" => s.cluster.state_ok = Some(sample.value == 1.0),
+                "kora_cluster_slots_owned" => s.cluster.slots_owned = Some(sample.value),
+                "kora_cluster_epoch" => s.cluster.epoch = Some(sample.value),
+                "kora_cluster_nodes_failed" => s.cluster.nodes_failed = Some(sample.value),
+                "kora_cluster_redirections_total" => s.cluster.redirections += sample.value,
                 "kora_shard_up"
                 | "kora_shard_keys"
                 | "kora_shard_memory_used_bytes"
@@ -317,5 +346,33 @@ kora_build_info{version=\"0.1.0\",redis_version=\"7.2.4\",shards=\"2\"} 1
             }
         );
         assert_eq!(s.version, "0.1.0");
+        assert_eq!(s.cluster, ClusterCounters::default());
+    }
+
+    #[test]
+    fn scrape_reads_the_cluster_families() {
+        let text = "\
+kora_cluster_enabled 1
+kora_cluster_redirections_total{type=\"moved\"} 5
+kora_cluster_redirections_total{type=\"ask\"} 2
+kora_cluster_node_info{node_id=\"0123456789abcdef0123456789abcdef01234567\",address=\"127.0.0.1:7000\"} 1
+kora_cluster_state 0
+kora_cluster_slots_owned 5461
+kora_cluster_epoch 3
+kora_cluster_nodes_failed 1
+";
+        let s = Scrape::parse(text, Instant::now());
+        assert_eq!(
+            s.cluster,
+            ClusterCounters {
+                enabled: true,
+                node_id: "0123456789abcdef0123456789abcdef01234567".into(),
+                state_ok: Some(false),
+                slots_owned: Some(5461.0),
+                epoch: Some(3.0),
+                nodes_failed: Some(1.0),
+                redirections: 7.0,
+            }
+        );
     }
 }

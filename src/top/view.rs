@@ -126,7 +126,7 @@ impl Frame {
 /// Per-bucket growth between two scrapes of one command's histogram. A
 /// bucket count that went down means a restart: the whole current
 /// histogram is then the interval's.
-fn bucket_growth(before: &[(f64, f64)], now: &[(f64, f64)]) -> Vec<(f64, f64)> {
+pub(super) fn bucket_growth(before: &[(f64, f64)], now: &[(f64, f64)]) -> Vec<(f64, f64)> {
     let restarted = now
         .iter()
         .any(|(le, n)| before.iter().any(|(b_le, b_n)| b_le == le && b_n > n));
@@ -436,6 +436,7 @@ mod tests {
             expired: 0.0,
             uptime_seconds: 10.0,
             version: "0.1.0".into(),
+            cluster: Default::default(),
         }
     }
 
