@@ -513,6 +513,27 @@ fn bad_arguments_and_unreachable_entry() {
         out.contains(&format!("cannot reach 127.0.0.1:{port}")),
         "{out}"
     );
+    // A cluster-mode node that was never given a topology.
+    let fresh = cluster_node();
+    for args in [
+        &["check", &addr(&fresh)][..],
+        &["info", &addr(&fresh)],
+        &[
+            "reshard",
+            &addr(&fresh),
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--slots",
+            "1",
+        ],
+        &["fix", &addr(&fresh)],
+    ] {
+        let (code, out) = tool(args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains("has no topology"), "{args:?}: {out}");
+    }
     let (code, out) = tool(&["--help"]);
     assert_eq!(code, 0, "{out}");
     for sub in ["create", "check", "push", "reshard", "fix", "info"] {

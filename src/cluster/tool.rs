@@ -657,6 +657,17 @@ fn inspect(addr: &Addr) -> Result<NodeReport, String> {
     Ok(report)
 }
 
+/// The entry node's topology, which must list at least one node.
+fn entry_topology(entry: &Addr) -> Result<(String, Layout), String> {
+    let (text, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    if layout.nodes.is_empty() {
+        return Err(format!(
+            "{entry} has no topology: run `kora cluster create` or `kora cluster push` first"
+        ));
+    }
+    Ok((text, layout))
+}
+
 fn check(entry: &Addr) -> Result<Outcome, String> {
     let (text, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
     Ok(check_layout(entry, &text, &layout))
@@ -1103,7 +1114,7 @@ fn reshard(
     count: u32,
     moving: MoveArgs,
 ) -> Result<Outcome, String> {
-    let (text, mut layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (text, mut layout) = entry_topology(entry)?;
     let src = layout.find(from)?;
     let dst = layout.find(to)?;
     if src == dst {
@@ -1165,7 +1176,7 @@ fn reshard(
 }
 
 fn fix(entry: &Addr, moving: MoveArgs) -> Result<Outcome, String> {
-    let (_, mut layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (_, mut layout) = entry_topology(entry)?;
     let mut conns = open_all(&layout, moving.io_timeout())?;
     // slot → (source, destination), from either side's marker.
     let mut moves: BTreeMap<u16, (usize, usize)> = BTreeMap::new();
@@ -1223,7 +1234,7 @@ fn fix(entry: &Addr, moving: MoveArgs) -> Result<Outcome, String> {
 // info
 
 fn info(entry: &Addr) -> Result<Outcome, String> {
-    let (_, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (_, layout) = entry_topology(entry)?;
     let mut rows = vec![[
         "ID".to_string(),
         "ADDRESS".to_string(),
