@@ -188,39 +188,65 @@ if [ -n "${GAUGE_CLUSTER_URL:-}" ]; then
   cluster_url=$GAUGE_CLUSTER_URL
   cluster_target=$cluster_url
 else
-  cports=()
-  for _ in 0 1 2; do
-    cports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
-  done
-  topology=$(printf 'epoch 1\nnode 127.0.0.1:%s 0-5460\nnode 127.0.0.1:%s 5461-10922\nnode 127.0.0.1:%s 10923-16383\n' "${cports[@]}")
-  for i in 0 1 2; do
-    mkdir -p "$work/node$i"
-    (cd "$work/node$i" && exec "$bin" --port "${cports[$i]}" --metrics-port 0 --workers 2 \
-      --cluster-enabled yes) >"$work/node$i.log" 2>&1 &
-    cpids+=($!)
-  done
-  python3 - "$topology" "${cports[@]}" <<'PY' || { cat "$work"/node*.log >&2; die "Kora cluster did not start"; }
+  # Three nodes on free ports, one topology pushed to each. A port another
+  # process takes at the same moment (SO_REUSEPORT lets both listen) makes
+  # the push go astray: then the nodes start again on other ports.
+  started=0
+  for attempt in 1 2 3; do
+    cports=()
+    cpids=()
+    for _ in 0 1 2; do
+      cports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
+    done
+    topology=$(printf 'epoch 1\nnode 127.0.0.1:%s 0-5460\nnode 127.0.0.1:%s 5461-10922\nnode 127.0.0.1:%s 10923-16383\n' "${cports[@]}")
+    for i in 0 1 2; do
+      mkdir -p "$work/node$i"
+      (cd "$work/node$i" && exec "$bin" --port "${cports[$i]}" --metrics-port 0 --workers 2 \
+        --cluster-enabled yes) >"$work/node$i.log" 2>&1 &
+      cpids+=($!)
+    done
+    if python3 - "$topology" "${cpids[*]}" "${cports[@]}" <<'PY'
 import socket, sys, time
-topology, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+topology, pids, ports = sys.argv[1], sys.argv[2].split(), [int(p) for p in sys.argv[3:]]
 def call(port, *args):
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     words = [a.encode() for a in args]
     s.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
-    return s.recv(100)
-for port in ports:
+    data = b""
+    while not data.endswith(b"\r\n") or (data.startswith(b"$") and data.count(b"\r\n") < 2):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+for port, pid in zip(ports, pids):
     for _ in range(100):
         try:
-            if call(port, "PING") == b"+PONG\r\n":
+            # Ours, not another process' on the same port.
+            if call(port, "PING") == b"+PONG\r\n" and all(
+                    b"process_id:%s\r\n" % pid.encode() in call(port, "INFO", "server") for _ in range(4)):
                 break
         except OSError:
             pass
         time.sleep(0.1)
     else:
+        print(f"no +PONG from {port}", file=sys.stderr)
         sys.exit(1)
 for port in ports:
-    if call(port, "CLUSTER", "SETTOPOLOGY", topology) != b"+OK\r\n":
+    reply = call(port, "CLUSTER", "SETTOPOLOGY", topology)
+    if reply != b"+OK\r\n":
+        print(f"CLUSTER SETTOPOLOGY on {port}: {reply!r}", file=sys.stderr)
         sys.exit(1)
 PY
+    then
+      started=1
+      break
+    fi
+    kill "${cpids[@]}" 2>/dev/null || true
+    wait "${cpids[@]}" 2>/dev/null || true
+    echo "redis-py cluster gauge: the nodes did not start cleanly (attempt $attempt); again on other ports"
+  done
+  [ "$started" = 1 ] || { cat "$work"/node*.log >&2; die "Kora cluster did not start"; }
   cluster_url="redis://127.0.0.1:${cports[0]}"
   cluster_target="3 Kora nodes ($bin, 2 shards each)"
   # The suite's conftest takes cluster mode from INFO's cluster_enabled;

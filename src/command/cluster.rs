@@ -159,6 +159,9 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
 }
 
 /// Finishes a [`Check::Lookup`]: counts which keys exist on this node.
+/// For commands the connection runs itself (scripts, blocking commands)
+/// and queued ones; a keyed command runs through [`run_guarded`], which
+/// looks and runs in one step.
 pub(crate) async fn resolve(shard: &Shard, pending: Pending) -> Option<Redirect> {
     let mut present = 0;
     let parts: Vec<_> = pending
@@ -170,16 +173,71 @@ pub(crate) async fn resolve(shard: &Shard, pending: Pending) -> Option<Redirect>
     for found in crate::coord::on_parts(shard, parts).await {
         present += usize::from(found == Some(true));
     }
-    let missing = total - present;
-    match pending.serving {
-        _ if missing == 0 => None,
+    decide(shard, pending.slot, pending.serving, present, total)
+}
+
+/// Redis' answer in a moving slot once it is known how many of the
+/// command's `total` keys are `present` here.
+fn decide(
+    shard: &Shard,
+    slot: u16,
+    serving: Serving,
+    present: usize,
+    total: usize,
+) -> Option<Redirect> {
+    match serving {
+        _ if present == total => None,
         Serving::Migrating { to } if present == 0 => {
-            Some(Redirect::Ask(pending.slot, shard.cluster().address(to)))
+            Some(Redirect::Ask(slot, shard.cluster().address(to)))
         }
         // Some keys here, some gone (migrating), or several keys not all
         // imported yet (importing): the client must retry.
         _ => Some(Redirect::TryAgain),
     }
+}
+
+/// Runs a keyed command of a moving slot: on the slot's shard (keys go to
+/// shards by slot), in one step, its keys are looked up and, when the
+/// slot check lets it, the command runs. A MIGRATE on another connection
+/// cannot take a key between the look and the run, which would answer
+/// nil for a key that exists (Redis does both in one step too). The
+/// reply, or the redirection to answer instead.
+pub(crate) async fn run_guarded(
+    shard: &Shard,
+    pending: Pending,
+    op: crate::coord::Op,
+    args: &Args<'_>,
+) -> Result<Vec<u8>, Redirect> {
+    let target = crate::coord::Routing::slot_shard(pending.slot, shard.nshards());
+    // A moving slot is rare: the copy of the arguments is fine here.
+    let mut data = Vec::new();
+    let mut ranges = Vec::with_capacity(args.len());
+    for arg in args.iter_from(0) {
+        let start = data.len();
+        data.extend_from_slice(arg);
+        ranges.push((start, data.len()));
+    }
+    let Pending {
+        slot,
+        keys,
+        serving,
+    } = pending;
+    crate::coord::on(shard, target, move |s: &Shard| {
+        let present = {
+            let mut db = s.db();
+            keys.iter().filter(|k| db.contains(k)).count()
+        };
+        match decide(s, slot, serving, present, keys.len()) {
+            Some(redirect) => Err(redirect),
+            None => {
+                let mut out = Vec::new();
+                s.run_inline(op, &Args::new(&data, &ranges), &mut out);
+                Ok(out)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|| Ok(format!("-{}\r\n", crate::command::keys::SHARD_GONE).into_bytes()))
 }
 
 /// The slot check of EXEC: every queued command's keys together, as

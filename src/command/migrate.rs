@@ -93,11 +93,12 @@ struct Options<'a> {
 /// KEYS when `key` is empty; None when KEYS ends the command.
 pub fn migrate_keys(args: &Args<'_>) -> Option<(usize, usize)> {
     let (mut first, mut num) = (3, 1);
-    if args.len() > 6 && args.get(3).is_empty() {
-        if let Some(i) = (6..args.len()).find(|&i| args.is(i, "keys")) {
-            first = i + 1;
-            num = args.len() - first;
-        }
+    if args.len() > 6
+        && args.get(3).is_empty()
+        && let Some(i) = (6..args.len()).find(|&i| args.is(i, "keys"))
+    {
+        first = i + 1;
+        num = args.len() - first;
     }
     (num > 0).then(|| (first, first + num - 1))
 }

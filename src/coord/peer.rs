@@ -244,10 +244,13 @@ impl Peer {
     }
 }
 
+/// This core's MIGRATE connections by `host:port`, with whether the idle
+/// sweep is running.
+type Cache = (Vec<(Box<[u8]>, Peer)>, bool);
+
 thread_local! {
-    /// This core's MIGRATE connections by `host:port` (see the module
-    /// docs), with whether the idle sweep is running.
-    static CACHE: RefCell<(Vec<(Box<[u8]>, Peer)>, bool)> = const { RefCell::new((Vec::new(), false)) };
+    /// This core's connection cache (see the module docs).
+    static CACHE: RefCell<Cache> = const { RefCell::new((Vec::new(), false)) };
 }
 
 /// The cache key of `host` and `port` (the arguments as given, as Redis).
@@ -474,7 +477,7 @@ mod tests {
 
     fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
         glommio::LocalExecutorBuilder::default()
-            .spawn(move || f())
+            .spawn(f)
             .unwrap()
             .join()
             .unwrap();

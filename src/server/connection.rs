@@ -777,15 +777,25 @@ pub async fn dispatch<'m>(
         && let Some(spec) = spec
         && spec.arity_ok(args.len())
         && (!auth::auth_required(shard, client) || auth::allowed_before_auth(spec))
-        && let Some(redirect) = cluster_check(shard, client, spec, args, pipe, out).await
     {
-        crate::command::transaction::reject_queued(client);
-        let mut timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
-        timer.set_rejected();
-        local_reply(pipe, timer, |buf| {
-            crate::command::cluster::refuse(shard, &redirect, buf)
-        });
-        return Flow::Continue;
+        match cluster_check(shard, client, spec, args, pipe, out).await {
+            Verdict::Run => {}
+            Verdict::Refuse(redirect) => {
+                crate::command::transaction::reject_queued(client);
+                let mut timer =
+                    CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
+                timer.set_rejected();
+                local_reply(pipe, timer, |buf| {
+                    crate::command::cluster::refuse(shard, &redirect, buf)
+                });
+                return Flow::Continue;
+            }
+            Verdict::Ran(reply) => {
+                let timer = CommandTimer::start(metrics, crate::command::table::slot_of(spec, args));
+                local_reply(pipe, timer, |buf| buf.extend_from_slice(&reply));
+                return Flow::Continue;
+            }
+        }
     }
     if client.multi.is_some()
         && let Some(spec) = spec
@@ -923,9 +933,20 @@ pub async fn dispatch<'m>(
     Flow::Continue
 }
 
-/// The cluster slot check of one command (`command::cluster`): None to
-/// run it. ASKING holds for the next command only (for a whole
-/// transaction while queuing, as Redis).
+/// What the cluster slot check decided for one command.
+enum Verdict {
+    /// Route and run it as usual.
+    Run,
+    /// Answer this instead.
+    Refuse(crate::cluster::Redirect),
+    /// It ran already, guarded (a keyed command of a moving slot): its
+    /// reply.
+    Ran(Vec<u8>),
+}
+
+/// The cluster slot check of one command (`command::cluster`). ASKING
+/// holds for the next command only (for a whole transaction while
+/// queuing, as Redis).
 async fn cluster_check<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
@@ -933,8 +954,8 @@ async fn cluster_check<'m>(
     args: &Args<'_>,
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
-) -> Option<crate::cluster::Redirect> {
-    use crate::command::cluster::{Asking, Check, plan, resolve};
+) -> Verdict {
+    use crate::command::cluster::{Asking, Check, plan, resolve, run_guarded};
     let check = plan(shard, client, spec, args);
     // As Redis' resetClient: neither ASKING nor MULTI, nor anything
     // queued in a transaction, ends ASKING.
@@ -942,13 +963,29 @@ async fn cluster_check<'m>(
         client.cluster.asking = Asking::No;
     }
     match check {
-        Check::Run => None,
-        Check::Refuse(redirect) => Some(redirect),
+        Check::Run => Verdict::Run,
+        Check::Refuse(redirect) => Verdict::Refuse(redirect),
         Check::Lookup(pending) => {
             // Whether the keys are here must see the pipeline's earlier
             // writes (a slot being migrated: rare).
             complete_all(shard, client, args.buf(), pipe, out).await;
-            resolve(shard, pending).await
+            let handler = match spec.kind {
+                Kind::Keyed(handler) => Some(handler),
+                Kind::Multi { whole, .. } => Some(whole),
+                Kind::Conn(_) => None,
+            };
+            match handler {
+                Some(handler) if client.multi.is_none() => {
+                    match run_guarded(shard, pending, spec.op(handler), args).await {
+                        Ok(reply) => Verdict::Ran(reply),
+                        Err(redirect) => Verdict::Refuse(redirect),
+                    }
+                }
+                _ => match resolve(shard, pending).await {
+                    Some(redirect) => Verdict::Refuse(redirect),
+                    None => Verdict::Run,
+                },
+            }
         }
     }
 }
