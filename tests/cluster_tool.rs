@@ -294,6 +294,39 @@ fn push_a_topology_file_to_every_node() {
             ]
         );
     }
+    // A push that takes slots holding keys away from their node is
+    // refused (the keys would stay where no client looks), unless --force.
+    let key = (0..)
+        .map(|i| format!("p:{i}"))
+        .find(|k| key_slot(k.as_bytes()) < 99)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("v")
+        .query(&mut nodes[0].client())
+        .unwrap();
+    let moved_away = format!(
+        "epoch 11\nnode {} 99\nnode {} 0-98 100-16000\nnode {} 16001-16383\n",
+        addr(&nodes[0]),
+        addr(&nodes[1]),
+        addr(&nodes[2])
+    );
+    std::fs::write(&file, &moved_away).unwrap();
+    let (code, out) = tool(&["push", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} holds 1 key(s) in slots it would no longer own ({})",
+            addr(&nodes[0]),
+            key_slot(key.as_bytes())
+        )),
+        "{out}"
+    );
+    assert_eq!(epoch(&nodes[0]), 10);
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query(&mut nodes[0].client())
+        .unwrap();
     // An older epoch is refused before any node sees it.
     std::fs::write(
         &file,
@@ -480,6 +513,27 @@ fn bad_arguments_and_unreachable_entry() {
         out.contains(&format!("cannot reach 127.0.0.1:{port}")),
         "{out}"
     );
+    // A cluster-mode node that was never given a topology.
+    let fresh = cluster_node();
+    for args in [
+        &["check", &addr(&fresh)][..],
+        &["info", &addr(&fresh)],
+        &[
+            "reshard",
+            &addr(&fresh),
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--slots",
+            "1",
+        ],
+        &["fix", &addr(&fresh)],
+    ] {
+        let (code, out) = tool(args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains("has no topology"), "{args:?}: {out}");
+    }
     let (code, out) = tool(&["--help"]);
     assert_eq!(code, 0, "{out}");
     for sub in ["create", "check", "push", "reshard", "fix", "info"] {

@@ -657,6 +657,17 @@ fn inspect(addr: &Addr) -> Result<NodeReport, String> {
     Ok(report)
 }
 
+/// The entry node's topology, which must list at least one node.
+fn entry_topology(entry: &Addr) -> Result<(String, Layout), String> {
+    let (text, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    if layout.nodes.is_empty() {
+        return Err(format!(
+            "{entry} has no topology: run `kora cluster create` or `kora cluster push` first"
+        ));
+    }
+    Ok((text, layout))
+}
+
 fn check(entry: &Addr) -> Result<Outcome, String> {
     let (text, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
     Ok(check_layout(entry, &text, &layout))
@@ -896,6 +907,15 @@ fn push(file: &PathBuf, entry: Option<&Addr>, force: Force) -> Result<Outcome, S
                 highest + 1
             ));
         }
+        let stranded = stranded_keys(&layout, &targets);
+        if !stranded.is_empty() {
+            return Err(format!(
+                "pushing {} would leave keys where clients no longer look: {}; move those slots with \
+                 `kora cluster reshard` first (or push with --force)",
+                file.display(),
+                stranded.join("; ")
+            ));
+        }
     }
     let text = layout.text()?;
     if push_text(&text, &targets, force) > 0 {
@@ -908,6 +928,51 @@ fn push(file: &PathBuf, entry: Option<&Addr>, force: Force) -> Result<Outcome, S
         return Ok(Outcome::Problems);
     }
     check(&layout.nodes[0].addr)
+}
+
+/// Nodes that hold keys in slots they own now and would not own under
+/// `layout` (a push changes owners, it does not move keys). Nodes that do
+/// not answer are left to the push to report.
+fn stranded_keys(layout: &Layout, targets: &[Addr]) -> Vec<String> {
+    let mut found = Vec::new();
+    for addr in targets {
+        let Ok(mut conn) = Conn::open(addr, ADMIN_TIMEOUT) else {
+            continue;
+        };
+        let (Ok(id), Ok((_, current)), Ok(keys)) =
+            (conn.myid(), conn.topology(), conn.int(&[b"DBSIZE"]))
+        else {
+            continue;
+        };
+        let Some(me) = current.nodes.iter().position(|n| n.id == id) else {
+            continue;
+        };
+        if keys == 0 {
+            continue;
+        }
+        let next = layout.nodes.iter().position(|n| n.id == id);
+        let mut losing = vec![false; SLOTS];
+        let mut count = 0i64;
+        for (slot, lost) in losing.iter_mut().enumerate() {
+            if current.owner[slot] != Some(me) || (next.is_some() && layout.owner[slot] == next) {
+                continue;
+            }
+            let n = conn
+                .int(&[b"CLUSTER", b"COUNTKEYSINSLOT", slot.to_string().as_bytes()])
+                .unwrap_or(0);
+            if n > 0 {
+                count += n;
+                *lost = true;
+            }
+        }
+        if count > 0 {
+            found.push(format!(
+                "{addr} holds {count} key(s) in slots it would no longer own ({})",
+                show_ranges(&ranges_where(|s| losing[s]))
+            ));
+        }
+    }
+    found
 }
 
 /// The highest `cluster_current_epoch` among the nodes that answer.
@@ -1049,7 +1114,7 @@ fn reshard(
     count: u32,
     moving: MoveArgs,
 ) -> Result<Outcome, String> {
-    let (text, mut layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (text, mut layout) = entry_topology(entry)?;
     let src = layout.find(from)?;
     let dst = layout.find(to)?;
     if src == dst {
@@ -1111,7 +1176,7 @@ fn reshard(
 }
 
 fn fix(entry: &Addr, moving: MoveArgs) -> Result<Outcome, String> {
-    let (_, mut layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (_, mut layout) = entry_topology(entry)?;
     let mut conns = open_all(&layout, moving.io_timeout())?;
     // slot → (source, destination), from either side's marker.
     let mut moves: BTreeMap<u16, (usize, usize)> = BTreeMap::new();
@@ -1169,7 +1234,7 @@ fn fix(entry: &Addr, moving: MoveArgs) -> Result<Outcome, String> {
 // info
 
 fn info(entry: &Addr) -> Result<Outcome, String> {
-    let (_, layout) = Conn::open(entry, ADMIN_TIMEOUT)?.topology()?;
+    let (_, layout) = entry_topology(entry)?;
     let mut rows = vec![[
         "ID".to_string(),
         "ADDRESS".to_string(),
