@@ -17,11 +17,10 @@ mod redis_ref;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, shard_of};
+use common::{Server, TempDir, free_port, shard_of};
 use kora::cluster::{key_slot, node_id_for};
 
 // ---------------------------------------------------------------------------
@@ -168,27 +167,6 @@ fn words(line: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------
 // The two clusters.
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "kora-cluster-test-{what}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A process killed when dropped, also when a test fails before its end.
 struct Killed(Child);

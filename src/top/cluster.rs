@@ -583,31 +583,17 @@ pub fn run(args: &super::TopArgs, entry: &str) -> Result<(), String> {
                 }
             }
         };
-        if let Some(lines) = lines {
-            let shown = if terminal {
-                super::draw_screen(&lines)
-            } else {
-                super::print_block(&lines)
-            };
-            if shown.is_err() {
-                return Ok(());
-            }
-        }
-        if args.iterations.is_some_and(|n| refreshes >= n) {
-            break;
-        }
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            next = now;
-        }
-        match &screen {
-            Some(screen) => {
-                if screen.wait_for_quit(next) {
-                    break;
-                }
-            }
-            None => std::thread::sleep(next.saturating_duration_since(Instant::now())),
+        match super::show_and_wait(
+            lines.as_deref(),
+            screen.as_ref(),
+            args,
+            refreshes,
+            &mut next,
+        ) {
+            super::Pace::Again => {}
+            super::Pace::Done => break,
+            // The reader went away (closed pipe): nothing left to do.
+            super::Pace::Closed => return Ok(()),
         }
     }
     drop(screen);

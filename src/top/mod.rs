@@ -201,32 +201,17 @@ pub fn run(args: &TopArgs) -> Result<(), String> {
         if let Ok(current) = scraped {
             previous = Some(current);
         }
-        if let Some(lines) = lines {
-            let shown = if terminal {
-                draw_screen(&lines)
-            } else {
-                print_block(&lines)
-            };
-            if shown.is_err() {
-                // The reader went away (closed pipe): nothing left to do.
-                return Ok(());
-            }
-        }
-        if args.iterations.is_some_and(|n| refreshes >= n) {
-            break;
-        }
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            next = now;
-        }
-        match &screen {
-            Some(screen) => {
-                if screen.wait_for_quit(next) {
-                    break;
-                }
-            }
-            None => std::thread::sleep(next.saturating_duration_since(Instant::now())),
+        match show_and_wait(
+            lines.as_deref(),
+            screen.as_ref(),
+            args,
+            refreshes,
+            &mut next,
+        ) {
+            Pace::Again => {}
+            Pace::Done => break,
+            // The reader went away (closed pipe): nothing left to do.
+            Pace::Closed => return Ok(()),
         }
     }
     drop(screen);
@@ -256,6 +241,54 @@ fn command_rows_that_fit(terminal: bool, frame: &Frame, hotkeys: u32) -> usize {
     // title, summary, 3 blank lines, 3 headings, the "more" line.
     let fixed = 9 + frame.shards.len() + hotkeys as usize;
     rows.saturating_sub(fixed).max(3)
+}
+
+/// What the refresh loop does next.
+pub(crate) enum Pace {
+    /// Refresh again (the interval has passed).
+    Again,
+    /// The iterations are done or the user pressed `q`.
+    Done,
+    /// The output went away (closed pipe).
+    Closed,
+}
+
+/// Shows a frame (full screen on a terminal, else printed as a block), then
+/// waits for the next refresh: one `--interval` after the last, or right
+/// away when that is past. Shared by `kora top` and `kora top --cluster`.
+pub(crate) fn show_and_wait(
+    lines: Option<&[Line]>,
+    screen: Option<&term::Screen>,
+    args: &TopArgs,
+    refreshes: u64,
+    next: &mut Instant,
+) -> Pace {
+    if let Some(lines) = lines {
+        let shown = if screen.is_some() {
+            draw_screen(lines)
+        } else {
+            print_block(lines)
+        };
+        if shown.is_err() {
+            return Pace::Closed;
+        }
+    }
+    if args.iterations.is_some_and(|n| refreshes >= n) {
+        return Pace::Done;
+    }
+    *next += Duration::from_secs_f64(args.interval);
+    let now = Instant::now();
+    if *next < now {
+        *next = now;
+    }
+    match screen {
+        Some(screen) if screen.wait_for_quit(*next) => Pace::Done,
+        Some(_) => Pace::Again,
+        None => {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            Pace::Again
+        }
+    }
 }
 
 fn print_block(lines: &[Line]) -> io::Result<()> {

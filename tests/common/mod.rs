@@ -305,3 +305,25 @@ pub fn error_text(err: &redis::RedisError) -> String {
         _ => err.to_string(),
     }
 }
+
+/// A directory under the system temp dir, removed on drop; `what` names
+/// the test in its name.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "kora-test-{what}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
