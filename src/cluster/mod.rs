@@ -485,14 +485,15 @@ impl Redirect {
         }
     }
 
-    /// The metric label of this kind of answer.
-    pub fn kind(&self) -> &'static str {
+    /// This kind of answer's index in `metrics::counters::REDIRECT_KINDS` (its
+    /// metric label).
+    pub fn kind(&self) -> usize {
         match self {
-            Redirect::Moved(..) => "moved",
-            Redirect::Ask(..) => "ask",
-            Redirect::CrossSlot => "crossslot",
-            Redirect::TryAgain => "tryagain",
-            Redirect::Unbound | Redirect::Down => "down",
+            Redirect::Moved(..) => 0,
+            Redirect::Ask(..) => 1,
+            Redirect::CrossSlot => 2,
+            Redirect::TryAgain => 3,
+            Redirect::Unbound | Redirect::Down => 4,
         }
     }
 }
@@ -658,6 +659,18 @@ mod tests {
                 assert_eq!(crc16(&data[start..end]), bitwise(&data[start..end]));
             }
         }
+    }
+
+    #[test]
+    fn redirects_are_counted_under_their_labels() {
+        use crate::metrics::counters::REDIRECT_KINDS;
+        let label = |r: Redirect| REDIRECT_KINDS[r.kind()];
+        assert_eq!(label(Redirect::Moved(1, "a:1".into())), "moved");
+        assert_eq!(label(Redirect::Ask(1, "a:1".into())), "ask");
+        assert_eq!(label(Redirect::CrossSlot), "crossslot");
+        assert_eq!(label(Redirect::TryAgain), "tryagain");
+        assert_eq!(label(Redirect::Unbound), "down");
+        assert_eq!(label(Redirect::Down), "down");
     }
 
     #[test]

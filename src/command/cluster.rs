@@ -112,6 +112,7 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     migrate: bool,
     keys: impl Fn() -> I,
 ) -> Check {
+    let state = shard.cluster();
     let mut slot = None;
     // As Redis' `multiple_keys`: several *different* keys (a transaction
     // that sets and reads one key names one key).
@@ -126,7 +127,7 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
         match slot {
             // As Redis: a first key nobody serves answers CLUSTERDOWN
             // before the other keys are compared with it.
-            None if shard.cluster().topology.owner(s).is_none() => {
+            None if state.topology.owner(s).is_none() => {
                 return Check::Refuse(Redirect::Unbound);
             }
             None => slot = Some(s),
@@ -137,7 +138,6 @@ fn plan_keys<'a, I: Iterator<Item = &'a [u8]>>(
     let Some(slot) = slot else {
         return Check::Run;
     };
-    let state = shard.cluster();
     let serving = match state.serving(slot) {
         Ok(s) => s,
         Err(down) => return Check::Refuse(down),

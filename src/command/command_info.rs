@@ -448,11 +448,9 @@ pub(crate) fn keys_like_redis<'a>(spec: &CommandSpec, args: &Args<'a>) -> Vec<&'
 }
 
 /// Whether [`keys_like_redis`] may find other keys than the table's
-/// positions: scripts and functions, containers, movable keys, a last key
-/// counted from the end beyond the last argument (BLPOP's timeout).
+/// positions: scripts and functions, containers, movable keys.
 pub(crate) fn keys_need_redis_finder(spec: &CommandSpec) -> bool {
     spec.movable.is_some()
-        || spec.last_key < -1
         || !spec.subs.is_empty()
         || matches!(spec.kind, crate::command::Kind::Conn(_))
 }

@@ -152,7 +152,9 @@ pub fn key_args<'a>(keys: KeySpec, args: &Args<'a>) -> impl Iterator<Item = &'a 
             let first = keys.first.max(0) as usize;
             let end = match keys.last {
                 _ if first == 0 => 0,
-                last if last < 0 => args.len(),
+                // Counted from the end: -1 is the last argument, -2 the
+                // one before (BLPOP's keys stop before its timeout).
+                last if last < 0 => (args.len() as i64 + last as i64 + 1).max(0) as usize,
                 last => (last as usize + 1).min(args.len()),
             };
             (first, end, keys.step.max(1) as usize)
