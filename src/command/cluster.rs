@@ -761,7 +761,13 @@ async fn settopology(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
     }
     let topology = Arc::new(topology);
     let shared = topology.clone();
-    crate::coord::cluster_update(shard, move |s| s.set_topology(shared.clone())).await;
+    // Each core gets a copy of its own: a script run clones its core's
+    // `Arc`, and a count shared by every core would be an atomic shared
+    // across cores on the data path.
+    crate::coord::cluster_update(shard, move |s| {
+        s.set_topology(Arc::new(Topology::clone(&shared)))
+    })
+    .await;
     match crate::cluster::save_topology(shard.config(), &topology) {
         Ok(()) => out.ok(),
         Err(e) => out.error(&format!(
