@@ -227,14 +227,14 @@ impl Topology {
                 }
             }
         }
-        for (i, node) in nodes.iter().enumerate() {
-            if nodes[..i].iter().any(|n| n.id == node.id) {
+        // Sets, not pairwise comparisons: a text may list many nodes.
+        let mut ids = std::collections::HashSet::with_capacity(nodes.len());
+        let mut addresses = std::collections::HashSet::with_capacity(nodes.len());
+        for node in &nodes {
+            if !ids.insert(node.id) {
                 return Err(format!("node id {} is listed twice", node.id));
             }
-            if nodes[..i]
-                .iter()
-                .any(|n| n.host == node.host && n.port == node.port)
-            {
+            if !addresses.insert((node.host.as_str(), node.port)) {
                 return Err(format!("address {} is listed twice", node.address()));
             }
         }
