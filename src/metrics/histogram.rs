@@ -6,6 +6,16 @@
 //! collector adds them into its running totals, clears them and sends them
 //! back as spares, so the zeroing and merging happen on the collector's
 //! core, not on the data path.
+//!
+//! The shard side is Kora's own [`IntervalHistogram`]: hdrhistogram's
+//! bucket layout for [`LOWEST_NS`] and [`SIGFIG`], counted in a plain array.
+//! `hdrhistogram::Histogram::record` also bounds-checks, saturates, and
+//! keeps min, max and total up to date on every call (~60 instructions,
+//! the largest part of a command's instrumentation); recording here is an
+//! index computation and an increment. The collector adds each non-empty
+//! bucket into an `hdrhistogram::Histogram` with the same bounds, where it
+//! lands in the same bucket, so the totals, quantiles and exposition are
+//! exactly what recording into `hdrhistogram` directly would give.
 
 use std::cell::RefCell;
 
@@ -20,26 +30,113 @@ pub const LOWEST_NS: u64 = 1;
 pub const HIGHEST_NS: u64 = 60_000_000_000;
 pub const SIGFIG: u8 = 3;
 
-pub type LatencyHistogram = Box<Histogram<u64>>;
-
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
 }
 
+/// hdrhistogram's layout for `LOWEST_NS` = 1 and `SIGFIG` = 3: 2048
+/// sub-buckets (the smallest power of two ≥ 2 × 10³), the upper half of
+/// each bucket after the first in use, unit magnitude 0.
+const SUB_BUCKET_COUNT_MAGNITUDE: u32 = 11;
+const SUB_BUCKET_HALF_MAGNITUDE: u32 = SUB_BUCKET_COUNT_MAGNITUDE - 1;
+const SUB_BUCKET_HALF_COUNT: usize = 1 << SUB_BUCKET_HALF_MAGNITUDE;
+const SUB_BUCKET_MASK: u64 = (1 << SUB_BUCKET_COUNT_MAGNITUDE) - 1;
+const LEADING_ZERO_BASE: u32 = 64 - SUB_BUCKET_COUNT_MAGNITUDE;
+
+/// The counts index of `value` (hdrhistogram's `index_for`).
+#[inline]
+fn index_of(value: u64) -> usize {
+    let bucket = LEADING_ZERO_BASE - (value | SUB_BUCKET_MASK).leading_zeros();
+    let sub_bucket = (value >> bucket) as usize;
+    ((bucket as usize + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub_bucket - SUB_BUCKET_HALF_COUNT
+}
+
+/// The lowest value counted at `index` (hdrhistogram's `value_for`).
+fn value_at(index: usize) -> u64 {
+    let bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as u32;
+    let sub_bucket = (index & (SUB_BUCKET_HALF_COUNT - 1)) as u64;
+    match bucket {
+        0 => sub_bucket,
+        _ => (sub_bucket + SUB_BUCKET_HALF_COUNT as u64) << (bucket - 1),
+    }
+}
+
 /// What a shard's interval histogram covers when it is created: up to
-/// ~65 µs, ~57 KiB instead of ~220 KiB for the full minute. Every command
+/// ~65 µs, ~56 KiB instead of ~220 KiB for the full minute. Every command
 /// and subcommand has a slot now, so a shard may hold a histogram for
 /// each command it has seen, and these live in the shard's memory budget.
-/// A slower value grows the histogram (auto-resize, up to `HIGHEST_NS`,
-/// kept when the histogram is reused as a spare), so nothing is clamped.
+/// A slower value grows the histogram (up to `HIGHEST_NS`, kept when the
+/// histogram is reused as a spare), so nothing is clamped below a minute.
 pub const SHARD_INITIAL_HIGHEST_NS: u64 = 1 << 16;
 
-fn new_shard_histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(LOWEST_NS, SHARD_INITIAL_HIGHEST_NS, SIGFIG)
-        .expect("constant bounds are valid");
-    h.auto(true);
-    h
+/// One shard's latencies of one command slot over one interval, in
+/// hdrhistogram's buckets (see the module docs).
+#[derive(Debug, Clone)]
+pub struct IntervalHistogram {
+    counts: Vec<u64>,
+    recorded: u64,
 }
+
+impl Default for IntervalHistogram {
+    fn default() -> Self {
+        IntervalHistogram {
+            counts: vec![0; index_of(SHARD_INITIAL_HIGHEST_NS - 1) + 1],
+            recorded: 0,
+        }
+    }
+}
+
+impl IntervalHistogram {
+    /// Counts one latency; values outside `LOWEST_NS..=HIGHEST_NS` are
+    /// clamped, as `hdrhistogram` would.
+    #[inline]
+    pub fn record(&mut self, nanos: u64) {
+        let index = index_of(nanos.clamp(LOWEST_NS, HIGHEST_NS));
+        match self.counts.get_mut(index) {
+            Some(count) => *count += 1,
+            None => self.grow_and_record(index),
+        }
+        self.recorded += 1;
+    }
+
+    /// A value past the array: grow to the end of its bucket.
+    #[cold]
+    fn grow_and_record(&mut self, index: usize) {
+        let end = ((index >> SUB_BUCKET_HALF_MAGNITUDE) + 1) << SUB_BUCKET_HALF_MAGNITUDE;
+        self.counts.resize(end, 0);
+        self.counts[index] += 1;
+    }
+
+    /// How many latencies were recorded.
+    pub fn len(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Nothing recorded.
+    pub fn is_empty(&self) -> bool {
+        self.recorded == 0
+    }
+
+    /// Adds every count into `total` (built by [`new_histogram`]), bucket
+    /// for bucket.
+    pub fn add_into(&self, total: &mut Histogram<u64>) {
+        for (index, &count) in self.counts.iter().enumerate() {
+            if count != 0 {
+                total.saturating_record_n(value_at(index), count);
+            }
+        }
+    }
+
+    /// Forgets every count; the array keeps its size.
+    pub fn reset(&mut self) {
+        if self.recorded != 0 {
+            self.counts.fill(0);
+            self.recorded = 0;
+        }
+    }
+}
+
+pub type LatencyHistogram = Box<IntervalHistogram>;
 
 pub struct CommandHistograms {
     /// Latencies recorded since the last hand-over, allocated (or taken
@@ -61,18 +158,9 @@ impl CommandHistograms {
     #[inline]
     pub fn record(&self, slot: usize, nanos: u64) {
         let mut current = self.current.borrow_mut();
-        let h = current[slot].get_or_insert_with(|| {
-            self.spares
-                .borrow_mut()
-                .pop()
-                .unwrap_or_else(|| Box::new(new_shard_histogram()))
-        });
-        let nanos = nanos.clamp(LOWEST_NS, HIGHEST_NS);
-        // `record` grows the histogram past its current top (auto-resize);
-        // only if that allocation failed is the value clamped.
-        if h.record(nanos).is_err() {
-            h.saturating_record(nanos);
-        }
+        let h =
+            current[slot].get_or_insert_with(|| self.spares.borrow_mut().pop().unwrap_or_default());
+        h.record(nanos);
     }
 
     /// Hands over this interval's non-empty histograms.
@@ -123,7 +211,7 @@ impl LatencyTotals {
         }
         for (slot, h) in interval {
             let total = self.slots[*slot as usize].get_or_insert_with(new_histogram);
-            total.add(&**h).expect("histograms share bounds");
+            h.add_into(total);
         }
     }
 
@@ -138,6 +226,53 @@ impl LatencyTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shard side's buckets are hdrhistogram's: every value lands in
+    /// the bucket whose lowest value hdrhistogram reports for it, over the
+    /// whole range and at every bucket edge.
+    #[test]
+    fn interval_buckets_are_hdrhistograms() {
+        let reference = new_histogram();
+        let mut values: Vec<u64> = (LOWEST_NS..5_000).collect();
+        for shift in 0..36 {
+            let edge = 1u64 << shift;
+            values.extend([edge - 1, edge, edge + 1, edge + edge / 3]);
+        }
+        values.extend([HIGHEST_NS - 1, HIGHEST_NS]);
+        values
+            .extend((0..20_000u64).map(|i| 1 + i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % HIGHEST_NS));
+        for v in values
+            .into_iter()
+            .filter(|v| (LOWEST_NS..=HIGHEST_NS).contains(v))
+        {
+            let index = index_of(v);
+            assert_eq!(value_at(index), reference.lowest_equivalent(v), "value {v}");
+            assert!(index <= index_of(HIGHEST_NS));
+        }
+        // Neighbouring buckets are distinct and ordered.
+        for index in 1..=index_of(HIGHEST_NS) {
+            assert!(value_at(index) > value_at(index - 1), "index {index}");
+            assert_eq!(index_of(value_at(index)), index);
+        }
+    }
+
+    #[test]
+    fn interval_histogram_grows_clamps_and_resets() {
+        let mut h = IntervalHistogram::default();
+        let start = h.counts.len();
+        h.record(0);
+        h.record(HIGHEST_NS * 2);
+        assert_eq!(h.len(), 2);
+        assert!(h.counts.len() > start, "a slow value grows the array");
+        let mut total = new_histogram();
+        h.add_into(&mut total);
+        assert_eq!(total.min(), LOWEST_NS);
+        assert_eq!(total.max(), total.highest_equivalent(HIGHEST_NS));
+        let grown = h.counts.len();
+        h.reset();
+        assert!(h.is_empty() && h.counts.iter().all(|&c| c == 0));
+        assert_eq!(h.counts.len(), grown, "a spare keeps its size");
+    }
 
     #[test]
     fn interval_handover_loses_nothing_and_merges_exactly() {
