@@ -57,6 +57,8 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// Kora: a multishot POLL_ADD (stays armed; see `poll_ready_multishot`).
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +276,9 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                sqe.prep_poll_multishot(op.fd, events);
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -532,12 +537,15 @@ fn extract_one_chain(
         .collect()
 }
 
+/// Kora: returns `(woke, last)`; `last` is false for a CQE flagged
+/// `IORING_CQE_F_MORE` (a multishot request that stays armed), whose source
+/// stays in the source map (and in flight) until its last CQE.
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -545,12 +553,18 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, true));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        // Kora: a multishot CQE with more to come leaves its source mapped:
+        // the kernel still holds the request (and a later CQE's user_data).
+        let more = value.flags().contains(iou::CompletionFlags::MORE);
+        let id = from_user_data(value.user_data());
+        let src = if more {
+            source_map.borrow()[id].clone()
+        } else {
+            source_map.borrow_mut().consume_source(id)
+        };
 
         let result = value.result();
 
@@ -561,7 +575,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, !more));
     }
     None
 }
@@ -847,9 +861,12 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            // Kora: one SQE, one count, however many CQEs it posts.
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1191,9 +1208,12 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            // Kora: one SQE, one count, however many CQEs it posts.
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1462,6 +1482,23 @@ impl Reactor {
 
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
         let op = UringOpDescriptor::PollAdd(flags);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// Kora: a multishot poll. Each readiness event posts a CQE flagged
+    /// `IORING_CQE_F_MORE` that stores its result in the source and wakes
+    /// its waiters; the source stays in flight. Its last CQE (no
+    /// `F_MORE`: cancelled, or dropped by the kernel on CQ overflow or
+    /// error, or `EINVAL` on a kernel before 5.13) completes it as any
+    /// request. Dropping the `Source` cancels it (`Source::drop`); the
+    /// source map keeps the inner source alive until that last CQE.
+    pub(crate) fn poll_ready_multishot(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAddMulti(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
