@@ -1101,13 +1101,20 @@ impl SleepableRing {
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
 
-            if self
-                .submit_sqes()
+            // Kora: submit and wait in one io_uring_enter (upstream: one to
+            // submit, one to wait). The kernel waits only once all SQEs
+            // were submitted, and then reports the count submitted (1),
+            // also when the wait is interrupted; otherwise it returns the
+            // count or the error without waiting.
+            let submitted = self
+                .ring
+                .submit_sqes_and_wait(1)
+                .map(|x| x as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1115,14 +1122,8 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings were linked, and we slept. Good morning!
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1876,7 +1877,15 @@ impl Reactor {
         // is still removed (below), so it does not wake us.
         let preempt_now = preempt_timer();
         let keep_latency = match self.latency_preemption_timeout_src.take() {
-            Some(src) if src.in_flight() && preempt_now == self.latency_preemption_armed.get() => {
+            // (Kora: only a preemption timer is kept. The user timer the
+            // executor last slept with is pending with nothing `armed`, and
+            // `None == None` kept it, into the sleep branch's
+            // `debug_assert!` below.)
+            Some(src)
+                if src.in_flight()
+                    && preempt_now.is_some()
+                    && preempt_now == self.latency_preemption_armed.get() =>
+            {
                 Some(src)
             }
             // Cancel the old timer regardless of whether we can sleep: if we
@@ -1957,6 +1966,14 @@ impl Reactor {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_armed.set(Some(preempt));
+                // Kora: the timer just replaced (the user timer we slept
+                // with) is cancelled in the same io_uring_enter as the new
+                // one is armed, not in one of its own at the next loop.
+                lat_ring
+                    .consume_cancellation_queue()
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)?;
                 flush_rings!(lat_ring, main_ring)?;
             } else {
                 self.latency_preemption_timeout_src.set(keep_latency);
