@@ -1258,6 +1258,10 @@ pub(crate) struct Reactor {
     /// Kora: the duration the pending latency preemption timer was armed
     /// with, if one is pending.
     latency_preemption_armed: Cell<Option<Duration>>,
+    /// Kora: the timer the executor sleeps with when a user timer is due,
+    /// and when it fires; kept across sleeps while that time holds.
+    user_timer_src: Cell<Option<Source>>,
+    user_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1390,6 +1394,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_preemption_armed: Cell::new(None),
+            user_timer_src: Cell::new(None),
+            user_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1873,25 +1879,23 @@ impl Reactor {
         // eventfd write per executor loop: ~4% of a shard's CPU at one
         // request per loop). A timer still pending for the same duration is
         // kept instead; it then fires up to one slice early, which only
-        // makes a task queue yield sooner. Before sleeping the latency timer
-        // is still removed (below), so it does not wake us.
+        // makes a task queue yield sooner. Kora: nor is it removed before
+        // sleeping (upstream does, and arms it anew after): at a few
+        // sleeps per hundred requests that was an ASYNC_CANCEL and a
+        // TIMEOUT, an io_uring_enter each, per sleep. A pending timer can
+        // wake a sleeping executor once, up to one slice after it was
+        // armed; the executor then finds nothing to do and sleeps again.
         let preempt_now = preempt_timer();
         let keep_latency = match self.latency_preemption_timeout_src.take() {
-            // (Kora: only a preemption timer is kept. The user timer the
-            // executor last slept with is pending with nothing `armed`, and
-            // `None == None` kept it, into the sleep branch's
-            // `debug_assert!` below.)
             Some(src)
                 if src.in_flight()
-                    && preempt_now.is_some()
-                    && preempt_now == self.latency_preemption_armed.get() =>
+                    && (preempt_now.is_none()
+                        || preempt_now == self.latency_preemption_armed.get()) =>
             {
                 Some(src)
             }
             // Cancel the old timer regardless of whether we can sleep: if we
             // won't sleep, we will register the new timer with its new value.
-            // But if we will sleep, there might be a timer registered that
-            // needs to be removed otherwise we'll wake up when it expires.
             _ => None,
         };
 
@@ -1926,16 +1930,40 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // (Unreachable with a timer kept: keeping needs `preempt_timer()`
-            // to be Some, and then we do not sleep.)
-            debug_assert!(keep_latency.is_none());
-            self.latency_preemption_armed.set(None);
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // Kora: a user timer still pending from an earlier sleep, due
+            // at the same time (give or take the clock reads' skew), is
+            // kept rather than cancelled and armed anew. One due earlier
+            // than now needed is kept too if not by much: it wakes us, we
+            // find nothing due, and sleep with the right one.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                let deadline = Instant::now() + dur;
+                let pending = self
+                    .user_timer_src
+                    .take()
+                    .filter(|src| src.in_flight())
+                    .zip(self.user_timer_deadline.get())
+                    .filter(|(_, at)| {
+                        *at <= deadline + Duration::from_micros(50)
+                            && *at + Duration::from_millis(1) >= deadline
+                    });
+                match pending {
+                    Some((src, _)) => self.user_timer_src.set(Some(src)),
+                    None => {
+                        // (The timer replaced, if pending, is cancelled in
+                        // the same io_uring_enter.)
+                        self.user_timer_src
+                            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                        self.user_timer_deadline.set(Some(deadline));
+                        lat_ring
+                            .consume_cancellation_queue()
+                            .or_else(Reactor::busy_ok)
+                            .or_else(Reactor::again_ok)
+                            .or_else(Reactor::intr_ok)?;
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1962,25 +1990,22 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if should_sleep || keep_latency.is_none() || preempt_timer() != preempt_now {
+            // Kora: a timer kept through a sleep is kept after it too.
+            let keep = keep_latency
+                .filter(|src| src.in_flight())
+                .filter(|_| Some(preempt) == self.latency_preemption_armed.get());
+            if let Some(src) = keep {
+                self.latency_preemption_timeout_src.set(Some(src));
+                flush_rings!(main_ring)?;
+            } else {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_armed.set(Some(preempt));
-                // Kora: the timer just replaced (the user timer we slept
-                // with) is cancelled in the same io_uring_enter as the new
-                // one is armed, not in one of its own at the next loop.
-                lat_ring
-                    .consume_cancellation_queue()
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)?;
                 flush_rings!(lat_ring, main_ring)?;
-            } else {
-                self.latency_preemption_timeout_src.set(keep_latency);
-                flush_rings!(main_ring)?;
             }
         } else {
-            self.latency_preemption_armed.set(None);
+            // Kora: left pending (see above); it fires at most once more.
+            self.latency_preemption_timeout_src.set(keep_latency);
         }
 
         // A Note about `need_preempt`:
