@@ -949,6 +949,35 @@ impl SleepableRing {
         self.ring.raw().ring_fd
     }
 
+    /// Kora: the kernel has completion work queued for this thread
+    /// (`IORING_SQ_TASKRUN`, set with `TASKRUN_FLAG`): a socket poll that
+    /// fired, most often. With `COOP_TASKRUN` it runs, and posts its CQEs,
+    /// only at the thread's next kernel entry.
+    fn taskrun_pending(&self) -> bool {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        flags & IORING_SQ_TASKRUN != 0
+    }
+
+    /// Kora: runs the thread's pending completion work: an io_uring_enter
+    /// that submits and waits for nothing.
+    fn run_taskrun(&self) {
+        unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.ring_fd(),
+                0,
+                0,
+                uring_sys::IORING_ENTER_GETEVENTS,
+                ptr::null::<libc::c_void>(),
+                0,
+            );
+        }
+    }
+
     /// This function prepares a timer that fires unconditionally after a
     /// certain duration. The timer is added at the front of the queue such
     /// that it will be the first SQE submitted the next time we enter the
@@ -1921,6 +1950,18 @@ impl Reactor {
         flush_rings!(lat_ring, poll_ring, main_ring)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+
+        // Kora: completions the kernel holds as pending task work (socket
+        // polls that fired since our last syscall) are not in the CQ yet.
+        // Upstream submitted an SQE per read (a one-shot poll) nearly every
+        // loop, and that io_uring_enter ran them; with a multishot poll per
+        // stream there often is none, and the executor went through its
+        // whole sleep path (a membarrier, the ring link, a wait that
+        // returns at once) to find them. Run them and look again first.
+        if woke == 0 && (main_ring.taskrun_pending() || lat_ring.taskrun_pending()) {
+            main_ring.run_taskrun();
+            consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        }
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
