@@ -15,7 +15,7 @@ use std::{
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::{Rc, Weak},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, Ordering}, // Kora: MULTISHOT_READ_POLL
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -458,7 +458,7 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
-            rx_maybe_ready: false,
+            rx_maybe_ready: false, // Kora: set by `init`
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };

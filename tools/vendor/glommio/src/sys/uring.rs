@@ -278,6 +278,7 @@ fn fill_sqe<F>(
                 sqe.prep_poll_add(op.fd, events);
             }
             UringOpDescriptor::PollAddMulti(events) => {
+                // Kora: see `Reactor::poll_ready_multishot`.
                 sqe.prep_poll_multishot(op.fd, events);
             }
             UringOpDescriptor::PollRemove(to_remove) => {
