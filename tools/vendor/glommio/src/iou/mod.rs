@@ -65,8 +65,9 @@ use std::{
     time::Duration,
 };
 
+// Kora: `CompletionFlags` too (multishot CQEs carry `MORE`).
 #[doc(inline)]
-pub use cqe::{CQEs, CQEsBlocking, CQE};
+pub use cqe::{CQEs, CQEsBlocking, CompletionFlags, CQE};
 #[doc(inline)]
 pub use sqe::{SQEs, SQE};
 

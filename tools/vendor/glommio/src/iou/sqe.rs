@@ -23,6 +23,9 @@ pub use nix::{
 use super::Personality;
 use crate::{sys::Statx, uring_sys};
 
+/// Kora: `IORING_POLL_ADD_MULTI`, in a POLL_ADD SQE's `len`.
+const IORING_POLL_ADD_MULTI: u32 = 1 << 0;
+
 /// A pending IO event.
 ///
 /// Can be configured with a set of
@@ -345,6 +348,17 @@ impl<'a> SQE<'a> {
     pub unsafe fn prep_poll_add(&mut self, fd: impl UringFd, poll_flags: PollFlags) {
         uring_sys::io_uring_prep_poll_add(self.sqe, fd.as_raw_fd(), poll_flags.bits());
         fd.update_sqe(self);
+    }
+
+    /// Kora: a multishot poll (`IORING_POLL_ADD_MULTI`, Linux 5.13+): it
+    /// stays armed and posts a CQE flagged `IORING_CQE_F_MORE` on each
+    /// readiness event until cancelled or dropped by the kernel. Older
+    /// kernels reject it with `EINVAL` (the flags live in `len`, which had
+    /// to be 0).
+    #[inline]
+    pub unsafe fn prep_poll_multishot(&mut self, fd: impl UringFd, poll_flags: PollFlags) {
+        self.prep_poll_add(fd, poll_flags);
+        self.sqe.len = IORING_POLL_ADD_MULTI;
     }
 
     #[inline]

@@ -15,6 +15,7 @@ use std::{
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::{Rc, Weak},
+    sync::atomic::{AtomicBool, Ordering}, // Kora: MULTISHOT_READ_POLL
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -215,18 +216,37 @@ impl Timeout {
     }
 }
 
+/// Kora: whether streams wait for input with one multishot poll each
+/// (`poll_read_multishot`). Cleared for good, process-wide, when the kernel
+/// rejects one (`EINVAL`: before 5.13); streams then arm a one-shot poll
+/// per wait as upstream does.
+static MULTISHOT_READ_POLL: AtomicBool = AtomicBool::new(true);
+
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
     stream: S,
     source_tx: Option<Source>,
+    /// Kora: with multishot polls, the stream's multishot read poll once
+    /// armed (kept across reads, cancelled when the stream is dropped);
+    /// otherwise upstream's one-shot poll.
     source_rx: Option<Source>,
+    /// Kora: with multishot polls, whether a recv may find input: the last
+    /// one filled its buffer, hit EOF or failed, or nothing is known yet
+    /// (no poll armed). The poll's CQEs say so too (`poll_read_multishot`).
+    rx_maybe_ready: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
+        // Kora: a multishot poll is armed at the first read that would
+        // block; until then a read tries recv first.
+        if MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+            self.rx_maybe_ready = true;
+            return;
+        }
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
         self.source_rx = Some(reactor.poll_read_ready(stream_fd));
@@ -253,11 +273,83 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// Kora: reads with the stream's multishot read poll. Upstream arms a
+    /// one-shot POLL_ADD after every read that did not fill the buffer (a
+    /// `Source` allocation, an SQE, a kernel poll arm and disarm per
+    /// request). Here one poll stays armed for the stream's life and each
+    /// of its CQEs (one per readiness event: the kernel's multishot poll is
+    /// edge-triggered) marks the stream readable and wakes the reader. The
+    /// mark is cleared before each recv, so input arriving after that recv
+    /// posts a new CQE: nothing is lost. A CQE without `F_MORE` ends the
+    /// poll (cancelled, CQ overflow, error): the reader tries recv and the
+    /// next read that would block arms a new one. The state lives in the
+    /// stream, so a read future dropped mid-wait (`future::or`) loses
+    /// nothing.
+    fn poll_read_multishot(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = reactor.as_ref();
+
+        if let Some(src) = self.source_rx.as_ref() {
+            let event = src.take_result();
+            if event.is_some() {
+                self.rx_maybe_ready = true;
+            }
+            if !src.in_flight() {
+                if let Some(Err(e)) = &event {
+                    if e.raw_os_error() == Some(libc::EINVAL) {
+                        MULTISHOT_READ_POLL.store(false, Ordering::Relaxed);
+                    }
+                }
+                self.source_rx = None;
+                self.rx_maybe_ready = true;
+            }
+        }
+
+        if self.rx_maybe_ready {
+            self.rx_maybe_ready = false;
+            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
+                self.read_timeout.cancel_timer(reactor);
+                // Only a read that got less than it asked for drained the
+                // socket; after a full buffer, EOF or an error, the next
+                // read tries recv again before waiting.
+                self.rx_maybe_ready = !matches!(result, Ok(n) if n > 0 && n < buf.len());
+                return Poll::Ready(result);
+            }
+        }
+
+        poll_err!(self.read_timeout.check(reactor));
+
+        if !MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+            // The kernel rejected the multishot poll just now: wait as
+            // upstream does from here on.
+            return self.poll_read_oneshot(cx, buf);
+        }
+        let source = self
+            .source_rx
+            .get_or_insert_with(|| reactor.poll_read_ready_multishot(self.stream.as_raw_fd()));
+        source.add_waiter_single(cx.waker());
+        self.read_timeout.maybe_set_timer(reactor, cx.waker());
+        Poll::Pending
+    }
+
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // Kora: one multishot poll per stream where the kernel has them.
+        if MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+            return self.poll_read_multishot(cx, buf);
+        }
+        self.poll_read_oneshot(cx, buf)
+    }
+
+    /// Upstream's `poll_read` (Kora: renamed, the fallback of `poll_read`).
+    fn poll_read_oneshot(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -366,6 +458,7 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            rx_maybe_ready: false, // Kora: set by `init`
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };

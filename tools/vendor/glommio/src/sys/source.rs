@@ -230,6 +230,13 @@ impl Source {
         self.inner.borrow().enqueued.is_some()
     }
 
+    /// Kora: takes the result a multishot request's last CQE stored, so
+    /// that the next one is seen as new. Not for sources with latency
+    /// statistics (`result` collects those).
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        self.inner.borrow_mut().wakers.result.take()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

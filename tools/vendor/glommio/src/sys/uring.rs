@@ -57,6 +57,8 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// Kora: a multishot POLL_ADD (stays armed; see `poll_ready_multishot`).
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +276,10 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                // Kora: see `Reactor::poll_ready_multishot`.
+                sqe.prep_poll_multishot(op.fd, events);
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -532,12 +538,15 @@ fn extract_one_chain(
         .collect()
 }
 
+/// Kora: returns `(woke, last)`; `last` is false for a CQE flagged
+/// `IORING_CQE_F_MORE` (a multishot request that stays armed), whose source
+/// stays in the source map (and in flight) until its last CQE.
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -545,12 +554,18 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, true));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        // Kora: a multishot CQE with more to come leaves its source mapped:
+        // the kernel still holds the request (and a later CQE's user_data).
+        let more = value.flags().contains(iou::CompletionFlags::MORE);
+        let id = from_user_data(value.user_data());
+        let src = if more {
+            source_map.borrow()[id].clone()
+        } else {
+            source_map.borrow_mut().consume_source(id)
+        };
 
         let result = value.result();
 
@@ -561,7 +576,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, !more));
     }
     None
 }
@@ -847,9 +862,12 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            // Kora: one SQE, one count, however many CQEs it posts.
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -930,6 +948,35 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// Kora: the kernel has completion work queued for this thread
+    /// (`IORING_SQ_TASKRUN`, set with `TASKRUN_FLAG`): a socket poll that
+    /// fired, most often. With `COOP_TASKRUN` it runs, and posts its CQEs,
+    /// only at the thread's next kernel entry.
+    fn taskrun_pending(&self) -> bool {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        flags & IORING_SQ_TASKRUN != 0
+    }
+
+    /// Kora: runs the thread's pending completion work: an io_uring_enter
+    /// that submits and waits for nothing.
+    fn run_taskrun(&self) {
+        unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.ring_fd(),
+                0,
+                0,
+                uring_sys::IORING_ENTER_GETEVENTS,
+                ptr::null::<libc::c_void>(),
+                0,
+            );
+        }
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1084,13 +1131,20 @@ impl SleepableRing {
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
 
-            if self
-                .submit_sqes()
+            // Kora: submit and wait in one io_uring_enter (upstream: one to
+            // submit, one to wait). The kernel waits only once all SQEs
+            // were submitted, and then reports the count submitted (1),
+            // also when the wait is interrupted; otherwise it returns the
+            // count or the error without waiting.
+            let submitted = self
+                .ring
+                .submit_sqes_and_wait(1)
+                .map(|x| x as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1098,14 +1152,8 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings were linked, and we slept. Good morning!
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1191,9 +1239,12 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, last)| {
+            // Kora: one SQE, one count, however many CQEs it posts.
+            if last {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1237,6 +1288,10 @@ pub(crate) struct Reactor {
     /// Kora: the duration the pending latency preemption timer was armed
     /// with, if one is pending.
     latency_preemption_armed: Cell<Option<Duration>>,
+    /// Kora: the timer the executor sleeps with when a user timer is due,
+    /// and when it fires; kept across sleeps while that time holds.
+    user_timer_src: Cell<Option<Source>>,
+    user_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1369,6 +1424,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_preemption_armed: Cell::new(None),
+            user_timer_src: Cell::new(None),
+            user_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1462,6 +1519,23 @@ impl Reactor {
 
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
         let op = UringOpDescriptor::PollAdd(flags);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// Kora: a multishot poll. Each readiness event posts a CQE flagged
+    /// `IORING_CQE_F_MORE` that stores its result in the source and wakes
+    /// its waiters; the source stays in flight. Its last CQE (no
+    /// `F_MORE`: cancelled, or dropped by the kernel on CQ overflow or
+    /// error, or `EINVAL` on a kernel before 5.13) completes it as any
+    /// request. Dropping the `Source` cancels it (`Source::drop`); the
+    /// source map keeps the inner source alive until that last CQE.
+    pub(crate) fn poll_ready_multishot(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAddMulti(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
@@ -1835,17 +1909,23 @@ impl Reactor {
         // eventfd write per executor loop: ~4% of a shard's CPU at one
         // request per loop). A timer still pending for the same duration is
         // kept instead; it then fires up to one slice early, which only
-        // makes a task queue yield sooner. Before sleeping the latency timer
-        // is still removed (below), so it does not wake us.
+        // makes a task queue yield sooner. Kora: nor is it removed before
+        // sleeping (upstream does, and arms it anew after): at a few
+        // sleeps per hundred requests that was an ASYNC_CANCEL and a
+        // TIMEOUT, an io_uring_enter each, per sleep. A pending timer can
+        // wake a sleeping executor once, up to one slice after it was
+        // armed; the executor then finds nothing to do and sleeps again.
         let preempt_now = preempt_timer();
         let keep_latency = match self.latency_preemption_timeout_src.take() {
-            Some(src) if src.in_flight() && preempt_now == self.latency_preemption_armed.get() => {
+            Some(src)
+                if src.in_flight()
+                    && (preempt_now.is_none()
+                        || preempt_now == self.latency_preemption_armed.get()) =>
+            {
                 Some(src)
             }
             // Cancel the old timer regardless of whether we can sleep: if we
             // won't sleep, we will register the new timer with its new value.
-            // But if we will sleep, there might be a timer registered that
-            // needs to be removed otherwise we'll wake up when it expires.
             _ => None,
         };
 
@@ -1872,6 +1952,18 @@ impl Reactor {
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // Kora: completions the kernel holds as pending task work (socket
+        // polls that fired since our last syscall) are not in the CQ yet.
+        // Upstream submitted an SQE per read (a one-shot poll) nearly every
+        // loop, and that io_uring_enter ran them; with a multishot poll per
+        // stream there often is none, and the executor went through its
+        // whole sleep path (a membarrier, the ring link, a wait that
+        // returns at once) to find them. Run them and look again first.
+        if woke == 0 && (main_ring.taskrun_pending() || lat_ring.taskrun_pending()) {
+            main_ring.run_taskrun();
+            consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        }
+
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
@@ -1880,16 +1972,40 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // (Unreachable with a timer kept: keeping needs `preempt_timer()`
-            // to be Some, and then we do not sleep.)
-            debug_assert!(keep_latency.is_none());
-            self.latency_preemption_armed.set(None);
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // Kora: a user timer still pending from an earlier sleep, due
+            // at the same time (give or take the clock reads' skew), is
+            // kept rather than cancelled and armed anew. One due earlier
+            // than now needed is kept too if not by much: it wakes us, we
+            // find nothing due, and sleep with the right one.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                let deadline = Instant::now() + dur;
+                let pending = self
+                    .user_timer_src
+                    .take()
+                    .filter(|src| src.in_flight())
+                    .zip(self.user_timer_deadline.get())
+                    .filter(|(_, at)| {
+                        *at <= deadline + Duration::from_micros(50)
+                            && *at + Duration::from_millis(1) >= deadline
+                    });
+                match pending {
+                    Some((src, _)) => self.user_timer_src.set(Some(src)),
+                    None => {
+                        // (The timer replaced, if pending, is cancelled in
+                        // the same io_uring_enter.)
+                        self.user_timer_src
+                            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                        self.user_timer_deadline.set(Some(deadline));
+                        lat_ring
+                            .consume_cancellation_queue()
+                            .or_else(Reactor::busy_ok)
+                            .or_else(Reactor::again_ok)
+                            .or_else(Reactor::intr_ok)?;
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1916,17 +2032,22 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if should_sleep || keep_latency.is_none() || preempt_timer() != preempt_now {
+            // Kora: a timer kept through a sleep is kept after it too.
+            let keep = keep_latency
+                .filter(|src| src.in_flight())
+                .filter(|_| Some(preempt) == self.latency_preemption_armed.get());
+            if let Some(src) = keep {
+                self.latency_preemption_timeout_src.set(Some(src));
+                flush_rings!(main_ring)?;
+            } else {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_armed.set(Some(preempt));
                 flush_rings!(lat_ring, main_ring)?;
-            } else {
-                self.latency_preemption_timeout_src.set(keep_latency);
-                flush_rings!(main_ring)?;
             }
         } else {
-            self.latency_preemption_armed.set(None);
+            // Kora: left pending (see above); it fires at most once more.
+            self.latency_preemption_timeout_src.set(keep_latency);
         }
 
         // A Note about `need_preempt`:

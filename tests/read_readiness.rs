@@ -1,0 +1,186 @@
+//! Input readiness (issue 15): a connection waits for input with one
+//! multishot poll kept armed across requests (tools/vendor/glommio,
+//! KORA.md). These fail, by a read timing out, if a request's readiness
+//! were ever lost: a connection would wait forever with input queued.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+fn connect(server: &Server) -> TcpStream {
+    let s = server.raw();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_exact_reply(s: &mut TcpStream, expected: &[u8]) {
+    let mut got = vec![0u8; expected.len()];
+    s.read_exact(&mut got).expect("reply before the timeout");
+    assert_eq!(got, expected);
+}
+
+fn ping(s: &mut TcpStream) {
+    s.write_all(b"PING\r\n").unwrap();
+    read_exact_reply(s, b"+PONG\r\n");
+}
+
+#[test]
+fn many_rounds_on_many_connections_with_pauses_and_split_requests() {
+    let server = Server::start(2);
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let mut conns: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+            thread::spawn(move || {
+                for round in 0..150u32 {
+                    for (i, s) in conns.iter_mut().enumerate() {
+                        let key = format!("k{w}:{i}");
+                        let val = format!("{round}");
+                        let set = format!(
+                            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{val}\r\n",
+                            key.len(),
+                            val.len()
+                        );
+                        if round % 7 == 3 {
+                            // A request in two segments with a pause: the
+                            // first read gets part of it, the second must
+                            // still be woken for.
+                            let (a, b) = set.as_bytes().split_at(set.len() / 2);
+                            s.write_all(a).unwrap();
+                            thread::sleep(Duration::from_millis(2));
+                            s.write_all(b).unwrap();
+                        } else {
+                            s.write_all(set.as_bytes()).unwrap();
+                        }
+                        read_exact_reply(s, b"+OK\r\n");
+                        let get = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+                        s.write_all(get.as_bytes()).unwrap();
+                        read_exact_reply(s, format!("${}\r\n{val}\r\n", val.len()).as_bytes());
+                    }
+                    if round % 10 == (w % 10) as u32 {
+                        // Idle long enough for the shard to go to sleep.
+                        thread::sleep(Duration::from_millis(15));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Meanwhile clients come and go mid-wait: with nothing sent, with a
+    // partial request, after a request.
+    for i in 0..200 {
+        let mut s = connect(&server);
+        match i % 3 {
+            0 => {}
+            1 => s.write_all(b"*2\r\n$3\r\nGET").unwrap(),
+            _ => ping(&mut s),
+        }
+        if i % 20 == 0 {
+            thread::sleep(Duration::from_millis(3));
+        }
+        drop(s);
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut s = connect(&server);
+    ping(&mut s);
+}
+
+#[test]
+fn a_read_dropped_for_a_competing_future_loses_no_input() {
+    // A subscribed connection's read races its mailbox (`future::or`):
+    // a delivery drops the read future mid-wait and a new one is made.
+    let server = Server::start(2);
+    let mut sub = connect(&server);
+    sub.write_all(b"SUBSCRIBE ch\r\n").unwrap();
+    read_exact_reply(&mut sub, b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut publisher = connect(&server);
+    let message = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n";
+    for round in 0..300 {
+        publisher.write_all(b"PUBLISH ch hi\r\n").unwrap();
+        read_exact_reply(&mut publisher, b":1\r\n");
+        read_exact_reply(&mut sub, message);
+        // Input right after a delivery, and sometimes in the same instant
+        // as the next one.
+        sub.write_all(b"PING\r\n").unwrap();
+        if round % 3 == 0 {
+            publisher.write_all(b"PUBLISH ch hi\r\n").unwrap();
+            read_exact_reply(&mut publisher, b":1\r\n");
+            let mut got = vec![0u8; message.len() + b"*2\r\n$4\r\npong\r\n$0\r\n\r\n".len()];
+            sub.read_exact(&mut got).unwrap();
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.contains("pong") && text.contains("message"), "{text}");
+        } else {
+            read_exact_reply(&mut sub, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+        }
+    }
+}
+
+#[test]
+fn client_kill_and_close_mid_wait_end_the_connection_and_others_go_on() {
+    let server = Server::start(1);
+    let mut admin = connect(&server);
+    let mut idle: Vec<TcpStream> = (0..20).map(|_| connect(&server)).collect();
+    for s in idle.iter_mut() {
+        ping(s);
+    }
+    // Killed while waiting for input (its read future is dropped and the
+    // stream with it, its poll cancelled).
+    admin
+        .write_all(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
+        .unwrap();
+    // (":20", or more while the harness's start-up clients are closing.)
+    let mut reply = [0u8; 64];
+    let n = admin.read(&mut reply).unwrap();
+    let killed: usize = std::str::from_utf8(&reply[1..n - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reply[0] == b':' && killed >= 20, "{killed}");
+    for s in idle.iter_mut() {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).unwrap(), 0, "a killed client sees EOF");
+    }
+    // Many connections that come and go leave the others served.
+    for _ in 0..300 {
+        let mut s = connect(&server);
+        ping(&mut s);
+        drop(s);
+        ping(&mut admin);
+    }
+}
+
+#[test]
+fn readiness_survives_the_kernel_ending_a_multishot_poll() {
+    // The shard stalls (DEBUG SLEEP) while more connections turn readable
+    // than its completion queue holds (glommio's ring: 128 entries, 256
+    // CQEs): the kernel then ends the multishot polls it cannot post a
+    // CQE for (a last CQE without IORING_CQE_F_MORE). Each connection
+    // must still be answered, and the next round too (the poll re-armed).
+    let server = Server::start_with(1, &["--enable-debug-command"]);
+    let mut conns: Vec<TcpStream> = (0..400).map(|_| connect(&server)).collect();
+    for s in conns.iter_mut() {
+        ping(s);
+    }
+    for round in 0..3 {
+        let mut staller = connect(&server);
+        staller.write_all(b"DEBUG SLEEP 0.5\r\n").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        for s in conns.iter_mut() {
+            s.write_all(b"PING\r\n").unwrap();
+        }
+        let started = Instant::now();
+        read_exact_reply(&mut staller, b"+OK\r\n");
+        for s in conns.iter_mut() {
+            read_exact_reply(s, b"+PONG\r\n");
+        }
+        for s in conns.iter_mut() {
+            ping(s);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "round {round}");
+    }
+}
