@@ -15,7 +15,6 @@ use std::{
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::{Rc, Weak},
-    sync::atomic::{AtomicBool, Ordering}, // Kora: MULTISHOT_READ_POLL
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -216,11 +215,14 @@ impl Timeout {
     }
 }
 
-/// Kora: whether streams wait for input with one multishot poll each
-/// (`poll_read_multishot`). Cleared for good, process-wide, when the kernel
-/// rejects one (`EINVAL`: before 5.13); streams then arm a one-shot poll
-/// per wait as upstream does.
-static MULTISHOT_READ_POLL: AtomicBool = AtomicBool::new(true);
+thread_local! {
+    /// Kora: whether this executor's streams wait for input with one
+    /// multishot poll each (`poll_read_multishot`). Cleared for good when
+    /// the kernel rejects one (`EINVAL`: before 5.13); streams then arm a
+    /// one-shot poll per wait as upstream does. Per thread, as a stream
+    /// never leaves its executor: no flag is shared across cores.
+    static MULTISHOT_READ_POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
 
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
@@ -243,7 +245,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         // Kora: a multishot poll is armed at the first read that would
         // block; until then a read tries recv first.
-        if MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+        if MULTISHOT_READ_POLL.get() {
             self.rx_maybe_ready = true;
             return;
         }
@@ -301,7 +303,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             if !src.in_flight() {
                 if let Some(Err(e)) = &event {
                     if e.raw_os_error() == Some(libc::EINVAL) {
-                        MULTISHOT_READ_POLL.store(false, Ordering::Relaxed);
+                        MULTISHOT_READ_POLL.set(false);
                     }
                 }
                 self.source_rx = None;
@@ -323,7 +325,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         poll_err!(self.read_timeout.check(reactor));
 
-        if !MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+        if !MULTISHOT_READ_POLL.get() {
             // The kernel rejected the multishot poll just now: wait as
             // upstream does from here on.
             return self.poll_read_oneshot(cx, buf);
@@ -342,7 +344,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         // Kora: one multishot poll per stream where the kernel has them.
-        if MULTISHOT_READ_POLL.load(Ordering::Relaxed) {
+        if MULTISHOT_READ_POLL.get() {
             return self.poll_read_multishot(cx, buf);
         }
         self.poll_read_oneshot(cx, buf)
