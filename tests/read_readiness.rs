@@ -184,3 +184,36 @@ fn readiness_survives_the_kernel_ending_a_multishot_poll() {
         assert!(started.elapsed() < Duration::from_secs(5), "round {round}");
     }
 }
+
+#[test]
+fn input_behind_a_tcp_urgent_mark_is_read() {
+    // A recv stops at the urgent mark when it has copied anything, with
+    // input still queued behind it ("a short read drained the socket" is
+    // false there). The shard stalls while both requests arrive, so one
+    // readiness event covers both; the second must still be answered.
+    use std::os::fd::AsRawFd;
+    let server = Server::start_with(1, &["--enable-debug-command"]);
+    let mut staller = connect(&server);
+    let mut client = connect(&server);
+    ping(&mut client);
+    staller.write_all(b"DEBUG SLEEP 0.3\r\n").unwrap();
+    thread::sleep(Duration::from_millis(50));
+    // The last byte of an MSG_OOB send is the urgent byte (out of band: not
+    // in the stream the server reads).
+    let first = b"PING\r\n!";
+    let sent = unsafe {
+        libc::send(
+            client.as_raw_fd(),
+            first.as_ptr().cast(),
+            first.len(),
+            libc::MSG_OOB,
+        )
+    };
+    assert_eq!(sent, first.len() as isize);
+    client.write_all(b"ECHO behind-the-mark\r\n").unwrap();
+    read_exact_reply(&mut staller, b"+OK\r\n");
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    read_exact_reply(&mut client, b"+PONG\r\n$15\r\nbehind-the-mark\r\n");
+}

@@ -1912,9 +1912,11 @@ impl Reactor {
         // makes a task queue yield sooner. Kora: nor is it removed before
         // sleeping (upstream does, and arms it anew after): at a few
         // sleeps per hundred requests that was an ASYNC_CANCEL and a
-        // TIMEOUT, an io_uring_enter each, per sleep. A pending timer can
-        // wake a sleeping executor once, up to one slice after it was
-        // armed; the executor then finds nothing to do and sleeps again.
+        // TIMEOUT, an io_uring_enter each, per sleep. A pending timer
+        // wakes a sleeping executor up to one slice after it was armed; the
+        // executor finds nothing to do, arms the next one and sleeps again,
+        // so an idle executor wakes about 10 times a second (Kora's own
+        // 100 ms housekeeping tick wakes it as often).
         let preempt_now = preempt_timer();
         let keep_latency = match self.latency_preemption_timeout_src.take() {
             Some(src)
@@ -1971,6 +1973,7 @@ impl Reactor {
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
 
+        let mut woke_by_timer_change = 0;
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
@@ -2004,9 +2007,20 @@ impl Reactor {
                             .or_else(Reactor::again_ok)
                             .or_else(Reactor::intr_ok)?;
                         assert!(flush_rings!(lat_ring)? > 0);
+                        // Kora: the cancelled timer's CQEs (the cancel's
+                        // own, the old timeout's -ECANCELED) are in the
+                        // latency CQ now; left there they would fire the
+                        // ring link at once and the sleep would return for
+                        // nothing.
+                        consume_rings!(into &mut woke_by_timer_change; lat_ring);
                     }
                 }
             }
+        }
+
+        // Kora: unless taking the replaced timer's CQEs woke a task.
+        let slept = should_sleep && woke_by_timer_change == 0;
+        if slept {
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -2046,7 +2060,9 @@ impl Reactor {
                 flush_rings!(lat_ring, main_ring)?;
             }
         } else {
-            // Kora: left pending (see above); it fires at most once more.
+            // Kora: left pending (see above). An idle executor is woken by
+            // it once per slice (100 ms), finds nothing, arms the next one
+            // and sleeps again: ~10 wake-ups a second, as Redis' `hz 10`.
             self.latency_preemption_timeout_src.set(keep_latency);
         }
 
@@ -2057,7 +2073,7 @@ impl Reactor {
         // generated after we registered the timer: since we consumed them here,
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
-        Ok(should_sleep)
+        Ok(slept)
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
