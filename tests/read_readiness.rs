@@ -186,6 +186,7 @@ fn readiness_survives_the_kernel_ending_a_multishot_poll() {
 }
 
 #[test]
+#[ignore = "known limitation (tools/vendor/glommio/KORA.md, item 4): input behind a TCP urgent mark waits for the client's next input"]
 fn input_behind_a_tcp_urgent_mark_is_read() {
     // A recv stops at the urgent mark when it has copied anything, with
     // input still queued behind it ("a short read drained the socket" is

@@ -237,10 +237,6 @@ pub(crate) struct NonBufferedStream<S> {
     /// one filled its buffer, hit EOF or failed, or nothing is known yet
     /// (no poll armed). The poll's CQEs say so too (`poll_read_multishot`).
     rx_maybe_ready: bool,
-    /// Kora: the poll reported urgent data (`POLLPRI`). A recv stops at
-    /// the urgent mark even with input behind it, so from then on only a
-    /// recv that would block says the socket is drained.
-    rx_urgent: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
@@ -301,12 +297,8 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         if let Some(src) = self.source_rx.as_ref() {
             let event = src.take_result();
-            if let Some(result) = &event {
+            if event.is_some() {
                 self.rx_maybe_ready = true;
-                // A poll CQE's result is the events that fired.
-                if matches!(result, Ok(mask) if *mask as i16 & libc::POLLPRI != 0) {
-                    self.rx_urgent = true;
-                }
             }
             if !src.in_flight() {
                 if let Some(Err(e)) = &event {
@@ -324,11 +316,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
                 self.read_timeout.cancel_timer(reactor);
                 // Only a read that got less than it asked for drained the
-                // socket (unless it stopped at an urgent mark); after a
-                // full buffer, EOF or an error, the next read tries recv
-                // again before waiting.
-                self.rx_maybe_ready =
-                    self.rx_urgent || !matches!(result, Ok(n) if n > 0 && n < buf.len());
+                // socket; after a full buffer, EOF or an error, the next
+                // read tries recv again before waiting. (Not so at a TCP
+                // urgent mark, where a recv stops with input behind it:
+                // KORA.md, item 4, a known limitation.)
+                self.rx_maybe_ready = !matches!(result, Ok(n) if n > 0 && n < buf.len());
                 return Poll::Ready(result);
             }
         }
@@ -471,7 +463,6 @@ where
             source_tx: None,
             source_rx: None,
             rx_maybe_ready: false, // Kora: set by `init`
-            rx_urgent: false,      // Kora: see the field
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
