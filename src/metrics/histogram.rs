@@ -42,6 +42,8 @@ const SUB_BUCKET_HALF_MAGNITUDE: u32 = SUB_BUCKET_COUNT_MAGNITUDE - 1;
 const SUB_BUCKET_HALF_COUNT: usize = 1 << SUB_BUCKET_HALF_MAGNITUDE;
 const SUB_BUCKET_MASK: u64 = (1 << SUB_BUCKET_COUNT_MAGNITUDE) - 1;
 const LEADING_ZERO_BASE: u32 = 64 - SUB_BUCKET_COUNT_MAGNITUDE;
+// The constants above are derived for these bounds only.
+const _: () = assert!(LOWEST_NS == 1 && SIGFIG == 3);
 
 /// The counts index of `value` (hdrhistogram's `index_for`).
 #[inline]
