@@ -306,6 +306,14 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Kora: the sender's half of the sleep handshake (the sleeper's is
+        // in `Reactor::wait`): the item pushed before this call is ordered
+        // before the `should_notify` read, so either the sleeper's check of
+        // its channels after its own fence sees the item, or this read sees
+        // `should_notify` and writes the eventfd. Upstream had no fence here
+        // and made the sleeper pay a `membarrier` (an IPI to every core
+        // running a thread of the process) on every park instead.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

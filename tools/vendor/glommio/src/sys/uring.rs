@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -463,7 +463,9 @@ fn record_stats<Ring: UringCommon>(
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    if src.wants_timestamps() {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -509,7 +511,7 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
+    now: &mut Option<Instant>,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -517,7 +519,11 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    // Kora: the clock is read only for a source whose
+                    // timestamps are collected (`wants_timestamps`).
+                    if x.wants_timestamps() {
+                        x.wakers.submitted_at = Some(*now.get_or_insert_with(Instant::now));
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -873,11 +879,11 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let mut now = None;
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &mut now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1250,11 +1256,11 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let mut now = None;
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &mut now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1292,7 +1298,6 @@ pub(crate) struct Reactor {
     /// and when it fires; kept across sleeps while that time holds.
     user_timer_src: Cell<Option<Source>>,
     user_timer_deadline: Cell<Option<Instant>>,
-    throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1426,7 +1431,6 @@ impl Reactor {
             latency_preemption_armed: Cell::new(None),
             user_timer_src: Cell::new(None),
             user_timer_deadline: Cell::new(None),
-            throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1931,19 +1935,19 @@ impl Reactor {
             _ => None,
         };
 
-        // Schedule the throughput-based timeout unless one is pending: it
-        // won't matter if we end up sleeping.
-        let throughput_pending = self
-            .throughput_preemption_timeout_src
-            .take()
-            .filter(|src| src.in_flight());
-        self.throughput_preemption_timeout_src
-            .replace(throughput_pending.or_else(|| {
-                Some(main_ring.prepare_throughput_preemption_timer(
-                    self.ring_depth() as u32,
-                    self.eventfd_src.raw(),
-                ))
-            }));
+        // Kora: upstream also keeps a throughput preemption timer armed: a
+        // TIMEOUT that completes after `ring_depth` main-ring completions,
+        // linked to an eventfd write that flags the latency ring, so the
+        // running task queue yields to I/O. With a multishot poll per
+        // connection (item 4) every request is a main-ring completion, so
+        // it fired every ~128 requests; the kernel ran the linked write on
+        // an io-wq worker thread (a context switch each time), and the
+        // executor re-armed both. Kora runs one task queue, and preemption
+        // is only checked between tasks, so all it bought was an earlier
+        // turn of the reactor loop; the latency timer still bounds a run
+        // of the queue. Not arming it: server CPU per request -5-6% at
+        // pipeline depth 1 (KORA.md item 8). (Its `Reactor` field and
+        // `prepare_throughput_preemption_timer` are gone or unused.)
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1959,7 +1963,7 @@ impl Reactor {
         // Upstream submitted an SQE per read (a one-shot poll) nearly every
         // loop, and that io_uring_enter ran them; with a multishot poll per
         // stream there often is none, and the executor went through its
-        // whole sleep path (a membarrier, the ring link, a wait that
+        // whole sleep path (a barrier, the ring link, a wait that
         // returns at once) to find them. Run them and look again first.
         if woke == 0 && (main_ring.taskrun_pending() || lat_ring.taskrun_pending()) {
             main_ring.run_taskrun();
@@ -2026,10 +2030,18 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // Kora: a fence on both sides of the handshake (the sender's
+            // is in `SleepNotifier::notify`) instead of upstream's
+            // `membarrier::heavy()` here and nothing on the sender's side
+            // (https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/).
+            // The membarrier IPIs every core that runs a thread of the
+            // process and waits for them, and concurrent ones serialize on
+            // a kernel mutex; with two shards at pipeline depth 1 that was
+            // ~8% of the server's CPU in a VM (x2apic IPI sends trap to the
+            // hypervisor), more than a fence on every cross-core send
+            // costs. SeqCst fences on both sides: either the sender sees
+            // `should_notify` or we see its item below.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -2178,7 +2190,12 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        let mut inner = source.inner.borrow_mut();
+        if inner.wants_timestamps() {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
