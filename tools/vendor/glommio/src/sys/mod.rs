@@ -85,12 +85,36 @@ pub(crate) fn write_eventfd(eventfd: RawFd) {
     assert_eq!(ret, 8);
 }
 
+// Kora: `sendto`/`recvfrom` through `syscall(2)` rather than glibc's
+// `send()`/`recv()`, which are thread cancellation points: each call
+// enabled and disabled asynchronous cancellation around the system call
+// (`__pthread_enable_asynccancel`/`__pthread_disable_asynccancel`, ~1% of
+// a shard's samples at pipeline depth 1, where a request is one recv and
+// one send). Nothing cancels glommio's threads. KORA.md item 10.
 pub(crate) fn send_syscall(fd: RawFd, buf: *const u8, len: usize, flags: i32) -> io::Result<usize> {
-    syscall!(send(fd, buf as _, len, flags)).map(|x| x as usize)
+    syscall!(syscall(
+        libc::SYS_sendto,
+        fd,
+        buf,
+        len,
+        flags,
+        std::ptr::null::<libc::sockaddr>(),
+        0 as libc::socklen_t
+    ))
+    .map(|x| x as usize)
 }
 
 pub(crate) fn recv_syscall(fd: RawFd, buf: *mut u8, len: usize, flags: i32) -> io::Result<usize> {
-    syscall!(recv(fd, buf as _, len, flags)).map(|x| x as usize)
+    syscall!(syscall(
+        libc::SYS_recvfrom,
+        fd,
+        buf,
+        len,
+        flags,
+        std::ptr::null_mut::<libc::sockaddr>(),
+        std::ptr::null_mut::<libc::socklen_t>()
+    ))
+    .map(|x| x as usize)
 }
 
 pub(crate) fn accept_syscall(fd: RawFd) -> io::Result<RawFd> {
