@@ -337,11 +337,17 @@ impl SleepNotifier {
         // `should_notify` and writes the eventfd. Upstream had no fence here
         // and made the sleeper pay a `membarrier` (an IPI to every core
         // running a thread of the process) on every park instead.
+        // Kora: and the flag is read before it is swapped: every send and
+        // every receive (which tells the sender there is room) came here,
+        // and a `compare_exchange` takes the cache line exclusive even when
+        // it fails, so the two cores passed the sleeper's flag line back
+        // and forth on every message while both were awake.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self
-            .should_notify
-            .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        if (self.should_notify.load(Ordering::Relaxed)
+            && self
+                .should_notify
+                .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok())
             || force
         {
             write_eventfd(self.eventfd_fd());
