@@ -216,7 +216,10 @@ fn a_sleeping_core_is_woken_at_once_for_each_cross_core_request() {
         }
     }
     // A loaded CI box may delay a few; lost wake-ups delay a third.
-    assert!(slow < rounds / 10, "{slow} of {rounds} requests took over 5 ms");
+    assert!(
+        slow < rounds / 10,
+        "{slow} of {rounds} requests took over 5 ms"
+    );
 }
 
 #[test]

@@ -8,7 +8,10 @@
 //! with two): a pinned shard cannot leave a core the client or another
 //! process is busy on, and two pinned shards always pay a cross-core
 //! wake-up per mesh message. The glommio copy in tools/vendor/glommio (see its
-//! KORA.md) is what every executor runs on.
+//! KORA.md) is what every executor runs on: it changes how an executor waits
+//! for input (one multishot poll per connection), how it sleeps (one
+//! `io_uring_enter`, timers kept armed), and how a peer wakes it (a fence on
+//! each side of the handshake instead of a `membarrier` per sleep).
 //!
 //! Layer: server. The collector sits above the server, so it is not
 //! imported here: the caller ([`crate::run`]) hands its executor's main
