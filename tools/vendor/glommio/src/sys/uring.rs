@@ -2072,9 +2072,8 @@ impl Reactor {
                 flush_rings!(lat_ring, main_ring)?;
             }
         } else {
-            // Kora: left pending (see above). An idle executor is woken by
-            // it once per slice (100 ms), finds nothing, arms the next one
-            // and sleeps again: ~10 wake-ups a second, as Redis' `hz 10`.
+            // Kora: left pending (why, and the idle wake-ups it costs: at
+            // the top of this function).
             self.latency_preemption_timeout_src.set(keep_latency);
         }
 
