@@ -5,7 +5,10 @@
 //! of two fences. These fail, by a read timing out or by slow answers, if
 //! a request's readiness or a peer's wake-up were ever lost: a connection
 //! would wait forever with input queued, a sleeping core until its next
-//! timer (~100 ms).
+//! timer (~100 ms). The flood tests: a connection that never waits for
+//! input must still let its core's other connections in, and completions
+//! the kernel kept in its overflow list must arrive while the core stays
+//! busy.
 
 mod common;
 
@@ -187,6 +190,108 @@ fn readiness_survives_the_kernel_ending_a_multishot_poll() {
         }
         assert!(started.elapsed() < Duration::from_secs(5), "round {round}");
     }
+}
+
+/// Two clients that send pipelined SETs as fast as they can with CLIENT
+/// REPLY OFF: their input never runs out and the core never has to wait
+/// to write to them, so it never runs out of work, never sleeps, and never
+/// enters the ring to wait. Stopped on drop.
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(server: &Server) -> Flood {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let threads = (0..2)
+            .map(|_| {
+                let mut w = server.raw();
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    w.write_all(b"CLIENT REPLY OFF\r\n").unwrap();
+                    let chunk = b"*3\r\n$3\r\nSET\r\n$4\r\nfloo\r\n$2\r\nxx\r\n".repeat(2000);
+                    let until = Instant::now() + Duration::from_secs(30);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                        if w.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood { stop, threads }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn readiness_left_in_the_kernel_s_overflow_list_is_taken_while_the_core_stays_busy() {
+    // As above, more connections turn readable during a stall than the
+    // completion queue holds, so the kernel keeps the rest of the CQEs in
+    // its overflow list, and every later CQE too until the list is
+    // flushed, which takes an io_uring_enter. Here two flooding clients
+    // keep the core busy afterwards, so it never sleeps (the enter that
+    // used to flush the list): found with a flood alone, where one
+    // overflow left another client unanswered for as long as the flood
+    // lasted (up to 17 s seen). Each connection must be answered while
+    // the flood goes on.
+    let server = Server::start_with(1, &["--enable-debug-command"]);
+    let mut conns: Vec<TcpStream> = (0..400).map(|_| connect(&server)).collect();
+    for s in conns.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        ping(s);
+    }
+    let flood = Flood::start(&server);
+    thread::sleep(Duration::from_millis(300));
+    let mut staller = connect(&server);
+    staller.write_all(b"DEBUG SLEEP 0.3\r\n").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    for s in conns.iter_mut() {
+        s.write_all(b"PING\r\n").unwrap();
+    }
+    let started = Instant::now();
+    read_exact_reply(&mut staller, b"+OK\r\n");
+    for s in conns.iter_mut() {
+        read_exact_reply(s, b"+PONG\r\n");
+    }
+    let took = started.elapsed();
+    drop(flood);
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+}
+
+#[test]
+fn a_client_that_floods_its_core_does_not_starve_the_others() {
+    // Its socket never runs dry, so its task never waits for input; it
+    // must still give the core's other connections their turn (INPUT_TURN
+    // in src/server/connection.rs). Before, a PING on the same core waited
+    // seconds, as long as the flood went on.
+    let server = Server::start(1);
+    let flood = Flood::start(&server);
+    thread::sleep(Duration::from_millis(300));
+    let mut p = connect(&server);
+    p.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut worst = Duration::ZERO;
+    for _ in 0..200 {
+        let t = Instant::now();
+        ping(&mut p);
+        worst = worst.max(t.elapsed());
+        thread::sleep(Duration::from_millis(2));
+    }
+    drop(flood);
+    assert!(
+        worst < Duration::from_millis(500),
+        "a PING waited {worst:?}"
+    );
 }
 
 #[test]

@@ -40,6 +40,18 @@ const READ_KEEP: usize = 256 * 1024;
 /// Replies are written once this much has accumulated, so a huge pipeline
 /// does not buffer all of its replies.
 const WRITE_THRESHOLD: usize = 256 * 1024;
+/// Most input one connection takes without waiting for more before it lets
+/// the other connections of its core in: a client that keeps its socket
+/// full (a flood of pipelined commands whose replies it reads at once)
+/// would otherwise never make its task wait, and glommio runs other tasks,
+/// and reaps the core's I/O, only between tasks. Redis reads at most 16 KiB
+/// per client per event-loop turn; a turn here costs a timer, so it is
+/// given up less often.
+const INPUT_TURN: usize = 64 * 1024;
+/// How long a connection that used up its turn waits: any wait lets the
+/// run queue empty, so the executor polls I/O and runs every connection
+/// that became ready before this one goes on.
+const TURN_PAUSE: std::time::Duration = std::time::Duration::from_micros(1);
 /// During shutdown a connection closes after this long without input.
 const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Redis' reply to a client over `maxclients`, written before closing.
@@ -243,6 +255,8 @@ async fn run(
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut pipe = Pipeline::new(shard.nshards());
     let mut prepared = Prepared::default();
+    // Input taken since this task last waited (see INPUT_TURN).
+    let mut unwaited = 0usize;
     loop {
         // Make room: compact, then grow for a frame larger than the buffer,
         // but only READ_AHEAD past what has arrived: the buffer follows the
@@ -280,22 +294,29 @@ async fn run(
             }
         } else {
             let read = stream.read(&mut rbuf[end..]);
-            if shard.shutdown().is_shutting_down() {
+            let (n, waited) = if shard.shutdown().is_shutting_down() {
                 // Shutting down: answer what the client already sent, then
                 // close once it goes quiet.
-                future::or(read, async {
+                noting_wait(future::or(read, async {
                     glommio::timer::sleep(SHUTDOWN_DRAIN_IDLE).await;
                     Ok(0)
-                })
-                .await?
+                }))
+                .await
             } else {
                 // Shutdown or CLIENT KILL: end as if the client had left.
-                future::or(read, async {
+                noting_wait(future::or(read, async {
                     stopped(shard, &client.info).await;
                     Ok(0)
-                })
-                .await?
-            }
+                }))
+                .await
+            };
+            let n = n?;
+            unwaited = if waited == Waited::Yes {
+                0
+            } else {
+                unwaited + n
+            };
+            n
         };
         if n == 0 {
             return Ok(());
@@ -444,7 +465,34 @@ async fn run(
         if flow == Flow::Close || client.info.killed.get() {
             return Ok(());
         }
+        if unwaited >= INPUT_TURN {
+            unwaited = 0;
+            glommio::timer::sleep(TURN_PAUSE).await;
+        }
     }
+}
+
+/// Whether a future made its task wait before it completed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Waited {
+    Yes,
+    No,
+}
+
+/// Runs `fut` to completion, noting whether it ever made the task wait
+/// (returned `Pending`): then the core ran its other tasks meanwhile.
+async fn noting_wait<F: std::future::Future>(fut: F) -> (F::Output, Waited) {
+    let mut fut = std::pin::pin!(fut);
+    let mut waited = Waited::No;
+    let out = std::future::poll_fn(|cx| {
+        let poll = fut.as_mut().poll(cx);
+        if poll.is_pending() {
+            waited = Waited::Yes;
+        }
+        poll
+    })
+    .await;
+    (out, waited)
 }
 
 /// Most commands of one read that [`Prepared::scan`] looks at.

@@ -969,8 +969,22 @@ impl SleepableRing {
         flags & IORING_SQ_TASKRUN != 0
     }
 
+    /// Kora: whether the kernel holds CQEs that did not fit in the CQ
+    /// (`IORING_SQ_CQ_OVERFLOW`). While its overflow list is not empty the
+    /// kernel queues every new CQE of the ring there too, and only an
+    /// io_uring_enter that gets events moves them into the CQ.
+    fn cq_overflow_pending(&self) -> bool {
+        const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        flags & IORING_SQ_CQ_OVERFLOW != 0
+    }
+
     /// Kora: runs the thread's pending completion work: an io_uring_enter
-    /// that submits and waits for nothing.
+    /// that submits and waits for nothing (it also flushes the CQ overflow
+    /// list).
     fn run_taskrun(&self) {
         unsafe {
             libc::syscall(
@@ -1832,8 +1846,22 @@ impl Reactor {
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
-        self.main_ring.borrow_mut().poll(woke)?;
-        self.latency_ring.borrow_mut().poll(woke)?;
+        // Kora: with a multishot poll per connection a busy executor may
+        // not enter the kernel to wait, or submit anything, for as long as
+        // it stays busy; CQEs the kernel put in its overflow list (more
+        // connections turned readable than the CQ holds) then never
+        // arrived, nor did any later CQE of that ring: a client that
+        // flooded its core starved every other connection whose readiness
+        // came after the overflow, for as long as the flood lasted (seen:
+        // 17 s). Take them in (KORA.md item 11).
+        for ring in [&self.main_ring, &self.latency_ring] {
+            let mut ring = ring.borrow_mut();
+            ring.poll(woke)?;
+            if ring.cq_overflow_pending() {
+                ring.run_taskrun();
+                ring.poll(woke)?;
+            }
+        }
         *woke += self.flush_syscall_thread();
         Ok(())
     }
