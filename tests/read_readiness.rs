@@ -169,27 +169,41 @@ fn readiness_survives_the_kernel_ending_a_multishot_poll() {
     // CQE for (a last CQE without IORING_CQE_F_MORE). Each connection
     // must still be answered, and the next round too (the poll re-armed).
     let server = Server::start_with(1, &["--enable-debug-command"]);
-    let mut conns: Vec<TcpStream> = (0..400).map(|_| connect(&server)).collect();
-    for s in conns.iter_mut() {
-        ping(s);
-    }
+    let mut conns = answered_connections(&server, 400);
     for round in 0..3 {
-        let mut staller = connect(&server);
-        staller.write_all(b"DEBUG SLEEP 0.5\r\n").unwrap();
-        thread::sleep(Duration::from_millis(100));
-        for s in conns.iter_mut() {
-            s.write_all(b"PING\r\n").unwrap();
-        }
-        let started = Instant::now();
-        read_exact_reply(&mut staller, b"+OK\r\n");
-        for s in conns.iter_mut() {
-            read_exact_reply(s, b"+PONG\r\n");
-        }
+        let took = readable_during_a_stall(&server, &mut conns, b"DEBUG SLEEP 0.5\r\n");
         for s in conns.iter_mut() {
             ping(s);
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "round {round}");
+        assert!(took < Duration::from_secs(5), "round {round}");
     }
+}
+
+/// `n` connections, each answered once (so each has a poll armed).
+fn answered_connections(server: &Server, n: usize) -> Vec<TcpStream> {
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(server)).collect();
+    for s in conns.iter_mut() {
+        ping(s);
+    }
+    conns
+}
+
+/// Stalls the core with `stall` (a DEBUG SLEEP), makes every connection
+/// readable meanwhile (more than the completion queue holds), and returns
+/// how long after the stall's end every one was answered.
+fn readable_during_a_stall(server: &Server, conns: &mut [TcpStream], stall: &[u8]) -> Duration {
+    let mut staller = connect(server);
+    staller.write_all(stall).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    for s in conns.iter_mut() {
+        s.write_all(b"PING\r\n").unwrap();
+    }
+    let started = Instant::now();
+    read_exact_reply(&mut staller, b"+OK\r\n");
+    for s in conns.iter_mut() {
+        read_exact_reply(s, b"+PONG\r\n");
+    }
+    started.elapsed()
 }
 
 /// Two clients that send pipelined SETs as fast as they can with CLIENT
@@ -246,25 +260,13 @@ fn readiness_left_in_the_kernel_s_overflow_list_is_taken_while_the_core_stays_bu
     // lasted (up to 17 s seen). Each connection must be answered while
     // the flood goes on.
     let server = Server::start_with(1, &["--enable-debug-command"]);
-    let mut conns: Vec<TcpStream> = (0..400).map(|_| connect(&server)).collect();
+    let mut conns = answered_connections(&server, 400);
     for s in conns.iter_mut() {
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        ping(s);
     }
     let flood = Flood::start(&server);
     thread::sleep(Duration::from_millis(300));
-    let mut staller = connect(&server);
-    staller.write_all(b"DEBUG SLEEP 0.3\r\n").unwrap();
-    thread::sleep(Duration::from_millis(100));
-    for s in conns.iter_mut() {
-        s.write_all(b"PING\r\n").unwrap();
-    }
-    let started = Instant::now();
-    read_exact_reply(&mut staller, b"+OK\r\n");
-    for s in conns.iter_mut() {
-        read_exact_reply(s, b"+PONG\r\n");
-    }
-    let took = started.elapsed();
+    let took = readable_during_a_stall(&server, &mut conns, b"DEBUG SLEEP 0.3\r\n");
     drop(flood);
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
 }
