@@ -294,22 +294,19 @@ async fn run(
             }
         } else {
             let read = stream.read(&mut rbuf[end..]);
-            let (n, waited) = if shard.shutdown().is_shutting_down() {
-                // Shutting down: answer what the client already sent, then
-                // close once it goes quiet.
-                noting_wait(future::or(read, async {
+            let draining = shard.shutdown().is_shutting_down();
+            let (n, waited) = noting_wait(future::or(read, async {
+                if draining {
+                    // Shutting down: answer what the client already sent,
+                    // then close once it goes quiet.
                     glommio::timer::sleep(SHUTDOWN_DRAIN_IDLE).await;
-                    Ok(0)
-                }))
-                .await
-            } else {
-                // Shutdown or CLIENT KILL: end as if the client had left.
-                noting_wait(future::or(read, async {
+                } else {
+                    // Shutdown or CLIENT KILL: end as if the client had left.
                     stopped(shard, &client.info).await;
-                    Ok(0)
-                }))
-                .await
-            };
+                }
+                Ok(0)
+            }))
+            .await;
             let n = n?;
             unwaited = if waited == Waited::Yes {
                 0

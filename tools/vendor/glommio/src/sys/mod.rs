@@ -196,7 +196,7 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
-mod membarrier;
+// Kora: `mod membarrier` (upstream's sleep barrier) removed: KORA.md item 7.
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;

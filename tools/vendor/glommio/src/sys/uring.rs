@@ -956,17 +956,21 @@ impl SleepableRing {
         self.ring.raw().ring_fd
     }
 
+    /// Kora: the ring's flag word the kernel shares with us.
+    fn kernel_flags(&self) -> u32 {
+        unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        }
+    }
+
     /// Kora: the kernel has completion work queued for this thread
     /// (`IORING_SQ_TASKRUN`, set with `TASKRUN_FLAG`): a socket poll that
     /// fired, most often. With `COOP_TASKRUN` it runs, and posts its CQEs,
     /// only at the thread's next kernel entry.
     fn taskrun_pending(&self) -> bool {
         const IORING_SQ_TASKRUN: u32 = 1 << 2;
-        let flags = unsafe {
-            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
-                .load(std::sync::atomic::Ordering::Acquire)
-        };
-        flags & IORING_SQ_TASKRUN != 0
+        self.kernel_flags() & IORING_SQ_TASKRUN != 0
     }
 
     /// Kora: whether the kernel holds CQEs that did not fit in the CQ
@@ -975,11 +979,7 @@ impl SleepableRing {
     /// io_uring_enter that gets events moves them into the CQ.
     fn cq_overflow_pending(&self) -> bool {
         const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
-        let flags = unsafe {
-            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
-                .load(std::sync::atomic::Ordering::Acquire)
-        };
-        flags & IORING_SQ_CQ_OVERFLOW != 0
+        self.kernel_flags() & IORING_SQ_CQ_OVERFLOW != 0
     }
 
     /// Kora: runs the thread's pending completion work: an io_uring_enter
@@ -1032,49 +1032,6 @@ impl SleepableRing {
                 ),
             });
         source
-    }
-
-    /// This function prepares a timer that fires only after a given number of
-    /// CQEs are available on the main ring. This timer is linked with a write
-    /// to the latency ring's event fd such that this timer triggers a
-    /// preemption via the latency ring.
-    fn prepare_throughput_preemption_timer(&mut self, min_events: u32, event_fd: RawFd) -> Source {
-        assert!(min_events >= 1, "min_events should be at least 1");
-        let timer_source = Source::new(
-            IoRequirements::default(),
-            -1,
-            SourceType::Timeout(TimeSpec64::MAX, min_events),
-            None,
-            None,
-        );
-
-        const EVENTFD_WAKEUP: &[u64; 1] = &[1u64; 1];
-        let write_op = UringDescriptor {
-            fd: event_fd,
-            flags: SubmissionFlags::empty(),
-            user_data: 0,
-            args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
-        };
-
-        let op = match &*timer_source.source_type() {
-            SourceType::Timeout(ts, events) => {
-                UringOpDescriptor::Timeout(&ts.raw as *const _, *events)
-            }
-            _ => unreachable!(),
-        };
-        let queue = self.submission_queue();
-        queue.borrow_mut().submissions.push_front(write_op);
-        queue.borrow_mut().submissions.push_front(UringDescriptor {
-            args: op,
-            fd: -1,
-            flags: SubmissionFlags::IO_LINK,
-            user_data: to_user_data(
-                self.source_map
-                    .borrow_mut()
-                    .add_source(&timer_source, queue.clone()),
-            ),
-        });
-        timer_source
     }
 
     fn install_eventfd(&mut self, eventfd_src: &Source) -> bool {
@@ -1975,7 +1932,7 @@ impl Reactor {
         // turn of the reactor loop; the latency timer still bounds a run
         // of the queue. Not arming it: server CPU per request -5-6% at
         // pipeline depth 1 (KORA.md item 8). (Its `Reactor` field and
-        // `prepare_throughput_preemption_timer` are gone or unused.)
+        // `prepare_throughput_preemption_timer` are gone.)
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
