@@ -7,14 +7,18 @@ ns of `cargo bench --bench instrumentation` move with the load).
 
 Builds bench/instrumentation_ir.rs (`cargo bench --no-run`), runs each
 variant N times under `valgrind --tool=callgrind --branch-sim=yes`, and
-subtracts the same loop with nothing instrumented. `--before` counts an
+subtracts the same loop with nothing instrumented. Only the loop is counted
+(callgrind's --toggle-collect), not the setup. The db-* variants are a key
+access of the keyspace (Db::get, an in-place Db::set_string) with and
+without its hot-key count. `--before` counts an
 older build of that bench binary in the same run (build it from an older
-checkout with `cargo bench --bench instrumentation_ir --no-run`, the path
-is printed as "Executable").
+checkout with this bench file copied in, `cargo bench --bench
+instrumentation_ir --no-run`; the path is printed as "Executable").
 """
 import argparse, json, os, re, subprocess, sys, tempfile
 
-VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off"]
+VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off",
+            "db-get", "db-get-nosketch", "db-set"]
 
 
 def build():
@@ -31,13 +35,18 @@ def build():
 def count(binary, variant, n):
     """(instructions, conditional-branch mispredictions) of one run."""
     with tempfile.NamedTemporaryFile() as f:
-        subprocess.run(["valgrind", "--tool=callgrind", "--branch-sim=yes",
+        # Only `measured` (the loop) is counted, not the setup.
+        subprocess.run(["valgrind", "--tool=callgrind", "--branch-sim=yes", "--collect-atstart=no",
+                        "--toggle-collect=instrumentation_ir::measured*",
                         f"--callgrind-out-file={f.name}", binary, variant, str(n)],
                        check=True, capture_output=True)
         for line in open(f.name):
             if line.startswith("summary:") or line.startswith("totals:"):
                 # events: Ir Bc Bcm Bi Bim
                 fields = [int(x) for x in line.split()[1:]]
+                if fields[0] == 0:
+                    sys.exit(f"instrumentation_ir: nothing counted in {binary}: a build from "
+                             "before `measured` existed (copy this bench file into that checkout)")
                 return fields[0], fields[2]
     sys.exit("instrumentation_ir: no totals in callgrind's output")
 

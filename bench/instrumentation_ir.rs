@@ -4,12 +4,22 @@
 //! --bench instrumentation` do.
 //!
 //! `instrumentation_ir VARIANT N` runs N iterations of VARIANT; `loop` is
-//! the same loop with nothing instrumented, to subtract.
+//! the same loop with nothing instrumented, to subtract. Only the loop is
+//! counted (`measured`): the setup, and quanta's clock calibration (which
+//! loops for a while, so its count moved with the machine's load and made
+//! the results of one variant differ by tens of instructions from run to
+//! run), are not.
+//!
+//! The `db-*` variants are the keyspace's side of a command (`Db::get`, an
+//! in-place `Db::set_string`) on 100k keys of 16 bytes, as kora-bench's and
+//! redis-benchmark's, with the hot-key sketch on (`db-get`, `db-set`) or
+//! off (`db-get-nosketch`): what a key access costs with its hot-key count.
 
 use std::hint::black_box;
 use std::rc::Rc;
 
 use kora::metrics::{CommandTimer, HotKeys, ShardMetrics, ShardStats};
+use kora::store::{Db, Ttl};
 
 /// kora-bench's zipf sampler, as `bench/instrumentation.rs` uses it.
 #[allow(dead_code)]
@@ -25,6 +35,9 @@ fn main() {
         return;
     };
     let n: usize = args.next().map_or(1_000_000, |s| s.parse().expect("N"));
+    if variant.starts_with("db-") {
+        return keyspace(&variant, n);
+    }
     let keys: Vec<Vec<u8>> = (0..100_000)
         .map(|i| format!("key:{i:08}").into_bytes())
         .collect();
@@ -45,25 +58,58 @@ fn main() {
     };
     let key = |i: usize| black_box(&keys[i][..]);
     match variant.as_str() {
-        "loop" => (0..n).for_each(|_| {
+        "loop" => measured(n, |_| {
             key(next());
         }),
-        "timer" => (0..n).for_each(|_| drop(CommandTimer::start(&metrics, black_box(1)))),
-        "sketch-uniform" => (0..n).for_each(|_| hot.touch(key(next()))),
-        "sketch-zipf" => (0..n).for_each(|j| hot.touch(key(skewed[j & 0xffff]))),
+        "timer" => measured(n, |_| drop(CommandTimer::start(&metrics, black_box(1)))),
+        "sketch-uniform" => measured(n, |_| hot.touch(key(next()))),
+        "sketch-zipf" => measured(n, |j| hot.touch(key(skewed[j & 0xffff]))),
         // A command after an await: two clock reads.
-        "whole" | "off" => (0..n).for_each(|_| {
+        "whole" | "off" => measured(n, |_| {
             metrics.forget_stamp();
             let timer = CommandTimer::start(&metrics, black_box(0));
             hot.touch(key(next()));
             drop(timer);
         }),
         // Back to back in a pipeline: the previous end is this start.
-        "pipelined" => (0..n).for_each(|_| {
+        "pipelined" => measured(n, |_| {
             let timer = CommandTimer::start(&metrics, black_box(0));
             hot.touch(key(next()));
             drop(timer);
         }),
         other => panic!("unknown variant {other}"),
     }
+}
+
+/// The `db-*` variants: the keyspace's own keys and `Db`.
+fn keyspace(variant: &str, n: usize) {
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:012}").into_bytes())
+        .collect();
+    let sketch = variant != "db-get-nosketch";
+    let mut db = Db::new(Rc::new(ShardStats::default()), HotKeys::new(32, sketch), 7);
+    for k in &keys {
+        db.set_string(k, &[b'v'; 64], Ttl::Clear);
+    }
+    let (mut i, len) = (0usize, keys.len());
+    let mut next = move || {
+        i = (i + 7919) % len;
+        i
+    };
+    let key = |i: usize| black_box(&keys[i][..]);
+    match variant {
+        "db-get" | "db-get-nosketch" => measured(n, |_| {
+            black_box(db.get(key(next())).is_some());
+        }),
+        "db-set" => measured(n, |_| db.set_string(key(next()), &[b'w'; 64], Ttl::Clear)),
+        other => panic!("unknown variant {other}"),
+    }
+}
+
+/// Runs `f` for 0..n. The only code callgrind counts (`bench/
+/// instrumentation_ir.py` passes `--toggle-collect` for it), so never
+/// inlined.
+#[inline(never)]
+fn measured(n: usize, f: impl FnMut(usize)) {
+    (0..n).for_each(f);
 }

@@ -71,8 +71,9 @@
 //!
 //! # Cost on the data path
 //!
-//! One hash and four counter increments per access, as before. The table
-//! is only looked at when the estimate beats the floor; then a 1024-bit
+//! Four counter increments per access, with the hash the keyspace's lookup
+//! computed anyway (`touch_hashed`; the sketch hashed each key again
+//! before). The table is only looked at when the estimate beats the floor; then a 1024-bit
 //! filter of the members' hashes tells most non-members apart at once, a
 //! possible member is found in a small open-addressed index (one or two
 //! probes; it was a scan of K hashes, whose exit at an unpredictable
@@ -94,8 +95,10 @@ pub const COLUMNS: usize = 64;
 /// (one full scan per admission).
 const ADMISSION: u64 = 2;
 
-/// Fixed seeds: the same key maps to the same cells on every shard and run.
-/// A constant, so no per-call seeding is left in the hot path.
+/// The hash of [`HotKeys::touch`] (a sketch used on its own: tests,
+/// benches). Fixed seeds, so a key maps to the same cells on every run;
+/// a constant, so no per-call seeding is left in the hot path. A shard's
+/// keyspace passes its own map's hash instead ([`HotKeys::touch_hashed`]).
 const SKETCH_HASH: ahash::RandomState =
     ahash::RandomState::with_seeds(0x6b6f_7261, 0x686f_746b, 0x7365_7973, 0x6b65_7463);
 
@@ -241,12 +244,27 @@ impl HotKeys {
         }
     }
 
+    /// Counts one access of `key`, hashed with the sketch's own hasher.
     #[inline]
     pub fn touch(&mut self, key: &[u8]) {
+        if self.enabled {
+            self.touch_hashed(key, key_hash(key));
+        }
+    }
+
+    /// Counts one access of `key` whose 64-bit hash the caller already
+    /// has: the keyspace passes the hash of its own lookup, so that a key
+    /// access hashes the key once (the sketch hashing it again was a third
+    /// of the sketch's cost). Every access of one key must come with the
+    /// same hash, which holds for one `Db`: its map's hasher is chosen once
+    /// and kept for its life. The hash only places the key in the sketch's
+    /// cells and the table's index; members are still told apart by their
+    /// bytes.
+    #[inline]
+    pub fn touch_hashed(&mut self, key: &[u8], hash: u64) {
         if !self.enabled {
             return;
         }
-        let hash = key_hash(key);
         let estimate = self.sketch.increment_hash(hash);
         if self.hashes.len() == self.capacity
             && (estimate <= self.floor || (estimate <= self.admit && !self.may_hold(hash)))

@@ -38,8 +38,7 @@ impl Db {
     /// hot-key access but no keyspace hit or miss, as Redis' write lookups.
     #[inline]
     pub fn entry_mut(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
-        self.hot.touch(key);
-        let idx = self.live_index(key)?;
+        let idx = self.access(key).1?;
         Some(EntryMut {
             db: self,
             idx,
@@ -57,13 +56,12 @@ impl Db {
         key: &[u8],
         make: impl FnOnce() -> Value,
     ) -> EntryMut<'_> {
-        self.hot.touch(key);
-        let idx = match self.live_index(key) {
-            Some(idx) => idx,
-            None => {
+        let idx = match self.access(key) {
+            (_, Some(idx)) => idx,
+            (hash, None) => {
                 let mut entry = Entry::new(make(), self.now_secs);
                 entry.accessed = self.clock.fresh(self.now_secs);
-                self.insert_new(key, entry)
+                self.insert_new(key, hash, entry)
             }
         };
         EntryMut {

@@ -263,6 +263,8 @@ pub struct Db {
     /// `now_ms` in whole seconds, what entries are stamped with on access.
     now_secs: u32,
     pub stats: Rc<ShardStats>,
+    /// The shard's hot keys, counted with the map's hash of each key
+    /// (`touch_hot`), so the map's hasher never changes.
     pub hot: HotKeys,
     rng: u64,
     /// Keys some client WATCHes: a modification count and how many clients
@@ -459,7 +461,48 @@ impl Db {
     /// has passed is removed here. One hash lookup; callers then index by
     /// position instead of hashing the key again.
     fn live_index(&mut self, key: &[u8]) -> Option<usize> {
-        let idx = self.peek_index(key)?;
+        self.live_index_hashed(key, self.hash_of(key))
+    }
+
+    /// An access of `key`: counts it in the hot-key sketch and returns the
+    /// key's hash and its position if live. The lookup and the sketch share
+    /// one hash of the key (issue 15: the sketch hashing it again was a
+    /// third of the per-command hot-key cost).
+    #[inline]
+    fn access(&mut self, key: &[u8]) -> (u64, Option<usize>) {
+        let hash = self.touch_hot(key);
+        (hash, self.live_index_hashed(key, hash))
+    }
+
+    /// Counts an access of `key` in the hot-key sketch; returns the key's
+    /// hash for the lookup that follows. The sketch gets the map's hash,
+    /// which is the same for every access of a key because the map's
+    /// hasher is kept for the `Db`'s life (see `flush_async`).
+    #[inline]
+    fn touch_hot(&mut self, key: &[u8]) -> u64 {
+        let hash = self.hash_of(key);
+        self.hot.touch_hashed(key, hash);
+        hash
+    }
+
+    /// `key`'s hash under the map's hasher.
+    #[inline]
+    fn hash_of(&self, key: &[u8]) -> u64 {
+        self.map.hasher().hash_one(key)
+    }
+
+    /// The map position of `key` given its `hash` (`hash_of`).
+    #[inline]
+    fn index_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
+        use indexmap::map::RawEntryApiV1;
+        self.map
+            .raw_entry_v1()
+            .index_from_hash(hash, |k| k.as_bytes() == key)
+    }
+
+    /// `live_index` for a key whose hash the caller has.
+    fn live_index_hashed(&mut self, key: &[u8], hash: u64) -> Option<usize> {
+        let idx = self.peek_index_hashed(key, hash)?;
         let entry = &mut self.map[idx];
         entry.accessed = self
             .clock
@@ -516,7 +559,11 @@ impl Db {
 
     /// `live_index` without counting as an access.
     fn peek_index(&mut self, key: &[u8]) -> Option<usize> {
-        let idx = self.map.get_index_of(key)?;
+        self.peek_index_hashed(key, self.hash_of(key))
+    }
+
+    fn peek_index_hashed(&mut self, key: &[u8], hash: u64) -> Option<usize> {
+        let idx = self.index_hashed(key, hash)?;
         if self.is_expired_at(idx) {
             self.expire_at_index(idx);
             return None;
@@ -533,8 +580,7 @@ impl Db {
     /// `get` (a keyspace hit or miss), with the key's expiry time (0:
     /// none).
     pub fn get_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
-        self.hot.touch(key);
-        match self.live_index(key) {
+        match self.access(key).1 {
             Some(idx) => {
                 self.stats.keyspace_hits.add(1);
                 Some((&self.map[idx], self.expire_of(idx)))
@@ -562,8 +608,7 @@ impl Db {
 
     /// Read access: counts a keyspace hit or miss and a hot-key access.
     pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
-        self.hot.touch(key);
-        match self.live_index(key) {
+        match self.access(key).1 {
             Some(idx) => {
                 self.stats.keyspace_hits.add(1);
                 Some(&self.map[idx])
@@ -578,15 +623,19 @@ impl Db {
     /// Existence check without hit/miss accounting, for write paths (NX/XX
     /// checks) and internal probes, which Redis does not count either.
     pub fn contains(&mut self, key: &[u8]) -> bool {
-        self.hot.touch(key);
-        self.live_index(key).is_some()
+        self.access(key).1.is_some()
     }
 
     /// Stores `value` under `key`, replacing any previous value.
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
-        self.hot.touch(key);
+        let hash = self.touch_hot(key);
+        self.set_hashed(key, hash, value, ttl);
+    }
+
+    /// `set` after its hot-key count, for a key whose hash the caller has.
+    fn set_hashed(&mut self, key: &[u8], hash: u64, value: Value, ttl: Ttl) {
         touch_watched(&mut self.watched, key);
-        match self.map.get_index_of(key) {
+        match self.index_hashed(key, hash) {
             Some(idx) => {
                 let expire_at = self.next_expire(idx, ttl);
                 let (k, entry) = self.map.get_index_mut(idx).expect("present");
@@ -613,7 +662,7 @@ impl Db {
                     accessed: self.clock.fresh(self.now_secs),
                     has_ttl: expire_at != 0,
                 };
-                let idx = self.insert_new(key, entry);
+                let idx = self.insert_new(key, hash, entry);
                 self.track_expiring(idx, expire_at);
             }
         }
@@ -643,7 +692,8 @@ impl Db {
 
     /// `set_string` with the encoding the writing command gives it.
     pub fn set_string_encoded(&mut self, key: &[u8], bytes: &[u8], ttl: Ttl, enc: StrEncoding) {
-        if let Some(idx) = self.map.get_index_of(key)
+        let hash = self.touch_hot(key);
+        if let Some(idx) = self.index_hashed(key, hash)
             && matches!(self.map[idx].value, Value::Str(_))
         {
             let expire_at = self.next_expire(idx, ttl);
@@ -662,14 +712,18 @@ impl Db {
             let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
             self.mem_used = (self.mem_used + new + ttl_cost(expire_at != 0))
                 .saturating_sub(old + ttl_cost(had_ttl));
-            self.hot.touch(key);
             touch_watched(&mut self.watched, key);
             if had_ttl || expire_at != 0 {
                 self.track_expiring(idx, expire_at);
             }
             return;
         }
-        self.set(key, Value::Str(StrValue::with_encoding(bytes, enc)), ttl);
+        self.set_hashed(
+            key,
+            hash,
+            Value::Str(StrValue::with_encoding(bytes, enc)),
+            ttl,
+        );
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
@@ -760,13 +814,22 @@ impl Db {
     }
 
     /// Adds `key`, known to be absent, and counts its bytes; returns its
-    /// position.
+    /// position. `hash` is the key's (`hash_of`), which the caller's lookup
+    /// computed: the map neither hashes the key again nor looks for it.
     #[inline]
-    pub(super) fn insert_new(&mut self, key: &[u8], entry: Entry) -> usize {
+    pub(super) fn insert_new(&mut self, key: &[u8], hash: u64, entry: Entry) -> usize {
+        use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
         self.mem_used += entry_size(key, &entry);
         self.count_slot(key, 1);
         grow_gently(&mut self.map);
-        self.map.insert_full(key.into(), entry).0
+        match self.map.raw_entry_mut_v1().from_hash(hash, |_| false) {
+            RawEntryMut::Vacant(slot) => {
+                let idx = slot.index();
+                slot.insert_hashed_nocheck(hash, key.into(), entry);
+                idx
+            }
+            RawEntryMut::Occupied(_) => unreachable!("a match that never matches"),
+        }
     }
 
     /// Records the expiry time of the entry at `idx` (0: none); its
@@ -810,7 +873,10 @@ impl Db {
             return;
         }
         self.touch_watched_present();
-        let map = std::mem::replace(&mut self.map, IndexMap::with_hasher(Hasher::new()));
+        // The same hasher: the hot-key table keeps the hashes of its members
+        // (`touch_hot`), so a key must hash alike before and after a flush.
+        let hasher = self.map.hasher().clone();
+        let map = std::mem::replace(&mut self.map, IndexMap::with_hasher(hasher));
         let ttls = std::mem::replace(&mut self.expiring, IndexMap::with_hasher(Hasher::new()));
         self.lazy.push_table(map, ttls);
     }
@@ -1005,6 +1071,33 @@ mod tests {
 
     fn db() -> Db {
         Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    #[test]
+    fn a_key_keeps_one_hot_key_entry_across_an_async_flush() {
+        // The hot-key table identifies members by the map's hash of their
+        // key (`touch_hot`); a flush that gave the new map a new hasher
+        // would make the same key a second member.
+        let mut db = db();
+        for i in 0..=lazyfree::LAZYFREE_THRESHOLD {
+            db.set_string(format!("k{i}").as_bytes(), b"v", Ttl::Clear);
+        }
+        for _ in 0..100 {
+            db.get(b"hot");
+        }
+        db.flush_async();
+        for _ in 0..50 {
+            db.set_string(b"hot", b"v", Ttl::Clear);
+        }
+        let top = db.hot.top();
+        let hot: Vec<_> = top.iter().filter(|(k, _)| k == b"hot").collect();
+        assert_eq!(hot.len(), 1, "one entry for one key: {top:?}");
+        // Exact from its admission, a few accesses in: more than the 100
+        // before the flush only if the 50 after it counted here too.
+        assert!(
+            hot[0].1 > 100,
+            "the accesses after the flush counted: {top:?}"
+        );
     }
 
     #[test]
