@@ -502,6 +502,41 @@ fn config_resetstat_resets_info_but_metrics_never_go_backwards() {
 // ----------------------------------------------------------------- SLOWLOG
 
 #[test]
+fn slowlog_shows_the_arguments_of_pipelined_commands_run_on_another_shard() {
+    // The arguments of a command sent to another shard are logged from
+    // the batch that carried it there. (A local command is logged when it
+    // runs, a remote one when its reply is back, so the entries are not in
+    // the pipeline's order.)
+    let s = Server::start_with(2, &[]);
+    let mut cores = connection_per_core(&s);
+    let keys = keys_on_each_shard("slp:", 2, 2);
+    ok(
+        &mut cores[0],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+    );
+    ok(&mut cores[0], &["SLOWLOG", "RESET"]);
+    let mut pipe = redis::pipe();
+    let mut sent = Vec::new();
+    for i in 0..6 {
+        // Connections are in their core's order: keys[1] are the other
+        // shard's for cores[0], keys[0] its own.
+        let key = &keys[(i % 3 != 0) as usize][i % 2];
+        let value = format!("value-{i}");
+        pipe.cmd("SET").arg(key).arg(&value);
+        sent.push(vec!["SET".to_string(), key.clone(), value]);
+    }
+    let _: Vec<String> = pipe.query(&mut cores[0]).unwrap();
+    let mut argv: Vec<Vec<String>> = slowlog(&mut cores[0], "-1")
+        .into_iter()
+        .filter(|e| e.argv[0] == "SET")
+        .map(|e| e.argv)
+        .collect();
+    argv.sort();
+    sent.sort();
+    assert_eq!(argv, sent);
+}
+
+#[test]
 fn slowlog_merges_every_core_newest_first() {
     let s = Server::start_with(2, &["--enable-debug-command"]);
     let mut cores = connection_per_core(&s);

@@ -100,6 +100,16 @@ impl OpBatch {
         (self.next as usize) < self.ops.len()
     }
 
+    /// The arguments of command `index`, kept until `clear_commands`
+    /// (none for an index the batch does not hold).
+    pub fn args(&self, index: u32) -> Args<'_> {
+        let ranges = match self.ops.get(index as usize) {
+            Some(&(_, first, count)) => &self.ranges[first as usize..(first + count) as usize],
+            None => &[],
+        };
+        Args::new(&self.data, ranges)
+    }
+
     /// Whether the reply of command `index` is in `replies`.
     pub fn has_reply(&self, index: u32) -> bool {
         index >= self.base && ((index - self.base) as usize) < self.replies.ends.len()

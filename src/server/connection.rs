@@ -84,10 +84,9 @@ struct Item {
 struct Planned<'m> {
     item: Item,
     /// Present for commands whose reply is not ready yet (remote parts).
+    /// Their arguments, which the slow log needs when the timer ends, are
+    /// in their batch (`OpBatch::args`) until the pipeline completes.
     timer: Option<CommandTimer<'m>>,
-    /// With a timer: where the command's argument ranges are in
-    /// `Pipeline::argv`, for the slow log.
-    argv: (u32, u32),
 }
 
 /// The in-flight part of a pipeline: commands parsed but not yet answered.
@@ -98,10 +97,6 @@ pub struct Pipeline<'m> {
     /// its commands are answered with an error.
     gone: Vec<bool>,
     plan: Vec<Planned<'m>>,
-    /// Argument ranges (into the read buffer) of the commands waiting for
-    /// remote replies: the slow log needs a command's arguments when its
-    /// timer ends. Reused, so it costs no allocation per command.
-    argv: Vec<ArgRange>,
     /// Batches sent and not yet answered (reused between pipelines).
     waiting: Vec<(usize, ResponseFuture)>,
     remote_pending: bool,
@@ -114,7 +109,6 @@ impl<'m> Pipeline<'m> {
             batches: (0..nshards).map(|_| OpBatch::default()).collect(),
             gone: vec![false; nshards],
             plan: Vec::new(),
-            argv: Vec::new(),
             waiting: Vec::new(),
             remote_pending: false,
         }
@@ -122,12 +116,6 @@ impl<'m> Pipeline<'m> {
 
     fn is_empty(&self) -> bool {
         self.plan.is_empty()
-    }
-
-    fn keep_argv(&mut self, args: &Args) -> (u32, u32) {
-        let first = self.argv.len() as u32;
-        self.argv.extend_from_slice(args.ranges());
-        (first, args.len() as u32)
     }
 
     /// Reply bytes held for commands not written out yet (`omem`).
@@ -344,7 +332,9 @@ async fn run(
             let unauthenticated = auth::auth_required(shard, client);
             let ahead = prepared.take(start, unauthenticated, &mut argv);
             let parsed = match ahead {
-                Some((consumed, _)) => Ok(Parsed::Command { consumed }),
+                Some(frame) => Ok(Parsed::Command {
+                    consumed: frame.consumed,
+                }),
                 None => {
                     parse_command_with(&mut rbuf[start..end], start, &mut argv, unauthenticated)
                 }
@@ -355,7 +345,7 @@ async fn run(
                 {
                     // One command may not make us buffer more than Redis'
                     // client-query-buffer-limit, whatever its arguments say.
-                    flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                    flush(shard, client, stream, &mut pipe, &mut out).await?;
                     out.error("ERR Protocol error: query buffer limit exceeded");
                     flow = Flow::Close;
                     break;
@@ -368,9 +358,9 @@ async fn run(
                     need = 1;
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
-                        let spec = match ahead {
-                            Some((_, spec)) => spec,
-                            None => lookup(args.get(0)),
+                        let (spec, owner) = match ahead {
+                            Some(frame) => (frame.spec, frame.owner),
+                            None => (lookup(args.get(0)), None),
                         };
                         // A command that waits for every reply before it:
                         // write them as they come rather than gathering
@@ -378,7 +368,7 @@ async fn run(
                         if pipe.remote_pending
                             && spec.is_some_and(|s| waits_for_pipeline(shard, s, &args))
                         {
-                            settle(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                            settle(shard, client, stream, &mut pipe, &mut out).await?;
                         }
                         // CLIENT REPLY OFF / SKIP: run the command alone
                         // and drop what it answered (the rare path).
@@ -386,10 +376,10 @@ async fn run(
                             ReplyMode::On => None,
                             ReplyMode::SkipNext => {
                                 client.reply = ReplyMode::Skip;
-                                Some(mark_silence(shard, client, &rbuf, &mut pipe, &mut out).await)
+                                Some(mark_silence(shard, client, &mut pipe, &mut out).await)
                             }
                             ReplyMode::Off | ReplyMode::Skip => {
-                                Some(mark_silence(shard, client, &rbuf, &mut pipe, &mut out).await)
+                                Some(mark_silence(shard, client, &mut pipe, &mut out).await)
                             }
                         };
                         flow = if client.multi.is_none() && spec.is_some_and(|s| s.blocking) {
@@ -397,21 +387,21 @@ async fn run(
                             // leaves while blocked must stop waiting.
                             let info = client.info.clone();
                             future::or(
-                                dispatch(shard, client, &args, spec, &mut pipe, &mut out),
+                                dispatch(shard, client, &args, spec, owner, &mut pipe, &mut out),
                                 watch_peer(stream, &info),
                             )
                             .await
                         } else {
-                            dispatch(shard, client, &args, spec, &mut pipe, &mut out).await
+                            dispatch(shard, client, &args, spec, owner, &mut pipe, &mut out).await
                         };
                         note_slow(shard, client, &args);
                         if flow == Flow::Exec {
-                            transaction::exec(shard, client, &rbuf, &mut pipe, &mut out).await;
+                            transaction::exec(shard, client, &mut pipe, &mut out).await;
                             note_slow(shard, client, &args);
                             flow = Flow::Continue;
                         }
                         if let Some(mark) = silenced {
-                            complete_all(shard, client, &rbuf, &mut pipe, &mut out).await;
+                            complete_all(shard, client, &mut pipe, &mut out).await;
                             match client.reply {
                                 // CLIENT REPLY ON answers even when off.
                                 ReplyMode::On => {}
@@ -437,20 +427,20 @@ async fn run(
                         break;
                     }
                     if out.len() + pipe.local.held() >= WRITE_THRESHOLD {
-                        flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                        flush(shard, client, stream, &mut pipe, &mut out).await?;
                         shard.db().refresh_clock();
                         metrics.forget_stamp();
                     }
                 }
                 Err(e) => {
-                    flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+                    flush(shard, client, stream, &mut pipe, &mut out).await?;
                     out.error(&format!("ERR {}", e.0));
                     flow = Flow::Close;
                     break;
                 }
             }
         }
-        flush(shard, client, stream, &rbuf, &mut pipe, &mut out).await?;
+        flush(shard, client, stream, &mut pipe, &mut out).await?;
         if start == end && rbuf.len() > READ_KEEP {
             // A large command has run: give its buffer back rather than
             // keep it for the life of the connection.
@@ -505,6 +495,10 @@ struct Frame {
     first: u32,
     count: u32,
     spec: Option<&'static CommandSpec>,
+    /// The shard of its first key, for a command with keys: routed once
+    /// here for both the prefetch and `dispatch` (it was three routing
+    /// hashes of the key with two shards: the prefetch's filter ran twice).
+    owner: Option<u16>,
 }
 
 /// The commands of one read, parsed before any of them runs so that the
@@ -557,12 +551,16 @@ impl Prepared {
             } else {
                 lookup(args.get(0))
             };
+            let owner = spec
+                .filter(|spec| spec.first_key > 0 && (spec.first_key as usize) < args.len())
+                .map(|spec| shard.owner(args.get(spec.first_key as usize)) as u16);
             self.frames.push(Frame {
                 pos,
                 consumed,
                 first: self.argv.len() as u32,
                 count: scratch.len() as u32,
                 spec,
+                owner,
             });
             self.argv.extend_from_slice(scratch);
             pos += consumed;
@@ -572,14 +570,11 @@ impl Prepared {
             return;
         }
         let rbuf = &*rbuf;
-        let keys = self.frames.iter().filter_map(|f| {
-            let spec = f.spec?;
-            if spec.first_key <= 0 || spec.first_key as u32 >= f.count {
-                return None;
-            }
-            let (s, e) = self.argv[(f.first + spec.first_key as u32) as usize];
-            let key = &rbuf[s..e];
-            (shard.owner(key) == shard.id()).then_some(key)
+        let here = Some(shard.id() as u16);
+        let keys = self.frames.iter().filter(|f| f.owner == here).map(|f| {
+            let first_key = f.spec.map_or(0, |spec| spec.first_key as u32);
+            let (s, e) = self.argv[(f.first + first_key) as usize];
+            &rbuf[s..e]
         });
         shard.db().prefetch_keys(keys);
     }
@@ -592,15 +587,14 @@ impl Prepared {
     }
 
     /// The frame at `start` if it was parsed ahead (for an authenticated
-    /// client only: see the type's docs): its ranges go into `argv`;
-    /// returns its length and command.
+    /// client only: see the type's docs): its ranges go into `argv`.
     #[inline]
     fn take(
         &mut self,
         start: usize,
         unauthenticated: bool,
         argv: &mut Vec<ArgRange>,
-    ) -> Option<(usize, Option<&'static CommandSpec>)> {
+    ) -> Option<Frame> {
         let f = *self.frames.get(self.next)?;
         if f.pos != start || unauthenticated {
             self.frames.clear();
@@ -609,7 +603,7 @@ impl Prepared {
         self.next += 1;
         argv.clear();
         argv.extend_from_slice(&self.argv[f.first as usize..(f.first + f.count) as usize]);
-        Some((f.consumed, f.spec))
+        Some(f)
     }
 }
 
@@ -660,11 +654,10 @@ async fn watch_peer(stream: &TcpStream, info: &ClientInfo) -> Flow {
 async fn mark_silence<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> usize {
-    complete_all(shard, client, buf, pipe, out).await;
+    complete_all(shard, client, pipe, out).await;
     out.len()
 }
 
@@ -687,11 +680,10 @@ async fn flush<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
     stream: &mut TcpStream,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Result<(), Closed> {
-    settle(shard, client, stream, buf, pipe, out).await?;
+    settle(shard, client, stream, pipe, out).await?;
     write_out(shard, &client.info, stream, out, pipe.held()).await
 }
 
@@ -702,11 +694,10 @@ async fn settle<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
     stream: &mut TcpStream,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Result<(), Closed> {
-    while complete(shard, client, buf, pipe, out).await == Progress::Partial {
+    while complete(shard, client, pipe, out).await == Progress::Partial {
         write_out(shard, &client.info, stream, out, pipe.held()).await?;
     }
     Ok(())
@@ -806,11 +797,14 @@ fn over_limit(shard: &Shard) -> Closed {
 
 /// Routes one command: inline on this shard, into a batch for another
 /// shard, or (connection commands) run here after the pipeline drains.
+/// `owner` is the shard of its first key when the caller has routed it
+/// already (a frame parsed ahead).
 pub async fn dispatch<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
     args: &Args<'_>,
     spec: Option<&'static CommandSpec>,
+    owner: Option<u16>,
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Flow {
@@ -901,7 +895,10 @@ pub async fn dispatch<'m>(
     }
     match spec.kind {
         Kind::Keyed(handler) => {
-            let target = shard.owner(args.get(spec.first_key as usize));
+            let target = owner.map_or_else(
+                || shard.owner(args.get(spec.first_key as usize)),
+                usize::from,
+            );
             if target == shard.id() {
                 shard.wait_local_turn(args).await;
             }
@@ -926,7 +923,7 @@ pub async fn dispatch<'m>(
                 None => {
                     // Across shards: after everything before it, as one
                     // atomic step (inside EXEC, under EXEC's locks).
-                    complete_all(shard, client, args.buf(), pipe, out).await;
+                    complete_all(shard, client, pipe, out).await;
                     let mark = out.len();
                     if spec.denyoom
                         && !shard.in_transaction()
@@ -945,7 +942,7 @@ pub async fn dispatch<'m>(
         }
         Kind::Conn(run) => {
             // Connection commands see every earlier command's effect.
-            complete_all(shard, client, args.buf(), pipe, out).await;
+            complete_all(shard, client, pipe, out).await;
             let mark = out.len();
             let flow = match run {
                 Conn::Local(run) => run(shard, client, args, out),
@@ -1014,7 +1011,7 @@ async fn cluster_check<'m>(
         Check::Lookup(pending) => {
             // Whether the keys are here must see the pipeline's earlier
             // writes (a slot being migrated: rare).
-            complete_all(shard, client, args.buf(), pipe, out).await;
+            complete_all(shard, client, pipe, out).await;
             let handler = match spec.kind {
                 Kind::Keyed(handler) => Some(handler),
                 Kind::Multi { whole, .. } => Some(whole),
@@ -1112,7 +1109,6 @@ fn plan_local_reply(pipe: &mut Pipeline<'_>) {
             index,
         },
         timer: None,
-        argv: (0, 0),
     });
 }
 
@@ -1129,17 +1125,11 @@ fn route<'m>(
     if item.shard == LOCAL {
         timer.set_reply(pipe.local.get(item.index as usize));
         drop(timer);
-        pipe.plan.push(Planned {
-            item,
-            timer: None,
-            argv: (0, 0),
-        });
+        pipe.plan.push(Planned { item, timer: None });
     } else {
-        let argv = pipe.keep_argv(args);
         pipe.plan.push(Planned {
             item,
             timer: Some(timer),
-            argv,
         });
     }
 }
@@ -1169,20 +1159,17 @@ fn queue(shard: &Shard, pipe: &mut Pipeline<'_>, op: Op, target: usize, args: &A
 pub async fn complete_all<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) {
-    while complete(shard, client, buf, pipe, out).await == Progress::Partial {}
+    while complete(shard, client, pipe, out).await == Progress::Partial {}
 }
 
 /// Sends the batches that have commands left, waits for their answers,
 /// and appends to `out`, in request order, every reply that is ready.
-/// `buf` is the read buffer the pipeline's argument ranges point into.
 pub async fn complete<'m>(
     shard: &'m Rc<Shard>,
     client: &ClientState,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Progress {
@@ -1198,7 +1185,6 @@ pub async fn complete<'m>(
         }
         pipe.local.clear();
         pipe.plan.clear();
-        pipe.argv.clear();
         return Progress::Done;
     }
     // A batch goes (again) once every reply it brought was written: so
@@ -1232,16 +1218,10 @@ pub async fn complete<'m>(
             timer.set_reply(&out[mark..]);
             drop(timer);
             if let Some(nanos) = shard.metrics().take_slow() {
-                let (first, count) = planned.argv;
-                let ranges = &pipe.argv[first as usize..(first + count) as usize];
-                // Ranges from another buffer than `buf` would be a bug; the
-                // slow log then shows no arguments rather than wrong ones.
-                let argv = if ranges.iter().all(|&(s, e)| s <= e && e <= buf.len()) {
-                    ranges
-                } else {
-                    &[]
-                };
-                log_slow(shard, client, &Args::new(buf, argv), nanos);
+                // A timer is only planned for a remote command; its batch
+                // still holds its arguments (none if its shard stopped).
+                let batch = &pipe.batches[planned.item.shard as usize];
+                log_slow(shard, client, &batch.args(planned.item.index), nanos);
             }
         }
     }
@@ -1251,7 +1231,6 @@ pub async fn complete<'m>(
     }
     pipe.plan.clear();
     pipe.local.clear();
-    pipe.argv.clear();
     pipe.remote_pending = false;
     pipe.gone.fill(false);
     for batch in &mut pipe.batches {

@@ -40,15 +40,13 @@ fn needs_room(shard: &Shard, queued: &Queued) -> bool {
 
 /// EXEC: runs the queued commands atomically and appends the array of
 /// their replies (nil if a watched key changed).
-/// `buf` is the read buffer the commands before EXEC came from.
 pub async fn exec<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
-    buf: &[u8],
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) {
-    complete_all(shard, client, buf, pipe, out).await;
+    complete_all(shard, client, pipe, out).await;
     let mut timer = CommandTimer::start(shard.metrics(), exec_slot());
     let mark = out.len();
     let stats = &shard.metrics().stats;
@@ -265,10 +263,10 @@ async fn exec_locked<'m>(
                 let args = queued.args(i);
                 // QUIT and friends were not queued; a queued command never
                 // closes the connection.
-                let _ = dispatch(shard, client, &args, lookup(args.get(0)), pipe, out).await;
+                let _ = dispatch(shard, client, &args, lookup(args.get(0)), None, pipe, out).await;
                 note_slow(shard, client, &args);
             }
-            complete_all(shard, client, &queued.data, pipe, out).await;
+            complete_all(shard, client, pipe, out).await;
         } else {
             out.nil_array();
         }
