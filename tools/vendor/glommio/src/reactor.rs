@@ -173,6 +173,11 @@ pub(crate) struct Reactor {
     /// refcell) every time. Acquire during initialization
     preempt_ptr_head: *const u32,
     preempt_ptr_tail: *const AtomicU32,
+
+    /// Kora: a task asked the executor to poll I/O before it runs any task
+    /// again (`ExecutorProxy::yield_to_io`); `need_preempt` reports it until
+    /// the next `react`. KORA.md item 12.
+    io_poll_requested: std::cell::Cell<bool>,
 }
 
 impl Reactor {
@@ -193,6 +198,7 @@ impl Reactor {
             record_io_latencies,
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
+            io_poll_requested: std::cell::Cell::new(false),
         })
     }
 
@@ -206,7 +212,13 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        self.io_poll_requested.get()
+            || unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+    }
+
+    /// Kora: see `io_poll_requested`.
+    pub(crate) fn request_io_poll(&self) {
+        self.io_poll_requested.set(true);
     }
 
     pub(crate) fn id(&self) -> usize {
@@ -875,6 +887,8 @@ impl Reactor {
 
     /// Processes new events, blocking until the first event or the timeout.
     pub(crate) fn react(&self, timeout: impl Fn() -> Option<Duration>) -> io::Result<bool> {
+        // Kora: this is the poll a `yield_to_io` asked for.
+        self.io_poll_requested.set(false);
         // Process ready timers.
         let (next_timer, woke) = self.process_external_events();
 

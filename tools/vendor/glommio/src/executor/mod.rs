@@ -2204,6 +2204,19 @@ impl ExecutorProxy {
         }
     }
 
+    /// Kora: yields the current task queue and has the executor poll for
+    /// I/O (and timers and channels) before it runs any task again, without
+    /// sleeping. [`ExecutorProxy::yield_task_queue_now`] alone does not: with
+    /// one task queue the executor goes straight back to it, and I/O is
+    /// only polled once no queue is runnable or preemption is due. For a
+    /// task that never has to wait (a connection whose socket stays full)
+    /// and must still let the tasks whose I/O became ready run. KORA.md
+    /// item 12.
+    pub async fn yield_to_io(&self) {
+        self.reactor().request_io_poll();
+        self.yield_task_queue_now().await;
+    }
+
     #[inline(always)]
     pub(crate) fn reactor(&self) -> Rc<reactor::Reactor> {
         #[cfg(not(feature = "native-tls"))]
