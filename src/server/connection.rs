@@ -50,9 +50,9 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 /// executor polls I/O and runs every connection that became ready before
 /// this one goes on, without waiting for anything. (The first form of this
 /// paused on a 1 µs timer, and an executor with nothing else to do then
-/// slept until an unrelated wake-up, often tens of milliseconds: a 240 MB
-/// pipelined load took 5-28 s instead of 0.3 s, and once a read of the
-/// memory tests waited 30 s.)
+/// slept until an unrelated wake-up, often tens of milliseconds, KORA.md
+/// item 13: a 240 MB pipelined load took 5-28 s instead of 0.3 s, and once
+/// a read of the memory tests waited 30 s.)
 const INPUT_TURN: usize = 64 * 1024;
 /// During shutdown a connection closes after this long without input.
 const SHUTDOWN_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(100);

@@ -2007,8 +2007,19 @@ impl Reactor {
             }
         }
 
-        // Kora: unless taking the replaced timer's CQEs woke a task.
-        let slept = should_sleep && woke_by_timer_change == 0;
+        // Kora: unless taking the replaced timer's CQEs woke a task, or took
+        // the new timer's own: a timer short enough (a few us) has expired
+        // by the end of the io_uring_enter that armed it, and its CQE was
+        // taken with the others, so nothing would wake this sleep for it
+        // and the executor slept until an unrelated wake-up (up to the
+        // 100 ms preemption timer: a 1 us sleep took 44 ms on average).
+        let user_timer_done = user_timer.is_some() && {
+            let src = self.user_timer_src.take();
+            let done = src.as_ref().is_none_or(|src| !src.in_flight());
+            self.user_timer_src.set(src);
+            done
+        };
+        let slept = should_sleep && woke_by_timer_change == 0 && !user_timer_done;
         if slept {
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
