@@ -8,7 +8,10 @@
 //! timer (~100 ms). The flood tests: a connection that never waits for
 //! input must still let its core's other connections in, and completions
 //! the kernel kept in its overflow list must arrive while the core stays
-//! busy. And a short timer must wake an idle executor on time.
+//! busy. And a short timer must wake an idle executor on time, an
+//! executor told to preempt before it ran anything must not park with
+//! tasks queued, and a client that sends and shuts down at once must be
+//! answered and let go.
 
 mod common;
 
@@ -362,6 +365,65 @@ fn a_short_timer_wakes_an_idle_executor_on_time() {
         per_sleep < Duration::from_millis(5),
         "a 10 us sleep took {per_sleep:?}"
     );
+}
+
+#[test]
+fn an_executor_preempted_before_it_runs_its_queue_does_not_park_with_tasks_queued() {
+    // The vendored glommio's executor loop (KORA.md item 14): when the
+    // preemption timer's completion arrived between the loop's I/O poll
+    // and its first look at the task queues, the loop ran nothing, took it
+    // for having nothing to run and parked with the task still queued. A
+    // task that only yields has nothing else to wake it, so the executor
+    // slept forever: with a 20 us preemption timer, 6 of 6 runs stuck
+    // within a few ms (upstream glommio too; the default 100 ms timer,
+    // which Kora keeps armed across loops, made it rare rather than
+    // impossible: glommio's own `sharding::tests::test_send` hung in 4 of
+    // 15 runs on a loaded machine).
+    let (done, finished) = std::sync::mpsc::channel();
+    let _executor = glommio::LocalExecutorBuilder::default()
+        .preempt_timer(Duration::from_micros(20))
+        .spawn(move || async move {
+            let started = Instant::now();
+            let mut yields = 0u64;
+            while started.elapsed() < Duration::from_millis(500) {
+                futures_lite::future::yield_now().await;
+                yields += 1;
+            }
+            let _ = done.send(yields);
+        })
+        .unwrap();
+    // A stuck executor's thread is left behind: the test process ends
+    // without it.
+    let yields = finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the executor parked with its task queued");
+    assert!(yields > 0);
+}
+
+#[test]
+fn a_client_that_sends_and_shuts_down_at_once_is_answered_and_let_go() {
+    // `printf 'PING\r\n' | nc -q0 host port`, a health check's way: the
+    // request and the FIN arrive together while the connection's core
+    // sleeps, and its multishot poll posts one CQE for both (KORA.md item
+    // 15). The recv returned the request, less than the buffer, which the
+    // stream took for drained; it then waited for a CQE that never came,
+    // and the connection stayed open forever: this test failed at its
+    // first round before the fix (and 2 of 20 such clients stayed
+    // connected without the pause before sending).
+    let server = Server::start(1);
+    for round in 0..20 {
+        let mut s = connect(&server);
+        // The server has read once, found nothing and armed its poll.
+        thread::sleep(Duration::from_millis(20));
+        s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        if let Err(e) = s.read_to_end(&mut got) {
+            panic!("round {round}: no EOF from the server after {got:?}: {e}");
+        }
+        assert_eq!(got, b"+PONG\r\n", "round {round}");
+    }
 }
 
 #[test]

@@ -36,6 +36,8 @@ cargo build --release --bins
 # without warnings: broken or private intra-doc links fail here.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test --release
+# The vendored glommio's own unit tests (Kora patches its reactor).
+tools/glommio-tests.sh
 # Benchmarks are compiled, not run, so they never rot.
 cargo bench --no-run --quiet
 # Fuzz targets (tests/fuzz, a workspace of its own) are built and smoke-run

@@ -449,8 +449,11 @@ impl Reactor {
     /// `sys::Reactor::poll_ready_multishot`).
     pub(crate) fn poll_read_ready_multishot(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
+        // Kora: and the peer's shutdown (nix has no name for POLLRDHUP; see
+        // `NonBufferedStream::rx_peer_done`).
+        let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
         self.sys
-            .poll_ready_multishot(&source, common_flags() | read_flags());
+            .poll_ready_multishot(&source, common_flags() | read_flags() | rdhup);
         source
     }
 

@@ -1325,7 +1325,16 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // Kora: a task queue still active counts as work even when
+                // nothing ran. The caller parks the executor only when this
+                // returns false, and a parked executor is not woken for its
+                // own runnable tasks (their wakers fired already). Upstream
+                // returned false here whenever a preemption completion (the
+                // latency timer, which Kora keeps armed across loops, or the
+                // eventfd) arrived after the poll before this call, and the
+                // executor slept with tasks queued until an unrelated
+                // wake-up, or forever (KORA.md item 14).
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
@@ -1333,7 +1342,6 @@ impl LocalExecutor {
                 ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

@@ -215,6 +215,10 @@ impl Timeout {
     }
 }
 
+/// Kora: the poll events after which no input can follow (a multishot
+/// read poll asks for `POLLRDHUP`; the other two are always reported).
+const PEER_DONE: i16 = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+
 thread_local! {
     /// Kora: whether this executor's streams wait for input with one
     /// multishot poll each (`poll_read_multishot`). Cleared for good when
@@ -237,6 +241,12 @@ pub(crate) struct NonBufferedStream<S> {
     /// one filled its buffer, hit EOF or failed, or nothing is known yet
     /// (no poll armed). The poll's CQEs say so too (`poll_read_multishot`).
     rx_maybe_ready: bool,
+    /// Kora: with multishot polls, the poll reported the peer's shutdown or
+    /// an error (`POLLRDHUP`, `POLLHUP`, `POLLERR`). No input can follow,
+    /// so no CQE will either, and a recv that got less than it asked for
+    /// has the EOF or the error still behind it: every read from now on
+    /// tries recv first.
+    rx_peer_done: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
@@ -297,8 +307,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         if let Some(src) = self.source_rx.as_ref() {
             let event = src.take_result();
-            if event.is_some() {
+            if let Some(event) = &event {
                 self.rx_maybe_ready = true;
+                if matches!(event, Ok(mask) if *mask as i16 & PEER_DONE != 0) {
+                    self.rx_peer_done = true;
+                }
             }
             if !src.in_flight() {
                 if let Some(Err(e)) = &event {
@@ -317,10 +330,14 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 self.read_timeout.cancel_timer(reactor);
                 // Only a read that got less than it asked for drained the
                 // socket; after a full buffer, EOF or an error, the next
-                // read tries recv again before waiting. (Not so at a TCP
-                // urgent mark, where a recv stops with input behind it:
-                // KORA.md, item 4, a known limitation.)
-                self.rx_maybe_ready = !matches!(result, Ok(n) if n > 0 && n < buf.len());
+                // read tries recv again before waiting. Nor after the peer
+                // shut down: data and FIN arriving together post one CQE,
+                // the recv returns the data, and without this the reader
+                // waited forever for a CQE about the EOF (KORA.md item 15).
+                // (Not so at a TCP urgent mark, where a recv stops with
+                // input behind it: KORA.md, item 4, a known limitation.)
+                self.rx_maybe_ready = self.rx_peer_done
+                    || !matches!(result, Ok(n) if n > 0 && n < buf.len());
                 return Poll::Ready(result);
             }
         }
@@ -463,6 +480,7 @@ where
             source_tx: None,
             source_rx: None,
             rx_maybe_ready: false, // Kora: set by `init`
+            rx_peer_done: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
