@@ -360,10 +360,14 @@ async fn run(
                     need = 1;
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
-                        let (spec, owner) = match ahead {
-                            Some(frame) => (frame.spec, frame.owner),
-                            None => (lookup(args.get(0)), None),
+                        let command = match ahead {
+                            Some(frame) => Recognized {
+                                spec: frame.spec,
+                                owner: frame.owner,
+                            },
+                            None => Recognized::by_name(&args),
                         };
+                        let spec = command.spec;
                         // A command that waits for every reply before it:
                         // write them as they come rather than gathering
                         // them all.
@@ -389,12 +393,12 @@ async fn run(
                             // leaves while blocked must stop waiting.
                             let info = client.info.clone();
                             future::or(
-                                dispatch(shard, client, &args, spec, owner, &mut pipe, &mut out),
+                                dispatch(shard, client, &args, command, &mut pipe, &mut out),
                                 watch_peer(stream, &info),
                             )
                             .await
                         } else {
-                            dispatch(shard, client, &args, spec, owner, &mut pipe, &mut out).await
+                            dispatch(shard, client, &args, command, &mut pipe, &mut out).await
                         };
                         note_slow(shard, client, &args);
                         if flow == Flow::Exec {
@@ -797,19 +801,38 @@ fn over_limit(shard: &Shard) -> Closed {
     Closed::OutputLimit
 }
 
+/// A command as far as its caller has recognized it, for [`dispatch`].
+#[derive(Clone, Copy)]
+pub struct Recognized {
+    /// Its table row; None for an unknown command.
+    pub spec: Option<&'static CommandSpec>,
+    /// The shard of its first key, when the caller has routed it already
+    /// (a frame parsed ahead of the main loop), so that `dispatch` does not
+    /// hash the key again.
+    pub owner: Option<u16>,
+}
+
+impl Recognized {
+    /// Looks the command up by its name; `dispatch` routes it.
+    pub fn by_name(args: &Args) -> Recognized {
+        Recognized {
+            spec: lookup(args.get(0)),
+            owner: None,
+        }
+    }
+}
+
 /// Routes one command: inline on this shard, into a batch for another
 /// shard, or (connection commands) run here after the pipeline drains.
-/// `owner` is the shard of its first key when the caller has routed it
-/// already (a frame parsed ahead).
 pub async fn dispatch<'m>(
     shard: &'m Rc<Shard>,
     client: &mut ClientState,
     args: &Args<'_>,
-    spec: Option<&'static CommandSpec>,
-    owner: Option<u16>,
+    command: Recognized,
     pipe: &mut Pipeline<'m>,
     out: &mut Vec<u8>,
 ) -> Flow {
+    let Recognized { spec, owner } = command;
     let metrics = shard.metrics();
     // Cluster mode (issue 16): a command whose keys this node does not
     // serve is redirected before anything else looks at it (also while

@@ -15,7 +15,7 @@
 
 use std::rc::Rc;
 
-use super::connection::{Pipeline, complete_all, dispatch, note_slow};
+use super::connection::{Pipeline, Recognized, complete_all, dispatch, note_slow};
 use crate::command::conn::ClientState;
 use crate::command::transaction::{Queued, unwatch_all, watched_on, watches_intact};
 use crate::command::{Kind, lookup};
@@ -263,7 +263,7 @@ async fn exec_locked<'m>(
                 let args = queued.args(i);
                 // QUIT and friends were not queued; a queued command never
                 // closes the connection.
-                let _ = dispatch(shard, client, &args, lookup(args.get(0)), None, pipe, out).await;
+                let _ = dispatch(shard, client, &args, Recognized::by_name(&args), pipe, out).await;
                 note_slow(shard, client, &args);
             }
             complete_all(shard, client, pipe, out).await;
