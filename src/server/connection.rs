@@ -361,10 +361,7 @@ async fn run(
                     if !argv.is_empty() {
                         let args = Args::new(&rbuf, &argv);
                         let command = match ahead {
-                            Some(frame) => Recognized {
-                                spec: frame.spec,
-                                owner: frame.owner,
-                            },
+                            Some(frame) => frame.command,
                             None => Recognized::by_name(&args),
                         };
                         let spec = command.spec;
@@ -500,11 +497,11 @@ struct Frame {
     /// Its argument ranges: `Prepared::argv[first..first + count]`.
     first: u32,
     count: u32,
-    spec: Option<&'static CommandSpec>,
-    /// The shard of its first key, for a command with keys: routed once
-    /// here for both the prefetch and `dispatch` (it was three routing
-    /// hashes of the key with two shards: the prefetch's filter ran twice).
-    owner: Option<u16>,
+    /// Its table row and, for a command with keys, the shard of its first
+    /// key: routed once here for both the prefetch and `dispatch` (it was
+    /// three routing hashes of the key with two shards: the prefetch's
+    /// filter ran twice).
+    command: Recognized,
 }
 
 /// The commands of one read, parsed before any of them runs so that the
@@ -565,8 +562,7 @@ impl Prepared {
                 consumed,
                 first: self.argv.len() as u32,
                 count: scratch.len() as u32,
-                spec,
-                owner,
+                command: Recognized { spec, owner },
             });
             self.argv.extend_from_slice(scratch);
             pos += consumed;
@@ -577,11 +573,15 @@ impl Prepared {
         }
         let rbuf = &*rbuf;
         let here = Some(shard.id() as u16);
-        let keys = self.frames.iter().filter(|f| f.owner == here).map(|f| {
-            let first_key = f.spec.map_or(0, |spec| spec.first_key as u32);
-            let (s, e) = self.argv[(f.first + first_key) as usize];
-            &rbuf[s..e]
-        });
+        let keys = self
+            .frames
+            .iter()
+            .filter(|f| f.command.owner == here)
+            .map(|f| {
+                let first_key = f.command.spec.map_or(0, |spec| spec.first_key as u32);
+                let (s, e) = self.argv[(f.first + first_key) as usize];
+                &rbuf[s..e]
+            });
         shard.db().prefetch_keys(keys);
     }
 
