@@ -63,6 +63,9 @@ for target in $("${fuzz[@]}" list --fuzz-dir tests/fuzz); do
 done
 rm -rf "$fuzz_scratch"
 tools/e2e.sh target/release/kora
+# Every kind of client at once for 20 s (bench/soak.py): invariants of
+# transactions, queues, pub/sub and counters, and no connection left open.
+python3 bench/soak.py --seconds 20 --hogs 0 --churners 2 --kora target/release/kora
 # redis-py's own suite as a compatibility gauge: the tests it passed before
 # (tests/python/redis-py-gauge.txt) must still pass; most of the suite
 # exercises commands Kora lacks, so the whole suite passing is not the bar.

@@ -577,9 +577,20 @@ where
 
         let mut woke = false;
         if try_process(src.borrow()).is_none() {
-            let res = Some(post_process(src.borrow_mut(), transmute_error(result)));
+            let res = post_process(src.borrow_mut(), transmute_error(result));
             let mut inner_source = src.borrow_mut();
-            inner_source.wakers.result = res;
+            // Kora: a poll's CQEs add up until its reader takes them. A CQE
+            // reports the event that woke the poll, not the socket's whole
+            // state: a multishot poll posted `POLLIN|POLLRDHUP` for data
+            // and FIN, then `POLLIN|POLLPRI` for the same data's wake-up,
+            // and the second replaced the first, so the reader never
+            // learned of the FIN (KORA.md item 16).
+            let before = inner_source.wakers.result.take();
+            let res = match (&inner_source.source_type, before, res) {
+                (SourceType::PollAdd, Some(Ok(before)), Ok(now)) => Ok(before | now),
+                (_, _, res) => res,
+            };
+            inner_source.wakers.result = Some(res);
             woke = inner_source.wakers.wake_waiters();
         }
         return Some((woke, !more));
@@ -2375,6 +2386,56 @@ mod tests {
         ring.submit_one_event(&mut queue.submissions);
         assert_eq!(2, ring.submit_sqes().unwrap());
         assert_eq!(2, ring.consume_completion_queue(&mut 0));
+    }
+
+    /// Kora (KORA.md item 16): a poll's CQEs that arrive before its reader
+    /// looks add up; the last one alone lacked the FIN another reported.
+    #[test]
+    fn poll_events_add_up_until_taken() {
+        let source_map = Rc::new(RefCell::new(SourceMap::default()));
+        let queue = UringQueueState::with_capacity(1);
+        let poll = Source::new(
+            IoRequirements::default(),
+            -1,
+            SourceType::PollAdd,
+            None,
+            None,
+        );
+        let user_data = to_user_data(source_map.borrow_mut().add_source(&poll, queue));
+        let more = iou::CompletionFlags::MORE;
+        let post = |cqe: iou::CQE| {
+            process_one_event(Some(cqe), |_| None, |_, res| res, source_map.clone()).unwrap()
+        };
+        let (pollin, pollpri, rdhup) = (
+            libc::POLLIN as i32,
+            libc::POLLPRI as i32,
+            libc::POLLRDHUP as i32,
+        );
+
+        post(iou::CQE::from_raw_parts(user_data, pollin | rdhup, more));
+        post(iou::CQE::from_raw_parts(user_data, pollin | pollpri, more));
+        assert_eq!(
+            poll.take_result().unwrap().unwrap(),
+            (pollin | pollpri | rdhup) as usize
+        );
+        assert!(
+            poll.in_flight(),
+            "a CQE flagged F_MORE leaves the poll armed"
+        );
+
+        // Taken, the events start afresh.
+        post(iou::CQE::from_raw_parts(user_data, pollin, more));
+        assert_eq!(poll.take_result().unwrap().unwrap(), pollin as usize);
+
+        // The last CQE ends the poll; an error is reported as such.
+        post(iou::CQE::from_raw_parts(user_data, pollin, more));
+        post(iou::CQE::from_raw_parts(
+            user_data,
+            -libc::ECANCELED,
+            iou::CompletionFlags::empty(),
+        ));
+        assert!(poll.take_result().unwrap().is_err());
+        assert!(!poll.in_flight());
     }
 
     #[test]
