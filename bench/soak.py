@@ -20,10 +20,12 @@ competing for the cores:
   incr      pipelined INCRs of one counter from 3 connections
   queue     LPUSH of unique ids by 2 producers, BLPOP (0.05 s) by 2 consumers
   pubsub    PUBLISH of sequence numbers, one subscriber checks the order
-  churn     connections that send PING and hang up at once (FIN or RST),
-            or send half a command and close
+  churn     `--churners` threads of connections that send PING and hang
+            up at once (FIN or RST), or send half a command and close
   probe     a PING every 5 ms on one connection, and one on a new
             connection every 100 ms
+  scrape    GET /metrics every 250 ms: every shard up, no counter or
+            histogram bucket ever going down, buckets cumulative in `le`
 
 Then it checks: every invariant (sum, counter, each id popped once, every
 message in order), the server alive with no panic on stderr, and the
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import redis
 
@@ -158,12 +161,15 @@ def subscribe(port, ready, counts):
     ps = r.pubsub(ignore_subscribe_messages=True)
     ps.subscribe("soak:chan")
     ready.set()
-    expect = None
+    expect, give_up = None, None
     while not published_all.is_set() or counts["received"] < counts["published"]:
         m = ps.get_message(timeout=1.0)
         if m is None:
+            # Once the publisher is done, the rest gets 10 s to arrive.
             if published_all.is_set():
-                break
+                give_up = give_up or time.monotonic() + 10
+                if time.monotonic() > give_up:
+                    break
             continue
         n = int(m["data"])
         if expect is not None and n != expect:
@@ -257,6 +263,58 @@ RB_COMMANDS = [
 ]
 
 
+def parse_metrics(text):
+    """{(name, labels): value} of every sample line, and the names of the
+    samples that may never go down (counters, histogram buckets, counts
+    and sums), from the `# TYPE` lines."""
+    samples, monotonic, families = {}, set(), {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(" ", 3)
+            families[family] = kind
+        elif line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            name, _, labels = key.partition("{")
+            samples[(name, labels)] = float(value)
+            if families.get(name) == "counter" or any(
+                    families.get(name[: -len(suffix)]) == "histogram"
+                    for suffix in ("_bucket", "_count", "_sum") if name.endswith(suffix)):
+                monotonic.add(name)
+    return samples, monotonic
+
+
+@guarded
+def scrape(metrics_port, counts):
+    last = {}
+    while not stop.is_set():
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+            if resp.status != 200:
+                fail(f"scrape: /metrics answered {resp.status}")
+                return
+            now, monotonic = parse_metrics(resp.read().decode())
+        for (name, labels), value in now.items():
+            if name == "kora_shard_up" and value != 1:
+                fail(f"scrape: kora_shard_up{{{labels} is {value}")
+            before = last.get((name, labels))
+            if before is not None and name in monotonic and value < before:
+                fail(f"scrape: {name}{{{labels} went down, {before} -> {value}")
+                return
+        buckets = {}
+        for (name, labels), value in now.items():
+            if name.endswith("_bucket"):
+                rest = ",".join(p for p in labels.rstrip("}").split(",") if not p.startswith("le="))
+                le = next(p for p in labels.rstrip("}").split(",") if p.startswith("le="))[4:-1]
+                buckets.setdefault((name, rest), []).append((float(le), value))
+        for series, points in buckets.items():
+            counts_in_order = [v for _, v in sorted(points)]
+            if counts_in_order != sorted(counts_in_order):
+                fail(f"scrape: {series} buckets are not cumulative: {sorted(points)}")
+                return
+        last = now
+        counts["scrapes"] += 1
+        time.sleep(0.25)
+
+
 def redis_benchmark(port, deadline):
     i = 0
     while time.monotonic() < deadline and not stop.is_set():
@@ -281,10 +339,10 @@ def main():
     ap.add_argument("--kora", default=os.path.join(ROOT, "target/release/kora"))
     a = ap.parse_args()
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     err_path = f"/tmp/kora-soak-{port}.err"
     err = open(err_path, "w")
-    server = subprocess.Popen([a.kora, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
+    server = subprocess.Popen([a.kora, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port),
                                "--workers", str(a.workers)], stdout=subprocess.DEVNULL, stderr=err)
     hogs = []
     global server_pid
@@ -300,7 +358,7 @@ def main():
                                   "--commands", "set:2,get:4,incr:1,lpush:1,lpop:1,hset:1,hget:1,sadd:1,mget:1",
                                   "-r", "20000", "--timeout", "10"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        counts = dict(audits=0, incr=0, published=0, received=0, churn=0)
+        counts = dict(audits=0, incr=0, published=0, received=0, churn=0, scrapes=0)
         produced, consumed = [], []
         lat = dict(kept=[], fresh=[])
         ready = threading.Event()
@@ -313,7 +371,7 @@ def main():
             (incr, (port, counts)), (incr, (port, counts)), (incr, (port, counts)),
             (produce, (port, "p1", produced)), (produce, (port, "p2", produced)),
             (consume, (port, consumed)), (consume, (port, consumed)),
-            (publish, (port, counts)), (probe, (port, lat)),
+            (publish, (port, counts)), (probe, (port, lat)), (scrape, (metrics_port, counts)),
             (redis_benchmark, (port, deadline)),
         ]] + [threading.Thread(target=churn, args=(port, counts, seed)) for seed in range(a.churners)]
         for t in threads[1:]:
@@ -360,7 +418,7 @@ def main():
                 for c in left))
         print(f"soak: {a.seconds:.0f} s, {a.workers} shards, {a.hogs} hogs; "
               f"audits {counts['audits']}, incr {counts['incr']}, queue {len(produced)}, "
-              f"pubsub {counts['published']}, churned connections {counts['churn']}")
+              f"pubsub {counts['published']}, churned connections {counts['churn']}, scrapes {counts['scrapes']}")
         print(f"  kora-bench: {' '.join(out.split())[:300]}")
         print(f"  probe PING, kept connection: median {pct(lat['kept'], 0.5):.2f} ms, p99 {pct(lat['kept'], 0.99):.2f}, "
               f"max {pct(lat['kept'], 1.0):.2f} ({len(lat['kept'])}); new connection: median "
