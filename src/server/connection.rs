@@ -1269,17 +1269,20 @@ pub async fn complete<'m>(
 /// After a partial round: drops the first `emitted` plan entries and the
 /// remote replies they used. Each batch's items appear in the plan in
 /// command order, so a batch's first item still planned is where its
-/// unwritten replies start. One pass over the plan per batch (a batch per
-/// shard, a handful) rather than a scratch table: no allocation.
+/// unwritten replies start. The scratch table is one allocation per
+/// partial round (a cold path); a scan of the plan per batch instead would
+/// cost shards × plan entries.
 #[cold]
 fn forget_written(pipe: &mut Pipeline<'_>, emitted: usize) {
     pipe.plan.drain(..emitted);
-    for (target, batch) in pipe.batches.iter_mut().enumerate() {
-        let written = pipe
-            .plan
-            .iter()
-            .find(|planned| planned.item.shard as usize == target) // LOCAL is no batch's index
-            .map_or(batch.next, |planned| planned.item.index);
+    let mut first_left: Vec<Option<u32>> = vec![None; pipe.batches.len()];
+    for Planned { item, .. } in &pipe.plan {
+        if item.shard != LOCAL && first_left[item.shard as usize].is_none() {
+            first_left[item.shard as usize] = Some(item.index);
+        }
+    }
+    for (batch, first) in pipe.batches.iter_mut().zip(first_left) {
+        let written = first.unwrap_or(batch.next);
         batch.forget_replies_before(written);
     }
 }
