@@ -184,9 +184,10 @@ server_pid = None
 
 
 def diagnose(port, client_port):
-    """The stuck connection's socket on the server side, and what each of
-    the server's io_uring rings has armed (a multishot read poll on its fd
-    or not), written to a file for a look afterwards."""
+    """The stuck connection's socket on the server side (`ss`: state,
+    queues) and the state of each of the server's io_uring rings (fdinfo:
+    queue heads, overflow, pending polls), written to a file for a look
+    afterwards."""
     path = f"/tmp/kora-soak-stuck-{client_port}.txt"
     with open(path, "w") as f:
         f.write(subprocess.run(["ss", "-tanpie", f"( sport = :{port} and dport = :{client_port} )"],
@@ -302,9 +303,10 @@ def scrape(metrics_port, counts):
         buckets = {}
         for (name, labels), value in now.items():
             if name.endswith("_bucket"):
-                rest = ",".join(p for p in labels.rstrip("}").split(",") if not p.startswith("le="))
-                le = next(p for p in labels.rstrip("}").split(",") if p.startswith("le="))[4:-1]
-                buckets.setdefault((name, rest), []).append((float(le), value))
+                pairs = labels.rstrip("}").split(",")
+                le = next(p for p in pairs if p.startswith("le="))
+                rest = ",".join(p for p in pairs if p != le)
+                buckets.setdefault((name, rest), []).append((float(le[4:-1]), value))
         for series, points in buckets.items():
             counts_in_order = [v for _, v in sorted(points)]
             if counts_in_order != sorted(counts_in_order):
