@@ -99,6 +99,10 @@ bitflags::bitflags! {
         /// With `COOP_TASKRUN`: the kernel flags pending completion work in
         /// the SQ ring's flags (5.19+).
         const TASKRUN_FLAG = 1 << 9;
+        /// Only one task submits to the ring (6.0+).
+        const SINGLE_ISSUER = 1 << 12;
+        /// Completion work runs only at an io_uring_enter that gets events (6.1+).
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 

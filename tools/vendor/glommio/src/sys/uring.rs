@@ -930,28 +930,53 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
-/// Kora: a sleepable ring that does not IPI its own thread. Without
-/// `COOP_TASKRUN`, every completion that arrives while the executor runs
-/// (a socket turning readable, most often) kicks its CPU with a reschedule
-/// IPI so the completion is posted at once; the executor enters the kernel
-/// for recv/send all the time anyway, and before it sleeps, so the IPI only
-/// costs. Kernels before 5.19 reject the flag: fall back to none.
-fn new_sleepable_ring(size: u32) -> io::Result<iou::IoUring> {
-    let coop = iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
-    iou::IoUring::new_with_flags(size, coop, iou::SetupFeatures::empty())
-        .or_else(|_| iou::IoUring::new(size))
+/// Kora: when the kernel runs a sleepable ring's completion work (a
+/// socket poll that fired, a timer that expired: the work that posts the
+/// CQE runs on the ring's own thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskRun {
+    /// At the thread's next kernel entry, whatever the syscall
+    /// (`COOP_TASKRUN`). Without the flag, every completion that arrives
+    /// while the executor runs kicks its CPU with a reschedule IPI so the
+    /// completion is posted at once; the executor enters the kernel for
+    /// recv/send all the time anyway, and before it sleeps, so the IPI only
+    /// costs. Kernels before 5.19 reject the flag: fall back to none.
+    Cooperative,
+    /// Only when the thread asks for it, in an io_uring_enter that gets
+    /// events (`DEFER_TASKRUN`, 6.1+, which needs `SINGLE_ISSUER`): the
+    /// reactor's loop takes all of them in one batch rather than a few at
+    /// the exit of each recv and send (server CPU per request -3-10%,
+    /// KORA.md item 17). For the main ring only: a sleeping executor
+    /// waits in the main ring on a poll of the latency ring's fd, and a
+    /// deferred ring's work runs only in an enter on that ring itself, so
+    /// a deferred latency ring's timers and wake-up eventfd would never
+    /// post. Falls back to `Cooperative`.
+    Deferred,
+}
+
+fn new_sleepable_ring(size: u32, task_run: TaskRun) -> io::Result<iou::IoUring> {
+    let coop = || iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+    let setup = |flags| iou::IoUring::new_with_flags(size, flags, iou::SetupFeatures::empty());
+    let deferred =
+        || setup(coop() | iou::SetupFlags::SINGLE_ISSUER | iou::SetupFlags::DEFER_TASKRUN);
+    match task_run {
+        TaskRun::Deferred => deferred().or_else(|_| setup(coop())),
+        TaskRun::Cooperative => setup(coop()),
+    }
+    .or_else(|_| iou::IoUring::new(size))
 }
 
 impl SleepableRing {
     fn new(
         size: usize,
         name: &'static str,
+        task_run: TaskRun,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: new_sleepable_ring(size as _)?,
+            ring: new_sleepable_ring(size as _, task_run)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -965,6 +990,12 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// Kora: whether the kernel runs this ring's completion work only when
+    /// asked ([`TaskRun::Deferred`] and a kernel that has it).
+    fn defers_taskrun(&self) -> bool {
+        self.ring.raw().flags & iou::SetupFlags::DEFER_TASKRUN.bits() != 0
     }
 
     /// Kora: the ring's flag word the kernel shares with us.
@@ -1363,11 +1394,21 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            "main",
+            TaskRun::Deferred,
+            allocator.clone(),
+            source_map.clone(),
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            TaskRun::Cooperative,
+            allocator.clone(),
+            source_map.clone(),
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -1961,7 +2002,13 @@ impl Reactor {
         // stream there often is none, and the executor went through its
         // whole sleep path (a barrier, the ring link, a wait that
         // returns at once) to find them. Run them and look again first.
-        if woke == 0 && (main_ring.taskrun_pending() || lat_ring.taskrun_pending()) {
+        // A deferred main ring (`TaskRun::Deferred`) posts its CQEs nowhere
+        // else, so for it this runs even when other work was found: else
+        // a core busy with cross-core messages would leave its sockets
+        // unread.
+        if (woke == 0 || main_ring.defers_taskrun())
+            && (main_ring.taskrun_pending() || lat_ring.taskrun_pending())
+        {
             main_ring.run_taskrun();
             consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
         }
@@ -2359,7 +2406,8 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(4, "main", TaskRun::Cooperative, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2386,6 +2434,48 @@ mod tests {
         ring.submit_one_event(&mut queue.submissions);
         assert_eq!(2, ring.submit_sqes().unwrap());
         assert_eq!(2, ring.consume_completion_queue(&mut 0));
+    }
+
+    /// Kora (KORA.md item 17): a deferred main ring posts a fired poll's CQE
+    /// only when asked, and flags that it has work: the reactor's loop
+    /// looks at the flag to know when to ask.
+    #[test]
+    fn a_deferred_ring_flags_its_pending_work_and_posts_it_when_asked() {
+        let allocator = Rc::new(UringBufferAllocator::new(65536));
+        let source_map = Rc::new(RefCell::new(SourceMap::default()));
+        let mut ring =
+            SleepableRing::new(4, "main", TaskRun::Deferred, allocator, source_map).unwrap();
+        if !ring.defers_taskrun() {
+            eprintln!("skipped: this kernel has no DEFER_TASKRUN (6.1+)");
+            return;
+        }
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let q = ring.submission_queue();
+        q.borrow_mut().submissions.push_back(UringDescriptor {
+            args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+            fd: fds[0],
+            flags: SubmissionFlags::empty(),
+            user_data: 0,
+        });
+        ring.submit_one_event(&mut q.borrow_mut().submissions);
+        assert_eq!(1, ring.submit_sqes().unwrap());
+        assert!(!ring.taskrun_pending());
+
+        // The write wakes the poll; a cooperative ring would post its CQE
+        // on the way out of this very syscall, and of the next one.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        unsafe { libc::getppid() };
+        assert_eq!(0, ring.consume_completion_queue(&mut 0), "not posted yet");
+        assert!(ring.taskrun_pending(), "but flagged");
+
+        ring.run_taskrun();
+        assert_eq!(1, ring.consume_completion_queue(&mut 0));
+        assert!(!ring.taskrun_pending());
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
     }
 
     /// Kora (KORA.md item 16): a poll's CQEs that arrive before its reader
@@ -2443,7 +2533,8 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, "main", TaskRun::Cooperative, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2463,7 +2554,8 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, "main", TaskRun::Cooperative, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
