@@ -2002,10 +2002,11 @@ impl Reactor {
         // stream there often is none, and the executor went through its
         // whole sleep path (a barrier, the ring link, a wait that
         // returns at once) to find them. Run them and look again first.
-        // A deferred main ring (`TaskRun::Deferred`) posts its CQEs nowhere
-        // else, so for it this runs even when other work was found: else
-        // a core busy with cross-core messages would leave its sockets
-        // unread.
+        // A deferred main ring (`TaskRun::Deferred`) posts its CQEs only
+        // here or in a sleep, so for it this runs even when other CQEs
+        // were found: else a loop that took a timer's or a cancellation's
+        // CQE would leave the sockets that turned readable for the next
+        // loop, and a steady stream of those for as long as it lasted.
         if (woke == 0 || main_ring.defers_taskrun())
             && (main_ring.taskrun_pending() || lat_ring.taskrun_pending())
         {
