@@ -1394,7 +1394,7 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring = SleepableRing::new(
+        let mut main_ring = SleepableRing::new(
             ring_depth,
             "main",
             TaskRun::Deferred,
@@ -1402,7 +1402,7 @@ impl Reactor {
             source_map.clone(),
         )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring = SleepableRing::new(
+        let latency_ring = SleepableRing::new(
             ring_depth,
             "latency",
             TaskRun::Cooperative,
@@ -1442,8 +1442,12 @@ impl Reactor {
             None,
         );
 
+        // Kora: the wake-up eventfd's read lives in the main ring, the one
+        // a sleeping executor waits in (upstream: the latency ring, whose
+        // CQE then fired the main ring's poll of the latency ring's fd:
+        // one more completion per cross-core wake-up; KORA.md item 18).
         if !eventfd_src.is_installed().unwrap() {
-            latency_ring.install_eventfd(&eventfd_src);
+            main_ring.install_eventfd(&eventfd_src);
         }
 
         Ok(Reactor {
@@ -1473,7 +1477,7 @@ impl Reactor {
 
     pub(crate) fn install_eventfd(&self) {
         if !self.eventfd_src.is_installed().unwrap() {
-            self.latency_ring
+            self.main_ring
                 .borrow_mut()
                 .install_eventfd(&self.eventfd_src);
         }
