@@ -955,13 +955,16 @@ enum TaskRun {
 }
 
 fn new_sleepable_ring(size: u32, task_run: TaskRun) -> io::Result<iou::IoUring> {
-    let coop = || iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
-    let setup = |flags| iou::IoUring::new_with_flags(size, flags, iou::SetupFeatures::empty());
-    let deferred =
-        || setup(coop() | iou::SetupFlags::SINGLE_ISSUER | iou::SetupFlags::DEFER_TASKRUN);
+    use iou::SetupFlags as F;
+    let setup = |more: F| {
+        let flags = F::COOP_TASKRUN | F::TASKRUN_FLAG | more;
+        iou::IoUring::new_with_flags(size, flags, iou::SetupFeatures::empty())
+    };
     match task_run {
-        TaskRun::Deferred => deferred().or_else(|_| setup(coop())),
-        TaskRun::Cooperative => setup(coop()),
+        TaskRun::Deferred => {
+            setup(F::SINGLE_ISSUER | F::DEFER_TASKRUN).or_else(|_| setup(F::empty()))
+        }
+        TaskRun::Cooperative => setup(F::empty()),
     }
     .or_else(|_| iou::IoUring::new(size))
 }
@@ -1866,11 +1869,12 @@ impl Reactor {
         // arrived, nor did any later CQE of that ring: a client that
         // flooded its core starved every other connection whose readiness
         // came after the overflow, for as long as the flood lasted (seen:
-        // 17 s). Take them in (KORA.md item 11).
+        // 17 s). Take them in (KORA.md item 11). A deferred main ring's
+        // CQEs likewise arrive only when asked for (item 17).
         for ring in [&self.main_ring, &self.latency_ring] {
             let mut ring = ring.borrow_mut();
             ring.poll(woke)?;
-            if ring.cq_overflow_pending() {
+            if ring.cq_overflow_pending() || (ring.defers_taskrun() && ring.taskrun_pending()) {
                 ring.run_taskrun();
                 ring.poll(woke)?;
             }
