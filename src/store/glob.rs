@@ -377,6 +377,16 @@ mod tests {
     const PATTERN_BYTES: &[u8] = b"ab*?[]^-\\Az\xfe*";
     const SUBJECT_BYTES: &[u8] = b"abAB*?[]^-\\z\xfe";
 
+    /// A case the property tests below once shrank to (a signed range
+    /// after a star, left unterminated); kept here rather than in a
+    /// `proptest-regressions` file beside the crate.
+    #[test]
+    fn a_star_before_an_open_signed_range_agrees_with_reference() {
+        let (p, s) = (b"*[\xfe-^", b"a");
+        assert_eq!(glob_match(p, s), glob_match_reference(p, s, false));
+        assert_eq!(glob_match_nocase(p, s), glob_match_reference(p, s, true));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
 
