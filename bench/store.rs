@@ -1,7 +1,8 @@
 //! The shard-local keyspace on the GET/SET path: lookups that hit and miss,
 //! overwriting a string in place, and inserting new keys. 100k keys with
 //! 64-byte values, instrumentation (hot-key sketch) on as in production.
-//! Run with `cargo bench --bench store`.
+//! Also 16 lookups of a pipelined batch with and without the batch
+//! prefetch. Run with `cargo bench --bench store`.
 
 use std::hint::black_box;
 use std::rc::Rc;
@@ -62,5 +63,39 @@ fn store(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, store);
+/// A pipelined batch's lookups, with and without `Db::prefetch_keys`
+/// before them (what the connection does for a batch of 16 GETs).
+fn batch(c: &mut Criterion) {
+    let present = keys("key:");
+    let mut db = filled(&present);
+    let mut i = 0usize;
+    let mut next16 = || {
+        let mut batch: [&[u8]; 16] = [&[]; 16];
+        for k in batch.iter_mut() {
+            i = (i + 7919) % KEYS;
+            *k = &present[i];
+        }
+        batch
+    };
+    let mut g = c.benchmark_group("store: 16 GETs");
+    g.bench_function("one after another", |b| {
+        b.iter(|| {
+            for k in next16() {
+                black_box(db.get(k).is_some());
+            }
+        })
+    });
+    g.bench_function("after prefetch_keys", |b| {
+        b.iter(|| {
+            let batch = next16();
+            db.prefetch_keys(batch.iter().copied());
+            for k in batch {
+                black_box(db.get(k).is_some());
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, store, batch);
 criterion_main!(benches);

@@ -525,12 +525,23 @@ impl Db {
     /// tell (`Key::may_equal`) and starts loading the heap blocks. A wrong
     /// guess costs one useless prefetch, never a wrong answer: the
     /// commands look their keys up again.
-    pub(crate) fn prefetch_keys<'a>(&self, keys: impl Iterator<Item = &'a [u8]> + Clone) {
+    ///
+    /// The keys are all hashed before the first pass probes any: a probe
+    /// waits on its table's control bytes, and a probe loop without the
+    /// hashing in it is short enough for the core to run several probes'
+    /// loads ahead at once (`cargo bench --bench store -- "16 GETs"`: 16
+    /// lookups after the prefetch 913-947 → 823-854 ns).
+    pub fn prefetch_keys<'a>(&self, keys: impl Iterator<Item = &'a [u8]> + Clone) {
         use indexmap::map::RawEntryApiV1;
         const NONE: usize = usize::MAX;
         let mut slots = [NONE; 32];
-        for (slot, key) in slots.iter_mut().zip(keys.clone()) {
-            let hash = self.map.hasher().hash_one(key);
+        let mut hashes = [0u64; 32];
+        let mut n = 0;
+        for (h, key) in hashes.iter_mut().zip(keys.clone()) {
+            *h = self.map.hasher().hash_one(key);
+            n += 1;
+        }
+        for (slot, &hash) in slots.iter_mut().zip(&hashes[..n]) {
             if let Some(idx) = self.map.raw_entry_v1().index_from_hash(hash, |_| true) {
                 let (k, e) = self.map.get_index(idx).expect("index from the table");
                 bytes::prefetch_line(k as *const Key as *const u8);
@@ -1071,6 +1082,43 @@ mod tests {
 
     fn db() -> Db {
         Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
+    }
+
+    #[test]
+    fn prefetching_a_batch_changes_nothing_whatever_its_length() {
+        let mut db = db();
+        for i in 0..100u32 {
+            let value = if i % 2 == 0 {
+                vec![b'v'; 64]
+            } else {
+                vec![b'w'; 3]
+            };
+            db.set_string(format!("key:{i:012}").as_bytes(), &value, Ttl::Clear);
+        }
+        // Present, absent, inline and heap keys, and more than the 32 a
+        // batch prefetches.
+        let keys: Vec<Vec<u8>> = (0..80u32)
+            .map(|i| match i % 3 {
+                0 => format!("key:{:012}", i).into_bytes(),
+                1 => format!("absent:{i}").into_bytes(),
+                _ => format!("k{i}").into_bytes(),
+            })
+            .collect();
+        let hits = db.stats.keyspace_hits.get();
+        let misses = db.stats.keyspace_misses.get();
+        for n in [0, 1, 16, 32, 33, 80] {
+            db.prefetch_keys(keys[..n].iter().map(|k| k.as_slice()));
+        }
+        assert_eq!(db.len(), 100);
+        assert_eq!(db.stats.keyspace_hits.get(), hits, "not counted as reads");
+        assert_eq!(db.stats.keyspace_misses.get(), misses);
+        let string = |db: &mut Db, key: &[u8]| match db.get(key).map(|e| &e.value) {
+            Some(Value::Str(s)) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        };
+        assert_eq!(string(&mut db, b"key:000000000000"), Some(vec![b'v'; 64]));
+        assert_eq!(string(&mut db, b"key:000000000099"), Some(b"www".to_vec()));
+        assert_eq!(string(&mut db, b"absent:1"), None);
     }
 
     #[test]
