@@ -1,6 +1,7 @@
 //! RESP2 costs on the server's side, per command: parsing a pipelined batch
 //! of GET/SET requests in place, and encoding the usual replies into the
-//! reused output buffer. Run with `cargo bench --bench resp`.
+//! reused output buffer, and finding the command by name. Run with
+//! `cargo bench --bench resp`.
 
 use std::hint::black_box;
 
@@ -100,5 +101,21 @@ fn replies(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parser, replies);
+criterion_group!(benches, parser, lookup, replies);
 criterion_main!(benches);
+
+/// The command table's name lookup, which every command goes through:
+/// names in the cases clients send them.
+fn lookup(c: &mut Criterion) {
+    let names: [&[u8]; 4] = [b"GET", b"set", b"Hset", b"ZRANGEBYSCORE"];
+    let mut group = c.benchmark_group("lookup");
+    group.throughput(Throughput::Elements(4));
+    group.bench_function("4 command names (GET, set, Hset, ZRANGEBYSCORE)", |b| {
+        b.iter(|| {
+            for name in names {
+                black_box(kora::command::table::lookup(black_box(name)));
+            }
+        })
+    });
+    group.finish();
+}

@@ -4,7 +4,6 @@
 //! subcommands Redis reports separately ([`CONTAINERS`]) take the slots
 //! after the rows; both are assigned at compile time (`with_slots`).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
@@ -1311,16 +1310,145 @@ pub fn slot_of_name(name: &str) -> Slot {
 }
 
 /// Finds a command by name, case-insensitively, without allocating.
+///
+/// Every command of every connection comes through here, so the index is
+/// built for it: a name is at most 24 bytes, read as three
+/// words, lowercased a word at a time and hashed with one multiply into an
+/// open-addressed table of row numbers (the words of each row's name sit
+/// beside it). A `HashMap` with a seeded hasher and a byte-by-byte
+/// lowercase took ~22 ns per name here; this takes about a quarter of that
+/// (`cargo bench --bench resp -- lookup`).
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> =
-        OnceLock::new();
-    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
-    let mut lower = [0u8; 24];
-    let lower = lower.get_mut(..name.len())?;
-    for (dst, src) in lower.iter_mut().zip(name) {
-        *dst = src.to_ascii_lowercase();
+    static INDEX: OnceLock<NameIndex> = OnceLock::new();
+    let index = INDEX.get_or_init(|| NameIndex::new(COMMANDS));
+    index.find(&NameKey::of(name)?).map(|row| &COMMANDS[row])
+}
+
+/// A command name as [`lookup`] compares it: its length and its bytes,
+/// ASCII-lowercased and zero-padded, in three little-endian words.
+#[derive(Clone, Copy)]
+struct NameKey {
+    words: [u64; 3],
+    len: usize,
+}
+
+impl NameKey {
+    /// The longest name an index holds; a longer one names no command.
+    const MAX: usize = 24;
+
+    #[inline(always)]
+    fn of(name: &[u8]) -> Option<NameKey> {
+        if name.len() > Self::MAX {
+            return None;
+        }
+        let word = |i: usize| {
+            let part = name
+                .get(i * 8..name.len().min(i * 8 + 8))
+                .unwrap_or_default();
+            ascii_lowercase_word(load_le(part))
+        };
+        Some(NameKey {
+            words: [word(0), word(1), word(2)],
+            len: name.len(),
+        })
     }
-    index.get(&*lower).copied()
+
+    /// `==` in scalar registers: a derived `==` compared the words as a
+    /// 16-byte load of a key just stored as two 8-byte words, which the
+    /// core cannot forward from its store buffer (the lookup took 1.5
+    /// times as long).
+    #[inline(always)]
+    fn same(&self, other: &NameKey) -> bool {
+        let [a, b, c] = self.words;
+        let [x, y, z] = other.words;
+        ((a ^ x) | (b ^ y) | (c ^ z) | (self.len ^ other.len) as u64) == 0
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        let [a, b, c] = self.words;
+        (a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ self.len as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded, in at most three
+/// loads straight from the name. Copying the name into a zeroed stack
+/// buffer and reading that back as words was 2.8 times slower for the
+/// whole lookup: the core cannot forward a word from the copy's narrower
+/// stores, so each read waits for them to reach the cache. Overlapping
+/// loads read the same bytes, so or-ing them is exact.
+#[inline(always)]
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4")));
+    match n {
+        0 => 0,
+        1..=3 => {
+            u64::from(b[0])
+                | u64::from(b[n / 2]) << (n / 2 * 8)
+                | u64::from(b[n - 1]) << ((n - 1) * 8)
+        }
+        4..=7 => u32_at(0) | u32_at(n - 4) << ((n - 4) * 8),
+        _ => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+    }
+}
+
+/// ASCII `A`-`Z` in each byte of `w` to `a`-`z`, every other byte as it
+/// was (the same arithmetic as the standard library's
+/// `make_ascii_lowercase` on a word).
+#[inline(always)]
+fn ascii_lowercase_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Each byte's low seven bits plus a constant sets that byte's high bit
+    // exactly when the byte is at least `A` (resp. past `Z`); no byte
+    // carries into the next.
+    let low = w & !HIGH;
+    let from_a = low.wrapping_add(ONES * (0x80 - b'A' as u64));
+    let past_z = low.wrapping_add(ONES * (0x80 - b'Z' as u64 - 1));
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// Open-addressed table from [`NameKey`] to a row of the command table.
+struct NameIndex {
+    /// Row + 1 per slot, 0 for an empty slot; a power of two, under a
+    /// quarter full.
+    slots: Box<[u16]>,
+    keys: Box<[NameKey]>,
+}
+
+impl NameIndex {
+    fn new(rows: &[CommandSpec]) -> NameIndex {
+        let size = (rows.len() * 4).next_power_of_two();
+        let mut slots = vec![0u16; size].into_boxed_slice();
+        let keys: Box<[NameKey]> = rows
+            .iter()
+            .map(|row| NameKey::of(row.name.as_bytes()).expect("command names are short"))
+            .collect();
+        for (row, key) in keys.iter().enumerate() {
+            let mut at = key.hash() as usize & (size - 1);
+            while slots[at] != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            slots[at] = u16::try_from(row + 1).expect("fewer rows than u16");
+        }
+        NameIndex { slots, keys }
+    }
+
+    #[inline(always)]
+    fn find(&self, key: &NameKey) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = key.hash() as usize & mask;
+        loop {
+            let row = usize::from(self.slots[at]).checked_sub(1)?;
+            if self.keys[row].same(key) {
+                return Some(row);
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 /// Kept out of the hot path: the server module answers COMMAND with this.
@@ -1331,6 +1459,109 @@ pub fn all() -> &'static [CommandSpec] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `lookup` must answer, the slow way.
+    fn lookup_reference(name: &[u8]) -> Option<&'static CommandSpec> {
+        COMMANDS
+            .iter()
+            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    #[test]
+    fn short_byte_strings_load_as_zero_padded_words() {
+        let bytes = *b"\x01\x82\x03\xf4\x05\x06\x07\x08";
+        for n in 0..=8 {
+            let mut padded = [0u8; 8];
+            padded[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(
+                load_le(&bytes[..n]),
+                u64::from_le_bytes(padded),
+                "{n} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_word_is_lowercased_as_each_of_its_bytes_would_be() {
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                // The byte among neighbours on both sides of the A-Z range.
+                let mut bytes = *b"@AZ[`az{";
+                bytes[at] = byte;
+                let want = bytes.map(|b| b.to_ascii_lowercase());
+                let got = ascii_lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, want, "byte {byte:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_name_is_found_in_any_case() {
+        for (row, spec) in COMMANDS.iter().enumerate() {
+            let name = spec.name.as_bytes();
+            let upper = name.to_ascii_uppercase();
+            let mixed: Vec<u8> = name
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i % 2 == 0 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        *b
+                    }
+                })
+                .collect();
+            for n in [name, &upper[..], &mixed[..]] {
+                assert!(
+                    std::ptr::eq(lookup(n).unwrap(), &COMMANDS[row]),
+                    "{}",
+                    spec.name
+                );
+            }
+            // A name with a NUL after it is another name (the padding is
+            // zeros too), and so is one byte short.
+            let mut padded = name.to_vec();
+            padded.push(0);
+            assert!(lookup(&padded).is_none(), "{}", spec.name);
+            assert_eq!(
+                lookup(&name[..name.len() - 1]).map(|c| c.name),
+                lookup_reference(&name[..name.len() - 1]).map(|c| c.name)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Bytes next to the letters' ranges (`@`, `[`, `` ` ``, `{`, and
+        /// the same with the high bit set), `_` and its DEL lookalike, NUL.
+        #[test]
+        fn lookup_agrees_with_a_scan(
+            name in proptest::collection::vec(proptest::sample::select(
+                b"getGETsSxX_-|@[`{\x7f\x00\xc7\xe5\xdf\x5fro".to_vec()), 0..30),
+        ) {
+            proptest::prop_assert_eq!(
+                lookup(&name).map(|c| c.name),
+                lookup_reference(&name).map(|c| c.name)
+            );
+        }
+
+        /// Real names with one byte replaced by a neighbour of a letter.
+        #[test]
+        fn a_real_name_with_one_byte_changed_agrees_with_a_scan(
+            row in 0..COMMANDS.len(),
+            at in 0usize..24,
+            byte in proptest::sample::select(b"@[`{\x7f\x00\xc1\xdaAZaz_-".to_vec()),
+        ) {
+            let mut name = COMMANDS[row].name.as_bytes().to_vec();
+            let at = at % name.len();
+            name[at] = byte;
+            proptest::prop_assert_eq!(
+                lookup(&name).map(|c| c.name),
+                lookup_reference(&name).map(|c| c.name)
+            );
+        }
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_unique() {
