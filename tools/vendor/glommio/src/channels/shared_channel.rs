@@ -296,16 +296,28 @@ impl<T: Send + Sized> ConnectedSender<T> {
     }
 
     fn wait_for_room(&self, cx: &Context<'_>) -> Poll<()> {
-        match self.state.buffer.free_space() > 0 || self.state.buffer.producer_disconnected() {
-            true => Poll::Ready(()),
-            false => {
-                self.reactor
-                    .upgrade()
-                    .unwrap()
-                    .add_shared_channel_waker(self.id, cx.waker().clone());
-                Poll::Pending
-            }
+        // Kora: a gone consumer is room too (`try_send` then says
+        // `Closed`), as the reactor's check of this channel says.
+        let ready = || {
+            self.state.buffer.free_space() > 0
+                || self.state.buffer.producer_disconnected()
+                || self.state.buffer.consumer_disconnected()
+        };
+        if ready() {
+            return Poll::Ready(());
         }
+        self.reactor
+            .upgrade()
+            .unwrap()
+            .add_shared_channel_waker(self.id, cx.waker().clone());
+        // Kora: the consumer wakes this executor only when asked (see
+        // `do_recv_one`); a pop before the request is seen here. The waker
+        // stays registered either way: a spare wake-up, never a lost one.
+        self.state.buffer.mark_waiting();
+        if ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
     /// Close the sender
@@ -420,7 +432,10 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // Kora: only a producer waiting for room is woken.
+                if self.state.buffer.take_producer_waiting() {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }
@@ -733,6 +748,43 @@ mod test {
                 while status.load(Ordering::Relaxed) == 0 {}
                 let x = receiver.recv().await.unwrap();
                 assert_eq!(0, x);
+            })
+            .unwrap();
+
+        ex1.join().unwrap();
+        ex2.join().unwrap();
+    }
+
+    // Kora: a pop wakes the producer's executor only when the producer
+    // waits for room (`take_producer_waiting`). Here it always does: a
+    // one-slot channel, and a consumer that pauses before each receive so
+    // the producer's executor has gone to sleep. A lost wake-up leaves the
+    // producer asleep until its next preemption timer (~100 ms per item:
+    // over 10 s for the 100 items), which the bound below catches.
+    #[test]
+    fn a_producer_waiting_for_room_is_woken_by_the_pop_that_makes_it() {
+        let (sender, receiver) = new_bounded(1);
+        const ITEMS: usize = 100;
+
+        let ex1 = LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let sender = sender.connect().await;
+                for i in 0..ITEMS {
+                    sender.send(i).await.unwrap();
+                }
+            })
+            .unwrap();
+
+        let ex2 = LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let receiver = receiver.connect().await;
+                let start = std::time::Instant::now();
+                for i in 0..ITEMS {
+                    sleep(Duration::from_millis(1)).await;
+                    assert_eq!(receiver.recv().await.unwrap(), i);
+                }
+                let took = start.elapsed();
+                assert!(took < Duration::from_secs(5), "{ITEMS} items took {took:?}");
             })
             .unwrap();
 

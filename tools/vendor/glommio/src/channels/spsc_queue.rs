@@ -29,6 +29,10 @@ struct ConsumerCacheline {
     /// Id == 0 : never connected
     /// Id == usize::MAX: disconnected
     producer_id: AtomicUsize,
+    /// Kora: the producer found the queue full and waits for room. Read by
+    /// the consumer on every pop, written by the producer only when the
+    /// queue is full, so it lives on the consumer's line.
+    producer_waiting: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -200,6 +204,23 @@ impl<T> Buffer<T> {
         self.pcache.consumer_id.load(Ordering::Acquire) == usize::MAX
     }
 
+    /// Kora: the producer's half of the room handshake (the consumer's is
+    /// `take_producer_waiting`): the flag is stored before the fence, so
+    /// either the producer's look at the free space after this call sees
+    /// a pop, or that pop's consumer sees the flag and wakes the producer.
+    fn mark_producer_waiting(&self) {
+        self.ccache.producer_waiting.store(true, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Kora: after a pop, whether a producer waits for the room it made
+    /// (and it is told only once).
+    fn take_producer_waiting(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.ccache.producer_waiting.load(Ordering::Relaxed)
+            && self.ccache.producer_waiting.swap(false, Ordering::Relaxed)
+    }
+
     /// Returns the current size of the queue
     ///
     /// This value represents the current size of the queue.  This value can be
@@ -257,6 +278,7 @@ fn inner_make<T>(capacity: usize, initial_value: usize) -> (Producer<T>, Consume
         ccache: ConsumerCacheline {
             head: AtomicUsize::new(initial_value),
             producer_id: AtomicUsize::new(0),
+            producer_waiting: AtomicBool::new(false),
         },
         _marker: PhantomData,
     });
@@ -357,6 +379,13 @@ impl<T> Producer<T> {
     pub fn free_space(&self) -> usize {
         self.capacity() - self.size()
     }
+
+    /// Kora: asks the consumer to say when it pops (see
+    /// `Consumer::take_producer_waiting`); look at `free_space` again after
+    /// this, as a pop may have come before it.
+    pub(crate) fn mark_waiting(&self) {
+        (*self.buffer).mark_producer_waiting()
+    }
 }
 
 impl<T> BufferHalf for Consumer<T> {
@@ -398,6 +427,14 @@ impl<T> Consumer<T> {
     /// return `Some(v)`, where `v` is the value being popped off the queue.
     pub fn try_pop(&self) -> Option<T> {
         (*self.buffer).try_pop()
+    }
+
+    /// Kora: after a pop, whether the producer waits for room and must be
+    /// told. Only then: upstream woke the producer's executor after every
+    /// pop, and a sleeping one (waiting for the answer to what it sent)
+    /// was woken for nothing.
+    pub(crate) fn take_producer_waiting(&self) -> bool {
+        (*self.buffer).take_producer_waiting()
     }
 }
 
@@ -467,6 +504,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    // Kora: the consumer is told of a waiting producer once, and only
+    // after the producer asked.
+    #[test]
+    fn a_pop_reports_a_waiting_producer_once() {
+        let (p, c) = super::make(2);
+        assert!(p.try_push(1).is_none());
+        assert!(p.try_push(2).is_none());
+        assert!(p.try_push(3).is_some());
+        assert_eq!(c.try_pop(), Some(1));
+        assert!(!c.take_producer_waiting(), "nobody asked");
+        assert!(p.try_push(3).is_none());
+        p.mark_waiting();
+        assert_eq!(c.try_pop(), Some(2));
+        assert!(c.take_producer_waiting());
+        assert_eq!(c.try_pop(), Some(3));
+        assert!(!c.take_producer_waiting(), "told once");
     }
 
     #[should_panic]
