@@ -72,8 +72,8 @@ impl Collector {
                 s.metrics().histograms.return_spares(spares);
                 Box::new(()) as Box<dyn std::any::Any + Send>
             });
-            // Fire and forget: the answer is dropped when it arrives.
-            drop(self.node.request(shard, Request::Call(give_back)));
+            // Fire and forget.
+            self.node.tell(shard, Request::Call(give_back));
         }
         self.last.borrow_mut()[shard] = Some(snap);
     }

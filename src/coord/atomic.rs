@@ -178,7 +178,7 @@ impl Drop for Atomic<'_> {
                 // Sent now; per-peer FIFO order puts it before any later
                 // request of this connection, so nobody needs to wait for
                 // the answer.
-                drop(shard.node.request(s, Request::Unlock(self.tx)));
+                shard.node.tell(s, Request::Unlock(self.tx));
             }
         }
     }

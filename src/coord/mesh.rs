@@ -4,9 +4,12 @@
 //! Every executor (each shard and the collector) is a [`Node`] of one full
 //! mesh. A request carries the sender's id and a request number; the
 //! receiver answers with a response carrying that number, which wakes the
-//! task waiting for it. Sends never block the caller: when a channel is
-//! full, messages wait in a per-peer local queue drained by one task, so a
-//! full channel cannot deadlock two shards answering each other.
+//! task waiting for it; a request sent with [`Node::tell`] (fire and
+//! forget: Pub/Sub delivery, a dropped lock's release, the collector's
+//! spare histograms) gets no response at all. Sends never block the
+//! caller: when a channel is full, messages wait in a per-peer local
+//! queue drained by one task, so a full channel cannot deadlock two
+//! shards answering each other.
 //!
 //! Layer: coordination. Messages carry [`Handler`]s, the shard-side half
 //! of a command, defined here so the mesh needs nothing from the command
@@ -236,7 +239,8 @@ pub enum Request {
     /// Pub/Sub (issue 14): a closure that touches no keyspace data, run
     /// as soon as it arrives — never behind a transaction's shard lock or
     /// held keys — so the calls one core sends another run in the order
-    /// sent (`coord::on_others_now`); answered with `Call`.
+    /// sent (`coord::on_others_now`); answered with `Call` unless sent
+    /// with `Node::tell`. Run without refreshing the keyspace clock.
     Now(Call),
 }
 
@@ -249,6 +253,10 @@ pub enum Response {
     /// The peer could not be reached (it stopped).
     Gone,
 }
+
+/// The id of a request sent with [`Node::tell`]: no answer is sent for it.
+/// Ids of awaited requests index the sender's slots, never this many.
+const NO_ANSWER: u32 = u32::MAX;
 
 pub enum Msg {
     Request { from: usize, id: u32, req: Request },
@@ -317,7 +325,9 @@ impl Node {
     /// A message whose peer is gone (it stopped during shutdown): a request
     /// is answered with `Response::Gone` so its waiter does not wait forever.
     fn undeliverable(&self, msg: Msg) {
-        if let Msg::Request { id, .. } = msg {
+        if let Msg::Request { id, .. } = msg
+            && id != NO_ANSWER
+        {
             self.complete(id, Response::Gone);
         }
     }
@@ -398,8 +408,25 @@ impl Node {
         }
     }
 
+    /// Sends a request nobody waits for: its answer is dropped on the
+    /// core that would have sent it, instead of travelling back as one more
+    /// message (and, to a sleeping core, one more wake-up). The mesh's
+    /// per-peer order still holds, which is all its senders rely on.
+    pub fn tell(&self, peer: usize, req: Request) {
+        self.post(
+            peer,
+            Msg::Request {
+                from: self.id,
+                id: NO_ANSWER,
+                req,
+            },
+        );
+    }
+
     pub fn respond(&self, peer: usize, id: u32, resp: Response) {
-        self.post(peer, Msg::Response { id, resp });
+        if id != NO_ANSWER {
+            self.post(peer, Msg::Response { id, resp });
+        }
     }
 
     fn complete(&self, id: u32, resp: Response) {
@@ -466,5 +493,59 @@ impl Drop for ResponseFuture {
             }
             _ => *slot = Slot::Abandoned,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::channels::channel_mesh::MeshBuilder;
+
+    /// Core 1 answers every request it gets, as a shard does. Core 0 tells
+    /// it a few requests, then asks one and reads its own end of the mesh
+    /// by hand: the mesh is FIFO per pair of cores, so an answer to any of
+    /// the told requests would arrive before the asked one's.
+    #[test]
+    fn a_told_request_is_not_answered_an_asked_one_is() {
+        let mesh = MeshBuilder::<Msg, _>::full(2, 16);
+        let answering = mesh.clone();
+        let core1 = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let (senders, receivers) = answering.join().await.unwrap();
+                let node = Node::new(senders);
+                let handled = Rc::new(Cell::new(0));
+                let (me, count) = (Rc::downgrade(&node), handled.clone());
+                let on_request: Rc<dyn Fn(usize, u32, Request)> = Rc::new(move |from, id, _| {
+                    count.set(count.get() + 1);
+                    me.upgrade().unwrap().respond(from, id, Response::Gone);
+                });
+                node.listen(receivers, on_request);
+                while handled.get() < 4 {
+                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })
+            .unwrap();
+        let core0 = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let (senders, mut receivers) = mesh.join().await.unwrap();
+                let node = Node::new(senders);
+                // Mesh ids follow the order the executors joined in.
+                let other = 1 - node.id;
+                for _ in 0..3 {
+                    node.tell(other, Request::View);
+                }
+                let asked = node.request(other, Request::View);
+                let (_, rx) = receivers.streams().pop().unwrap();
+                match rx.recv().await {
+                    Some(Msg::Response { id, resp }) => {
+                        assert_eq!(id, asked.id, "the first answer is the asked one's");
+                        assert!(matches!(resp, Response::Gone));
+                    }
+                    _ => panic!("an answer"),
+                }
+            })
+            .unwrap();
+        core0.join().unwrap();
+        core1.join().unwrap();
     }
 }

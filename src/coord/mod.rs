@@ -304,7 +304,7 @@ pub fn publish(shard: &Shard, space: pubsub::Space, channel: &[u8], message: &[u
             );
             Box::new(()) as Box<dyn Any + Send>
         });
-        drop(shard.node.request(peer, Request::Now(call)));
+        shard.node.tell(peer, Request::Now(call));
     }
     receivers
 }
@@ -348,7 +348,7 @@ pub fn pubsub_tell_homes(shard: &Shard) {
                     .count_home(&s.metrics.stats, space, &name, delta);
                 Box::new(()) as Box<dyn Any + Send>
             });
-            drop(shard.node.request(home, Request::Now(call)));
+            shard.node.tell(home, Request::Now(call));
         }
     }
 }

@@ -179,8 +179,9 @@ impl Shard {
     pub fn admit_request(&self, from: usize, id: u32, req: Request) {
         let lock = &self.tx;
         match req {
-            // Pub/Sub (issue 14): never waits (touches no data).
-            Request::Now(call) => self.run_call(from, id, call),
+            // Pub/Sub (issue 14): never waits, and needs no clock (touches
+            // no data).
+            Request::Now(call) => self.node.respond(from, id, Response::Call(call(self))),
             Request::KeyLockCall(tx, keys, call) => self.admit_key_lock(from, id, tx, keys, call),
             Request::TxCall(tx, _) if self.holds_keys(tx) => self.handle_request(from, id, req),
             Request::Lock(tx) => {
