@@ -541,17 +541,7 @@ impl Skiplist {
 
     /// Adds an element whose member is not present.
     fn insert_new(&mut self, score: f64, member: &[u8]) {
-        let (mut update, rank) = self.path(score, member);
         let level = self.random_level();
-        if level > self.level {
-            for u in update.iter_mut().take(level).skip(self.level) {
-                *u = HEAD;
-            }
-            for i in self.level..level {
-                self.nodes[0].link_mut(i).span = self.len as u32;
-            }
-            self.level = level;
-        }
         let node = Node {
             member: member.into(),
             score,
@@ -569,6 +559,31 @@ impl Skiplist {
                 (self.nodes.len() - 1) as u32
             }
         };
+        self.link_in(x);
+        let hash = self.hash(member);
+        let nodes = &self.nodes;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, x, |&i| hasher.hash_one(&*nodes[i as usize].member));
+    }
+
+    /// Links node `x` (its member, score and level set, not in the list)
+    /// at its place in the order.
+    fn link_in(&mut self, x: u32) {
+        let level = self.node(x).upper.len() + 1;
+        let (mut update, rank) = {
+            let n = self.node(x);
+            self.path(n.score, &n.member)
+        };
+        if level > self.level {
+            for u in update.iter_mut().take(level).skip(self.level) {
+                *u = HEAD;
+            }
+            for i in self.level..level {
+                self.nodes[0].link_mut(i).span = self.len as u32;
+            }
+            self.level = level;
+        }
         // `rank` above the old level is 0, as Redis resets it.
         for i in 0..level {
             let r = rank[i];
@@ -594,15 +609,11 @@ impl Skiplist {
             self.nodes[next as usize].back = x;
         }
         self.len += 1;
-        let hash = self.hash(member);
-        let nodes = &self.nodes;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, x, |&i| hasher.hash_one(&*nodes[i as usize].member));
     }
 
-    /// Unlinks node `x`, whose predecessors are `update`; frees its slot.
-    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> (Box<[u8]>, f64) {
+    /// Takes node `x`, whose predecessors are `update`, out of the list;
+    /// its slot, member and index entry stay.
+    fn link_out(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
         for (i, &u) in update.iter().enumerate().take(self.level) {
             let ul = self.node(u).link(i);
             if ul.next == x {
@@ -625,6 +636,11 @@ impl Skiplist {
             self.level -= 1;
         }
         self.len -= 1;
+    }
+
+    /// Unlinks node `x`, whose predecessors are `update`; frees its slot.
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> (Box<[u8]>, f64) {
+        self.link_out(x, update);
         let hash = self.hash(&self.node(x).member);
         if let Ok(e) = self.index.find_entry(hash, |&i| i == x) {
             e.remove();
@@ -637,6 +653,26 @@ impl Skiplist {
         node.score = f64::NAN;
         self.free.push(x);
         (member, score)
+    }
+
+    /// Gives present node `x` a new score (Redis' zslUpdateScore): in place
+    /// when it stays between its neighbours, else out of the list and in
+    /// again at its new place. Either way the node keeps its slot, member,
+    /// level and index entry: an update hashes nothing and allocates
+    /// nothing (it was a removal and an insertion: four hashes, a member
+    /// and a link array freed and allocated again).
+    fn update_score(&mut self, x: u32, score: f64) {
+        let n = self.node(x);
+        let fits = (n.back == NIL || self.node(n.back).score < score)
+            && (n.link0.next == NIL || self.node(n.link0.next).score > score);
+        if fits {
+            self.nodes[x as usize].score = score;
+            return;
+        }
+        let (update, _) = self.path(n.score, &n.member);
+        self.link_out(x, &update);
+        self.nodes[x as usize].score = score;
+        self.link_in(x);
     }
 
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
@@ -1064,9 +1100,8 @@ impl ZSet {
                 if old == score {
                     return Inserted::Unchanged;
                 }
-                // Delete and insert again; the element's cost is unchanged.
-                s.remove(member);
-                s.insert_new(score, member);
+                // The element's cost is unchanged.
+                s.update_score(i, score);
                 Inserted::Updated(old)
             }
             None => {
@@ -1308,6 +1343,60 @@ mod tests {
                 .collect();
             assert_eq!((a..b).collect::<Vec<_>>(), exp, "{range:?}");
         }
+    }
+
+    /// A skiplist score update in place (between its neighbours) and by
+    /// moving the node, including onto a neighbour's score, where the
+    /// member decides the order: iteration, ranks, scores and the reverse
+    /// walk agree with a sorted model after each.
+    #[test]
+    fn score_updates_in_place_and_by_moving_keep_the_order() {
+        let lim = lim(1);
+        let mut z = ZSet::default();
+        let mut d = 0isize;
+        let mut model: Vec<(Vec<u8>, f64)> = Vec::new();
+        for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            z.insert(m.as_bytes(), i as f64 * 10.0, &lim, &mut d);
+            model.push((m.as_bytes().to_vec(), i as f64 * 10.0));
+        }
+        assert!(matches!(z, ZSet::Skip(_)));
+        // In place; onto the next one's score (b < c: stays before it);
+        // onto the previous one's (c > b: after it); past both ends; back.
+        for (m, score) in [
+            ("c", 25.0),
+            ("c", 30.0),
+            ("b", 30.0),
+            ("c", 10.0),
+            ("a", 99.0),
+            ("e", -1.0),
+            ("d", 10.0),
+            ("a", 30.0),
+            ("e", 40.0),
+        ] {
+            let old = z.score(m.as_bytes()).unwrap();
+            assert_eq!(
+                z.insert(m.as_bytes(), score, &lim, &mut d),
+                Inserted::Updated(old)
+            );
+            model.retain(|(n, _)| n != m.as_bytes());
+            model.push((m.as_bytes().to_vec(), score));
+            model.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.0.cmp(&y.0)));
+            let got: Vec<_> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+            assert_eq!(got, model, "after {m} -> {score}");
+            for (r, (m, s)) in model.iter().enumerate() {
+                assert_eq!(z.rank(m), Some((r, *s)));
+                assert_eq!(
+                    z.get_rank(r).map(|(m, s)| (m.to_vec(), s)),
+                    Some((m.clone(), *s))
+                );
+            }
+            let rev: Vec<_> = z
+                .iter_rev_from(model.len() - 1)
+                .map(|(m, s)| (m.to_vec(), s))
+                .collect();
+            assert_eq!(rev, model.iter().rev().cloned().collect::<Vec<_>>());
+        }
+        assert_eq!(z.size() as isize, ZSet::default().size() as isize + d);
     }
 
     /// Seeded random inserts, updates, removals and range removals against
