@@ -9,7 +9,7 @@ use crate::coord::Shard;
 use crate::protocol::reply::{Resp, err};
 use crate::store::Picker;
 use crate::store::glob::glob_match;
-use crate::store::{Db, Set, SetValue, Ttl, Value, WrongType};
+use crate::store::{Db, Key, Set, SetValue, Ttl, Value, WrongType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOp {
@@ -270,7 +270,7 @@ impl Algebra {
             SetOp::Union => {
                 for m in set {
                     if !acc.contains(&*m) {
-                        acc.insert(Box::from(&*m));
+                        acc.insert(Key::new(&m));
                     }
                 }
             }
@@ -280,7 +280,7 @@ impl Algebra {
                 *acc = set
                     .iter()
                     .filter(|m| acc.contains(&**m))
-                    .map(|m| Box::from(&*m))
+                    .map(|m| Key::new(&m))
                     .collect();
             }
             SetOp::Inter => acc.retain(|m| set.contains(m)),
@@ -485,7 +485,7 @@ mod tests {
 
     fn set_of(members: &[&str]) -> Set {
         Set::Table(Box::new(
-            members.iter().map(|m| Box::from(m.as_bytes())).collect(),
+            members.iter().map(|m| Key::new(m.as_bytes())).collect(),
         ))
     }
 

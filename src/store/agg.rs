@@ -118,12 +118,12 @@ fn packed_cost(capacity: usize) -> usize {
 
 #[inline]
 fn hash_field_cost(field: &[u8], value: &[u8]) -> usize {
-    cost::HASH_FIELD + field.len() + value.len()
+    cost::hash_field(field.len(), value.len())
 }
 
 #[inline]
 fn set_member_cost(member: &[u8]) -> usize {
-    cost::SET_MEMBER + member.len()
+    cost::set_member(member.len())
 }
 
 #[inline]
@@ -150,7 +150,7 @@ impl Default for Hash {
 /// Field/value pairs of a [`enum@Hash`].
 pub enum HashIter<'a> {
     Pack(PairIter<'a>),
-    Table(indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>),
+    Table(indexmap::map::Iter<'a, super::Key, Box<[u8]>>),
 }
 
 impl<'a> Iterator for HashIter<'a> {
@@ -359,7 +359,7 @@ impl Default for Set {
 pub enum SetIter<'a> {
     Ints(&'a Intset, std::ops::Range<usize>),
     Pack(PackIter<'a>),
-    Table(indexmap::set::Iter<'a, Box<[u8]>>),
+    Table(indexmap::set::Iter<'a, super::Key>),
 }
 
 impl<'a> Iterator for SetIter<'a> {
@@ -473,7 +473,7 @@ impl Set {
             Set::Table(t) => (**t).clone(),
             other => {
                 let mut t = SetValue::with_capacity_and_hasher(other.len(), Hasher::new());
-                t.extend(other.iter().map(|m| Box::from(&*m)));
+                t.extend(other.iter().map(|m| super::Key::new(&m)));
                 t
             }
         }

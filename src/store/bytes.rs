@@ -7,7 +7,8 @@
 //! keeps short strings in the object header:
 //!
 //! - [`Key`] is 16 bytes: keys of up to [`Key::INLINE`] (15) bytes are
-//!   stored inline, longer ones in one exact-size heap block.
+//!   stored inline, longer ones in one exact-size heap block. The members
+//!   of a set table and the fields of a hash table are `Key`s too.
 //! - [`StrValue`] is 16 bytes (the `Vec<u8>` it replaces was 24): values of
 //!   up to [`StrValue::INLINE`] (14) bytes are inline, longer ones in one
 //!   heap block whose capacity follows from the length and the encoding
@@ -233,6 +234,13 @@ impl Deref for Key {
 
     #[inline]
     fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
         self.as_bytes()
     }
 }

@@ -69,8 +69,8 @@ pub fn free_effort(value: &Value) -> usize {
 enum Pending {
     Value(Value),
     List(List),
-    Hash(indexmap::map::IntoIter<Box<[u8]>, Box<[u8]>>, Release),
-    Set(indexmap::set::IntoIter<Box<[u8]>>, Release),
+    Hash(indexmap::map::IntoIter<super::Key, Box<[u8]>>, Release),
+    Set(indexmap::set::IntoIter<super::Key>, Release),
     /// A sorted set's skiplist, freed from its top rank down.
     ZSet(Box<ZSet>),
     Table(IndexMap<Key, Entry, Hasher>),
@@ -90,14 +90,14 @@ impl Pending {
                 cost::CONTAINER
                     + it.as_slice()
                         .iter()
-                        .map(|(f, v)| cost::HASH_FIELD + f.len() + v.len())
+                        .map(|(f, v)| cost::hash_field(f.len(), v.len()))
                         .sum::<usize>()
             }
             Pending::Set(it, _) => {
                 cost::CONTAINER
                     + it.as_slice()
                         .iter()
-                        .map(|m| cost::SET_MEMBER + m.len())
+                        .map(|m| cost::set_member(m.len()))
                         .sum::<usize>()
             }
             Pending::ZSet(z) => z.size(),
@@ -308,7 +308,7 @@ fn step(
         Pending::Hash(it, release) => {
             let mut n = 0;
             for (f, v) in it.by_ref().take(budget) {
-                sub(mem, cost::HASH_FIELD + f.len() + v.len());
+                sub(mem, cost::hash_field(f.len(), v.len()));
                 n += 1;
             }
             release.advance(it.as_slice().first().map(|(f, _)| f as *const _ as usize));
@@ -321,7 +321,7 @@ fn step(
         Pending::Set(it, release) => {
             let mut n = 0;
             for m in it.by_ref().take(budget) {
-                sub(mem, cost::SET_MEMBER + m.len());
+                sub(mem, cost::set_member(m.len()));
                 n += 1;
             }
             release.advance(it.as_slice().first().map(|m| m as *const _ as usize));

@@ -67,8 +67,10 @@ use crate::metrics::{HotKeys, ShardStats};
 
 pub use bytes::{Key, StrEncoding, StrValue};
 pub type Hasher = ahash::RandomState;
-pub type HashValue = IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
-pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
+/// A hash past its packed encoding: short fields inline in the table.
+pub type HashValue = IndexMap<Key, Box<[u8]>, Hasher>;
+/// A set past its packed encoding: short members inline in the table.
+pub type SetValue = IndexSet<Key, Hasher>;
 
 pub use agg::{Hash, List, Set};
 pub use zset::ZSet;
@@ -149,10 +151,39 @@ pub mod cost {
     pub const EXPIRE: usize = 40;
     /// One list element: the Box in the deque plus its allocation.
     pub const LIST_ELEM: usize = 16 + ALLOC;
-    /// One hash field: bucket (hash + two boxes) + index slot + 2 allocations.
-    pub const HASH_FIELD: usize = 48 + 2 * ALLOC;
-    /// One set member: bucket (hash + box) + index slot + allocation.
-    pub const SET_MEMBER: usize = 32 + ALLOC;
+    /// One hash field in a table: bucket (hash + 16-byte `Key` field +
+    /// boxed value) + index slot; see [`hash_field`].
+    pub const HASH_FIELD: usize = 48;
+
+    /// One hash field of `field` and `value` bytes in a table: a field of
+    /// up to `Key::INLINE` bytes lives in the bucket, a longer one adds its
+    /// heap block; the value is always its own block.
+    #[inline]
+    pub fn hash_field(field: usize, value: usize) -> usize {
+        HASH_FIELD
+            + bytes(value)
+            + if field > super::Key::INLINE {
+                bytes(field)
+            } else {
+                0
+            }
+    }
+    /// One set member in a table: bucket (hash + 16-byte `Key`) + index
+    /// slot; see [`set_member`].
+    pub const SET_MEMBER: usize = 32;
+
+    /// One set member of `len` bytes in a table: members of up to
+    /// `Key::INLINE` bytes live in the bucket, longer ones add their heap
+    /// block.
+    #[inline]
+    pub fn set_member(len: usize) -> usize {
+        SET_MEMBER
+            + if len > super::Key::INLINE {
+                bytes(len)
+            } else {
+                0
+            }
+    }
     /// Container header of an aggregate (boxed map/deque).
     pub const CONTAINER: usize = 96;
     /// Header of a packed hash or set: its boxed enum and allocation.
@@ -197,14 +228,14 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
             estimate(
                 h.len(),
                 samples,
-                h.iter().map(|(f, v)| cost::HASH_FIELD + f.len() + v.len()),
+                h.iter().map(|(f, v)| cost::hash_field(f.len(), v.len())),
             )
         }
         Value::Set(s) if samples > 0 && s.len() > samples && matches!(**s, Set::Table(_)) => {
             estimate(
                 s.len(),
                 samples,
-                s.iter().map(|m| cost::SET_MEMBER + m.len()),
+                s.iter().map(|m| cost::set_member(m.len())),
             )
         }
         Value::ZSet(z) if samples > 0 && z.len() > samples && matches!(**z, ZSet::Skip(_)) => {
@@ -1179,7 +1210,7 @@ mod tests {
     fn big_set(n: usize) -> Value {
         let mut s = SetValue::with_hasher(Hasher::new());
         for i in 0..n {
-            s.insert(format!("m{i}").into_bytes().into_boxed_slice());
+            s.insert(Key::new(format!("m{i}").as_bytes()));
         }
         Value::Set(Box::new(Set::Table(Box::new(s))))
     }
@@ -1200,7 +1231,7 @@ mod tests {
     fn big_hash(n: usize) -> Value {
         let mut h = HashValue::with_hasher(Hasher::new());
         for i in 0..n {
-            h.insert(format!("f{i}").into_bytes().into(), b"v".to_vec().into());
+            h.insert(Key::new(format!("f{i}").as_bytes()), b"v".to_vec().into());
         }
         Value::Hash(Box::new(Hash::Table(Box::new(h))))
     }
