@@ -176,8 +176,7 @@ impl Drop for Atomic<'_> {
                 shard.unlock_keys(self.tx);
             } else {
                 // Sent now; per-peer FIFO order puts it before any later
-                // request of this connection, so nobody needs to wait for
-                // the answer.
+                // request of this connection, so no answer is needed.
                 shard.node.tell(s, Request::Unlock(self.tx));
             }
         }
