@@ -210,6 +210,10 @@ impl Subscriber {
     }
 }
 
+/// Name → `V`, hashed with ahash (keyed per map, as std's SipHash is, and
+/// cheaper on short names: a PUBLISH looks its channel up in two of these).
+type ByName<V> = HashMap<Box<[u8]>, V, ahash::RandomState>;
+
 /// This core's subscriptions: name → this core's subscribed mailboxes.
 ///
 /// For the server-wide gauges it also keeps the names *homed* on this
@@ -217,10 +221,6 @@ impl Subscriber {
 /// core tells a name's home when the name appears in or leaves its own
 /// registry (`changes`, sent by `coord::pubsub_tell_homes`), so the sum of
 /// every core's homed names counts each name once.
-/// Name → `V`, hashed with ahash (keyed per map, as std's SipHash is, and
-/// cheaper on short names: a PUBLISH looks its channel up in two of these).
-type ByName<V> = HashMap<Box<[u8]>, V, ahash::RandomState>;
-
 #[derive(Default)]
 pub struct Registry {
     channels: ByName<Vec<Rc<Mailbox>>>,

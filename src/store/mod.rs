@@ -160,13 +160,7 @@ pub mod cost {
     /// heap block; the value is always its own block.
     #[inline]
     pub fn hash_field(field: usize, value: usize) -> usize {
-        HASH_FIELD
-            + bytes(value)
-            + if field > super::Key::INLINE {
-                bytes(field)
-            } else {
-                0
-            }
+        HASH_FIELD + bytes(value) + key_heap(field)
     }
     /// One set member in a table: bucket (hash + 16-byte `Key`) + index
     /// slot; see [`set_member`].
@@ -177,12 +171,18 @@ pub mod cost {
     /// block.
     #[inline]
     pub fn set_member(len: usize) -> usize {
-        SET_MEMBER
-            + if len > super::Key::INLINE {
-                bytes(len)
-            } else {
-                0
-            }
+        SET_MEMBER + key_heap(len)
+    }
+
+    /// A [`super::Key`] of `len` bytes beyond its 16 bytes: nothing when
+    /// inline, else its heap block.
+    #[inline]
+    pub fn key_heap(len: usize) -> usize {
+        if len <= super::Key::INLINE {
+            0
+        } else {
+            bytes(len)
+        }
     }
     /// Container header of an aggregate (boxed map/deque).
     pub const CONTAINER: usize = 96;
@@ -259,11 +259,7 @@ pub(crate) fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
 /// stored inline (`Key::INLINE`).
 #[inline]
 pub fn key_size(key: &[u8]) -> usize {
-    if key.len() <= Key::INLINE {
-        0
-    } else {
-        cost::bytes(key.len())
-    }
+    cost::key_heap(key.len())
 }
 
 pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
