@@ -487,20 +487,24 @@ fn a_key_table_emptied_by_deletes_shrinks_on_its_own() {
     assert_eq!(v.as_deref(), Some("v"));
 }
 
-/// A set member or hash field of up to 15 bytes is stored in the table's
-/// bucket (`store::Key`), a longer one in a heap block of its own: loading
-/// 200 000 members of 15 bytes takes at least 8 bytes less per member, by
-/// the allocator's count, than members of 16 (whose block is 16 bytes;
-/// the table's own growth blurs the rest: 12-15 bytes measured). Boxed
-/// alike, the two lengths cost the same. Tables, not packed encodings:
-/// 1000 per key.
+/// A set member, hash field or sorted-set member of up to 15 bytes is
+/// stored in the table's bucket or the skiplist node (`store::Key`), a
+/// longer one in a heap block of its own: loading 200 000 members of 15
+/// bytes takes at least 8 bytes less per member, by the allocator's count,
+/// than members of 16 (whose block is 16 bytes; the structures' own growth
+/// blurs the rest: 12-16 bytes measured). Boxed alike, the two lengths
+/// cost the same. Tables and skiplists, not packed encodings: 1000 per key.
 #[test]
-fn short_set_members_and_hash_fields_take_no_heap_block_of_their_own() {
+fn short_members_and_fields_take_no_heap_block_of_their_own() {
     const KEYS: usize = 200;
     const PER: usize = 1000;
     let s = Server::start(1);
     let mut c = s.client();
-    for kind in ["set", "hash"] {
+    for (kind, cmd, table) in [
+        ("set", "SADD", "hashtable"),
+        ("hash", "HSET", "hashtable"),
+        ("zset", "ZADD", "skiplist"),
+    ] {
         let mut per_member = Vec::new();
         for len in [15, 16] {
             let cmds: Vec<Vec<u8>> = (0..KEYS)
@@ -509,14 +513,12 @@ fn short_set_members_and_hash_fields_take_no_heap_block_of_their_own() {
                     let elems: Vec<Vec<u8>> = (0..PER)
                         .map(|j| format!("{:0len$}", k * PER + j).into_bytes())
                         .collect();
-                    let mut args: Vec<&[u8]> = vec![
-                        if kind == "set" { b"SADD" } else { b"HSET" },
-                        key.as_bytes(),
-                    ];
+                    let mut args: Vec<&[u8]> = vec![cmd.as_bytes(), key.as_bytes()];
                     for e in &elems {
-                        args.push(e);
-                        if kind == "hash" {
-                            args.push(b"v");
+                        match kind {
+                            "hash" => args.extend([&e[..], b"v"]),
+                            "zset" => args.extend([&e[..4], e]),
+                            _ => args.push(e),
                         }
                     }
                     resp(&args)
@@ -532,7 +534,7 @@ fn short_set_members_and_hash_fields_take_no_heap_block_of_their_own() {
                 .arg(format!("{kind}:0"))
                 .query(&mut c)
                 .unwrap();
-            assert_eq!(encoding, "hashtable");
+            assert_eq!(encoding, table);
             per_member.push(growth as f64 / (KEYS * PER) as f64);
             let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
         }

@@ -239,11 +239,7 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
             )
         }
         Value::ZSet(z) if samples > 0 && z.len() > samples && matches!(**z, ZSet::Skip(_)) => {
-            estimate(
-                z.len(),
-                samples,
-                z.iter().map(|(m, _)| zset::ZSET_ELEM + m.len()),
-            )
+            estimate(z.len(), samples, z.iter().map(|(m, _)| zset::elem_cost(m)))
         }
         other => value_size(other),
     };

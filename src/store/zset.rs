@@ -9,9 +9,10 @@
 //! [`Skiplist`] (`skiplist`) and never goes back, as in Redis.
 //!
 //! The skiplist is Redis' `zskiplist` (levels with spans, so rank and
-//! range lookups are O(log n)) kept in an arena of nodes addressed by
-//! `u32`, with a hash index member → node so that ZSCORE is O(1). The
-//! member bytes live once, in the node; the index holds node numbers.
+//! range lookups are O(log n)) kept in an arena of words where a node is
+//! a block (score, then its links inline) addressed by `u32`, with a hash
+//! index member → node so that ZSCORE is O(1). The member lives once, as
+//! a [`Key`] (inline up to 15 bytes) beside the blocks; see [`Skiplist`].
 //!
 //! Every operation is in terms of ascending ranks: a range by score or lex
 //! is first turned into a rank interval ([`ZSet::rank_range`]), then read
@@ -24,13 +25,13 @@ use hashbrown::HashTable;
 
 use super::agg::Limits;
 use super::packed::{Pack, PackIter};
-use super::{Hasher, cost};
+use super::{Hasher, Key, cost};
 
-/// Accounted cost of one skiplist element beyond its member bytes: the
-/// node in the arena (with its share of the arena's spare capacity), the
-/// member's allocation, the upper levels of a quarter of the nodes and
-/// the hash index slot.
-pub const ZSET_ELEM: usize = 96;
+/// Accounted cost of one skiplist element beside its member's heap
+/// block: its `Meta` (24 bytes) and block (two words and 4/3 links on
+/// average, 27 bytes), with their share of the vectors' spare capacity,
+/// and the index slot.
+const ZSET_ELEM: usize = 80;
 
 #[inline]
 fn packed_cost(capacity: usize) -> usize {
@@ -42,9 +43,11 @@ fn packed_cost(capacity: usize) -> usize {
         }
 }
 
+/// Accounted cost of one skiplist element: a member of up to
+/// `Key::INLINE` bytes lives in its `Meta`, a longer one adds its block.
 #[inline]
-fn elem_cost(member: &[u8]) -> usize {
-    ZSET_ELEM + member.len()
+pub(crate) fn elem_cost(member: &[u8]) -> usize {
+    ZSET_ELEM + cost::key_heap(member.len())
 }
 
 #[inline]
@@ -123,7 +126,7 @@ pub enum Range<'a> {
 impl Range<'_> {
     /// Whether an element lies before the interval's start.
     #[inline]
-    fn below_min(&self, score: f64, member: &[u8]) -> bool {
+    fn below_min<'m>(&self, score: f64, member: &dyn Fn() -> &'m [u8]) -> bool {
         match self {
             Range::Score(min, _) => {
                 if min.exclusive {
@@ -135,15 +138,15 @@ impl Range<'_> {
             Range::Lex(min, _) => match *min {
                 LexBound::NegInf => false,
                 LexBound::PosInf => true,
-                LexBound::Incl(m) => member < m,
-                LexBound::Excl(m) => member <= m,
+                LexBound::Incl(m) => member() < m,
+                LexBound::Excl(m) => member() <= m,
             },
         }
     }
 
     /// Whether an element lies at or before the interval's end.
     #[inline]
-    fn within_max(&self, score: f64, member: &[u8]) -> bool {
+    fn within_max<'m>(&self, score: f64, member: &dyn Fn() -> &'m [u8]) -> bool {
         match self {
             Range::Score(_, max) => {
                 if max.exclusive {
@@ -155,8 +158,8 @@ impl Range<'_> {
             Range::Lex(_, max) => match *max {
                 LexBound::NegInf => false,
                 LexBound::PosInf => true,
-                LexBound::Incl(m) => member <= m,
-                LexBound::Excl(m) => member < m,
+                LexBound::Incl(m) => member() <= m,
+                LexBound::Excl(m) => member() < m,
             },
         }
     }
@@ -399,7 +402,10 @@ fn pack_insert_at(p: &mut Pack, at: usize, score: f64, member: &[u8]) {
 
 const MAX_LEVEL: usize = 32;
 const NIL: u32 = u32::MAX;
+/// The head's block: at offset 0, with `MAX_LEVEL` links and no element.
 const HEAD: u32 = 0;
+/// A block's words before its links: the score, then id and level.
+const BLOCK_HEADER: usize = 2;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Link {
@@ -408,44 +414,54 @@ struct Link {
     span: u32,
 }
 
-const NO_LINK: Link = Link { next: NIL, span: 0 };
+impl Link {
+    #[inline]
+    fn from_word(w: u64) -> Link {
+        Link {
+            next: w as u32,
+            span: (w >> 32) as u32,
+        }
+    }
 
-#[derive(Clone, Debug)]
-struct Node {
-    member: Box<[u8]>,
-    score: f64,
-    back: u32,
-    /// Level 0 inline: three nodes in four have no other level.
-    link0: Link,
-    upper: Box<[Link]>,
+    #[inline]
+    fn word(self) -> u64 {
+        self.next as u64 | (self.span as u64) << 32
+    }
 }
 
-impl Node {
-    #[inline]
-    fn link(&self, i: usize) -> Link {
-        if i == 0 {
-            self.link0
-        } else {
-            self.upper[i - 1]
-        }
-    }
+const NO_LINK: Link = Link { next: NIL, span: 0 };
 
-    #[inline]
-    fn link_mut(&mut self, i: usize) -> &mut Link {
-        if i == 0 {
-            &mut self.link0
-        } else {
-            &mut self.upper[i - 1]
-        }
-    }
+/// What the walk does not read: the member (compared only on equal
+/// scores), the backward link and where the node's block is.
+#[derive(Clone, Debug)]
+struct Meta {
+    member: Key,
+    back: u32,
+    at: u32,
 }
 
 /// Redis' zskiplist with a member index (see the module docs).
+///
+/// A node is a block of words in one arena, as Redis' node is one
+/// allocation: its score, its id and level, then its links, inline. A
+/// step of the walk reads the next node's score and, from the same block,
+/// its link at the level walked, so it misses the cache once per step (a
+/// node with its upper links in a block of their own missed twice). A
+/// node's member and backward link are in `meta`, by id, read only on a
+/// tie of scores, by the index and by iteration. Links, backward links
+/// and `tail` hold block offsets; the index holds ids.
 #[derive(Clone)]
 pub struct Skiplist {
-    /// Node 0 is the head (MAX_LEVEL links, no element).
-    nodes: Vec<Node>,
-    /// Arena slots of removed nodes, reused first.
+    /// Node blocks: `[score bits, id | level << 32, link 0, link 1, ..]`.
+    words: Vec<u64>,
+    /// By node id; id 0 is the head's.
+    meta: Vec<Meta>,
+    /// Blocks of removed nodes, reused first: by level - 1, the first free
+    /// block of that level (NIL for none; the vector grows to the highest
+    /// level freed), the next one in its link 0. A free block keeps its id
+    /// (whose `Meta` holds an empty member), so a reused block brings its
+    /// id along; its score is NaN, the mark of a free node (no element
+    /// has a NaN score).
     free: Vec<u32>,
     index: HashTable<u32>,
     hasher: Hasher,
@@ -463,15 +479,15 @@ impl std::fmt::Debug for Skiplist {
 
 impl Skiplist {
     fn new() -> Skiplist {
-        let head = Node {
-            member: Box::default(),
-            score: 0.0,
-            back: NIL,
-            link0: NO_LINK,
-            upper: vec![NO_LINK; MAX_LEVEL - 1].into_boxed_slice(),
-        };
+        let mut words = vec![0f64.to_bits(), (MAX_LEVEL as u64) << 32];
+        words.extend([NO_LINK.word(); MAX_LEVEL]);
         Skiplist {
-            nodes: vec![head],
+            words,
+            meta: vec![Meta {
+                member: Key::new(b""),
+                back: NIL,
+                at: HEAD,
+            }],
             free: Vec::new(),
             index: HashTable::new(),
             hasher: Hasher::new(),
@@ -487,11 +503,68 @@ impl Skiplist {
         self.hasher.hash_one(member)
     }
 
+    #[inline]
+    fn score(&self, x: u32) -> f64 {
+        f64::from_bits(self.words[x as usize])
+    }
+
+    #[inline]
+    fn set_score(&mut self, x: u32, score: f64) {
+        self.words[x as usize] = score.to_bits();
+    }
+
+    #[inline]
+    fn id(&self, x: u32) -> usize {
+        self.words[x as usize + 1] as u32 as usize
+    }
+
+    #[inline]
+    fn level_of(&self, x: u32) -> usize {
+        (self.words[x as usize + 1] >> 32) as usize
+    }
+
+    #[inline]
+    fn link(&self, x: u32, i: usize) -> Link {
+        Link::from_word(self.words[x as usize + BLOCK_HEADER + i])
+    }
+
+    #[inline]
+    fn set_link(&mut self, x: u32, i: usize, l: Link) {
+        self.words[x as usize + BLOCK_HEADER + i] = l.word();
+    }
+
+    #[inline]
+    fn meta(&self, x: u32) -> &Meta {
+        &self.meta[self.id(x)]
+    }
+
+    #[inline]
+    fn member(&self, x: u32) -> &[u8] {
+        self.meta(x).member.as_bytes()
+    }
+
+    #[inline]
+    fn set_back(&mut self, x: u32, back: u32) {
+        let id = self.id(x);
+        self.meta[id].back = back;
+    }
+
+    /// Whether node `x` comes before (score, member); its member is read
+    /// only when the scores tie.
+    #[inline]
+    fn precedes(&self, x: u32, score: f64, member: &[u8]) -> bool {
+        let s = self.score(x);
+        s < score || (s == score && self.member(x) < member)
+    }
+
+    /// The block of the node whose member this is.
     fn find(&self, member: &[u8]) -> Option<u32> {
-        let nodes = &self.nodes;
+        let meta = &self.meta;
         self.index
-            .find(self.hash(member), |&i| &*nodes[i as usize].member == member)
-            .copied()
+            .find(self.hash(member), |&id| {
+                meta[id as usize].member.as_bytes() == member
+            })
+            .map(|&id| meta[id as usize].at)
     }
 
     /// Redis' zslRandomLevel: each level with probability 1/4.
@@ -509,11 +582,6 @@ impl Skiplist {
         }
     }
 
-    #[inline]
-    fn node(&self, i: u32) -> &Node {
-        &self.nodes[i as usize]
-    }
-
     /// For each level, the last node before (score, member), and its rank
     /// (elements up to and including it).
     fn path(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
@@ -523,12 +591,8 @@ impl Skiplist {
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let l = self.node(x).link(i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = self.node(l.next);
-                if !before(n.score, &n.member, score, member) {
+                let l = self.link(x, i);
+                if l.next == NIL || !self.precedes(l.next, score, member) {
                     break;
                 }
                 rank[i] += l.span;
@@ -542,159 +606,195 @@ impl Skiplist {
     /// Adds an element whose member is not present.
     fn insert_new(&mut self, score: f64, member: &[u8]) {
         let level = self.random_level();
-        let node = Node {
-            member: member.into(),
-            score,
-            back: NIL,
-            link0: NO_LINK,
-            upper: vec![NO_LINK; level - 1].into_boxed_slice(),
-        };
-        let x = match self.free.pop() {
-            Some(slot) => {
-                self.nodes[slot as usize] = node;
-                slot
+        let x = match self.free.get(level - 1).copied().filter(|&x| x != NIL) {
+            Some(x) => {
+                self.free[level - 1] = self.link(x, 0).next;
+                let id = self.id(x);
+                self.meta[id].member = Key::new(member);
+                self.set_score(x, score);
+                x
             }
             None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
+                let x = self.words.len() as u32;
+                let id = self.meta.len() as u64;
+                self.words.push(score.to_bits());
+                self.words.push(id | (level as u64) << 32);
+                self.words
+                    .extend(std::iter::repeat_n(NO_LINK.word(), level));
+                self.meta.push(Meta {
+                    member: Key::new(member),
+                    back: NIL,
+                    at: x,
+                });
+                x
             }
         };
         self.link_in(x);
         let hash = self.hash(member);
-        let nodes = &self.nodes;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, x, |&i| hasher.hash_one(&*nodes[i as usize].member));
+        let (meta, hasher) = (&self.meta, &self.hasher);
+        self.index.insert_unique(hash, self.id(x) as u32, |&id| {
+            hasher.hash_one(meta[id as usize].member.as_bytes())
+        });
     }
 
     /// Links node `x` (its member, score and level set, not in the list)
     /// at its place in the order.
     fn link_in(&mut self, x: u32) {
-        let level = self.node(x).upper.len() + 1;
-        let (mut update, rank) = {
-            let n = self.node(x);
-            self.path(n.score, &n.member)
-        };
+        let level = self.level_of(x);
+        let (mut update, rank) = self.path(self.score(x), self.member(x));
         if level > self.level {
             for u in update.iter_mut().take(level).skip(self.level) {
                 *u = HEAD;
             }
             for i in self.level..level {
-                self.nodes[0].link_mut(i).span = self.len as u32;
+                self.set_link(
+                    HEAD,
+                    i,
+                    Link {
+                        next: NIL,
+                        span: self.len as u32,
+                    },
+                );
             }
             self.level = level;
         }
         // `rank` above the old level is 0, as Redis resets it.
         for i in 0..level {
-            let r = rank[i];
-            let u = self.nodes[update[i] as usize].link(i);
-            let crossed = rank[0] - r;
-            *self.nodes[x as usize].link_mut(i) = Link {
-                next: u.next,
-                span: u.span.wrapping_sub(crossed),
-            };
-            *self.nodes[update[i] as usize].link_mut(i) = Link {
-                next: x,
-                span: crossed + 1,
-            };
+            let u = self.link(update[i], i);
+            let crossed = rank[0] - rank[i];
+            self.set_link(
+                x,
+                i,
+                Link {
+                    next: u.next,
+                    span: u.span.wrapping_sub(crossed),
+                },
+            );
+            self.set_link(
+                update[i],
+                i,
+                Link {
+                    next: x,
+                    span: crossed + 1,
+                },
+            );
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.nodes[u as usize].link_mut(i).span += 1;
+            let l = self.link(u, i);
+            self.set_link(
+                u,
+                i,
+                Link {
+                    span: l.span + 1,
+                    ..l
+                },
+            );
         }
-        self.nodes[x as usize].back = if update[0] == HEAD { NIL } else { update[0] };
-        let next = self.node(x).link0.next;
+        self.set_back(x, if update[0] == HEAD { NIL } else { update[0] });
+        let next = self.link(x, 0).next;
         if next == NIL {
             self.tail = x;
         } else {
-            self.nodes[next as usize].back = x;
+            self.set_back(next, x);
         }
         self.len += 1;
     }
 
     /// Takes node `x`, whose predecessors are `update`, out of the list;
-    /// its slot, member and index entry stay.
+    /// its block, member and index entry stay.
     fn link_out(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
         for (i, &u) in update.iter().enumerate().take(self.level) {
-            let ul = self.node(u).link(i);
-            if ul.next == x {
-                let xl = self.node(x).link(i);
-                *self.nodes[u as usize].link_mut(i) = Link {
+            let ul = self.link(u, i);
+            let l = if ul.next == x {
+                let xl = self.link(x, i);
+                Link {
                     next: xl.next,
                     span: ul.span + xl.span - 1,
-                };
+                }
             } else {
-                self.nodes[u as usize].link_mut(i).span -= 1;
-            }
+                Link {
+                    span: ul.span - 1,
+                    ..ul
+                }
+            };
+            self.set_link(u, i, l);
         }
-        let (next, back) = (self.node(x).link0.next, self.node(x).back);
+        let (next, back) = (self.link(x, 0).next, self.meta(x).back);
         if next == NIL {
             self.tail = back;
         } else {
-            self.nodes[next as usize].back = back;
+            self.set_back(next, back);
         }
-        while self.level > 1 && self.node(HEAD).link(self.level - 1).next == NIL {
+        while self.level > 1 && self.link(HEAD, self.level - 1).next == NIL {
             self.level -= 1;
         }
         self.len -= 1;
     }
 
-    /// Unlinks node `x`, whose predecessors are `update`; frees its slot.
-    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> (Box<[u8]>, f64) {
+    /// Unlinks node `x`, whose predecessors are `update`; frees its block.
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> (Key, f64) {
         self.link_out(x, update);
-        let hash = self.hash(&self.node(x).member);
-        if let Ok(e) = self.index.find_entry(hash, |&i| i == x) {
+        let id = self.id(x);
+        let hash = self.hash(self.member(x));
+        if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == id) {
             e.remove();
         }
-        let node = &mut self.nodes[x as usize];
-        let member = std::mem::take(&mut node.member);
-        node.upper = Box::default();
-        let score = node.score;
-        // A free slot's mark: no element has a NaN score.
-        node.score = f64::NAN;
-        self.free.push(x);
+        let member = std::mem::replace(&mut self.meta[id].member, Key::new(b""));
+        let score = self.score(x);
+        self.set_score(x, f64::NAN);
+        let level = self.level_of(x);
+        if self.free.len() < level {
+            self.free.resize(level, NIL);
+        }
+        self.set_link(
+            x,
+            0,
+            Link {
+                next: self.free[level - 1],
+                span: 0,
+            },
+        );
+        self.free[level - 1] = x;
         (member, score)
     }
 
     /// Gives present node `x` a new score (Redis' zslUpdateScore): in place
     /// when it stays between its neighbours, else out of the list and in
-    /// again at its new place. Either way the node keeps its slot, member,
+    /// again at its new place. Either way the node keeps its block, member,
     /// level and index entry: an update hashes nothing and allocates
     /// nothing (it was a removal and an insertion: four hashes, a member
     /// and a link array freed and allocated again).
     fn update_score(&mut self, x: u32, score: f64) {
-        let n = self.node(x);
-        let fits = (n.back == NIL || self.node(n.back).score < score)
-            && (n.link0.next == NIL || self.node(n.link0.next).score > score);
+        let (back, next) = (self.meta(x).back, self.link(x, 0).next);
+        let fits =
+            (back == NIL || self.score(back) < score) && (next == NIL || self.score(next) > score);
         if fits {
-            self.nodes[x as usize].score = score;
+            self.set_score(x, score);
             return;
         }
-        let (update, _) = self.path(n.score, &n.member);
+        let (update, _) = self.path(self.score(x), self.member(x));
         self.link_out(x, &update);
-        self.nodes[x as usize].score = score;
+        self.set_score(x, score);
         self.link_in(x);
     }
 
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let x = self.find(member)?;
-        let score = self.node(x).score;
+        let score = self.score(x);
         let (update, _) = self.path(score, member);
         Some(self.unlink(x, &update).1)
     }
 
     /// Number of leading elements for which `pred` holds (`pred` true on
-    /// a prefix of the order).
-    fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+    /// a prefix of the order); `pred` is given the score and a way to the
+    /// member, which it reads only if it needs it.
+    fn count_while<'s>(&'s self, pred: impl Fn(f64, &dyn Fn() -> &'s [u8]) -> bool) -> usize {
         let mut x = HEAD;
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.node(x).link(i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = self.node(l.next);
-                if !pred(n.score, &n.member) {
+                let l = self.link(x, i);
+                if l.next == NIL || !pred(self.score(l.next), &|| self.member(l.next)) {
                     break;
                 }
                 rank += l.span as usize;
@@ -711,7 +811,7 @@ impl Skiplist {
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.node(x).link(i);
+                let l = self.link(x, i);
                 if l.next == NIL || traversed + l.span as usize > want {
                     break;
                 }
@@ -727,7 +827,19 @@ impl Skiplist {
 
     /// 0-based rank of `member` (present, with `score`).
     fn rank_of(&self, score: f64, member: &[u8]) -> usize {
-        self.count_while(|s, m| before(s, m, score, member))
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || !self.precedes(l.next, score, member) {
+                    break;
+                }
+                rank += l.span as usize;
+                x = l.next;
+            }
+        }
+        rank
     }
 
     fn iter_from(&self, rank: usize) -> SkipIter<'_> {
@@ -766,7 +878,7 @@ impl Skiplist {
         let mut traversed = 0usize;
         for (i, u) in update.iter_mut().enumerate().take(self.level).rev() {
             loop {
-                let l = self.node(x).link(i);
+                let l = self.link(x, i);
                 if l.next == NIL || traversed + l.span as usize > start {
                     break;
                 }
@@ -775,16 +887,30 @@ impl Skiplist {
             }
             *u = x;
         }
-        let mut x = self.node(x).link0.next;
+        let mut x = self.link(x, 0).next;
         for _ in start..end {
             if x == NIL {
                 break;
             }
-            let next = self.node(x).link0.next;
+            let next = self.link(x, 0).next;
             let (member, score) = self.unlink(x, &update);
             f(&member, score);
             x = next;
         }
+    }
+
+    /// ZSCAN's walk: the elements of ids `cursor..`, up to `count` ids
+    /// (see `ZSet::scan`); returns the next cursor (0 when done).
+    fn scan<'a>(&'a self, cursor: usize, count: usize, f: &mut impl FnMut(&'a [u8], f64)) -> usize {
+        let start = cursor.max(1);
+        let end = start.saturating_add(count.max(1)).min(self.meta.len());
+        for m in self.meta.get(start..end).unwrap_or(&[]) {
+            let score = self.score(m.at);
+            if !score.is_nan() {
+                f(m.member.as_bytes(), score);
+            }
+        }
+        if end >= self.meta.len() { 0 } else { end }
     }
 }
 
@@ -804,10 +930,15 @@ impl<'a> Iterator for SkipIter<'a> {
         if self.left == 0 || self.node == NIL {
             return None;
         }
-        let n = self.list.node(self.node);
-        self.node = if self.rev { n.back } else { n.link0.next };
+        let (list, x) = (self.list, self.node);
+        let meta = list.meta(x);
+        self.node = if self.rev {
+            meta.back
+        } else {
+            list.link(x, 0).next
+        };
         self.left -= 1;
-        Some((&n.member, n.score))
+        Some((meta.member.as_bytes(), list.score(x)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -934,7 +1065,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
             ZSet::Pack(p) => pack_find(p, member).map(|(_, s)| s),
-            ZSet::Skip(s) => s.find(member).map(|i| s.node(i).score),
+            ZSet::Skip(s) => s.find(member).map(|x| s.score(x)),
         }
     }
 
@@ -948,7 +1079,7 @@ impl ZSet {
                 .find(|(_, (m, _))| *m == member)
                 .map(|(r, (_, s))| (r, s)),
             ZSet::Skip(s) => {
-                let score = s.node(s.find(member)?).score;
+                let score = s.score(s.find(member)?);
                 Some((s.rank_of(score, member), score))
             }
         }
@@ -963,10 +1094,11 @@ impl ZSet {
     }
 
     /// Number of leading elements for which `pred` holds; `pred` must
-    /// hold on a prefix of the order.
-    pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+    /// hold on a prefix of the order. It is given the score and a way to
+    /// the member: a skiplist's walk reads members only on demand.
+    fn count_while<'s>(&'s self, pred: impl Fn(f64, &dyn Fn() -> &'s [u8]) -> bool) -> usize {
         match self {
-            ZSet::Pack(_) => self.iter().take_while(|&(m, s)| pred(s, m)).count(),
+            ZSet::Pack(_) => self.iter().take_while(|&(m, s)| pred(s, &|| m)).count(),
             ZSet::Skip(s) => s.count_while(pred),
         }
     }
@@ -1012,10 +1144,10 @@ impl ZSet {
         }
     }
 
-    /// ZSCAN over a skiplist: the elements in arena slots `cursor..`
-    /// (slot order, which moves no element while it stays in the set, so
-    /// an element present for a whole scan is returned), up to `count`
-    /// slots; returns the next cursor (0 when done). A pack answers every
+    /// ZSCAN over a skiplist: the elements of node ids `cursor..` (id
+    /// order, which moves no element while it stays in the set, so an
+    /// element present for a whole scan is returned), up to `count` ids;
+    /// returns the next cursor (0 when done). A pack answers every
     /// element at once with cursor 0, as Redis does for a listpack.
     pub fn scan<'a>(
         &'a self,
@@ -1030,16 +1162,7 @@ impl ZSet {
                 }
                 0
             }
-            ZSet::Skip(sk) => {
-                let start = cursor.max(1);
-                let end = start.saturating_add(count.max(1)).min(sk.nodes.len());
-                for n in sk.nodes.get(start..end).unwrap_or(&[]) {
-                    if !n.score.is_nan() {
-                        f(&n.member, n.score);
-                    }
-                }
-                if end >= sk.nodes.len() { 0 } else { end }
-            }
+            ZSet::Skip(sk) => sk.scan(cursor, count, &mut f),
         }
     }
 
@@ -1053,7 +1176,9 @@ impl ZSet {
         let ZSet::Pack(p) = self else { return };
         let before = packed_cost(p.capacity());
         let mut s = Skiplist::new();
-        s.nodes.reserve(p.len() + 1);
+        s.meta.reserve(p.len());
+        // Levels average 4/3 links per node.
+        s.words.reserve(p.len() * (BLOCK_HEADER + 2));
         for (m, sc) in p.iter().map(split_elem) {
             s.insert_new(sc, m);
         }
@@ -1096,7 +1221,7 @@ impl ZSet {
         };
         match s.find(member) {
             Some(i) => {
-                let old = s.node(i).score;
+                let old = s.score(i);
                 if old == score {
                     return Inserted::Unchanged;
                 }
@@ -1300,6 +1425,17 @@ mod tests {
         assert_eq!(z.len(), want.len());
         let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
         assert_eq!(got, want);
+        // A whole ZSCAN returns every element once (free nodes skipped).
+        let mut scanned = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = z.scan(cursor, 7, |m, s| scanned.push((m.to_vec(), s)));
+            if cursor == 0 {
+                break;
+            }
+        }
+        scanned.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        assert_eq!(scanned, want);
         if want.is_empty() {
             return;
         }
@@ -1419,7 +1555,14 @@ mod tests {
             let key = |s: f64| (s + 1e6).to_bits();
             let mut crng = seed;
             for step in 0..3000 {
-                let m = format!("m{}", next() % 300).into_bytes();
+                // Short members live in the node's `Meta`, longer ones
+                // in blocks of their own.
+                let n = next() % 300;
+                let m = if n % 3 == 0 {
+                    format!("a-member-longer-than-fifteen-bytes-{n}").into_bytes()
+                } else {
+                    format!("m{n}").into_bytes()
+                };
                 let score = (next() % 50) as f64;
                 match next() % 10 {
                     0..=5 => {
@@ -1472,6 +1615,48 @@ mod tests {
                 assert_eq!(z.encoding(), "skiplist");
             }
         }
+    }
+
+    /// A removed node's block is taken by the next node of its level:
+    /// replacing every element again and again leaves the arena about as
+    /// large as one generation of elements needs.
+    #[test]
+    fn removed_nodes_blocks_are_reused() {
+        let lim = lim(1);
+        let mut z = ZSet::default();
+        let mut d = 0isize;
+        let words = |z: &ZSet| match z {
+            ZSet::Skip(s) => (s.words.len(), s.meta.len()),
+            ZSet::Pack(_) => unreachable!(),
+        };
+        for i in 0..1000 {
+            z.insert(format!("g0-{i}").as_bytes(), i as f64, &lim, &mut d);
+        }
+        let first = words(&z);
+        for g in 1..20 {
+            if g % 2 == 0 {
+                for i in 0..1000 {
+                    z.remove(format!("g{}-{i}", g - 1).as_bytes(), &mut d);
+                }
+            } else {
+                z.remove_ranks(0, 1000, &mut d, |_, _| {});
+            }
+            for i in 0..1000 {
+                z.insert(
+                    format!("g{g}-{i}").as_bytes(),
+                    (i * 7 % 1000) as f64,
+                    &lim,
+                    &mut d,
+                );
+            }
+            assert_eq!(z.len(), 1000);
+        }
+        let last = words(&z);
+        // Levels are drawn anew, so a generation may need a few more
+        // blocks of one level than the free ones; never a generation's.
+        assert!(last.0 < first.0 * 5 / 4, "{first:?} -> {last:?}");
+        assert!(last.1 < first.1 * 5 / 4, "{first:?} -> {last:?}");
+        assert_eq!(z.size() as isize, ZSet::default().size() as isize + d);
     }
 
     #[test]
