@@ -18,8 +18,10 @@
 
 use std::collections::VecDeque;
 
+use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
+
 use super::packed::{Elem, IntText, Intset, Pack, PackIter, PairIter, PairPack, as_int};
-use super::{HashValue, Hasher, SetValue, cost};
+use super::{HashValue, Hasher, Key, SetValue, cost};
 
 /// The encoding thresholds (CONFIG knobs), one copy per shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,9 +298,12 @@ impl Hash {
         let Hash::Table(t) = self else {
             unreachable!("converted above")
         };
-        match t.get_mut(field) {
-            Some(_) if only_new => false,
-            Some(old) => {
+        // One lookup whether the field is there or not (a miss followed
+        // by an insert hashed and probed twice).
+        match t.raw_entry_mut_v1().from_key(field) {
+            RawEntryMut::Occupied(_) if only_new => false,
+            RawEntryMut::Occupied(mut e) => {
+                let old = e.get_mut();
                 settle(delta, old.len(), value.len());
                 if old.len() == value.len() {
                     old.copy_from_slice(value);
@@ -307,9 +312,9 @@ impl Hash {
                 }
                 false
             }
-            None => {
+            RawEntryMut::Vacant(e) => {
                 *delta += hash_field_cost(field, value) as isize;
-                t.insert(field.into(), value.into());
+                e.insert(Key::new(field), value.into());
                 true
             }
         }
@@ -557,7 +562,14 @@ impl Set {
                 true
             }
             Set::Table(t) => {
-                let added = t.insert(member.into());
+                // A long member's `Key` is a heap block: look before
+                // building one, so that adding a member that is there
+                // allocates and frees nothing (a short one costs nothing
+                // to build, and one lookup is cheaper than two).
+                if member.len() > Key::INLINE && t.contains(member) {
+                    return false;
+                }
+                let added = t.insert(Key::new(member));
                 if added {
                     *delta += set_member_cost(member) as isize;
                 }
