@@ -170,6 +170,18 @@ class Measured:
             self.per_request = {event: count / n for event, count in self.counts.items()}
 
 
+def redis_argv(binary="redis-server", port="{port}"):
+    """A redis-server on loopback that keeps nothing on disk ("{port}" is
+    filled in by Server.start)."""
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no"]
+
+
+def kora_argv(binary, workers, port="{port}"):
+    """A Kora server on loopback with W shards and no metrics listener."""
+    return [binary, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0", "--workers", str(workers)]
+
+
 class Server:
     def __init__(self, key, name, argv):
         self.key, self.name, self.argv = key, name, argv
@@ -186,21 +198,17 @@ class Server:
 def servers(cores, before=None):
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
     redis_version = next((w[2:] for w in redis_version.split() if w.startswith("v=")), "?")
-    redis = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"]
-    kora = [KORA, "--bind", "127.0.0.1", "--port", "{port}", "--metrics-port", "0"]
     main = [
-        Server("redis", f"redis-server {redis_version}", redis),
-        Server("kora1", "kora --workers 1", kora + ["--workers", "1"]),
-        Server(f"kora{cores}", f"kora --workers {cores}", kora + ["--workers", str(cores)]),
+        Server("redis", f"redis-server {redis_version}", redis_argv()),
+        Server("kora1", "kora --workers 1", kora_argv(KORA, 1)),
+        Server(f"kora{cores}", f"kora --workers {cores}", kora_argv(KORA, cores)),
     ]
     off = Server("kora-off", f"kora --workers {cores} --no-instrumentation",
-                 kora + ["--workers", str(cores), "--no-instrumentation"])
+                 kora_argv(KORA, cores) + ["--no-instrumentation"])
     if before is None:
         return main + [off], []
-    old = [before] + kora[1:]
-    extra = [Server("before1", "before: kora --workers 1", old + ["--workers", "1"]),
-             Server(f"before{cores}", f"before: kora --workers {cores}", old + ["--workers", str(cores)])]
+    extra = [Server("before1", "before: kora --workers 1", kora_argv(before, 1)),
+             Server(f"before{cores}", f"before: kora --workers {cores}", kora_argv(before, cores))]
     return main + [off] + extra, extra
 
 

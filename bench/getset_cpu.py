@@ -28,8 +28,7 @@ def cpu_seconds(pid):
 
 def one(binary, requests):
     port = memory.free_port()
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
-                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(memory.kora_argv(binary, 2, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     memory.running[proc.pid] = proc
     try:
         memory.wait_ready(port, proc, binary)

@@ -21,7 +21,7 @@ import argparse, os, socket, statistics, subprocess, sys, threading, time, re
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # compare.py's server helpers: a free port, a PING/+PONG readiness check,
 # the server's CPU from /proc.
-from compare import free_port, server_cpu_seconds as cpu, wait_ready  # noqa: E402
+from compare import free_port, kora_argv, server_cpu_seconds as cpu, wait_ready  # noqa: E402
 
 
 def subscribers(port, cores):
@@ -55,8 +55,8 @@ def subscribers(port, cores):
 def one(binary, a, how):
     env, args = how
     port = free_port()
-    p = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0",
-                          "--workers", str(a.workers)] + a.extra + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen(kora_argv(binary, a.workers, port) + a.extra + args, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env)
     subs = []
     try:
         wait_ready(port, p, binary)

@@ -53,7 +53,7 @@ TIMEOUT = 60  # seconds any one socket operation may take
 
 # Server processes and their clean stop: the same helpers as compare.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import free_port, on_signal, running, stop, stop_all  # noqa: E402
+from compare import free_port, kora_argv, on_signal, redis_argv, running, stop, stop_all  # noqa: E402
 
 
 def resp(*args):
@@ -304,11 +304,9 @@ def main():
     servers = []
     if not args.no_redis:
         servers.append({"key": "redis", "name": "redis-server",
-                        "argv": [args.redis, "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--daemonize", "no"]})
+                        "argv": redis_argv(args.redis)})
     servers.append({"key": "kora", "name": "kora",
-                    "argv": [args.kora, "--bind", "127.0.0.1", "--port", "{port}",
-                             "--metrics-port", "0", "--workers", str(args.workers)]})
+                    "argv": kora_argv(args.kora, args.workers)})
 
     results = []
     notes = []

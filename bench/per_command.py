@@ -20,16 +20,13 @@ A test with a space in it is a command line for redis-benchmark
 import argparse, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import free_port, server_cpu_seconds as cpu, wait_ready  # noqa: E402
+from compare import free_port, kora_argv, redis_argv, server_cpu_seconds as cpu, wait_ready  # noqa: E402
 
 DEFAULT = "ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"
 
 
 def start(server, port, workers):
-    if server == "redis":
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    else:
-        cmd = [server, "--bind", "127.0.0.1", "--port", str(port), "--metrics-port", "0", "--workers", str(workers)]
+    cmd = redis_argv(port=port) if server == "redis" else kora_argv(server, workers, port)
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, p, server)
     return p
