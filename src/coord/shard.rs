@@ -587,9 +587,11 @@ impl Shard {
             // Only the collector serves views; answering keeps the asker
             // from waiting forever on a misrouted request.
             Request::View | Request::ResetStats => Response::View(Box::default()),
-            // Taken by `admit_request` before they get here.
+            // Taken by `admit_request` before they get here; answered the
+            // same way should one arrive.
             Request::Lock(_) | Request::Unlock(_) => Response::Locked,
-            Request::KeyLockCall(_, _, f) | Request::LockCall(_, f) | Request::Now(f) => {
+            Request::Now(f) => Response::Call(f(self)),
+            Request::KeyLockCall(_, _, f) | Request::LockCall(_, f) => {
                 self.db.borrow_mut().refresh_clock();
                 Response::Call(f(self))
             }
