@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
 
-use super::packed::{Elem, IntText, Intset, Pack, PackIter, PairIter, PairPack, as_int};
+use super::packed::{BackPack, Elem, IntText, Intset, Pack, PackIter, PairIter, PairPack, as_int};
 use super::{HashValue, Hasher, Key, SetValue, cost};
 
 /// The encoding thresholds (CONFIG knobs), one copy per shard.
@@ -89,9 +89,9 @@ impl Limits {
 
 /// Redis' safety bound on a chunk sized by element count.
 const CHUNK_SAFETY_BYTES: usize = 8 * 1024;
-/// Elements per chunk under a size (negative) setting. Redis' listpack
-/// has back-lengths and pops its tail in O(1); a `Pack` finds its tail by
-/// walking, so a chunk is also bounded in count to keep RPOP short.
+/// Elements per chunk under a size (negative) setting: Redis bounds only
+/// the bytes; a bound in count as well keeps the walk to an element in the
+/// middle of a chunk (LINDEX, LSET, LINSERT) short when elements are small.
 const CHUNK_MAX_ENTRIES: usize = 128;
 
 impl Limits {
@@ -652,7 +652,7 @@ impl Set {
 /// A list: a deque of packed chunks (Redis' quicklist).
 #[derive(Debug, Default)]
 pub struct List {
-    chunks: VecDeque<Pack>,
+    chunks: VecDeque<BackPack>,
     len: usize,
     /// Accounted bytes of the chunks' buffers.
     heap: usize,
@@ -679,14 +679,14 @@ impl PartialEq for List {
 }
 
 #[inline]
-fn chunk_cost(c: &Pack) -> usize {
+fn chunk_cost(c: &BackPack) -> usize {
     cost::bytes(c.capacity())
 }
 
 /// Elements of a [`List`], front to back.
 pub struct ListIter<'a> {
-    chunks: std::collections::vec_deque::Iter<'a, Pack>,
-    cur: PackIter<'a>,
+    chunks: std::collections::vec_deque::Iter<'a, BackPack>,
+    cur: PackIter<'a, true>,
     left: usize,
 }
 
@@ -732,7 +732,7 @@ impl List {
 
     /// Accounted bytes, O(1).
     pub fn size(&self) -> usize {
-        cost::CONTAINER + self.chunks.capacity() * std::mem::size_of::<Pack>() + self.heap
+        cost::CONTAINER + self.chunks.capacity() * std::mem::size_of::<BackPack>() + self.heap
     }
 
     /// The chunks' accounted bytes recomputed (tests).
@@ -767,14 +767,13 @@ impl List {
     /// Elements back to front.
     pub fn iter_rev(&self) -> impl Iterator<Item = &[u8]> {
         self.chunks.iter().rev().flat_map(|c| {
-            // One chunk's offsets at a time: chunks are bounded.
-            let mut offs = Vec::with_capacity(c.len());
-            let mut off = 0;
-            while off < c.end() {
-                offs.push(off);
-                off = c.next(off);
-            }
-            offs.into_iter().rev().map(move |o| c.entry(o).0)
+            let mut off = c.end();
+            std::iter::from_fn(move || {
+                (off > 0).then(|| {
+                    off = c.prev(off);
+                    c.entry(off).0
+                })
+            })
         })
     }
 
@@ -813,14 +812,14 @@ impl List {
         Some(c.entry(c.offset_of(within)).0)
     }
 
-    fn fits(c: &Pack, elem: &[u8], lim: &Limits) -> bool {
+    fn fits(c: &BackPack, elem: &[u8], lim: &Limits) -> bool {
         let (bytes, entries) = lim.chunk();
-        c.len() < entries && c.bytes() + Pack::encoded_size(elem) <= bytes
+        c.len() < entries && c.bytes() + BackPack::encoded_size(elem) <= bytes
     }
 
     /// Runs `f` on chunk `ci`, keeping `heap` true.
     #[inline]
-    fn edit<R>(&mut self, ci: usize, f: impl FnOnce(&mut Pack) -> R) -> R {
+    fn edit<R>(&mut self, ci: usize, f: impl FnOnce(&mut BackPack) -> R) -> R {
         let c = &mut self.chunks[ci];
         let before = chunk_cost(c);
         let r = f(c);
@@ -828,13 +827,13 @@ impl List {
         r
     }
 
-    fn new_chunk(elem: &[u8]) -> Pack {
-        let mut c = Pack::default();
+    fn new_chunk(elem: &[u8]) -> BackPack {
+        let mut c = BackPack::default();
         c.push(elem);
         c
     }
 
-    fn add_chunk(&mut self, at: usize, c: Pack) {
+    fn add_chunk(&mut self, at: usize, c: BackPack) {
         self.heap += chunk_cost(&c);
         if self.chunks.len() == self.chunks.capacity() && self.chunks.is_empty() {
             // Most lists are one chunk: no room for four.
@@ -1008,7 +1007,7 @@ impl List {
 }
 
 /// An empty pack to iterate when a list has no chunk.
-static EMPTY: Pack = Pack::new_const();
+static EMPTY: BackPack = BackPack::new_const();
 
 impl<'a> IntoIterator for &'a List {
     type Item = &'a [u8];

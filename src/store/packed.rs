@@ -2,7 +2,9 @@
 //!
 //! [`Pack`] is a sequence of byte strings in one heap buffer, each entry a
 //! LEB128 length followed by its bytes (a 16-byte entry costs 17 bytes;
-//! Redis' listpack adds a back-length and costs 18). [`Intset`] is a sorted
+//! Redis' listpack adds a back-length and costs 18). A list's chunk is a
+//! [`BackPack`], whose entries do carry a back-length, so that it is
+//! walked from its end as cheaply as from its start (RPOP, LINDEX -1). [`Intset`] is a sorted
 //! array of integers stored 2, 4 or 8 bytes wide, widened when a larger
 //! integer arrives (as Redis' intset). Both are O(n) to search and edit,
 //! which is why the aggregates of `super::agg` use them only up to the
@@ -78,6 +80,34 @@ fn reserve(buf: &mut Vec<u8>, add: usize) {
     }
 }
 
+/// Writes `n` as a back-length into `out`: LEB128 read from right to left
+/// (the lowest 7 bits in the last byte, whose high bit says whether more
+/// bytes follow to its left); returns how many bytes.
+#[inline]
+fn encode_back(n: usize, out: &mut [u8; 10]) -> usize {
+    let k = len_size(n);
+    for i in 0..k {
+        let more = if i + 1 < k { 0x80 } else { 0 };
+        out[k - 1 - i] = ((n >> (7 * i)) & 0x7f) as u8 | more;
+    }
+    k
+}
+
+/// The back-length that ends just before `buf[end]` and the bytes it takes.
+#[inline]
+fn decode_back(buf: &[u8], end: usize) -> (usize, usize) {
+    let (mut n, mut shift, mut i) = (0usize, 0, end);
+    loop {
+        i -= 1;
+        let b = buf[i];
+        n |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            return (n, end - i);
+        }
+        shift += 7;
+    }
+}
+
 /// `a == b`, looking at the last 8 bytes first: names in one value tend
 /// to share a prefix (`field:1`, `field:2`) and differ at the end, so most
 /// mismatches cost one 8-byte load instead of a call to memcmp.
@@ -95,23 +125,36 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// Entries in one buffer: `[len][bytes][len][bytes]...`. Positions handed
-/// out and taken back are byte offsets of an entry's length.
+/// Entries in one buffer: `[len][bytes][len][bytes]...`, or with `BACK`
+/// `[len][bytes][back]...`, where `back` is the size of `[len][bytes]` as
+/// a back-length (see [`BackPack`]). Positions handed out and taken back
+/// are byte offsets of an entry's length.
 #[derive(Clone, Default, Debug)]
-pub struct Pack {
+pub struct Pack<const BACK: bool = false> {
     buf: Vec<u8>,
     count: u32,
 }
 
-impl PartialEq for Pack {
-    fn eq(&self, other: &Pack) -> bool {
+/// A pack whose entries carry back-lengths (Redis' listpack layout): one
+/// more byte per entry under 127 bytes, for [`Pack::prev`] and an O(1)
+/// walk to the last entry. What a list's chunks are.
+pub type BackPack = Pack<true>;
+
+impl<const BACK: bool> PartialEq for Pack<BACK> {
+    fn eq(&self, other: &Pack<BACK>) -> bool {
         self.buf == other.buf
     }
 }
 
-impl Pack {
+impl<const BACK: bool> Pack<BACK> {
+    /// Bytes the back-length of an entry of `size` encoded bytes takes.
+    #[inline]
+    fn back_size(size: usize) -> usize {
+        if BACK { len_size(size) } else { 0 }
+    }
+
     /// An empty pack (no allocation).
-    pub const fn new_const() -> Pack {
+    pub const fn new_const() -> Pack<BACK> {
         Pack {
             buf: Vec::new(),
             count: 0,
@@ -144,7 +187,8 @@ impl Pack {
     /// Bytes `entry` takes once encoded.
     #[inline]
     pub fn encoded_size(entry: &[u8]) -> usize {
-        len_size(entry.len()) + entry.len()
+        let size = len_size(entry.len()) + entry.len();
+        size + Self::back_size(size)
     }
 
     /// The entry at offset `off` and the offset of the next one.
@@ -152,14 +196,26 @@ impl Pack {
     pub fn entry(&self, off: usize) -> (&[u8], usize) {
         let (n, h) = decode_len(&self.buf, off);
         let start = off + h;
-        (&self.buf[start..start + n], start + n)
+        (
+            &self.buf[start..start + n],
+            start + n + Self::back_size(h + n),
+        )
     }
 
     /// Offset of the entry after the one at `off`.
     #[inline]
     pub fn next(&self, off: usize) -> usize {
         let (n, h) = decode_len(&self.buf, off);
-        off + h + n
+        off + h + n + Self::back_size(h + n)
+    }
+
+    /// Offset of the entry before the one at `off` (`end()` gives the
+    /// last entry's; `off > 0`). Only a [`BackPack`] can walk back.
+    #[inline]
+    pub fn prev(&self, off: usize) -> usize {
+        assert!(BACK, "a pack without back-lengths walks forwards only");
+        let (size, b) = decode_back(&self.buf, off);
+        off - b - size
     }
 
     /// Offset one past the last entry.
@@ -168,7 +224,7 @@ impl Pack {
         self.buf.len()
     }
 
-    pub fn iter(&self) -> PackIter<'_> {
+    pub fn iter(&self) -> PackIter<'_, BACK> {
         PackIter {
             pack: self,
             off: 0,
@@ -176,8 +232,16 @@ impl Pack {
         }
     }
 
-    /// Offset of entry number `i` (`i <= len`; `len` gives `end()`). O(i).
+    /// Offset of entry number `i` (`i <= len`; `len` gives `end()`). O(i),
+    /// or O(len - i) from the end for a [`BackPack`] when that is closer.
     pub fn offset_of(&self, i: usize) -> usize {
+        if BACK && i > self.len() / 2 {
+            let mut off = self.buf.len();
+            for _ in i..self.len() {
+                off = self.prev(off);
+            }
+            return off;
+        }
         let mut off = 0;
         for _ in 0..i {
             off = self.next(off);
@@ -199,7 +263,7 @@ impl Pack {
             if n == want && same(&buf[start..start + n], entry) {
                 return Some(off);
             }
-            off = start + n;
+            off = start + n + Self::back_size(h + n);
         }
         None
     }
@@ -208,10 +272,15 @@ impl Pack {
     fn splice(&mut self, at: usize, remove: usize, entries: &[&[u8]]) {
         let mut hdrs = [[0u8; 10]; 2];
         let mut hlens = [0usize; 2];
+        let mut backs = [[0u8; 10]; 2];
+        let mut blens = [0usize; 2];
         let mut add = 0;
         for (i, e) in entries.iter().enumerate() {
             hlens[i] = encode_len(e.len(), &mut hdrs[i]);
-            add += hlens[i] + e.len();
+            if BACK {
+                blens[i] = encode_back(hlens[i] + e.len(), &mut backs[i]);
+            }
+            add += hlens[i] + e.len() + blens[i];
         }
         let old_len = self.buf.len();
         if add > remove {
@@ -229,6 +298,8 @@ impl Pack {
             w += hlens[i];
             self.buf[w..w + e.len()].copy_from_slice(e);
             w += e.len();
+            self.buf[w..w + blens[i]].copy_from_slice(&backs[i][..blens[i]]);
+            w += blens[i];
         }
     }
 
@@ -279,7 +350,8 @@ impl Pack {
         let next = self.next(off);
         let (n, h) = decode_len(&self.buf, off);
         if n == entry.len() {
-            self.buf[off + h..next].copy_from_slice(entry);
+            // Same length, same header and back-length.
+            self.buf[off + h..off + h + n].copy_from_slice(entry);
         } else {
             self.splice(off, next - off, &[entry]);
         }
@@ -292,8 +364,8 @@ impl Pack {
         let mut removed = 0;
         while r < end {
             let (n, h) = decode_len(&self.buf, r);
-            let next = r + h + n;
-            if keep(&self.buf[r + h..next]) {
+            let next = r + h + n + Self::back_size(h + n);
+            if keep(&self.buf[r + h..r + h + n]) {
                 if w != r {
                     self.buf.copy_within(r..next, w);
                 }
@@ -310,7 +382,7 @@ impl Pack {
     }
 
     /// Moves the entries from offset `off` on into a new pack.
-    pub fn split_off(&mut self, off: usize, entries_before: usize) -> Pack {
+    pub fn split_off(&mut self, off: usize, entries_before: usize) -> Pack<BACK> {
         let tail = self.buf[off..].to_vec();
         let moved = self.count - entries_before as u32;
         self.buf.truncate(off);
@@ -324,7 +396,7 @@ impl Pack {
 
     /// Appends every entry of `other`.
     #[cfg(test)]
-    pub fn append(&mut self, other: &Pack) {
+    pub fn append(&mut self, other: &Pack<BACK>) {
         reserve(&mut self.buf, other.buf.len());
         self.buf.extend_from_slice(&other.buf);
         self.count += other.count;
@@ -337,13 +409,13 @@ impl Pack {
 }
 
 /// Entries of a [`Pack`] in order.
-pub struct PackIter<'a> {
-    pack: &'a Pack,
+pub struct PackIter<'a, const BACK: bool = false> {
+    pack: &'a Pack<BACK>,
     off: usize,
     left: usize,
 }
 
-impl<'a> Iterator for PackIter<'a> {
+impl<'a, const BACK: bool> Iterator for PackIter<'a, BACK> {
     type Item = &'a [u8];
 
     #[inline]
@@ -362,7 +434,7 @@ impl<'a> Iterator for PackIter<'a> {
     }
 }
 
-impl ExactSizeIterator for PackIter<'_> {}
+impl<const BACK: bool> ExactSizeIterator for PackIter<'_, BACK> {}
 
 /// The header byte that says "lengths follow as two LEB128 numbers".
 const PAIR_ESCAPE: u8 = 0xff;
@@ -874,9 +946,30 @@ mod tests {
         assert_eq!(p.pair(p.find(b"username").unwrap()).0, b"username");
     }
 
+    /// Back-lengths of every width walk back to the entry they follow:
+    /// entries whose encoded size crosses 127/128 and 16383/16384 bytes.
+    #[test]
+    fn back_lengths_of_every_width_walk_back() {
+        let mut p = BackPack::default();
+        let sizes: Vec<usize> = (0..300).chain(16_370..16_390).chain([2_100_000]).collect();
+        for &n in &sizes {
+            p.push(&vec![(n % 251) as u8; n]);
+        }
+        let mut off = p.end();
+        for &n in sizes.iter().rev() {
+            off = p.prev(off);
+            assert_eq!(p.entry(off).0, &vec![(n % 251) as u8; n][..], "{n}");
+        }
+        assert_eq!(off, 0);
+        assert_eq!(p.offset_of(sizes.len() - 1), p.prev(p.end()));
+        // 16 bytes: one header byte, one back-length byte.
+        assert_eq!(BackPack::encoded_size(&[0; 16]), 18);
+        assert_eq!(Pack::<false>::encoded_size(&[0; 16]), 17);
+    }
+
     #[test]
     fn a_sixteen_byte_entry_costs_seventeen() {
-        let mut p = Pack::default();
+        let mut p = Pack::<false>::default();
         for _ in 0..100 {
             p.push(&[b'x'; 16]);
         }
@@ -915,60 +1008,92 @@ mod tests {
         ]
     }
 
+    /// Runs `ops` on a pack and on a `Vec` model, checking after each
+    /// that they hold the same entries; a [`BackPack`] is also walked back
+    /// from its end, entry by entry.
+    fn pack_follows_the_model<const BACK: bool>(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut pack = Pack::<BACK>::default();
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Push(b) => {
+                    pack.push(&b);
+                    model.push(b);
+                }
+                Op::Insert(i, b) => {
+                    let i = i % (model.len() + 1);
+                    pack.insert_at(pack.offset_of(i), &b);
+                    model.insert(i, b);
+                }
+                Op::Remove(i) if !model.is_empty() => {
+                    let i = i % model.len();
+                    pack.remove_at(pack.offset_of(i));
+                    model.remove(i);
+                }
+                Op::Replace(i, b) if !model.is_empty() => {
+                    let i = i % model.len();
+                    pack.replace_at(pack.offset_of(i), &b);
+                    model[i] = b;
+                }
+                Op::RemoveRun(i, n) => {
+                    let i = i % (model.len() + 1);
+                    let n = n.min(model.len() - i);
+                    pack.remove_run(pack.offset_of(i), n);
+                    model.drain(i..i + n);
+                }
+                Op::Retain(x) => {
+                    let removed = pack.retain(|e| e.first() != Some(&x));
+                    let before = model.len();
+                    model.retain(|e| e.first() != Some(&x));
+                    prop_assert_eq!(removed, before - model.len());
+                }
+                Op::Split(i) => {
+                    let i = i % (model.len() + 1);
+                    let tail = pack.split_off(pack.offset_of(i), i);
+                    let model_tail = model.split_off(i);
+                    prop_assert_eq!(
+                        tail.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                        model_tail.clone()
+                    );
+                    pack.append(&tail);
+                    model.extend(model_tail);
+                }
+                _ => {}
+            }
+            prop_assert_eq!(pack.len(), model.len());
+            prop_assert_eq!(
+                pack.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                model.clone()
+            );
+            prop_assert_eq!(
+                pack.bytes(),
+                model
+                    .iter()
+                    .map(|e| Pack::<BACK>::encoded_size(e))
+                    .sum::<usize>()
+            );
+            prop_assert!(pack.capacity() <= pack.bytes() + pack.bytes() / 4 + 64);
+            for (i, e) in model.iter().enumerate() {
+                prop_assert_eq!(pack.find(e).map(|o| pack.entry(o).0), Some(&e[..]));
+                prop_assert_eq!(pack.entry(pack.offset_of(i)).0, &e[..]);
+            }
+            if BACK {
+                let mut off = pack.end();
+                for e in model.iter().rev() {
+                    off = pack.prev(off);
+                    prop_assert_eq!(pack.entry(off).0, &e[..]);
+                }
+                prop_assert_eq!(off, 0);
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn pack_behaves_as_a_vec(ops in proptest::collection::vec(op(), 0..60)) {
-            let mut pack = Pack::default();
-            let mut model: Vec<Vec<u8>> = Vec::new();
-            for op in ops {
-                match op {
-                    Op::Push(b) => { pack.push(&b); model.push(b); }
-                    Op::Insert(i, b) => {
-                        let i = i % (model.len() + 1);
-                        pack.insert_at(pack.offset_of(i), &b);
-                        model.insert(i, b);
-                    }
-                    Op::Remove(i) if !model.is_empty() => {
-                        let i = i % model.len();
-                        pack.remove_at(pack.offset_of(i));
-                        model.remove(i);
-                    }
-                    Op::Replace(i, b) if !model.is_empty() => {
-                        let i = i % model.len();
-                        pack.replace_at(pack.offset_of(i), &b);
-                        model[i] = b;
-                    }
-                    Op::RemoveRun(i, n) => {
-                        let i = i % (model.len() + 1);
-                        let n = n.min(model.len() - i);
-                        pack.remove_run(pack.offset_of(i), n);
-                        model.drain(i..i + n);
-                    }
-                    Op::Retain(x) => {
-                        let removed = pack.retain(|e| e.first() != Some(&x));
-                        let before = model.len();
-                        model.retain(|e| e.first() != Some(&x));
-                        prop_assert_eq!(removed, before - model.len());
-                    }
-                    Op::Split(i) => {
-                        let i = i % (model.len() + 1);
-                        let tail = pack.split_off(pack.offset_of(i), i);
-                        let model_tail = model.split_off(i);
-                        prop_assert_eq!(tail.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), model_tail.clone());
-                        pack.append(&tail);
-                        model.extend(model_tail);
-                    }
-                    _ => {}
-                }
-                prop_assert_eq!(pack.len(), model.len());
-                prop_assert_eq!(pack.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), model.clone());
-                prop_assert_eq!(pack.bytes(), model.iter().map(|e| Pack::encoded_size(e)).sum::<usize>());
-                prop_assert!(pack.capacity() <= pack.bytes() + pack.bytes() / 4 + 64);
-                for (i, e) in model.iter().enumerate() {
-                    prop_assert_eq!(pack.find(e).map(|o| pack.entry(o).0), Some(&e[..]));
-                    prop_assert_eq!(pack.entry(pack.offset_of(i)).0, &e[..]);
-                }
-            }
+            pack_follows_the_model::<false>(ops.clone())?;
+            pack_follows_the_model::<true>(ops)?;
         }
 
         #[test]
