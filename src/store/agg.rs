@@ -693,7 +693,9 @@ pub struct ListIter<'a> {
 impl<'a> Iterator for ListIter<'a> {
     type Item = &'a [u8];
 
-    #[inline]
+    /// Inlined into the reply loop (LRANGE): out of line it cost ~5% of
+    /// an LRANGE of 100 once a chunk's entries grew back-lengths.
+    #[inline(always)]
     fn next(&mut self) -> Option<&'a [u8]> {
         if self.left == 0 {
             return None;
