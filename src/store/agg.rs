@@ -8,7 +8,9 @@
 //! (`listpack`, Redis 7.2's `set-max-listpack-*`), and a table beyond. A
 //! value converted to a table never goes back, as in Redis. A list is a
 //! deque of packed chunks (`quicklist`), each bounded by
-//! `list-max-listpack-size`.
+//! `list-max-listpack-size`; a chunk is a [`BackPack`], whose entries also
+//! carry their size after them, so that RPOP and an index near the tail
+//! walk from the chunk's end.
 //!
 //! Memory accounting: a packed value costs its buffer's capacity plus a
 //! fixed header (O(1) to compute, so a change is accounted as the
