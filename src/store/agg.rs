@@ -121,16 +121,6 @@ fn packed_cost(capacity: usize) -> usize {
 }
 
 #[inline]
-fn hash_field_cost(field: &[u8], value: &[u8]) -> usize {
-    cost::hash_field(field.len(), value.len())
-}
-
-#[inline]
-fn set_member_cost(member: &[u8]) -> usize {
-    cost::set_member(member.len())
-}
-
-#[inline]
 fn settle(delta: &mut isize, before: usize, after: usize) {
     *delta += after as isize - before as isize;
 }
@@ -252,7 +242,10 @@ impl Hash {
         match self {
             Hash::Pack(p) => packed_cost(p.capacity()),
             Hash::Table(t) => {
-                cost::CONTAINER + t.iter().map(|(f, v)| hash_field_cost(f, v)).sum::<usize>()
+                cost::CONTAINER
+                    + t.iter()
+                        .map(|(f, v)| cost::hash_field(f.len(), v.len()))
+                        .sum::<usize>()
             }
         }
     }
@@ -315,7 +308,7 @@ impl Hash {
                 false
             }
             RawEntryMut::Vacant(e) => {
-                *delta += hash_field_cost(field, value) as isize;
+                *delta += cost::hash_field(field.len(), value.len()) as isize;
                 e.insert(Key::new(field), value.into());
                 true
             }
@@ -336,7 +329,7 @@ impl Hash {
             }
             Hash::Table(t) => match t.swap_remove_entry(field) {
                 Some((f, v)) => {
-                    *delta -= hash_field_cost(&f, &v) as isize;
+                    *delta -= cost::hash_field(f.len(), v.len()) as isize;
                     true
                 }
                 None => false,
@@ -470,7 +463,9 @@ impl Set {
         match self {
             Set::Ints(s) => packed_cost(s.capacity()),
             Set::Pack(p) => packed_cost(p.capacity()),
-            Set::Table(t) => cost::CONTAINER + t.iter().map(|m| set_member_cost(m)).sum::<usize>(),
+            Set::Table(t) => {
+                cost::CONTAINER + t.iter().map(|m| cost::set_member(m.len())).sum::<usize>()
+            }
         }
     }
 
@@ -573,7 +568,7 @@ impl Set {
                 }
                 let added = t.insert(Key::new(member));
                 if added {
-                    *delta += set_member_cost(member) as isize;
+                    *delta += cost::set_member(member.len()) as isize;
                 }
                 added
             }
@@ -604,7 +599,7 @@ impl Set {
             Set::Table(t) => {
                 let removed = t.swap_remove(member);
                 if removed {
-                    *delta -= set_member_cost(member) as isize;
+                    *delta -= cost::set_member(member.len()) as isize;
                 }
                 removed
             }
@@ -635,7 +630,7 @@ impl Set {
             }
             Set::Table(t) => {
                 let m = t.swap_remove_index(i).expect("index in range");
-                *delta -= set_member_cost(&m) as isize;
+                *delta -= cost::set_member(m.len()) as isize;
                 f(&m)
             }
         }

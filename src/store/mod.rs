@@ -248,14 +248,7 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
 
 /// The part of an entry's size that is not its value.
 pub(crate) fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
-    cost::ENTRY + key_size(key) + if entry.has_ttl { cost::EXPIRE } else { 0 }
-}
-
-/// Accounted heap cost of a key beyond its slot: nothing when it is
-/// stored inline (`Key::INLINE`).
-#[inline]
-pub fn key_size(key: &[u8]) -> usize {
-    cost::key_heap(key.len())
+    cost::ENTRY + cost::key_heap(key.len()) + if entry.has_ttl { cost::EXPIRE } else { 0 }
 }
 
 pub fn entry_size(key: &[u8], entry: &Entry) -> usize {

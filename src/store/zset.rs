@@ -827,19 +827,7 @@ impl Skiplist {
 
     /// 0-based rank of `member` (present, with `score`).
     fn rank_of(&self, score: f64, member: &[u8]) -> usize {
-        let mut x = HEAD;
-        let mut rank = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.next == NIL || !self.precedes(l.next, score, member) {
-                    break;
-                }
-                rank += l.span as usize;
-                x = l.next;
-            }
-        }
-        rank
+        self.count_while(|s, m| s < score || (s == score && m() < member))
     }
 
     fn iter_from(&self, rank: usize) -> SkipIter<'_> {
