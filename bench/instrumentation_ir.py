@@ -10,7 +10,10 @@ variant N times under `valgrind --tool=callgrind --branch-sim=yes`, and
 subtracts the same loop with nothing instrumented. Only the loop is counted
 (callgrind's --toggle-collect), not the setup. The db-* variants are a key
 access of the keyspace (Db::get, an in-place Db::set_string) with and
-without its hot-key count. `--before` counts an
+without its hot-key count; the z-* variants are whole sorted-set commands
+on a 100k-member set (not less the loop), for which `--cache` adds the
+misses past a simulated 1 MB cache (callgrind's --cache-sim with --LL at
+1 MB, about this VM's L2). `--before` counts an
 older build of that bench binary in the same run (build it from an older
 checkout with this bench file copied in, `cargo bench --bench
 instrumentation_ir --no-run`; the path is printed as "Executable").
@@ -18,7 +21,8 @@ instrumentation_ir --no-run`; the path is printed as "Executable").
 import argparse, json, os, re, subprocess, sys, tempfile
 
 VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off",
-            "db-get", "db-get-nosketch", "db-set"]
+            "db-get", "db-get-nosketch", "db-set",
+            "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore"]
 
 
 def build():
@@ -32,31 +36,40 @@ def build():
     sys.exit("instrumentation_ir: no executable built")
 
 
-def count(binary, variant, n):
-    """(instructions, conditional-branch mispredictions) of one run."""
+def count(binary, variant, n, cache=False):
+    """(instructions, conditional-branch mispredictions, misses past a
+    simulated 1 MB cache or None) of one run."""
+    sim = ["--cache-sim=yes", "--LL=1048576,16,64"] if cache else []
     with tempfile.NamedTemporaryFile() as f:
         # Only `measured` (the loop) is counted, not the setup.
         subprocess.run(["valgrind", "--tool=callgrind", "--branch-sim=yes", "--collect-atstart=no",
-                        "--toggle-collect=instrumentation_ir::measured*",
+                        "--toggle-collect=instrumentation_ir::measured*", *sim,
                         f"--callgrind-out-file={f.name}", binary, variant, str(n)],
                        check=True, capture_output=True)
+        events = []
         for line in open(f.name):
+            if line.startswith("events:"):
+                events = line.split()[1:]
             if line.startswith("summary:") or line.startswith("totals:"):
-                # events: Ir Bc Bcm Bi Bim
-                fields = [int(x) for x in line.split()[1:]]
-                if fields[0] == 0:
+                got = dict(zip(events, (int(x) for x in line.split()[1:])))
+                if got.get("Ir", 0) == 0:
                     sys.exit(f"instrumentation_ir: nothing counted in {binary}: a build from "
                              "before `measured` existed (copy this bench file into that checkout)")
-                return fields[0], fields[2]
+                misses = got.get("DLmr", 0) + got.get("DLmw", 0) if cache else None
+                return got["Ir"], got["Bcm"], misses
     sys.exit("instrumentation_ir: no totals in callgrind's output")
 
 
-def per_command(binary, n):
-    base_ir, base_bcm = count(binary, "loop", n)
+def per_command(binary, n, variants, cache):
+    """Per command: each variant less the bare loop (the z-* variants are
+    whole commands, counted as they are)."""
+    whole = all(v.startswith("z-") for v in variants)
+    base = (0, 0, 0) if whole else count(binary, "loop", n, cache)
     rows = {}
-    for v in VARIANTS:
-        ir, bcm = count(binary, v, n)
-        rows[v] = ((ir - base_ir) / n, (bcm - base_bcm) / n)
+    for v in variants:
+        got = count(binary, v, n, cache)
+        sub = (0, 0, 0) if v.startswith("z-") else base
+        rows[v] = tuple(None if g is None else (g - b) / n for g, b in zip(got, sub))
     return rows
 
 
@@ -64,19 +77,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--before", help="an older instrumentation_ir binary to count in the same run")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    ap.add_argument("--cache", action="store_true",
+                    help="also count misses past a simulated 1 MB cache (slower)")
     a = ap.parse_args()
-    now = per_command(build(), a.n)
-    before = per_command(a.before, a.n) if a.before else None
-    head = "| variant | instructions/command | mispredicts/command |"
+    variants = a.variants.split(",")
+    now = per_command(build(), a.n, variants, a.cache)
+    before = per_command(a.before, a.n, variants, a.cache) if a.before else None
+    cols = ["instructions", "mispredicts"] + (["misses past 1 MB"] if a.cache else [])
+    head = "| variant | " + " | ".join(f"{c}/command" for c in cols) + " |"
     if before:
-        head += " before: instructions | before: mispredicts |"
+        head += "".join(f" before: {c} |" for c in cols)
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
-    for v in VARIANTS:
-        row = f"| {v} | {now[v][0]:.1f} | {now[v][1]:.3f} |"
-        if before:
-            row += f" {before[v][0]:.1f} | {before[v][1]:.3f} |"
-        print(row)
+    fmt = lambda r: "".join(f" {x:.1f} |" if i != 1 else f" {x:.3f} |"
+                            for i, x in enumerate(r) if x is not None)
+    for v in variants:
+        print(f"| {v} |" + fmt(now[v]) + (fmt(before[v]) if before else ""))
 
 
 if __name__ == "__main__":

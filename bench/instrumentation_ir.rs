@@ -14,6 +14,13 @@
 //! in-place `Db::set_string`) on 100k keys of 16 bytes, as kora-bench's and
 //! redis-benchmark's, with the hot-key sketch on (`db-get`, `db-set`) or
 //! off (`db-get-nosketch`): what a key access costs with its hot-key count.
+//!
+//! The `z-*` variants are sorted-set commands as redis-benchmark sends them
+//! (`ZADD myzset <0..99999> element:<12 digits>` on a 100k-member set, then
+//! ZSCORE, ZRANK and `ZRANGEBYSCORE myzset <score> +inf LIMIT 0 1` of
+//! random members): the skiplist's walk, whose cost is its cache misses, so
+//! `bench/instrumentation_ir.py --cache` also counts the misses past a
+//! simulated 1 MB cache.
 
 use std::hint::black_box;
 use std::rc::Rc;
@@ -37,6 +44,9 @@ fn main() {
     let n: usize = args.next().map_or(1_000_000, |s| s.parse().expect("N"));
     if variant.starts_with("db-") {
         return keyspace(&variant, n);
+    }
+    if variant.starts_with("z-") {
+        return sorted_set(&variant, n);
     }
     let keys: Vec<Vec<u8>> = (0..100_000)
         .map(|i| format!("key:{i:08}").into_bytes())
@@ -102,6 +112,73 @@ fn keyspace(variant: &str, n: usize) {
             black_box(db.get(key(next())).is_some());
         }),
         "db-set" => measured(n, |_| db.set_string(key(next()), &[b'w'; 64], Ttl::Clear)),
+        other => panic!("unknown variant {other}"),
+    }
+}
+
+/// The `z-*` variants: command handlers on one `Db` holding `myzset`.
+fn sorted_set(variant: &str, n: usize) {
+    use kora::command::zsets;
+    use kora::protocol::Args;
+    let mut db = Db::new(Rc::new(ShardStats::default()), HotKeys::new(32, true), 7);
+    let mut rng = workload::Rng::new(7);
+    // redis-benchmark's __rand_int__: 12 digits below -r 100000.
+    let mut digits = |b: &mut [u8]| {
+        let mut v = rng.next_u64() % 100_000;
+        for d in b.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    let mut buf = Vec::new();
+    let mut ranges = Vec::new();
+    let mut out = Vec::new();
+    // One command: `words` with each `#` run replaced by random digits.
+    let mut run = |db: &mut Db, handler: kora::command::Handler, words: &[&[u8]]| {
+        buf.clear();
+        ranges.clear();
+        out.clear();
+        for w in words {
+            let start = buf.len();
+            buf.extend_from_slice(w);
+            if let Some(at) = w.iter().position(|&c| c == b'#') {
+                digits(&mut buf[start + at..start + w.len()]);
+            }
+            ranges.push((start, buf.len()));
+        }
+        handler(db, &Args::new(&buf, &ranges), &mut out);
+        black_box(out.len());
+    };
+    let (zadd, member, score): (_, &[u8], &[u8]) = (
+        &[b"zadd" as &[u8], b"myzset"],
+        b"element:############",
+        b"############",
+    );
+    for _ in 0..300_000 {
+        run(&mut db, zsets::zadd, &[zadd[0], zadd[1], score, member]);
+    }
+    match variant {
+        "z-zadd" => measured(n, |_| {
+            run(&mut db, zsets::zadd, &[zadd[0], zadd[1], score, member])
+        }),
+        "z-zscore" => measured(n, |_| {
+            run(&mut db, zsets::zscore, &[b"zscore", b"myzset", member])
+        }),
+        "z-zrank" => measured(n, |_| {
+            run(&mut db, zsets::zrank, &[b"zrank", b"myzset", member])
+        }),
+        "z-zrangebyscore" => measured(n, |_| {
+            let args: [&[u8]; 7] = [
+                b"zrangebyscore",
+                b"myzset",
+                score,
+                b"+inf",
+                b"LIMIT",
+                b"0",
+                b"1",
+            ];
+            run(&mut db, zsets::zrangebyscore, &args)
+        }),
         other => panic!("unknown variant {other}"),
     }
 }

@@ -682,11 +682,22 @@ fn zpop_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, max: bool) {
         Some(false) => return out.error(err::WRONGTYPE),
         Some(true) => {}
     }
-    let popped = pop_many(db, args.get(1), max, count);
-    out.array(popped.len() * 2);
-    for (m, s) in &popped {
-        out.bulk(m);
-        reply_score(out, *s);
+    let Some(mut guard) = db.entry_mut(args.get(1)) else {
+        return out.array(0);
+    };
+    let Ok(mut z) = guard.zset() else {
+        return out.error(err::WRONGTYPE);
+    };
+    // Each element goes straight from the set into the reply (the guard
+    // deletes the key if this empties it).
+    let n = count.min(z.len());
+    out.array(n * 2);
+    for _ in 0..n {
+        z.pop(max, |m, s| {
+            out.bulk(m);
+            reply_score(out, s)
+        })
+        .expect("n is at most the length");
     }
 }
 
