@@ -17,11 +17,31 @@ pub struct Server {
 }
 
 /// A port nobody listens on right now, never handed out twice in this
-/// process: the kernel may give a just-released port to the next bind(0),
-/// and with SO_REUSEPORT two servers of parallel tests would then share it.
+/// process (with SO_REUSEPORT two servers of parallel tests would share
+/// one), and below the kernel's ephemeral range: a port from bind(0) is in
+/// that range, where any test's outgoing connection may take it as its
+/// local port before the server binds it (a cluster node of a test run in
+/// parallel with another's many clients once exited at start with "Address
+/// already in use").
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap();
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // Ports [low, ephemeral), probed from a point that differs between
+    // processes, so that test binaries running at once rarely probe alike.
+    let low = ephemeral.saturating_sub(12000).max(1024);
+    let span = u32::from(ephemeral.saturating_sub(low));
+    let start = std::process::id().wrapping_mul(7919) % span.max(1);
+    for i in 0..span {
+        let port = low + ((start + i) % span) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
     loop {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = probe.local_addr().unwrap().port();
