@@ -1442,7 +1442,7 @@ mod tests {
     }
 
     /// `parse_score` against the C library on generated text: numbers
-    /// of every form (integers past 15 digits, fractions, exponents that
+    /// of every form (integers past 19 digits, fractions, exponents that
     /// overflow and underflow, short hex floats) and garbage around them.
     #[test]
     fn parses_scores_as_the_c_library_does() {
