@@ -22,7 +22,7 @@ import argparse, json, os, re, subprocess, sys, tempfile
 
 VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off",
             "db-get", "db-get-nosketch", "db-set",
-            "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore"]
+            "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore", "z-zrange-withscores"]
 
 
 def build():

@@ -20,7 +20,9 @@
 //! ZSCORE, ZRANK and `ZRANGEBYSCORE myzset <score> +inf LIMIT 0 1` of
 //! random members): the skiplist's walk, whose cost is its cache misses, so
 //! `bench/instrumentation_ir.py --cache` also counts the misses past a
-//! simulated 1 MB cache.
+//! simulated 1 MB cache. `z-zrange-withscores` replies with ten
+//! fractional scores (`ZRANGE fz 100 109 WITHSCORES` on 1000 members):
+//! what formatting a score as Redis' `%.17g` costs.
 
 use std::hint::black_box;
 use std::rc::Rc;
@@ -157,6 +159,12 @@ fn sorted_set(variant: &str, n: usize) {
     for _ in 0..300_000 {
         run(&mut db, zsets::zadd, &[zadd[0], zadd[1], score, member]);
     }
+    // A small set of fractional scores, replied as text (`%.17g`).
+    for i in 0..1000 {
+        let (score, member) = (format!("{}.{:03}", i, i * 7 % 1000), format!("m{i}"));
+        let args: [&[u8]; 4] = [b"zadd", b"fz", score.as_bytes(), member.as_bytes()];
+        run(&mut db, zsets::zadd, &args);
+    }
     match variant {
         "z-zadd" => measured(n, |_| {
             run(&mut db, zsets::zadd, &[zadd[0], zadd[1], score, member])
@@ -178,6 +186,10 @@ fn sorted_set(variant: &str, n: usize) {
                 b"1",
             ];
             run(&mut db, zsets::zrangebyscore, &args)
+        }),
+        "z-zrange-withscores" => measured(n, |_| {
+            let args: [&[u8]; 5] = [b"zrange", b"fz", b"100", b"109", b"WITHSCORES"];
+            run(&mut db, zsets::zrange, &args)
         }),
         other => panic!("unknown variant {other}"),
     }

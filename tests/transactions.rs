@@ -239,6 +239,172 @@ fn watch_aborts_exec_when_the_key_changes_in_any_way() {
     assert_eq!(done, Value::Array(vec![bulk("9")]));
 }
 
+/// What redis-server 7.0.15 does with a WATCHed `k` when another client
+/// runs a command on it: `runs` (the EXEC goes ahead: not a modification)
+/// or `aborts`. Recorded by running this table against redis-server; one
+/// row per line: outcome | the other client's command | setup commands
+/// (`;` between them). Arguments split on spaces; `""` is an empty
+/// argument and `\0` a zero byte. Other keys share `k`'s hash tag.
+const REDIS_WATCH_TABLE: &str = r#"
+runs   | LPOP k | SET k v
+runs   | SADD k a | SET k v
+runs   | HSET k f v | SET k v
+runs   | ZADD k 1 a | SET k v
+runs   | RPUSH k a | SET k v
+runs   | APPEND k x | RPUSH k a
+runs   | INCR k | RPUSH k a
+runs   | SADD k a | SADD k a
+runs   | SREM k zz | SADD k a
+runs   | SMOVE k {k}d zz | SADD k a ; SADD {k}d b
+aborts | HSET k f v | HSET k f v
+runs   | HSETNX k f w | HSET k f v
+runs   | HDEL k zz | HSET k f v
+aborts | HINCRBY k f 0 | HSET k f 1
+runs   | ZADD k 1 a | ZADD k 1 a
+runs   | ZADD k NX 2 a | ZADD k 1 a
+runs   | ZADD k XX 2 a
+runs   | ZADD k XX 2 b | ZADD k 1 a
+runs   | ZINCRBY k 0 a | ZADD k 1 a
+runs   | ZREM k zz | ZADD k 1 a
+runs   | ZREMRANGEBYSCORE k 5 6 | ZADD k 1 a
+runs   | ZREMRANGEBYRANK k 5 6 | ZADD k 1 a
+runs   | ZPOPMIN k 0 | ZADD k 1 a
+runs   | LREM k 0 zz | RPUSH k a
+aborts | LTRIM k 0 -1 | RPUSH k a
+aborts | LSET k 0 a | RPUSH k a
+runs   | LSET k 5 a | RPUSH k a
+runs   | LINSERT k BEFORE zz b | RPUSH k a
+runs   | LPOP k 0 | RPUSH k a
+runs   | LPOS k a | RPUSH k a
+runs   | LMOVE nosrc k LEFT LEFT | RPUSH k a
+aborts | APPEND k "" | SET k v
+runs   | SETRANGE k 0 "" | SET k v
+aborts | INCRBY k 0 | SET k 1
+runs   | SETBIT k 0 0 | SET k \0
+runs   | INCR k | SET k v
+aborts | SET k v | SET k v
+runs   | SETNX k w | SET k v
+runs   | EXPIRE k 100 XX | SET k v
+runs   | PERSIST k | SET k v
+runs   | DEL k
+runs   | SPOP k 0 | SADD k a
+runs   | SINTERSTORE k {k}x {k}y
+runs   | PFADD k a | PFADD k a
+runs   | HSET k f | HSET k f v
+runs   | LPUSHX k a
+runs   | GETDEL k
+runs   | RENAME k k | SET k v
+runs   | SORT {k}src STORE k
+runs   | BITFIELD k GET u8 0 | SET k v
+runs   | BITFIELD k SET u8 0 0 | SET k \0
+runs   | GETEX k | SET k v
+aborts | ZRANGESTORE k {k}none 0 -1 | ZADD k 1 a
+aborts | SETBIT k 15 0 | SET k \0
+aborts | SETBIT k 0 1 | SET k \0
+aborts | BITFIELD k SET u8 16 0 | SET k \0
+runs   | BITFIELD k INCRBY u8 0 0 | SET k \0
+aborts | BITFIELD k SET u8 0 1 | SET k \0
+runs   | BITFIELD k OVERFLOW FAIL INCRBY u8 0 300 | SET k \0
+runs   | BITFIELD k OVERFLOW WRAP INCRBY u8 0 256 | SET k \0
+aborts | BITFIELD k SET u8 0 0
+aborts | SETBIT k 3 0
+aborts | PFADD k
+runs   | PFADD k | PFADD k a
+aborts | PFCOUNT k | PFADD k a ; PFADD k b
+runs   | PFCOUNT k | PFADD k a ; PFCOUNT k
+aborts | PFMERGE k | PFADD k a
+aborts | EXPIRE k 100 | SET k v
+aborts | PERSIST k | SET k v EX 100
+aborts | SETRANGE k 0 v | SET k v
+aborts | SADD k b | SADD k a
+aborts | SREM k a | SADD k a b
+aborts | SMOVE k {k}d a | SADD k a ; SADD {k}d b
+aborts | SPOP k | SADD k a b
+aborts | ZADD k 2 a | ZADD k 1 a
+aborts | ZINCRBY k 1 a | ZADD k 1 a
+aborts | LPUSH k b | RPUSH k a
+aborts | LREM k 0 a | RPUSH k a b
+aborts | LINSERT k BEFORE a b | RPUSH k a
+aborts | LPOP k | RPUSH k a
+aborts | HDEL k f | HSET k f v
+aborts | ZPOPMIN k | ZADD k 1 a 2 b
+aborts | ZREMRANGEBYRANK k 0 0 | ZADD k 1 a 2 b
+aborts | LMOVE k k LEFT RIGHT | RPUSH k a b
+aborts | LMOVE k k LEFT RIGHT | RPUSH k a
+runs   | SMOVE k k a | SADD k a
+runs   | GETEX k PERSIST | SET k v
+aborts | GETEX k EX 100 | SET k v
+aborts | HINCRBYFLOAT k f 0 | HSET k f 1
+aborts | INCRBYFLOAT k 0 | SET k 1
+aborts | APPEND k ""
+runs   | SETRANGE k 0 ""
+runs   | LSET k 0 a | SET k v
+runs   | ZADD k XX INCR 1 b | ZADD k 1 a
+runs   | ZADD k GT 1 a | ZADD k 5 a
+aborts | SINTERSTORE k k | SADD k a
+runs   | LPOS k zz | RPUSH k a
+runs   | RPOPLPUSH {k}none k | RPUSH k a
+aborts | BLPOP k 1 | RPUSH k a
+runs   | SRANDMEMBER k | SADD k a
+aborts | HSETNX k g w | HSET k f v
+aborts | DECRBY k 0 | SET k 1
+aborts | SETNX k v
+aborts | COPY {k}s k | SET {k}s v
+"#;
+
+/// Redis signals a WATCHed key only for a write that changed it, or one
+/// that overwrites whatever the value (HSET, LSET, LTRIM, APPEND, INCRBY
+/// 0); a write refused with WRONGTYPE, SADD of a member already there,
+/// ZADD of an unchanged score, SETBIT of the bit already set, PFADD that
+/// changes no register, GETEX PERSIST without a TTL do not abort EXEC.
+#[test]
+fn watch_sees_exactly_the_writes_redis_signals() {
+    fn words(command: &str) -> Vec<Vec<u8>> {
+        let word = |w: &str| match w {
+            "\"\"" => Vec::new(),
+            w => w.replace("\\0", "\0").into_bytes(),
+        };
+        command.split_whitespace().map(word).collect()
+    }
+    fn run(c: &mut redis::Connection, command: &str) -> redis::RedisResult<Value> {
+        let w = words(command);
+        redis::cmd(std::str::from_utf8(&w[0]).unwrap())
+            .arg(&w[1..])
+            .query(c)
+    }
+    let s = Server::start(2);
+    let (mut a, mut b) = (s.client(), s.client());
+    let (mut rows, mut wrong) = (0, Vec::new());
+    for line in REDIS_WATCH_TABLE.lines().filter(|l| !l.is_empty()) {
+        let mut cols = line.split(" | ");
+        let (want, write) = (cols.next().unwrap().trim(), cols.next().unwrap());
+        let _: () = redis::cmd("FLUSHALL").query(&mut a).unwrap();
+        for setup in cols.next().into_iter().flat_map(|s| s.split(" ; ")) {
+            run(&mut a, setup).unwrap();
+        }
+        let _: () = redis::cmd("WATCH").arg("k").query(&mut a).unwrap();
+        // Errors are part of the table (WRONGTYPE, out of range).
+        let _ = run(&mut b, write);
+        let got: Value = redis::pipe()
+            .atomic()
+            .set("{k}marker", 1)
+            .query(&mut a)
+            .unwrap();
+        let got = if got == Value::Nil { "aborts" } else { "runs" };
+        if got != want {
+            wrong.push(format!("{write} ({line}): {got}, Redis {want}"));
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 104);
+    assert!(
+        wrong.is_empty(),
+        "{} of {rows} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn watch_across_both_shards_and_a_transaction_on_a_third_key() {
     let s = Server::start(2);

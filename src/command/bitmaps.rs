@@ -58,16 +58,18 @@ fn read<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str
 
 /// Runs `f` on the string at `key` grown (zero-padded) to at least `len`
 /// bytes, creating it when missing, as Redis' `lookupStringForBitCommand`.
-/// The string becomes raw, as Redis unshares it. Err is WRONGTYPE.
+/// The string becomes raw, as Redis unshares it. Err is WRONGTYPE. `f`
+/// returns its result and whether it changed a bit: WATCH sees the write
+/// only then or when the string grew, as Redis 7.0 signals it.
 fn with_bits<R>(
     db: &mut Db,
     key: &[u8],
     len: usize,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
+    f: impl FnOnce(&mut Vec<u8>) -> (R, bool),
 ) -> Result<R, &'static str> {
     let Some(mut guard) = db.entry_mut(key) else {
         let mut v = vec![0u8; len];
-        let r = f(&mut v);
+        let (r, _) = f(&mut v);
         db.set(
             key,
             Value::Str(StrValue::from_vec(v, StrEncoding::Raw)),
@@ -78,11 +80,13 @@ fn with_bits<R>(
     let Ok(mut s) = guard.string() else {
         return Err(err::WRONGTYPE);
     };
-    Ok(s.edit(|v| {
-        if v.len() < len {
+    Ok(s.edit_reporting(|v| {
+        let grew = v.len() < len;
+        if grew {
             v.resize(len, 0);
         }
-        f(v)
+        let (r, changed) = f(v);
+        (r, grew || changed)
     }))
 }
 
@@ -100,7 +104,7 @@ pub fn setbit(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let old = with_bits(db, args.get(1), byte + 1, |v| {
         let old = (v[byte] >> bit) & 1;
         v[byte] = (v[byte] & !(1 << bit)) | (on << bit);
-        old
+        (old, old != on)
     });
     match old {
         Ok(old) => out.int(old as i64),
@@ -675,8 +679,9 @@ fn field_get(p: &[u8], f: &Field, out: &mut Vec<u8>) {
     }
 }
 
-/// One SET or INCRBY on a string long enough for the field.
-fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) {
+/// One SET or INCRBY on a string long enough for the field; returns
+/// whether the field's bits changed.
+fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) -> bool {
     let fail = f.overflow == Overflow::Fail;
     if f.signed {
         let old = get_signed(p, f.offset, f.bits);
@@ -693,10 +698,12 @@ fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) {
             (if over != 0 { wrapped } else { f.value }, old, over)
         };
         if over != 0 && fail {
-            return out.nil();
+            out.nil();
+            return false;
         }
         out.int(reply);
         set_unsigned(p, f.offset, f.bits, new as u64);
+        new != old
     } else {
         let old = get_unsigned(p, f.offset, f.bits);
         let (new, reply, over) = if f.op == FieldOp::IncrBy {
@@ -713,10 +720,12 @@ fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) {
             (if over != 0 { wrapped } else { v }, old, over)
         };
         if over != 0 && fail {
-            return out.nil();
+            out.nil();
+            return false;
         }
         out.int(reply as i64);
         set_unsigned(p, f.offset, f.bits, new);
+        new != old
     }
 }
 
@@ -750,13 +759,15 @@ fn bitfield_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, read_only: bool
     let mark = out.len();
     out.array(fields.len());
     let done = with_bits(db, args.get(1), len, |p| {
+        let mut changed = false;
         for f in &fields {
             if f.op == FieldOp::Get {
                 field_get(p, f, out);
             } else {
-                field_write(p, f, out);
+                changed |= field_write(p, f, out);
             }
         }
+        ((), changed)
     });
     if let Err(e) = done {
         out.truncate(mark);

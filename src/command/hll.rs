@@ -58,15 +58,19 @@ pub fn pfadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if !hll::is_valid(&s) {
         return out.error(NOT_HLL);
     }
-    let result = s.edit(|v| {
+    let result = s.edit_reporting(|v| {
         let mut updated = false;
         for ele in args.iter_from(2) {
-            updated |= hll::add(v, ele, max_bytes)?;
+            match hll::add(v, ele, max_bytes) {
+                Ok(u) => updated |= u,
+                // Registers set before the corrupt part count as changed.
+                Err(e) => return (Err(e), updated),
+            }
         }
         if updated {
             hll::invalidate(v);
         }
-        Ok(updated)
+        (Ok(updated), updated)
     });
     match result {
         Ok(updated) => out.int(updated as i64),

@@ -80,7 +80,7 @@ fn expire_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, unit_ms: i64, abs
             None => return out.error(&invalid()),
         }
     }
-    // Write access: hot-key count and WATCH, as any write lookup.
+    // Write access (a hot-key count); WATCH hears only of a TTL set below.
     let Some(current) = db.entry_mut(key).map(|e| e.expire_at()) else {
         return out.int(0);
     };

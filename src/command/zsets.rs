@@ -674,14 +674,7 @@ fn zpop_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, max: bool) {
             Some(c) => count = usize::try_from(c).unwrap_or(usize::MAX),
         }
     }
-    match db
-        .peek(args.get(1))
-        .map(|e| matches!(e.value, Value::ZSet(_)))
-    {
-        None => return out.array(0),
-        Some(false) => return out.error(err::WRONGTYPE),
-        Some(true) => {}
-    }
+    // A guard that pops nothing (wrong type) is no write for WATCH.
     let Some(mut guard) = db.entry_mut(args.get(1)) else {
         return out.array(0);
     };

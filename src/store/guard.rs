@@ -12,11 +12,15 @@
 //! bumped, and an aggregate left empty is removed (Redis never keeps an
 //! empty list, hash or set). Modeled on Dragonfly's `DbSlice::AutoUpdater`.
 //!
-//! WATCH semantics are those documented in the README: a watched key counts
-//! as modified by any write command that obtained a guard on it, even one
-//! that then failed (WRONGTYPE) or changed nothing. Obtaining a guard is
-//! what marks the write, whatever happens inside; it is bumped exactly once
-//! per guard.
+//! WATCH sees what Redis 7.0 signals as a modification: a guard whose
+//! holder wrote through a view bumps the key's version exactly once when it
+//! drops, however many elements changed; a guard that only read, was
+//! refused with WRONGTYPE, or called a view method that changed nothing
+//! (SADD of a member already there, SREM of one that is not, ZADD of an
+//! unchanged score) bumps nothing, and neither does removing an aggregate
+//! the guard itself created and never filled (ZADD XX on a missing key).
+//! Methods that overwrite (HSET, LSET, LTRIM, APPEND, INCRBY) count as
+//! writes even when the value comes out the same, as Redis' do.
 
 use std::ops::Deref;
 
@@ -29,8 +33,32 @@ use super::{Db, Entry, StrEncoding, StrValue, Value, WrongType, str_size, touch_
 pub struct EntryMut<'a> {
     db: &'a mut Db,
     idx: usize,
+    change: Change,
+}
+
+/// What the holder of a guard did to its value, settled on drop.
+#[derive(Default)]
+struct Change {
     /// Bytes the value grew by (negative: shrank) since the guard was made.
     delta: isize,
+    /// Whether a view method wrote: only then does WATCH see a change.
+    wrote: bool,
+}
+
+impl Change {
+    /// A write that took the value from `before` to `after` bytes.
+    #[inline]
+    fn resized(&mut self, before: usize, after: usize) {
+        self.wrote = true;
+        self.delta += after as isize - before as isize;
+    }
+
+    /// Records a write when `did` is true; hands `did` back.
+    #[inline]
+    fn wrote_if(&mut self, did: bool) -> bool {
+        self.wrote |= did;
+        did
+    }
 }
 
 impl Db {
@@ -42,7 +70,7 @@ impl Db {
         Some(EntryMut {
             db: self,
             idx,
-            delta: 0,
+            change: Change::default(),
         })
     }
 
@@ -67,7 +95,7 @@ impl Db {
         EntryMut {
             db: self,
             idx,
-            delta: 0,
+            change: Change::default(),
         }
     }
 }
@@ -97,7 +125,7 @@ impl<'a> EntryMut<'a> {
         match &mut self.db.map[self.idx].value {
             Value::List(l) => Ok(ListMut {
                 list: l,
-                delta: &mut self.delta,
+                change: &mut self.change,
                 limits: self.db.limits,
             }),
             _ => Err(WrongType),
@@ -110,7 +138,7 @@ impl<'a> EntryMut<'a> {
         match &mut self.db.map[self.idx].value {
             Value::Hash(h) => Ok(HashMut {
                 hash: h,
-                delta: &mut self.delta,
+                change: &mut self.change,
                 limits: self.db.limits,
             }),
             _ => Err(WrongType),
@@ -123,7 +151,7 @@ impl<'a> EntryMut<'a> {
         match &mut self.db.map[self.idx].value {
             Value::Set(s) => Ok(SetMut {
                 set: s,
-                delta: &mut self.delta,
+                change: &mut self.change,
                 limits: self.db.limits,
             }),
             _ => Err(WrongType),
@@ -136,7 +164,7 @@ impl<'a> EntryMut<'a> {
         match &mut self.db.map[self.idx].value {
             Value::ZSet(z) => Ok(ZSetMut {
                 zset: z,
-                delta: &mut self.delta,
+                change: &mut self.change,
                 limits: self.db.limits,
             }),
             _ => Err(WrongType),
@@ -149,7 +177,7 @@ impl<'a> EntryMut<'a> {
         match &mut self.db.map[self.idx].value {
             Value::Str(s) => Ok(StrMut {
                 s,
-                delta: &mut self.delta,
+                change: &mut self.change,
             }),
             _ => Err(WrongType),
         }
@@ -161,7 +189,7 @@ impl Drop for EntryMut<'_> {
     #[inline]
     fn drop(&mut self) {
         let db = &mut *self.db;
-        db.mem_used = db.mem_used.wrapping_add_signed(self.delta);
+        db.mem_used = db.mem_used.wrapping_add_signed(self.change.delta);
         let empty = match &db.map[self.idx].value {
             Value::Str(_) => false,
             Value::List(l) => l.is_empty(),
@@ -169,24 +197,18 @@ impl Drop for EntryMut<'_> {
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
         };
-        if empty {
+        if empty && self.change.wrote {
             // Removal counts as the modification (`detach_at` bumps it).
             db.remove_at(self.idx);
-        } else if !db.watched.is_empty() {
+        } else if empty {
+            // Never filled, so created by this guard (a live key is never
+            // an empty aggregate): gone again without anyone seeing it.
+            db.remove_unseen_at(self.idx);
+        } else if self.change.wrote && !db.watched.is_empty() {
             let (key, _) = db.map.get_index(self.idx).expect("guarded entry");
             touch_watched(&mut db.watched, key);
         }
     }
-}
-
-#[inline]
-fn grow(delta: &mut isize, bytes: usize) {
-    *delta += bytes as isize;
-}
-
-#[inline]
-fn shrink(delta: &mut isize, bytes: usize) {
-    *delta -= bytes as isize;
 }
 
 /// A list under an [`EntryMut`]: reads as the [`List`], changes only
@@ -194,7 +216,7 @@ fn shrink(delta: &mut isize, bytes: usize) {
 /// is accounted as the size difference it made.
 pub struct ListMut<'g> {
     list: &'g mut List,
-    delta: &'g mut isize,
+    change: &'g mut Change,
     limits: Limits,
 }
 
@@ -211,32 +233,38 @@ impl ListMut<'_> {
     fn accounted<R>(&mut self, f: impl FnOnce(&mut List, &Limits) -> R) -> R {
         let before = self.list.size();
         let r = f(self.list, &self.limits);
-        *self.delta += self.list.size() as isize - before as isize;
+        self.change.delta += self.list.size() as isize - before as isize;
         r
     }
 
     /// Adds `elem` at the head.
     #[inline]
     pub fn push_front(&mut self, elem: &[u8]) {
+        self.change.wrote = true;
         self.accounted(|l, lim| l.push_front(elem, lim));
     }
 
     /// Adds `elem` at the tail.
     #[inline]
     pub fn push_back(&mut self, elem: &[u8]) {
+        self.change.wrote = true;
         self.accounted(|l, lim| l.push_back(elem, lim));
     }
 
     /// Removes the head element, handing it to `f`.
     #[inline]
     pub fn pop_front_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        self.accounted(|l, _| l.pop_front(f))
+        let r = self.accounted(|l, _| l.pop_front(f));
+        self.change.wrote_if(r.is_some());
+        r
     }
 
     /// Removes the tail element, handing it to `f`.
     #[inline]
     pub fn pop_back_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        self.accounted(|l, _| l.pop_back(f))
+        let r = self.accounted(|l, _| l.pop_back(f));
+        self.change.wrote_if(r.is_some());
+        r
     }
 
     /// Removes and returns the head element (a copy).
@@ -253,22 +281,28 @@ impl ListMut<'_> {
 
     /// Replaces element `i` (in range).
     pub fn set(&mut self, i: usize, value: &[u8]) {
+        self.change.wrote = true;
         self.accounted(|l, lim| l.set(i, value, lim));
     }
 
     /// Inserts before position `i` (`i <= len`).
     pub fn insert(&mut self, i: usize, elem: &[u8]) {
+        self.change.wrote = true;
         self.accounted(|l, lim| l.insert(i, elem, lim));
     }
 
     /// Keeps the elements for which `keep` is true; returns how many were
     /// removed.
     pub fn retain(&mut self, keep: impl FnMut(&[u8]) -> bool) -> usize {
-        self.accounted(|l, _| l.retain(keep))
+        let removed = self.accounted(|l, _| l.retain(keep));
+        self.change.wrote_if(removed > 0);
+        removed
     }
 
     /// Keeps only positions `from..to` (LTRIM); `from <= to <= len`.
+    /// A write even when it keeps everything, as Redis' LTRIM.
     pub fn keep_range(&mut self, from: usize, to: usize) {
+        self.change.wrote = true;
         self.accounted(|l, _| l.keep_range(from, to));
     }
 }
@@ -277,7 +311,7 @@ impl ListMut<'_> {
 /// converted when a write passes the thresholds.
 pub struct HashMut<'g> {
     hash: &'g mut Hash,
-    delta: &'g mut isize,
+    change: &'g mut Change,
     limits: Limits,
 }
 
@@ -290,23 +324,28 @@ impl Deref for HashMut<'_> {
 }
 
 impl HashMut<'_> {
-    /// Sets `field` to `value`; returns whether the field is new.
+    /// Sets `field` to `value`; returns whether the field is new. A write
+    /// even when the value was already this one, as Redis' HSET.
     #[inline]
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        self.change.wrote = true;
         self.hash
-            .insert(field, value, false, &self.limits, self.delta)
+            .insert(field, value, false, &self.limits, &mut self.change.delta)
     }
 
     /// Sets `field` only if it is absent (HSETNX); returns whether it did.
     pub fn insert_if_absent(&mut self, field: &[u8], value: &[u8]) -> bool {
-        self.hash
-            .insert(field, value, true, &self.limits, self.delta)
+        let set = self
+            .hash
+            .insert(field, value, true, &self.limits, &mut self.change.delta);
+        self.change.wrote_if(set)
     }
 
     /// Removes `field`; returns whether it was there.
     #[inline]
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        self.hash.remove(field, self.delta)
+        let removed = self.hash.remove(field, &mut self.change.delta);
+        self.change.wrote_if(removed)
     }
 }
 
@@ -314,7 +353,7 @@ impl HashMut<'_> {
 /// `super::zset`), converted when a write passes the thresholds.
 pub struct ZSetMut<'g> {
     zset: &'g mut ZSet,
-    delta: &'g mut isize,
+    change: &'g mut Change,
     limits: Limits,
 }
 
@@ -331,19 +370,29 @@ impl ZSetMut<'_> {
     /// that `score` is not NaN).
     #[inline]
     pub fn insert(&mut self, member: &[u8], score: f64) -> Inserted {
-        self.zset.insert(member, score, &self.limits, self.delta)
+        let r = self
+            .zset
+            .insert(member, score, &self.limits, &mut self.change.delta);
+        self.change.wrote_if(!matches!(r, Inserted::Unchanged));
+        r
     }
 
     /// Removes `member`; returns its score if it was there.
     #[inline]
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        self.zset.remove(member, self.delta)
+        let r = self.zset.remove(member, &mut self.change.delta);
+        self.change.wrote_if(r.is_some());
+        r
     }
 
     /// Removes ascending ranks `start..end` (clamped), handing each
     /// element to `f` in ascending order; returns how many it removed.
     pub fn remove_ranks(&mut self, start: usize, end: usize, f: impl FnMut(&[u8], f64)) -> usize {
-        self.zset.remove_ranks(start, end, self.delta, f)
+        let n = self
+            .zset
+            .remove_ranks(start, end, &mut self.change.delta, f);
+        self.change.wrote_if(n > 0);
+        n
     }
 
     /// Removes the lowest (or, with `max`, highest) element, handing it
@@ -356,11 +405,13 @@ impl ZSetMut<'_> {
         let at = if max { n - 1 } else { 0 };
         let mut f = Some(f);
         let mut out = None;
-        self.zset.remove_ranks(at, at + 1, self.delta, |m, s| {
-            if let Some(f) = f.take() {
-                out = Some(f(m, s));
-            }
-        });
+        self.change.wrote = true;
+        self.zset
+            .remove_ranks(at, at + 1, &mut self.change.delta, |m, s| {
+                if let Some(f) = f.take() {
+                    out = Some(f(m, s));
+                }
+            });
         out
     }
 }
@@ -369,7 +420,7 @@ impl ZSetMut<'_> {
 /// `super::agg`), converted when a write passes the thresholds.
 pub struct SetMut<'g> {
     set: &'g mut Set,
-    delta: &'g mut isize,
+    change: &'g mut Change,
     limits: Limits,
 }
 
@@ -385,31 +436,37 @@ impl SetMut<'_> {
     /// Adds `member`; returns whether it is new.
     #[inline]
     pub fn insert(&mut self, member: &[u8]) -> bool {
-        self.set.insert(member, &self.limits, self.delta)
+        let added = self
+            .set
+            .insert(member, &self.limits, &mut self.change.delta);
+        self.change.wrote_if(added)
     }
 
     /// Removes `member`; returns whether it was there.
     #[inline]
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        self.set.remove(member, self.delta)
+        let removed = self.set.remove(member, &mut self.change.delta);
+        self.change.wrote_if(removed)
     }
 
     /// Takes every member out (the key is removed when the guard drops).
     pub fn take_all(&mut self) -> Set {
-        self.set.take_all(self.delta)
+        self.change.wrote = true;
+        self.set.take_all(&mut self.change.delta)
     }
 
     /// Removes the member at position `i` (in range), handing it to `f`.
     #[inline]
     pub fn remove_index_with<R>(&mut self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        self.set.remove_index(i, self.delta, f)
+        self.change.wrote = true;
+        self.set.remove_index(i, &mut self.change.delta, f)
     }
 }
 
 /// A string under an [`EntryMut`].
 pub struct StrMut<'g> {
     s: &'g mut StrValue,
-    delta: &'g mut isize,
+    change: &'g mut Change,
 }
 
 impl Deref for StrMut<'_> {
@@ -426,10 +483,19 @@ impl StrMut<'_> {
     /// the change of `str_size` (inline or heap capacity), O(1) to account.
     #[inline]
     pub fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        self.edit_reporting(|s| (f(s), true))
+    }
+
+    /// `edit` for a write that may leave the bytes as they were (SETBIT
+    /// of the bit already there, PFADD of elements already counted): `f`
+    /// returns its result and whether it changed anything, and WATCH sees
+    /// a change only if it did.
+    #[inline]
+    pub fn edit_reporting<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> (R, bool)) -> R {
         let before = str_size(self.s);
-        let r = self.s.edit(StrEncoding::Raw, f);
-        shrink(self.delta, before);
-        grow(self.delta, str_size(self.s));
+        let (r, changed) = self.s.edit(StrEncoding::Raw, f);
+        self.change.delta += str_size(self.s) as isize - before as isize;
+        self.change.wrote_if(changed);
         r
     }
 
@@ -443,8 +509,7 @@ impl StrMut<'_> {
         let len = w.position() as usize;
         let before = str_size(self.s);
         self.s.assign(&buf[..len], StrEncoding::Auto);
-        shrink(self.delta, before);
-        grow(self.delta, str_size(self.s));
+        self.change.resized(before, str_size(self.s));
     }
 }
 
@@ -577,25 +642,71 @@ mod tests {
             l.pop_front();
         }
         assert_eq!(version(&db, b"l"), v0 + 1);
-        // A guard that changed nothing still marks the write (README:
-        // any write command that reached the key counts), once.
+        // A guard that wrote nothing is not a modification (Redis signals
+        // only writes): one that only looked, one refused with WRONGTYPE,
+        // one whose only call removed nothing.
         drop(db.entry_mut(b"l").unwrap());
-        assert_eq!(version(&db, b"l"), v0 + 2);
-        // So does a write refused with WRONGTYPE.
         assert!(db.entry_mut(b"l").unwrap().string().is_err());
-        assert_eq!(version(&db, b"l"), v0 + 3);
+        assert_eq!(
+            db.entry_mut(b"l").unwrap().list().unwrap().retain(|_| true),
+            0
+        );
+        assert_eq!(version(&db, b"l"), v0 + 1);
+        // An overwrite is a write even when the value stays (LSET, LTRIM).
+        db.entry_mut(b"l").unwrap().list().unwrap().set(0, b"a");
+        assert_eq!(version(&db, b"l"), v0 + 2);
         // Emptying the key (which removes it) is still one bump.
         {
             let mut e = db.entry_mut(b"l").unwrap();
             let mut l = e.list().unwrap();
             while l.pop_back().is_some() {}
         }
-        assert_eq!(version(&db, b"l"), v0 + 4);
+        assert_eq!(version(&db, b"l"), v0 + 3);
         assert!(!db.watch_intact(b"l", v0));
         // Reads do not count; neither does a guard on another key.
         db.get(b"l");
         drop(db.entry_or_insert_with(b"other", new_list));
-        assert_eq!(version(&db, b"l"), v0 + 4);
+        assert_eq!(version(&db, b"l"), v0 + 3);
+        // A missing key a guard created and left empty (ZADD XX): nobody
+        // saw it, so neither its watcher, nor the memory count, nor the
+        // keyspace.
+        let v1 = db.watch(b"ghost");
+        drop(db.entry_or_insert_with(b"ghost", new_list));
+        assert!(db.watch_intact(b"ghost", v1));
+        assert_eq!(db.mem_used(), db.mem_recomputed());
+        assert!(db.peek_with_expire(b"ghost").is_none());
+    }
+
+    #[test]
+    fn set_membership_and_string_edits_count_only_when_they_change() {
+        let mut db = db();
+        let mut e = db.entry_or_insert_with(b"s", || Value::Set(Box::default()));
+        e.set().unwrap().insert(b"a");
+        drop(e);
+        let v0 = db.watch(b"s");
+        assert!(!db.entry_mut(b"s").unwrap().set().unwrap().insert(b"a"));
+        assert!(!db.entry_mut(b"s").unwrap().set().unwrap().remove(b"zz"));
+        assert!(db.watch_intact(b"s", v0));
+        assert!(db.entry_mut(b"s").unwrap().set().unwrap().insert(b"b"));
+        assert!(!db.watch_intact(b"s", v0));
+
+        db.set(b"str", Value::Str(b"x".to_vec().into()), Ttl::Clear);
+        let v0 = db.watch(b"str");
+        let r = db
+            .entry_mut(b"str")
+            .unwrap()
+            .string()
+            .unwrap()
+            .edit_reporting(|s| (s.len(), false));
+        assert_eq!(r, 1);
+        assert!(db.watch_intact(b"str", v0));
+        db.entry_mut(b"str")
+            .unwrap()
+            .string()
+            .unwrap()
+            .edit_reporting(|s| ((), s.pop().is_some()));
+        assert!(!db.watch_intact(b"str", v0));
+        assert_eq!(db.mem_used(), db.mem_recomputed());
     }
 
     #[test]

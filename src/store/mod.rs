@@ -774,6 +774,20 @@ impl Db {
     /// Removes the entry at `idx`, subtracting only the key's own cost:
     /// its value's bytes stay counted for the caller to free or queue.
     fn detach_at(&mut self, idx: usize) -> Entry {
+        let (k, entry) = self.unlink_at(idx);
+        touch_watched(&mut self.watched, &k);
+        entry
+    }
+
+    /// Removes a key a write guard created and never filled: nobody saw
+    /// it, so no WATCH or blocked client hears of it (see `guard`).
+    fn remove_unseen_at(&mut self, idx: usize) {
+        let (_, entry) = self.unlink_at(idx);
+        self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+    }
+
+    /// `detach_at` without telling WATCH.
+    fn unlink_at(&mut self, idx: usize) -> (Key, Entry) {
         let last = self.map.len() - 1;
         let (k, entry) = self
             .map
@@ -781,7 +795,6 @@ impl Db {
             .expect("index of a present key");
         self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k, &entry));
         self.count_slot(&k, -1);
-        touch_watched(&mut self.watched, &k);
         if entry.has_ttl {
             self.expiring.swap_remove(&idx);
         }
@@ -792,7 +805,7 @@ impl Db {
         {
             self.expiring.insert(idx, at);
         }
-        entry
+        (k, entry)
     }
 
     /// Deletes a live key (expired keys count as absent).
@@ -827,9 +840,13 @@ impl Db {
         let Some(idx) = self.live_index(key) else {
             return false;
         };
+        let had = self.map[idx].has_ttl;
+        if !had && expire_at == 0 {
+            // No TTL to remove: not a change (GETEX PERSIST), as in Redis.
+            return true;
+        }
         touch_watched(&mut self.watched, key);
         let entry = &mut self.map[idx];
-        let had = entry.has_ttl;
         entry.has_ttl = expire_at != 0;
         match (had, expire_at != 0) {
             (false, true) => self.mem_used += cost::EXPIRE,

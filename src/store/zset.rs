@@ -287,28 +287,94 @@ pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
 }
 
 /// `%.17g`: 17 significant digits, trailing zeros dropped, exponent form
-/// when the exponent is below -4 or at least 17.
+/// when the exponent is below -4 or at least 17. Formats on the stack: a
+/// ZRANGE WITHSCORES of fractional scores formats one per element.
 fn g17(v: f64, w: &mut &mut [u8]) {
     use std::io::Write;
-    let sci = format!("{:.16e}", v);
-    let (mant, exp) = sci.split_once('e').expect("exponent");
-    let exp: i32 = exp.parse().expect("exponent digits");
+    let mut sci = Text::<32>::new();
+    write!(sci, "{v:.16e}").expect("fits");
+    let sci = sci.as_bytes();
+    let e = sci.iter().position(|&b| b == b'e').expect("exponent");
+    let (mant, exp) = (&sci[..e], &sci[e + 1..]);
+    let (neg_exp, digits) = match exp.split_first() {
+        Some((b'-', d)) => (true, d),
+        _ => (false, exp),
+    };
+    let magnitude = digits
+        .iter()
+        .fold(0i32, |n, &d| n * 10 + i32::from(d - b'0'));
+    let exp = if neg_exp { -magnitude } else { magnitude };
     if !(-4..17).contains(&exp) {
-        let mant = trim_zeros(mant);
+        w.write_all(trim_zeros(mant)).expect("fits");
         let sign = if exp < 0 { '-' } else { '+' };
-        write!(w, "{mant}e{sign}{:02}", exp.abs()).expect("fits");
+        write!(w, "e{sign}{magnitude:02}").expect("fits");
     } else {
-        let decimals = (16 - exp).max(0) as usize;
-        let fixed = format!("{:.*}", decimals, v);
-        w.write_all(trim_zeros(&fixed).as_bytes()).expect("fits");
+        // The same 17 digits with the point moved (what %g prints in
+        // this range): `mant` is [-]d.dddddddddddddddd.
+        let (sign, mant) = match mant.split_first() {
+            Some((b'-', m)) => (&b"-"[..], m),
+            _ => (&b""[..], mant),
+        };
+        let mut digits = [b'0'; 17];
+        digits[0] = mant[0];
+        digits[1..].copy_from_slice(&mant[2..]);
+        let mut fixed = Text::<40>::new();
+        fixed.write_all(sign).expect("fits");
+        if exp >= 0 {
+            let point = exp as usize + 1;
+            fixed.write_all(&digits[..point]).expect("fits");
+            fixed.write_all(b".").expect("fits");
+            fixed.write_all(&digits[point..]).expect("fits");
+        } else {
+            fixed.write_all(b"0.").expect("fits");
+            fixed
+                .write_all(&b"0000"[..(-exp - 1) as usize])
+                .expect("fits");
+            fixed.write_all(&digits).expect("fits");
+        }
+        w.write_all(trim_zeros(fixed.as_bytes())).expect("fits");
     }
 }
 
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
+/// Trailing zeros of a fraction dropped, and its point when nothing is
+/// left after it.
+fn trim_zeros(s: &[u8]) -> &[u8] {
+    if !s.contains(&b'.') {
+        return s;
+    }
+    let s = &s[..s.iter().rposition(|&b| b != b'0').map_or(0, |i| i + 1)];
+    s.strip_suffix(b".").unwrap_or(s)
+}
+
+/// A fixed-size text buffer on the stack, for `write!` where a `format!`
+/// would allocate.
+struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Text<N> {
+    fn new() -> Self {
+        Text {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> std::io::Write for Text<N> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = (&mut self.buf[self.len..]).write(data)?;
+        self.len += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -1388,6 +1454,73 @@ mod tests {
         assert_eq!(f(1.0e-5), "1.0000000000000001e-05");
         assert_eq!(f(3.0e-3), "0.0030000000000000001");
         assert_eq!(f(2.5e-300), "2.5e-300");
+    }
+
+    /// `format_score` against the C library's `%.17g` (what Redis 7.0
+    /// replies with) on doubles of every magnitude: random bit patterns,
+    /// short decimals, and values next to the powers of ten where the
+    /// rounding moves the exponent and with it the choice of form.
+    #[test]
+    fn formats_scores_as_the_c_library_does() {
+        fn c_g17(v: f64) -> Vec<u8> {
+            let mut buf = [0u8; 64];
+            // SAFETY: the buffer's length is passed; the format takes one
+            // double.
+            let n =
+                unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.17g".as_ptr(), v) };
+            buf[..n as usize].to_vec()
+        }
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut values = Vec::new();
+        for _ in 0..100_000 {
+            values.push(f64::from_bits(next()));
+            let digits = (next() % 1_000_000) as f64;
+            values.push(digits / 10f64.powi((next() % 30) as i32 - 10));
+        }
+        for e in -30..30 {
+            let p = 10f64.powi(e);
+            for v in [
+                p,
+                p * (1.0 - f64::EPSILON),
+                p * (1.0 + f64::EPSILON),
+                9.5 * p,
+                0.99999999999999999 * p,
+            ] {
+                values.extend([v, -v]);
+            }
+        }
+        let mut wrong = Vec::new();
+        let mut checked = 0;
+        for v in values {
+            // Integral values and infinities take their own paths (and
+            // Redis prints "inf" where C prints "inf" too); -0 is "0".
+            if !v.is_finite() || v == 0.0 {
+                continue;
+            }
+            let mut b = [0u8; 32];
+            let ours = format_score(v, &mut b).to_vec();
+            checked += 1;
+            if ours != c_g17(v) {
+                wrong.push(format!(
+                    "{v:e}: {} vs C {}",
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&c_g17(v))
+                ));
+            }
+        }
+        assert!(checked > 150_000, "{checked}");
+        assert!(
+            wrong.is_empty(),
+            "{} differ, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
     }
 
     #[test]

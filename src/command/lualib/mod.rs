@@ -437,17 +437,15 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
     }
     let sign = |v: f64| if neg { -v } else { v };
     let rest = &s[i..];
-    let lower = |k: usize| -> Vec<u8> {
-        rest.iter()
-            .take(k)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
+    let starts = |word: &[u8]| {
+        rest.get(..word.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(word))
     };
-    if lower(3) == b"inf" {
-        let n = if lower(8) == b"infinity" { 8 } else { 3 };
+    if starts(b"inf") {
+        let n = if starts(b"infinity") { 8 } else { 3 };
         return Some((sign(f64::INFINITY), i + n));
     }
-    if lower(3) == b"nan" {
+    if starts(b"nan") {
         let mut n = 3;
         if rest.get(3) == Some(&b'(') {
             let mut j = 4;
