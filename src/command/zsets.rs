@@ -68,8 +68,9 @@ struct AddFlags {
     incr: bool,
 }
 
-/// ZADD's options and the index of its first score; Err is the reply.
-fn zadd_args(args: &Args) -> Result<(AddFlags, usize), &'static str> {
+/// ZADD's options, the index of its first score and that score (parsed
+/// once: most ZADDs carry one pair); Err is the reply.
+fn zadd_args(args: &Args) -> Result<(AddFlags, usize, f64), &'static str> {
     let mut f = AddFlags::default();
     let mut i = 2;
     while i < args.len() {
@@ -98,35 +99,52 @@ fn zadd_args(args: &Args) -> Result<(AddFlags, usize), &'static str> {
     if f.incr && elements > 2 {
         return Err(INCR_PAIR);
     }
-    for at in (i..args.len()).step_by(2) {
+    let first = parse_score(args.get(i)).ok_or(err::NOT_FLOAT)?;
+    for at in (i + 2..args.len()).step_by(2) {
         if parse_score(args.get(at)).is_none() {
             return Err(err::NOT_FLOAT);
         }
     }
-    Ok((f, i))
+    Ok((f, i, first))
 }
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`
 pub fn zadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match zadd_args(args) {
-        Ok((flags, first)) => zadd_generic(db, args, out, flags, first),
+        Ok((flags, first, score)) => zadd_generic(db, args, out, flags, first, score),
         Err(e) => out.error(e),
     }
 }
 
 /// `ZINCRBY key increment member`
 pub fn zincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    if parse_score(args.get(2)).is_none() {
+    let Some(increment) = parse_score(args.get(2)) else {
         return out.error(err::NOT_FLOAT);
-    }
+    };
     let flags = AddFlags {
         incr: true,
         ..AddFlags::default()
     };
-    zadd_generic(db, args, out, flags, 2)
+    zadd_generic(db, args, out, flags, 2, increment)
 }
 
-fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, f: AddFlags, first: usize) {
+/// ZADD's work from argument `first` on, whose score, already parsed, is
+/// `first_score`; the later scores are known to parse.
+fn zadd_generic(
+    db: &mut Db,
+    args: &Args,
+    out: &mut Vec<u8>,
+    f: AddFlags,
+    first: usize,
+    first_score: f64,
+) {
+    let score_at = |at: usize| {
+        if at == first {
+            first_score
+        } else {
+            parse_score(args.get(at)).expect("checked by the parser")
+        }
+    };
     let key = args.get(1);
     let mut guard = if f.xx {
         match db.entry_mut(key) {
@@ -147,7 +165,7 @@ fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, f: AddFlags, first:
     if !(f.nx || f.xx || f.gt || f.lt || f.incr) {
         // No condition on the current score: one lookup per element.
         for at in (first..args.len()).step_by(2) {
-            let score = parse_score(args.get(at)).expect("checked by the parser");
+            let score = score_at(at);
             match z.insert(args.get(at + 1), score) {
                 Inserted::Added => added += 1,
                 Inserted::Updated(_) => updated += 1,
@@ -157,7 +175,7 @@ fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, f: AddFlags, first:
         return out.int(if f.ch { added + updated } else { added });
     }
     for at in (first..args.len()).step_by(2) {
-        let mut score = parse_score(args.get(at)).expect("checked by the parser");
+        let mut score = score_at(at);
         let member = args.get(at + 1);
         match z.score(member) {
             Some(cur) => {
