@@ -297,6 +297,9 @@ runs   | RENAME k k | SET k v
 runs   | SORT {k}src STORE k
 runs   | BITFIELD k GET u8 0 | SET k v
 runs   | BITFIELD k SET u8 0 0 | SET k \0
+runs   | BITFIELD k OVERFLOW FAIL INCRBY u8 16 300 | SET k \0
+runs   | BITFIELD k OVERFLOW FAIL INCRBY u8 0 300
+runs   | BITFIELD k GET u8 0
 runs   | GETEX k | SET k v
 aborts | ZRANGESTORE k {k}none 0 -1 | ZADD k 1 a
 aborts | SETBIT k 15 0 | SET k \0
@@ -396,7 +399,7 @@ fn watch_sees_exactly_the_writes_redis_signals() {
         }
         rows += 1;
     }
-    assert_eq!(rows, 104);
+    assert_eq!(rows, 107);
     assert!(
         wrong.is_empty(),
         "{} of {rows} differ:\n{}",

@@ -58,36 +58,39 @@ fn read<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str
 
 /// Runs `f` on the string at `key` grown (zero-padded) to at least `len`
 /// bytes, creating it when missing, as Redis' `lookupStringForBitCommand`.
-/// The string becomes raw, as Redis unshares it. Err is WRONGTYPE. `f`
-/// returns its result and whether it changed a bit: WATCH sees the write
-/// only then or when the string grew, as Redis 7.0 signals it.
+/// The string becomes raw, as Redis unshares it. Err is WRONGTYPE. `f` is
+/// told whether the string grew (or was created) and returns its result
+/// and whether it wrote: WATCH sees the command only then, as Redis 7.0
+/// signals SETBIT and BITFIELD (a BITFIELD whose writes all failed on
+/// `OVERFLOW FAIL` signals nothing, though it may have created the key).
 fn with_bits<R>(
     db: &mut Db,
     key: &[u8],
     len: usize,
-    f: impl FnOnce(&mut Vec<u8>) -> (R, bool),
+    f: impl FnOnce(&mut Vec<u8>, Grew) -> (R, bool),
 ) -> Result<R, &'static str> {
-    let Some(mut guard) = db.entry_mut(key) else {
-        let mut v = vec![0u8; len];
-        let (r, _) = f(&mut v);
-        db.set(
-            key,
-            Value::Str(StrValue::from_vec(v, StrEncoding::Raw)),
-            Ttl::Clear,
-        );
-        return Ok(r);
-    };
+    let mut guard = db.entry_or_insert_with(key, || {
+        Value::Str(StrValue::from_vec(Vec::new(), StrEncoding::Raw))
+    });
     let Ok(mut s) = guard.string() else {
         return Err(err::WRONGTYPE);
     };
     Ok(s.edit_reporting(|v| {
-        let grew = v.len() < len;
-        if grew {
+        let grew = if v.len() < len {
             v.resize(len, 0);
-        }
-        let (r, changed) = f(v);
-        (r, grew || changed)
+            Grew::Yes
+        } else {
+            Grew::No
+        };
+        f(v, grew)
     }))
+}
+
+/// Whether `with_bits` had to lengthen the string.
+#[derive(Clone, Copy, PartialEq)]
+enum Grew {
+    Yes,
+    No,
 }
 
 pub fn setbit(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -101,10 +104,10 @@ pub fn setbit(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     let byte = (offset >> 3) as usize;
     let bit = 7 - (offset & 7) as u32;
-    let old = with_bits(db, args.get(1), byte + 1, |v| {
+    let old = with_bits(db, args.get(1), byte + 1, |v, grew| {
         let old = (v[byte] >> bit) & 1;
         v[byte] = (v[byte] & !(1 << bit)) | (on << bit);
-        (old, old != on)
+        (old, grew == Grew::Yes || old != on)
     });
     match old {
         Ok(old) => out.int(old as i64),
@@ -680,8 +683,9 @@ fn field_get(p: &[u8], f: &Field, out: &mut Vec<u8>) {
 }
 
 /// One SET or INCRBY on a string long enough for the field; returns
-/// whether the field's bits changed.
-fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) -> bool {
+/// whether it wrote (not when `OVERFLOW FAIL` refused it) and whether the
+/// field's bits changed.
+fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) -> Option<bool> {
     let fail = f.overflow == Overflow::Fail;
     if f.signed {
         let old = get_signed(p, f.offset, f.bits);
@@ -699,11 +703,11 @@ fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) -> bool {
         };
         if over != 0 && fail {
             out.nil();
-            return false;
+            return None;
         }
         out.int(reply);
         set_unsigned(p, f.offset, f.bits, new as u64);
-        new != old
+        Some(new != old)
     } else {
         let old = get_unsigned(p, f.offset, f.bits);
         let (new, reply, over) = if f.op == FieldOp::IncrBy {
@@ -721,11 +725,11 @@ fn field_write(p: &mut [u8], f: &Field, out: &mut Vec<u8>) -> bool {
         };
         if over != 0 && fail {
             out.nil();
-            return false;
+            return None;
         }
         out.int(reply as i64);
         set_unsigned(p, f.offset, f.bits, new);
-        new != old
+        Some(new != old)
     }
 }
 
@@ -758,13 +762,15 @@ fn bitfield_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, read_only: bool
     // The reply's header goes first; a WRONGTYPE takes its place.
     let mark = out.len();
     out.array(fields.len());
-    let done = with_bits(db, args.get(1), len, |p| {
+    let done = with_bits(db, args.get(1), len, |p, grew| {
+        // Redis counts a write that ran and either changed the field or
+        // lengthened the string.
         let mut changed = false;
         for f in &fields {
             if f.op == FieldOp::Get {
                 field_get(p, f, out);
-            } else {
-                changed |= field_write(p, f, out);
+            } else if let Some(bits_changed) = field_write(p, f, out) {
+                changed |= bits_changed || grew == Grew::Yes;
             }
         }
         ((), changed)

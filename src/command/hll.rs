@@ -63,8 +63,9 @@ pub fn pfadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         for ele in args.iter_from(2) {
             match hll::add(v, ele, max_bytes) {
                 Ok(u) => updated |= u,
-                // Registers set before the corrupt part count as changed.
-                Err(e) => return (Err(e), updated),
+                // An error reply signals nothing, as in Redis, even when
+                // registers before the corrupt part were set.
+                Err(e) => return (Err(e), false),
             }
         }
         if updated {
@@ -192,7 +193,8 @@ pub fn pfdebug(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let getreg = sub.eq_ignore_ascii_case(b"GETREG");
     if getreg || sub.eq_ignore_ascii_case(b"TODENSE") {
         let sparse = !hll::is_dense(&s);
-        if sparse && s.edit(hll::to_dense).is_err() {
+        // Redis' PFDEBUG converts without signalling a modification.
+        if sparse && s.edit_reporting(|v| (hll::to_dense(v), false)).is_err() {
             return out.error(CORRUPT);
         }
         if !getreg {

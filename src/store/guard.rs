@@ -18,7 +18,8 @@
 //! refused with WRONGTYPE, or called a view method that changed nothing
 //! (SADD of a member already there, SREM of one that is not, ZADD of an
 //! unchanged score) bumps nothing, and neither does removing an aggregate
-//! the guard itself created and never filled (ZADD XX on a missing key).
+//! the guard itself created and never filled (no command does that today;
+//! the guard keeps it true for the next one).
 //! Methods that overwrite (HSET, LSET, LTRIM, APPEND, INCRBY) count as
 //! writes even when the value comes out the same, as Redis' do.
 
@@ -667,9 +668,8 @@ mod tests {
         db.get(b"l");
         drop(db.entry_or_insert_with(b"other", new_list));
         assert_eq!(version(&db, b"l"), v0 + 3);
-        // A missing key a guard created and left empty (ZADD XX): nobody
-        // saw it, so neither its watcher, nor the memory count, nor the
-        // keyspace.
+        // A missing key a guard created and left empty: nobody saw it, so
+        // neither its watcher, nor the memory count, nor the keyspace.
         let v1 = db.watch(b"ghost");
         drop(db.entry_or_insert_with(b"ghost", new_list));
         assert!(db.watch_intact(b"ghost", v1));
