@@ -245,6 +245,8 @@ fn watch_aborts_exec_when_the_key_changes_in_any_way() {
 /// row per line: outcome | the other client's command | setup commands
 /// (`;` between them). Arguments split on spaces; `""` is an empty
 /// argument and `\0` a zero byte. Other keys share `k`'s hash tag.
+/// `tests/python/watch_table.py PORT [--print]` runs the table against a
+/// server and prints what differs (or the table as that server answers).
 const REDIS_WATCH_TABLE: &str = r#"
 runs   | LPOP k | SET k v
 runs   | SADD k a | SET k v
