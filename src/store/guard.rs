@@ -47,10 +47,9 @@ struct Change {
 }
 
 impl Change {
-    /// A write that took the value from `before` to `after` bytes.
+    /// The value went from `before` to `after` bytes.
     #[inline]
     fn resized(&mut self, before: usize, after: usize) {
-        self.wrote = true;
         self.delta += after as isize - before as isize;
     }
 
@@ -234,7 +233,7 @@ impl ListMut<'_> {
     fn accounted<R>(&mut self, f: impl FnOnce(&mut List, &Limits) -> R) -> R {
         let before = self.list.size();
         let r = f(self.list, &self.limits);
-        self.change.delta += self.list.size() as isize - before as isize;
+        self.change.resized(before, self.list.size());
         r
     }
 
@@ -495,7 +494,7 @@ impl StrMut<'_> {
     pub fn edit_reporting<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> (R, bool)) -> R {
         let before = str_size(self.s);
         let (r, changed) = self.s.edit(StrEncoding::Raw, f);
-        self.change.delta += str_size(self.s) as isize - before as isize;
+        self.change.resized(before, str_size(self.s));
         self.change.wrote_if(changed);
         r
     }
@@ -511,6 +510,7 @@ impl StrMut<'_> {
         let before = str_size(self.s);
         self.s.assign(&buf[..len], StrEncoding::Auto);
         self.change.resized(before, str_size(self.s));
+        self.change.wrote = true;
     }
 }
 

@@ -287,13 +287,14 @@ pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
 }
 
 /// `%.17g`: 17 significant digits, trailing zeros dropped, exponent form
-/// when the exponent is below -4 or at least 17. Formats on the stack: a
-/// ZRANGE WITHSCORES of fractional scores formats one per element.
+/// when the exponent is below -4 or at least 17. Formats into stack
+/// buffers: a ZRANGE WITHSCORES of fractional scores formats one per
+/// element.
 fn g17(v: f64, w: &mut &mut [u8]) {
     use std::io::Write;
-    let mut sci = Text::<32>::new();
+    let mut sci = std::io::Cursor::new([0u8; 32]);
     write!(sci, "{v:.16e}").expect("fits");
-    let sci = sci.as_bytes();
+    let sci = written(&sci);
     let e = sci.iter().position(|&b| b == b'e').expect("exponent");
     let (mant, exp) = (&sci[..e], &sci[e + 1..]);
     let (neg_exp, digits) = match exp.split_first() {
@@ -318,7 +319,7 @@ fn g17(v: f64, w: &mut &mut [u8]) {
         let mut digits = [b'0'; 17];
         digits[0] = mant[0];
         digits[1..].copy_from_slice(&mant[2..]);
-        let mut fixed = Text::<40>::new();
+        let mut fixed = std::io::Cursor::new([0u8; 40]);
         fixed.write_all(sign).expect("fits");
         if exp >= 0 {
             let point = exp as usize + 1;
@@ -332,8 +333,13 @@ fn g17(v: f64, w: &mut &mut [u8]) {
                 .expect("fits");
             fixed.write_all(&digits).expect("fits");
         }
-        w.write_all(trim_zeros(fixed.as_bytes())).expect("fits");
+        w.write_all(trim_zeros(written(&fixed))).expect("fits");
     }
+}
+
+/// What was written into a stack buffer.
+fn written<const N: usize>(c: &std::io::Cursor<[u8; N]>) -> &[u8] {
+    &c.get_ref()[..c.position() as usize]
 }
 
 /// Trailing zeros of a fraction dropped, and its point when nothing is
@@ -344,38 +350,6 @@ fn trim_zeros(s: &[u8]) -> &[u8] {
     }
     let s = &s[..s.iter().rposition(|&b| b != b'0').map_or(0, |i| i + 1)];
     s.strip_suffix(b".").unwrap_or(s)
-}
-
-/// A fixed-size text buffer on the stack, for `write!` where a `format!`
-/// would allocate.
-struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    fn new() -> Self {
-        Text {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl<const N: usize> std::io::Write for Text<N> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let n = (&mut self.buf[self.len..]).write(data)?;
-        self.len += n;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------- packed encoding
