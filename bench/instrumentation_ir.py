@@ -11,7 +11,8 @@ subtracts the same loop with nothing instrumented. Only the loop is counted
 (callgrind's --toggle-collect), not the setup. The db-* variants are a key
 access of the keyspace (Db::get, an in-place Db::set_string) with and
 without its hot-key count; the z-* variants are whole sorted-set commands
-on a 100k-member set (not less the loop), for which `--cache` adds the
+on a 100k-member set and the c-* variants other whole commands (ZSCAN's
+cursor, INCRBYFLOAT, HINCRBYFLOAT), not less the loop; `--cache` adds the
 misses past a simulated 1 MB cache (callgrind's --cache-sim with --LL at
 1 MB, about this VM's L2). `--before` counts an
 older build of that bench binary in the same run (build it from an older
@@ -22,7 +23,8 @@ import argparse, json, os, re, subprocess, sys, tempfile
 
 VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off",
             "db-get", "db-get-nosketch", "db-set",
-            "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore", "z-zrange-withscores"]
+            "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore", "z-zrange-withscores",
+            "c-zscan", "c-incrbyfloat", "c-hincrbyfloat"]
 
 
 def build():
@@ -61,14 +63,14 @@ def count(binary, variant, n, cache=False):
 
 
 def per_command(binary, n, variants, cache):
-    """Per command: each variant less the bare loop (the z-* variants are
-    whole commands, counted as they are)."""
-    whole = all(v.startswith("z-") for v in variants)
+    """Per command: each variant less the bare loop (the z-* and c-*
+    variants are whole commands, counted as they are)."""
+    whole = all(v.startswith(("z-", "c-")) for v in variants)
     base = (0, 0, 0) if whole else count(binary, "loop", n, cache)
     rows = {}
     for v in variants:
         got = count(binary, v, n, cache)
-        sub = (0, 0, 0) if v.startswith("z-") else base
+        sub = (0, 0, 0) if v.startswith(("z-", "c-")) else base
         rows[v] = tuple(None if g is None else (g - b) / n for g, b in zip(got, sub))
     return rows
 

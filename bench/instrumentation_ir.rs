@@ -23,6 +23,11 @@
 //! simulated 1 MB cache. `z-zrange-withscores` replies with ten
 //! fractional scores (`ZRANGE fz 100 109 WITHSCORES` on 1000 members):
 //! what formatting a score as Redis' `%.17g` costs.
+//!
+//! The `c-*` variants are other whole commands whose replies or values are
+//! numbers written as text: `ZSCAN fz 0 COUNT 1` (the cursor),
+//! `INCRBYFLOAT f 0.1` and `HINCRBYFLOAT h f 0.1` (a float parsed, added
+//! and written back).
 
 use std::hint::black_box;
 use std::rc::Rc;
@@ -47,8 +52,8 @@ fn main() {
     if variant.starts_with("db-") {
         return keyspace(&variant, n);
     }
-    if variant.starts_with("z-") {
-        return sorted_set(&variant, n);
+    if variant.starts_with("z-") || variant.starts_with("c-") {
+        return commands(&variant, n);
     }
     let keys: Vec<Vec<u8>> = (0..100_000)
         .map(|i| format!("key:{i:08}").into_bytes())
@@ -118,9 +123,10 @@ fn keyspace(variant: &str, n: usize) {
     }
 }
 
-/// The `z-*` variants: command handlers on one `Db` holding `myzset`.
-fn sorted_set(variant: &str, n: usize) {
-    use kora::command::zsets;
+/// The `z-*` and `c-*` variants: command handlers on one `Db` holding
+/// `myzset`.
+fn commands(variant: &str, n: usize) {
+    use kora::command::{hashes, strings, zsets};
     use kora::protocol::Args;
     let mut db = Db::new(Rc::new(ShardStats::default()), HotKeys::new(32, true), 7);
     let mut rng = workload::Rng::new(7);
@@ -190,6 +196,21 @@ fn sorted_set(variant: &str, n: usize) {
         "z-zrange-withscores" => measured(n, |_| {
             let args: [&[u8]; 5] = [b"zrange", b"fz", b"100", b"109", b"WITHSCORES"];
             run(&mut db, zsets::zrange, &args)
+        }),
+        "c-zscan" => measured(n, |_| {
+            let args: [&[u8]; 5] = [b"zscan", b"fz", b"0", b"COUNT", b"1"];
+            run(&mut db, zsets::zscan, &args)
+        }),
+        "c-incrbyfloat" => measured(n, |_| {
+            run(
+                &mut db,
+                strings::incrbyfloat,
+                &[b"incrbyfloat", b"f", b"0.1"],
+            )
+        }),
+        "c-hincrbyfloat" => measured(n, |_| {
+            let args: [&[u8]; 4] = [b"hincrbyfloat", b"h", b"f", b"0.1"];
+            run(&mut db, hashes::hincrbyfloat, &args)
         }),
         other => panic!("unknown variant {other}"),
     }

@@ -463,6 +463,16 @@ fn hash_counters() {
         q::<String>(&mut c, "HINCRBYFLOAT", &["fresh", "x", "2.5"]),
         "2.5"
     );
+    // strtold's texts, as Redis 7.0: hex, and a value below an f64's range.
+    assert_eq!(
+        q::<String>(&mut c, "HINCRBYFLOAT", &["fresh", "x", "0x1p3"]),
+        "10.5"
+    );
+    int(&mut c, "HSET", &["h", "tiny", "1e-400"]);
+    assert_eq!(
+        q::<String>(&mut c, "HINCRBYFLOAT", &["h", "tiny", "1"]),
+        "1"
+    );
 }
 
 #[test]

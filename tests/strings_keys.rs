@@ -724,6 +724,18 @@ fn incrbyfloat_values_and_errors() {
             "ERR increment would produce NaN or Infinity"
         );
         assert_eq!(get(c, "f"), Some("5.6".into()));
+        // Redis reads both as C's strtold: hex floats, and values past an
+        // f64's range that a long double holds (1e-400 adds as zero).
+        assert_eq!(q::<String>(c, &["INCRBYFLOAT", "x", "0x10"]), "16");
+        assert_eq!(q::<String>(c, &["INCRBYFLOAT", "x", "0x1p-2"]), "16.25");
+        assert_eq!(v(c, &["SET", "hx", "0x1P3"]), Value::Okay);
+        assert_eq!(q::<String>(c, &["INCRBYFLOAT", "hx", "1"]), "9");
+        assert_eq!(q::<String>(c, &["INCRBYFLOAT", "tiny", "1e-400"]), "0");
+        assert_eq!(e(c, &["INCRBYFLOAT", "x", "0x"]), NOT_FLOAT);
+        assert_eq!(e(c, &["INCRBYFLOAT", "x", "1e"]), NOT_FLOAT);
+        // strtold's text is at most 5 KiB in Redis.
+        let long = format!("0.{}", "0".repeat(5 * 1024));
+        assert_eq!(e(c, &["INCRBYFLOAT", "x", &long]), NOT_FLOAT);
         assert_eq!(
             e(c, &["INCRBYFLOAT", "f"]),
             "ERR wrong number of arguments for 'incrbyfloat' command"

@@ -18,10 +18,11 @@ use std::borrow::Cow;
 use super::Args;
 use super::keys::SHARD_GONE;
 use crate::coord::{Atomic, Shard};
+use crate::protocol::float::parse_f64;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::geohash::{self, Shape, ShapeKind};
-use crate::store::zset::{Range, ScoreBound, ZSet, parse_score};
+use crate::store::zset::{Range, ScoreBound, ZSet};
 use crate::store::{Db, Value};
 
 const BAD_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
@@ -61,8 +62,8 @@ fn unit(raw: &[u8]) -> Result<f64, &'static str> {
 
 /// `extractLongLatOrReply`: a longitude and a latitude inside the limits.
 fn lonlat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), Cow<'static, str>> {
-    let lon = parse_score(lon).ok_or(err::NOT_FLOAT)?;
-    let lat = parse_score(lat).ok_or(err::NOT_FLOAT)?;
+    let lon = parse_f64(lon).ok_or(err::NOT_FLOAT)?;
+    let lat = parse_f64(lat).ok_or(err::NOT_FLOAT)?;
     if !(geohash::LONG_MIN..=geohash::LONG_MAX).contains(&lon)
         || !(geohash::LAT_MIN..=geohash::LAT_MAX).contains(&lat)
     {
@@ -75,7 +76,7 @@ fn lonlat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), Cow<'static, str>> {
 
 /// `extractDistanceOrReply`: radius and unit.
 fn radius(value: &[u8], unit_arg: &[u8]) -> Result<(f64, f64), &'static str> {
-    let r = parse_score(value).ok_or(NEED_RADIUS)?;
+    let r = parse_f64(value).ok_or(NEED_RADIUS)?;
     if r < 0.0 {
         return Err(NEG_RADIUS);
     }
@@ -84,8 +85,8 @@ fn radius(value: &[u8], unit_arg: &[u8]) -> Result<(f64, f64), &'static str> {
 
 /// `extractBoxOrReply`: width, height and unit.
 fn boxed(w: &[u8], h: &[u8], unit_arg: &[u8]) -> Result<(f64, f64, f64), &'static str> {
-    let w = parse_score(w).ok_or(NEED_WIDTH)?;
-    let h = parse_score(h).ok_or(NEED_HEIGHT)?;
+    let w = parse_f64(w).ok_or(NEED_WIDTH)?;
+    let h = parse_f64(h).ok_or(NEED_HEIGHT)?;
     if h < 0.0 || w < 0.0 {
         return Err(NEG_BOX);
     }

@@ -7,8 +7,9 @@
 //! removal of an emptied hash in one place.
 
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, wrong_arity};
+use crate::protocol::float::parse_long_double;
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64, push_i64};
+use crate::protocol::reply::{FLOAT_TEXT, Resp, err, float_sum_text, push_i64};
 use crate::store::glob::glob_match;
 use crate::store::guard::EntryMut;
 use crate::store::{Db, Hash, Value};
@@ -198,7 +199,7 @@ pub fn hincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let (key, field) = (args.get(1), args.get(2));
-    let incr = match parse_f64(args.get(3)) {
+    let incr = match parse_long_double(args.get(3)) {
         Some(f) if f.is_finite() => f,
         Some(_) => return out.error("ERR value is NaN or Infinity"),
         None => return out.error(err::NOT_FLOAT),
@@ -208,7 +209,7 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         return out.error(err::WRONGTYPE);
     };
     let (current, current_text) = match hash.get(field) {
-        Some(v) => match parse_f64(v) {
+        Some(v) => match parse_long_double(v) {
             Some(f) => (f, Some(v)),
             None => return out.error("ERR hash value is not a float"),
         },
@@ -218,9 +219,10 @@ pub fn hincrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if !next.is_finite() {
         return out.error(err::NAN_OR_INF);
     }
-    let text = float_sum_text(current_text, args.get(3), next);
-    hash.insert(field, &text);
-    out.bulk(&text);
+    let mut buf = [0; FLOAT_TEXT];
+    let text = float_sum_text(current_text, args.get(3), next, &mut buf);
+    hash.insert(field, text);
+    out.bulk(text);
 }
 
 pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
@@ -263,9 +265,7 @@ pub fn hscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         .collect();
     let next = if end < hash.len() { end } else { 0 };
     out.array(2);
-    let mut digits = Vec::with_capacity(20);
-    push_i64(&mut digits, next as i64);
-    out.bulk(&digits);
+    out.bulk_u64(next as u64);
     out.array(found.len() * if novalues { 1 } else { 2 });
     for (f, v) in found {
         out.bulk(f);

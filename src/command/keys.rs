@@ -337,7 +337,7 @@ pub async fn scan_all(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         }
     }
     out.array(2);
-    out.bulk(next.to_string().as_bytes());
+    out.bulk_u64(next);
     out.array(keys.len());
     for key in &keys {
         out.bulk(key);

@@ -280,7 +280,7 @@ fn debug_reply(shard: &Shard, args: &Args, out: &mut Vec<u8>) {
         );
     }
     if args.is(1, "SLEEP") && args.len() == 3 {
-        match crate::protocol::reply::parse_f64(args.get(2)) {
+        match crate::protocol::float::parse_f64(args.get(2)) {
             Some(secs) if (0.0..=3600.0).contains(&secs) => {
                 std::thread::sleep(std::time::Duration::from_secs_f64(secs));
                 out.ok();

@@ -236,7 +236,7 @@ pub fn sscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         .collect();
     let next = if end < set.len() { end } else { 0 };
     out.array(2);
-    out.bulk(next.to_string().as_bytes());
+    out.bulk_u64(next as u64);
     reply_members(out, found.into_iter());
 }
 

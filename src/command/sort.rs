@@ -310,7 +310,9 @@ fn key_of(l: &Lookup) -> &[u8] {
 /// The same reader as sorted-set scores (hex floats included).
 fn score_of(bytes: &[u8]) -> Option<f64> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    start.map_or(Some(0.0), |i| crate::store::zset::parse_score(&bytes[i..]))
+    start.map_or(Some(0.0), |i| {
+        crate::protocol::float::parse_f64(&bytes[i..])
+    })
 }
 
 async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out: &mut Vec<u8>) {

@@ -4,8 +4,9 @@ use super::keys::SHARD_GONE;
 use super::{Args, parts_by_owner, wrong_arity};
 use crate::coord::Atomic;
 use crate::coord::Shard;
+use crate::protocol::float::parse_long_double;
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::{Resp, err, float_sum_text, parse_f64};
+use crate::protocol::reply::{FLOAT_TEXT, Resp, err, float_sum_text};
 use crate::store::{Db, StrEncoding, StrValue, Ttl, Value};
 
 /// Largest string Redis lets SETRANGE/APPEND build (proto-max-bulk-len).
@@ -402,12 +403,12 @@ pub fn decrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let key = args.get(1);
-    let Some(delta) = parse_f64(args.get(2)) else {
+    let Some(delta) = parse_long_double(args.get(2)) else {
         return out.error(err::NOT_FLOAT);
     };
     let (current, current_text) = match read_str(db, key) {
-        Ok(Some(v)) => match parse_f64(v) {
-            Some(f) => (f, Some(v.to_vec())),
+        Ok(Some(v)) => match parse_long_double(v) {
+            Some(f) => (f, Some(v)),
             None => return out.error(err::NOT_FLOAT),
         },
         Ok(None) => (0.0, None),
@@ -417,10 +418,11 @@ pub fn incrbyfloat(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if !next.is_finite() {
         return out.error(err::NAN_OR_INF);
     }
-    let text = float_sum_text(current_text.as_deref(), args.get(2), next);
+    let mut buf = [0; FLOAT_TEXT];
+    let text = float_sum_text(current_text, args.get(2), next, &mut buf);
     // Redis builds the result as text: embstr (or raw), never int.
-    db.set_string_encoded(key, &text, Ttl::Keep, StrEncoding::Text);
-    out.bulk(&text);
+    db.set_string_encoded(key, text, Ttl::Keep, StrEncoding::Text);
+    out.bulk(text);
 }
 
 pub fn mset(db: &mut Db, args: &Args, out: &mut Vec<u8>) {

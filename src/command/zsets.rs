@@ -15,11 +15,12 @@ use super::keys::SHARD_GONE;
 use super::multikey::{Probe, mpop_across, numkeys, probe};
 use super::{Args, ScanExtra, ScanOptions, parse_cursor, parse_scan_options, parts_by_owner};
 use crate::coord::{Atomic, Shard};
+use crate::protocol::float::parse_f64;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::Picker;
 use crate::store::glob::glob_match;
-use crate::store::zset::{Inserted, LexBound, Range, ScoreBound, format_score, parse_score};
+use crate::store::zset::{Inserted, LexBound, Range, ScoreBound, format_score};
 use crate::store::{Db, Hasher, Ttl, Value, WrongType, ZSet};
 
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
@@ -99,9 +100,9 @@ fn zadd_args(args: &Args) -> Result<(AddFlags, usize, f64), &'static str> {
     if f.incr && elements > 2 {
         return Err(INCR_PAIR);
     }
-    let first = parse_score(args.get(i)).ok_or(err::NOT_FLOAT)?;
+    let first = parse_f64(args.get(i)).ok_or(err::NOT_FLOAT)?;
     for at in (i + 2..args.len()).step_by(2) {
-        if parse_score(args.get(at)).is_none() {
+        if parse_f64(args.get(at)).is_none() {
             return Err(err::NOT_FLOAT);
         }
     }
@@ -118,7 +119,7 @@ pub fn zadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 
 /// `ZINCRBY key increment member`
 pub fn zincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let Some(increment) = parse_score(args.get(2)) else {
+    let Some(increment) = parse_f64(args.get(2)) else {
         return out.error(err::NOT_FLOAT);
     };
     let flags = AddFlags {
@@ -142,7 +143,7 @@ fn zadd_generic(
         if at == first {
             first_score
         } else {
-            parse_score(args.get(at)).expect("checked by the parser")
+            parse_f64(args.get(at)).expect("checked by the parser")
         }
     };
     let key = args.get(1);
@@ -915,7 +916,7 @@ pub fn zscan(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         }
     });
     out.array(2);
-    out.bulk(next.to_string().as_bytes());
+    out.bulk_u64(next as u64);
     reply_elems(out, found.into_iter(), true);
 }
 
@@ -991,7 +992,7 @@ fn algebra_opts(args: &Args, shape: Shape, n: usize) -> Result<AlgebraOpts, &'st
         if plain && remaining > n && args.is(j, "WEIGHTS") {
             j += 1;
             for w in o.weights.iter_mut() {
-                *w = parse_score(args.get(j)).ok_or(WEIGHT_NOT_FLOAT)?;
+                *w = parse_f64(args.get(j)).ok_or(WEIGHT_NOT_FLOAT)?;
                 j += 1;
             }
         } else if plain && remaining >= 2 && args.is(j, "AGGREGATE") {

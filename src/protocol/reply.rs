@@ -22,6 +22,9 @@ pub trait Resp {
     fn nil(&mut self);
     fn nil_array(&mut self);
     fn array(&mut self, len: usize);
+    /// An unsigned integer as a bulk string (SCAN cursors, as Redis'
+    /// `addReplyBulkLongLong`).
+    fn bulk_u64(&mut self, n: u64);
     fn ok(&mut self) {
         self.simple("OK");
     }
@@ -80,62 +83,89 @@ impl Resp for Vec<u8> {
         self.extend_from_slice(b"\r\n");
     }
 
+    #[inline]
+    fn bulk_u64(&mut self, n: u64) {
+        self.bulk(decimal(n, &mut [0; 20]));
+    }
+
     fn bulk_f64(&mut self, v: f64) {
-        let mut tmp = Vec::with_capacity(32);
-        format_f64(&mut tmp, v);
-        self.bulk(&tmp);
+        self.bulk(format_f64(v, &mut [0; FLOAT_TEXT]));
     }
 }
 
 /// Decimal text of `n` without going through `fmt`.
 #[inline]
 pub fn push_i64(out: &mut Vec<u8>, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n.unsigned_abs();
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(decimal(n.unsigned_abs(), &mut [0; 20]));
+}
+
+/// The decimal digits of `v`, written at the end of `buf`.
+#[inline]
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
+        buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[i..]);
+    &buf[i..]
 }
 
+/// Room for any float's text from [`format_f64`] or [`float_sum_text`]:
+/// the longest is the smallest subnormal in fixed notation (`-0.` and 324
+/// digits).
+pub const FLOAT_TEXT: usize = 400;
+
 /// Redis prints floats in human form: fixed notation, shortest digits that
-/// round-trip, no trailing zeros ("3" rather than "3.0").
-pub fn format_f64(out: &mut Vec<u8>, v: f64) {
-    use std::io::Write;
-    if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
+/// round-trip, no trailing zeros ("3" rather than "3.0"). Writes into `buf`
+/// and returns the text (no allocation: `bulk_f64` and INCRBYFLOAT's
+/// replies come here).
+pub fn format_f64(v: f64, buf: &mut [u8; FLOAT_TEXT]) -> &[u8] {
+    use std::io::{Cursor, Write};
+    let mut w = Cursor::new(&mut buf[..]);
+    // `buf` holds the longest text, so the writes cannot fail.
+    let _ = if v.is_infinite() {
+        w.write_all(if v > 0.0 { b"inf" } else { b"-inf" })
     } else if v == v.trunc() && v.abs() < 1e17 {
-        let _ = write!(out, "{}", v as i64);
+        write!(w, "{}", v as i64)
     } else {
         // Redis prints a long double with 17 digits, which hides the last
         // binary digits of sums like 0.1 + 0.2; 15 digits of an f64 do the
         // same.
-        let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-        let _ = write!(out, "{rounded}");
-    }
+        let mut e = Cursor::new([0u8; 32]);
+        let _ = write!(e, "{v:.14e}");
+        let len = e.position() as usize;
+        let rounded = std::str::from_utf8(&e.get_ref()[..len])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(v);
+        write!(w, "{rounded}")
+    };
+    let len = w.position() as usize;
+    &buf[..len]
 }
 
 /// The text INCRBYFLOAT/HINCRBYFLOAT store for `current + delta` (whose f64
-/// value is `sum`). Redis adds in long double and prints 17 digits, which
-/// for decimal inputs gives the exact decimal sum; we add decimal texts
-/// exactly when both are plain decimals, and fall back to the f64 sum
-/// otherwise (exponents, very long numbers).
-pub fn float_sum_text(current: Option<&[u8]>, delta: &[u8], sum: f64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
-    match add_decimals(current.unwrap_or(b"0"), delta) {
-        Some(text) => out.extend_from_slice(text.as_bytes()),
-        None => format_f64(&mut out, sum),
+/// value is `sum`), written into `buf`. Redis adds in long double and
+/// prints 17 digits, which for decimal inputs gives the exact decimal sum;
+/// we add decimal texts exactly when both are plain decimals, and fall back
+/// to the f64 sum otherwise (exponents, very long numbers).
+pub fn float_sum_text<'b>(
+    current: Option<&[u8]>,
+    delta: &[u8],
+    sum: f64,
+    buf: &'b mut [u8; FLOAT_TEXT],
+) -> &'b [u8] {
+    match add_decimals(current.unwrap_or(b"0"), delta, buf) {
+        Some(len) => &buf[..len],
+        None => format_f64(sum, buf),
     }
-    out
 }
 
 /// `[-+]digits[.digits]` as (mantissa, digits after the point).
@@ -162,48 +192,42 @@ fn parse_decimal(s: &[u8]) -> Option<(i128, u32)> {
     Some((if neg { -mantissa } else { mantissa }, frac.len() as u32))
 }
 
-fn add_decimals(a: &[u8], b: &[u8]) -> Option<String> {
+/// `a + b` exactly, when both are plain decimals, written into `buf`;
+/// returns its length (`None`, and nothing written, otherwise).
+fn add_decimals(a: &[u8], b: &[u8], buf: &mut [u8; FLOAT_TEXT]) -> Option<usize> {
     let ((ma, sa), (mb, sb)) = (parse_decimal(a)?, parse_decimal(b)?);
     let scale = sa.max(sb);
     let sum = ma
         .checked_mul(10i128.checked_pow(scale - sa)?)?
         .checked_add(mb.checked_mul(10i128.checked_pow(scale - sb)?)?)?;
-    let digits = sum.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let (int, frac) = if digits.len() > scale {
-        (
-            digits[..digits.len() - scale].to_string(),
-            &digits[digits.len() - scale..],
-        )
-    } else {
-        ("0".to_string(), &digits[..])
-    };
-    let frac = format!("{frac:0>scale$}");
-    let frac = frac.trim_end_matches('0');
-    let sign = if sum < 0 { "-" } else { "" };
-    Some(if frac.is_empty() {
-        format!("{sign}{int}")
-    } else {
-        format!("{sign}{int}.{frac}")
-    })
-}
-
-/// Parses a float argument as Redis does: no spaces, no NaN.
-pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty()
-        || text.starts_with(char::is_whitespace)
-        || text.ends_with(char::is_whitespace)
-    {
-        return None;
+    // |sum|'s digits, right-aligned, with at least one before the point
+    // (an i128 has up to 39 digits; the scale is at most 30).
+    let mut digits = [b'0'; 40];
+    let mut at = digits.len();
+    let mut v = sum.unsigned_abs();
+    while v != 0 {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
     }
-    let lower = text.to_ascii_lowercase();
-    let v = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => text.parse::<f64>().ok()?,
+    let scale = scale as usize;
+    let text = &digits[at.min(digits.len() - scale - 1)..];
+    let (int, frac) = text.split_at(text.len() - scale);
+    let frac = &frac[..frac.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1)];
+    let mut len = 0;
+    let mut put = |part: &[u8]| {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
     };
-    if v.is_nan() { None } else { Some(v) }
+    if sum < 0 {
+        put(b"-");
+    }
+    put(int);
+    if !frac.is_empty() {
+        put(b".");
+        put(frac);
+    }
+    Some(len)
 }
 
 #[cfg(test)]
@@ -222,9 +246,12 @@ mod tests {
         out.bulk_f64(10.5);
         out.bulk_f64(3.0);
         out.bulk_f64(0.1 + 0.2);
+        out.bulk_u64(0);
+        out.bulk_u64(u64::MAX);
         assert_eq!(
             out,
-            b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n$3\r\n0.3\r\n"
+            b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n$3\r\n0.3\r\n\
+              $1\r\n0\r\n$20\r\n18446744073709551615\r\n"
         );
     }
 
@@ -233,13 +260,22 @@ mod tests {
         let mut out = Vec::new();
         push_i64(&mut out, i64::MIN);
         assert_eq!(out, i64::MIN.to_string().as_bytes());
+        out.clear();
+        push_i64(&mut out, i64::MAX);
+        push_i64(&mut out, 0);
+        push_i64(&mut out, -7);
+        assert_eq!(out, format!("{}0-7", i64::MAX).as_bytes());
     }
 
     #[test]
     fn float_sums_are_exact_for_decimals() {
         let text = |cur: Option<&str>, d: &str| {
             let sum = cur.map_or(0.0, |c| c.parse::<f64>().unwrap()) + d.parse::<f64>().unwrap();
-            String::from_utf8(float_sum_text(cur.map(str::as_bytes), d.as_bytes(), sum)).unwrap()
+            let mut buf = [0; FLOAT_TEXT];
+            String::from_utf8(
+                float_sum_text(cur.map(str::as_bytes), d.as_bytes(), sum, &mut buf).to_vec(),
+            )
+            .unwrap()
         };
         assert_eq!(text(Some("0.1"), "0.2"), "0.3");
         assert_eq!(text(Some("1"), "-1.1"), "-0.1");
@@ -248,15 +284,56 @@ mod tests {
         assert_eq!(text(Some("5.0e3"), "200"), "5200");
         assert_eq!(text(Some("-3"), "3"), "0");
         assert_eq!(text(Some("0.5"), "-0.75"), "-0.25");
+        assert_eq!(text(Some("0.001"), "0.002"), "0.003");
+        assert_eq!(text(Some("100"), "0"), "100");
+        assert_eq!(text(None, "-0.5"), "-0.5");
+        assert_eq!(text(Some("-0.25"), "0.25"), "0");
+        let thirty = "0.".to_string() + &"9".repeat(29);
+        assert_eq!(
+            text(Some(&thirty), &thirty),
+            "1.".to_string() + &"9".repeat(28) + "8"
+        );
     }
 
+    /// The stack-buffer formatting gives what formatting through heap
+    /// strings gave (`{:.14e}`, parsed back, then `{}`), up to the longest
+    /// texts an f64 has.
     #[test]
-    fn floats_parse_like_redis() {
-        assert_eq!(parse_f64(b"1.5"), Some(1.5));
-        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_f64(b"5e3"), Some(5000.0));
-        assert_eq!(parse_f64(b"nan"), None);
-        assert_eq!(parse_f64(b" 1"), None);
-        assert_eq!(parse_f64(b"abc"), None);
+    fn floats_format_in_human_form_on_the_stack() {
+        let reference = |v: f64| -> String {
+            if v.is_infinite() {
+                (if v > 0.0 { "inf" } else { "-inf" }).into()
+            } else if v == v.trunc() && v.abs() < 1e17 {
+                (v as i64).to_string()
+            } else {
+                format!("{v:.14e}").parse::<f64>().unwrap().to_string()
+            }
+        };
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let extremes = [
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            0.1 + 0.2,
+            1e17,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+        ];
+        let random = (0..100_000).map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            f64::from_bits(rng)
+        });
+        let mut buf = [0; FLOAT_TEXT];
+        for v in extremes.into_iter().chain(random).filter(|v| !v.is_nan()) {
+            assert_eq!(format_f64(v, &mut buf), reference(v).as_bytes(), "{v:e}");
+        }
+        assert_eq!(format_f64(-5e-324, &mut buf).len(), 3 + 324 - 1 + 1);
     }
 }

@@ -33,7 +33,8 @@ use std::borrow::Cow;
 use super::Value;
 use super::agg::{Hash, Limits, List, Set};
 use super::packed::{IntText, as_int};
-use super::zset::{ZSet, format_score, parse_score};
+use super::zset::{ZSet, format_score};
+use crate::protocol::float::parse_f64;
 
 /// The RDB version Redis 7.0 writes and the newest it accepts.
 pub(crate) const RDB_VERSION: u16 = 10;
@@ -546,7 +547,7 @@ fn restore_zset(ty: u8, r: &mut Reader<'_>, lim: &Limits) -> Result<Value> {
                         253 => f64::NAN,
                         254 => f64::INFINITY,
                         255 => f64::NEG_INFINITY,
-                        n => parse_score(r.take(n as u64)?).ok_or(Format)?,
+                        n => parse_f64(r.take(n as u64)?).ok_or(Format)?,
                     }
                 };
                 pairs.push((member, score));
@@ -561,7 +562,7 @@ fn restore_zset(ty: u8, r: &mut Reader<'_>, lim: &Limits) -> Result<Value> {
                     Ok(())
                 }
                 Some(m) => {
-                    pairs.push((Cow::Owned(m), parse_score(&e).ok_or(Format)?));
+                    pairs.push((Cow::Owned(m), parse_f64(&e).ok_or(Format)?));
                     Ok(())
                 }
             };

@@ -83,7 +83,7 @@ impl ScoreBound {
         let value = if text.is_empty() {
             0.0
         } else {
-            strtod(text)?.0
+            crate::protocol::float::strtod(text)?.0
         };
         if value.is_nan() {
             return None;
@@ -163,105 +163,6 @@ impl Range<'_> {
             },
         }
     }
-}
-
-/// Parses a score as Redis' getDoubleFromObject does (ZADD, ZINCRBY,
-/// WEIGHTS): all of the text must be a `strtod` number (decimal, hex,
-/// `inf`, `infinity`), not empty, no leading blank, not NaN, and not out of
-/// range (overflow to infinity or underflow to zero); `None` otherwise.
-pub fn parse_score(raw: &[u8]) -> Option<f64> {
-    if raw.first().is_none_or(u8::is_ascii_whitespace) {
-        return None;
-    }
-    let (v, out_of_range) = strtod(raw)?;
-    if v.is_nan() || out_of_range {
-        return None;
-    }
-    Some(v)
-}
-
-/// `strtod` over the whole of `raw`: the value and whether it overflowed
-/// to an infinity or underflowed to zero (C's ERANGE cases Redis checks).
-/// Allocates nothing: every ZADD, ZINCRBY and score range comes here.
-fn strtod(raw: &[u8]) -> Option<(f64, bool)> {
-    let (neg, body) = match raw.first() {
-        Some(b'-') => (true, &raw[1..]),
-        Some(b'+') => (false, &raw[1..]),
-        _ => (false, raw),
-    };
-    let sign = |v: f64| if neg { -v } else { v };
-    // The common score, an integer (a count, a timestamp), needs no text
-    // parser: up to 19 digits it fits a u64, whose conversion rounds once,
-    // as strtod does.
-    if (1..=19).contains(&body.len()) && body.iter().all(u8::is_ascii_digit) {
-        let v = body.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
-        return Some((sign(v as f64), false));
-    }
-    let is = |word: &[u8]| body.eq_ignore_ascii_case(word);
-    if is(b"inf") || is(b"infinity") {
-        return Some((sign(f64::INFINITY), false));
-    }
-    if is(b"nan") {
-        return Some((f64::NAN, false));
-    }
-    let hex = body.len() >= 2 && body[0] == b'0' && (body[1] | 0x20) == b'x';
-    let (v, mantissa) = if hex {
-        let digits = &body[2..];
-        let exp = digits.iter().position(|&b| (b | 0x20) == b'p');
-        (hex_float(digits)?, &digits[..exp.unwrap_or(digits.len())])
-    } else {
-        // Rust's parser takes "inf"/"nan" spellings (handled above) and
-        // decimals; refuse its other words and signs inside.
-        let decimal = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
-        if !body.iter().all(decimal) || body.starts_with(b"+") || body.starts_with(b"-") {
-            return None;
-        }
-        let exp = body.iter().position(|&b| (b | 0x20) == b'e');
-        let v = std::str::from_utf8(body).ok()?.parse::<f64>().ok()?;
-        (v, &body[..exp.unwrap_or(body.len())])
-    };
-    let nonzero = mantissa.iter().any(|&b| b.is_ascii_hexdigit() && b != b'0');
-    let out_of_range = v.is_infinite() || (v == 0.0 && nonzero);
-    Some((sign(v), out_of_range))
-}
-
-/// The hex form strtod accepts after `0x`: digits, an optional fraction
-/// and an optional binary exponent (`p` or `P`).
-fn hex_float(t: &[u8]) -> Option<f64> {
-    let (mant, exp) = match t.iter().position(|&b| (b | 0x20) == b'p') {
-        Some(i) => (
-            &t[..i],
-            std::str::from_utf8(&t[i + 1..]).ok()?.parse::<i32>().ok()?,
-        ),
-        None => (t, 0),
-    };
-    let (int, frac) = match mant.iter().position(|&b| b == b'.') {
-        Some(i) => (&mant[..i], &mant[i + 1..]),
-        None => (mant, &[][..]),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let digit = |c: u8| char::from(c).to_digit(16).map(f64::from);
-    let mut v = 0f64;
-    for &c in int {
-        v = v * 16.0 + digit(c)?;
-    }
-    let mut scale = 1.0 / 16.0;
-    for &c in frac {
-        v += digit(c)? * scale;
-        scale /= 16.0;
-    }
-    // 2^exp as two finite factors: the first keeps the value normal (an
-    // exact step), the second makes the one rounding a subnormal result
-    // needs. In one, 2^exp alone under- or overflows (`0x1p-1070` came out
-    // 0, where it is 8e-323).
-    // (And a zero mantissa is zero whatever the exponent: 0 × ∞ is NaN.)
-    if v == 0.0 {
-        return Some(0.0);
-    }
-    let first = exp.clamp(-960, 960);
-    Some(v * 2f64.powi(first) * 2f64.powi(exp - first))
 }
 
 /// Writes `score` as Redis replies with it (`%.17g`, shortest form that
@@ -1498,25 +1399,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_scores_like_strtod() {
-        assert_eq!(parse_score(b"1.5"), Some(1.5));
-        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_score(b"+inf"), Some(f64::INFINITY));
-        assert_eq!(parse_score(b"1e3"), Some(1000.0));
-        assert_eq!(parse_score(b".5"), Some(0.5));
-        assert_eq!(parse_score(b"nan"), None);
-        assert_eq!(parse_score(b"abc"), None);
-        assert_eq!(parse_score(b""), None);
-        assert_eq!(parse_score(b" 1"), None);
-        assert_eq!(parse_score(b"1 "), None);
-        assert_eq!(parse_score(b"1e400"), None);
-        assert_eq!(parse_score(b"1e-400"), None);
-        assert_eq!(parse_score(b"0x10"), Some(16.0));
-        assert_eq!(parse_score(b"1."), Some(1.0));
-        assert_eq!(parse_score(b"+infinity"), Some(f64::INFINITY));
-        assert_eq!(parse_score(b"Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_score(b"1e"), None);
-        assert_eq!(parse_score(b"--1"), None);
+    fn score_bounds_parse_as_zslparserange() {
         assert_eq!(ScoreBound::parse(b"(").map(|b| b.value), Some(0.0));
         assert_eq!(ScoreBound::parse(b" 2").map(|b| b.value), Some(2.0));
         assert_eq!(ScoreBound::parse(b"((2"), None);
@@ -1524,96 +1407,6 @@ mod tests {
             ScoreBound::parse(b"1e400").map(|b| b.value),
             Some(f64::INFINITY)
         );
-    }
-
-    /// Redis 7.0's getDoubleFromObject, by the C library's own `strtod`:
-    /// not empty, no leading space, all of it converted, not NaN, and
-    /// ERANGE only when the result is an infinity or zero.
-    fn c_score(raw: &[u8]) -> Option<f64> {
-        let c = std::ffi::CString::new(raw).ok()?;
-        let mut end = std::ptr::null_mut();
-        // SAFETY: `c` is a NUL-terminated string that outlives the call;
-        // errno is this thread's.
-        let (v, erange) = unsafe {
-            *libc::__errno_location() = 0;
-            let v = libc::strtod(c.as_ptr(), &mut end);
-            (v, *libc::__errno_location() == libc::ERANGE)
-        };
-        let used = end as usize - c.as_ptr() as usize;
-        let bad = raw.is_empty()
-            || raw[0].is_ascii_whitespace()
-            || used != raw.len()
-            || (erange && (v.is_infinite() || v == 0.0))
-            || v.is_nan();
-        (!bad).then_some(v)
-    }
-
-    /// `parse_score` against the C library on generated text: numbers
-    /// of every form (integers past 19 digits, fractions, exponents that
-    /// overflow and underflow, short hex floats) and garbage around them.
-    #[test]
-    fn parses_scores_as_the_c_library_does() {
-        let mut rng = 0x1234_5678_9abc_def1u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        let mut agree = 0;
-        for _ in 0..200_000 {
-            let mut s = Vec::new();
-            let pick = |s: &mut Vec<u8>, set: &[u8], n: u64, next: &mut dyn FnMut(u64) -> u64| {
-                for _ in 0..n {
-                    s.push(set[next(set.len() as u64) as usize]);
-                }
-            };
-            match next(4) {
-                0 => pick(
-                    &mut s,
-                    b"+-0123456789.eExXpPinfatyINFATY ",
-                    next(12),
-                    &mut next,
-                ),
-                1 => {
-                    for w in ["", "+", "-", "inf", "Infinity", "nan", "NAN", "0x", "0X"] {
-                        if next(9) == 0 {
-                            s.extend_from_slice(w.as_bytes());
-                        }
-                    }
-                    pick(&mut s, b"0123456789abcdefABCDEF.", next(7), &mut next);
-                    if next(2) == 0 {
-                        s.push(if next(2) == 0 { b'p' } else { b'P' });
-                        pick(&mut s, b"+-", next(2), &mut next);
-                        pick(&mut s, b"0123456789", next(5), &mut next);
-                    }
-                }
-                _ => {
-                    pick(&mut s, b"+-", next(2), &mut next);
-                    pick(&mut s, b"0123456789", next(22), &mut next);
-                    if next(2) == 0 {
-                        s.push(b'.');
-                        pick(&mut s, b"0123456789", next(6), &mut next);
-                    }
-                    if next(3) == 0 {
-                        s.push(if next(2) == 0 { b'e' } else { b'E' });
-                        pick(&mut s, b"+-", next(2), &mut next);
-                        pick(&mut s, b"0123456789", next(4), &mut next);
-                    }
-                    pick(&mut s, b" x.", next(2), &mut next);
-                }
-            }
-            let (ours, c) = (parse_score(&s), c_score(&s));
-            assert_eq!(
-                ours.map(f64::to_bits),
-                c.map(f64::to_bits),
-                "{:?}: {ours:?} vs {c:?}",
-                String::from_utf8_lossy(&s)
-            );
-            agree += usize::from(c.is_some());
-        }
-        // Most generated texts are numbers, not only refusals.
-        assert!(agree > 40_000, "{agree}");
     }
 
     fn check(z: &ZSet, model: &BTreeMap<(u64, Vec<u8>), ()>, rng: &mut u64) {
