@@ -102,7 +102,8 @@ pub fn push_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(decimal(n.unsigned_abs(), &mut [0; 20]));
 }
 
-/// The decimal digits of `v`, written at the end of `buf`.
+/// The decimal digits of `v`, written at the end of `buf`: the one digit
+/// loop ([`push_i64`], [`Resp::bulk_u64`], [`IntText`]).
 #[inline]
 fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
@@ -115,6 +116,41 @@ fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
     &buf[i..]
+}
+
+/// The decimal text of an integer, on the stack (an intset's members, a
+/// counter written back, an integral score).
+#[derive(Clone, Copy)]
+pub struct IntText {
+    buf: [u8; 20],
+    len: u8,
+}
+
+impl IntText {
+    pub fn new(v: i64) -> IntText {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len() - decimal(v.unsigned_abs(), &mut buf).len();
+        if v < 0 {
+            // i64::MIN has 19 digits: the sign fits.
+            i -= 1;
+            buf[i] = b'-';
+        }
+        let len = buf.len() - i;
+        buf.copy_within(i.., 0);
+        IntText {
+            buf,
+            len: len as u8,
+        }
+    }
+}
+
+impl std::ops::Deref for IntText {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
 }
 
 /// Room for any float's text from [`format_f64`] or [`float_sum_text`]:
@@ -133,7 +169,7 @@ pub fn format_f64(v: f64, buf: &mut [u8; FLOAT_TEXT]) -> &[u8] {
     let _ = if v.is_infinite() {
         w.write_all(if v > 0.0 { b"inf" } else { b"-inf" })
     } else if v == v.trunc() && v.abs() < 1e17 {
-        write!(w, "{}", v as i64)
+        w.write_all(&IntText::new(v as i64))
     } else {
         // Redis prints a long double with 17 digits, which hides the last
         // binary digits of sums like 0.1 + 0.2; 15 digits of an f64 do the
@@ -253,6 +289,13 @@ mod tests {
             b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$-1\r\n*2\r\n$4\r\n10.5\r\n$1\r\n3\r\n$3\r\n0.3\r\n\
               $1\r\n0\r\n$20\r\n18446744073709551615\r\n"
         );
+    }
+
+    #[test]
+    fn integer_texts_on_the_stack() {
+        for v in [0, 7, -7, 10, -10, i64::MAX, i64::MIN, 1 << 40] {
+            assert_eq!(&*IntText::new(v), v.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -22,8 +22,9 @@ use std::collections::VecDeque;
 
 use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
 
-use super::packed::{BackPack, Elem, IntText, Intset, Pack, PackIter, PairIter, PairPack, as_int};
+use super::packed::{BackPack, Elem, Intset, Pack, PackIter, PairIter, PairPack, as_int};
 use super::{HashValue, Hasher, Key, SetValue, cost};
+use crate::protocol::reply::IntText;
 
 /// The encoding thresholds (CONFIG knobs), one copy per shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

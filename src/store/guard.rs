@@ -28,6 +28,7 @@ use std::ops::Deref;
 use super::agg::{Hash, Limits, List, Set};
 use super::zset::{Inserted, ZSet};
 use super::{Db, Entry, StrEncoding, StrValue, Value, WrongType, str_size, touch_watched};
+use crate::protocol::reply::IntText;
 
 /// Write access to one live entry; settles the `Db` when dropped (see the
 /// module docs). Derefs to the value for reading.
@@ -503,12 +504,8 @@ impl StrMut<'_> {
     /// Redis stores int-encoded.
     #[inline]
     pub fn set_integer(&mut self, n: i64) {
-        let mut buf = [0u8; 20];
-        let mut w = std::io::Cursor::new(&mut buf[..]);
-        std::io::Write::write_fmt(&mut w, format_args!("{n}")).expect("20 bytes hold an i64");
-        let len = w.position() as usize;
         let before = str_size(self.s);
-        self.s.assign(&buf[..len], StrEncoding::Auto);
+        self.s.assign(&IntText::new(n), StrEncoding::Auto);
         self.change.resized(before, str_size(self.s));
         self.change.wrote = true;
     }

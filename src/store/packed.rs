@@ -20,6 +20,7 @@
 use std::ops::Deref;
 
 use crate::protocol::parser::parse_i64;
+use crate::protocol::reply::IntText;
 
 /// Bytes the LEB128 length of `n` takes.
 #[inline]
@@ -643,48 +644,6 @@ impl<'a> Iterator for PairIter<'a> {
 }
 
 impl ExactSizeIterator for PairIter<'_> {}
-
-/// The decimal text of an integer, on the stack.
-#[derive(Clone, Copy)]
-pub struct IntText {
-    buf: [u8; 20],
-    len: u8,
-}
-
-impl IntText {
-    pub fn new(v: i64) -> IntText {
-        let mut buf = [0u8; 20];
-        let mut n = v.unsigned_abs();
-        let mut i = 20;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        let len = 20 - i;
-        buf.copy_within(i.., 0);
-        IntText {
-            buf,
-            len: len as u8,
-        }
-    }
-}
-
-impl Deref for IntText {
-    type Target = [u8];
-
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        &self.buf[..self.len as usize]
-    }
-}
 
 /// A member read out of an aggregate: borrowed bytes, or an integer
 /// rendered on the stack (an intset stores no text).

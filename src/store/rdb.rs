@@ -32,9 +32,10 @@ use std::borrow::Cow;
 
 use super::Value;
 use super::agg::{Hash, Limits, List, Set};
-use super::packed::{IntText, as_int};
+use super::packed::as_int;
 use super::zset::{ZSet, format_score};
 use crate::protocol::float::parse_f64;
+use crate::protocol::reply::IntText;
 
 /// The RDB version Redis 7.0 writes and the newest it accepts.
 pub(crate) const RDB_VERSION: u16 = 10;

@@ -176,7 +176,8 @@ pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
     } else if score == score.trunc() && score.abs() < 1e17 {
         // Integral: %.17g prints it without exponent up to 17 digits.
         // Redis 7.0 answers "0" for a score of -0 (checked by hand).
-        write!(w, "{}", score as i64).expect("fits");
+        w.write_all(&crate::protocol::reply::IntText::new(score as i64))
+            .expect("fits");
     } else {
         // Redis 7.0 uses %.17g; the shortest round-trip form reads back
         // the same and is what Redis 7.2+ prints, but to match 7.0 byte
