@@ -11,7 +11,8 @@ subtracts the same loop with nothing instrumented. Only the loop is counted
 (callgrind's --toggle-collect), not the setup. The db-* variants are a key
 access of the keyspace (Db::get, an in-place Db::set_string) with and
 without its hot-key count; the z-* variants are whole sorted-set commands
-on a 100k-member set and the c-* variants other whole commands (ZSCAN's
+on a 100k-member set and the c-* variants other whole commands (ZSCORE of a
+fractional score, GEOPOS, GEODIST, ZSCAN's
 cursor, INCRBYFLOAT, HINCRBYFLOAT), not less the loop; `--cache` adds the
 misses past a simulated 1 MB cache (callgrind's --cache-sim with --LL at
 1 MB, about this VM's L2). `--before` counts an
@@ -24,7 +25,7 @@ import argparse, json, os, re, subprocess, sys, tempfile
 VARIANTS = ["timer", "sketch-uniform", "sketch-zipf", "whole", "pipelined", "off",
             "db-get", "db-get-nosketch", "db-set",
             "z-zadd", "z-zscore", "z-zrank", "z-zrangebyscore", "z-zrange-withscores",
-            "c-zscan", "c-incrbyfloat", "c-hincrbyfloat"]
+            "c-zscore", "c-geopos", "c-geodist", "c-zscan", "c-incrbyfloat", "c-hincrbyfloat"]
 
 
 def build():

@@ -126,7 +126,7 @@ fn keyspace(variant: &str, n: usize) {
 /// The `z-*` and `c-*` variants: command handlers on one `Db` holding
 /// `myzset`.
 fn commands(variant: &str, n: usize) {
-    use kora::command::{hashes, strings, zsets};
+    use kora::command::{geo, hashes, strings, zsets};
     use kora::protocol::Args;
     let mut db = Db::new(Rc::new(ShardStats::default()), HotKeys::new(32, true), 7);
     let mut rng = workload::Rng::new(7);
@@ -171,6 +171,18 @@ fn commands(variant: &str, n: usize) {
         let args: [&[u8]; 4] = [b"zadd", b"fz", score.as_bytes(), member.as_bytes()];
         run(&mut db, zsets::zadd, &args);
     }
+    // Two positions (Redis' own GEOADD example).
+    let geoadd: [&[u8]; 8] = [
+        b"geoadd",
+        b"g",
+        b"13.361389",
+        b"38.115556",
+        b"Palermo",
+        b"15.087269",
+        b"37.502669",
+        b"Catania",
+    ];
+    run(&mut db, geo::geoadd, &geoadd);
     match variant {
         "z-zadd" => measured(n, |_| {
             run(&mut db, zsets::zadd, &[zadd[0], zadd[1], score, member])
@@ -196,6 +208,17 @@ fn commands(variant: &str, n: usize) {
         "z-zrange-withscores" => measured(n, |_| {
             let args: [&[u8]; 5] = [b"zrange", b"fz", b"100", b"109", b"WITHSCORES"];
             run(&mut db, zsets::zrange, &args)
+        }),
+        "c-zscore" => measured(n, |_| {
+            let args: [&[u8]; 3] = [b"zscore", b"fz", b"m500"];
+            run(&mut db, zsets::zscore, &args)
+        }),
+        "c-geopos" => measured(n, |_| {
+            run(&mut db, geo::geopos, &[b"geopos", b"g", b"Palermo"])
+        }),
+        "c-geodist" => measured(n, |_| {
+            let args: [&[u8]; 5] = [b"geodist", b"g", b"Palermo", b"Catania", b"km"];
+            run(&mut db, geo::geodist, &args)
         }),
         "c-zscan" => measured(n, |_| {
             let args: [&[u8]; 5] = [b"zscan", b"fz", b"0", b"COUNT", b"1"];

@@ -20,7 +20,7 @@ use super::keys::SHARD_GONE;
 use crate::coord::{Atomic, Shard};
 use crate::protocol::float::parse_f64;
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::{Resp, err};
+use crate::protocol::reply::{FLOAT_TEXT, Resp, err};
 use crate::store::geohash::{self, Shape, ShapeKind};
 use crate::store::zset::{Range, ScoreBound, ZSet};
 use crate::store::{Db, Value};
@@ -186,15 +186,11 @@ pub fn geodist(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 fn bulk_distance(out: &mut Vec<u8>, d: f64) {
-    let mut s = String::with_capacity(24);
-    geohash::format_distance(d, &mut s);
-    out.bulk(s.as_bytes());
+    out.bulk(geohash::format_distance(d, &mut [0; FLOAT_TEXT]));
 }
 
-fn bulk_coord(out: &mut Vec<u8>, v: f64, scratch: &mut String) {
-    scratch.clear();
-    geohash::format_coord(v, scratch);
-    out.bulk(scratch.as_bytes());
+fn bulk_coord(out: &mut Vec<u8>, v: f64) {
+    out.bulk(geohash::format_coord(v, &mut [0; FLOAT_TEXT]));
 }
 
 /// `GEOHASH key [member ...]`: 11-character standard geohashes, nil for
@@ -221,14 +217,13 @@ pub fn geopos(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         Err(e) => return out.error(e),
     };
     out.array(args.len() - 2);
-    let mut scratch = String::with_capacity(32);
     for m in args.iter_from(2) {
         match z.and_then(|z| z.score(m)) {
             Some(s) => {
                 let (lon, lat) = geohash::decode_score(s);
                 out.array(2);
-                bulk_coord(out, lon, &mut scratch);
-                bulk_coord(out, lat, &mut scratch);
+                bulk_coord(out, lon);
+                bulk_coord(out, lat);
             }
             None => out.nil_array(),
         }
@@ -519,7 +514,6 @@ fn order(hits: &mut Vec<Hit<'_>>, q: &Query) {
 fn reply_hits(out: &mut Vec<u8>, hits: &[Hit<'_>], q: &Query) {
     let options = q.withdist as usize + q.withhash as usize + q.withcoord as usize;
     out.array(hits.len());
-    let mut scratch = String::with_capacity(32);
     for h in hits {
         if options > 0 {
             out.array(options + 1);
@@ -533,8 +527,8 @@ fn reply_hits(out: &mut Vec<u8>, hits: &[Hit<'_>], q: &Query) {
         }
         if q.withcoord {
             out.array(2);
-            bulk_coord(out, h.lon, &mut scratch);
-            bulk_coord(out, h.lat, &mut scratch);
+            bulk_coord(out, h.lon);
+            bulk_coord(out, h.lat);
         }
     }
 }

@@ -59,60 +59,121 @@ fn new_zset() -> Value {
 
 // ------------------------------------------------------------ ZADD & co
 
-#[derive(Default, Clone, Copy)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+/// Which members ZADD may touch: NX only new ones, XX only existing ones.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Members {
+    #[default]
+    Any,
+    New,
+    Existing,
 }
 
-/// ZADD's options, the index of its first score and that score (parsed
-/// once: most ZADDs carry one pair); Err is the reply.
-fn zadd_args(args: &Args) -> Result<(AddFlags, usize, f64), &'static str> {
-    let mut f = AddFlags::default();
+/// Which score updates ZADD makes: GT only raises, LT only lowers.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Updates {
+    #[default]
+    Any,
+    Greater,
+    Less,
+}
+
+/// What ZADD does with a score and replies: sets it and counts added
+/// members, or (CH) added and changed ones; or (INCR, and ZINCRBY) adds it
+/// to the current score and replies with the result.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum AddMode {
+    #[default]
+    Set,
+    SetCountChanged,
+    Incr,
+}
+
+/// ZADD's options, as Redis' `ZADD_IN_*` flags.
+#[derive(Default, Clone, Copy)]
+struct AddFlags {
+    members: Members,
+    updates: Updates,
+    mode: AddMode,
+}
+
+/// A ZADD (or ZINCRBY) ready to run: its options, the index of its first
+/// score and that score, parsed once (most ZADDs carry one pair); every
+/// later score is known to parse.
+struct ZaddArgs {
+    flags: AddFlags,
+    first: usize,
+    first_score: f64,
+}
+
+/// ZADD's options and scores checked in Redis' order; Err is the reply.
+fn zadd_args(args: &Args) -> Result<ZaddArgs, &'static str> {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut i = 2;
     while i < args.len() {
         let a = args.get(i);
-        match () {
-            _ if a.eq_ignore_ascii_case(b"nx") => f.nx = true,
-            _ if a.eq_ignore_ascii_case(b"xx") => f.xx = true,
-            _ if a.eq_ignore_ascii_case(b"gt") => f.gt = true,
-            _ if a.eq_ignore_ascii_case(b"lt") => f.lt = true,
-            _ if a.eq_ignore_ascii_case(b"ch") => f.ch = true,
-            _ if a.eq_ignore_ascii_case(b"incr") => f.incr = true,
+        let flag = match () {
+            _ if a.eq_ignore_ascii_case(b"nx") => &mut nx,
+            _ if a.eq_ignore_ascii_case(b"xx") => &mut xx,
+            _ if a.eq_ignore_ascii_case(b"gt") => &mut gt,
+            _ if a.eq_ignore_ascii_case(b"lt") => &mut lt,
+            _ if a.eq_ignore_ascii_case(b"ch") => &mut ch,
+            _ if a.eq_ignore_ascii_case(b"incr") => &mut incr,
             _ => break,
-        }
+        };
+        *flag = true;
         i += 1;
     }
     let elements = args.len() - i;
     if elements == 0 || !elements.is_multiple_of(2) {
         return Err(err::SYNTAX);
     }
-    if f.nx && f.xx {
+    if nx && xx {
         return Err(XX_NX);
     }
-    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(GT_LT_NX);
     }
-    if f.incr && elements > 2 {
+    if incr && elements > 2 {
         return Err(INCR_PAIR);
     }
-    let first = parse_f64(args.get(i)).ok_or(err::NOT_FLOAT)?;
+    let first_score = parse_f64(args.get(i)).ok_or(err::NOT_FLOAT)?;
     for at in (i + 2..args.len()).step_by(2) {
         if parse_f64(args.get(at)).is_none() {
             return Err(err::NOT_FLOAT);
         }
     }
-    Ok((f, i, first))
+    let members = match (nx, xx) {
+        (true, _) => Members::New,
+        (_, true) => Members::Existing,
+        _ => Members::Any,
+    };
+    let updates = match (gt, lt) {
+        (true, _) => Updates::Greater,
+        (_, true) => Updates::Less,
+        _ => Updates::Any,
+    };
+    // Redis ignores CH under INCR: the reply is the score.
+    let mode = match (incr, ch) {
+        (true, _) => AddMode::Incr,
+        (_, true) => AddMode::SetCountChanged,
+        _ => AddMode::Set,
+    };
+    Ok(ZaddArgs {
+        flags: AddFlags {
+            members,
+            updates,
+            mode,
+        },
+        first: i,
+        first_score,
+    })
 }
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`
 pub fn zadd(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     match zadd_args(args) {
-        Ok((flags, first, score)) => zadd_generic(db, args, out, flags, first, score),
+        Ok(zadd) => zadd_generic(db, args, out, zadd),
         Err(e) => out.error(e),
     }
 }
@@ -123,36 +184,39 @@ pub fn zincrby(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         return out.error(err::NOT_FLOAT);
     };
     let flags = AddFlags {
-        incr: true,
+        mode: AddMode::Incr,
         ..AddFlags::default()
     };
-    zadd_generic(db, args, out, flags, 2, increment)
+    let zadd = ZaddArgs {
+        flags,
+        first: 2,
+        first_score: increment,
+    };
+    zadd_generic(db, args, out, zadd)
 }
 
-/// ZADD's work from argument `first` on, whose score, already parsed, is
-/// `first_score`; the later scores are known to parse.
-fn zadd_generic(
-    db: &mut Db,
-    args: &Args,
-    out: &mut Vec<u8>,
-    f: AddFlags,
-    first: usize,
-    first_score: f64,
-) {
+/// ZADD's work on checked arguments.
+fn zadd_generic(db: &mut Db, args: &Args, out: &mut Vec<u8>, zadd: ZaddArgs) {
+    let ZaddArgs {
+        flags: f,
+        first,
+        first_score,
+    } = zadd;
     let score_at = |at: usize| {
         if at == first {
             first_score
         } else {
-            parse_f64(args.get(at)).expect("checked by the parser")
+            parse_f64(args.get(at)).expect("checked by zadd_args")
         }
     };
+    let incr = f.mode == AddMode::Incr;
     let key = args.get(1);
-    let mut guard = if f.xx {
+    let mut guard = if f.members == Members::Existing {
         match db.entry_mut(key) {
             Some(g) => g,
             None => {
                 // Type is fine (nothing there) and nothing may be created.
-                return if f.incr { out.nil() } else { out.int(0) };
+                return if incr { out.nil() } else { out.int(0) };
             }
         }
     } else {
@@ -163,7 +227,7 @@ fn zadd_generic(
     };
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
-    if !(f.nx || f.xx || f.gt || f.lt || f.incr) {
+    if f.members == Members::Any && f.updates == Updates::Any && !incr {
         // No condition on the current score: one lookup per element.
         for at in (first..args.len()).step_by(2) {
             let score = score_at(at);
@@ -173,24 +237,30 @@ fn zadd_generic(
                 Inserted::Unchanged => {}
             }
         }
-        return out.int(if f.ch { added + updated } else { added });
+        return out.int(if f.mode == AddMode::SetCountChanged {
+            added + updated
+        } else {
+            added
+        });
     }
     for at in (first..args.len()).step_by(2) {
         let mut score = score_at(at);
         let member = args.get(at + 1);
         match z.score(member) {
             Some(cur) => {
-                if f.nx {
+                if f.members == Members::New {
                     continue;
                 }
-                if f.incr {
+                if incr {
                     score += cur;
                     if score.is_nan() {
                         return out.error(NAN_SCORE);
                     }
                 }
-                if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                    continue;
+                match f.updates {
+                    Updates::Less if score >= cur => continue,
+                    Updates::Greater if score <= cur => continue,
+                    _ => {}
                 }
                 if score != cur {
                     z.insert(member, score);
@@ -199,7 +269,7 @@ fn zadd_generic(
                 processed += 1;
                 last = score;
             }
-            None if f.xx => continue,
+            None if f.members == Members::Existing => continue,
             None => {
                 z.insert(member, score);
                 added += 1;
@@ -208,14 +278,18 @@ fn zadd_generic(
             }
         }
     }
-    if f.incr {
+    if incr {
         if processed > 0 {
             reply_score(out, last);
         } else {
             out.nil();
         }
     } else {
-        out.int(if f.ch { added + updated } else { added });
+        out.int(if f.mode == AddMode::SetCountChanged {
+            added + updated
+        } else {
+            added
+        });
     }
 }
 

@@ -6,6 +6,10 @@
 //! One parser for every float a client sends: scores and their ranges,
 //! WEIGHTS, GEO coordinates and radii, DEBUG SLEEP ([`parse_f64`]), and the
 //! INCRBYFLOAT family ([`parse_long_double`]).
+//!
+//! And the other way, the exact decimal digits of a double as C's `printf`
+//! rounds them (`round_scaled`): what scores (`%.17g`) and GEO replies
+//! (`%.17f`, `%.4f`) are written from.
 
 /// Parses a score as Redis' getDoubleFromObject does (ZADD, ZINCRBY,
 /// WEIGHTS): all of the text must be a `strtod` number (decimal, hex,
@@ -126,9 +130,114 @@ fn hex_float(t: &[u8]) -> Option<f64> {
     Some(v * 2f64.powi(first) * 2f64.powi(exp - first))
 }
 
+/// `a × 10^k` rounded to an integer (to nearest, ties to even) exactly,
+/// as C's `printf` rounds the last digit it prints: `%.{k}f` is these
+/// digits with the point `k` from the right, and `%.17g` those for `k = 16
+/// − exponent`. A double is m × 2^e with m < 2^53, so `a × 10^k` is m ×
+/// 5^k × 2^(e+k), whose first two factors fit a u128 for `k` ≤ 32: one
+/// multiplication and a shift, where `fmt`'s exact formatting takes ten
+/// times the instructions. For finite `a` ≥ 0 and `k` in 0..=32; None
+/// outside, or when the result passes a u128.
+pub(crate) fn round_scaled(a: f64, k: i32) -> Option<u128> {
+    const POW5: [u128; 33] = {
+        let mut t = [1u128; 33];
+        let mut i = 1;
+        while i < t.len() {
+            t[i] = t[i - 1] * 5;
+            i += 1;
+        }
+        t
+    };
+    if !(0..=32).contains(&k) || !a.is_finite() || a.is_sign_negative() {
+        return None;
+    }
+    let bits = a.to_bits();
+    let biased = (bits >> 52) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (m, e) = match biased {
+        0 => (fraction, -1074), // zero and subnormals
+        _ => (fraction | (1 << 52), biased - 1075),
+    };
+    let p = u128::from(m) * POW5[k as usize];
+    let s = e + k;
+    if s >= 0 {
+        return (p == 0 || s < p.leading_zeros() as i32).then(|| p << s);
+    }
+    let sh = -s as u32;
+    Some(match sh {
+        // Below a half (p < 2^128): rounds to 0.
+        129.. => 0,
+        128 => u128::from(p > 1 << 127),
+        _ => {
+            let (q, r, half) = (p >> sh, p & ((1 << sh) - 1), 1u128 << (sh - 1));
+            q + u128::from(r > half || (r == half && q & 1 == 1))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `round_scaled` against the C library's `%.{k}f`, digits without the
+    /// point, on doubles of every magnitude and every `k` it takes.
+    #[test]
+    fn scaled_digits_round_as_the_c_library() {
+        fn c_fixed(a: f64, k: i32) -> u128 {
+            let mut buf = [0u8; 512];
+            // SAFETY: the buffer's length is passed; the format takes an int
+            // and a double.
+            let n = unsafe {
+                libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.*f".as_ptr(), k, a)
+            };
+            let digits: Vec<u8> = buf[..n as usize]
+                .iter()
+                .copied()
+                .filter(|&b| b != b'.')
+                .collect();
+            std::str::from_utf8(&digits).unwrap().parse().unwrap()
+        }
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut checked, mut none) = (0, 0);
+        for i in 0..60_000 {
+            let a = match i % 3 {
+                // Any magnitude, most of them out of reach.
+                0 => f64::from_bits(next() >> 1),
+                // 1e-20 .. 1e20.
+                1 => {
+                    (next() >> 11) as f64 / (1u64 << 53) as f64
+                        * 10f64.powi((next() % 41) as i32 - 20)
+                }
+                // A few fraction bits: ties for the last digit.
+                _ => ((next() >> 11) | 1) as f64 / f64::from(1u32 << (next() % 20)) / 1e10,
+            };
+            let k = (next() % 33) as i32;
+            if !a.is_finite() {
+                continue;
+            }
+            match round_scaled(a, k) {
+                Some(n) => {
+                    assert_eq!(n, c_fixed(a, k), "{a:e} × 10^{k}");
+                    checked += 1;
+                }
+                None => none += 1,
+            }
+        }
+        assert!(checked > 35_000 && none > 5_000, "{checked} {none}");
+        assert_eq!(round_scaled(0.0, 5), Some(0));
+        assert_eq!(round_scaled(2.5, 0), Some(2));
+        assert_eq!(round_scaled(3.5, 0), Some(4));
+        assert_eq!(round_scaled(f64::MIN_POSITIVE / 4.0, 32), Some(0));
+        assert_eq!(round_scaled(-1.0, 0), None);
+        assert_eq!(round_scaled(1.0, 33), None);
+        assert_eq!(round_scaled(1e300, 0), None);
+    }
 
     #[test]
     fn long_doubles_take_what_an_f64_cannot_hold() {

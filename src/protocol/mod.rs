@@ -3,7 +3,8 @@
 //!
 //! Layer: a leaf (see the crate docs, "Layers and imports"). Owns the wire
 //! format: parsing requests into argument ranges (and float arguments,
-//! [`float`]) and encoding replies, with
+//! [`float`], which also holds the exact decimal digits replies print
+//! doubles with) and encoding replies, with
 //! Redis' error texts ([`reply::err`]). Imports nothing from the crate, and
 //! must stay that way: every other layer builds on it.
 

@@ -11,6 +11,9 @@
 //! scores, `GEOPOS` digits, the 4-decimal distances and the members a
 //! search returns near the edge of its shape.
 
+use crate::protocol::float::round_scaled;
+use crate::protocol::reply::{FLOAT_TEXT, IntText};
+
 /// Bits per coordinate of a stored score (26 + 26 = 52, what a double holds
 /// exactly).
 pub(crate) const STEP_MAX: u8 = 26;
@@ -512,28 +515,56 @@ pub(crate) fn distance(lon1d: f64, lat1d: f64, lon2d: f64, lat2d: f64) -> f64 {
 }
 
 /// Writes `value` as Redis's `addReplyHumanLongDouble` does (`%.17Lf`,
-/// trailing zeros and a bare '.' removed, "-0" as "0") into `out`.
-pub(crate) fn format_coord(value: f64, out: &mut String) {
-    use std::fmt::Write;
-    let start = out.len();
-    let _ = write!(out, "{value:.17}");
-    if out[start..].contains('.') {
-        let trimmed = out.trim_end_matches('0').len();
-        out.truncate(trimmed);
-        if out.ends_with('.') {
-            out.pop();
-        }
-    }
-    if &out[start..] == "-0" {
-        out.truncate(start);
-        out.push('0');
+/// trailing zeros and a bare '.' removed, "-0" as "0") into `buf`;
+/// returns the text (GEOPOS, WITHCOORD: two per position).
+pub(crate) fn format_coord(value: f64, buf: &mut [u8; FLOAT_TEXT]) -> &[u8] {
+    let len = fixed(value, 17, buf);
+    let text = &buf[..len];
+    let text = &text[..text.iter().rposition(|&b| b != b'0').map_or(0, |i| i + 1)];
+    match text.strip_suffix(b".").unwrap_or(text) {
+        b"-0" => b"0",
+        text => text,
     }
 }
 
-/// Writes a distance as Redis's `addReplyDoubleDistance` (`%.4f`).
-pub(crate) fn format_distance(value: f64, out: &mut String) {
-    use std::fmt::Write;
-    let _ = write!(out, "{value:.4}");
+/// Writes a distance as Redis's `addReplyDoubleDistance` (`%.4f`) into
+/// `buf`; returns the text (GEODIST, WITHDIST: one per hit).
+pub(crate) fn format_distance(value: f64, buf: &mut [u8; FLOAT_TEXT]) -> &[u8] {
+    let len = fixed(value, 4, buf);
+    &buf[..len]
+}
+
+/// `%.{decimals}f` of `value` (`decimals` ≤ 17) as C's printf writes it,
+/// into `buf`; returns its length. The digits come from `round_scaled`
+/// (exact, on the stack) for every coordinate and distance; `fmt` writes
+/// what it cannot scale (magnitudes no position gives).
+fn fixed(value: f64, decimals: u32, buf: &mut [u8; FLOAT_TEXT]) -> usize {
+    use std::io::Write;
+    let scale = 10u128.pow(decimals);
+    if let Some(n) = round_scaled(value.abs(), decimals as i32)
+        && let Ok(int) = i64::try_from(n / scale)
+    {
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if value.is_sign_negative() {
+            put(b"-");
+        }
+        put(&IntText::new(int));
+        if decimals > 0 {
+            let fraction = IntText::new((n % scale) as i64);
+            put(b".");
+            put(&[b'0'; 17][..decimals as usize - fraction.len()]);
+            put(&fraction);
+        }
+        return len;
+    }
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    // `FLOAT_TEXT` holds any double in fixed notation with 17 decimals.
+    let _ = write!(w, "{value:.*}", decimals as usize);
+    w.position() as usize
 }
 
 #[cfg(test)]
@@ -541,15 +572,67 @@ mod tests {
     use super::*;
 
     fn coord(v: f64) -> String {
-        let mut s = String::new();
-        format_coord(v, &mut s);
-        s
+        String::from_utf8(format_coord(v, &mut [0; FLOAT_TEXT]).to_vec()).unwrap()
     }
 
     fn dist(v: f64) -> String {
-        let mut s = String::new();
-        format_distance(v, &mut s);
-        s
+        String::from_utf8(format_distance(v, &mut [0; FLOAT_TEXT]).to_vec()).unwrap()
+    }
+
+    /// Both against the C library (`%.17f` trimmed as Redis trims it, and
+    /// `%.4f`) on values of every sign and magnitude a position or a
+    /// distance takes, ties for the last digit, and some no position gives.
+    #[test]
+    fn coordinates_and_distances_print_as_the_c_library() {
+        fn c_fixed(v: f64, decimals: i32) -> String {
+            let mut buf = [0u8; 512];
+            // SAFETY: the buffer's length is passed; the format takes an int
+            // and a double.
+            let n = unsafe {
+                libc::snprintf(
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    c"%.*f".as_ptr(),
+                    decimals,
+                    v,
+                )
+            };
+            String::from_utf8(buf[..n as usize].to_vec()).unwrap()
+        }
+        fn human(c: String) -> String {
+            let t = c.trim_end_matches('0').trim_end_matches('.');
+            if t == "-0" { "0".into() } else { t.into() }
+        }
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            180.0,
+            -180.0,
+            85.05112878,
+            1e-30,
+            -1e-30,
+            1e300,
+            0.00005,
+            0.00015,
+        ];
+        for _ in 0..50_000 {
+            values.push((unit(next()) - 0.5) * 360.0);
+            values.push(unit(next()) * 4e7 / 10f64.powi((next() % 8) as i32));
+            // A few fraction bits: exact ties for the 4th decimal.
+            values.push(((next() >> 40) as f64) / 32.0);
+        }
+        for v in values {
+            assert_eq!(coord(v), human(c_fixed(v, 17)), "{v:e}");
+            assert_eq!(dist(v), c_fixed(v, 4), "{v:e}");
+        }
     }
 
     /// Values from redis-server 7.0.15: GEOADD then ZSCORE, GEOPOS, GEOHASH.

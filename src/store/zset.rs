@@ -23,6 +23,9 @@
 
 use hashbrown::HashTable;
 
+use crate::protocol::float::round_scaled;
+use crate::protocol::reply::IntText;
+
 use super::agg::Limits;
 use super::packed::{Pack, PackIter};
 use super::{Hasher, Key, cost};
@@ -176,8 +179,7 @@ pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
     } else if score == score.trunc() && score.abs() < 1e17 {
         // Integral: %.17g prints it without exponent up to 17 digits.
         // Redis 7.0 answers "0" for a score of -0 (checked by hand).
-        w.write_all(&crate::protocol::reply::IntText::new(score as i64))
-            .expect("fits");
+        w.write_all(&IntText::new(score as i64)).expect("fits");
     } else {
         // Redis 7.0 uses %.17g; the shortest round-trip form reads back
         // the same and is what Redis 7.2+ prints, but to match 7.0 byte
@@ -194,64 +196,98 @@ pub fn format_score(score: f64, buf: &mut [u8; 32]) -> &[u8] {
 /// element.
 fn g17(v: f64, w: &mut &mut [u8]) {
     use std::io::Write;
+    let a = v.abs();
+    let (digits, exp) = digits17(a).unwrap_or_else(|| digits17_fmt(a));
+    // `digits` has no leading zero, so at least one digit stays.
+    let len = digits.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
+    let d = &digits[..len];
+    let mut put = |bytes: &[u8]| w.write_all(bytes).expect("fits");
+    if v < 0.0 {
+        put(b"-");
+    }
+    if !(-4..17).contains(&exp) {
+        put(&d[..1]);
+        if len > 1 {
+            put(b".");
+            put(&d[1..]);
+        }
+        put(if exp < 0 { b"e-" } else { b"e+" });
+        if exp.abs() < 10 {
+            put(b"0");
+        }
+        put(&IntText::new(exp.abs().into()));
+    } else if exp >= 0 {
+        let point = exp as usize + 1;
+        if len <= point {
+            // Rounded to an integer: its own zeros are not trailing.
+            put(d);
+            put(&[b'0'; 17][..point - len]);
+        } else {
+            put(&d[..point]);
+            put(b".");
+            put(&d[point..]);
+        }
+    } else {
+        put(b"0.");
+        put(&b"0000"[..(-exp - 1) as usize]);
+        put(d);
+    }
+}
+
+/// The 17 significant digits of `a` (finite, positive), correctly rounded
+/// as by the C library's printf, and the decimal exponent of the first:
+/// `a` ≈ d.dddddddddddddddd × 10^exp. By `round_scaled`'s integer
+/// arithmetic for `a` in about [1e-16, 1e17), None outside (then
+/// `digits17_fmt`, ten times the instructions).
+fn digits17(a: f64) -> Option<([u8; 17], i32)> {
+    const LIMIT: u128 = 100_000_000_000_000_000; // 10^17
+    let biased = (a.to_bits() >> 52) as i32;
+    if biased == 0 || biased == 0x7ff {
+        return None; // zero, subnormal (far below 1e-16), inf, NaN
+    }
+    // `a` lies in [2^t, 2^(t+1)); floor(t × log10 2) (exact for |t| <
+    // 1000) is its decimal exponent or one less.
+    let t = biased - 1023;
+    let mut exp = (t * 78913) >> 18;
+    loop {
+        let n = round_scaled(a, 16 - exp)?;
+        if n >= LIMIT {
+            // The exponent is one more (or the rounding carried into an
+            // 18th digit): again with one digit less.
+            exp += 1;
+            continue;
+        }
+        debug_assert!(n >= LIMIT / 10, "{a:e}: {n}");
+        let mut digits = [0u8; 17];
+        digits.copy_from_slice(&IntText::new(n as i64));
+        return Some((digits, exp));
+    }
+}
+
+/// `digits17` for any finite positive `a`, by the standard library's exact
+/// formatting (`{:.16e}`).
+fn digits17_fmt(a: f64) -> ([u8; 17], i32) {
+    use std::io::Write;
     let mut sci = std::io::Cursor::new([0u8; 32]);
-    write!(sci, "{v:.16e}").expect("fits");
+    write!(sci, "{a:.16e}").expect("fits");
+    // d.dddddddddddddddde[-]x
     let sci = written(&sci);
-    let e = sci.iter().position(|&b| b == b'e').expect("exponent");
-    let (mant, exp) = (&sci[..e], &sci[e + 1..]);
-    let (neg_exp, digits) = match exp.split_first() {
-        Some((b'-', d)) => (true, d),
-        _ => (false, exp),
+    let mut digits = [0u8; 17];
+    digits[0] = sci[0];
+    digits[1..].copy_from_slice(&sci[2..18]);
+    let (neg, magnitude) = match &sci[19..] {
+        [b'-', m @ ..] => (true, m),
+        m => (false, m),
     };
-    let magnitude = digits
+    let magnitude = magnitude
         .iter()
         .fold(0i32, |n, &d| n * 10 + i32::from(d - b'0'));
-    let exp = if neg_exp { -magnitude } else { magnitude };
-    if !(-4..17).contains(&exp) {
-        w.write_all(trim_zeros(mant)).expect("fits");
-        let sign = if exp < 0 { '-' } else { '+' };
-        write!(w, "e{sign}{magnitude:02}").expect("fits");
-    } else {
-        // The same 17 digits with the point moved (what %g prints in
-        // this range): `mant` is [-]d.dddddddddddddddd.
-        let (sign, mant) = match mant.split_first() {
-            Some((b'-', m)) => (&b"-"[..], m),
-            _ => (&b""[..], mant),
-        };
-        let mut digits = [b'0'; 17];
-        digits[0] = mant[0];
-        digits[1..].copy_from_slice(&mant[2..]);
-        let mut fixed = std::io::Cursor::new([0u8; 40]);
-        fixed.write_all(sign).expect("fits");
-        if exp >= 0 {
-            let point = exp as usize + 1;
-            fixed.write_all(&digits[..point]).expect("fits");
-            fixed.write_all(b".").expect("fits");
-            fixed.write_all(&digits[point..]).expect("fits");
-        } else {
-            fixed.write_all(b"0.").expect("fits");
-            fixed
-                .write_all(&b"0000"[..(-exp - 1) as usize])
-                .expect("fits");
-            fixed.write_all(&digits).expect("fits");
-        }
-        w.write_all(trim_zeros(written(&fixed))).expect("fits");
-    }
+    (digits, if neg { -magnitude } else { magnitude })
 }
 
 /// What was written into a stack buffer.
 fn written<const N: usize>(c: &std::io::Cursor<[u8; N]>) -> &[u8] {
     &c.get_ref()[..c.position() as usize]
-}
-
-/// Trailing zeros of a fraction dropped, and its point when nothing is
-/// left after it.
-fn trim_zeros(s: &[u8]) -> &[u8] {
-    if !s.contains(&b'.') {
-        return s;
-    }
-    let s = &s[..s.iter().rposition(|&b| b != b'0').map_or(0, |i| i + 1)];
-    s.strip_suffix(b".").unwrap_or(s)
 }
 
 // ---------------------------------------------------- packed encoding
@@ -1330,6 +1366,14 @@ mod tests {
         assert_eq!(f(1.0e-5), "1.0000000000000001e-05");
         assert_eq!(f(3.0e-3), "0.0030000000000000001");
         assert_eq!(f(2.5e-300), "2.5e-300");
+        // The exact integer path covers [1e-16, 1e17) and agrees with the
+        // standard library's digits there; outside, the latter answers.
+        for v in [0.1, 2e-16, 1.5e-5, 0.3, 2.0f64.sqrt(), 99999999999999984.0] {
+            assert_eq!(digits17(v), Some(digits17_fmt(v)), "{v:e}");
+        }
+        for v in [9.9e-17, 1e17, 2.5e-300, f64::MIN_POSITIVE / 2.0] {
+            assert_eq!(digits17(v), None, "{v:e}");
+        }
     }
 
     /// `format_score` against the C library's `%.17g` (what Redis 7.0
@@ -1359,6 +1403,17 @@ mod tests {
             let digits = (next() % 1_000_000) as f64;
             values.push(digits / 10f64.powi((next() % 30) as i32 - 10));
         }
+        // Doubles with a fraction of a few bits, 17-20 significant digits:
+        // those of 18 that end in 5 are ties for the 17th (to even).
+        for j in 1..=12 {
+            for _ in 0..2_000 {
+                let m = (1u64 << 52) | (next() >> 12);
+                values.push(m as f64 / f64::from(1u32 << j));
+            }
+        }
+        // Ties for the 17th digit: 1234567890123456.25 and .75.
+        values.extend([4_938_271_560_493_825.0 / 4.0, 4_938_271_560_493_827.0 / 4.0]);
+        values.extend([0.5, 1.0 / 3.0]);
         for e in -30..30 {
             let p = 10f64.powi(e);
             for v in [
@@ -1390,7 +1445,7 @@ mod tests {
                 ));
             }
         }
-        assert!(checked > 150_000, "{checked}");
+        assert!(checked > 170_000, "{checked}");
         assert!(
             wrong.is_empty(),
             "{} differ, e.g. {:?}",
