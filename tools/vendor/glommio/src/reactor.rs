@@ -121,8 +121,7 @@ impl Timers {
 
     /// Return the duration until next event and the number of
     /// ready and woke timers.
-    fn process_timers(&mut self) -> (Option<Duration>, usize) {
-        let now = Instant::now();
+    fn process_timers(&mut self, now: Instant) -> (Option<Duration>, usize) {
 
         // Split timers into ready and pending timers.
         let pending = self.timers.split_off(&(now, 0));
@@ -178,6 +177,11 @@ pub(crate) struct Reactor {
     /// again (`ExecutorProxy::yield_to_io`); `need_preempt` reports it until
     /// the next `react`. KORA.md item 12.
     io_poll_requested: std::cell::Cell<bool>,
+
+    /// Kora: the time the executor loop read last, for the next
+    /// `process_timers` to use instead of reading the clock again
+    /// (`hint_clock`). KORA.md item 20.
+    clock_hint: std::cell::Cell<Option<Instant>>,
 }
 
 impl Reactor {
@@ -199,6 +203,7 @@ impl Reactor {
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
             io_poll_requested: std::cell::Cell::new(false),
+            clock_hint: std::cell::Cell::new(None),
         })
     }
 
@@ -842,8 +847,18 @@ impl Reactor {
     ///
     /// Returns the duration until the next timer
     fn process_timers(&self) -> (Option<Duration>, usize) {
+        // Kora: a hinted time is at most the executor loop's bookkeeping
+        // old, and an earlier "now" can only fire a timer later (by as
+        // much), never early. KORA.md item 20.
+        let now = self.clock_hint.take().unwrap_or_else(Instant::now);
         let mut timers = self.timers.borrow_mut();
-        timers.process_timers()
+        timers.process_timers(now)
+    }
+
+    /// Kora: `now` was just read; the next timer check uses it instead of
+    /// the clock (one clock read less per executor loop). KORA.md item 20.
+    pub(crate) fn hint_clock(&self, now: Instant) {
+        self.clock_hint.set(Some(now));
     }
 
     fn process_shared_channels(&self) -> usize {

@@ -47,7 +47,7 @@ use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{hash_map::Entry, BinaryHeap},
     fmt,
     future::Future,
@@ -1116,6 +1116,10 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// Kora: when the last task queue run of this loop ended (read for
+    /// its runtime), so that the loop need not read the clock again right
+    /// after. KORA.md item 20.
+    queue_run_end: Cell<Option<Instant>>,
 }
 
 impl LocalExecutor {
@@ -1177,6 +1181,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
+            queue_run_end: Cell::new(None),
         })
     }
 
@@ -1393,7 +1398,10 @@ impl LocalExecutor {
                     break;
                 }
             }
-            let elapsed = time.elapsed();
+            // Kora: the loop's end-of-run time is this read (KORA.md item 20).
+            let end = Instant::now();
+            self.queue_run_end.set(Some(end));
+            let elapsed = end - time;
             drop(guard);
             (elapsed, tasks_executed_this_loop)
         };
@@ -1483,6 +1491,10 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                // Kora: `pre_time` was read at the end of the previous loop
+                // or after a park, with nothing slow since: the timers use
+                // it (KORA.md item 20).
+                this.reactor.hint_clock(pre_time);
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");
@@ -1491,7 +1503,9 @@ impl LocalExecutor {
                 let run = this.run_task_queues();
 
                 // account for runtime and poll/sleep if possible
-                let cur_time = Instant::now();
+                // Kora: the end of the last task queue run, if one ran, is
+                // now to within its bookkeeping (KORA.md item 20).
+                let cur_time = this.queue_run_end.take().unwrap_or_else(Instant::now);
                 this.queues.borrow_mut().stats.total_runtime += cur_time - pre_time;
                 pre_time = cur_time;
                 if !run {
@@ -1502,8 +1516,11 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        this.reactor.hint_clock(cur_time);
                         while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                            // Kora: no clock read for a spin of zero (Kora's
+                            // default), which would always end (KORA.md item 20).
+                            if spin_before_park.is_zero() || pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
