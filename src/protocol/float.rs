@@ -175,6 +175,47 @@ pub(crate) fn round_scaled(a: f64, k: i32) -> Option<u128> {
     })
 }
 
+/// What the tests of float texts compare with: the C library's `printf`
+/// (what Redis 7.0 formats with), and a generator of the same doubles on
+/// every run.
+#[cfg(test)]
+pub(crate) mod c_texts {
+    /// A xorshift generator seeded with `state` (not zero).
+    pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// C's `%.{decimals}f` of `v`.
+    pub(crate) fn fixed(v: f64, decimals: i32) -> String {
+        let mut buf = [0u8; 512];
+        // SAFETY: the buffer's length is passed; the format takes an int and
+        // a double.
+        let n = unsafe {
+            libc::snprintf(
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                c"%.*f".as_ptr(),
+                decimals,
+                v,
+            )
+        };
+        String::from_utf8(buf[..n as usize].to_vec()).unwrap()
+    }
+
+    /// C's `%.17g` of `v` (Redis 7.0's scores).
+    pub(crate) fn g17(v: f64) -> String {
+        let mut buf = [0u8; 64];
+        // SAFETY: the buffer's length is passed; the format takes a double.
+        let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.17g".as_ptr(), v) };
+        String::from_utf8(buf[..n as usize].to_vec()).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,27 +224,9 @@ mod tests {
     /// point, on doubles of every magnitude and every `k` it takes.
     #[test]
     fn scaled_digits_round_as_the_c_library() {
-        fn c_fixed(a: f64, k: i32) -> u128 {
-            let mut buf = [0u8; 512];
-            // SAFETY: the buffer's length is passed; the format takes an int
-            // and a double.
-            let n = unsafe {
-                libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.*f".as_ptr(), k, a)
-            };
-            let digits: Vec<u8> = buf[..n as usize]
-                .iter()
-                .copied()
-                .filter(|&b| b != b'.')
-                .collect();
-            std::str::from_utf8(&digits).unwrap().parse().unwrap()
-        }
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        use super::c_texts::{fixed, xorshift};
+        let c_fixed = |a: f64, k: i32| -> u128 { fixed(a, k).replace('.', "").parse().unwrap() };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut checked, mut none) = (0, 0);
         for i in 0..60_000 {
             let a = match i % 3 {

@@ -584,32 +584,12 @@ mod tests {
     /// distance takes, ties for the last digit, and some no position gives.
     #[test]
     fn coordinates_and_distances_print_as_the_c_library() {
-        fn c_fixed(v: f64, decimals: i32) -> String {
-            let mut buf = [0u8; 512];
-            // SAFETY: the buffer's length is passed; the format takes an int
-            // and a double.
-            let n = unsafe {
-                libc::snprintf(
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    c"%.*f".as_ptr(),
-                    decimals,
-                    v,
-                )
-            };
-            String::from_utf8(buf[..n as usize].to_vec()).unwrap()
-        }
+        use crate::protocol::float::c_texts::{fixed as c_fixed, xorshift};
         fn human(c: String) -> String {
             let t = c.trim_end_matches('0').trim_end_matches('.');
             if t == "-0" { "0".into() } else { t.into() }
         }
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
         let mut values = vec![
             0.0,

@@ -1382,21 +1382,9 @@ mod tests {
     /// rounding moves the exponent and with it the choice of form.
     #[test]
     fn formats_scores_as_the_c_library_does() {
-        fn c_g17(v: f64) -> Vec<u8> {
-            let mut buf = [0u8; 64];
-            // SAFETY: the buffer's length is passed; the format takes one
-            // double.
-            let n =
-                unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.17g".as_ptr(), v) };
-            buf[..n as usize].to_vec()
-        }
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        use crate::protocol::float::c_texts::{g17, xorshift};
+        let c_g17 = |v: f64| g17(v).into_bytes();
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut values = Vec::new();
         for _ in 0..100_000 {
             values.push(f64::from_bits(next()));
