@@ -1,7 +1,7 @@
 //! A shard's own timers: noticing a requested shutdown, draining requests
 //! deferred behind a transaction lock, active expiry, lazy free in slices,
 //! eviction down to the shard's share of maxmemory, the ops-rate sampler
-//! and hot-key decay. Each is a task on the shard's
+//! (which also recalibrates the command clock) and hot-key decay. Each is a task on the shard's
 //! executor that ends when the shard shuts down.
 
 use std::rc::Rc;
@@ -50,6 +50,7 @@ pub fn spawn_housekeeping(shard: &Rc<Shard>) {
         while !s.shutdown.is_shutting_down() {
             glommio::timer::sleep(Duration::from_millis(100)).await;
             s.metrics.ops_rate.sample(s.metrics.total_calls());
+            s.metrics.clock.recalibrate();
         }
     })
     .detach();

@@ -4,11 +4,13 @@
 //! Layer: a leaf (see the crate docs, "Layers and imports"). Owns each core's
 //! instruments ([`ShardStats`], histograms, hot-key sketch, slow log, latency
 //! monitor, error kinds), the [`CommandTimer`] that feeds them, the
-//! [`ShardSnapshot`] that copies them out and the merged [`MetricsView`].
+//! [`ShardSnapshot`] that copies them out and the merged [`MetricsView`];
+//! the timer reads the shard's [`Clock`].
 //! Imports nothing from the crate but `config`: the metric slots
 //! ([`slots`]) live here and the command table names them, and a shard
 //! hands its keyspace figures to [`snapshot`] as a value.
 
+pub mod clock;
 pub mod counters;
 pub mod errors;
 pub mod histogram;
@@ -22,6 +24,7 @@ pub mod view;
 
 use std::rc::Rc;
 
+pub use clock::Clock;
 pub use counters::{Counter, Gauge, ShardStats};
 pub use histogram::CommandHistograms;
 pub use latency_monitor::LatencyMonitor;
@@ -35,7 +38,7 @@ pub use view::{MetricsView, SlotLatency};
 pub struct ShardMetrics {
     pub stats: Rc<ShardStats>,
     pub histograms: CommandHistograms,
-    pub clock: quanta::Clock,
+    pub clock: Clock,
     /// False only when instrumentation is turned off to measure its cost;
     /// call counters stay on either way so INFO keeps working.
     pub enabled: bool,
@@ -159,7 +162,7 @@ impl ShardMetrics {
         ShardMetrics {
             stats,
             histograms: CommandHistograms::default(),
-            clock: quanta::Clock::new(),
+            clock: Clock::new(),
             enabled,
             ops_rate: OpsRate::default(),
             chained_stamp: std::cell::Cell::new(0),
