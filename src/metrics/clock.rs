@@ -8,15 +8,16 @@
 //! life of the process. On a CI virtual machine that made a 250 ms
 //! `DEBUG SLEEP` measure 249 ms (0.4% short): the latency monitor, the
 //! slow log and every histogram bucket would be off by as much. Here the
-//! ratio starts as quanta's and is recomputed (every 100 ms, by the
-//! shard's housekeeping) from the counter and the monotonic clock since
-//! the shard started, from read pairs no more than 2 µs apart:
+//! ratio starts as quanta's and is recomputed (every 100 ms by the
+//! shard's housekeeping, and for each command slow enough for the slow log
+//! or the latency monitor before it is measured) from the counter and the
+//! monotonic clock since the shard started, from read pairs no more than 2 µs apart:
 //! after a second of uptime it is within a few parts per million.
 //!
 //! The data path pays less than before: one counter read per command end
 //! (and per start not chained to the previous end), one multiply and a
 //! constant shift per measurement, no match on quanta's clock kind
-//! (callgrind, `bench/instrumentation_ir.py --variants timer`: 94.7 -> 85.7
+//! (callgrind, `bench/instrumentation_ir.py --variants timer`: 94.3 -> 87.4
 //! instructions per command).
 
 use std::cell::Cell;

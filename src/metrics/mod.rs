@@ -111,13 +111,26 @@ impl ShardMetrics {
         self.chained_stamp.set(0);
     }
 
-    /// Called when a timer ends: remembers a slow command for the
-    /// connection to log.
+    /// Called when a timer ends with its two clock readings: the command's
+    /// latency in ns; remembers a slow command for the connection to log.
     #[inline]
-    pub fn note_latency(&self, nanos: u64) {
+    pub fn note_latency(&self, start: u64, end: u64) -> u64 {
+        let nanos = self.clock.delta_as_nanos(start, end);
         if nanos >= self.slow_ns.get() {
-            self.slow_pending.set(nanos.max(1));
+            return self.note_slow(start, end);
         }
+        nanos
+    }
+
+    /// A slow command (milliseconds, as a rule) is measured again with a
+    /// ratio refreshed this instant: it may have started before the
+    /// shard's first recalibration and blocked every one since.
+    #[cold]
+    fn note_slow(&self, start: u64, end: u64) -> u64 {
+        self.clock.recalibrate();
+        let nanos = self.clock.delta_as_nanos(start, end);
+        self.slow_pending.set(nanos.max(1));
+        nanos
     }
 
     /// The latency of the command that just ended, if it was slow enough
