@@ -1,8 +1,8 @@
 //! A shard's own timers: noticing a requested shutdown, draining requests
 //! deferred behind a transaction lock, active expiry, lazy free in slices,
 //! eviction down to the shard's share of maxmemory, the ops-rate sampler
-//! (which also recalibrates the command clock) and hot-key decay. Each is a task on the shard's
-//! executor that ends when the shard shuts down.
+//! (which also recalibrates the command clock) and hot-key decay. Each is
+//! a task on the shard's executor that ends when the shard shuts down.
 
 use std::rc::Rc;
 use std::time::Duration;

@@ -11,8 +11,9 @@
 //! ratio starts as quanta's and is recomputed (every 100 ms by the
 //! shard's housekeeping, and for each command slow enough for the slow log
 //! or the latency monitor before it is measured) from the counter and the
-//! monotonic clock since the shard started, from read pairs no more than 2 µs apart:
-//! after a second of uptime it is within a few parts per million.
+//! monotonic clock since the shard started, from read pairs no more than
+//! 2 µs apart: after a second of uptime it is within a few parts per
+//! million.
 //!
 //! The data path pays less than before: one counter read per command end
 //! (and per start not chained to the previous end), one multiply and a
@@ -39,12 +40,17 @@ pub struct Clock {
     source: quanta::Clock,
     /// Nanoseconds per 2^SHIFT ticks.
     factor: Cell<u64>,
-    /// The monotonic time and counter at the start of the baseline.
-    base: Instant,
-    base_raw: u64,
-    /// False when quanta has no cycle counter and reads the monotonic
-    /// clock itself: the ticks are nanoseconds already.
-    counter: bool,
+    /// Where the ratio is measured from; `None` when quanta has no cycle
+    /// counter and reads the monotonic clock itself (the ticks are
+    /// nanoseconds already, there is nothing to calibrate).
+    baseline: Option<Baseline>,
+}
+
+/// The monotonic time and the counter at one instant.
+#[derive(Clone, Copy)]
+struct Baseline {
+    at: Instant,
+    raw: u64,
 }
 
 impl Clock {
@@ -52,14 +58,16 @@ impl Clock {
         let source = quanta::Clock::new();
         // quanta's ratio as ours: its nanoseconds for 2^SHIFT ticks.
         let factor = source.delta_as_nanos(0, 1 << SHIFT);
-        let (base, base_raw) =
-            tight_pair(&source).unwrap_or_else(|| (Instant::now(), source.raw()));
+        let baseline = (factor != 1 << SHIFT).then(|| {
+            tight_pair(&source).unwrap_or_else(|| Baseline {
+                at: Instant::now(),
+                raw: source.raw(),
+            })
+        });
         Clock {
             source,
             factor: Cell::new(factor),
-            base,
-            base_raw,
-            counter: factor != 1 << SHIFT,
+            baseline,
         }
     }
 
@@ -82,14 +90,14 @@ impl Clock {
     /// Recomputes the ratio from the whole baseline; skipped when no tight
     /// read pair comes within a few tries or the baseline is still short.
     pub fn recalibrate(&self) {
-        if !self.counter {
-            return;
-        }
-        let Some((now, raw)) = tight_pair(&self.source) else {
+        let Some(base) = self.baseline else {
             return;
         };
-        let ns = now.saturating_duration_since(self.base).as_nanos();
-        let ticks = raw.wrapping_sub(self.base_raw);
+        let Some(now) = tight_pair(&self.source) else {
+            return;
+        };
+        let ns = now.at.saturating_duration_since(base.at).as_nanos();
+        let ticks = now.raw.wrapping_sub(base.raw);
         if ns < u128::from(MIN_BASELINE_NS) || ticks == 0 {
             return;
         }
@@ -115,7 +123,7 @@ impl Default for Clock {
 /// A monotonic time and a counter reading taken at (nearly) one instant:
 /// the tightest of a few tries, the time being the middle of its two
 /// monotonic reads; `None` when every try was split by a preemption.
-fn tight_pair(source: &quanta::Clock) -> Option<(Instant, u64)> {
+fn tight_pair(source: &quanta::Clock) -> Option<Baseline> {
     let mut best: Option<(u64, Instant, u64)> = None;
     for _ in 0..PAIR_TRIES {
         let before = Instant::now();
@@ -126,7 +134,7 @@ fn tight_pair(source: &quanta::Clock) -> Option<(Instant, u64)> {
             best = Some((gap, before + (after - before) / 2, raw));
         }
     }
-    best.map(|(_, at, raw)| (at, raw))
+    best.map(|(_, at, raw)| Baseline { at, raw })
 }
 
 #[cfg(test)]
@@ -137,16 +145,19 @@ mod tests {
     /// Measures a sleep with the clock and with `Instant` around the same
     /// two counter reads; returns (clock ns, monotonic ns).
     fn measure(clock: &Clock, sleep: Duration) -> (u64, u64) {
-        let (t0, r0) = tight_pair(&clock.source).expect("a tight pair");
+        let t0 = tight_pair(&clock.source).expect("a tight pair");
         std::thread::sleep(sleep);
-        let (t1, r1) = tight_pair(&clock.source).expect("a tight pair");
-        (clock.delta_as_nanos(r0, r1), (t1 - t0).as_nanos() as u64)
+        let t1 = tight_pair(&clock.source).expect("a tight pair");
+        (
+            clock.delta_as_nanos(t0.raw, t1.raw),
+            (t1.at - t0.at).as_nanos() as u64,
+        )
     }
 
     #[test]
     fn a_skewed_ratio_is_corrected_from_the_baseline() {
         let clock = Clock::new();
-        if !clock.counter {
+        if clock.baseline.is_none() {
             eprintln!("no cycle counter here: quanta reads the monotonic clock");
             return;
         }

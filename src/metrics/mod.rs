@@ -114,7 +114,7 @@ impl ShardMetrics {
     /// Called when a timer ends with its two clock readings: the command's
     /// latency in ns; remembers a slow command for the connection to log.
     #[inline]
-    pub fn note_latency(&self, start: u64, end: u64) -> u64 {
+    pub fn command_latency(&self, start: u64, end: u64) -> u64 {
         let nanos = self.clock.delta_as_nanos(start, end);
         if nanos >= self.slow_ns.get() {
             return self.note_slow(start, end);

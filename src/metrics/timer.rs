@@ -70,7 +70,7 @@ impl Drop for CommandTimer<'_> {
             // The next command dispatched right after this one starts here,
             // which saves it a clock read (a pipeline is back-to-back).
             m.chained_stamp.set(end);
-            let nanos = m.note_latency(self.start, end);
+            let nanos = m.command_latency(self.start, end);
             m.stats.cmd_nanos[slot].add(nanos);
             m.histograms.record(slot, nanos);
         }
