@@ -93,17 +93,18 @@ impl IntervalHistogram {
     /// clamped, as `hdrhistogram` would.
     #[inline]
     pub fn record(&mut self, nanos: u64) {
-        let index = index_of(nanos.clamp(LOWEST_NS, HIGHEST_NS));
-        match self.counts.get_mut(index) {
+        // Past `HIGHEST_NS` is past the array too: clamped in the cold path.
+        match self.counts.get_mut(index_of(nanos.max(LOWEST_NS))) {
             Some(count) => *count += 1,
-            None => self.grow_and_record(index),
+            None => self.grow_and_record(nanos),
         }
         self.recorded += 1;
     }
 
-    /// A value past the array: grow to the end of its bucket.
+    /// A value past the array: clamp it, grow to the end of its bucket.
     #[cold]
-    fn grow_and_record(&mut self, index: usize) {
+    fn grow_and_record(&mut self, nanos: u64) {
+        let index = index_of(nanos.min(HIGHEST_NS));
         let end = ((index >> SUB_BUCKET_HALF_MAGNITUDE) + 1) << SUB_BUCKET_HALF_MAGNITUDE;
         self.counts.resize(end, 0);
         self.counts[index] += 1;
