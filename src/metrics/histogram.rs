@@ -93,7 +93,8 @@ impl IntervalHistogram {
     /// clamped, as `hdrhistogram` would.
     #[inline]
     pub fn record(&mut self, nanos: u64) {
-        // Past `HIGHEST_NS` is past the array too: clamped in the cold path.
+        // A value over `HIGHEST_NS` is past the array (see
+        // `grow_and_record`), so it is clamped there.
         match self.counts.get_mut(index_of(nanos.max(LOWEST_NS))) {
             Some(count) => *count += 1,
             None => self.grow_and_record(nanos),
@@ -101,11 +102,14 @@ impl IntervalHistogram {
         self.recorded += 1;
     }
 
-    /// A value past the array: clamp it, grow to the end of its bucket.
+    /// A value past the array: clamp it, grow to the end of its bucket
+    /// but never past `HIGHEST_NS`'s index, so that any larger value is
+    /// past the array and comes here to be clamped.
     #[cold]
     fn grow_and_record(&mut self, nanos: u64) {
         let index = index_of(nanos.min(HIGHEST_NS));
-        let end = ((index >> SUB_BUCKET_HALF_MAGNITUDE) + 1) << SUB_BUCKET_HALF_MAGNITUDE;
+        let bucket_end = ((index >> SUB_BUCKET_HALF_MAGNITUDE) + 1) << SUB_BUCKET_HALF_MAGNITUDE;
+        let end = bucket_end.min(index_of(HIGHEST_NS) + 1);
         self.counts.resize(end, 0);
         self.counts[index] += 1;
     }
@@ -270,6 +274,12 @@ mod tests {
         let mut total = new_histogram();
         h.add_into(&mut total);
         assert_eq!(total.min(), LOWEST_NS);
+        assert_eq!(total.max(), total.highest_equivalent(HIGHEST_NS));
+        // Once grown, a value over `HIGHEST_NS` in its last bucket is still
+        // clamped, not counted in a sub-bucket past it.
+        h.record(HIGHEST_NS + (HIGHEST_NS >> 3));
+        let mut total = new_histogram();
+        h.add_into(&mut total);
         assert_eq!(total.max(), total.highest_equivalent(HIGHEST_NS));
         let grown = h.counts.len();
         h.reset();
