@@ -169,18 +169,20 @@ def used_memory(conn):
 # ---------------------------------------------------------------- workloads
 #
 # Each loader yields (payload, replies) batches adding exactly `items`
-# items. Keys are 14 bytes ("key:" + 10 digits) for the string rows; the
+# items. Keys are 14 bytes ("key:" + 10 digits) for the string rows but
+# string16k's, which has redis-benchmark's 16 ("key:" + 12 digits); the
 # aggregate rows use 16-byte elements. Values are not numeric, so no
 # server stores them as integers.
 
 
-def strings(value_size):
+def strings(value_size, key_digits=10):
     value = b"v" * value_size
+    key = b"key:%0" + str(key_digits).encode() + b"d"
 
     def load(items):
         for start in range(0, items, BATCH):
             n = min(BATCH, items - start)
-            yield b"".join(resp(b"SET", b"key:%010d" % i, value) for i in range(start, start + n)), n
+            yield b"".join(resp(b"SET", key % i, value) for i in range(start, start + n)), n
 
     return load
 
@@ -207,6 +209,7 @@ def aggregate(cmd, element):
 ROWS = [
     # (id, label, loader, command that must exist)
     ("string16", "string, 14-byte key, 16-byte value", strings(16), b"SET"),
+    ("string16k", "string, 16-byte key, 16-byte value", strings(16, key_digits=12), b"SET"),
     ("string64", "string, 64-byte value", strings(64), b"SET"),
     ("string512", "string, 512-byte value", strings(512), b"SET"),
     ("hash", "hash fields (100 per hash, 3-4-byte fields, 16-byte values)",

@@ -49,7 +49,7 @@ fn bit_offset(raw: &[u8], hash: bool, bits: u32) -> Result<u64, &'static str> {
 
 /// Reads a string value for a bit command: Ok(None) when missing.
 fn read<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
         Some(_) => Err(err::WRONGTYPE),
@@ -867,10 +867,7 @@ mod tests {
             let reply = run(&mut db, handler, &argv);
             let wrong = key == "list" && argv[0] != b"bitop";
             check_step(&db, &reply, wrong, &(i, &argv));
-            if db
-                .peek(b"list")
-                .is_none_or(|e| e.value.type_name() != "list")
-            {
+            if db.peek(b"list").is_none_or(|v| v.type_name() != "list") {
                 db.delete(b"list");
                 run(
                     &mut db,

@@ -24,11 +24,11 @@ const BAD_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
 
 /// DUMP key: the payload, or nil when the key is missing (a read).
 pub fn dump(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let Some(entry) = db.get(args.get(1)) else {
+    let Some(value) = db.get(args.get(1)) else {
         return out.nil();
     };
     let mut payload = Vec::new();
-    rdb::dump(&entry.value, &mut payload);
+    rdb::dump(value, &mut payload);
     out.bulk(&payload);
 }
 

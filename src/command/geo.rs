@@ -38,7 +38,7 @@ const ANY_NEEDS_COUNT: &str = "ERR the ANY argument requires COUNT argument";
 /// The sorted set under `key` (a read: counts a hit or miss), or the
 /// WRONGTYPE error.
 fn read_zset<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a ZSet>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
         Some(_) => Err(err::WRONGTYPE),

@@ -16,7 +16,7 @@ use crate::store::{Db, Hash, Value};
 
 /// Reads a hash: Ok(None) when missing, Err when another type.
 fn read_hash<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a Hash>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::Hash(h)) => Ok(Some(h)),
         Some(_) => Err(err::WRONGTYPE),

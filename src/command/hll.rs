@@ -27,7 +27,7 @@ const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
 /// A sketch's bytes under `key`: Ok(None) when missing, Err the reply for
 /// another type or a string that is not a sketch.
 fn read_hll<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::Str(s)) if hll::is_valid(s) => Ok(Some(s)),
         Some(Value::Str(_)) => Err(NOT_HLL),

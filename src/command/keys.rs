@@ -11,7 +11,7 @@ use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
 use crate::store::glob::glob_match;
-use crate::store::{Db, Entry, Ttl};
+use crate::store::{Db, Ttl, Value};
 
 /// DEL: frees synchronously, unless `lazyfree-lazy-user-del` makes it
 /// UNLINK.
@@ -38,7 +38,7 @@ pub fn exists(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
 }
 
 pub fn type_of(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
-    let name = db.get(args.get(1)).map_or("none", |e| e.value.type_name());
+    let name = db.get(args.get(1)).map_or("none", |e| e.type_name());
     out.simple(name);
 }
 
@@ -188,12 +188,12 @@ pub struct ScanFilter {
 }
 
 impl ScanFilter {
-    pub fn accepts(&self, key: &[u8], entry: &Entry) -> bool {
+    pub fn accepts(&self, key: &[u8], value: &Value) -> bool {
         self.pattern.as_deref().is_none_or(|p| glob_match(p, key))
             && self
                 .type_name
                 .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()))
+                .is_none_or(|t| t.eq_ignore_ascii_case(value.type_name()))
     }
 }
 
@@ -234,7 +234,7 @@ pub fn random_key(db: &mut Db) -> Option<Vec<u8>> {
 
 /// Shard side of a cross-shard RENAME: removes and returns the live entry
 /// with its expiry time (0: none).
-pub fn take(db: &mut Db, key: &[u8]) -> Option<(Entry, u64)> {
+pub fn take(db: &mut Db, key: &[u8]) -> Option<(Value, u64)> {
     if db.contains(key) {
         db.remove_with_expire(key)
     } else {
@@ -243,13 +243,13 @@ pub fn take(db: &mut Db, key: &[u8]) -> Option<(Entry, u64)> {
 }
 
 /// Shard side of a cross-shard RENAME: installs the moved entry.
-pub fn put(db: &mut Db, key: &[u8], (entry, expire_at): (Entry, u64)) {
+pub fn put(db: &mut Db, key: &[u8], (value, expire_at): (Value, u64)) {
     let ttl = if expire_at == 0 {
         Ttl::Clear
     } else {
         Ttl::At(expire_at)
     };
-    db.set(key, entry.value, ttl);
+    db.set(key, value, ttl);
 }
 
 /// RENAME/RENAMENX when both keys live on one shard. Returns the reply.

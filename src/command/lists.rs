@@ -18,7 +18,7 @@ const NOT_NEGATABLE: &str =
 
 /// Reads a list: Ok(None) when missing, Err when another type.
 fn read_list<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a List>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
         Some(_) => Err(err::WRONGTYPE),

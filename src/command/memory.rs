@@ -85,7 +85,7 @@ async fn usage(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
     let owner = shard.owner(&key);
     let size = crate::coord::on(shard, owner, move |s: &Shard| {
         let mut db = s.db();
-        db.peek(&key).map(|entry| entry_usage(&key, entry, samples))
+        db.peek_key(&key).map(|(k, v)| entry_usage(k, v, samples))
     })
     .await;
     match size {

@@ -251,7 +251,7 @@ fn dump_keys(s: &Shard, keys: Vec<(usize, Box<[u8]>)>) -> Vec<Found> {
     let now = db.now_ms as i64;
     let mut found = Vec::new();
     for (i, key) in keys {
-        let Some((entry, expire_at)) = db.get_with_expire(&key) else {
+        let Some((value, expire_at)) = db.get_with_expire(&key) else {
             continue;
         };
         let ttl = match expire_at {
@@ -259,7 +259,7 @@ fn dump_keys(s: &Shard, keys: Vec<(usize, Box<[u8]>)>) -> Vec<Found> {
             at => (at as i64 - now).max(1),
         };
         let mut payload = Vec::new();
-        rdb::dump(&entry.value, &mut payload);
+        rdb::dump(value, &mut payload);
         found.push((i, payload, ttl));
     }
     found

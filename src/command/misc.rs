@@ -104,7 +104,7 @@ pub fn hrandfield(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         }
     };
     let mut rng = Picker::new(db);
-    let hash: &Hash = match db.get(args.get(1)).map(|e| &e.value) {
+    let hash: &Hash = match db.get(args.get(1)) {
         Some(Value::Hash(h)) => h,
         Some(_) => return out.error(err::WRONGTYPE),
         None if count.is_some() => return out.array(0),
@@ -216,7 +216,7 @@ impl LcsInput {
 
 /// Measures `key` without copying it.
 fn lcs_measure(db: &mut Db, key: &[u8]) -> LcsInput {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => LcsInput::Missing,
         Some(Value::Str(s)) => LcsInput::Len(s.len()),
         Some(_) => LcsInput::Wrong,
@@ -226,12 +226,10 @@ fn lcs_measure(db: &mut Db, key: &[u8]) -> LcsInput {
 /// Copies a measured string when the pair of lengths fits the table.
 fn lcs_copy_if_fits(db: &mut Db, key: &[u8], input: LcsInput, other: usize) -> LcsInput {
     match input {
-        LcsInput::Len(n) if lcs_size_error(n, other).is_none() => {
-            match db.get(key).map(|e| &e.value) {
-                Some(Value::Str(s)) => LcsInput::Str(s.to_vec()),
-                _ => LcsInput::Missing,
-            }
-        }
+        LcsInput::Len(n) if lcs_size_error(n, other).is_none() => match db.get(key) {
+            Some(Value::Str(s)) => LcsInput::Str(s.to_vec()),
+            _ => LcsInput::Missing,
+        },
         other => other,
     }
 }

@@ -478,7 +478,7 @@ pub mod testing {
         }
         assert_eq!(db.mem_used(), db.mem_recomputed(), "{what:?}");
         for (k, e) in db.iter() {
-            let empty = match &e.value {
+            let empty = match e {
                 crate::store::Value::List(l) => l.is_empty(),
                 crate::store::Value::Hash(h) => h.is_empty(),
                 crate::store::Value::Set(s) => s.is_empty(),

@@ -17,7 +17,7 @@ use crate::coord::Atomic;
 use crate::coord::Shard;
 use crate::protocol::parser::parse_i64;
 use crate::protocol::reply::{Resp, err};
-use crate::store::{Db, Entry, SetValue, Ttl, Value};
+use crate::store::{Db, SetValue, Ttl, Value};
 
 const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
 const TOO_MANY_KEYS: &str = "ERR Number of keys can't be greater than number of args";
@@ -43,7 +43,7 @@ pub(crate) enum Probe {
 pub(crate) fn probe(db: &mut Db, key: &[u8], fits: fn(&Value) -> bool) -> Probe {
     match db.peek(key) {
         None => Probe::Missing,
-        Some(e) if fits(&e.value) => Probe::Fits,
+        Some(v) if fits(v) => Probe::Fits,
         Some(_) => Probe::Wrong,
     }
 }
@@ -383,7 +383,7 @@ pub(crate) async fn mpop_across<T: Send + 'static>(
 // ---- Sets: SMOVE, SINTERCARD ----
 
 fn has_member(db: &mut Db, key: &[u8], member: &[u8]) -> bool {
-    matches!(db.peek(key).map(|e| &e.value), Some(Value::Set(s)) if s.contains(member))
+    matches!(db.peek(key), Some(Value::Set(s)) if s.contains(member))
 }
 
 /// Removes `member` from the set under `key` (the mutation guard deletes
@@ -515,7 +515,7 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     let mut smallest: Option<(usize, &[u8])> = None;
     let mut missing = false;
     for key in keys() {
-        match db.get(key).map(|e| &e.value) {
+        match db.get(key) {
             None => missing = true,
             Some(Value::Set(s)) => {
                 if smallest.is_none_or(|(len, _)| s.len() < len) {
@@ -530,7 +530,7 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     };
     // The `Db` lends one value at a time: keep the members of the smallest
     // set that every other set has, one set after another.
-    let mut copy: SetValue = match db.peek(first).map(|e| &e.value) {
+    let mut copy: SetValue = match db.peek(first) {
         Some(Value::Set(s)) => s.to_table(),
         _ => return out.int(0),
     };
@@ -538,7 +538,7 @@ pub fn sintercard(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
         if key == first {
             continue;
         }
-        match db.peek(key).map(|e| &e.value) {
+        match db.peek(key) {
             Some(Value::Set(s)) => copy.retain(|m| s.contains(m)),
             _ => copy.clear(),
         }
@@ -588,7 +588,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
                 wanted
                     .into_iter()
                     .map(|(at, k)| {
-                        let size = db.peek(&k).map(|e| match &e.value {
+                        let size = db.peek(&k).map(|v| match v {
                             Value::Set(set) => Ok(set.len()),
                             _ => Err(()),
                         });
@@ -638,10 +638,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
     let home = shard.owner(&first);
     let copied = atomic
         .on(home, move |s: &Shard| match s.db().peek(&first) {
-            Some(Entry {
-                value: Value::Set(set),
-                ..
-            }) => set
+            Some(Value::Set(set)) => set
                 .iter()
                 .map(|m| Box::from(&*m))
                 .collect::<Vec<Box<[u8]>>>(),
@@ -658,7 +655,7 @@ async fn sintercard_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Ve
             .on(home, move |s: &Shard| {
                 let mut db = s.db();
                 for (_, key) in &wanted {
-                    match db.get(key).map(|e| &e.value) {
+                    match db.get(key) {
                         Some(Value::Set(set)) => candidates.retain(|m| set.contains(m)),
                         _ => candidates.clear(),
                     }
@@ -732,10 +729,7 @@ pub fn copy(db: &mut Db, args: &Args, out: &mut Vec<u8>) {
     if db.get(src).is_none() || (!replace && db.contains(dst)) {
         return out.int(0);
     }
-    let Some((value, expire_at)) = db
-        .peek_with_expire(src)
-        .map(|(e, at)| (e.value.clone(), at))
-    else {
+    let Some((value, expire_at)) = db.peek_with_expire(src).map(|(v, at)| (v.clone(), at)) else {
         return out.int(0);
     };
     db.set(dst, value, ttl_of(expire_at));
@@ -777,7 +771,7 @@ async fn copy_across(shard: &Shard, tx: u64, args: &Args<'_>, out: &mut Vec<u8>)
         .on(from, move |s: &Shard| {
             s.db()
                 .get_with_expire(&src)
-                .map(|(e, at)| (Box::new(e.value.clone()), at))
+                .map(|(v, at)| (Box::new(v.clone()), at))
         })
         .await;
     let (value, expire_at) = match copied {

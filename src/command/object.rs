@@ -98,18 +98,18 @@ pub async fn object(shard: &Shard, args: &Args<'_>, out: &mut Vec<u8>) {
         let now = db.now_secs();
         let lfu = db.lfu_policy();
         let decay = db.eviction().lfu_decay_time;
-        let Some(entry) = db.peek(&key) else {
+        let Some((k, value)) = db.peek_key(&key) else {
             return Answer::Missing;
         };
         match question {
-            Question::Encoding => Answer::Text(encoding(&entry.value)),
+            Question::Encoding => Answer::Text(encoding(value)),
             Question::Freq if lfu => {
-                Answer::Int(crate::store::evict::lfu_decayed(entry.accessed, now, decay) as i64)
+                Answer::Int(crate::store::evict::lfu_decayed(k.accessed(), now, decay) as i64)
             }
             Question::Freq => Answer::Error(NOT_LFU),
             Question::IdleTime if lfu => Answer::Error(LFU),
-            Question::IdleTime => Answer::Int(now.saturating_sub(entry.accessed) as i64),
-            Question::RefCount => Answer::Int(match &entry.value {
+            Question::IdleTime => Answer::Int(now.saturating_sub(k.accessed()) as i64),
+            Question::RefCount => Answer::Int(match value {
                 Value::Str(v) if v.encoding() == "int" => match parse_i64(v) {
                     Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
                     _ => 1,

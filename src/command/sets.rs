@@ -24,7 +24,7 @@ use super::keys::SHARD_GONE;
 
 /// Read access: counts a keyspace hit or miss. Ok(None) when missing.
 fn read_set<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a Set>, WrongType> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::Set(s)) => Ok(Some(s)),
         Some(_) => Err(WrongType),

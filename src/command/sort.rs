@@ -260,7 +260,7 @@ where
                 let mut refs: Vec<(usize, u32)> = Vec::with_capacity(wanted.len());
                 for (i, l) in &wanted {
                     let at = *seen.entry(l).or_insert_with(|| {
-                        let v = match (l, db.get(key_of(l)).map(|e| &e.value)) {
+                        let v = match (l, db.get(key_of(l))) {
                             (Lookup::Key(_), Some(Value::Str(s))) => Some(read(s.as_bytes())),
                             (Lookup::Field(_, f), Some(Value::Hash(h))) => h.get(f).map(&read),
                             _ => None,
@@ -320,7 +320,7 @@ async fn steps(shard: &Shard, mut hold: Hold<'_>, src: Vec<u8>, mut o: Opts, out
     let read = hold
         .on(shard, from, move |s: &Shard| {
             let mut db = s.db();
-            match db.get(&src).map(|e| &e.value) {
+            match db.get(&src) {
                 None => Source::Elems(Vec::new(), false),
                 Some(Value::List(l)) => Source::Elems(l.iter().map(Box::from).collect(), false),
                 Some(Value::Set(set)) => {

@@ -14,7 +14,7 @@ const MAX_STRING: usize = 512 * 1024 * 1024;
 
 /// Reads a string value: Ok(None) when missing, Err when another type.
 fn read_str<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a [u8]>, &'static str> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
         Some(_) => Err(err::WRONGTYPE),
@@ -605,11 +605,7 @@ mod tests {
             let reply = run(&mut db, handler, &argv);
             let wrong = key == "list" && !matches!(argv[0], b"set" | b"getdel");
             check_step(&db, &reply, wrong, &(i, &argv));
-            if key == "list"
-                && db
-                    .peek(b"list")
-                    .is_none_or(|e| e.value.type_name() != "list")
-            {
+            if key == "list" && db.peek(b"list").is_none_or(|v| v.type_name() != "list") {
                 db.set(
                     b"list",
                     Value::List(Box::new(crate::store::agg::list_of(

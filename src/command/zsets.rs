@@ -46,7 +46,7 @@ pub fn reply_score(out: &mut Vec<u8>, score: f64) {
 
 /// Read access: counts a keyspace hit or miss. Ok(None) when missing.
 fn read_zset<'a>(db: &'a mut Db, key: &[u8]) -> Result<Option<&'a ZSet>, WrongType> {
-    match db.get(key).map(|e| &e.value) {
+    match db.get(key) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
         Some(_) => Err(WrongType),
@@ -1107,9 +1107,7 @@ fn copy_source(value: Option<&Value>) -> Result<Option<Elems>, WrongType> {
 }
 
 fn fetch_local(db: &mut Db, keys: &[&[u8]]) -> Result<Vec<Option<Elems>>, WrongType> {
-    keys.iter()
-        .map(|k| copy_source(db.get(k).map(|e| &e.value)))
-        .collect()
+    keys.iter().map(|k| copy_source(db.get(k))).collect()
 }
 
 #[inline]

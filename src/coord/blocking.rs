@@ -137,7 +137,7 @@ impl Shard {
         let mut reg = self.blocking.borrow_mut();
         let queue = reg.queues.get_mut(key)?;
         let mut db = self.db();
-        let value = &db.peek(key)?.value;
+        let value = db.peek(key)?;
         let first = queue.iter_mut().find(|w| (w.wants.fits)(value))?;
         if first.woken {
             return None;

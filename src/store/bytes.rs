@@ -1,14 +1,18 @@
-//! Compact byte strings for the keyspace: [`Key`] and [`StrValue`].
+//! Compact byte strings for the keyspace: [`DbKey`], [`Key`] and
+//! [`StrValue`].
 //!
 //! A key or a string value used to be its own heap allocation (a
 //! `Box<[u8]>` key, a `Vec<u8>` value), each with an allocator header and
 //! rounding, reached through a 16- or 24-byte handle in the map slot. These
-//! two types keep short ones inside the slot instead, as Redis's embstr
-//! keeps short strings in the object header:
+//! types keep short ones inside the slot instead, as Redis's embstr keeps
+//! short strings in the object header:
 //!
-//! - [`Key`] is 16 bytes: keys of up to [`Key::INLINE`] (15) bytes are
-//!   stored inline, longer ones in one exact-size heap block. The members
-//!   of a set table and the fields of a hash table are `Key`s too.
+//! - [`DbKey`] is a key of the keyspace, 24 bytes: up to [`DbKey::INLINE`]
+//!   (18) bytes inline, longer ones in one exact-size heap block, plus the
+//!   key's access clock and TTL flag.
+//! - [`Key`] is 16 bytes: up to [`Key::INLINE`] (15) bytes inline. The
+//!   members of a set table and the fields of a hash table are `Key`s.
+//!   Both are an [`InlineBytes`].
 //! - [`StrValue`] is 16 bytes (the `Vec<u8>` it replaces was 24): values of
 //!   up to [`StrValue::INLINE`] (14) bytes are inline, longer ones in one
 //!   heap block whose capacity follows from the length and the encoding
@@ -18,15 +22,16 @@
 //!   ([`StrEncoding`]), which is what OBJECT ENCODING reports as Redis 7.0
 //!   does (int / embstr / raw).
 //!
-//! Both are `align(1)` and start with a tag byte that has 24 valid values,
-//! so they leave a niche: `Value` (a string or a thin boxed aggregate) is 16
-//! bytes, an `Entry` 24 and a map slot (hash + `Key` + `Entry`) 48 (see the
-//! size test; a fat or wider aggregate variant would make them 24/32/56).
+//! `InlineBytes` and `StrValue` are `align(1)` and start with a tag byte
+//! that has 24 valid values, so they leave a niche: `Value` (a string or a
+//! thin boxed aggregate) is 16 bytes and a keyspace map slot (hash +
+//! `DbKey` + `Value`) 48 (see the size test; a fat or wider aggregate
+//! variant would make them 24/56).
 //!
 //! Invariants (the only `unsafe` of the store relies on them):
 //! - tag `Tag::Heap` ⇔ the bytes hold the address and length of a live
 //!   block this value owns, from the global allocator: a `Box<[u8]>` for
-//!   `Key`, a block of `Layout::array::<u8>(heap_capacity())` for
+//!   `InlineBytes`, a block of `Layout::array::<u8>(heap_capacity())` for
 //!   `StrValue` (the capacity is a function of length and encoding, and
 //!   every write that changes either resizes the block to match);
 //!   the address is stored with its provenance exposed and recovered with
@@ -125,24 +130,31 @@ fn put_addr(b: &mut [u8], p: *mut u8) {
     b[..8].copy_from_slice(&p.expose_provenance().to_ne_bytes());
 }
 
-/// A key: up to 15 bytes inline, else one exact-size heap block. Hashes
-/// and compares as the `[u8]` it holds, so maps keyed by `Key` are looked
-/// up with a `&[u8]`.
-pub struct Key {
+/// Bytes of up to `N` (15 to 22) inline, else one exact-size heap block:
+/// the representation of [`Key`] and of [`DbKey`]'s bytes. Hashes and
+/// compares as the `[u8]` it holds, so maps keyed by it are looked up with
+/// a `&[u8]`.
+pub struct InlineBytes<const N: usize> {
     tag: Tag,
     /// Inline: the bytes. Heap: length (7 bytes) then address (8 bytes).
-    data: [u8; 15],
+    data: [u8; N],
 }
 
-impl Key {
-    /// Longest key kept inline.
-    pub const INLINE: usize = 15;
+/// A key of an aggregate (a set member, a hash field) or of a shard-side
+/// table (WATCH): up to 15 bytes inline, in 16 bytes.
+pub type Key = InlineBytes<15>;
 
-    pub fn new(bytes: &[u8]) -> Key {
-        let mut data = [0u8; 15];
-        if bytes.len() <= Self::INLINE {
+impl<const N: usize> InlineBytes<N> {
+    /// Longest key kept inline.
+    pub const INLINE: usize = N;
+
+    pub fn new(bytes: &[u8]) -> Self {
+        // The heap form needs 15 bytes; the tag names lengths up to 22.
+        const { assert!(N >= 15 && N <= 22) };
+        let mut data = [0u8; N];
+        if bytes.len() <= N {
             data[..bytes.len()].copy_from_slice(bytes);
-            return Key {
+            return InlineBytes {
                 tag: INLINE_TAGS[bytes.len()],
                 data,
             };
@@ -151,8 +163,8 @@ impl Key {
         let len = boxed.len();
         let p = Box::into_raw(boxed) as *mut u8;
         put7(&mut data[..7], len);
-        put_addr(&mut data[7..], p);
-        Key {
+        put_addr(&mut data[7..15], p);
+        InlineBytes {
             tag: Tag::Heap,
             data,
         }
@@ -165,7 +177,7 @@ impl Key {
             // SAFETY: by the invariant (module docs) a heap key owns a live
             // `Box<[u8]>` of `len` bytes at this address; the borrow is
             // tied to `&self`, which owns it.
-            unsafe { std::slice::from_raw_parts(get_addr(&self.data[7..]), len) }
+            unsafe { std::slice::from_raw_parts(get_addr(&self.data[7..15]), len) }
         } else {
             &self.data[..self.tag as usize]
         }
@@ -192,7 +204,118 @@ impl Key {
     /// The address of the heap block (None when inline), for prefetching.
     #[inline]
     pub(crate) fn heap_ptr(&self) -> Option<*const u8> {
-        (self.tag == Tag::Heap).then(|| get_addr(&self.data[7..]) as *const u8)
+        (self.tag == Tag::Heap).then(|| get_addr(&self.data[7..15]) as *const u8)
+    }
+}
+
+/// A key of the keyspace and what the shard keeps per key besides its
+/// value: 18 bytes inline (one `Key` holds 15), the access clock and the
+/// TTL flag, in 24 bytes. The clock and the flag used to sit in the
+/// padding of the map's value; in the key they leave the value 16 bytes
+/// and buy the key three inline bytes at the same 48-byte slot, enough for
+/// the 16-byte keys of redis-benchmark (`key:000000012345`) and for many
+/// `prefix:id` keys, which then cost no heap block and no cache miss of
+/// their own on lookup (issue 15). Hashes and compares as its bytes alone:
+/// the metadata changes in place (`indexmap`'s `MutableKeys`) without
+/// moving the key in the table.
+pub struct DbKey {
+    bytes: InlineBytes<18>,
+    /// Unix seconds of the last command that touched the key (OBJECT
+    /// IDLETIME; one-second resolution like Redis' LRU clock), or the LFU
+    /// counter under an LFU policy (`evict::Clock`).
+    pub(super) accessed: u32,
+    /// Whether the key has a TTL. The expiry time itself lives in
+    /// `Db::expiring` (as Redis keeps a separate expires dict), so keys
+    /// without one do not carry 8 bytes of zeros; this flag spares them
+    /// the lookup there.
+    pub(super) has_ttl: bool,
+}
+
+impl DbKey {
+    /// Longest key kept inline.
+    pub const INLINE: usize = 18;
+
+    /// A key without TTL, stamped `accessed`.
+    pub fn new(bytes: &[u8], accessed: u32) -> DbKey {
+        DbKey {
+            bytes: InlineBytes::new(bytes),
+            accessed,
+            has_ttl: false,
+        }
+    }
+
+    /// The access clock: unix seconds of the last access, or the LFU
+    /// counter under an LFU policy.
+    pub fn accessed(&self) -> u32 {
+        self.accessed
+    }
+
+    /// Whether the key has a TTL.
+    pub fn has_ttl(&self) -> bool {
+        self.has_ttl
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_bytes()
+    }
+
+    /// See [`InlineBytes::may_equal`].
+    #[inline]
+    pub(crate) fn may_equal(&self, other: &[u8]) -> bool {
+        self.bytes.may_equal(other)
+    }
+
+    /// See [`InlineBytes::heap_ptr`].
+    #[inline]
+    pub(crate) fn heap_ptr(&self) -> Option<*const u8> {
+        self.bytes.heap_ptr()
+    }
+}
+
+impl Deref for DbKey {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.bytes.as_bytes()
+    }
+}
+
+impl Borrow<[u8]> for DbKey {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.bytes.as_bytes()
+    }
+}
+
+impl Hash for DbKey {
+    /// As `[u8]` hashes, which `Borrow` lookups require; the metadata is
+    /// not part of the key's identity.
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes.as_bytes().hash(state)
+    }
+}
+
+impl PartialEq for DbKey {
+    #[inline]
+    fn eq(&self, other: &DbKey) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for DbKey {}
+
+impl fmt::Debug for DbKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DbKey({:?}, accessed {}, ttl {})",
+            String::from_utf8_lossy(self),
+            self.accessed,
+            self.has_ttl
+        )
     }
 }
 
@@ -211,25 +334,26 @@ pub(crate) fn prefetch_line(p: *const u8) {
     let _ = p;
 }
 
-impl Drop for Key {
+impl<const N: usize> Drop for InlineBytes<N> {
     fn drop(&mut self) {
         if self.tag == Tag::Heap {
             let len = get7(&self.data[..7]);
-            let p = get_addr(&self.data[7..]);
+            let p = get_addr(&self.data[7..15]);
             // SAFETY: the invariant: this key owns the `Box<[u8]>` made in
-            // `Key::new` (same address and length); it is dropped once.
+            // `InlineBytes::new` (same address and length); it is dropped
+            // once.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) });
         }
     }
 }
 
-impl Clone for Key {
-    fn clone(&self) -> Key {
-        Key::new(self.as_bytes())
+impl<const N: usize> Clone for InlineBytes<N> {
+    fn clone(&self) -> Self {
+        InlineBytes::new(self.as_bytes())
     }
 }
 
-impl Deref for Key {
+impl<const N: usize> Deref for InlineBytes<N> {
     type Target = [u8];
 
     #[inline]
@@ -238,21 +362,21 @@ impl Deref for Key {
     }
 }
 
-impl AsRef<[u8]> for Key {
+impl<const N: usize> AsRef<[u8]> for InlineBytes<N> {
     #[inline]
     fn as_ref(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
-impl Borrow<[u8]> for Key {
+impl<const N: usize> Borrow<[u8]> for InlineBytes<N> {
     #[inline]
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
-impl Hash for Key {
+impl<const N: usize> Hash for InlineBytes<N> {
     /// As `[u8]` hashes, which `Borrow` lookups require.
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -260,28 +384,28 @@ impl Hash for Key {
     }
 }
 
-impl PartialEq for Key {
+impl<const N: usize> PartialEq for InlineBytes<N> {
     #[inline]
-    fn eq(&self, other: &Key) -> bool {
+    fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
     }
 }
 
-impl Eq for Key {}
+impl<const N: usize> Eq for InlineBytes<N> {}
 
-impl From<&[u8]> for Key {
-    fn from(bytes: &[u8]) -> Key {
-        Key::new(bytes)
+impl<const N: usize> From<&[u8]> for InlineBytes<N> {
+    fn from(bytes: &[u8]) -> Self {
+        InlineBytes::new(bytes)
     }
 }
 
-impl From<&Vec<u8>> for Key {
-    fn from(bytes: &Vec<u8>) -> Key {
-        Key::new(bytes)
+impl<const N: usize> From<&Vec<u8>> for InlineBytes<N> {
+    fn from(bytes: &Vec<u8>) -> Self {
+        InlineBytes::new(bytes)
     }
 }
 
-impl fmt::Debug for Key {
+impl<const N: usize> fmt::Debug for InlineBytes<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key({:?})", String::from_utf8_lossy(self.as_bytes()))
     }
@@ -591,9 +715,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<StrValue>(), 16);
         assert_eq!(std::mem::size_of::<Option<Key>>(), 16);
         assert_eq!(std::mem::size_of::<super::super::Value>(), 16);
-        assert_eq!(std::mem::size_of::<super::super::Entry>(), 24);
-        // indexmap's slot: the hash, the key and the entry.
-        assert_eq!(std::mem::size_of::<(u64, Key, super::super::Entry)>(), 48);
+        assert_eq!(std::mem::size_of::<DbKey>(), 24);
+        // indexmap's slot of the keyspace: the hash, the key, the value.
+        assert_eq!(std::mem::size_of::<(u64, DbKey, super::super::Value)>(), 48);
     }
 
     #[test]
@@ -616,6 +740,52 @@ mod tests {
             Some(&1)
         );
         assert_eq!(m.get(&b"shor"[..]), None);
+    }
+
+    #[test]
+    fn db_keys_hash_and_compare_as_their_bytes_alone() {
+        let s = ahash::RandomState::new();
+        for len in [0, 1, 15, 16, 17, 18, 19, 100] {
+            let bytes: Vec<u8> = (0..len as u8).collect();
+            let mut k = DbKey::new(&bytes, 7);
+            assert_eq!(&*k, &bytes[..]);
+            assert_eq!(k.bytes.heap_len(), if len > 18 { len } else { 0 });
+            assert_eq!(k.heap_ptr().is_some(), len > DbKey::INLINE);
+            assert!(k.may_equal(&bytes));
+            let hash = s.hash_one(&k);
+            assert_eq!(hash, s.hash_one(&bytes[..]));
+            // The metadata is no part of the key's identity.
+            let other = DbKey::new(&bytes, 9);
+            k.has_ttl = true;
+            k.accessed = 1;
+            assert_eq!(k, other);
+            assert_eq!(s.hash_one(&k), hash);
+            assert_eq!((k.accessed(), k.has_ttl()), (1, true));
+        }
+        let mut m = indexmap::IndexMap::<DbKey, u32, ahash::RandomState>::default();
+        for (i, key) in [
+            &b"key:000000012345"[..],
+            b"key:00000001234567",
+            b"key:000000012345678",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            m.insert(DbKey::new(key, 0), i as u32);
+        }
+        assert_eq!(m.get(&b"key:00000001234567"[..]), Some(&1));
+        assert_eq!(m.get(&b"key:000000012345678"[..]), Some(&2));
+        assert_eq!(m.get(&b"key:0000000123456"[..]), None);
+        use indexmap::map::MutableKeys;
+        let (_, k, _) = m.get_full_mut2(&b"key:000000012345"[..]).unwrap();
+        k.accessed = 42;
+        assert_eq!(
+            m.get_key_value(&b"key:000000012345"[..])
+                .unwrap()
+                .0
+                .accessed(),
+            42
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! An evicted key leaves through the same path as UNLINK (accounting,
 //! WATCH counts, lazy free of large values) and counts in `evicted_keys`.
 //!
-//! **Access clock.** `Entry::accessed` is 32 bits. Under LRU (and every
+//! **Access clock.** `DbKey::accessed` is 32 bits. Under LRU (and every
 //! non-LFU policy) it is the unix second of the last access, what OBJECT
 //! IDLETIME reads. Under an LFU policy it holds Redis' layout of its
 //! 24-bit `lru` field: 16 bits of minutes (the last decrement time) and an
@@ -354,13 +354,13 @@ impl Db {
     /// Removes the key at `idx` as an eviction; a large value goes to lazy
     /// free and its bytes to `lazy_credit` until freed.
     fn evict_at(&mut self, idx: usize) {
-        let entry = self.detach_at(idx);
+        let value = self.detach_at(idx);
         self.stats.evicted_keys.add(1);
-        if lazyfree::free_effort(&entry.value) > lazyfree::LAZYFREE_THRESHOLD {
-            self.evict.lazy_credit += value_size(&entry.value);
-            self.lazy.push_value(entry.value);
+        if lazyfree::free_effort(&value) > lazyfree::LAZYFREE_THRESHOLD {
+            self.evict.lazy_credit += value_size(&value);
+            self.lazy.push_value(value);
         } else {
-            self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+            self.mem_used = self.mem_used.saturating_sub(value_size(&value));
         }
     }
 
@@ -400,8 +400,8 @@ impl Db {
                 // The best candidate that still exists (and, for volatile
                 // policies, still has a TTL).
                 while let Some((_, key)) = self.evict.pool.pop() {
-                    if let Some(idx) = self.map.get_index_of(&key)
-                        && (!policy.volatile() || self.map[idx].has_ttl)
+                    if let Some(idx) = self.map.get_index_of(&key[..])
+                        && (!policy.volatile() || self.key_of(idx).has_ttl)
                     {
                         return Some(idx);
                     }
@@ -433,17 +433,17 @@ impl Db {
                 pick
             };
             let expire_at = self.expire_of(idx);
-            let (key, entry) = self.map.get_index(idx).expect("sampled in range");
+            let (key, _) = self.map.get_index(idx).expect("sampled in range");
             let score = match policy {
                 Policy::AllkeysLfu | Policy::VolatileLfu => {
-                    255 - lfu_decayed(entry.accessed, now_secs, decay) as u64
+                    255 - lfu_decayed(key.accessed, now_secs, decay) as u64
                 }
                 Policy::VolatileTtl => u64::MAX - expire_at,
                 // LRU: idle seconds.
-                _ => now_secs.saturating_sub(entry.accessed) as u64,
+                _ => now_secs.saturating_sub(key.accessed) as u64,
             };
             let pool = &mut self.evict.pool;
-            if pool.iter().any(|(_, k)| k == key) {
+            if pool.iter().any(|(_, k)| **k == **key) {
                 continue;
             }
             let mut at = pool.partition_point(|(s, _)| *s < score);
@@ -454,7 +454,7 @@ impl Db {
                 pool.remove(0);
                 at -= 1;
             }
-            pool.insert(at, (score, key.clone()));
+            pool.insert(at, (score, Key::new(key)));
         }
         true
     }

@@ -27,7 +27,7 @@ use std::ops::Deref;
 
 use super::agg::{Hash, Limits, List, Set};
 use super::zset::{Inserted, ZSet};
-use super::{Db, Entry, StrEncoding, StrValue, Value, WrongType, str_size, touch_watched};
+use super::{Db, DbKey, StrEncoding, StrValue, Value, WrongType, str_size, touch_watched};
 use crate::protocol::reply::IntText;
 
 /// Write access to one live entry; settles the `Db` when dropped (see the
@@ -88,9 +88,8 @@ impl Db {
         let idx = match self.access(key) {
             (_, Some(idx)) => idx,
             (hash, None) => {
-                let mut entry = Entry::new(make(), self.now_secs);
-                entry.accessed = self.clock.fresh(self.now_secs);
-                self.insert_new(key, hash, entry)
+                let k = DbKey::new(key, self.clock.fresh(self.now_secs));
+                self.insert_new(k, hash, make())
             }
         };
         EntryMut {
@@ -105,16 +104,11 @@ impl Deref for EntryMut<'_> {
     type Target = Value;
 
     fn deref(&self) -> &Value {
-        &self.db.map[self.idx].value
+        &self.db.map[self.idx]
     }
 }
 
 impl<'a> EntryMut<'a> {
-    /// The whole entry, read-only (TTL, access time).
-    pub fn entry(&self) -> &Entry {
-        &self.db.map[self.idx]
-    }
-
     /// The key's expiry time (unix ms); 0 without TTL.
     pub fn expire_at(&self) -> u64 {
         self.db.expire_of(self.idx)
@@ -123,7 +117,7 @@ impl<'a> EntryMut<'a> {
     /// The list under the key, or WRONGTYPE.
     #[inline]
     pub fn list(&mut self) -> Result<ListMut<'_>, WrongType> {
-        match &mut self.db.map[self.idx].value {
+        match &mut self.db.map[self.idx] {
             Value::List(l) => Ok(ListMut {
                 list: l,
                 change: &mut self.change,
@@ -136,7 +130,7 @@ impl<'a> EntryMut<'a> {
     /// The hash under the key, or WRONGTYPE.
     #[inline]
     pub fn hash(&mut self) -> Result<HashMut<'_>, WrongType> {
-        match &mut self.db.map[self.idx].value {
+        match &mut self.db.map[self.idx] {
             Value::Hash(h) => Ok(HashMut {
                 hash: h,
                 change: &mut self.change,
@@ -149,7 +143,7 @@ impl<'a> EntryMut<'a> {
     /// The set under the key, or WRONGTYPE.
     #[inline]
     pub fn set(&mut self) -> Result<SetMut<'_>, WrongType> {
-        match &mut self.db.map[self.idx].value {
+        match &mut self.db.map[self.idx] {
             Value::Set(s) => Ok(SetMut {
                 set: s,
                 change: &mut self.change,
@@ -162,7 +156,7 @@ impl<'a> EntryMut<'a> {
     /// The sorted set under the key, or WRONGTYPE.
     #[inline]
     pub fn zset(&mut self) -> Result<ZSetMut<'_>, WrongType> {
-        match &mut self.db.map[self.idx].value {
+        match &mut self.db.map[self.idx] {
             Value::ZSet(z) => Ok(ZSetMut {
                 zset: z,
                 change: &mut self.change,
@@ -175,7 +169,7 @@ impl<'a> EntryMut<'a> {
     /// The string under the key, or WRONGTYPE.
     #[inline]
     pub fn string(&mut self) -> Result<StrMut<'_>, WrongType> {
-        match &mut self.db.map[self.idx].value {
+        match &mut self.db.map[self.idx] {
             Value::Str(s) => Ok(StrMut {
                 s,
                 change: &mut self.change,
@@ -191,7 +185,7 @@ impl Drop for EntryMut<'_> {
     fn drop(&mut self) {
         let db = &mut *self.db;
         db.mem_used = db.mem_used.wrapping_add_signed(self.change.delta);
-        let empty = match &db.map[self.idx].value {
+        let empty = match &db.map[self.idx] {
             Value::Str(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
@@ -717,8 +711,9 @@ mod tests {
         let mut e = db.entry_or_insert_with(b"l", new_list);
         e.list().unwrap().push_back(b"new");
         drop(e);
-        let (entry, at) = db.peek_with_expire(b"l").unwrap();
-        assert!(!entry.has_ttl());
+        let (k, _) = db.peek_key(b"l").unwrap();
+        assert!(!k.has_ttl());
+        let (_, at) = db.peek_with_expire(b"l").unwrap();
         assert_eq!(at, 0);
         assert_eq!(db.expires_count(), 0);
         assert_eq!(db.mem_used(), db.mem_recomputed());

@@ -26,7 +26,7 @@ use indexmap::IndexMap;
 
 use super::agg::{Hash, List, Set};
 use super::zset::ZSet;
-use super::{Entry, Hasher, Key, StrValue, Value, cost, entry_overhead, entry_size, value_size};
+use super::{DbKey, Hasher, StrValue, Value, cost, entry_overhead, entry_size, value_size};
 
 /// Values with at most this many elements are freed at once, as Redis'
 /// LAZYFREE_THRESHOLD: queuing them would cost more than freeing them.
@@ -73,8 +73,8 @@ enum Pending {
     Set(indexmap::set::IntoIter<super::Key>, Release),
     /// A sorted set's skiplist, freed from its top rank down.
     ZSet(Box<ZSet>),
-    Table(IndexMap<Key, Entry, Hasher>),
-    TableIter(indexmap::map::IntoIter<Key, Entry>, Release),
+    Table(IndexMap<DbKey, Value, Hasher>),
+    TableIter(indexmap::map::IntoIter<DbKey, Value>, Release),
     /// A flushed table's TTL index (positions and times, no accounting of
     /// its own: `cost::EXPIRE` is counted with each entry).
     Positions(IndexMap<usize, u64, Hasher>),
@@ -201,7 +201,7 @@ impl LazyFree {
     /// Queues a detached keyspace and its TTL index.
     pub fn push_table(
         &mut self,
-        map: IndexMap<Key, Entry, Hasher>,
+        map: IndexMap<DbKey, Value, Hasher>,
         ttls: IndexMap<usize, u64, Hasher>,
     ) {
         let keys = map.len();
@@ -348,15 +348,15 @@ fn step(
         Pending::TableIter(it, release) => {
             let (mut n, mut objects) = (0, 0);
             while n < budget {
-                let Some((key, entry)) = it.next() else { break };
-                if free_effort(&entry.value) > LAZYFREE_THRESHOLD {
+                let Some((key, value)) = it.next() else { break };
+                if free_effort(&value) > LAZYFREE_THRESHOLD {
                     // Still pending, now as a value of its own.
-                    sub(mem, entry_overhead(&key, &entry));
-                    spill.push(Pending::Value(entry.value));
+                    sub(mem, entry_overhead(&key));
+                    spill.push(Pending::Value(value));
                     n += 1;
                 } else {
-                    sub(mem, entry_size(&key, &entry));
-                    n += free_effort(&entry.value);
+                    sub(mem, entry_size(&key, &value));
+                    n += free_effort(&value);
                     objects += 1;
                 }
             }

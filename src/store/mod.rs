@@ -25,12 +25,12 @@
 //! the removal of an emptied aggregate exactly once per command. There is
 //! no way to get a `&mut Value` of a stored key outside this module.
 //!
-//! Layout (what a key costs): a map slot is the key's hash, a 16-byte
-//! [`Key`] and a 24-byte [`Entry`] (a 16-byte [`Value`], the access clock,
-//! the TTL flag), 48 bytes; keys of up to 15 bytes and string values of up
-//! to 14 bytes live in it, with no allocation of their own. A TTL is kept
+//! Layout (what a key costs): a map slot is the key's hash, a 24-byte
+//! [`DbKey`] (the key's bytes, its access clock and TTL flag) and a
+//! 16-byte [`Value`], 48 bytes; keys of up to 18 bytes and string values of
+//! up to 14 bytes live in it, with no allocation of their own. A TTL is kept
 //! only for keys that have one, in `Db::expiring` (map position → expiry
-//! time); the invariant there: `Entry::has_ttl` is set exactly for the
+//! time); the invariant there: `DbKey::has_ttl` is set exactly for the
 //! positions `expiring` holds, which every removal (`detach_at`, a
 //! `swap_remove` that moves the last entry) and TTL change keeps in step.
 //!
@@ -61,11 +61,13 @@ pub(crate) mod geohash;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+// `MutableKeys`: a key's metadata (access clock, TTL flag) changes in place.
+use indexmap::map::MutableKeys;
 use indexmap::{IndexMap, IndexSet};
 
 use crate::metrics::{HotKeys, ShardStats};
 
-pub use bytes::{Key, StrEncoding, StrValue};
+pub use bytes::{DbKey, Key, StrEncoding, StrValue};
 pub type Hasher = ahash::RandomState;
 /// A hash past its packed encoding: short fields inline in the table.
 pub type HashValue = IndexMap<Key, Box<[u8]>, Hasher>;
@@ -77,8 +79,8 @@ pub use zset::ZSet;
 
 /// Aggregates are boxed (thin boxes: 8 bytes) so that the common case, a
 /// string, keeps entries small: a `Value` is 16 bytes (the string's tag
-/// byte leaves a niche for the other variants' discriminants), an `Entry`
-/// 24, a map slot 48 (`bytes::tests::sizes_leave_a_48_byte_slot`). Their
+/// byte leaves a niche for the other variants' discriminants) and a map
+/// slot 48 (`bytes::tests::sizes_leave_a_48_byte_slot`). Their
 /// encodings (packed while small, as Redis) live in [`agg`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -102,35 +104,6 @@ impl Value {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub value: Value,
-    /// Unix seconds of the last command that touched the key (OBJECT
-    /// IDLETIME): one-second resolution like Redis' LRU clock, and 4 bytes
-    /// (it fits in the padding after the 16-byte value).
-    pub accessed: u32,
-    /// Whether the key has a TTL. The expiry time itself lives in
-    /// `Db::expiring` (as Redis keeps a separate expires dict), so keys
-    /// without one do not carry 8 bytes of zeros; this flag spares them
-    /// the lookup there.
-    has_ttl: bool,
-}
-
-impl Entry {
-    /// An entry without TTL, accessed at `accessed`.
-    pub fn new(value: Value, accessed: u32) -> Entry {
-        Entry {
-            value,
-            accessed,
-            has_ttl: false,
-        }
-    }
-
-    pub fn has_ttl(&self) -> bool {
-        self.has_ttl
-    }
-}
-
 /// The value under the key has another type than the command needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct WrongType;
@@ -140,9 +113,9 @@ pub struct WrongType;
 /// the sum tracks process RSS growth; they were calibrated against RSS on
 /// 1M strings of 16, 64 and 512 bytes (bench/memory.py --accounting).
 pub mod cost {
-    /// Map slot (hash + 16-byte key + 24-byte Entry) plus index table
-    /// share. Keys of up to `Key::INLINE` bytes and strings of up to
-    /// `StrValue::INLINE` bytes live in it and cost nothing more.
+    /// Map slot (hash + 24-byte `DbKey` + 16-byte `Value`) plus index
+    /// table share. Keys of up to `DbKey::INLINE` bytes and strings of up
+    /// to `StrValue::INLINE` bytes live in it and cost nothing more.
     pub const ENTRY: usize = 68;
     /// Malloc header/rounding for one heap allocation.
     pub const ALLOC: usize = 16;
@@ -184,6 +157,16 @@ pub mod cost {
             bytes(len)
         }
     }
+    /// A [`super::DbKey`] of `len` bytes beyond its slot: nothing when
+    /// inline, else its heap block.
+    #[inline]
+    pub fn db_key_heap(len: usize) -> usize {
+        if len <= super::DbKey::INLINE {
+            0
+        } else {
+            bytes(len)
+        }
+    }
     /// Container header of an aggregate (boxed map/deque).
     pub const CONTAINER: usize = 96;
     /// Header of a packed hash or set: its boxed enum and allocation.
@@ -217,13 +200,13 @@ pub fn value_size(value: &Value) -> usize {
 /// What MEMORY USAGE reports: `entry_size`, except that an aggregate
 /// with more than `samples` elements (0 = all) is estimated from its first
 /// `samples` elements, as Redis samples rather than walking a large value.
-pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
+pub fn entry_usage(key: &DbKey, value: &Value, samples: usize) -> usize {
     fn estimate(len: usize, samples: usize, sampled: impl Iterator<Item = usize>) -> usize {
         let total: usize = sampled.take(samples).sum();
         cost::CONTAINER + (total as f64 * len as f64 / samples as f64).round() as usize
     }
     // Packed values and lists are O(1) to size; only tables are sampled.
-    let value = match &entry.value {
+    let value = match value {
         Value::Hash(h) if samples > 0 && h.len() > samples && matches!(**h, Hash::Table(_)) => {
             estimate(
                 h.len(),
@@ -243,16 +226,17 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
         }
         other => value_size(other),
     };
-    entry_overhead(key, entry) + value
+    entry_overhead(key) + value
 }
 
 /// The part of an entry's size that is not its value.
-pub(crate) fn entry_overhead(key: &[u8], entry: &Entry) -> usize {
-    cost::ENTRY + cost::key_heap(key.len()) + if entry.has_ttl { cost::EXPIRE } else { 0 }
+pub(crate) fn entry_overhead(key: &DbKey) -> usize {
+    cost::ENTRY + cost::db_key_heap(key.len()) + if key.has_ttl { cost::EXPIRE } else { 0 }
 }
 
-pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
-    entry_overhead(key, entry) + value_size(&entry.value)
+/// What a key and its value cost: `entry_overhead` plus `value_size`.
+pub fn entry_size(key: &DbKey, value: &Value) -> usize {
+    entry_overhead(key) + value_size(value)
 }
 
 /// How `Db::set` treats an existing TTL.
@@ -267,9 +251,9 @@ pub enum Ttl {
 }
 
 pub struct Db {
-    map: IndexMap<Key, Entry, Hasher>,
+    map: IndexMap<DbKey, Value, Hasher>,
     /// Map position → expiry time (absolute unix ms) of the keys that carry
-    /// a TTL (their `Entry::has_ttl` is set): the TTLs themselves, and what
+    /// a TTL (their `DbKey::has_ttl` is set): the TTLs themselves, and what
     /// the active expiry cycle samples without touching keys that cannot
     /// expire.
     expiring: IndexMap<usize, u64, Hasher>,
@@ -296,7 +280,7 @@ pub struct Db {
     pub lazy_user_flush: bool,
     /// This shard's share of `maxmemory` and the eviction pool (`evict`).
     evict: evict::Evictor,
-    /// How accesses stamp `Entry::accessed` (LRU seconds or LFU counter).
+    /// How accesses stamp `DbKey::accessed` (LRU seconds or LFU counter).
     clock: evict::Clock,
     /// The encoding thresholds (`hash-max-listpack-*`, ...).
     pub(crate) limits: agg::Limits,
@@ -436,7 +420,7 @@ impl Db {
         self.now_secs = (self.now_ms / 1000) as u32;
     }
 
-    /// The clock entries are stamped with on access (`Entry::accessed`).
+    /// The clock keys are stamped with on access (`DbKey::accessed`).
     pub fn now_secs(&self) -> u32 {
         self.now_secs
     }
@@ -460,13 +444,26 @@ impl Db {
     /// Whether the entry at map position `idx` has a TTL that has passed.
     #[inline]
     fn is_expired_at(&self, idx: usize) -> bool {
-        self.map[idx].has_ttl && self.expire_of(idx) <= self.now_ms
+        self.key_of(idx).has_ttl && self.expire_of(idx) <= self.now_ms
+    }
+
+    /// The key at map position `idx`, which must be in range.
+    #[inline]
+    fn key_of(&self, idx: usize) -> &DbKey {
+        self.map.get_index(idx).expect("a position in range").0
+    }
+
+    /// The key at map position `idx`, to change its metadata (never its
+    /// bytes: the table holds their hash).
+    #[inline]
+    fn key_mut(&mut self, idx: usize) -> &mut DbKey {
+        self.map.get_index_mut2(idx).expect("a position in range").0
     }
 
     /// The expiry time (unix ms) of the entry at `idx`; 0 without TTL.
     #[inline]
     pub fn expire_of(&self, idx: usize) -> u64 {
-        if self.map[idx].has_ttl {
+        if self.key_of(idx).has_ttl {
             self.expiring.get(&idx).copied().unwrap_or(0)
         } else {
             0
@@ -519,10 +516,8 @@ impl Db {
     /// `live_index` for a key whose hash the caller has.
     fn live_index_hashed(&mut self, key: &[u8], hash: u64) -> Option<usize> {
         let idx = self.peek_index_hashed(key, hash)?;
-        let entry = &mut self.map[idx];
-        entry.accessed = self
-            .clock
-            .touch(entry.accessed, self.now_secs, &mut self.rng);
+        let (k, _) = self.map.get_index_mut2(idx).expect("a live position");
+        k.accessed = self.clock.touch(k.accessed, self.now_secs, &mut self.rng);
         Some(idx)
     }
 
@@ -559,9 +554,10 @@ impl Db {
         }
         for (slot, &hash) in slots.iter_mut().zip(&hashes[..n]) {
             if let Some(idx) = self.map.raw_entry_v1().index_from_hash(hash, |_| true) {
-                let (k, e) = self.map.get_index(idx).expect("index from the table");
-                bytes::prefetch_line(k as *const Key as *const u8);
-                bytes::prefetch_line(e as *const Entry as *const u8);
+                // One slot, which may straddle two lines.
+                let (k, v) = self.map.get_index(idx).expect("index from the table");
+                bytes::prefetch_line(k as *const DbKey as *const u8);
+                bytes::prefetch_line(v as *const Value as *const u8);
                 *slot = idx;
             }
         }
@@ -569,14 +565,14 @@ impl Db {
             if idx == NONE {
                 continue;
             }
-            let (k, entry) = self.map.get_index(idx).expect("index from the table");
+            let (k, value) = self.map.get_index(idx).expect("index from the table");
             if !k.may_equal(key) {
                 continue;
             }
             if let Some(p) = k.heap_ptr() {
                 bytes::prefetch_line(p);
             }
-            if let Value::Str(s) = &entry.value
+            if let Value::Str(s) = value
                 && let Some(p) = s.heap_ptr()
             {
                 bytes::prefetch_line(p);
@@ -599,14 +595,14 @@ impl Db {
     }
 
     /// `peek`, with the key's expiry time (0: none).
-    pub fn peek_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
+    pub fn peek_with_expire(&mut self, key: &[u8]) -> Option<(&Value, u64)> {
         let idx = self.peek_index(key)?;
         Some((&self.map[idx], self.expire_of(idx)))
     }
 
     /// `get` (a keyspace hit or miss), with the key's expiry time (0:
     /// none).
-    pub fn get_with_expire(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
+    pub fn get_with_expire(&mut self, key: &[u8]) -> Option<(&Value, u64)> {
         match self.access(key).1 {
             Some(idx) => {
                 self.stats.keyspace_hits.add(1);
@@ -622,9 +618,16 @@ impl Db {
     /// Looks at a live entry without it counting as an access: no hit/miss,
     /// no hot-key count, no access time (OBJECT, MEMORY USAGE, as Redis'
     /// LOOKUP_NOTOUCH).
-    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
         let idx = self.peek_index(key)?;
         Some(&self.map[idx])
+    }
+
+    /// `peek`, with the stored key and its metadata (access clock, TTL
+    /// flag).
+    pub fn peek_key(&mut self, key: &[u8]) -> Option<(&DbKey, &Value)> {
+        let idx = self.peek_index(key)?;
+        self.map.get_index(idx)
     }
 
     /// Removes the expired key at map position `idx`.
@@ -634,7 +637,7 @@ impl Db {
     }
 
     /// Read access: counts a keyspace hit or miss and a hot-key access.
-    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+    pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
         match self.access(key).1 {
             Some(idx) => {
                 self.stats.keyspace_hits.add(1);
@@ -665,15 +668,13 @@ impl Db {
         match self.index_hashed(key, hash) {
             Some(idx) => {
                 let expire_at = self.next_expire(idx, ttl);
-                let (k, entry) = self.map.get_index_mut(idx).expect("present");
-                let old = entry_size(k, entry);
-                let had_ttl = entry.has_ttl;
-                entry.value = value;
-                entry.accessed = self
-                    .clock
-                    .touch(entry.accessed, self.now_secs, &mut self.rng);
-                entry.has_ttl = expire_at != 0;
-                let new = entry_size(k, entry);
+                let (k, v) = self.map.get_index_mut2(idx).expect("present");
+                let old = entry_size(k, v);
+                let had_ttl = k.has_ttl;
+                *v = value;
+                k.accessed = self.clock.touch(k.accessed, self.now_secs, &mut self.rng);
+                k.has_ttl = expire_at != 0;
+                let new = entry_size(k, v);
                 self.mem_used = (self.mem_used + new).saturating_sub(old);
                 if had_ttl || expire_at != 0 {
                     self.track_expiring(idx, expire_at);
@@ -684,12 +685,9 @@ impl Db {
                     Ttl::At(at) => at,
                     _ => 0,
                 };
-                let entry = Entry {
-                    value,
-                    accessed: self.clock.fresh(self.now_secs),
-                    has_ttl: expire_at != 0,
-                };
-                let idx = self.insert_new(key, hash, entry);
+                let mut k = DbKey::new(key, self.clock.fresh(self.now_secs));
+                k.has_ttl = expire_at != 0;
+                let idx = self.insert_new(k, hash, value);
                 self.track_expiring(idx, expire_at);
             }
         }
@@ -721,21 +719,19 @@ impl Db {
     pub fn set_string_encoded(&mut self, key: &[u8], bytes: &[u8], ttl: Ttl, enc: StrEncoding) {
         let hash = self.touch_hot(key);
         if let Some(idx) = self.index_hashed(key, hash)
-            && matches!(self.map[idx].value, Value::Str(_))
+            && matches!(self.map[idx], Value::Str(_))
         {
             let expire_at = self.next_expire(idx, ttl);
-            let entry = &mut self.map[idx];
-            let Value::Str(s) = &mut entry.value else {
+            let (k, v) = self.map.get_index_mut2(idx).expect("present");
+            let Value::Str(s) = v else {
                 unreachable!("checked above")
             };
             let old = str_size(s);
             s.assign(bytes, enc);
             let new = str_size(s);
-            entry.accessed = self
-                .clock
-                .touch(entry.accessed, self.now_secs, &mut self.rng);
-            let had_ttl = entry.has_ttl;
-            entry.has_ttl = expire_at != 0;
+            k.accessed = self.clock.touch(k.accessed, self.now_secs, &mut self.rng);
+            let had_ttl = k.has_ttl;
+            k.has_ttl = expire_at != 0;
             let ttl_cost = |on: bool| if on { cost::EXPIRE } else { 0 };
             self.mem_used = (self.mem_used + new + ttl_cost(expire_at != 0))
                 .saturating_sub(old + ttl_cost(had_ttl));
@@ -753,59 +749,59 @@ impl Db {
         );
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let idx = self.map.get_index_of(key)?;
         Some(self.remove_at(idx))
     }
 
     /// `remove`, with the expiry time the key had (0: none).
-    pub fn remove_with_expire(&mut self, key: &[u8]) -> Option<(Entry, u64)> {
+    pub fn remove_with_expire(&mut self, key: &[u8]) -> Option<(Value, u64)> {
         let idx = self.map.get_index_of(key)?;
         let at = self.expire_of(idx);
         Some((self.remove_at(idx), at))
     }
 
-    fn remove_at(&mut self, idx: usize) -> Entry {
-        let entry = self.detach_at(idx);
-        self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
-        entry
+    fn remove_at(&mut self, idx: usize) -> Value {
+        let value = self.detach_at(idx);
+        self.mem_used = self.mem_used.saturating_sub(value_size(&value));
+        value
     }
 
     /// Removes the entry at `idx`, subtracting only the key's own cost:
     /// its value's bytes stay counted for the caller to free or queue.
-    fn detach_at(&mut self, idx: usize) -> Entry {
-        let (k, entry) = self.unlink_at(idx);
+    fn detach_at(&mut self, idx: usize) -> Value {
+        let (k, value) = self.unlink_at(idx);
         touch_watched(&mut self.watched, &k);
-        entry
+        value
     }
 
     /// Removes a key a write guard created and never filled: nobody saw
     /// it, so no WATCH or blocked client hears of it (see `guard`).
     fn remove_unseen_at(&mut self, idx: usize) {
-        let (_, entry) = self.unlink_at(idx);
-        self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+        let (_, value) = self.unlink_at(idx);
+        self.mem_used = self.mem_used.saturating_sub(value_size(&value));
     }
 
     /// `detach_at` without telling WATCH.
-    fn unlink_at(&mut self, idx: usize) -> (Key, Entry) {
+    fn unlink_at(&mut self, idx: usize) -> (DbKey, Value) {
         let last = self.map.len() - 1;
-        let (k, entry) = self
+        let (k, value) = self
             .map
             .swap_remove_index(idx)
             .expect("index of a present key");
-        self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k, &entry));
+        self.mem_used = self.mem_used.saturating_sub(entry_overhead(&k));
         self.count_slot(&k, -1);
-        if entry.has_ttl {
+        if k.has_ttl {
             self.expiring.swap_remove(&idx);
         }
         // swap_remove moved the last entry into `idx`.
         if idx != last
-            && self.map[idx].has_ttl
+            && self.key_of(idx).has_ttl
             && let Some(at) = self.expiring.swap_remove(&last)
         {
             self.expiring.insert(idx, at);
         }
-        (k, entry)
+        (k, value)
     }
 
     /// Deletes a live key (expired keys count as absent).
@@ -826,11 +822,11 @@ impl Db {
         let Some(idx) = self.live_index(key) else {
             return false;
         };
-        let entry = self.detach_at(idx);
-        if lazyfree::free_effort(&entry.value) > lazyfree::LAZYFREE_THRESHOLD {
-            self.lazy.push_value(entry.value);
+        let value = self.detach_at(idx);
+        if lazyfree::free_effort(&value) > lazyfree::LAZYFREE_THRESHOLD {
+            self.lazy.push_value(value);
         } else {
-            self.mem_used = self.mem_used.saturating_sub(value_size(&entry.value));
+            self.mem_used = self.mem_used.saturating_sub(value_size(&value));
         }
         true
     }
@@ -840,14 +836,13 @@ impl Db {
         let Some(idx) = self.live_index(key) else {
             return false;
         };
-        let had = self.map[idx].has_ttl;
+        let had = self.key_of(idx).has_ttl;
         if !had && expire_at == 0 {
             // No TTL to remove: not a change (GETEX PERSIST), as in Redis.
             return true;
         }
         touch_watched(&mut self.watched, key);
-        let entry = &mut self.map[idx];
-        entry.has_ttl = expire_at != 0;
+        self.key_mut(idx).has_ttl = expire_at != 0;
         match (had, expire_at != 0) {
             (false, true) => self.mem_used += cost::EXPIRE,
             (true, false) => self.mem_used = self.mem_used.saturating_sub(cost::EXPIRE),
@@ -861,22 +856,22 @@ impl Db {
     /// position. `hash` is the key's (`hash_of`), which the caller's lookup
     /// computed: the map neither hashes the key again nor looks for it.
     #[inline]
-    pub(super) fn insert_new(&mut self, key: &[u8], hash: u64, entry: Entry) -> usize {
+    pub(super) fn insert_new(&mut self, key: DbKey, hash: u64, value: Value) -> usize {
         use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
-        self.mem_used += entry_size(key, &entry);
-        self.count_slot(key, 1);
+        self.mem_used += entry_size(&key, &value);
+        self.count_slot(&key, 1);
         grow_gently(&mut self.map);
         match self.map.raw_entry_mut_v1().from_hash(hash, |_| false) {
             RawEntryMut::Vacant(slot) => {
                 let idx = slot.index();
-                slot.insert_hashed_nocheck(hash, key.into(), entry);
+                slot.insert_hashed_nocheck(hash, key, value);
                 idx
             }
             RawEntryMut::Occupied(_) => unreachable!("a match that never matches"),
         }
     }
 
-    /// Records the expiry time of the entry at `idx` (0: none); its
+    /// Records the expiry time of the entry at `idx` (0: none); its key's
     /// `has_ttl` flag is already set accordingly.
     #[inline]
     fn track_expiring(&mut self, idx: usize, expire_at: u64) {
@@ -929,7 +924,7 @@ impl Db {
     fn touch_watched_present(&mut self) {
         let map = &self.map;
         for (key, w) in self.watched.iter_mut() {
-            if map.contains_key(key) {
+            if map.contains_key(&key[..]) {
                 w.version += 1;
             }
         }
@@ -1067,7 +1062,7 @@ impl Db {
     }
 
     /// Key at a map position (SCAN cursors and RANDOMKEY).
-    pub fn key_at(&self, idx: usize) -> Option<(&Key, &Entry)> {
+    pub fn key_at(&self, idx: usize) -> Option<(&DbKey, &Value)> {
         self.map.get_index(idx)
     }
 
@@ -1076,7 +1071,7 @@ impl Db {
         !self.is_expired_at(idx)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&DbKey, &Value)> {
         self.map.iter()
     }
 
@@ -1117,6 +1112,12 @@ mod tests {
         Db::new(Rc::new(ShardStats::default()), HotKeys::new(8, true), 7)
     }
 
+    /// `entry_size` of a live key.
+    fn size_of(db: &mut Db, key: &[u8]) -> usize {
+        let (k, v) = db.peek_key(key).expect("present");
+        entry_size(k, v)
+    }
+
     #[test]
     fn prefetching_a_batch_changes_nothing_whatever_its_length() {
         let mut db = db();
@@ -1145,7 +1146,7 @@ mod tests {
         assert_eq!(db.len(), 100);
         assert_eq!(db.stats.keyspace_hits.get(), hits, "not counted as reads");
         assert_eq!(db.stats.keyspace_misses.get(), misses);
-        let string = |db: &mut Db, key: &[u8]| match db.get(key).map(|e| &e.value) {
+        let string = |db: &mut Db, key: &[u8]| match db.get(key) {
             Some(Value::Str(s)) => Some(s.as_bytes().to_vec()),
             _ => None,
         };
@@ -1179,6 +1180,24 @@ mod tests {
             hot[0].1 > 100,
             "the accesses after the flush counted: {top:?}"
         );
+    }
+
+    #[test]
+    fn keys_of_up_to_18_bytes_cost_only_their_slot() {
+        let mut db = db();
+        for len in [1, 15, 16, 18, 19, 40] {
+            let key = vec![b'k'; len];
+            db.set_string(&key, b"v", Ttl::Clear);
+            let heap = if len > DbKey::INLINE {
+                cost::bytes(len)
+            } else {
+                0
+            };
+            assert_eq!(size_of(&mut db, &key), cost::ENTRY + heap, "{len}");
+            db.set_expire(&key, unix_ms() + 100_000);
+            assert_eq!(size_of(&mut db, &key), cost::ENTRY + cost::EXPIRE + heap);
+        }
+        assert_eq!(db.mem_used(), db.mem_recomputed());
     }
 
     #[test]
@@ -1263,7 +1282,7 @@ mod tests {
         db.set(b"small", big_set(64), Ttl::Clear);
         db.set(b"str", Value::Str(vec![b'x'; 1000].into()), Ttl::Clear);
         let full = db.mem_used();
-        let small_size = entry_size(b"small", db.peek(b"small").unwrap());
+        let small_size = size_of(&mut db, b"small");
         for k in [&b"s"[..], b"l", b"h", b"small", b"str"] {
             assert!(db.unlink(k));
             assert!(!db.contains(k));
@@ -1308,16 +1327,12 @@ mod tests {
         db.set(b"k", big_set(100), Ttl::Clear);
         assert_eq!(db.mem_used(), db.mem_recomputed());
         drain(&mut db, 700);
-        let Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) = db.get(b"k")
-        else {
+        let Some(Value::Set(s)) = db.get(b"k") else {
             panic!("new value gone");
         };
         assert_eq!(s.len(), 100);
         assert_eq!(db.mem_used(), db.mem_recomputed());
-        assert_eq!(db.mem_used(), entry_size(b"k", db.peek(b"k").unwrap()));
+        assert_eq!(db.mem_used(), size_of(&mut db, b"k"));
     }
 
     #[test]
@@ -1347,7 +1362,7 @@ mod tests {
         drain(&mut db, 512);
         assert_eq!(db.lazyfree_pending_objects(), 0);
         assert_eq!(db.lazyfreed_objects(), 5_001);
-        assert_eq!(db.mem_used(), entry_size(b"k1", db.peek(b"k1").unwrap()));
+        assert_eq!(db.mem_used(), size_of(&mut db, b"k1"));
     }
 
     #[test]
@@ -1401,9 +1416,15 @@ mod tests {
             // Far in the future: nothing expires during the test.
             let base = unix_ms() + 1_000_000_000;
             let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
-            // Keys on both sides of `Key::INLINE`.
+            // Keys of the three kinds: short, inline only in a `DbKey`
+            // (16-18 bytes), and on the heap.
             let key = |k: u8| {
-                if k.is_multiple_of(2) { format!("k{k}") } else { format!("a-longer-key-{k:03}") }.into_bytes()
+                match k % 3 {
+                    0 => format!("k{k}"),
+                    1 => format!("key:{k:0>12}{}", "-".repeat(k as usize % 3)),
+                    _ => format!("a-key-longer-than-eighteen-{k:03}"),
+                }
+                .into_bytes()
             };
             for op in ops {
                 match op {
@@ -1445,8 +1466,9 @@ mod tests {
                     model.values().filter(|&&at| at != 0).count()
                 );
                 for (k, &at) in &model {
-                    let (entry, got) = db.peek_with_expire(k).expect("present");
-                    proptest::prop_assert_eq!(entry.has_ttl(), at != 0);
+                    let (stored, _) = db.peek_key(k).expect("present");
+                    proptest::prop_assert_eq!(stored.has_ttl(), at != 0);
+                    let (_, got) = db.peek_with_expire(k).expect("present");
                     proptest::prop_assert_eq!(got, at);
                 }
                 proptest::prop_assert_eq!(db.mem_used(), db.mem_recomputed());

@@ -952,7 +952,7 @@ impl super::Db {
                 .saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
             _ => return,
         };
-        self.map[idx].accessed = stamp;
+        self.key_mut(idx).accessed = stamp;
     }
 }
 

@@ -1767,8 +1767,8 @@ mod tests {
         let small = ZSet::from_pairs([(&b"a"[..], 1.0)], &Limits::default());
         db.set(b"small", Value::ZSet(Box::new(small)), Ttl::Clear);
         assert_eq!(db.mem_used(), db.mem_recomputed());
-        let entry = db.peek(b"big").unwrap();
-        let (exact, sampled) = (entry_usage(b"big", entry, 0), entry_usage(b"big", entry, 5));
+        let (k, v) = db.peek_key(b"big").unwrap();
+        let (exact, sampled) = (entry_usage(k, v, 0), entry_usage(k, v, 5));
         assert!(sampled.abs_diff(exact) * 20 < exact, "{sampled} vs {exact}");
         assert!(db.unlink(b"big"));
         assert!(db.unlink(b"small"));
