@@ -255,8 +255,8 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&out)
         );
         assert_eq!(db.mem_used(), db.mem_recomputed(), "{}", shown());
-        for (key, entry) in db.iter() {
-            let empty = match &entry.value {
+        for (key, value) in db.iter() {
+            let empty = match value {
                 Value::List(l) => l.is_empty(),
                 Value::Hash(h) => h.is_empty(),
                 Value::Set(s) => s.is_empty(),
