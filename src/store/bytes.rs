@@ -208,6 +208,9 @@ impl<const N: usize> InlineBytes<N> {
     }
 }
 
+/// The bytes of a [`DbKey`] (also what the eviction pool copies them as).
+pub(crate) type DbKeyBytes = InlineBytes<18>;
+
 /// A key of the keyspace and what the shard keeps per key besides its
 /// value: 18 bytes inline (one `Key` holds 15), the access clock and the
 /// TTL flag, in 24 bytes. The clock and the flag used to sit in the
@@ -219,7 +222,7 @@ impl<const N: usize> InlineBytes<N> {
 /// the metadata changes in place (`indexmap`'s `MutableKeys`) without
 /// moving the key in the table.
 pub struct DbKey {
-    bytes: InlineBytes<18>,
+    bytes: DbKeyBytes,
     /// Unix seconds of the last command that touched the key (OBJECT
     /// IDLETIME; one-second resolution like Redis' LRU clock), or the LFU
     /// counter under an LFU policy (`evict::Clock`).
@@ -233,7 +236,7 @@ pub struct DbKey {
 
 impl DbKey {
     /// Longest key kept inline.
-    pub const INLINE: usize = 18;
+    pub const INLINE: usize = DbKeyBytes::INLINE;
 
     /// A key without TTL, stamped `accessed`.
     pub fn new(bytes: &[u8], accessed: u32) -> DbKey {
@@ -253,11 +256,6 @@ impl DbKey {
     /// Whether the key has a TTL.
     pub fn has_ttl(&self) -> bool {
         self.has_ttl
-    }
-
-    #[inline]
-    pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.as_bytes()
     }
 
     /// See [`InlineBytes::may_equal`].

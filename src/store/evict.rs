@@ -43,8 +43,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::bytes::InlineBytes;
-use super::{Db, DbKey, lazyfree, value_size};
+use super::bytes::DbKeyBytes;
+use super::{Db, lazyfree, value_size};
 
 /// Redis' reply to a `denyoom` command it cannot make room for.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -88,7 +88,7 @@ pub(crate) struct Evictor {
     /// Candidates, ascending by score (the best to evict last). Their
     /// copies hold as many bytes inline as the keyspace's keys, so that
     /// sampling keys of up to 18 bytes allocates nothing.
-    pool: Vec<(u64, InlineBytes<{ DbKey::INLINE }>)>,
+    pool: Vec<(u64, DbKeyBytes)>,
     /// Since when this shard has been over its budget (INFO's
     /// `current_eviction_exceeded_time`).
     exceeded_since: Option<Instant>,
@@ -457,7 +457,7 @@ impl Db {
                 pool.remove(0);
                 at -= 1;
             }
-            pool.insert(at, (score, InlineBytes::new(key)));
+            pool.insert(at, (score, DbKeyBytes::new(key)));
         }
         true
     }

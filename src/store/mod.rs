@@ -510,7 +510,7 @@ impl Db {
         use indexmap::map::RawEntryApiV1;
         self.map
             .raw_entry_v1()
-            .index_from_hash(hash, |k| k.as_bytes() == key)
+            .index_from_hash(hash, |k| **k == *key)
     }
 
     /// `live_index` for a key whose hash the caller has.
@@ -619,8 +619,7 @@ impl Db {
     /// no hot-key count, no access time (OBJECT, MEMORY USAGE, as Redis'
     /// LOOKUP_NOTOUCH).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
-        let idx = self.peek_index(key)?;
-        Some(&self.map[idx])
+        self.peek_key(key).map(|(_, v)| v)
     }
 
     /// `peek`, with the stored key and its metadata (access clock, TTL
