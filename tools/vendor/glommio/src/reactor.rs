@@ -122,13 +122,20 @@ impl Timers {
     /// Return the duration until next event and the number of
     /// ready and woke timers.
     fn process_timers(&mut self, now: Instant) -> (Option<Duration>, usize) {
-
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // Kora: the timers due (before `now`) are taken off the front one by
+        // one. Upstream split the map at `now` and swapped the halves on
+        // every call, which allocates a path of nodes for the new half and
+        // frees the old one: a malloc and a free per executor loop while
+        // any timer was pending (a shard always has its housekeeping tick),
+        // with none due. KORA.md item 21.
+        let mut woke = 0;
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 >= now {
+                break;
+            }
+            let waker = entry.remove();
             wake!(waker);
+            woke += 1;
         }
 
         // Calculate the duration until the next event.
@@ -936,5 +943,47 @@ impl Reactor {
 impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad("Reactor { .. }")
+    }
+}
+
+#[cfg(test)]
+mod timers_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::task::Wake;
+
+    /// A waker that logs its timer's deadline (in ms after the start).
+    struct Log(u64, Arc<Mutex<Vec<u64>>>);
+
+    impl Wake for Log {
+        fn wake(self: Arc<Self>) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_once_they_are_past() {
+        let ms = Duration::from_millis;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut timers = Timers::new();
+        let t0 = Instant::now();
+        for at in [3, 1, 2, 5] {
+            let id = timers.new_id();
+            timers.insert(id, t0 + ms(at), Waker::from(Arc::new(Log(at, log.clone()))));
+        }
+        // None due: nothing fires, the next is 1 ms away.
+        assert_eq!(timers.process_timers(t0), (Some(ms(1)), 0));
+        // A timer is due once its deadline is past, not at it.
+        assert_eq!(timers.process_timers(t0 + ms(1)), (Some(ms(0)), 0));
+        let at = t0 + ms(2) + Duration::from_nanos(1);
+        assert_eq!(timers.process_timers(at), (Some(ms(3) - (at - t0)), 2));
+        assert_eq!(*log.lock().unwrap(), [1, 2]);
+        // A removed timer never fires.
+        let id = timers.new_id();
+        timers.insert(id, t0 + ms(4), Waker::from(Arc::new(Log(4, log.clone()))));
+        assert!(timers.remove(id).is_some());
+        assert_eq!(timers.process_timers(t0 + ms(10)), (None, 2));
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 5]);
+        assert!(timers.timers.is_empty());
     }
 }

@@ -249,6 +249,13 @@ impl BlockingThreadPool {
     pub(super) fn flush(&self) -> usize {
         let mut woke = 0;
         let mut waiters = self.sources.borrow_mut();
+        // Kora: an answer comes only for a request in `sources` (`push`
+        // inserts before it sends), so with none in flight the channel is
+        // empty: skip its `try_recv`, which ran twice per executor loop.
+        // KORA.md item 21.
+        if waiters.is_empty() {
+            return 0;
+        }
         for x in self.rx.try_iter() {
             let id = x.id;
             let res = x.res;

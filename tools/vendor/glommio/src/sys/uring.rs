@@ -1125,6 +1125,23 @@ impl SleepableRing {
         }
     }
 
+    /// Kora: sleeps with the rings linked by an earlier sleep's poll, which
+    /// the kernel still holds (KORA.md item 22): one io_uring_enter that
+    /// submits nothing and waits for a completion.
+    fn sleep_linked(&mut self) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .submit_sqes_and_wait(1)
+            .map(|x| x as usize)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
@@ -1316,6 +1333,10 @@ pub(crate) struct Reactor {
     user_timer_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
+    /// Kora: the poll of the latency ring's fd that the last sleep armed in
+    /// the main ring; while the kernel still holds it, the next sleep arms
+    /// none (KORA.md item 22).
+    link_src: Cell<Option<Source>>,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1463,6 +1484,7 @@ impl Reactor {
             user_timer_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
+            link_src: Cell::new(None),
             notifier,
             eventfd_src,
             source_map,
@@ -1850,14 +1872,35 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        // Kora: the poll that links the rings is one-shot and completes only
+        // when the latency ring posts a CQE (a timer fired), not when
+        // something else ends the sleep (an eventfd write, a socket).
+        // Upstream armed a new one for every sleep and dropped its source
+        // without cancelling it, so they piled up in the kernel (tens per
+        // shard under load, seen in the ring's fdinfo) until the next timer
+        // completed them all at once: per sleep a source allocated and
+        // freed, a poll armed and later a CQE to take. One armed poll
+        // links the rings as well. KORA.md item 22.
+        let armed = self.link_src.take().filter(Source::in_flight);
+        let slept = match &armed {
+            Some(_) => ring.sleep_linked(),
+            None => {
+                let link_rings = Source::new(
+                    IoRequirements::default(),
+                    self.link_fd,
+                    SourceType::LinkRings,
+                    None,
+                    None,
+                );
+                let slept = ring.sleep(&link_rings);
+                self.link_src.set(Some(link_rings));
+                slept
+            }
+        };
+        if armed.is_some() {
+            self.link_src.set(armed);
+        }
+        slept.or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
