@@ -1881,25 +1881,20 @@ impl Reactor {
         // completed them all at once: per sleep a source allocated and
         // freed, a poll armed and later a CQE to take. One armed poll
         // links the rings as well. KORA.md item 22.
-        let armed = self.link_src.take().filter(Source::in_flight);
-        let slept = match &armed {
-            Some(_) => ring.sleep_linked(),
+        let (slept, link) = match self.link_src.take().filter(Source::in_flight) {
+            Some(armed) => (ring.sleep_linked(), armed),
             None => {
-                let link_rings = Source::new(
+                let link = Source::new(
                     IoRequirements::default(),
                     self.link_fd,
                     SourceType::LinkRings,
                     None,
                     None,
                 );
-                let slept = ring.sleep(&link_rings);
-                self.link_src.set(Some(link_rings));
-                slept
+                (ring.sleep(&link), link)
             }
         };
-        if armed.is_some() {
-            self.link_src.set(armed);
-        }
+        self.link_src.set(Some(link));
         slept.or_else(Self::busy_ok).map(|_| {})
     }
 
