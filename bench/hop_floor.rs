@@ -9,8 +9,8 @@
 //!   an atomic each): the machine's own price of moving a line between
 //!   the two cores, which no software removes.
 //! - `batch here`: a batch of K GETs run on the thread that built it (a
-//!   real `Db` of 100k keys, 64-byte values), as a connection runs the
-//!   commands of its own shard.
+//!   real `Db` of 100k keys, 64-byte values, GET's op from the command
+//!   table), as a connection runs the commands of its own shard.
 //! - `batch hop`: the same batch sent as Kora's mesh message
 //!   (`Msg::Request` with an `OpBatch`) over a glommio channel mesh to an
 //!   executor on the other core, which runs it against its own `Db` and
@@ -36,21 +36,13 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
-use kora::coord::mesh::{Growth, Msg, Op, OpBatch, Request, Response};
+use kora::command::table::{Kind, lookup};
+use kora::coord::mesh::{Msg, Op, OpBatch, Request, Response};
 use kora::metrics::{HotKeys, ShardStats};
 use kora::protocol::Args;
-use kora::protocol::reply::Resp;
-use kora::store::{Db, Ttl, Value};
+use kora::store::{Db, Ttl};
 
 const KEYS: u64 = 100_000;
-
-/// GET as a batch's handler: the keyspace lookup and the bulk reply.
-fn get(db: &mut Db, args: &Args<'_>, out: &mut Vec<u8>) {
-    match db.get(args.get(1)) {
-        Some(Value::Str(v)) => out.bulk(v),
-        _ => out.extend_from_slice(b"$-1\r\n"),
-    }
-}
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = *b"key:000000000000";
@@ -70,12 +62,18 @@ fn filled() -> Db {
     db
 }
 
+/// GET's shard-side op, as a connection puts it into a batch.
+fn get_op() -> Op {
+    let spec = lookup(b"GET").expect("GET in the command table");
+    let Kind::Keyed(handler) = spec.kind else {
+        panic!("GET runs on the shard owning its key");
+    };
+    spec.op(handler)
+}
+
 /// Cuts the next `k` GETs of a stride through the keys into `batch`.
 fn fill(batch: &mut OpBatch, k: usize, next: &mut u64) {
-    let op = Op {
-        handler: get,
-        growth: Growth::Bounded,
-    };
+    let op = get_op();
     batch.clear_commands();
     batch.replies.clear();
     for _ in 0..k {
