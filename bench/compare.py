@@ -15,9 +15,13 @@ With --rounds R every cell is measured R times, round-robin over the
 servers so that load drift hits them alike, and the median is shown.
 --kora-before BINARY adds an older build (x1 and every core) to the same
 rounds, so a change is shown before/after from one run; --perf adds the
-server's syscalls, context switches and migrations per request (perf stat
-counts, steadier than times on a noisy machine); --only-get-set keeps the
-four SET/GET rows and the goal table.
+server's syscalls and migrations per request (perf stat counts, steadier
+than times on a noisy machine); --only-get-set keeps the four SET/GET rows
+and the goal table. Every row shows the server's context switches per
+request from /proc, voluntary (it waited) and involuntary (it was
+preempted: with the client on the same cores, mostly by the client's
+threads). --server-cpus / --client-cpus put servers and clients on CPUs of
+their own (taskset), to see what the sharing costs.
 """
 
 import argparse
@@ -52,9 +56,13 @@ WORKLOADS = [
 
 # perf stat events counted on the server with --perf (software events and
 # tracepoints: they work where hardware counters are not exposed, as in VMs).
-PERF_EVENTS = ["raw_syscalls:sys_enter", "context-switches", "cpu-migrations"]
+# Context switches are read from /proc instead (see `context_switches`),
+# split into the server's own waits and preemptions.
+PERF_EVENTS = ["raw_syscalls:sys_enter", "cpu-migrations"]
 
 running = {}  # pid -> Popen
+# `taskset -c CPUS` before every client command (--client-cpus), or nothing.
+client_prefix = []
 
 
 def stop(proc):
@@ -110,6 +118,30 @@ def server_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid):
+    """(voluntary, involuntary) context switches of all the server's threads
+    so far. Voluntary: a thread waited (a shard parking, Redis in
+    epoll_wait). Involuntary: the kernel preempted a runnable thread, which
+    on a machine shared with the client is mostly the client's threads
+    taking the CPU."""
+    voluntary = involuntary = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0, 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return voluntary, involuntary
+
+
 def children_cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -146,6 +178,7 @@ class Measured:
         self.commands = commands_processed(self.port)
         self.server_cpu = server_cpu_seconds(self.proc.pid)
         self.client_cpu = children_cpu_seconds()
+        self.switches = context_switches(self.proc.pid)
         self.perf_proc = None
         if self.perf:
             # Counts, not times: steady whatever else the machine does.
@@ -168,6 +201,9 @@ class Measured:
             self.server_us = (server_cpu_seconds(self.proc.pid) - self.server_cpu) / n * 1e6
             self.client_us = (children_cpu_seconds() - self.client_cpu) / n * 1e6
             self.per_request = {event: count / n for event, count in self.counts.items()}
+            voluntary, involuntary = context_switches(self.proc.pid)
+            self.per_request["voluntary-cs"] = (voluntary - self.switches[0]) / n
+            self.per_request["involuntary-cs"] = (involuntary - self.switches[1]) / n
 
 
 def redis_argv(binary="redis-server", port="{port}"):
@@ -216,7 +252,7 @@ def preload(port):
     """Writes every key once, outside the measured (and CPU-counted) run."""
     argv = [KORA_BENCH, "--port", str(port), "--keyspace", str(KEYSPACE), "--value-size", str(VALUE_SIZE),
             "--preload", "--requests", "1", "--ratio", "1:0", "--clients", str(CLIENTS)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(client_prefix + argv, capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         sys.exit(f"compare: preload failed ({out.returncode}): {out.stderr.strip()}")
 
@@ -228,7 +264,7 @@ def kora_bench(port, pipeline, extra, args):
     if args.client_threads:
         argv += ["--threads", str(args.client_threads)]
     argv += extra
-    out = subprocess.run(argv, capture_output=True, text=True,
+    out = subprocess.run(client_prefix + argv, capture_output=True, text=True,
                          timeout=args.seconds + args.warmup + 60)
     if out.returncode not in (0, 3):
         sys.exit(f"compare: kora-bench failed ({out.returncode}): {out.stderr.strip()}")
@@ -243,7 +279,7 @@ def kora_bench(port, pipeline, extra, args):
 def redis_benchmark(port, pipeline, requests):
     argv = ["redis-benchmark", "-p", str(port), "-c", str(CLIENTS), "-n", str(requests),
             "-r", str(KEYSPACE), "-d", str(VALUE_SIZE), "-t", "set,get", "-P", str(pipeline), "--csv"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(client_prefix + argv, capture_output=True, text=True, timeout=300)
     rows = {}
     for line in out.stdout.splitlines()[1:]:
         cells = [c.strip('"') for c in line.split('","')]
@@ -278,8 +314,13 @@ def main():
                         help="also measure this older kora binary (x1 and every core) in the same rounds: "
                              "before/after from one run")
     parser.add_argument("--perf", action="store_true",
-                        help="count the server's syscalls, context switches and migrations per request "
-                             "with perf stat (needs perf)")
+                        help="count the server's syscalls and migrations per request with perf stat "
+                             "(needs perf; context switches are read from /proc on every run)")
+    parser.add_argument("--server-cpus", metavar="CPUS",
+                        help="run every server under taskset -c CPUS (e.g. 0): with --client-cpus, the client "
+                             "no longer preempts the server, which the shared default measures too; Kora's "
+                             "shards then share those CPUs (two shards on CPU 0 are not two cores)")
+    parser.add_argument("--client-cpus", metavar="CPUS", help="run every client under taskset -c CPUS (e.g. 1)")
     parser.add_argument("--only-get-set", action="store_true",
                         help="only the SET/GET rows (no zipf mix, no redis-benchmark): the issue's goal table")
     args = parser.parse_args()
@@ -292,12 +333,20 @@ def main():
 
     cores = os.cpu_count() or 1
     all_servers, before = servers(cores, args.kora_before)
+    if args.server_cpus:
+        for server in all_servers:
+            server.argv = ["taskset", "-c", args.server_cpus] + server.argv
+    if args.client_cpus:
+        client_prefix[:] = ["taskset", "-c", args.client_cpus]
+    placement = "client and server on the same machine"
+    if args.server_cpus or args.client_cpus:
+        placement += f" (server on CPUs {args.server_cpus or 'all'}, client on CPUs {args.client_cpus or 'all'})"
     workloads = WORKLOADS[:4] if args.only_get_set else WORKLOADS
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip() or "?"
     load_before = open("/proc/loadavg").read().split()[:3]
     started = time.monotonic()
-    print(f"# Kora vs redis-server on {cores} cores, client and server on the same machine; "
+    print(f"# Kora vs redis-server on {cores} cores, {placement}; "
           f"{time.strftime('%Y-%m-%d')}, commit {commit}, load average {' '.join(load_before)}", flush=True)
     print(f"# kora-bench: {CLIENTS} clients, {KEYSPACE:,} keys, {VALUE_SIZE}-byte values, "
           f"{args.warmup:g} s warmup + {args.seconds:g} s per run, median of {args.rounds}", flush=True)
@@ -334,7 +383,8 @@ def main():
 
     # Table 1: kora-bench, every workload against every server.
     print()
-    counted = PERF_EVENTS if args.perf else []
+    # The server's waits and preemptions come from /proc on every run.
+    counted = (PERF_EVENTS if args.perf else []) + ["voluntary-cs", "involuntary-cs"]
     print("| workload | P | server | ops/s | p50 ms | p99 ms | vs Redis | server CPU µs/op |"
           + "".join(f" {e.split(':')[-1]}/op |" for e in counted))
     print("|---|---|---|---|---|---|---|---|" + "---|" * len(counted))

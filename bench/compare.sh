@@ -5,6 +5,7 @@
 # servers on free loopback ports, adds redis-benchmark as a second opinion
 # and the instrumentation on/off rows, and prints markdown tables.
 # Usage: bench/compare.sh [--seconds S] [--rounds R] [--client-threads T] [--json FILE]
+#        [--perf] [--kora-before BIN] [--only-get-set] [--server-cpus 0 --client-cpus 1]
 # About 5 minutes with the defaults on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
