@@ -9,9 +9,10 @@ Each round starts every binary fresh (round-robin, so load drift hits them
 alike) on a free loopback port, preloads keys for GET, then runs
 `redis-benchmark -c 50 -r 100000 -d 64 -P P -t TEST -n N` (`--test
 publish`: `PUBLISH ch <64 bytes>` with a subscriber on every core) with
-`perf stat -e raw_syscalls:sys_enter,context-switches,
-syscalls:sys_enter_membarrier` attached to the server, and reads the
-server's utime+stime from /proc before and after. Prints medians and the
+`perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_membarrier`
+attached to the server, and reads the server's utime+stime and its
+threads' context switches (voluntary: waits, such as a shard parking;
+involuntary: preemptions) from /proc before and after. Prints medians and the
 spread. `BIN@VAR=VALUE` runs BIN with VAR=VALUE in its environment (A/B of
 an experimental switch in one binary), `BIN@--flag=value` with that flag. Counts do not depend on load; CPU
 per request does, so compare only binaries of the same run.
@@ -21,7 +22,7 @@ import argparse, os, socket, statistics, subprocess, sys, threading, time, re
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # compare.py's server helpers: a free port, a PING/+PONG readiness check,
 # the server's CPU from /proc.
-from compare import free_port, kora_argv, server_cpu_seconds as cpu, wait_ready  # noqa: E402
+from compare import context_switches, free_port, kora_argv, server_cpu_seconds as cpu, wait_ready  # noqa: E402
 
 
 def subscribers(port, cores):
@@ -71,14 +72,14 @@ def one(binary, a, how):
         # on the publisher's core and sent to the other's.
         subs = subscribers(port, a.workers) if a.test == "publish" else []
         what = ["PUBLISH", "ch", "x" * 64] if a.test == "publish" else ["-t", a.test]
-        c0 = cpu(p.pid)
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_membarrier", "-p", str(p.pid)],
+        c0, (v0, i0) = cpu(p.pid), context_switches(p.pid)
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,syscalls:sys_enter_membarrier", "-p", str(p.pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.2)
         t0 = time.time()
         r = subprocess.run(rb + ["-n", str(a.n)] + what, check=True, capture_output=True, text=True)
         dt = time.time() - t0
-        c1 = cpu(p.pid)
+        c1, (v1, i1) = cpu(p.pid), context_switches(p.pid)
         perf.send_signal(2); err = perf.communicate()[1]
         ev = {}
         for line in err.splitlines():
@@ -86,7 +87,7 @@ def one(binary, a, how):
             if len(f) > 2 and f[0].strip().isdigit(): ev[f[2]] = int(f[0])
         m = re.search(r"([\d.]+) requests per second", r.stdout.replace("\r", "\n"))
         return dict(us=(c1 - c0) / a.n * 1e6, sc=ev.get("raw_syscalls:sys_enter", 0) / a.n,
-                    cs=ev.get("context-switches", 0) / a.n, mb=ev.get("syscalls:sys_enter_membarrier", 0) / a.n, ops=float(m.group(1)) if m else 0)
+                    cs=(v1 - v0) / a.n, pre=(i1 - i0) / a.n, mb=ev.get("syscalls:sys_enter_membarrier", 0) / a.n, ops=float(m.group(1)) if m else 0)
     finally:
         for s in subs:
             s.close()
@@ -121,5 +122,5 @@ def main():
     for b, rs in res.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         spread = {k: (min(r[k] for r in rs), max(r[k] for r in rs)) for k in rs[0]}
-        print(f"  {b}: us/req {med['us']:.2f} [{spread['us'][0]:.2f}-{spread['us'][1]:.2f}]  sys/req {med['sc']:.2f}  cs/req {med['cs']:.3f} [{spread['cs'][0]:.3f}-{spread['cs'][1]:.3f}]  membarrier/req {med['mb']:.3f}  ops/s {med['ops']:.0f}")
+        print(f"  {b}: us/req {med['us']:.2f} [{spread['us'][0]:.2f}-{spread['us'][1]:.2f}]  sys/req {med['sc']:.2f}  waits/req {med['cs']:.3f} [{spread['cs'][0]:.3f}-{spread['cs'][1]:.3f}]  preempted/req {med['pre']:.3f}  membarrier/req {med['mb']:.3f}  ops/s {med['ops']:.0f}")
 main()
