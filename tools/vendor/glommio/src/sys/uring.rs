@@ -1134,6 +1134,16 @@ impl SleepableRing {
             0,
             "sleeping with pending SQEs"
         );
+        self.submit_and_wait_one()
+    }
+
+    /// Kora: one io_uring_enter that submits what is queued and waits for
+    /// a completion; busy, again and interrupted count as nothing
+    /// submitted. The kernel waits only once all SQEs were submitted, and
+    /// then reports the count submitted, also when the wait is
+    /// interrupted; otherwise it returns the count or the error without
+    /// waiting.
+    fn submit_and_wait_one(&mut self) -> io::Result<usize> {
         self.ring
             .submit_sqes_and_wait(1)
             .map(|x| x as usize)
@@ -1171,17 +1181,8 @@ impl SleepableRing {
             // it successfully to be able to safely sleep.
 
             // Kora: submit and wait in one io_uring_enter (upstream: one to
-            // submit, one to wait). The kernel waits only once all SQEs
-            // were submitted, and then reports the count submitted (1),
-            // also when the wait is interrupted; otherwise it returns the
-            // count or the error without waiting.
-            let submitted = self
-                .ring
-                .submit_sqes_and_wait(1)
-                .map(|x| x as usize)
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?;
+            // submit, one to wait); a successful sleep reports 1 submitted.
+            let submitted = self.submit_and_wait_one()?;
             self.in_kernel += submitted;
             if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
