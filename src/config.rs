@@ -96,6 +96,14 @@ pub struct Config {
     /// `busy-reply-threshold`, alias `lua-time-limit`): then SCRIPT KILL
     /// can stop it and other cores answer BUSY for its core.
     pub busy_reply_threshold: u64,
+    /// Bytes each core's Lua heap may hold (`lua-memory-limit`; 0: no
+    /// limit): past it an allocation fails and the script that made it
+    /// ends with an error, so no script can take the host's memory.
+    pub lua_memory_limit: u64,
+    /// EVAL scripts each core keeps cached (`lua-eval-cache-limit`; 0: no
+    /// limit): past it the least recently used one is dropped (Redis
+    /// 7.4's rule; SCRIPT LOAD's are kept).
+    pub lua_eval_cache_limit: u64,
     /// Pin each shard's executor to a CPU of its own (`cpu-affinity`,
     /// yes|no). Default no: the kernel places and moves the threads, which
     /// measured cheaper per request on a 2-core box with the client on it
@@ -367,6 +375,8 @@ impl Default for Config {
             eviction: EvictionSettings::default(),
             // Scripting (issue 14).
             busy_reply_threshold: 5000,
+            lua_memory_limit: 1 << 30,
+            lua_eval_cache_limit: 500,
             cpu_affinity: false,
             cluster_enabled: false,
             cluster_config_file: String::new(),
@@ -510,6 +520,13 @@ pub struct Cli {
     /// Milliseconds before a running script counts as busy (default 5000).
     #[arg(long, alias = "lua-time-limit")]
     pub busy_reply_threshold: Option<u64>,
+    /// Bytes each core's Lua heap may hold, as Redis writes memory (1gb,
+    /// 500mb); 0 = no limit (default 1gb).
+    #[arg(long, value_name = "BYTES")]
+    pub lua_memory_limit: Option<String>,
+    /// EVAL scripts each core keeps cached; 0 = no limit (default 500).
+    #[arg(long, value_name = "N")]
+    pub lua_eval_cache_limit: Option<u64>,
     /// Pin each shard's thread to a CPU of its own (yes|no; default no: the
     /// kernel places and moves them, cheaper when clients share the cores).
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
@@ -594,6 +611,8 @@ struct FileConfig {
     // Scripting (issue 14).
     #[serde(alias = "lua_time_limit")]
     busy_reply_threshold: Option<u64>,
+    lua_memory_limit: Option<Memory>,
+    lua_eval_cache_limit: Option<u64>,
     cpu_affinity: Option<bool>,
     // Cluster mode (issue 16).
     cluster_enabled: Option<bool>,
@@ -669,6 +688,14 @@ impl Config {
         cfg.eviction = eviction_settings(cli, &file)?;
         // Scripting (issue 14).
         layer!(busy_reply_threshold);
+        if let Some(bytes) = memory_setting(
+            "lua_memory_limit",
+            &cli.lua_memory_limit,
+            &file.lua_memory_limit,
+        )? {
+            cfg.lua_memory_limit = bytes;
+        }
+        layer!(lua_eval_cache_limit);
         layer!(cpu_affinity);
         // Cluster mode (issue 16).
         layer!(cluster_enabled);
@@ -760,6 +787,12 @@ impl Config {
                     .into(),
             ));
         }
+        if self.lua_memory_limit > i64::MAX as u64 || self.lua_eval_cache_limit > i64::MAX as u64 {
+            return Err(ConfigError(
+                "lua_memory_limit and lua_eval_cache_limit must fit in a signed 64-bit integer"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
@@ -784,19 +817,28 @@ impl Config {
     }
 }
 
+/// A memory amount from its flag over its `kora.toml` key, if either has
+/// one.
+fn memory_setting(
+    name: &str,
+    flag: &Option<String>,
+    key: &Option<Memory>,
+) -> Result<Option<u64>, ConfigError> {
+    Ok(match (flag, key) {
+        (Some(text), _) | (None, Some(Memory::Text(text))) => Some(
+            parse_memory(text)
+                .ok_or_else(|| ConfigError(format!("{name}: not a memory value: {text}")))?,
+        ),
+        (None, Some(Memory::Bytes(n))) => Some(*n),
+        (None, None) => None,
+    })
+}
+
 /// The eviction knobs from flags over the file, checked with Redis'
 /// ranges.
 fn eviction_settings(cli: &Cli, file: &FileConfig) -> Result<EvictionSettings, ConfigError> {
     let mut e = EvictionSettings::default();
-    let memory = match (&cli.maxmemory, &file.maxmemory) {
-        (Some(text), _) | (None, Some(Memory::Text(text))) => Some(
-            parse_memory(text)
-                .ok_or_else(|| ConfigError(format!("maxmemory: not a memory value: {text}")))?,
-        ),
-        (None, Some(Memory::Bytes(n))) => Some(*n),
-        (None, None) => None,
-    };
-    if let Some(bytes) = memory {
+    if let Some(bytes) = memory_setting("maxmemory", &cli.maxmemory, &file.maxmemory)? {
         e.maxmemory = bytes;
     }
     if let Some(name) = cli

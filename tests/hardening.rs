@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, e, free_port, q, read_available, shard_of, wait_timeout};
+use common::{Server, e, free_port, info_field, q, read_available, shard_of, wait_timeout};
 
 const MB: u64 = 1 << 20;
 
@@ -26,15 +26,6 @@ fn client_row(c: &mut redis::Connection, id: i64) -> Option<HashMap<String, Stri
                 .collect::<HashMap<_, _>>()
         })
         .find(|row| row.get("id").and_then(|v| v.parse::<i64>().ok()) == Some(id))
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = q(c, &["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .to_string()
 }
 
 /// The id of a raw connection (its shard is `id % workers`).

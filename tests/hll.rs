@@ -8,7 +8,7 @@
 mod common;
 mod redis_ref;
 
-use common::{Server, e, free_port, keys_on_each_shard, q};
+use common::{Server, config_get, e, free_port, keys_on_each_shard, q};
 use redis::Connection;
 use redis_ref::RedisRef;
 
@@ -23,11 +23,6 @@ fn pfadd_range(c: &mut Connection, key: &str, prefix: &str, from: usize, to: usi
         cmd.arg(format!("{prefix}{i}"));
     }
     cmd.query(c).unwrap()
-}
-
-fn config_get(c: &mut Connection, name: &str) -> String {
-    let v: Vec<String> = q(c, &["CONFIG", "GET", name]);
-    v[1].clone()
 }
 
 #[test]

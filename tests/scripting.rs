@@ -10,7 +10,7 @@ mod redis_ref;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, e, free_port, keys_on_each_shard, q};
+use common::{Server, config_get, e, free_port, keys_on_each_shard, q};
 use redis::Connection;
 use redis_ref::{RedisRef, reply};
 
@@ -959,4 +959,185 @@ return granted
     );
     assert_eq!(n, 1);
     assert_eq!(q::<i64>(&mut c, &["GET", &tokens]), 5);
+}
+
+fn eval_either(c: &mut Connection, script: &str) -> Result<redis::Value, String> {
+    redis::cmd("EVAL")
+        .arg(script)
+        .arg(0)
+        .query(c)
+        .map_err(|err| common::error_text(&err))
+}
+
+/// A numeric INFO field.
+fn info_u64(c: &mut Connection, section: &str, field: &str) -> u64 {
+    common::info_field(c, section, field).parse().unwrap()
+}
+
+/// `lua-memory-limit`: a script that allocates past its core's limit
+/// ends with an error (also when it wraps the allocation in pcall), the
+/// heap it left is collected at once, the next script runs, and other
+/// clients' data is untouched. Default 1gb; flag, kora.toml, CONFIG SET
+/// (0: no limit).
+#[test]
+fn a_script_cannot_take_more_lua_heap_than_the_limit() {
+    let s = Server::start_with(2, &["--lua-memory-limit", "32mb"]);
+    let mut c = client_on(&s, 0, 2);
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    assert_eq!(config_get(&mut c, "lua-memory-limit"), "33554432");
+    // About 70 MB of tables (strings that differ only at their end would
+    // collide in Lua 5.1's sampled string hash and make this slow).
+    let hog = "local t = {} for i = 1, 1000000 do t[i] = {i} end return #t";
+    // The run ends with an error; or the script catches it (pcall) and
+    // goes on. Either way what it left is collected at once, and the next
+    // script runs.
+    let caught = format!("local ok, err = pcall(function() {hog} end) return tostring(err)");
+    for script in [hog.to_string(), caught] {
+        match eval_either(&mut c, &script) {
+            Err(err) => assert!(
+                err.starts_with(
+                    "ERR not enough memory: the Lua heap reached lua-memory-limit script: "
+                ),
+                "{err}"
+            ),
+            Ok(v) => assert_eq!(v, redis::Value::BulkString(b"not enough memory".to_vec())),
+        }
+        assert!(info_u64(&mut c, "memory", "used_memory_lua") < 16 << 20);
+        assert_eq!(
+            eval(&mut c, "return #redis.call('get', 'k')", &[], &[]),
+            redis::Value::Int(1)
+        );
+    }
+    // Under the limit a large table is fine.
+    assert_eq!(
+        eval(
+            &mut c,
+            "local t = {} for i = 1, 100000 do t[i] = i end return #t",
+            &[],
+            &[]
+        ),
+        redis::Value::Int(100_000)
+    );
+    // Lifted at runtime on every core: the same script runs to its end.
+    let _: () = q(&mut c, &["CONFIG", "SET", "lua-memory-limit", "0"]);
+    for core in 0..2 {
+        let mut c = client_on(&s, core, 2);
+        assert_eq!(config_get(&mut c, "lua-memory-limit"), "0");
+    }
+    assert_eq!(eval(&mut c, hog, &[], &[]), redis::Value::Int(1_000_000));
+    let _: () = q(&mut c, &["CONFIG", "SET", "lua-memory-limit", "16mb"]);
+    assert!(eval_err(&mut c, hog, &[]).starts_with("ERR not enough memory"));
+    assert!(
+        e(&mut c, &["CONFIG", "SET", "lua-memory-limit", "lots"])
+            .starts_with("ERR CONFIG SET failed")
+    );
+    drop(s);
+    let s = Server::start(2);
+    assert_eq!(
+        config_get(&mut s.client(), "lua-memory-limit"),
+        "1073741824"
+    );
+    drop(s);
+    let dir = common::TempDir::new("luamem");
+    let path = dir.0.join("kora.toml");
+    std::fs::write(
+        &path,
+        "lua_memory_limit = \"64mb\"\nlua_eval_cache_limit = 7\n",
+    )
+    .unwrap();
+    let s = Server::start_with(2, &["--config", path.to_str().unwrap()]);
+    let mut c = s.client();
+    assert_eq!(config_get(&mut c, "lua-memory-limit"), "67108864");
+    assert_eq!(config_get(&mut c, "lua-eval-cache-limit"), "7");
+}
+
+/// `lua-eval-cache-limit` (Redis 7.4's script eviction): a client sending
+/// ever new EVAL bodies no longer grows the cache without bound. Past the
+/// limit the least recently used EVAL script goes (EVALSHA of it answers
+/// NOSCRIPT, EVAL of it still runs); SCRIPT LOAD's scripts stay;
+/// `evicted_scripts` and `kora_scripts_evicted_total` count; CONFIG SET
+/// evicts down to a lower limit at once.
+#[test]
+fn eval_scripts_are_evicted_past_the_cache_limit() {
+    let s = Server::start_with(2, &["--lua-eval-cache-limit", "4"]);
+    let mut c = client_on(&s, 1, 2);
+    assert_eq!(config_get(&mut c, "lua-eval-cache-limit"), "4");
+    let kept: String = q(&mut c, &["SCRIPT", "LOAD", "return 'kept'"]);
+    // Cached by EVAL, then made permanent by SCRIPT LOAD.
+    assert_eq!(
+        eval(&mut c, "return 'promoted'", &[], &[]),
+        redis::Value::BulkString(b"promoted".to_vec())
+    );
+    let promoted: String = q(&mut c, &["SCRIPT", "LOAD", "return 'promoted'"]);
+    for n in 0..4 {
+        assert_eq!(
+            eval(&mut c, &format!("return {n}"), &[], &[]),
+            redis::Value::Int(n)
+        );
+    }
+    let exists: Vec<i64> = q(&mut c, &["SCRIPT", "EXISTS", &kept, &promoted]);
+    assert_eq!(exists, vec![1, 1]);
+    let shas: Vec<String> = (0..4)
+        .map(|n| {
+            redis::Script::new(&format!("return {n}"))
+                .get_hash()
+                .to_string()
+        })
+        .collect();
+    let evalsha = |c: &mut Connection, sha: &str| -> Result<redis::Value, String> {
+        redis::cmd("EVALSHA")
+            .arg(sha)
+            .arg(0)
+            .query(c)
+            .map_err(|err| common::error_text(&err))
+    };
+    // Script 0 is used by EVALSHA between every two new ones: it stays.
+    assert_eq!(evalsha(&mut c, &shas[0]), Ok(redis::Value::Int(0)));
+    for n in 4..10 {
+        assert_eq!(
+            eval(&mut c, &format!("return {n}"), &[], &[]),
+            redis::Value::Int(n)
+        );
+        assert_eq!(evalsha(&mut c, &shas[0]), Ok(redis::Value::Int(0)));
+    }
+    assert_eq!(
+        evalsha(&mut c, &shas[1]),
+        Err("NOSCRIPT No matching script. Please use EVAL.".to_string())
+    );
+    // Four EVAL scripts and the two loaded ones, on every core.
+    for core in 0..2 {
+        let mut c = client_on(&s, core, 2);
+        assert_eq!(info_u64(&mut c, "memory", "number_of_cached_scripts"), 6);
+        assert_eq!(
+            evalsha(&mut c, &kept),
+            Ok(redis::Value::BulkString(b"kept".to_vec()))
+        );
+        assert_eq!(
+            evalsha(&mut c, &promoted),
+            Ok(redis::Value::BulkString(b"promoted".to_vec()))
+        );
+    }
+    // Ten EVAL scripts went through a cache of four (the promoted one
+    // left it when SCRIPT LOAD made it permanent).
+    let evicted = info_u64(&mut c, "stats", "evicted_scripts");
+    assert_eq!(evicted, 6);
+    assert!(
+        s.metrics()
+            .contains(&format!("\nkora_scripts_evicted_total {evicted}\n"))
+    );
+    // An evicted script still runs by EVAL (and is cached again).
+    assert_eq!(eval(&mut c, "return 1", &[], &[]), redis::Value::Int(1));
+    assert_eq!(evalsha(&mut c, &shas[1]), Ok(redis::Value::Int(1)));
+    // A lower limit evicts at once, on every core.
+    let _: () = q(&mut c, &["CONFIG", "SET", "lua-eval-cache-limit", "1"]);
+    for core in 0..2 {
+        let mut c = client_on(&s, core, 2);
+        assert_eq!(info_u64(&mut c, "memory", "number_of_cached_scripts"), 3);
+    }
+    let _: () = q(&mut c, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(info_u64(&mut c, "stats", "evicted_scripts"), 0);
+    assert!(
+        e(&mut c, &["CONFIG", "SET", "lua-eval-cache-limit", "-1"])
+            .starts_with("ERR CONFIG SET failed")
+    );
 }

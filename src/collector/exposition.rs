@@ -257,7 +257,7 @@ pub fn render(view: &MetricsView) -> String {
     }
 
     // Scripting (issue 14).
-    let scripting: [(&str, &str, &str, String); 5] = [
+    let scripting: [(&str, &str, &str, String); 6] = [
         (
             "kora_script_calls_total",
             "counter",
@@ -281,6 +281,12 @@ pub fn render(view: &MetricsView) -> String {
             "gauge",
             "Scripts in the script cache (every core caches every script).",
             m.scripts_cached.to_string(),
+        ),
+        (
+            "kora_scripts_evicted_total",
+            "counter",
+            "EVAL scripts dropped from the script cache for lua-eval-cache-limit (the core that dropped most).",
+            m.scripts_evicted.to_string(),
         ),
         (
             "kora_lua_memory_bytes",

@@ -76,6 +76,10 @@ enum Knob {
     // Scripting (issue 14).
     /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds.
     BusyReplyThreshold,
+    /// `lua-memory-limit`: a memory value; each core's Lua heap.
+    LuaMemoryLimit,
+    /// `lua-eval-cache-limit`: EVAL scripts each core keeps cached.
+    LuaEvalCacheLimit,
     // Cluster mode (issue 16).
     /// `cluster-node-timeout`, milliseconds.
     ClusterNodeTimeout,
@@ -165,7 +169,9 @@ impl Knob {
             Knob::ListMaxSize => (i32::MIN as i64, i32::MAX as i64),
             Knob::Timeout | Knob::TcpKeepalive => (0, i32::MAX as i64),
             // Scripting (issue 14).
-            Knob::BusyReplyThreshold => (0, i64::MAX),
+            Knob::BusyReplyThreshold | Knob::LuaMemoryLimit | Knob::LuaEvalCacheLimit => {
+                (0, i64::MAX)
+            }
             Knob::ClusterNodeTimeout => (1, i64::MAX),
             // Not integers: parsed on their own in `parse`.
             Knob::OutputBufferLimit
@@ -255,7 +261,11 @@ impl Knob {
         }
         let v = if matches!(
             self,
-            Knob::HashMaxValue | Knob::SetMaxValue | Knob::HllSparseMaxBytes | Knob::ZsetMaxValue
+            Knob::HashMaxValue
+                | Knob::SetMaxValue
+                | Knob::HllSparseMaxBytes
+                | Knob::ZsetMaxValue
+                | Knob::LuaMemoryLimit
         ) {
             // Redis' memory values: `1kb` and the like (and "" is 0).
             std::str::from_utf8(raw)
@@ -384,6 +394,16 @@ impl Knob {
             Knob::BusyReplyThreshold => {
                 crate::command::scripting::engine::set_busy_threshold_ms(value as u64)
             }
+            Knob::LuaMemoryLimit | Knob::LuaEvalCacheLimit => {
+                use crate::command::scripting::engine;
+                let mut limits = engine::limits();
+                match self {
+                    Knob::LuaMemoryLimit => limits.lua_memory = value as u64,
+                    _ => limits.eval_cache = value as u64,
+                }
+                engine::configure(limits);
+                engine::note_sizes(shard);
+            }
             Knob::ClusterNodeTimeout => shard.cluster_mut().node_timeout_ms = value as u64,
         }
     }
@@ -475,6 +495,8 @@ const PARAMS: &[(&str, Option<Knob>)] = &[
     // Scripting (issue 14).
     ("busy-reply-threshold", Some(Knob::BusyReplyThreshold)),
     ("lua-time-limit", Some(Knob::BusyReplyThreshold)),
+    ("lua-memory-limit", Some(Knob::LuaMemoryLimit)),
+    ("lua-eval-cache-limit", Some(Knob::LuaEvalCacheLimit)),
     // Cluster mode (issue 16), Redis' names.
     ("cluster-enabled", None),
     ("cluster-config-file", None),
@@ -559,6 +581,12 @@ fn value(shard: &Shard, name: &str) -> String {
         "busy-reply-threshold" | "lua-time-limit" => {
             crate::command::scripting::engine::busy_threshold_ms(shard).to_string()
         }
+        "lua-memory-limit" => crate::command::scripting::engine::limits()
+            .lua_memory
+            .to_string(),
+        "lua-eval-cache-limit" => crate::command::scripting::engine::limits()
+            .eval_cache
+            .to_string(),
         // Cluster mode (issue 16).
         "cluster-enabled" => yes_no(c.cluster_enabled),
         "cluster-config-file" => c.cluster_config_file.clone(),

@@ -575,6 +575,8 @@ pub fn render_info(shard: &Shard, view: &MetricsView, sections: &[&str]) -> Stri
         );
         // Redis 7.2's name (INFO stats) for failed AUTH / HELLO AUTH.
         let _ = write!(s, "acl_access_denied_auth:{}\r\n", snap.auth_failures);
+        // Redis 7.4's: EVAL scripts dropped from the cache.
+        let _ = write!(s, "evicted_scripts:{}\r\n", snap.scripts_evicted);
         // Pub/Sub (issue 14).
         let _ = write!(
             s,

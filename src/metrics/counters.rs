@@ -115,6 +115,10 @@ pub struct ShardStats {
     pub scripts_cached: Gauge,
     pub scripts_bytes: Gauge,
     pub lua_memory_bytes: Gauge,
+    /// EVAL scripts this core's cache dropped for `lua-eval-cache-limit`
+    /// since start (a count that only grows, kept by the engine and
+    /// published here).
+    pub scripts_evicted: Gauge,
     // Cluster mode (issue 16).
     /// Commands answered with a redirection or refusal instead of running,
     /// by [`REDIRECT_KINDS`] (kora_cluster_redirections_total{type}).

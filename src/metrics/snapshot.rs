@@ -45,14 +45,15 @@ pub struct ShardSnapshot {
     pub pubsub_distinct: [u64; 3],
     pub pubsub_published: u64,
     pub pubsub_delivered: u64,
-    // Scripting (issue 14): runs, failed runs, ns; the script cache
-    // (merged: the largest core's, every core caches every script) and Lua
-    // heap bytes (merged: the sum).
+    // Scripting (issue 14): runs, failed runs, ns; the script cache and
+    // its evictions (merged: the largest core's, every core caches every
+    // script) and Lua heap bytes (merged: the sum).
     pub script_calls: u64,
     pub script_errors: u64,
     pub script_nanos: u64,
     pub scripts_cached: u64,
     pub scripts_bytes: u64,
+    pub scripts_evicted: u64,
     pub lua_memory_bytes: u64,
     pub keys: u64,
     pub expires: u64,
@@ -183,6 +184,7 @@ impl ShardSnapshot {
             script_nanos: s.script_nanos.get(),
             scripts_cached: s.scripts_cached.get(),
             scripts_bytes: s.scripts_bytes.get(),
+            scripts_evicted: s.scripts_evicted.get(),
             lua_memory_bytes: s.lua_memory_bytes.get(),
             keys: db.keys,
             expires: db.expires,
@@ -250,6 +252,7 @@ impl ShardSnapshot {
         self.script_nanos += other.script_nanos;
         self.scripts_cached = self.scripts_cached.max(other.scripts_cached);
         self.scripts_bytes = self.scripts_bytes.max(other.scripts_bytes);
+        self.scripts_evicted = self.scripts_evicted.max(other.scripts_evicted);
         self.lua_memory_bytes += other.lua_memory_bytes;
         let total_expires = self.expires + other.expires;
         if let Some(avg) = (self.avg_ttl_ms * self.expires + other.avg_ttl_ms * other.expires)
@@ -331,7 +334,8 @@ impl ShardSnapshot {
             expired_keys,
             evicted_keys,
             auth_failures,
-            lazyfreed
+            lazyfreed,
+            scripts_evicted
         );
         out
     }

@@ -300,6 +300,10 @@ async fn shard_main(
         shutdown_flag,
         admission,
     );
+    crate::command::scripting::engine::configure(crate::command::scripting::engine::Limits {
+        lua_memory: config.lua_memory_limit,
+        eval_cache: config.lua_eval_cache_limit,
+    });
 
     let listener = match listen(&config.listen_addr()) {
         Ok(l) => l,

@@ -309,6 +309,22 @@ pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> 
 }
 
 /// The full error line (without the leading '-') of a command that must fail.
+/// A field of `INFO section`, as text (trimmed); panics if it is missing.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = q(c, &["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .to_string()
+}
+
+/// The value `CONFIG GET name` answers.
+pub fn config_get(c: &mut redis::Connection, name: &str) -> String {
+    let v: Vec<String> = q(c, &["CONFIG", "GET", name]);
+    v[1].clone()
+}
+
 pub fn e(c: &mut redis::Connection, args: &[&str]) -> String {
     match cmd(args).query::<redis::Value>(c) {
         Ok(reply) => panic!("{args:?}: expected an error, got {reply:?}"),

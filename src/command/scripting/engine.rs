@@ -12,7 +12,7 @@
 //! callbacks read it there.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -228,9 +228,102 @@ pub(crate) struct Sandbox {
 pub(crate) struct Engine {
     pub lua: Lua,
     pub sandbox: Sandbox,
-    /// EVAL scripts by sha (lower-case hex), with their body's length.
-    scripts: HashMap<[u8; 40], (Function, usize, ScriptFlags)>,
+    /// Scripts by sha (lower-case hex).
+    scripts: HashMap<[u8; 40], Cached>,
+    /// Their bodies' bytes (INFO `used_memory_scripts_eval`).
     scripts_bytes: usize,
+    /// How many of `scripts` came from EVAL (`Origin::Eval`): the ones
+    /// `lua-eval-cache-limit` bounds.
+    evictable: usize,
+    /// The cache's use clock: one tick per use of an EVAL script.
+    clock: u64,
+    /// EVAL scripts by their uses, oldest first: one `(sha, tick)` per
+    /// use. Only the entry whose tick is the script's last use counts;
+    /// the others are dropped when eviction reaches them, or by `touch`
+    /// when they outnumber the live ones (so the queue stays within a
+    /// constant factor of the cache, at O(1) per use amortized).
+    uses: VecDeque<([u8; 40], u64)>,
+    /// EVAL scripts dropped for `lua-eval-cache-limit` since start
+    /// (INFO `evicted_scripts`, `kora_scripts_evicted_total`).
+    evicted: u64,
+}
+
+/// How a script came into the cache (Redis 7.4's rule: only what EVAL
+/// cached may be evicted; SCRIPT LOAD is an explicit request to keep it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Origin {
+    /// SCRIPT LOAD: kept until SCRIPT FLUSH.
+    Load,
+    /// EVAL / EVAL_RO: dropped, least recently used first, once more
+    /// than `lua-eval-cache-limit` of them are cached on the core.
+    Eval,
+}
+
+/// A compiled script in the cache.
+struct Cached {
+    f: Function,
+    /// The body's length in bytes.
+    len: usize,
+    flags: ScriptFlags,
+    origin: Origin,
+    /// The cache clock at its last use (EVAL scripts only).
+    used: u64,
+}
+
+/// The scripting limits of this core (`lua-memory-limit`,
+/// `lua-eval-cache-limit`): set from the configuration when the core
+/// starts (`configure`) and by CONFIG SET on every core; read when the
+/// engine is created and when a script is cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Bytes this core's Lua heap may hold; 0: no limit.
+    pub lua_memory: u64,
+    /// EVAL scripts this core caches; 0: no limit.
+    pub eval_cache: u64,
+}
+
+impl Limits {
+    /// The defaults of `Config` (src/config.rs), for engines of threads
+    /// that were never configured (unit tests).
+    pub(crate) const DEFAULT: Limits = Limits {
+        lua_memory: 1 << 30,
+        eval_cache: 500,
+    };
+}
+
+thread_local! {
+    static LIMITS: Cell<Limits> = const { Cell::new(Limits::DEFAULT) };
+}
+
+/// This core's scripting limits.
+pub(crate) fn limits() -> Limits {
+    LIMITS.with(Cell::get)
+}
+
+/// Publishes this core's script cache and Lua heap sizes, if the core
+/// has an engine yet (see [`Engine::note_sizes`]).
+pub(crate) fn note_sizes(s: &Shard) {
+    ENGINE.with(|e| {
+        if let Ok(slot) = e.try_borrow()
+            && let Some(engine) = slot.as_ref()
+        {
+            engine.note_sizes(s);
+        }
+    });
+}
+
+/// Sets this core's scripting limits (at the core's start, and by CONFIG
+/// SET on every core): the Lua heap's limit applies at once; a lower
+/// cache limit evicts EVAL scripts down to it now.
+pub(crate) fn configure(limits: Limits) {
+    LIMITS.with(|l| l.set(limits));
+    ENGINE.with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut()
+            && let Some(engine) = slot.as_mut()
+        {
+            engine.apply(limits);
+        }
+    });
 }
 
 /// Creates a Lua 5.1 state with the libraries Redis 7.0 loads and Kora's
@@ -475,12 +568,20 @@ pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
         let mut slot = e.borrow_mut();
         let engine = slot.get_or_insert_with(|| {
             let (lua, sandbox) = new_state().expect("the Lua sandbox installs");
-            Engine {
+            let mut engine = Engine {
                 lua,
                 sandbox,
                 scripts: HashMap::new(),
                 scripts_bytes: 0,
-            }
+                evictable: 0,
+                clock: 0,
+                uses: VecDeque::new(),
+                evicted: 0,
+            };
+            // After the sandbox is in: a limit below what it needs makes
+            // scripts fail, never the engine's creation.
+            engine.apply(limits());
+            engine
         });
         f(engine)
     })
@@ -494,16 +595,32 @@ pub(crate) fn compile(
     body: &[u8],
     chunkname: &str,
 ) -> Result<Function, String> {
-    lua.load(body)
-        .set_name(chunkname)
-        .set_mode(ChunkMode::Text)
-        .set_environment(sandbox.env.clone())
-        .into_function()
-        .map_err(|e| match e {
-            mlua::Error::SyntaxError { message, .. } => message,
-            other => other.to_string(),
-        })
+    let attempt = || {
+        lua.load(body)
+            .set_name(chunkname)
+            .set_mode(ChunkMode::Text)
+            .set_environment(sandbox.env.clone())
+            .into_function()
+    };
+    let compiled = match attempt() {
+        // Lua 5.1 collects no garbage when an allocation fails: what a
+        // script left behind may be all that stands in the way.
+        Err(mlua::Error::MemoryError(_)) => {
+            collect_garbage(lua);
+            attempt()
+        }
+        other => other,
+    };
+    compiled.map_err(|e| match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        mlua::Error::MemoryError(_) => OUT_OF_MEMORY.to_string(),
+        other => other.to_string(),
+    })
 }
+
+/// What a script gets when its core's Lua heap reaches `lua-memory-limit`
+/// (Redis has no such limit, so no text to follow).
+const OUT_OF_MEMORY: &str = "not enough memory: the Lua heap reached lua-memory-limit";
 
 /// A script's `#!lua flags=...` (Redis 7.0). Without a shebang a script
 /// runs in compatibility mode: it may write, and only its first write is
@@ -556,10 +673,10 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, &[u8]), String> {
     Ok((flags, &body[end..]))
 }
 
-/// Whether [`Engine::load`] compiled a body this core did not have. A body
-/// one core has, every core has (a new one is sent to all before its
-/// first reply; SCRIPT FLUSH empties all), so a new one here is what must
-/// be sent.
+/// Whether [`Engine::load`] changed this core's cache: compiled a body it
+/// did not have, or made an EVAL-cached one permanent (SCRIPT LOAD). A
+/// change here is what must be sent to the other cores (each keeps its
+/// own cache; SCRIPT FLUSH empties all).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Fresh {
     New,
@@ -567,30 +684,110 @@ pub(crate) enum Fresh {
 }
 
 impl Engine {
-    /// Compiles and caches an EVAL script (if not cached yet); its sha,
-    /// and whether it was new here.
-    pub(crate) fn load(&mut self, body: &[u8]) -> Result<([u8; 40], Fresh), String> {
+    /// Caches a script (compiling it if it is not cached yet) as `origin`
+    /// asks; its sha, and whether this core's cache changed. A cached
+    /// EVAL script counts as used.
+    pub(crate) fn load(
+        &mut self,
+        body: &[u8],
+        origin: Origin,
+    ) -> Result<([u8; 40], Fresh), String> {
         let sha = sha1_hex(body);
-        if self.scripts.contains_key(&sha) {
+        if let Some(cached) = self.scripts.get_mut(&sha) {
+            if origin == Origin::Eval {
+                self.touch(&sha);
+            } else if cached.origin == Origin::Eval {
+                cached.origin = Origin::Load;
+                self.evictable -= 1;
+                return Ok((sha, Fresh::New));
+            }
             return Ok((sha, Fresh::Known));
         }
         let (flags, code) = shebang(body)?;
         let f = compile(&self.lua, &self.sandbox, code, "@user_script")
             .map_err(|m| format!("ERR Error compiling script (new function): {m}"))?;
-        self.scripts.insert(sha, (f, body.len(), flags));
+        if origin == Origin::Eval {
+            let limit = limits().eval_cache;
+            if limit != 0 {
+                // Room for this one first, so the cache never holds more.
+                self.evict_to(limit - 1);
+            }
+            self.evictable += 1;
+        }
+        let cached = Cached {
+            f,
+            len: body.len(),
+            flags,
+            origin,
+            used: 0,
+        };
+        self.scripts.insert(sha, cached);
+        self.touch(&sha);
         self.scripts_bytes += body.len();
         Ok((sha, Fresh::New))
     }
 
-    pub(crate) fn script(&self, sha: &[u8]) -> Option<Function> {
+    /// Applies `limits` to this engine (see [`configure`]).
+    fn apply(&mut self, limits: Limits) {
+        let bytes = usize::try_from(limits.lua_memory).unwrap_or(usize::MAX);
+        // Fails only for a Lua state without Kora's allocator, which
+        // `new_state` never makes.
+        let _ = self.lua.set_memory_limit(bytes);
+        if limits.eval_cache != 0 {
+            self.evict_to(limits.eval_cache);
+        }
+    }
+
+    /// Records a use of the cached script `sha` (EVAL scripts only: the
+    /// others are never evicted).
+    fn touch(&mut self, sha: &[u8; 40]) {
+        let Some(cached) = self.scripts.get_mut(sha) else {
+            return;
+        };
+        if cached.origin != Origin::Eval {
+            return;
+        }
+        self.clock += 1;
+        cached.used = self.clock;
+        self.uses.push_back((*sha, self.clock));
+        if self.uses.len() > 2 * self.evictable + 64 {
+            let scripts = &self.scripts;
+            self.uses
+                .retain(|(sha, tick)| scripts.get(sha).is_some_and(|c| c.used == *tick));
+        }
+    }
+
+    /// Drops the least recently used EVAL scripts until at most `keep`
+    /// remain.
+    fn evict_to(&mut self, keep: u64) {
+        while self.evictable as u64 > keep {
+            let Some((sha, tick)) = self.uses.pop_front() else {
+                break;
+            };
+            let last_use = self
+                .scripts
+                .get(&sha)
+                .is_some_and(|c| c.origin == Origin::Eval && c.used == tick);
+            if last_use && let Some(gone) = self.scripts.remove(&sha) {
+                self.scripts_bytes -= gone.len;
+                self.evictable -= 1;
+                self.evicted += 1;
+            }
+        }
+    }
+
+    /// A cached script, counted as used (the eviction order).
+    pub(crate) fn script(&mut self, sha: &[u8]) -> Option<Function> {
         let sha: &[u8; 40] = sha.try_into().ok()?;
-        self.scripts.get(sha).map(|(f, _, _)| f.clone())
+        let f = self.scripts.get(sha)?.f.clone();
+        self.touch(sha);
+        Some(f)
     }
 
     /// A cached script's shebang flags.
     pub(crate) fn flags(&self, sha: &[u8]) -> Option<ScriptFlags> {
         let sha: &[u8; 40] = sha.try_into().ok()?;
-        self.scripts.get(sha).map(|(_, _, flags)| *flags)
+        self.scripts.get(sha).map(|c| c.flags)
     }
 
     pub(crate) fn has(&self, sha: &[u8]) -> bool {
@@ -601,6 +798,8 @@ impl Engine {
     pub(crate) fn flush(&mut self) {
         self.scripts.clear();
         self.scripts_bytes = 0;
+        self.evictable = 0;
+        self.uses.clear();
         let _ = self.lua.gc_collect();
     }
 
@@ -610,6 +809,7 @@ impl Engine {
         let stats = &s.metrics().stats;
         stats.scripts_cached.set(self.scripts.len() as u64);
         stats.scripts_bytes.set(self.scripts_bytes as u64);
+        stats.scripts_evicted.set(self.evicted);
         stats.lua_memory_bytes.set(self.lua.used_memory() as u64);
     }
 }
@@ -647,6 +847,10 @@ pub(crate) struct Invocation {
     pub deny_oom: bool,
     /// Its writes are never refused for memory (`allow-oom`).
     pub allow_oom: bool,
+    /// EVAL's body: compiled on the running core if its cache has
+    /// dropped the script since the connection's core looked
+    /// (`lua-eval-cache-limit`), so EVAL never answers NOSCRIPT.
+    pub body: Option<Box<[u8]>>,
 }
 
 impl Invocation {
@@ -672,7 +876,18 @@ impl Invocation {
             read_only: false,
             deny_oom: false,
             allow_oom: false,
+            body: None,
         }
+    }
+
+    /// The function to run, on the running core's `engine`.
+    fn find(&self, engine: &mut Engine) -> Option<Function> {
+        if let Some(f) = (self.finder)(engine, &self.name) {
+            return Some(f);
+        }
+        let body = self.body.as_deref()?;
+        let (sha, _) = engine.load(body, Origin::Eval).ok()?;
+        engine.script(&sha)
     }
 }
 
@@ -688,7 +903,7 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
     let started = Instant::now();
     let mut reply = Vec::new();
     with_engine(|engine| {
-        let Some(f) = (inv.finder)(engine, &inv.name) else {
+        let Some(f) = inv.find(engine) else {
             reply.error(inv.missing);
             return;
         };
@@ -698,8 +913,7 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
             Ok((sequence(&lua, &inv.keys)?, sequence(&lua, &inv.argv)?))
         })();
         let Ok((keys, argv)) = built else {
-            reply.error("ERR Lua out of memory");
-            return;
+            return out_of_memory(&lua, &inv.label, &mut reply);
         };
         let pre_oom = !inv.allow_oom && {
             let mut db = s.db();
@@ -733,7 +947,8 @@ pub(crate) fn run_here(s: &Shard, inv: Invocation) -> Outcome {
             }
             Style::Args => sb.run_with.call::<MultiValue>((f, keys, argv)),
         };
-        finish(result, &inv.label, &mut reply);
+        finish(&lua, result, &inv.label, &mut reply);
+        collect_if_large(&lua);
         engine.note_sizes(s);
     });
     outcome(s, reply, started)
@@ -762,9 +977,15 @@ fn sequence(lua: &Lua, items: &[Box<[u8]>]) -> mlua::Result<Table> {
 
 /// The reply of a finished run: its first result converted, or its error
 /// as Redis 7.0 words it (`-<err> script: <label>, on <source>:<line>.`).
-fn finish(result: mlua::Result<MultiValue>, label: &str, out: &mut Vec<u8>) {
+///
+/// A run that ran out of Lua heap (`lua-memory-limit`) ends with
+/// `-ERR not enough memory: … script: <label>`, and its garbage is
+/// collected at once: Lua 5.1 does not collect when an allocation fails,
+/// so the next script would otherwise fail on what this one left.
+fn finish(lua: &Lua, result: mlua::Result<MultiValue>, label: &str, out: &mut Vec<u8>) {
     let mut values = match result {
         Ok(v) => v.into_iter(),
+        Err(mlua::Error::MemoryError(_)) => return out_of_memory(lua, label, out),
         Err(e) => return out.error(&format!("ERR {}", e)),
     };
     let ok = matches!(values.next(), Some(Value::Boolean(true)));
@@ -772,8 +993,14 @@ fn finish(result: mlua::Result<MultiValue>, label: &str, out: &mut Vec<u8>) {
     if ok {
         return lua_to_resp(&first, out, 0);
     }
-    let Value::Table(t) = first else {
-        return out.error("ERR execution failure");
+    let t = match first {
+        Value::Table(t) => t,
+        // A memory error skips the error handler (Lua 5.1 calls none for
+        // LUA_ERRMEM): Lua's own text comes back as is.
+        Value::String(s) if s.as_bytes().as_ref() == b"not enough memory" => {
+            return out_of_memory(lua, label, out);
+        }
+        _ => return out.error("ERR execution failure"),
     };
     let err: String = t
         .raw_get::<mlua::String>("err")
@@ -787,6 +1014,30 @@ fn finish(result: mlua::Result<MultiValue>, label: &str, out: &mut Vec<u8>) {
         }
         _ => out.error(&err),
     }
+}
+
+fn out_of_memory(lua: &Lua, label: &str, out: &mut Vec<u8>) {
+    collect_garbage(lua);
+    out.error(&format!("ERR {OUT_OF_MEMORY} script: {label}"));
+}
+
+/// After a run: a heap past half its limit is collected at once, so that
+/// what one script left (a caught memory error, a large reply's tables)
+/// does not make the next one fail. Costs only runs that left that much.
+fn collect_if_large(lua: &Lua) {
+    let limit = limits().lua_memory;
+    if limit != 0 && lua.used_memory() as u64 > limit / 2 {
+        collect_garbage(lua);
+    }
+}
+
+/// A full garbage collection with the heap limit lifted while it runs: a
+/// collection allocates too (it shrinks the string table into a new
+/// one), and at the limit that allocation would abort it.
+fn collect_garbage(lua: &Lua) {
+    let limit = lua.set_memory_limit(0).unwrap_or(0);
+    let _ = lua.gc_collect();
+    let _ = lua.set_memory_limit(limit);
 }
 
 /// An error raised by Kora's Rust functions (redis.call, redis.log…): its
@@ -1153,7 +1404,7 @@ pub(crate) async fn run_spread(
     let started = Instant::now();
     let mut reply = Vec::new();
     let found = with_engine(|engine| {
-        let f = (inv.finder)(engine, &inv.name)?;
+        let f = inv.find(engine)?;
         Some((engine.lua.clone(), engine.sandbox.clone(), f))
     });
     let Some((lua, sb, f)) = found else {
@@ -1164,7 +1415,7 @@ pub(crate) async fn run_spread(
         Ok((sequence(&lua, &inv.keys)?, sequence(&lua, &inv.argv)?))
     })();
     let Ok((keys, argv)) = built else {
-        reply.error("ERR Lua out of memory");
+        out_of_memory(&lua, &inv.label, &mut reply);
         return outcome(shard, reply, started);
     };
     let pre_oom = pre_oom && !inv.allow_oom;
@@ -1199,7 +1450,8 @@ pub(crate) async fn run_spread(
         .run_co
         .call_async::<MultiValue>((f, keys, argv, globals))
         .await;
-    finish(result, &inv.label, &mut reply);
+    finish(&lua, result, &inv.label, &mut reply);
+    collect_if_large(&lua);
     with_engine(|e| e.note_sizes(shard));
     outcome(shard, reply, started)
 }

@@ -46,6 +46,18 @@
 //! empties every core's cache. EVALSHA of an unknown sha answers
 //! `-NOSCRIPT No matching script. Please use EVAL.`
 //!
+//! # Limits
+//!
+//! Two per-core bounds keep scripts from growing memory without end
+//! (`engine::Limits`, CONFIG SET on every core): `lua-eval-cache-limit`
+//! (500) EVAL scripts per core, dropped least recently used first (Redis
+//! 7.4's rule; SCRIPT LOAD's are kept), and `lua-memory-limit` (1gb) of
+//! Lua heap, past which an allocation fails and the script ends with an
+//! error. Each core orders its own uses, so the cores' caches may differ
+//! after evictions: EVAL therefore ships its body with the run, and the
+//! running core compiles it again if it dropped it (EVAL never answers
+//! NOSCRIPT; EVALSHA may, and clients fall back to EVAL).
+//!
 //! # Busy scripts
 //!
 //! A count hook runs every 100 000 Lua instructions. Past
@@ -83,7 +95,7 @@ use super::conn::{ClientState, Flow};
 use super::{Args, help_reply, subcommand_arity, unknown_subcommand};
 use crate::coord::Shard;
 use crate::protocol::reply::Resp;
-pub(crate) use engine::{Engine, Invocation, Style};
+pub(crate) use engine::{Engine, Invocation, Origin, Style};
 
 const BUSY: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -172,7 +184,7 @@ async fn eval_generic(
         }
         sha
     } else {
-        match ensure_loaded(shard, args.get(1)).await {
+        match ensure_loaded(shard, args.get(1), Origin::Eval).await {
             Ok(sha) => sha,
             Err(e) => return out.error(&e),
         }
@@ -186,6 +198,9 @@ async fn eval_generic(
     inv.read_only = read_only || flags.no_writes;
     inv.allow_oom = flags.allow_oom || flags.no_writes;
     inv.deny_oom = flags.shebang && !inv.allow_oom;
+    if !by_sha {
+        inv.body = Some(args.get(1).into());
+    }
     run(shard, client, inv, out).await;
 }
 
@@ -193,22 +208,25 @@ fn find_script(engine: &mut Engine, name: &[u8]) -> Option<mlua::Function> {
     engine.script(name)
 }
 
-/// Makes sure every core has the script `body` compiled: compiles it here
-/// (a compile error is the reply) and, the first time this core sees it,
-/// sends it to every core before answering.
-async fn ensure_loaded(shard: &Shard, body: &[u8]) -> Result<[u8; 40], String> {
+/// Makes sure every core has the script `body` compiled and cached as
+/// `origin` asks: compiles it here (a compile error is the reply) and,
+/// when this core's cache changed, sends it to every core before
+/// answering.
+async fn ensure_loaded(shard: &Shard, body: &[u8], origin: Origin) -> Result<[u8; 40], String> {
     // A busy core would hold the broadcast (and this client) until its
     // script ends: answer BUSY, as Redis answers everything then. Checked
     // before compiling, so a body is never new here without being sent.
     if any_busy(shard) && !engine::with_engine(|e| e.has(&crate::protocol::sha1::sha1_hex(body))) {
         return Err(BUSY.into());
     }
-    let (sha, fresh) = engine::with_engine(|e| e.load(body))?;
-    if fresh == engine::Fresh::New && shard.nshards() > 1 {
+    let (sha, fresh) = engine::with_engine(|e| e.load(body, origin))?;
+    if fresh == engine::Fresh::New && shard.nshards() == 1 {
+        engine::with_engine(|e| e.note_sizes(shard));
+    } else if fresh == engine::Fresh::New {
         let body: Arc<[u8]> = Arc::from(body);
         crate::coord::all(shard, move |s: &Shard| {
             engine::with_engine(|e| {
-                let _ = e.load(&body);
+                let _ = e.load(&body, origin);
                 e.note_sizes(s);
             })
         })
@@ -328,7 +346,7 @@ async fn script_cmd(shard: &Rc<Shard>, args: &Args<'_>, out: &mut Vec<u8>) {
         return subcommand_arity(out, "script", sub);
     }
     match name {
-        "load" => match ensure_loaded(shard, args.get(2)).await {
+        "load" => match ensure_loaded(shard, args.get(2), Origin::Load).await {
             Ok(sha) => out.bulk(&sha),
             Err(e) => out.error(&e),
         },
