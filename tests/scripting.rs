@@ -1141,3 +1141,45 @@ fn eval_scripts_are_evicted_past_the_cache_limit() {
             .starts_with("ERR CONFIG SET failed")
     );
 }
+
+/// Ten thousand cached scripts (SCRIPT LOAD's are never evicted) and ten
+/// thousand functions in one library: each used to take a slot of mlua's
+/// reference stack, which has room for about 8 000, and the next one
+/// panicked and took the core down. Now both live in the Lua registry.
+#[test]
+fn ten_thousand_loaded_scripts_and_functions_keep_the_server_up() {
+    let s = Server::start(2);
+    let mut c = s.client();
+    let mut pipe = redis::pipe();
+    for n in 0..10_000 {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(format!("return {n}"));
+    }
+    let shas: Vec<String> = pipe.query(&mut c).unwrap();
+    assert_eq!(shas.len(), 10_000);
+    for n in [0, 7_999, 9_999] {
+        let v: i64 = redis::cmd("EVALSHA")
+            .arg(&shas[n])
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(v, n as i64);
+    }
+    assert_eq!(
+        info_u64(&mut c, "memory", "number_of_cached_scripts"),
+        10_000
+    );
+    let mut code = String::from("#!lua name=many\n");
+    for n in 0..10_000 {
+        code.push_str(&format!(
+            "redis.register_function('f{n}', function() return {n} end)\n"
+        ));
+    }
+    let name: String = q(&mut c, &["FUNCTION", "LOAD", &code]);
+    assert_eq!(name, "many");
+    for n in [0, 9_999] {
+        let v: i64 = q(&mut c, &["FCALL", &format!("f{n}"), "0"]);
+        assert_eq!(v, n);
+    }
+    let pong: String = q(&mut c, &["PING"]);
+    assert_eq!(pong, "PONG");
+}

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, MultiValue, RegistryKey, Table, Value, VmState};
 
 use super::conn::{ClientState, Flow};
 use super::scripting::engine::with_engine;
@@ -91,7 +91,10 @@ pub(crate) struct FunctionDef {
     pub name: String,
     pub desc: Option<Vec<u8>>,
     pub flags: u8,
-    pub callback: Function,
+    /// In the Lua registry, not as an mlua `Function`: each of those
+    /// holds a slot of mlua's reference stack, which has room for about
+    /// 8 000 (past that mlua panics and takes the core down).
+    pub callback: RegistryKey,
 }
 
 /// One loaded library: its whole code (shebang included, as LIST WITHCODE
@@ -399,10 +402,11 @@ pub(crate) fn counts_here() -> (usize, usize, usize) {
 /// The engine's [`Finder`] for FCALL: the function `name` in the registry
 /// of the core that runs it (which never creates the registry: the engine
 /// is borrowed while it looks).
-fn find_function(_: &mut Engine, name: &[u8]) -> Option<Function> {
+fn find_function(engine: &mut Engine, name: &[u8]) -> Option<Function> {
     REGISTRY.with(|r| {
         let r = r.try_borrow().ok()?;
-        r.as_ref()?.function(name).map(|f| f.callback.clone())
+        let f = r.as_ref()?.function(name)?;
+        engine.lua.registry_value(&f.callback).ok()
     })
 }
 
@@ -576,6 +580,7 @@ fn register_function(
     if list.iter().any(|f| f.name == name) {
         return raise("Function already exists in the library");
     }
+    let callback = lua.create_registry_value(callback)?;
     list.push(FunctionDef {
         name,
         desc,

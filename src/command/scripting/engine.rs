@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mlua::{
-    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table,
+    Value, VmState,
 };
 
 use crate::command::{Conn, Kind, lookup};
@@ -261,7 +262,10 @@ pub(crate) enum Origin {
 
 /// A compiled script in the cache.
 struct Cached {
-    f: Function,
+    /// In the Lua registry, not as an mlua `Function`: each of those
+    /// holds a slot of mlua's reference stack, which has room for about
+    /// 8 000 (past that mlua panics and takes the core down).
+    f: RegistryKey,
     /// The body's length in bytes.
     len: usize,
     flags: ScriptFlags,
@@ -705,6 +709,11 @@ impl Engine {
         }
         let (flags, code) = shebang(body)?;
         let f = compile(&self.lua, &self.sandbox, code, "@user_script")
+            .and_then(|f| {
+                self.lua
+                    .create_registry_value(f)
+                    .map_err(|_| OUT_OF_MEMORY.to_string())
+            })
             .map_err(|m| format!("ERR Error compiling script (new function): {m}"))?;
         if origin == Origin::Eval {
             let limit = limits().eval_cache;
@@ -760,6 +769,7 @@ impl Engine {
     /// Drops the least recently used EVAL scripts until at most `keep`
     /// remain.
     fn evict_to(&mut self, keep: u64) {
+        let before = self.evicted;
         while self.evictable as u64 > keep {
             let Some((sha, tick)) = self.uses.pop_front() else {
                 break;
@@ -774,12 +784,17 @@ impl Engine {
                 self.evicted += 1;
             }
         }
+        if self.evicted != before {
+            // Lets the registry drop the evicted functions now rather than
+            // when their slots are reused.
+            self.lua.expire_registry_values();
+        }
     }
 
     /// A cached script, counted as used (the eviction order).
     pub(crate) fn script(&mut self, sha: &[u8]) -> Option<Function> {
         let sha: &[u8; 40] = sha.try_into().ok()?;
-        let f = self.scripts.get(sha)?.f.clone();
+        let f = self.lua.registry_value(&self.scripts.get(sha)?.f).ok()?;
         self.touch(sha);
         Some(f)
     }
@@ -800,6 +815,7 @@ impl Engine {
         self.scripts_bytes = 0;
         self.evictable = 0;
         self.uses.clear();
+        self.lua.expire_registry_values();
         let _ = self.lua.gc_collect();
     }
 
