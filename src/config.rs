@@ -337,6 +337,11 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(multiple)
 }
 
+/// `lua-memory-limit`'s default: 1gb per core.
+pub const DEFAULT_LUA_MEMORY_LIMIT: u64 = 1 << 30;
+/// `lua-eval-cache-limit`'s default: Redis 7.4's 500 scripts.
+pub const DEFAULT_LUA_EVAL_CACHE_LIMIT: u64 = 500;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -375,8 +380,8 @@ impl Default for Config {
             eviction: EvictionSettings::default(),
             // Scripting (issue 14).
             busy_reply_threshold: 5000,
-            lua_memory_limit: 1 << 30,
-            lua_eval_cache_limit: 500,
+            lua_memory_limit: DEFAULT_LUA_MEMORY_LIMIT,
+            lua_eval_cache_limit: DEFAULT_LUA_EVAL_CACHE_LIMIT,
             cpu_affinity: false,
             cluster_enabled: false,
             cluster_config_file: String::new(),

@@ -287,11 +287,11 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// The defaults of `Config` (src/config.rs), for engines of threads
-    /// that were never configured (unit tests).
+    /// The configuration's defaults, for engines of threads that were
+    /// never configured (unit tests).
     pub(crate) const DEFAULT: Limits = Limits {
-        lua_memory: 1 << 30,
-        eval_cache: 500,
+        lua_memory: crate::config::DEFAULT_LUA_MEMORY_LIMIT,
+        eval_cache: crate::config::DEFAULT_LUA_EVAL_CACHE_LIMIT,
     };
 }
 

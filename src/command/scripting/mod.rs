@@ -220,9 +220,7 @@ async fn ensure_loaded(shard: &Shard, body: &[u8], origin: Origin) -> Result<[u8
         return Err(BUSY.into());
     }
     let (sha, fresh) = engine::with_engine(|e| e.load(body, origin))?;
-    if fresh == engine::Fresh::New && shard.nshards() == 1 {
-        engine::with_engine(|e| e.note_sizes(shard));
-    } else if fresh == engine::Fresh::New {
+    if fresh == engine::Fresh::New {
         let body: Arc<[u8]> = Arc::from(body);
         crate::coord::all(shard, move |s: &Shard| {
             engine::with_engine(|e| {
